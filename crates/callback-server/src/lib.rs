@@ -1,0 +1,1 @@
+//! A loopback HTTP listener that receives one OAuth authorization response.

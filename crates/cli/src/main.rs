@@ -1,0 +1,3 @@
+//! The `context-harness` command-line program.
+
+fn main() {}

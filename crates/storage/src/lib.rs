@@ -1,0 +1,1 @@
+//! Token storage: keyring, file and memory backends behind one small trait.

@@ -1,0 +1,1 @@
+//! OAuth token model: secret newtypes, expiry with a buffer, token-response parsing.
