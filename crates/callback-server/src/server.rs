@@ -1,0 +1,551 @@
+//! Binding the loopback listener and waiting for the one callback.
+
+use std::convert::Infallible;
+use std::future::poll_fn;
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
+use std::time::Duration;
+
+use context_harness_pkce::State;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::{Instant, sleep, sleep_until, timeout};
+
+use crate::config::{CallbackConfig, RedirectHost};
+use crate::error::{Error, PortAttempt, Result};
+use crate::page::{self, Body};
+use crate::response::{CallbackResponse, Rejection, Verdict, evaluate};
+
+/// Largest request head (request line plus headers) accepted, in bytes. Browsers send well
+/// under 4 KiB plus the URL; larger heads get 431. (hyper's minimum buffer is 8 KiB.)
+const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// Most request headers accepted; browsers send about 20.
+const MAX_HEADERS: usize = 64;
+/// How long the connection that delivered the result may take to finish sending its page
+/// after [`CallbackServer::wait`] has its answer.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Pause after a failed `accept` (for example out of file descriptors), so the loop does not
+/// spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
+/// Fresh ephemeral ports tried when the IPv6 half of a system-chosen port is taken.
+const EPHEMERAL_TRIES: usize = 16;
+
+/// A loopback HTTP/1 listener bound and ready for one authorization response.
+///
+/// Bind it before opening the browser, so the redirect URI is known and the port is held; then
+/// [`wait`](Self::wait) for the response. Dropping it (or returning from `wait`) closes the
+/// listening sockets, freeing the port.
+#[derive(Debug)]
+pub struct CallbackServer {
+    listeners: Vec<TcpListener>,
+    port: u16,
+    redirect_uri: String,
+    busy: Vec<PortAttempt>,
+    config: CallbackConfig,
+}
+
+impl CallbackServer {
+    /// Binds the first usable port of `config.ports` on loopback.
+    ///
+    /// For each port it binds `127.0.0.1:port` and `[::1]:port`. If either address is held by
+    /// someone else the port counts as busy and the next one is tried: a browser resolving
+    /// `localhost` to `::1` must not hand the code to another program. A host without IPv6 (or
+    /// without IPv4) loopback gets a listener on the family it has, as long as the advertised
+    /// host is reachable there ([`RedirectHost::Ipv4`] needs IPv4, [`RedirectHost::Ipv6`]
+    /// needs IPv6). Port `0` takes an ephemeral port.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::AllPortsBusy`] naming each port tried and the error that made it unusable;
+    /// [`Error::InvalidConfig`] for an unusable `config`; [`Error::Io`] if a bound socket cannot
+    /// be handed to the tokio runtime (for example outside a runtime).
+    pub async fn bind(config: CallbackConfig) -> Result<Self> {
+        config.validate()?;
+        let mut busy = Vec::new();
+        for &port in &config.ports {
+            match bind_port(port, config.host, &bind_std) {
+                Ok(bound) => {
+                    let mut listeners = Vec::with_capacity(2);
+                    for listener in bound.listeners {
+                        listener.set_nonblocking(true)?;
+                        listeners.push(TcpListener::from_std(listener)?);
+                    }
+                    let redirect_uri = config.redirect_uri_for(bound.port);
+                    tracing::info!(
+                        port = bound.port,
+                        ipv6 = listeners.len() == 2,
+                        skipped = busy.len(),
+                        "callback listener bound on loopback"
+                    );
+                    return Ok(Self {
+                        listeners,
+                        port: bound.port,
+                        redirect_uri,
+                        busy,
+                        config,
+                    });
+                }
+                Err(mut attempts) => {
+                    for attempt in &attempts {
+                        tracing::debug!(
+                            port = attempt.port,
+                            address = %attempt.address,
+                            error = %attempt.error,
+                            "callback port unusable"
+                        );
+                    }
+                    busy.append(&mut attempts);
+                }
+            }
+        }
+        Err(Error::AllPortsBusy { attempts: busy })
+    }
+
+    /// The redirect URI to send in the authorization request, e.g.
+    /// `http://localhost:8080/callback`.
+    pub fn redirect_uri(&self) -> &str {
+        &self.redirect_uri
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The loopback addresses listened on: `127.0.0.1:port`, and `[::1]:port` where the host
+    /// has IPv6.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
+    /// The ports tried before the bound one and why each was unusable (empty when the first
+    /// port was free). Useful to warn that the redirect URI for a fallback port must be
+    /// registered too.
+    pub fn skipped_ports(&self) -> &[PortAttempt] {
+        &self.busy
+    }
+
+    /// Serves the redirect path until one valid authorization response arrives or the timeout
+    /// passes, then closes the listener.
+    ///
+    /// - `GET {path}` with the expected `state` ends the wait: the browser gets a "you can
+    ///   close this tab" page (sent before this returns, within a bounded grace period) and
+    ///   the caller gets the code, or the server's error.
+    /// - A missing or wrong `state` (an old tab, or a forged request), a repeated parameter or
+    ///   an unreadable query gets a 400 page and the wait **goes on**: a stray request must not
+    ///   end the sign-in the user is doing.
+    /// - Other paths get 404 and other methods 405; the wait goes on.
+    ///
+    /// The timeout counts from this call.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Cancelled`] for `error=access_denied`, [`Error::Authorization`] for another
+    /// `error`, [`Error::InvalidCallback`] for a response with the right state but no code,
+    /// and [`Error::Timeout`] (saying whether a state mismatch was seen) when time runs out.
+    pub async fn wait(self, expected_state: &State) -> Result<CallbackResponse> {
+        let Self {
+            listeners, config, ..
+        } = self;
+        let (result_tx, mut result_rx) = mpsc::channel(1);
+        let shared = Arc::new(Shared {
+            expected: expected_state.clone(),
+            path: config.path.clone(),
+            mismatch_seen: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
+            result_tx,
+        });
+        let builder = Arc::new(http1_builder(config.header_read_timeout));
+        // A connection that never finishes (a slow reader of the response) is cut off here.
+        let connection_deadline = config.header_read_timeout.saturating_mul(2) + SHUTDOWN_GRACE;
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let permits = Arc::new(Semaphore::new(config.max_connections));
+        let mut connections = JoinSet::new();
+        let mut next_id: u64 = 0;
+        let deadline = Instant::now() + config.timeout;
+
+        let finished = loop {
+            tokio::select! {
+                biased;
+                Some(finished) = result_rx.recv() => break Some(finished),
+                () = sleep_until(deadline) => break None,
+                Some(joined) = connections.join_next(), if !connections.is_empty() => {
+                    if let Err(e) = joined {
+                        tracing::error!(panic = e.is_panic(), "callback connection task failed");
+                    }
+                }
+                accepted = accept(&listeners, &permits) => match accepted {
+                    Ok((stream, peer, permit)) => {
+                        next_id += 1;
+                        tracing::trace!(connection = next_id, %peer, "connection accepted");
+                        connections.spawn(serve_connection(
+                            stream,
+                            next_id,
+                            Arc::clone(&shared),
+                            Arc::clone(&builder),
+                            shutdown_rx.clone(),
+                            permit,
+                            connection_deadline,
+                        ));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accepting a callback connection failed");
+                        sleep(ACCEPT_BACKOFF).await;
+                    }
+                },
+            }
+        };
+        // The port is free again from here on, whatever the outcome.
+        drop(listeners);
+        shared.finished.store(true, Ordering::SeqCst);
+        let _ = shutdown_tx.send(true);
+
+        // A result that raced the deadline still wins: its page already told the browser so.
+        let finished = finished.or_else(|| result_rx.try_recv().ok());
+        let Some((winner, result)) = finished else {
+            let state_mismatch_seen = shared.mismatch_seen.load(Ordering::SeqCst);
+            tracing::info!(state_mismatch_seen, "timed out waiting for the callback");
+            connections.shutdown().await;
+            return Err(Error::Timeout {
+                state_mismatch_seen,
+            });
+        };
+        // Let the browser receive its page before the runtime may go away; bounded.
+        let flushed = timeout(SHUTDOWN_GRACE, async {
+            while let Some(joined) = connections.join_next().await {
+                if matches!(joined, Ok(id) if id == winner) {
+                    break;
+                }
+            }
+        })
+        .await;
+        if flushed.is_err() {
+            tracing::debug!("the result page was not fully sent within the grace period");
+        }
+        connections.shutdown().await;
+        match &result {
+            Ok(_) => tracing::info!("authorization response received"),
+            Err(e) => tracing::info!(error = %e, "authorization server returned an error"),
+        }
+        result
+    }
+}
+
+/// State shared by the connection handlers of one [`CallbackServer::wait`].
+struct Shared {
+    expected: State,
+    path: String,
+    mismatch_seen: AtomicBool,
+    finished: AtomicBool,
+    result_tx: mpsc::Sender<(u64, Result<CallbackResponse>)>,
+}
+
+fn http1_builder(header_read_timeout: Duration) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .keep_alive(false)
+        .half_close(false)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .max_header_size(MAX_HEAD_BYTES)
+        .max_headers(MAX_HEADERS)
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    builder
+}
+
+/// Waits for a connection slot, then for a connection on any listener.
+async fn accept(
+    listeners: &[TcpListener],
+    permits: &Arc<Semaphore>,
+) -> io::Result<(TcpStream, SocketAddr, OwnedSemaphorePermit)> {
+    let permit = Arc::clone(permits)
+        .acquire_owned()
+        .await
+        .map_err(|_| io::Error::other("connection limit closed"))?;
+    let (stream, peer) = poll_fn(|cx| {
+        for listener in listeners {
+            if let Poll::Ready(accepted) = listener.poll_accept(cx) {
+                return Poll::Ready(accepted);
+            }
+        }
+        Poll::Pending
+    })
+    .await?;
+    Ok((stream, peer, permit))
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    id: u64,
+    shared: Arc<Shared>,
+    builder: Arc<http1::Builder>,
+    mut shutdown: watch::Receiver<bool>,
+    _permit: OwnedSemaphorePermit,
+    deadline: Duration,
+) -> u64 {
+    let _ = stream.set_nodelay(true);
+    let service = service_fn(move |request| {
+        let shared = Arc::clone(&shared);
+        async move { Ok::<_, Infallible>(handle(&shared, id, &request)) }
+    });
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    let served = timeout(deadline, async {
+        let mut connection = std::pin::pin!(connection);
+        let mut shutting_down = false;
+        loop {
+            tokio::select! {
+                served = connection.as_mut() => break served,
+                _ = shutdown.changed(), if !shutting_down => {
+                    shutting_down = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    })
+    .await;
+    match served {
+        Ok(Ok(())) => tracing::trace!(connection = id, "connection closed"),
+        Ok(Err(e)) => tracing::trace!(connection = id, error = %e, "connection ended with an error"),
+        Err(_) => tracing::debug!(connection = id, "connection cut off at its deadline"),
+    }
+    id
+}
+
+/// Answers one request. Never logs the query: it holds the code and the state.
+fn handle(shared: &Shared, id: u64, request: &Request<Incoming>) -> Response<Body> {
+    if request.uri().path() != shared.path {
+        tracing::debug!(connection = id, "request for another path: 404");
+        return page::not_found();
+    }
+    if request.method() != Method::GET {
+        tracing::debug!(connection = id, "request with another method: 405");
+        return page::method_not_allowed();
+    }
+    if shared.finished.load(Ordering::SeqCst) {
+        tracing::debug!(connection = id, "callback after the flow finished: 400");
+        return page::already_completed();
+    }
+    match evaluate(request.uri().query(), &shared.expected) {
+        Verdict::Reject(rejection) => {
+            if rejection == Rejection::StateMismatch {
+                shared.mismatch_seen.store(true, Ordering::SeqCst);
+                tracing::warn!(
+                    connection = id,
+                    "callback with a missing or wrong state ignored (possible CSRF or an old \
+                     browser tab); still waiting"
+                );
+            } else if let Rejection::Malformed(reason) = rejection {
+                tracing::warn!(connection = id, reason, "unreadable callback ignored; still waiting");
+            }
+            page::rejected(rejection)
+        }
+        Verdict::Complete(result) => {
+            if shared.finished.swap(true, Ordering::SeqCst) {
+                return page::already_completed();
+            }
+            let response = page::outcome(&result);
+            // Capacity 1 and only the first completion gets here, so this cannot be full.
+            if shared.result_tx.try_send((id, result)).is_err() {
+                tracing::error!(connection = id, "callback result could not be delivered");
+            }
+            response
+        }
+    }
+}
+
+/// The listening sockets of one port.
+struct Bound<L> {
+    port: u16,
+    listeners: Vec<L>,
+}
+
+fn bind_std(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    std::net::TcpListener::bind(addr)
+}
+
+/// Binds `port` on both loopback addresses with `bind` (a parameter so tests can simulate a
+/// host without one family). Returns why the port is unusable otherwise.
+fn bind_port<L, F>(port: u16, host: RedirectHost, bind: &F) -> Result<Bound<L>, Vec<PortAttempt>>
+where
+    L: LocalAddr,
+    F: Fn(SocketAddr) -> io::Result<L>,
+{
+    let mut last = Vec::new();
+    // Only an ephemeral request is retried: the system picks another port each time.
+    let tries = if port == 0 { EPHEMERAL_TRIES } else { 1 };
+    for _ in 0..tries {
+        match bind_pair(port, host, bind) {
+            Ok(bound) => return Ok(bound),
+            Err(attempts) => last = attempts,
+        }
+    }
+    Err(last)
+}
+
+fn bind_pair<L, F>(port: u16, host: RedirectHost, bind: &F) -> Result<Bound<L>, Vec<PortAttempt>>
+where
+    L: LocalAddr,
+    F: Fn(SocketAddr) -> io::Result<L>,
+{
+    let mut absent = Vec::new();
+    let v4_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let (v4, port) = match bind(v4_addr).and_then(|l| Ok((l.local_port()?, l))) {
+        Ok((bound_port, listener)) => (Some(listener), bound_port),
+        Err(error) if family_absent(&error) && host != RedirectHost::Ipv4 => {
+            absent.push(attempt(v4_addr, error));
+            (None, port)
+        }
+        Err(error) => return Err(vec![attempt(v4_addr, error)]),
+    };
+    let v6_addr = SocketAddr::from((Ipv6Addr::LOCALHOST, port));
+    let v6 = match bind(v6_addr).and_then(|l| Ok((l.local_port()?, l))) {
+        Ok((bound_port, listener)) => {
+            if v4.is_none() {
+                return Ok(Bound {
+                    port: bound_port,
+                    listeners: vec![listener],
+                });
+            }
+            Some(listener)
+        }
+        Err(error) if family_absent(&error) && host != RedirectHost::Ipv6 => {
+            absent.push(attempt(v6_addr, error));
+            None
+        }
+        Err(error) => return Err(vec![attempt(v6_addr, error)]),
+    };
+    let listeners: Vec<L> = v4.into_iter().chain(v6).collect();
+    if listeners.is_empty() {
+        return Err(absent);
+    }
+    Ok(Bound { port, listeners })
+}
+
+fn attempt(address: SocketAddr, error: io::Error) -> PortAttempt {
+    PortAttempt {
+        port: address.port(),
+        address,
+        error,
+    }
+}
+
+/// Whether a bind error means the host lacks that address family (no IPv6 loopback, say), as
+/// opposed to the address being held or refused.
+fn family_absent(error: &io::Error) -> bool {
+    /// `EAFNOSUPPORT` where this crate knows its number.
+    const EAFNOSUPPORT: Option<i32> = if cfg!(any(target_os = "linux", target_os = "android")) {
+        Some(97)
+    } else if cfg!(any(
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "freebsd",
+        target_os = "openbsd",
+        target_os = "netbsd"
+    )) {
+        Some(47)
+    } else if cfg!(windows) {
+        Some(10047)
+    } else {
+        None
+    };
+    matches!(
+        error.kind(),
+        io::ErrorKind::AddrNotAvailable | io::ErrorKind::Unsupported
+    ) || (EAFNOSUPPORT.is_some() && error.raw_os_error() == EAFNOSUPPORT)
+}
+
+/// The one thing binding needs from a listener (a trait so tests can use fakes).
+trait LocalAddr {
+    fn local_port(&self) -> io::Result<u16>;
+}
+
+impl LocalAddr for std::net::TcpListener {
+    fn local_port(&self) -> io::Result<u16> {
+        Ok(self.local_addr()?.port())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    /// A fake listener: binding succeeds unless the family is listed as missing or busy.
+    struct Fake(u16);
+    impl LocalAddr for Fake {
+        fn local_port(&self) -> io::Result<u16> {
+            Ok(self.0)
+        }
+    }
+
+    fn binder(
+        no_v4: bool,
+        no_v6: bool,
+        busy_v6: bool,
+    ) -> impl Fn(SocketAddr) -> io::Result<Fake> {
+        move |addr| {
+            let port = if addr.port() == 0 { 40000 } else { addr.port() };
+            match addr {
+                SocketAddr::V4(_) if no_v4 => Err(io::ErrorKind::AddrNotAvailable.into()),
+                SocketAddr::V6(_) if no_v6 => Err(io::ErrorKind::AddrNotAvailable.into()),
+                SocketAddr::V6(_) if busy_v6 => Err(io::ErrorKind::AddrInUse.into()),
+                _ => Ok(Fake(port)),
+            }
+        }
+    }
+
+    #[test]
+    fn both_families_when_present() {
+        let bound = bind_port(8080, RedirectHost::Localhost, &binder(false, false, false));
+        assert!(matches!(bound, Ok(Bound { port: 8080, ref listeners }) if listeners.len() == 2));
+        let bound = bind_port(0, RedirectHost::Localhost, &binder(false, false, false));
+        assert!(matches!(bound, Ok(Bound { port: 40000, ref listeners }) if listeners.len() == 2));
+    }
+
+    #[test]
+    fn ipv4_only_host() {
+        for host in [RedirectHost::Localhost, RedirectHost::Ipv4] {
+            let bound = bind_port(8080, host, &binder(false, true, false));
+            assert!(matches!(bound, Ok(Bound { port: 8080, ref listeners }) if listeners.len() == 1));
+        }
+        // `[::1]` advertised but not available: unusable.
+        let bound = bind_port(8080, RedirectHost::Ipv6, &binder(false, true, false));
+        assert!(matches!(bound, Err(ref a) if a.len() == 1 && a[0].address.is_ipv6()));
+    }
+
+    #[test]
+    fn ipv6_only_host() {
+        let bound = bind_port(8080, RedirectHost::Localhost, &binder(true, false, false));
+        assert!(matches!(bound, Ok(Bound { port: 8080, ref listeners }) if listeners.len() == 1));
+        let bound = bind_port(0, RedirectHost::Ipv6, &binder(true, false, false));
+        assert!(matches!(bound, Ok(Bound { port: 40000, ref listeners }) if listeners.len() == 1));
+        let bound = bind_port(8080, RedirectHost::Ipv4, &binder(true, false, false));
+        assert!(matches!(bound, Err(ref a) if a.len() == 1 && a[0].address.is_ipv4()));
+    }
+
+    #[test]
+    fn no_loopback_at_all() {
+        let bound = bind_port(8080, RedirectHost::Localhost, &binder(true, true, false));
+        assert!(matches!(bound, Err(ref a) if a.len() == 2));
+    }
+
+    #[test]
+    fn v6_held_means_busy() {
+        let bound = bind_port(8080, RedirectHost::Localhost, &binder(false, false, true));
+        assert!(matches!(bound, Err(ref a) if a.len() == 1
+            && a[0].address == SocketAddr::from((Ipv6Addr::LOCALHOST, 8080))
+            && a[0].error.kind() == io::ErrorKind::AddrInUse));
+    }
+}

@@ -1,0 +1,271 @@
+//! The crate's one error type, [`Error`], and its stable classification, [`ErrorCode`].
+
+use std::error::Error as StdError;
+use std::fmt;
+
+/// A `Result` whose error is this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// What kind of failure an [`Error`] is: the seed's `ErrorCode`, plus `Storage` and `ConfigInvalid`.
+///
+/// Each code has a stable snake_case string ([`as_str`](Self::as_str)) for JSON output and a distinct
+/// meaning a program can branch on (the CLI maps each to its own exit code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// No tokens are stored for the provider: sign in first.
+    AuthRequired,
+    /// The sign-in failed: the server rejected the code or the client, or answered with something
+    /// that is not a usable token response.
+    AuthFailed,
+    /// The user (or the server on the user's behalf) declined the authorization (`access_denied`).
+    AuthCancelled,
+    /// The access token has expired and there is no refresh token to renew it.
+    TokenExpired,
+    /// The server refused the refresh token (`invalid_grant`): sign in again.
+    TokenRefreshFailed,
+    /// A required setting is missing, most often the client id.
+    ConfigMissing,
+    /// A setting is present but wrong: a malformed `providers.toml`, a non-HTTPS endpoint, a bad URL.
+    ConfigInvalid,
+    /// The provider name is neither built in nor configured.
+    NotFound,
+    /// Waiting timed out: for the browser callback, or for an HTTP answer.
+    Timeout,
+    /// The server could not be reached, or answered with a server error or a non-OAuth body
+    /// (5xx, HTML, garbage).
+    NetworkError,
+    /// Reading or writing the token store failed (keyring, files, the per-provider lock).
+    Storage,
+}
+
+impl ErrorCode {
+    /// Every code, in declaration order.
+    pub const ALL: [Self; 11] = [
+        Self::AuthRequired,
+        Self::AuthFailed,
+        Self::AuthCancelled,
+        Self::TokenExpired,
+        Self::TokenRefreshFailed,
+        Self::ConfigMissing,
+        Self::ConfigInvalid,
+        Self::NotFound,
+        Self::Timeout,
+        Self::NetworkError,
+        Self::Storage,
+    ];
+
+    /// The stable snake_case name, e.g. `"auth_required"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthRequired => "auth_required",
+            Self::AuthFailed => "auth_failed",
+            Self::AuthCancelled => "auth_cancelled",
+            Self::TokenExpired => "token_expired",
+            Self::TokenRefreshFailed => "token_refresh_failed",
+            Self::ConfigMissing => "config_missing",
+            Self::ConfigInvalid => "config_invalid",
+            Self::NotFound => "not_found",
+            Self::Timeout => "timeout",
+            Self::NetworkError => "network_error",
+            Self::Storage => "storage",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error from the provider registry or [`OAuthService`](crate::OAuthService).
+///
+/// Branch on [`code`](Self::code); show [`Display`](fmt::Display) and then [`hint`](Self::hint) to a
+/// person. Neither ever contains a token, an authorization code, a verifier or a client secret: server
+/// error descriptions are kept out of `Display` too (they are available from
+/// [`oauth_error_description`](Self::oauth_error_description) for callers that choose to show them).
+pub struct Error {
+    code: ErrorCode,
+    message: String,
+    hint: Option<String>,
+    provider: Option<String>,
+    oauth_error: Option<String>,
+    oauth_error_description: Option<String>,
+    http_status: Option<u16>,
+    source: Option<BoxError>,
+}
+
+impl Error {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            hint: None,
+            provider: None,
+            oauth_error: None,
+            oauth_error_description: None,
+            http_status: None,
+            source: None,
+        }
+    }
+
+    pub(crate) fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub(crate) fn with_provider(mut self, provider: impl Into<String>) -> Self {
+        self.provider = Some(provider.into());
+        self
+    }
+
+    pub(crate) fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    pub(crate) fn with_oauth(
+        mut self,
+        error: impl Into<String>,
+        description: Option<String>,
+        status: u16,
+    ) -> Self {
+        self.oauth_error = Some(error.into());
+        self.oauth_error_description = description;
+        self.http_status = Some(status);
+        self
+    }
+
+    pub(crate) fn with_status(mut self, status: u16) -> Self {
+        self.http_status = Some(status);
+        self
+    }
+
+    /// Adds the provider name and, if none is set yet, the default next step for this code.
+    pub(crate) fn for_provider(mut self, provider: &str) -> Self {
+        if self.provider.is_none() {
+            self.provider = Some(provider.to_owned());
+        }
+        if self.hint.is_none() {
+            self.hint = default_hint(self.code, provider);
+        }
+        self
+    }
+
+    /// The classification to branch on.
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// What to do next, e.g. ``run `context-harness mcp auth atlassian` ``, when there is a clear
+    /// next step.
+    pub fn hint(&self) -> Option<&str> {
+        self.hint.as_deref()
+    }
+
+    /// The provider the failed operation was for, when there was one.
+    pub fn provider(&self) -> Option<&str> {
+        self.provider.as_deref()
+    }
+
+    /// The OAuth `error` code the server answered with (e.g. `invalid_grant`), if any.
+    pub fn oauth_error(&self) -> Option<&str> {
+        self.oauth_error.as_deref()
+    }
+
+    /// The server's `error_description`, if any. Servers write it; it is not shown by `Display`.
+    pub fn oauth_error_description(&self) -> Option<&str> {
+        self.oauth_error_description.as_deref()
+    }
+
+    /// The HTTP status of the answer that caused the error, if there was one.
+    pub fn http_status(&self) -> Option<u16> {
+        self.http_status
+    }
+
+    /// Whether this is [`ErrorCode::AuthRequired`].
+    pub fn is_auth_required(&self) -> bool {
+        self.code == ErrorCode::AuthRequired
+    }
+}
+
+/// The next step a person should take for `code`, when one is obvious.
+fn default_hint(code: ErrorCode, provider: &str) -> Option<String> {
+    match code {
+        ErrorCode::AuthRequired | ErrorCode::TokenExpired | ErrorCode::TokenRefreshFailed => {
+            Some(format!("run `context-harness mcp auth {provider}`"))
+        }
+        ErrorCode::AuthCancelled => Some(format!(
+            "run `context-harness mcp auth {provider}` again and approve the request"
+        )),
+        ErrorCode::NotFound => {
+            Some("run `context-harness mcp providers` to list known providers".to_owned())
+        }
+        ErrorCode::NetworkError => {
+            Some("check your network connection and proxy settings, then retry".to_owned())
+        }
+        ErrorCode::Timeout => Some("retry; the server or the browser sign-in took too long".to_owned()),
+        _ => None,
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("code", &self.code).field("message", &self.message);
+        if let Some(hint) = &self.hint {
+            d.field("hint", hint);
+        }
+        if let Some(provider) = &self.provider {
+            d.field("provider", provider);
+        }
+        if let Some(oauth_error) = &self.oauth_error {
+            d.field("oauth_error", oauth_error);
+        }
+        if let Some(status) = self.http_status {
+            d.field("http_status", &status);
+        }
+        if let Some(source) = &self.source {
+            d.field("source", source);
+        }
+        d.finish()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source
+            .as_deref()
+            .map(|source| source as &(dyn StdError + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_have_distinct_snake_case_names() {
+        let names: std::collections::BTreeSet<_> =
+            ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(names.len(), ErrorCode::ALL.len());
+        assert!(names.iter().all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_')));
+    }
+
+    #[test]
+    fn provider_hint_names_the_command() {
+        let err = Error::new(ErrorCode::AuthRequired, "not signed in").for_provider("atlassian");
+        assert_eq!(err.hint(), Some("run `context-harness mcp auth atlassian`"));
+        assert_eq!(err.provider(), Some("atlassian"));
+        assert_eq!(err.to_string(), "not signed in");
+    }
+}

@@ -1,0 +1,440 @@
+//! Provider templates ([`OAuthProvider`]) and runtime configuration with credentials ([`OAuthConfig`]).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+
+use url::Url;
+
+use crate::error::{Error, ErrorCode, Result};
+
+/// The loopback ports tried in order for the redirect listener when a provider names none.
+pub const DEFAULT_PORTS: [u16; 3] = [8080, 3000, 57548];
+
+/// The host written into the loopback `redirect_uri`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum RedirectHost {
+    /// `http://localhost:{port}/callback` (the seed's default; what most app registrations hold).
+    #[default]
+    Localhost,
+    /// `http://127.0.0.1:{port}/callback` (RFC 8252 §7.3's recommendation).
+    Ipv4,
+}
+
+impl RedirectHost {
+    /// `"localhost"` or `"127.0.0.1"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Localhost => "localhost",
+            Self::Ipv4 => "127.0.0.1",
+        }
+    }
+
+    pub(crate) fn parse(value: &str) -> Option<Self> {
+        match value {
+            "localhost" => Some(Self::Localhost),
+            "127.0.0.1" => Some(Self::Ipv4),
+            _ => None,
+        }
+    }
+}
+
+/// How the client authenticates at the token endpoint when it has a secret (RFC 6749 §2.3.1).
+///
+/// A client without a secret is public and sends only `client_id` in the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum TokenAuthMethod {
+    /// HTTP Basic with the form-urlencoded id and secret (RFC 6749's default).
+    #[default]
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body (GitHub, Atlassian, Google).
+    ClientSecretPost,
+}
+
+impl TokenAuthMethod {
+    pub(crate) fn parse(value: &str) -> Option<Self> {
+        match value {
+            "client_secret_basic" => Some(Self::ClientSecretBasic),
+            "client_secret_post" => Some(Self::ClientSecretPost),
+            _ => None,
+        }
+    }
+}
+
+/// How tokens are revoked on logout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum RevocationStyle {
+    /// RFC 7009: `POST revocation_url` with `token=…&token_type_hint=…`.
+    #[default]
+    Rfc7009,
+    /// GitHub's REST call `DELETE {revocation_url}` with Basic `client_id:client_secret` and JSON
+    /// `{"access_token": …}`; `{client_id}` in the URL is replaced. Needs the client secret.
+    GitHub,
+}
+
+/// A provider template: endpoints, scopes and quirks, without credentials (the seed's `OAuthProvider`).
+///
+/// Built-ins come from [`OAuthProvider::github`] and [`OAuthProvider::atlassian`]; custom ones from
+/// `providers.toml` (see [`ProviderRegistry`](crate::ProviderRegistry)) or [`OAuthProvider::new`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OAuthProvider {
+    /// The registry name, e.g. `github` (also the storage key and the env-var prefix source).
+    pub name: String,
+    /// A human-readable name, e.g. `GitHub`.
+    pub display_name: String,
+    /// The authorization endpoint.
+    pub auth_url: String,
+    /// The token endpoint.
+    pub token_url: String,
+    /// The device authorization endpoint (RFC 8628), if the provider has one.
+    pub device_auth_url: Option<String>,
+    /// Where tokens are revoked on logout, if anywhere.
+    pub revocation_url: Option<String>,
+    /// How [`revocation_url`](Self::revocation_url) is called.
+    pub revocation_style: RevocationStyle,
+    /// An API URL listing what the token can reach (Atlassian's accessible-resources).
+    pub resources_url: Option<String>,
+    /// The `audience` authorize parameter (Atlassian: `api.atlassian.com`).
+    pub audience: Option<String>,
+    /// Scopes requested by default.
+    pub scopes: Vec<String>,
+    /// Extra authorize parameters, e.g. `prompt=consent`.
+    pub extra_auth_params: BTreeMap<String, String>,
+    /// A client id from configuration (the call argument and `{SERVICE}_CLIENT_ID` win over it).
+    pub client_id: Option<String>,
+    /// The host of the loopback redirect URI.
+    pub redirect_host: RedirectHost,
+    /// The loopback ports to try, in order.
+    pub ports: Vec<u16>,
+    /// Where a developer registers an OAuth app for this provider.
+    pub setup_url: Option<String>,
+    /// Whether to send PKCE (S256). On by default; OAuth 2.1 requires it.
+    pub pkce: bool,
+    /// The authorization server's issuer identifier (RFC 8414), used for the RFC 9207 `iss` check
+    /// and, later, discovery.
+    pub issuer: Option<String>,
+    /// Whether the server always sends `iss` in the authorization response (RFC 9207
+    /// `authorization_response_iss_parameter_supported`); then a response without it is refused.
+    pub iss_parameter_supported: bool,
+    /// The RFC 8707 `resource` to send on authorize, token and refresh requests, if any.
+    pub resource: Option<String>,
+    /// How a confidential client authenticates at the token endpoint.
+    pub token_auth_method: TokenAuthMethod,
+}
+
+impl OAuthProvider {
+    /// A provider with the given endpoints and defaults for everything else (no scopes, PKCE on,
+    /// `localhost` redirect, the default ports).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::ConfigInvalid`] if either URL is not absolute `https` (or `http` to a loopback
+    /// host).
+    pub fn new(
+        name: impl Into<String>,
+        auth_url: impl Into<String>,
+        token_url: impl Into<String>,
+    ) -> Result<Self> {
+        let name = name.into();
+        let provider = Self {
+            display_name: name.clone(),
+            name,
+            auth_url: auth_url.into(),
+            token_url: token_url.into(),
+            device_auth_url: None,
+            revocation_url: None,
+            revocation_style: RevocationStyle::Rfc7009,
+            resources_url: None,
+            audience: None,
+            scopes: Vec::new(),
+            extra_auth_params: BTreeMap::new(),
+            client_id: None,
+            redirect_host: RedirectHost::Localhost,
+            ports: DEFAULT_PORTS.to_vec(),
+            setup_url: None,
+            pkce: true,
+            issuer: None,
+            iss_parameter_supported: false,
+            resource: None,
+            token_auth_method: TokenAuthMethod::ClientSecretBasic,
+        };
+        provider.validate()?;
+        Ok(provider)
+    }
+
+    /// The built-in GitHub OAuth-app provider.
+    ///
+    /// Tokens do not expire unless the app opts in; there is no RFC 7009 endpoint, so logout uses the
+    /// REST call `DELETE /applications/{client_id}/token` when a client secret is set.
+    pub fn github() -> Self {
+        Self {
+            name: "github".to_owned(),
+            display_name: "GitHub".to_owned(),
+            auth_url: "https://github.com/login/oauth/authorize".to_owned(),
+            token_url: "https://github.com/login/oauth/access_token".to_owned(),
+            device_auth_url: Some("https://github.com/login/device/code".to_owned()),
+            revocation_url: Some("https://api.github.com/applications/{client_id}/token".to_owned()),
+            revocation_style: RevocationStyle::GitHub,
+            resources_url: Some("https://api.github.com/user".to_owned()),
+            audience: None,
+            scopes: vec!["repo".to_owned(), "read:user".to_owned()],
+            extra_auth_params: BTreeMap::new(),
+            client_id: None,
+            redirect_host: RedirectHost::Localhost,
+            ports: DEFAULT_PORTS.to_vec(),
+            setup_url: Some("https://github.com/settings/developers".to_owned()),
+            pkce: true,
+            // GitHub publishes no RFC 8414 metadata and sends no `iss`.
+            issuer: None,
+            iss_parameter_supported: false,
+            resource: None,
+            token_auth_method: TokenAuthMethod::ClientSecretPost,
+        }
+    }
+
+    /// The built-in Atlassian Cloud (3LO) provider.
+    ///
+    /// Sends `audience=api.atlassian.com` and `prompt=consent`, and asks for `offline_access` so a
+    /// refresh token is issued (Atlassian rotates it on every refresh).
+    pub fn atlassian() -> Self {
+        let mut extra = BTreeMap::new();
+        extra.insert("prompt".to_owned(), "consent".to_owned());
+        Self {
+            name: "atlassian".to_owned(),
+            display_name: "Atlassian".to_owned(),
+            auth_url: "https://auth.atlassian.com/authorize".to_owned(),
+            token_url: "https://auth.atlassian.com/oauth/token".to_owned(),
+            device_auth_url: None,
+            revocation_url: None,
+            revocation_style: RevocationStyle::Rfc7009,
+            resources_url: Some(
+                "https://api.atlassian.com/oauth/token/accessible-resources".to_owned(),
+            ),
+            audience: Some("api.atlassian.com".to_owned()),
+            scopes: vec![
+                "read:jira-work".to_owned(),
+                "read:jira-user".to_owned(),
+                "read:confluence-content.all".to_owned(),
+                "offline_access".to_owned(),
+            ],
+            extra_auth_params: extra,
+            client_id: None,
+            redirect_host: RedirectHost::Localhost,
+            ports: DEFAULT_PORTS.to_vec(),
+            setup_url: Some("https://developer.atlassian.com/console/myapps/".to_owned()),
+            pkce: true,
+            issuer: None,
+            iss_parameter_supported: false,
+            resource: None,
+            token_auth_method: TokenAuthMethod::ClientSecretPost,
+        }
+    }
+
+    /// All built-in providers.
+    pub fn builtins() -> Vec<Self> {
+        vec![Self::github(), Self::atlassian()]
+    }
+
+    /// Whether this provider's name is one of the built-ins (it may still have been overridden).
+    pub fn is_builtin_name(name: &str) -> bool {
+        matches!(name, "github" | "atlassian")
+    }
+
+    /// The environment variable holding the client id, e.g. `GITHUB_CLIENT_ID`.
+    pub fn client_id_env(&self) -> String {
+        format!("{}_CLIENT_ID", crate::env::env_prefix(&self.name))
+    }
+
+    /// The environment variable holding the client secret, e.g. `GITHUB_CLIENT_SECRET`.
+    pub fn client_secret_env(&self) -> String {
+        format!("{}_CLIENT_SECRET", crate::env::env_prefix(&self.name))
+    }
+
+    /// Checks every URL (absolute; `https`, or `http` only to a loopback host) and the ports.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::ConfigInvalid`] naming the offending field.
+    pub fn validate(&self) -> Result<()> {
+        let name = &self.name;
+        check_endpoint(&self.auth_url, &format!("providers.{name}.auth_url"))?;
+        check_endpoint(&self.token_url, &format!("providers.{name}.token_url"))?;
+        for (field, value) in [
+            ("device_auth_url", &self.device_auth_url),
+            ("resources_url", &self.resources_url),
+            ("issuer", &self.issuer),
+        ] {
+            if let Some(value) = value {
+                check_endpoint(value, &format!("providers.{name}.{field}"))?;
+            }
+        }
+        if let Some(revocation) = &self.revocation_url {
+            // `{client_id}` is a template slot (GitHub); check the URL with a harmless stand-in.
+            check_endpoint(
+                &revocation.replace("{client_id}", "client"),
+                &format!("providers.{name}.revocation_url"),
+            )?;
+        }
+        if self.ports.is_empty() {
+            return Err(Error::new(
+                ErrorCode::ConfigInvalid,
+                format!("providers.{name}.ports: at least one port is needed"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Combines this template with credentials into an [`OAuthConfig`].
+    pub fn to_config(&self, client_id: impl Into<String>, client_secret: Option<ClientSecret>) -> OAuthConfig {
+        OAuthConfig {
+            provider: self.clone(),
+            client_id: client_id.into(),
+            client_secret,
+        }
+    }
+}
+
+/// A client secret: no `Display`, redacted `Debug`, never written to disk by this crate.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientSecret(String);
+
+impl ClientSecret {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(secret.into())
+    }
+
+    /// The secret itself. Send it only to the provider's token or revocation endpoint.
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClientSecret(<redacted>)")
+    }
+}
+
+/// A provider plus the credentials to use it (the seed's `OAuthConfig`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthConfig {
+    /// The provider template.
+    pub provider: OAuthProvider,
+    /// The OAuth client id.
+    pub client_id: String,
+    /// The client secret, for confidential clients (from `{SERVICE}_CLIENT_SECRET` only).
+    pub client_secret: Option<ClientSecret>,
+}
+
+impl OAuthConfig {
+    /// The provider's registry name.
+    pub fn name(&self) -> &str {
+        &self.provider.name
+    }
+
+    /// Whether the client is public (no secret).
+    pub fn is_public(&self) -> bool {
+        self.client_secret.is_none()
+    }
+}
+
+/// Whether `host` is a loopback host: `localhost`, `127.0.0.0/8` or `::1`.
+pub(crate) fn is_loopback_host(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Domain(domain) => {
+            domain.eq_ignore_ascii_case("localhost") || domain.to_ascii_lowercase().ends_with(".localhost")
+        }
+        url::Host::Ipv4(ip) => IpAddr::V4(*ip).is_loopback(),
+        url::Host::Ipv6(ip) => IpAddr::V6(*ip).is_loopback(),
+    }
+}
+
+/// Parses an endpoint URL and requires `https`, or `http` to a loopback host.
+///
+/// `what` names the setting in the error (`providers.acme.token_url`).
+pub(crate) fn check_endpoint(value: &str, what: &str) -> Result<Url> {
+    let url = Url::parse(value.trim()).map_err(|e| {
+        Error::new(ErrorCode::ConfigInvalid, format!("{what}: not a valid URL ({e})"))
+    })?;
+    match url.scheme() {
+        "https" => {}
+        "http" => {
+            let loopback = url.host().is_some_and(|host| is_loopback_host(&host));
+            if !loopback {
+                return Err(Error::new(
+                    ErrorCode::ConfigInvalid,
+                    format!("{what}: plain http is allowed only for loopback hosts; use https"),
+                ));
+            }
+        }
+        other => {
+            return Err(Error::new(
+                ErrorCode::ConfigInvalid,
+                format!("{what}: scheme `{other}` is not allowed; use https"),
+            ));
+        }
+    }
+    if url.host().is_none() {
+        return Err(Error::new(ErrorCode::ConfigInvalid, format!("{what}: the URL has no host")));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Error::new(
+            ErrorCode::ConfigInvalid,
+            format!("{what}: credentials in the URL are not allowed"),
+        ));
+    }
+    if url.fragment().is_some() {
+        return Err(Error::new(ErrorCode::ConfigInvalid, format!("{what}: a URL fragment is not allowed")));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtins_are_valid() {
+        for provider in OAuthProvider::builtins() {
+            provider.validate().unwrap_or_else(|e| panic!("{}: {e}", provider.name));
+            assert!(OAuthProvider::is_builtin_name(&provider.name));
+        }
+        assert_eq!(OAuthProvider::github().client_id_env(), "GITHUB_CLIENT_ID");
+        assert!(OAuthProvider::atlassian().scopes.iter().any(|s| s == "offline_access"));
+    }
+
+    #[test]
+    fn endpoint_rules() {
+        for ok in [
+            "https://example.com/token",
+            "http://127.0.0.1:9/token",
+            "http://127.8.9.10/token",
+            "http://localhost:8/x",
+            "http://[::1]:8/x",
+        ] {
+            assert!(check_endpoint(ok, "x").is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://example.com/token",
+            "javascript:alert(1)",
+            "file:///etc/passwd",
+            "ftp://example.com/",
+            "/relative",
+            "https://user:pw@example.com/",
+            "http://128.0.0.1/",
+        ] {
+            let err = check_endpoint(bad, "providers.x.auth_url").err();
+            assert_eq!(err.map(|e| e.code()), Some(ErrorCode::ConfigInvalid), "{bad}");
+        }
+    }
+
+    #[test]
+    fn secret_debug_is_redacted() {
+        assert!(!format!("{:?}", ClientSecret::new("hunter2")).contains("hunter2"));
+    }
+}

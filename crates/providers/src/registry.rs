@@ -1,0 +1,546 @@
+//! The provider registry: built-ins plus `$CONTEXT_HARNESS_HOME/providers.toml`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::env::Environment;
+use crate::error::{Error, ErrorCode, Result};
+use crate::provider::{
+    ClientSecret, OAuthConfig, OAuthProvider, RedirectHost, RevocationStyle, TokenAuthMethod,
+};
+
+/// The configuration file name inside the context-harness home.
+pub const PROVIDERS_FILE: &str = "providers.toml";
+
+/// Where a registry entry came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProviderSource {
+    /// A built-in provider, unchanged.
+    Builtin,
+    /// A built-in provider with settings from `providers.toml` laid over it.
+    Overridden,
+    /// Defined in `providers.toml` only.
+    Configured,
+}
+
+impl ProviderSource {
+    /// `"builtin"`, `"overridden"` or `"configured"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Builtin => "builtin",
+            Self::Overridden => "overridden",
+            Self::Configured => "configured",
+        }
+    }
+}
+
+/// Built-in providers plus those configured in `providers.toml`, looked up by name.
+///
+/// # File format
+///
+/// ```toml
+/// [providers.acme]
+/// display_name = "Acme SSO"
+/// auth_url = "https://sso.acme.example/oauth2/authorize"
+/// token_url = "https://sso.acme.example/oauth2/token"
+/// revocation_url = "https://sso.acme.example/oauth2/revoke"   # optional (RFC 7009)
+/// device_auth_url = "https://sso.acme.example/oauth2/device"  # optional (RFC 8628)
+/// resources_url = "https://api.acme.example/me"               # optional
+/// issuer = "https://sso.acme.example"                         # optional: enables the RFC 9207 iss check
+/// audience = "api.acme.example"                               # optional
+/// scopes = ["openid", "offline_access"]
+/// extra_auth_params = { prompt = "consent" }
+/// client_id = "acme-cli"                                      # ACME_CLIENT_ID wins over it
+/// redirect_host = "127.0.0.1"                                 # or "localhost" (default)
+/// ports = [8080, 3000, 57548]
+/// setup_url = "https://sso.acme.example/apps"
+/// pkce = true                                                 # default
+///
+/// [providers.github]    # a built-in name: only the keys given replace the built-in values
+/// client_id = "Iv1.0123456789abcdef"
+/// ```
+///
+/// Other optional keys: `token_auth_method` (`"client_secret_basic"` | `"client_secret_post"`, for
+/// a secret from `{SERVICE}_CLIENT_SECRET`), `revocation_style` (`"rfc7009"` | `"github"`),
+/// `iss_parameter_supported` (bool; refuse a callback without `iss`), `resource` (RFC 8707).
+/// A client secret is never read from this file.
+///
+/// ```
+/// use context_harness_providers::{Environment, ProviderRegistry};
+///
+/// let registry = ProviderRegistry::from_toml_str(
+///     r#"
+///     [providers.acme]
+///     auth_url = "https://sso.acme.example/authorize"
+///     token_url = "https://sso.acme.example/token"
+///     scopes = ["read"]
+///     "#,
+///     "providers.toml",
+/// )?;
+/// let env = Environment::from_pairs([("ACME_CLIENT_ID", "cli-123")]);
+/// let config = registry.resolve("acme", None, &env)?;
+/// assert_eq!(config.client_id, "cli-123");
+/// assert!(registry.get("github").is_ok());
+/// # Ok::<(), context_harness_providers::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ProviderRegistry {
+    entries: BTreeMap<String, (OAuthProvider, ProviderSource)>,
+    file: Option<PathBuf>,
+}
+
+impl Default for ProviderRegistry {
+    fn default() -> Self {
+        Self::builtin()
+    }
+}
+
+impl ProviderRegistry {
+    /// The built-in providers only.
+    pub fn builtin() -> Self {
+        Self {
+            entries: OAuthProvider::builtins()
+                .into_iter()
+                .map(|p| (p.name.clone(), (p, ProviderSource::Builtin)))
+                .collect(),
+            file: None,
+        }
+    }
+
+    /// The built-ins plus `home/providers.toml` when that file exists.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::ConfigInvalid`] with the file, line and field for a malformed file;
+    /// [`ErrorCode::Storage`] if it exists but cannot be read.
+    pub fn load(home: &Path) -> Result<Self> {
+        let path = home.join(PROVIDERS_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let mut registry = Self::from_toml_str(&text, &path.display().to_string())?;
+                registry.file = Some(path);
+                Ok(registry)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::builtin()),
+            Err(e) => Err(Error::new(
+                ErrorCode::Storage,
+                format!("cannot read {}: {e}", path.display()),
+            )
+            .with_source(e)),
+        }
+    }
+
+    /// The built-ins plus the providers in `text` (a `providers.toml`); `origin` names the file in
+    /// error messages.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::ConfigInvalid`] naming `origin`, the line and the field.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Self> {
+        let file: RawFile = toml::from_str(text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|span| format!(":{}", line_col(text, span.start)))
+                .unwrap_or_default();
+            Error::new(
+                ErrorCode::ConfigInvalid,
+                format!("{origin}{at}: {}", e.message().trim()),
+            )
+            .with_hint(format!("fix {origin}; see the README for the format"))
+        })?;
+        let mut registry = Self::builtin();
+        for (name, raw) in file.providers {
+            let at = line_col(text, raw.span().start);
+            let raw = raw.into_inner();
+            let provider = raw.build(&name, registry.entries.get(&name).map(|(p, _)| p)).map_err(|e| {
+                Error::new(ErrorCode::ConfigInvalid, format!("{origin}:{at}: {e}"))
+                    .with_hint(format!("fix {origin}; see the README for the format"))
+            })?;
+            let source = if OAuthProvider::is_builtin_name(&name) {
+                ProviderSource::Overridden
+            } else {
+                ProviderSource::Configured
+            };
+            registry.entries.insert(name, (provider, source));
+        }
+        Ok(registry)
+    }
+
+    /// Adds or replaces a provider (for programs that define providers in code).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::ConfigInvalid`] if the provider's URLs or name are invalid.
+    pub fn insert(&mut self, provider: OAuthProvider) -> Result<()> {
+        provider.validate()?;
+        check_name(&provider.name).map_err(|m| Error::new(ErrorCode::ConfigInvalid, m))?;
+        let source = if OAuthProvider::is_builtin_name(&provider.name) {
+            ProviderSource::Overridden
+        } else {
+            ProviderSource::Configured
+        };
+        self.entries.insert(provider.name.clone(), (provider, source));
+        Ok(())
+    }
+
+    /// The `providers.toml` this registry was loaded from, if one was.
+    pub fn file(&self) -> Option<&Path> {
+        self.file.as_deref()
+    }
+
+    /// The provider called `name`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::NotFound`] naming the known providers.
+    pub fn get(&self, name: &str) -> Result<&OAuthProvider> {
+        self.entries.get(name).map(|(p, _)| p).ok_or_else(|| {
+            let known: Vec<&str> = self.entries.keys().map(String::as_str).collect();
+            Error::new(
+                ErrorCode::NotFound,
+                format!("unknown provider `{name}` (known: {})", known.join(", ")),
+            )
+            .with_provider(name)
+            .with_hint(format!(
+                "use one of {}, or add [providers.{name}] to {}",
+                known.join(", "),
+                self.file
+                    .as_deref()
+                    .map_or_else(|| format!("$CONTEXT_HARNESS_HOME/{PROVIDERS_FILE}"), |p| p.display().to_string())
+            ))
+        })
+    }
+
+    /// Whether `name` is known.
+    pub fn contains(&self, name: &str) -> bool {
+        self.entries.contains_key(name)
+    }
+
+    /// Every provider with where it came from, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&OAuthProvider, ProviderSource)> {
+        self.entries.values().map(|(p, s)| (p, *s))
+    }
+
+    /// The provider with credentials: client id from `client_id`, else `{SERVICE}_CLIENT_ID`, else
+    /// the configured one; secret from `{SERVICE}_CLIENT_SECRET` only.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::NotFound`] for an unknown name; [`ErrorCode::ConfigMissing`] without a client id,
+    /// naming the variable and the provider's setup URL.
+    pub fn resolve(&self, name: &str, client_id: Option<&str>, env: &Environment) -> Result<OAuthConfig> {
+        let provider = self.get(name)?;
+        let client_id = resolve_client_id(provider, client_id, env)?;
+        let secret = env.get(&provider.client_secret_env()).map(ClientSecret::new);
+        Ok(provider.to_config(client_id, secret))
+    }
+}
+
+/// Client id: argument, else `{SERVICE}_CLIENT_ID`, else the configured id.
+pub(crate) fn resolve_client_id(
+    provider: &OAuthProvider,
+    client_id: Option<&str>,
+    env: &Environment,
+) -> Result<String> {
+    let from_arg = client_id.map(str::trim).filter(|s| !s.is_empty());
+    let var = provider.client_id_env();
+    if let Some(id) = from_arg.or_else(|| env.get(&var)).or(provider.client_id.as_deref()) {
+        return Ok(id.trim().to_owned());
+    }
+    let hint = match &provider.setup_url {
+        Some(url) => format!("set {var} — create an OAuth app at {url}"),
+        None => format!("set {var}, pass --client-id, or add client_id to [providers.{}]", provider.name),
+    };
+    Err(Error::new(
+        ErrorCode::ConfigMissing,
+        format!("no client id configured for {}", provider.display_name),
+    )
+    .with_provider(&provider.name)
+    .with_hint(hint))
+}
+
+/// `line:column` (both 1-based) of byte `offset` in `text`.
+fn line_col(text: &str, offset: usize) -> String {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("{line}:{col}")
+}
+
+fn check_name(name: &str) -> std::result::Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "provider name `{name}` must be 1-64 characters of a-z, 0-9, `-`, `_`, `.`"
+        ))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    providers: BTreeMap<String, Spanned<RawProvider>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawProvider {
+    auth_url: Option<String>,
+    token_url: Option<String>,
+    device_auth_url: Option<String>,
+    revocation_url: Option<String>,
+    revocation_style: Option<String>,
+    resources_url: Option<String>,
+    audience: Option<String>,
+    scopes: Option<Vec<String>>,
+    extra_auth_params: Option<BTreeMap<String, String>>,
+    client_id: Option<String>,
+    redirect_host: Option<String>,
+    ports: Option<Vec<u16>>,
+    display_name: Option<String>,
+    setup_url: Option<String>,
+    pkce: Option<bool>,
+    issuer: Option<String>,
+    iss_parameter_supported: Option<bool>,
+    resource: Option<String>,
+    token_auth_method: Option<String>,
+}
+
+impl RawProvider {
+    fn build(self, name: &str, base: Option<&OAuthProvider>) -> std::result::Result<OAuthProvider, String> {
+        check_name(name)?;
+        let field = |f: &str| format!("providers.{name}.{f}");
+        let mut provider = match base {
+            Some(base) => base.clone(),
+            None => {
+                let (Some(auth_url), Some(token_url)) = (&self.auth_url, &self.token_url) else {
+                    let missing = if self.auth_url.is_none() { "auth_url" } else { "token_url" };
+                    return Err(format!(
+                        "{}: required (endpoint discovery from `issuer` is not supported yet)",
+                        field(missing)
+                    ));
+                };
+                OAuthProvider::new(name, auth_url.clone(), token_url.clone()).map_err(|e| e.to_string())?
+            }
+        };
+        if let Some(v) = self.auth_url {
+            provider.auth_url = v;
+        }
+        if let Some(v) = self.token_url {
+            provider.token_url = v;
+        }
+        if self.device_auth_url.is_some() {
+            provider.device_auth_url = self.device_auth_url;
+        }
+        if self.revocation_url.is_some() {
+            provider.revocation_url = self.revocation_url;
+        }
+        if let Some(style) = self.revocation_style {
+            provider.revocation_style = match style.as_str() {
+                "rfc7009" => RevocationStyle::Rfc7009,
+                "github" => RevocationStyle::GitHub,
+                other => {
+                    return Err(format!(
+                        "{}: `{other}` is not one of \"rfc7009\", \"github\"",
+                        field("revocation_style")
+                    ));
+                }
+            };
+        }
+        if self.resources_url.is_some() {
+            provider.resources_url = self.resources_url;
+        }
+        if self.audience.is_some() {
+            provider.audience = self.audience;
+        }
+        if let Some(scopes) = self.scopes {
+            if let Some(bad) = scopes.iter().find(|s| s.is_empty() || s.contains([' ', ','])) {
+                return Err(format!("{}: `{bad}` is not a single scope", field("scopes")));
+            }
+            provider.scopes = scopes;
+        }
+        if let Some(params) = self.extra_auth_params {
+            const RESERVED: [&str; 7] = [
+                "response_type",
+                "client_id",
+                "redirect_uri",
+                "state",
+                "code_challenge",
+                "code_challenge_method",
+                "scope",
+            ];
+            if let Some(bad) = params.keys().find(|k| RESERVED.contains(&k.as_str())) {
+                return Err(format!(
+                    "{}: `{bad}` is set by the client and cannot be overridden",
+                    field("extra_auth_params")
+                ));
+            }
+            provider.extra_auth_params = params;
+        }
+        if self.client_id.is_some() {
+            provider.client_id = self.client_id.filter(|c| !c.trim().is_empty());
+        }
+        if let Some(host) = self.redirect_host {
+            provider.redirect_host = RedirectHost::parse(&host).ok_or_else(|| {
+                format!("{}: `{host}` is not \"localhost\" or \"127.0.0.1\"", field("redirect_host"))
+            })?;
+        }
+        if let Some(ports) = self.ports {
+            if ports.is_empty() || ports.contains(&0) {
+                return Err(format!("{}: give one or more ports in 1-65535", field("ports")));
+            }
+            provider.ports = ports;
+        }
+        if let Some(v) = self.display_name {
+            provider.display_name = v;
+        }
+        if self.setup_url.is_some() {
+            provider.setup_url = self.setup_url;
+        }
+        if let Some(v) = self.pkce {
+            provider.pkce = v;
+        }
+        if self.issuer.is_some() {
+            provider.issuer = self.issuer;
+        }
+        if let Some(v) = self.iss_parameter_supported {
+            provider.iss_parameter_supported = v;
+        }
+        if self.resource.is_some() {
+            provider.resource = self.resource;
+        }
+        if let Some(method) = self.token_auth_method {
+            provider.token_auth_method = TokenAuthMethod::parse(&method).ok_or_else(|| {
+                format!(
+                    "{}: `{method}` is not \"client_secret_basic\" or \"client_secret_post\"",
+                    field("token_auth_method")
+                )
+            })?;
+        }
+        provider.name = name.to_owned();
+        provider.validate().map_err(|e| e.to_string())?;
+        Ok(provider)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ProviderRegistry> {
+        ProviderRegistry::from_toml_str(text, "providers.toml")
+    }
+
+    #[test]
+    fn builtins_are_present() {
+        let registry = ProviderRegistry::builtin();
+        assert!(registry.get("github").is_ok());
+        assert!(registry.get("atlassian").is_ok());
+        let err = registry.get("nope").err().map(|e| e.code());
+        assert_eq!(err, Some(ErrorCode::NotFound));
+    }
+
+    #[test]
+    fn custom_provider_parses_every_key() {
+        let registry = parse(
+            r#"
+[providers.acme]
+display_name = "Acme"
+auth_url = "https://sso.acme.example/authorize"
+token_url = "https://sso.acme.example/token"
+device_auth_url = "https://sso.acme.example/device"
+revocation_url = "https://sso.acme.example/revoke"
+resources_url = "https://api.acme.example/me"
+issuer = "https://sso.acme.example"
+audience = "api"
+scopes = ["a", "b"]
+extra_auth_params = { prompt = "consent" }
+client_id = "cid"
+redirect_host = "127.0.0.1"
+ports = [9000]
+setup_url = "https://sso.acme.example/apps"
+pkce = true
+"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let acme = registry.get("acme").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(acme.display_name, "Acme");
+        assert_eq!(acme.ports, vec![9000]);
+        assert_eq!(acme.redirect_host, RedirectHost::Ipv4);
+        assert_eq!(acme.extra_auth_params.get("prompt").map(String::as_str), Some("consent"));
+        assert_eq!(acme.issuer.as_deref(), Some("https://sso.acme.example"));
+        assert_eq!(acme.client_id.as_deref(), Some("cid"));
+    }
+
+    #[test]
+    fn builtin_override_keeps_unset_fields() {
+        let registry = parse("[providers.github]\nclient_id = \"Iv1.x\"\n").unwrap_or_else(|e| panic!("{e}"));
+        let gh = registry.get("github").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(gh.client_id.as_deref(), Some("Iv1.x"));
+        assert_eq!(gh.token_url, OAuthProvider::github().token_url);
+        assert!(registry.iter().any(|(p, s)| p.name == "github" && s == ProviderSource::Overridden));
+    }
+
+    #[test]
+    fn bad_files_name_line_and_field() {
+        let cases = [
+            ("[providers.x]\nauth_url = \"https://a/\"\ntoken_url = \"http://evil.example/t\"\n", "providers.x.token_url"),
+            ("[providers.x]\nauth_url = \"https://a/\"\n", "providers.x.token_url"),
+            ("\n\n[providers.x]\nauth_url = 5\n", ":4:"),
+            ("[providers.x]\nbogus = 1\n", "bogus"),
+            ("[providers.x]\nauth_url = \"javascript:alert(1)\"\ntoken_url = \"https://a/\"\n", "providers.x.auth_url"),
+            ("[providers.github]\nredirect_host = \"0.0.0.0\"\n", "providers.github.redirect_host"),
+            ("[providers.github]\nports = []\n", "providers.github.ports"),
+            ("[providers.github]\nextra_auth_params = { state = \"x\" }\n", "state"),
+            ("[providers.\"a b\"]\nauth_url = \"https://a/\"\ntoken_url = \"https://a/\"\n", "provider name"),
+            ("not toml at all =", "providers.toml:1:"),
+        ];
+        for (text, needle) in cases {
+            match parse(text) {
+                Ok(_) => panic!("accepted: {text}"),
+                Err(e) => {
+                    assert_eq!(e.code(), ErrorCode::ConfigInvalid, "{text}");
+                    let msg = e.to_string();
+                    assert!(msg.contains(needle), "{msg:?} lacks {needle:?}");
+                    assert!(msg.starts_with("providers.toml:"), "{msg}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn client_id_precedence() {
+        let registry = parse("[providers.github]\nclient_id = \"from-config\"\n").unwrap_or_else(|e| panic!("{e}"));
+        let env = Environment::from_pairs([("GITHUB_CLIENT_ID", "from-env"), ("GITHUB_CLIENT_SECRET", "s3")]);
+        let id = |arg, env: &Environment| registry.resolve("github", arg, env).map(|c| c.client_id).ok();
+        assert_eq!(id(Some("from-arg"), &env).as_deref(), Some("from-arg"));
+        assert_eq!(id(None, &env).as_deref(), Some("from-env"));
+        assert_eq!(id(None, &Environment::empty()).as_deref(), Some("from-config"));
+        let secret = registry.resolve("github", None, &env).ok().and_then(|c| c.client_secret);
+        assert_eq!(secret.as_ref().map(ClientSecret::secret), Some("s3"));
+    }
+
+    #[test]
+    fn missing_client_id_names_variable_and_setup_url() {
+        let err = ProviderRegistry::builtin()
+            .resolve("atlassian", None, &Environment::empty())
+            .err()
+            .unwrap_or_else(|| panic!("resolved without a client id"));
+        assert_eq!(err.code(), ErrorCode::ConfigMissing);
+        let hint = err.hint().unwrap_or_default();
+        assert!(hint.contains("ATLASSIAN_CLIENT_ID"), "{hint}");
+        assert!(hint.contains("https://developer.atlassian.com/"), "{hint}");
+    }
+}

@@ -1,0 +1,1192 @@
+//! [`OAuthService`]: sign-in, storage, refresh and logout, composed from the member crates.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use context_harness_callback_server as callback;
+use context_harness_pkce as pkce;
+use context_harness_storage as storage;
+use context_harness_tokens as tokens;
+
+use storage::{ProviderLock, ProviderName, StorageMode, TokenStore};
+use tokens::{AccessToken, AuthStatus, OAuthTokens, ResponseError};
+use url::Url;
+
+use crate::browser::{BrowserOpener, SystemBrowser};
+use crate::env::Environment;
+use crate::error::{Error, ErrorCode, Result};
+use crate::http::{Http, HttpSettings};
+use crate::provider::{
+    OAuthConfig, OAuthProvider, RedirectHost, RevocationStyle, TokenAuthMethod, check_endpoint,
+};
+use crate::registry::{ProviderRegistry, resolve_client_id};
+
+/// Tokens are refreshed when they expire within this margin (the seed's 60 s).
+pub const EXPIRY_BUFFER: Duration = tokens::DEFAULT_EXPIRY_BUFFER;
+
+/// The key under which the client id a token set belongs to is kept beside the tokens (it is not
+/// secret; refresh must use the same client the grant was issued to).
+const CLIENT_ID_KEY: &str = "client_id";
+
+/// A future that resolves to a redirect URL pasted by the user (or `None` when input ended).
+pub type PastedRedirect = Pin<Box<dyn Future<Output = Option<String>> + Send>>;
+
+/// Called with the authorization URL and the error when the browser could not be opened.
+pub type BrowserErrorHandler = Arc<dyn Fn(&str, &io::Error) + Send + Sync>;
+
+/// Options for [`OAuthService::authenticate`].
+///
+/// ```
+/// use std::time::Duration;
+/// use context_harness_providers::AuthenticateOptions;
+///
+/// let options = AuthenticateOptions::new()
+///     .client_id("my-client")
+///     .scopes(["repo"])
+///     .timeout(Duration::from_secs(120));
+/// # let _ = options;
+/// ```
+#[non_exhaustive]
+pub struct AuthenticateOptions {
+    /// Client id; wins over `{SERVICE}_CLIENT_ID` and the configuration.
+    pub client_id: Option<String>,
+    /// Scopes to request instead of the provider's defaults.
+    pub scopes: Option<Vec<String>>,
+    /// Loopback ports to try instead of the provider's.
+    pub ports: Option<Vec<u16>>,
+    /// How long to wait for the browser to come back. Default 300 s.
+    pub timeout: Duration,
+    /// Opener for this sign-in, instead of the service's.
+    pub browser: Option<Arc<dyn BrowserOpener>>,
+    /// Called when the opener fails, with the URL to show; default: a `tracing` warning with the URL.
+    pub on_browser_error: Option<BrowserErrorHandler>,
+    /// A redirect URL pasted by the user, raced against the loopback listener (for `--no-browser`).
+    pub pasted_redirect: Option<PastedRedirect>,
+}
+
+impl Default for AuthenticateOptions {
+    fn default() -> Self {
+        Self {
+            client_id: None,
+            scopes: None,
+            ports: None,
+            timeout: Duration::from_secs(300),
+            browser: None,
+            on_browser_error: None,
+            pasted_redirect: None,
+        }
+    }
+}
+
+impl fmt::Debug for AuthenticateOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthenticateOptions")
+            .field("client_id", &self.client_id)
+            .field("scopes", &self.scopes)
+            .field("ports", &self.ports)
+            .field("timeout", &self.timeout)
+            .field("browser", &self.browser.is_some())
+            .field("pasted_redirect", &self.pasted_redirect.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthenticateOptions {
+    /// The defaults: configured client id and scopes, provider ports, 300 s, the service's opener.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the client id.
+    #[must_use]
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.client_id = Some(client_id.into());
+        self
+    }
+
+    /// Replaces the requested scopes.
+    #[must_use]
+    pub fn scopes<S: Into<String>>(mut self, scopes: impl IntoIterator<Item = S>) -> Self {
+        self.scopes = Some(scopes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Replaces the loopback ports to try.
+    #[must_use]
+    pub fn ports(mut self, ports: impl IntoIterator<Item = u16>) -> Self {
+        self.ports = Some(ports.into_iter().collect());
+        self
+    }
+
+    /// Sets how long to wait for the callback.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Uses `opener` for this sign-in.
+    #[must_use]
+    pub fn browser(mut self, opener: impl BrowserOpener + 'static) -> Self {
+        self.browser = Some(Arc::new(opener));
+        self
+    }
+
+    /// Calls `handler(url, error)` when the browser cannot be opened.
+    #[must_use]
+    pub fn on_browser_error(mut self, handler: impl Fn(&str, &io::Error) + Send + Sync + 'static) -> Self {
+        self.on_browser_error = Some(Arc::new(handler));
+        self
+    }
+
+    /// Races `pasted` (a redirect URL typed by the user) against the loopback listener.
+    #[must_use]
+    pub fn pasted_redirect(mut self, pasted: impl Future<Output = Option<String>> + Send + 'static) -> Self {
+        self.pasted_redirect = Some(Box::pin(pasted));
+        self
+    }
+}
+
+/// The result of a successful [`OAuthService::authenticate`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct AuthOutcome {
+    /// The stored tokens.
+    pub tokens: OAuthTokens,
+    /// The redirect URI that was used (shows which port was bound).
+    pub redirect_uri: String,
+    /// The store backend's name (`"keyring"`, `"file"`, `"memory"`).
+    pub store: &'static str,
+    /// Where the tokens were stored, for people (never the tokens themselves).
+    pub location: String,
+}
+
+/// What [`OAuthService::logout`] did at the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Revocation {
+    /// The server confirmed revocation.
+    Revoked,
+    /// Revocation was not attempted: no endpoint, no secret for GitHub, or local-only logout.
+    NotAttempted {
+        /// Why, for people (may include where to revoke by hand).
+        reason: String,
+    },
+    /// Revocation was attempted and failed; local tokens were deleted anyway.
+    Failed {
+        /// What went wrong (no secrets).
+        message: String,
+    },
+}
+
+/// The result of [`OAuthService::logout`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LogoutOutcome {
+    /// What happened at the server.
+    pub revocation: Revocation,
+    /// Whether stored tokens existed and were deleted.
+    pub deleted: bool,
+}
+
+/// Builder for [`OAuthService`].
+#[must_use]
+pub struct OAuthServiceBuilder {
+    home: Option<PathBuf>,
+    env: Option<Environment>,
+    store: Option<Arc<dyn TokenStore>>,
+    storage_mode: StorageMode,
+    registry: Option<ProviderRegistry>,
+    browser: Arc<dyn BrowserOpener>,
+    http: HttpSettings,
+    lock_dir: Option<PathBuf>,
+    lock_timeout: Duration,
+}
+
+impl fmt::Debug for OAuthServiceBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuthServiceBuilder")
+            .field("home", &self.home)
+            .field("http", &self.http)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OAuthServiceBuilder {
+    /// The context-harness home (default: `$CONTEXT_HARNESS_HOME`, else `~/.context-harness`).
+    pub fn home(mut self, home: impl Into<PathBuf>) -> Self {
+        self.home = Some(home.into());
+        self
+    }
+
+    /// The environment to read `{SERVICE}_CLIENT_ID`/`_SECRET` and the home from (default: the
+    /// process environment).
+    pub fn environment(mut self, env: Environment) -> Self {
+        self.env = Some(env);
+        self
+    }
+
+    /// The token store (default: `storage::open_store(mode, home)` with [`storage_mode`](Self::storage_mode)).
+    pub fn store(mut self, store: Arc<dyn TokenStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The storage mode used when no store is given (default `Auto`).
+    pub fn storage_mode(mut self, mode: StorageMode) -> Self {
+        self.storage_mode = mode;
+        self
+    }
+
+    /// The provider registry (default: built-ins plus `home/providers.toml`, loaded on first use).
+    pub fn registry(mut self, registry: ProviderRegistry) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// The browser opener (default [`SystemBrowser`]).
+    pub fn browser(mut self, opener: impl BrowserOpener + 'static) -> Self {
+        self.browser = Arc::new(opener);
+        self
+    }
+
+    /// HTTP timeouts.
+    pub fn http_settings(mut self, settings: HttpSettings) -> Self {
+        self.http = settings;
+        self
+    }
+
+    /// Where per-provider refresh locks live (default `home/tokens`).
+    pub fn lock_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.lock_dir = Some(dir.into());
+        self
+    }
+
+    /// How long to wait for another process's refresh (default: request timeout + 30 s).
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// Builds the service. Cheap: no HTTP client, no registry file read, no network.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::ConfigMissing`] if no home is given and none can be derived from the
+    /// environment; [`ErrorCode::Storage`] if the default store cannot be opened.
+    pub fn build(self) -> Result<OAuthService> {
+        let env = self.env.unwrap_or_else(Environment::from_process);
+        let home = match self.home.or_else(|| env.home_dir()) {
+            Some(home) => home,
+            None => {
+                return Err(Error::new(
+                    ErrorCode::ConfigMissing,
+                    "cannot locate the context-harness home directory",
+                )
+                .with_hint("set CONTEXT_HARNESS_HOME or HOME"));
+            }
+        };
+        let store = match self.store {
+            Some(store) => store,
+            None => Arc::from(
+                storage::open_store(self.storage_mode, &home).map_err(storage_error)?,
+            ),
+        };
+        let registry = OnceLock::new();
+        if let Some(r) = self.registry {
+            let _ = registry.set(r);
+        }
+        let lock_timeout = if self.lock_timeout.is_zero() {
+            self.http.request_timeout + Duration::from_secs(30)
+        } else {
+            self.lock_timeout
+        };
+        Ok(OAuthService {
+            lock_dir: self.lock_dir.unwrap_or_else(|| home.join("tokens")),
+            home,
+            env,
+            store,
+            registry,
+            browser: self.browser,
+            http: Arc::new(Http::new(self.http)),
+            lock_timeout,
+        })
+    }
+}
+
+/// OAuth 2.1 + PKCE sign-in, token storage, refresh and logout for one user's providers.
+///
+/// Async methods need a tokio runtime; the sync ones ([`cached_valid_token`](Self::cached_valid_token),
+/// [`get_status`](Self::get_status), [`get_tokens`](Self::get_tokens)) need none and never touch the
+/// network or build the HTTP client.
+///
+/// ```no_run
+/// use context_harness_providers::{AuthenticateOptions, OAuthService};
+///
+/// # async fn run() -> Result<(), context_harness_providers::Error> {
+/// let service = OAuthService::new()?;
+/// if service.cached_valid_token("github")?.is_none() {
+///     service.authenticate("github", AuthenticateOptions::new()).await?;
+/// }
+/// let bearer = service.get_bearer_token("github").await?;
+/// // send `Authorization: Bearer {bearer.secret()}`
+/// # let _ = bearer;
+/// # Ok(())
+/// # }
+/// ```
+pub struct OAuthService {
+    home: PathBuf,
+    env: Environment,
+    store: Arc<dyn TokenStore>,
+    registry: OnceLock<ProviderRegistry>,
+    browser: Arc<dyn BrowserOpener>,
+    http: Arc<Http>,
+    lock_dir: PathBuf,
+    lock_timeout: Duration,
+}
+
+impl fmt::Debug for OAuthService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuthService")
+            .field("home", &self.home)
+            .field("store", &self.store.name())
+            .field("http_client_built", &self.http.is_built())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a token request is for (changes how errors are classified).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Grant {
+    Exchange,
+    Refresh,
+}
+
+impl OAuthService {
+    /// A service with every default (process environment, default home and store).
+    ///
+    /// # Errors
+    ///
+    /// See [`OAuthServiceBuilder::build`].
+    pub fn new() -> Result<Self> {
+        Self::builder().build()
+    }
+
+    /// A builder for a configured service.
+    pub fn builder() -> OAuthServiceBuilder {
+        OAuthServiceBuilder {
+            home: None,
+            env: None,
+            store: None,
+            storage_mode: StorageMode::Auto,
+            registry: None,
+            browser: Arc::new(SystemBrowser),
+            http: HttpSettings::default(),
+            lock_dir: None,
+            lock_timeout: Duration::ZERO,
+        }
+    }
+
+    /// The context-harness home directory.
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// The token store in use.
+    pub fn store(&self) -> &dyn TokenStore {
+        self.store.as_ref()
+    }
+
+    /// The environment snapshot in use.
+    pub fn environment(&self) -> &Environment {
+        &self.env
+    }
+
+    /// Whether the HTTP client has been built (it is built on first network use only).
+    pub fn http_client_built(&self) -> bool {
+        self.http.is_built()
+    }
+
+    /// The provider registry (loads `providers.toml` on first use).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::ConfigInvalid`] for a malformed `providers.toml`.
+    pub fn registry(&self) -> Result<&ProviderRegistry> {
+        if let Some(registry) = self.registry.get() {
+            return Ok(registry);
+        }
+        let loaded = ProviderRegistry::load(&self.home)?;
+        Ok(self.registry.get_or_init(|| loaded))
+    }
+
+    /// The provider with its credentials resolved (call arg, `{SERVICE}_CLIENT_ID`, configuration).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::NotFound`], [`ErrorCode::ConfigMissing`], [`ErrorCode::ConfigInvalid`].
+    pub fn resolve_config(&self, provider: &str, client_id: Option<&str>) -> Result<OAuthConfig> {
+        self.registry()?.resolve(provider, client_id, &self.env)
+    }
+
+    /// Where `provider`'s tokens are (or would be) stored, for people.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::NotFound`] for a name that cannot be a provider name.
+    pub fn storage_location(&self, provider: &str) -> Result<String> {
+        Ok(self.store.location(&provider_name(provider)?))
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Sync, local-only operations.
+
+    /// The stored tokens if the access token is still valid for at least [`EXPIRY_BUFFER`]: the fast
+    /// path for `mcp token`. Reads the store only: no runtime, no HTTP client, no registry.
+    ///
+    /// `Ok(None)` means "use [`ensure_valid_token`](Self::ensure_valid_token)" (not signed in, or
+    /// expired).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::NotFound`] for an invalid name; [`ErrorCode::Storage`] if the store fails.
+    pub fn cached_valid_token(&self, provider: &str) -> Result<Option<OAuthTokens>> {
+        let name = provider_name(provider)?;
+        let tokens = self.store.load(&name).map_err(storage_error)?;
+        Ok(tokens.filter(|t| !t.is_expired_at(SystemTime::now(), EXPIRY_BUFFER)))
+    }
+
+    /// The stored tokens, whatever their state (the seed's `get_tokens`).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::AuthRequired`] when none are stored; [`ErrorCode::Storage`].
+    pub fn get_tokens(&self, provider: &str) -> Result<OAuthTokens> {
+        let name = provider_name(provider)?;
+        match self.store.load(&name).map_err(storage_error)? {
+            Some(tokens) => Ok(tokens),
+            None => Err(not_signed_in(provider)),
+        }
+    }
+
+    /// The authentication status: not authenticated, authenticated, expired (within the 60 s
+    /// buffer), or refresh failed (the server refused the refresh token).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::NotFound`] for an invalid name; [`ErrorCode::Storage`].
+    pub fn get_status(&self, provider: &str) -> Result<AuthStatus> {
+        let name = provider_name(provider)?;
+        Ok(match self.store.load(&name).map_err(storage_error)? {
+            None => AuthStatus::NotAuthenticated,
+            Some(tokens) => tokens.status_at(SystemTime::now(), EXPIRY_BUFFER),
+        })
+    }
+
+    /// Deletes the stored tokens without contacting the server. Returns whether any existed.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::Storage`].
+    pub fn logout_local(&self, provider: &str) -> Result<bool> {
+        let name = provider_name(provider)?;
+        self.store.delete(&name).map_err(storage_error)
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Async operations.
+
+    /// Runs the browser sign-in: PKCE S256 and `state`, loopback listener bound first, browser opened,
+    /// callback checked (state, RFC 9207 `iss`), code exchanged, tokens stored.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::ConfigMissing`]/[`ErrorCode::ConfigInvalid`]/[`ErrorCode::NotFound`] before
+    /// anything starts; [`ErrorCode::AuthCancelled`] when the user denies; [`ErrorCode::Timeout`]
+    /// when no callback comes; [`ErrorCode::AuthFailed`] for a refused code or a mix-up;
+    /// [`ErrorCode::NetworkError`]; [`ErrorCode::Storage`].
+    pub async fn authenticate(&self, provider: &str, options: AuthenticateOptions) -> Result<AuthOutcome> {
+        self.authenticate_inner(provider, options)
+            .await
+            .map_err(|e| e.for_provider(provider))
+    }
+
+    async fn authenticate_inner(&self, provider: &str, mut options: AuthenticateOptions) -> Result<AuthOutcome> {
+        let name = provider_name(provider)?;
+        let config = self.resolve_config(provider, options.client_id.as_deref())?;
+        let p = &config.provider;
+        let auth_url = check_endpoint(&p.auth_url, &format!("providers.{provider}.auth_url"))?;
+        let token_url = check_endpoint(&p.token_url, &format!("providers.{provider}.token_url"))?;
+
+        let pkce = if p.pkce {
+            Some(pkce::PkceChallenge::generate().map_err(|e| {
+                Error::new(ErrorCode::AuthFailed, "cannot generate the PKCE verifier").with_source(e)
+            })?)
+        } else {
+            None
+        };
+        let state = pkce::State::generate()
+            .map_err(|e| Error::new(ErrorCode::AuthFailed, "cannot generate the state").with_source(e))?;
+
+        // Bind first, so the redirect URI (and its port) is known before the browser opens.
+        let mut cb = callback::CallbackConfig::default();
+        cb.ports = options.ports.clone().unwrap_or_else(|| p.ports.clone());
+        cb.host = match p.redirect_host {
+            RedirectHost::Ipv4 => callback::RedirectHost::Ipv4,
+            _ => callback::RedirectHost::Localhost,
+        };
+        cb.timeout = options.timeout;
+        let server = callback::CallbackServer::bind(cb).await.map_err(callback_error)?;
+        let redirect_uri = server.redirect_uri().to_owned();
+
+        let scopes = options.scopes.clone().unwrap_or_else(|| p.scopes.clone());
+        let url = authorization_url(&auth_url, &config, &redirect_uri, &scopes, &state, pkce.as_ref());
+        tracing::info!(provider, redirect_uri = %redirect_uri, "waiting for the authorization callback");
+
+        let opener = options.browser.clone().unwrap_or_else(|| Arc::clone(&self.browser));
+        let url_for_opener = url.to_string();
+        let opened = tokio::task::spawn_blocking(move || opener.open(&url_for_opener))
+            .await
+            .unwrap_or_else(|e| Err(io::Error::other(e.to_string())));
+        if let Err(e) = opened {
+            match &options.on_browser_error {
+                Some(handler) => handler(url.as_str(), &e),
+                None => tracing::warn!(
+                    error = %e,
+                    "could not open a browser; open this URL to sign in: {url}"
+                ),
+            }
+        }
+
+        let wait = server.wait(&state);
+        tokio::pin!(wait);
+        let response = match options.pasted_redirect.take() {
+            None => wait.await.map_err(callback_error)?,
+            Some(mut pasted) => {
+                tokio::select! {
+                    result = &mut wait => result.map_err(callback_error)?,
+                    line = &mut pasted => match line {
+                        Some(line) => callback::parse_redirect_url(line.trim(), &redirect_uri, &state)
+                            .map_err(callback_error)?,
+                        None => wait.await.map_err(callback_error)?,
+                    },
+                }
+            }
+        };
+
+        // RFC 9207: the response must come from the issuer we sent the user to.
+        match (&response.iss, &p.issuer) {
+            (Some(iss), Some(expected)) if !same_issuer(iss, expected) => {
+                return Err(Error::new(
+                    ErrorCode::AuthFailed,
+                    "the authorization response came from a different issuer than expected (possible mix-up attack)",
+                ));
+            }
+            (None, Some(_)) if p.iss_parameter_supported => {
+                return Err(Error::new(
+                    ErrorCode::AuthFailed,
+                    "the authorization response lacks the `iss` parameter the server announces (RFC 9207)",
+                ));
+            }
+            _ => {}
+        }
+
+        let mut form: Vec<(&str, &str)> = vec![
+            ("grant_type", "authorization_code"),
+            ("code", response.code.secret()),
+            ("redirect_uri", &redirect_uri),
+        ];
+        if let Some(pkce) = &pkce {
+            form.push(("code_verifier", pkce.verifier().secret()));
+        }
+        if let Some(resource) = &p.resource {
+            form.push(("resource", resource));
+        }
+        let mut tokens = self
+            .token_request(&config, &token_url, form, Grant::Exchange)
+            .await?;
+        tokens.refresh_failed_at = None;
+        tokens
+            .extra
+            .insert(CLIENT_ID_KEY.to_owned(), config.client_id.clone().into());
+
+        self.save(&name, tokens.clone()).await?;
+        tracing::info!(provider, store = self.store.name(), "signed in; tokens stored");
+        Ok(AuthOutcome {
+            tokens,
+            redirect_uri,
+            store: self.store.name(),
+            location: self.store.location(&name),
+        })
+    }
+
+    /// Valid tokens for `provider`, refreshed first when the access token expires within
+    /// [`EXPIRY_BUFFER`]. Refreshes are single-flight across processes (a per-provider file lock;
+    /// the stored tokens are re-read under it).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::AuthRequired`] when not signed in; [`ErrorCode::TokenExpired`] when expired
+    /// without a refresh token; [`ErrorCode::TokenRefreshFailed`] when the server refuses the
+    /// refresh token (the stored tokens stay, marked); [`ErrorCode::NetworkError`]/
+    /// [`ErrorCode::Timeout`]/[`ErrorCode::AuthFailed`] for transport and server faults (storage is
+    /// untouched); [`ErrorCode::Storage`].
+    pub async fn ensure_valid_token(&self, provider: &str) -> Result<OAuthTokens> {
+        self.ensure_inner(provider).await.map_err(|e| e.for_provider(provider))
+    }
+
+    async fn ensure_inner(&self, provider: &str) -> Result<OAuthTokens> {
+        let name = provider_name(provider)?;
+        let Some(tokens) = self.load(&name).await? else {
+            return Err(self.missing_tokens(provider));
+        };
+        if !tokens.is_expired_at(SystemTime::now(), EXPIRY_BUFFER) {
+            return Ok(tokens);
+        }
+        self.refresh_locked(provider, &name, &tokens, false).await
+    }
+
+    /// The access token from [`ensure_valid_token`](Self::ensure_valid_token).
+    ///
+    /// # Errors
+    ///
+    /// As [`ensure_valid_token`](Self::ensure_valid_token).
+    pub async fn get_bearer_token(&self, provider: &str) -> Result<AccessToken> {
+        Ok(self.ensure_valid_token(provider).await?.access_token)
+    }
+
+    /// Refreshes now, whether or not the access token has expired (single-flight like
+    /// [`ensure_valid_token`](Self::ensure_valid_token): if another process refreshed meanwhile,
+    /// its result is returned).
+    ///
+    /// # Errors
+    ///
+    /// As [`ensure_valid_token`](Self::ensure_valid_token).
+    pub async fn refresh_tokens(&self, provider: &str) -> Result<OAuthTokens> {
+        async {
+            let name = provider_name(provider)?;
+            let Some(tokens) = self.load(&name).await? else {
+                return Err(self.missing_tokens(provider));
+            };
+            self.refresh_locked(provider, &name, &tokens, true).await
+        }
+        .await
+        .map_err(|e| e.for_provider(provider))
+    }
+
+    async fn refresh_locked(
+        &self,
+        provider: &str,
+        name: &ProviderName,
+        seen: &OAuthTokens,
+        force: bool,
+    ) -> Result<OAuthTokens> {
+        // Fail fast, before taking the lock, on what no refresh can fix.
+        if seen.refresh_token.is_none() {
+            return Err(expired_without_rt());
+        }
+        if !force && seen.refresh_failed_at.is_some() {
+            return Err(refresh_refused_before());
+        }
+        let config = self.refresh_config(provider, seen)?;
+        let token_url = check_endpoint(
+            &config.provider.token_url,
+            &format!("providers.{provider}.token_url"),
+        )?;
+
+        let _lock = self.lock(name).await?;
+        let Some(current) = self.load(name).await? else {
+            return Err(not_signed_in(provider));
+        };
+        if current != *seen && !current.is_expired_at(SystemTime::now(), EXPIRY_BUFFER) {
+            tracing::debug!(provider, "another process refreshed the tokens");
+            return Ok(current);
+        }
+        if !force && !current.is_expired_at(SystemTime::now(), EXPIRY_BUFFER) {
+            return Ok(current);
+        }
+        let Some(refresh_token) = current.refresh_token.clone() else {
+            return Err(expired_without_rt());
+        };
+        if !force && current.refresh_failed_at.is_some() {
+            return Err(refresh_refused_before());
+        }
+        if current.is_refresh_token_expired_at(SystemTime::now()) {
+            return Err(Error::new(ErrorCode::TokenExpired, "the refresh token has expired"));
+        }
+
+        tracing::debug!(provider, "refreshing the access token");
+        let mut form: Vec<(&str, &str)> = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.secret()),
+        ];
+        if let Some(resource) = &config.provider.resource {
+            form.push(("resource", resource));
+        }
+        match self.token_request(&config, &token_url, form, Grant::Refresh).await {
+            Ok(fresh) => {
+                let mut merged = current.merge_refresh(fresh);
+                merged.refresh_failed_at = None;
+                merged
+                    .extra
+                    .insert(CLIENT_ID_KEY.to_owned(), config.client_id.clone().into());
+                self.save(name, merged.clone()).await?;
+                tracing::info!(provider, "access token refreshed");
+                Ok(merged)
+            }
+            Err(e) if e.code() == ErrorCode::TokenRefreshFailed => {
+                // Terminal: keep the tokens (nothing is deleted silently) but record the refusal so
+                // `get_status` reports it and no process retries with a dead refresh token.
+                let mut marked = current;
+                marked.mark_refresh_failed(SystemTime::now());
+                if let Err(save_error) = self.save(name, marked).await {
+                    tracing::warn!(provider, error = %save_error, "could not record the refresh failure");
+                }
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Signs out: revokes at the server when possible (RFC 7009, or GitHub's REST call when a client
+    /// secret is set), then deletes the stored tokens even if revocation failed.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::Storage`] if deleting fails; [`ErrorCode::NotFound`] for an invalid name.
+    /// Revocation failures are reported in [`LogoutOutcome::revocation`], not as errors.
+    pub async fn logout(&self, provider: &str) -> Result<LogoutOutcome> {
+        async {
+            let name = provider_name(provider)?;
+            let Some(tokens) = self.load(&name).await? else {
+                return Ok(LogoutOutcome {
+                    revocation: Revocation::NotAttempted {
+                        reason: "not signed in".to_owned(),
+                    },
+                    deleted: false,
+                });
+            };
+            let revocation = match self.revoke(provider, &tokens).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(provider, error = %e, "revocation failed; deleting local tokens anyway");
+                    Revocation::Failed { message: e.to_string() }
+                }
+            };
+            let store = Arc::clone(&self.store);
+            let deleted = blocking(move || store.delete(&name).map_err(storage_error)).await?;
+            Ok(LogoutOutcome { revocation, deleted })
+        }
+        .await
+        .map_err(|e| e.for_provider(provider))
+    }
+
+    async fn revoke(&self, provider: &str, tokens: &OAuthTokens) -> Result<Revocation> {
+        let registry = self.registry()?;
+        let Ok(template) = registry.get(provider) else {
+            return Ok(Revocation::NotAttempted {
+                reason: "the provider is no longer configured".to_owned(),
+            });
+        };
+        let Some(revocation_url) = template.revocation_url.clone() else {
+            return Ok(Revocation::NotAttempted {
+                reason: format!("{} has no revocation endpoint", template.display_name),
+            });
+        };
+        let config = self.refresh_config(provider, tokens)?;
+        match config.provider.revocation_style {
+            RevocationStyle::GitHub => self.revoke_github(&config, &revocation_url, tokens).await,
+            _ => {
+                let url = check_endpoint(&revocation_url, &format!("providers.{provider}.revocation_url"))?;
+                // Refresh token first: revoking it ends the grant at most servers (RFC 7009 §2.1).
+                let mut pairs = Vec::new();
+                if let Some(rt) = &tokens.refresh_token {
+                    pairs.push((rt.secret(), "refresh_token"));
+                }
+                pairs.push((tokens.access_token.secret(), "access_token"));
+                for (token, hint) in pairs {
+                    let form = vec![("token", token), ("token_type_hint", hint)];
+                    let (mut form, basic) = client_auth(&config, form);
+                    let basic_ref = basic.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
+                    form.retain(|(k, _)| *k != "grant_type");
+                    let raw = self.http.post_form(&url, &form, basic_ref, "revocation endpoint").await?;
+                    if !(200..300).contains(&raw.status) {
+                        return Err(Error::new(
+                            ErrorCode::NetworkError,
+                            format!("revocation endpoint answered HTTP {}", raw.status),
+                        )
+                        .with_status(raw.status));
+                    }
+                }
+                Ok(Revocation::Revoked)
+            }
+        }
+    }
+
+    async fn revoke_github(
+        &self,
+        config: &OAuthConfig,
+        template_url: &str,
+        tokens: &OAuthTokens,
+    ) -> Result<Revocation> {
+        let settings = format!(
+            "https://github.com/settings/connections/applications/{}",
+            config.client_id
+        );
+        let Some(secret) = &config.client_secret else {
+            return Ok(Revocation::NotAttempted {
+                reason: format!(
+                    "revoking a GitHub token needs {}; revoke it at {settings}",
+                    config.provider.client_secret_env()
+                ),
+            });
+        };
+        let encoded_id: String = form_urlencoded::byte_serialize(config.client_id.as_bytes()).collect();
+        let url = check_endpoint(
+            &template_url.replace("{client_id}", &encoded_id),
+            "providers.github.revocation_url",
+        )?;
+        let body = serde_json::json!({ "access_token": tokens.access_token.secret() }).to_string();
+        let request = self
+            .http
+            .request(reqwest::Method::DELETE, &url)?
+            .basic_auth(&config.client_id, Some(secret.secret()))
+            .header(reqwest::header::ACCEPT, "application/vnd.github+json")
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        let raw = self.http.send(request, &url, "GitHub token API").await?;
+        match raw.status {
+            200..=299 | 404 => Ok(Revocation::Revoked), // 404: the token is already gone
+            status => Err(Error::new(
+                ErrorCode::NetworkError,
+                format!("GitHub token API answered HTTP {status}; revoke it at {settings}"),
+            )
+            .with_status(status)),
+        }
+    }
+
+    /// Sends `Authorization: Bearer` GET to `url` with a valid token (refreshing first if needed)
+    /// and returns the status and body. Used by the examples and for `resources_url`.
+    ///
+    /// # Errors
+    ///
+    /// As [`ensure_valid_token`](Self::ensure_valid_token), plus [`ErrorCode::ConfigInvalid`] for a
+    /// non-HTTPS URL and [`ErrorCode::NetworkError`]/[`ErrorCode::Timeout`].
+    pub async fn get_with_token(&self, provider: &str, url: &str) -> Result<(u16, Vec<u8>)> {
+        let url = check_endpoint(url, "url")?;
+        let tokens = self.ensure_valid_token(provider).await?;
+        let request = self
+            .http
+            .get(&url)?
+            .bearer_auth(tokens.access_token.secret());
+        let raw = self.http.send(request, &url, "API").await?;
+        Ok((raw.status, raw.body))
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Helpers.
+
+    /// The config for refreshing/revoking `tokens`: the client id they were issued to (kept beside
+    /// them), else the usual resolution; the secret from the environment.
+    fn refresh_config(&self, provider: &str, tokens: &OAuthTokens) -> Result<OAuthConfig> {
+        let registry = self.registry()?;
+        let template: &OAuthProvider = registry.get(provider)?;
+        let stored = tokens.extra.get(CLIENT_ID_KEY).and_then(|v| v.as_str());
+        let client_id = match stored {
+            Some(id) if !id.is_empty() => id.to_owned(),
+            _ => resolve_client_id(template, None, &self.env)?,
+        };
+        let secret = self
+            .env
+            .get(&template.client_secret_env())
+            .map(crate::provider::ClientSecret::new);
+        Ok(template.to_config(client_id, secret))
+    }
+
+    async fn token_request(
+        &self,
+        config: &OAuthConfig,
+        url: &Url,
+        form: Vec<(&str, &str)>,
+        grant: Grant,
+    ) -> Result<OAuthTokens> {
+        let (form, basic) = client_auth(config, form);
+        let basic_ref = basic.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
+        let sent_at = SystemTime::now();
+        let raw = self.http.post_form(url, &form, basic_ref, "token endpoint").await?;
+        tokens::parse_token_response(raw.status, raw.content_type.as_deref(), &raw.body, sent_at)
+            .map_err(|e| classify_response_error(&e, grant))
+    }
+
+    async fn load(&self, name: &ProviderName) -> Result<Option<OAuthTokens>> {
+        let store = Arc::clone(&self.store);
+        let name = name.clone();
+        blocking(move || store.load(&name).map_err(storage_error)).await
+    }
+
+    async fn save(&self, name: &ProviderName, tokens: OAuthTokens) -> Result<()> {
+        let store = Arc::clone(&self.store);
+        let name = name.clone();
+        blocking(move || store.save(&name, &tokens).map_err(storage_error)).await
+    }
+
+    async fn lock(&self, name: &ProviderName) -> Result<ProviderLock> {
+        let dir = self.lock_dir.clone();
+        let name = name.clone();
+        let wait = self.lock_timeout;
+        blocking(move || {
+            ProviderLock::acquire(&dir, &name, wait).map_err(|e| {
+                if e.is_lock_timeout() {
+                    Error::new(
+                        ErrorCode::Timeout,
+                        format!("another process held the refresh lock for over {} s", wait.as_secs()),
+                    )
+                    .with_source(e)
+                } else {
+                    storage_error(e)
+                }
+            })
+        })
+        .await
+    }
+
+    fn missing_tokens(&self, provider: &str) -> Error {
+        match self.registry() {
+            Ok(registry) if !registry.contains(provider) => match registry.get(provider) {
+                Err(e) => e,
+                Ok(_) => not_signed_in(provider),
+            },
+            _ => not_signed_in(provider),
+        }
+    }
+}
+
+/// Runs blocking store/lock work off the async threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(Error::new(ErrorCode::Storage, "a storage task failed").with_source(e))
+    })
+}
+
+fn provider_name(provider: &str) -> Result<ProviderName> {
+    ProviderName::new(provider).map_err(|e| {
+        Error::new(ErrorCode::NotFound, format!("`{provider}` is not a valid provider name"))
+            .with_source(e)
+    })
+}
+
+fn not_signed_in(provider: &str) -> Error {
+    Error::new(ErrorCode::AuthRequired, format!("not signed in to {provider}"))
+}
+
+fn expired_without_rt() -> Error {
+    Error::new(
+        ErrorCode::TokenExpired,
+        "the access token has expired and there is no refresh token",
+    )
+}
+
+fn refresh_refused_before() -> Error {
+    Error::new(
+        ErrorCode::TokenRefreshFailed,
+        "the server refused the refresh token earlier; sign in again",
+    )
+}
+
+pub(crate) fn storage_error(e: storage::Error) -> Error {
+    Error::new(ErrorCode::Storage, format!("token storage failed: {e}")).with_source(e)
+}
+
+fn callback_error(e: callback::Error) -> Error {
+    use callback::Error as C;
+    let (code, message) = match &e {
+        C::AllPortsBusy { .. } => (
+            ErrorCode::NetworkError,
+            "every loopback port for the redirect is in use".to_owned(),
+        ),
+        C::Timeout { state_mismatch_seen: true } => (
+            ErrorCode::Timeout,
+            "no valid authorization callback arrived in time (a callback with a wrong state was rejected)".to_owned(),
+        ),
+        C::Timeout { .. } => (
+            ErrorCode::Timeout,
+            "no authorization callback arrived in time".to_owned(),
+        ),
+        C::Cancelled { .. } => (ErrorCode::AuthCancelled, "the authorization was denied".to_owned()),
+        C::Authorization { error, .. } if error == "access_denied" => {
+            (ErrorCode::AuthCancelled, "the authorization was denied".to_owned())
+        }
+        C::Authorization { error, .. } => (
+            ErrorCode::AuthFailed,
+            format!("the authorization server returned `{}`", sanitize_code(error)),
+        ),
+        C::InvalidCallback { .. } => (
+            ErrorCode::AuthFailed,
+            format!("the authorization callback was invalid: {e}"),
+        ),
+        _ => (ErrorCode::NetworkError, format!("the loopback listener failed: {e}")),
+    };
+    let mut err = Error::new(code, message);
+    if let C::AllPortsBusy { .. } = &e {
+        err = err.with_hint("free one of the ports or choose others with --port");
+    }
+    err.with_source(e)
+}
+
+/// Keeps only characters an OAuth error code may have (RFC 6749 §5.2), so a server cannot put
+/// arbitrary text into our messages.
+fn sanitize_code(code: &str) -> String {
+    code.chars()
+        .filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\')
+        .take(64)
+        .collect()
+}
+
+fn classify_response_error(e: &ResponseError, grant: Grant) -> Error {
+    let what = match grant {
+        Grant::Exchange => "exchanging the authorization code",
+        Grant::Refresh => "refreshing the token",
+    };
+    match e {
+        ResponseError::OAuth {
+            error,
+            description,
+            status,
+            ..
+        } => {
+            let code = sanitize_code(error);
+            let (kind, message) = match (code.as_str(), grant) {
+                ("invalid_grant", Grant::Refresh) => (
+                    ErrorCode::TokenRefreshFailed,
+                    "the server refused the refresh token (invalid_grant); sign in again".to_owned(),
+                ),
+                ("invalid_grant", Grant::Exchange) => (
+                    ErrorCode::AuthFailed,
+                    "the server refused the authorization code (invalid_grant)".to_owned(),
+                ),
+                ("access_denied", _) => (ErrorCode::AuthCancelled, format!("{what}: access denied")),
+                ("temporarily_unavailable" | "server_error", _) => (
+                    ErrorCode::NetworkError,
+                    format!("{what}: the server is unavailable ({code})"),
+                ),
+                _ if *status >= 500 => (
+                    ErrorCode::NetworkError,
+                    format!("{what}: the server failed with HTTP {status} ({code})"),
+                ),
+                _ => (ErrorCode::AuthFailed, format!("{what}: the server answered `{code}`")),
+            };
+            Error::new(kind, message).with_oauth(code, description.clone(), *status)
+        }
+        ResponseError::Http { status } if *status >= 500 => Error::new(
+            ErrorCode::NetworkError,
+            format!("{what}: the token endpoint failed with HTTP {status}"),
+        )
+        .with_status(*status),
+        ResponseError::Http { status } if (300..400).contains(status) => Error::new(
+            ErrorCode::NetworkError,
+            format!("{what}: the token endpoint redirected (HTTP {status}); redirects are not followed"),
+        )
+        .with_hint("check the provider's token_url")
+        .with_status(*status),
+        ResponseError::Http { status } => Error::new(
+            ErrorCode::AuthFailed,
+            format!("{what}: the token endpoint answered HTTP {status} without an OAuth error"),
+        )
+        .with_status(*status),
+        ResponseError::Html { status } => Error::new(
+            ErrorCode::NetworkError,
+            format!("{what}: the token endpoint answered with an HTML page (HTTP {status}), not JSON"),
+        )
+        .with_hint("a proxy, captive portal or wrong token_url is likely; check them and retry")
+        .with_status(*status),
+        ResponseError::Empty { status } => Error::new(
+            ErrorCode::NetworkError,
+            format!("{what}: the token endpoint sent an empty answer (HTTP {status})"),
+        )
+        .with_status(*status),
+        ResponseError::Malformed { status, reason } => Error::new(
+            ErrorCode::NetworkError,
+            format!("{what}: the token endpoint sent an unreadable answer (HTTP {status}: {reason})"),
+        )
+        .with_status(*status),
+        ResponseError::MissingAccessToken => Error::new(
+            ErrorCode::AuthFailed,
+            format!("{what}: the answer has no access_token"),
+        ),
+        other => Error::new(ErrorCode::AuthFailed, format!("{what}: {other}")),
+    }
+}
+
+/// The client-authentication parts of a token-endpoint request: `client_id` in the body for a
+/// public client, else `client_secret_post` fields or HTTP Basic (id and secret each
+/// form-urlencoded first, RFC 6749 §2.3.1).
+fn client_auth<'a>(
+    config: &'a OAuthConfig,
+    mut form: Vec<(&'a str, &'a str)>,
+) -> (Vec<(&'a str, &'a str)>, Option<(String, String)>) {
+    match &config.client_secret {
+        None => {
+            form.push(("client_id", &config.client_id));
+            (form, None)
+        }
+        Some(secret) => match config.provider.token_auth_method {
+            TokenAuthMethod::ClientSecretPost => {
+                form.push(("client_id", &config.client_id));
+                form.push(("client_secret", secret.secret()));
+                (form, None)
+            }
+            _ => {
+                let user = form_urlencoded::byte_serialize(config.client_id.as_bytes()).collect();
+                let password = form_urlencoded::byte_serialize(secret.secret().as_bytes()).collect();
+                (form, Some((user, password)))
+            }
+        },
+    }
+}
+
+/// The authorization request URL (RFC 6749 §4.1.1 + PKCE + provider extras).
+fn authorization_url(
+    base: &Url,
+    config: &OAuthConfig,
+    redirect_uri: &str,
+    scopes: &[String],
+    state: &pkce::State,
+    pkce: Option<&pkce::PkceChallenge>,
+) -> Url {
+    let p = &config.provider;
+    let mut url = base.clone();
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("response_type", "code");
+        q.append_pair("client_id", &config.client_id);
+        q.append_pair("redirect_uri", redirect_uri);
+        if !scopes.is_empty() {
+            q.append_pair("scope", &scopes.join(" "));
+        }
+        q.append_pair("state", state.as_str());
+        if let Some(pkce) = pkce {
+            q.append_pair("code_challenge", pkce.challenge().as_str());
+            q.append_pair("code_challenge_method", pkce.challenge().method());
+        }
+        if let Some(audience) = &p.audience {
+            q.append_pair("audience", audience);
+        }
+        if let Some(resource) = &p.resource {
+            q.append_pair("resource", resource);
+        }
+        for (k, v) in &p.extra_auth_params {
+            q.append_pair(k, v);
+        }
+    }
+    url
+}
+
+/// Issuer comparison (RFC 9207 §2.4: simple string comparison; a trailing slash is tolerated).
+fn same_issuer(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
+}

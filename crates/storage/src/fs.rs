@@ -1,0 +1,235 @@
+//! Private, atomic file writing and permission checks.
+//!
+//! On Unix, directories are created 0700 and files 0600 at `open` time (never chmod-after-write),
+//! existing ones with group/other bits are tightened with a warning. On other platforms (Windows)
+//! files inherit the ACL of the user's profile directory, which is private to the user by default;
+//! the mode handling below compiles to nothing there.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[cfg(unix)]
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+
+use crate::error::{Error, Result};
+
+/// Mode of directories this crate creates.
+#[cfg(unix)]
+pub(crate) const DIR_MODE: u32 = 0o700;
+/// Mode of files this crate creates.
+#[cfg(unix)]
+pub(crate) const FILE_MODE: u32 = 0o600;
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Writes `bytes` to `path` atomically and privately.
+///
+/// The bytes go to a new temporary file in the same directory, created with mode 0600 at `open`
+/// (`O_CREAT|O_EXCL`, so never through an existing file or symlink); the file is flushed with
+/// `fsync`, renamed over `path`, and the directory is `fsync`ed so the rename itself is durable.
+/// A reader (or a crash at any moment) therefore sees either the old content or the new content,
+/// never a mix. A missing parent directory is created with mode 0700; an existing one with
+/// group/other permission bits is tightened to 0700 (with a warning).
+///
+/// Used for token files and reusable for any other private JSON (e.g. dynamic client registrations).
+///
+/// # Errors
+///
+/// [`Error::Io`] when the directory cannot be created or the file cannot be written, synced or
+/// renamed. The temporary file is removed on failure (a crash can leave one behind, named
+/// `.<file>.tmp.<pid>.<n>`; it never replaces the real file).
+pub fn write_private_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = parent_dir(path);
+    ensure_private_dir(dir)?;
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| {
+            Error::io(
+                "write",
+                path,
+                io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"),
+            )
+        })?
+        .to_string_lossy()
+        .into_owned();
+
+    let (tmp_path, mut file) = create_temp(dir, &file_name)?;
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| Error::io("write", &tmp_path, e));
+    drop(file);
+    let renamed = written.and_then(|()| {
+        fs::rename(&tmp_path, path).map_err(|e| Error::io("rename into place", path, e))
+    });
+    if let Err(err) = renamed {
+        let _ = fs::remove_file(&tmp_path);
+        return Err(err);
+    }
+    sync_dir(dir)?;
+    remove_stale_temps(dir, &file_name);
+    Ok(())
+}
+
+/// Removes temporary files for `file_name` left behind by writers that died (e.g. were killed)
+/// mid-write, so no stray copy of a secret lingers. Only files whose writer process no longer exists
+/// are removed, which is knowable only where `/proc` exists; elsewhere they stay (they are 0600 and
+/// never read).
+fn remove_stale_temps(dir: &Path, file_name: &str) {
+    #[cfg(target_os = "linux")]
+    {
+        let prefix = format!(".{file_name}.tmp.");
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+                continue;
+            };
+            let Some(pid) = rest.split('.').next().and_then(|p| p.parse::<u32>().ok()) else {
+                continue;
+            };
+            if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (dir, file_name);
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+pub(crate) fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+fn create_temp(dir: &Path, file_name: &str) -> Result<(PathBuf, File)> {
+    let pid = std::process::id();
+    let mut last_err = None;
+    for _ in 0..16 {
+        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!(".{file_name}.tmp.{pid}.{n}"));
+        let mut opts = OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        opts.mode(FILE_MODE);
+        match opts.open(&tmp) {
+            Ok(file) => return Ok((tmp, file)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_err = Some((tmp, e)),
+            Err(e) => return Err(Error::io("create", tmp, e)),
+        }
+    }
+    let (tmp, e) = last_err.unwrap_or_else(|| {
+        (
+            dir.to_path_buf(),
+            io::Error::new(io::ErrorKind::AlreadyExists, "no free temporary name"),
+        )
+    });
+    Err(Error::io("create", tmp, e))
+}
+
+/// `fsync` a directory so that renames and unlinks in it are durable (no-op off Unix).
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io("sync directory", dir, e))?;
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Creates `dir` (and missing parents) with mode 0700, or tightens an existing one.
+pub(crate) fn ensure_private_dir(dir: &Path) -> Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    builder.mode(DIR_MODE);
+    builder
+        .create(dir)
+        .map_err(|e| Error::io("create directory", dir, e))?;
+    tighten_dir(dir);
+    Ok(())
+}
+
+/// If `dir` exists with group/other bits, chmod it to 0700 and warn. Errors only warn: the caller's
+/// own operation reports anything that really fails.
+pub(crate) fn tighten_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Ok(meta) = fs::metadata(dir) {
+        let mode = meta.permissions().mode() & 0o777;
+        if meta.is_dir() && mode & 0o077 != 0 {
+            match fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE)) {
+                Ok(()) => tracing::warn!(
+                    path = %dir.display(),
+                    "token directory was accessible to other users (mode {mode:o}); tightened to 700"
+                ),
+                Err(err) => tracing::warn!(
+                    path = %dir.display(),
+                    error = %err,
+                    "token directory is accessible to other users (mode {mode:o}) and could not be tightened"
+                ),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
+
+/// If the open `file` has group/other bits, chmod it (through the descriptor) to 0600 and warn.
+pub(crate) fn tighten_file(file: &File, path: &Path) {
+    #[cfg(unix)]
+    if let Ok(meta) = file.metadata() {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            match file.set_permissions(fs::Permissions::from_mode(FILE_MODE)) {
+                Ok(()) => tracing::warn!(
+                    path = %path.display(),
+                    "token file was readable by other users (mode {mode:o}); tightened to 600"
+                ),
+                Err(err) => tracing::warn!(
+                    path = %path.display(),
+                    error = %err,
+                    "token file is readable by other users (mode {mode:o}) and could not be tightened"
+                ),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (file, path);
+}
+
+/// Removes `path`; `Ok(false)` when it was not there. Syncs the directory after a removal.
+pub(crate) fn remove_if_exists(path: &Path) -> Result<bool> {
+    match fs::remove_file(path) {
+        Ok(()) => {
+            sync_dir(parent_dir(path))?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io("remove", path, e)),
+    }
+}
+
+/// Reads a small private file: `Ok(None)` when absent; loose permissions are tightened first.
+pub(crate) fn read_private(path: &Path) -> Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("open", path, e)),
+    };
+    tighten_file(&file, path);
+    let mut buf = Vec::new();
+    file.read_to_end(&mut buf)
+        .map_err(|e| Error::io("read", path, e))?;
+    Ok(Some(buf))
+}

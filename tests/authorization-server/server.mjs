@@ -1,0 +1,390 @@
+// Local OAuth 2.1 / OpenID Connect authorization server for context-harness tests.
+//
+// TEST-ONLY. This is the real `oidc-provider` (a certified OpenID Provider implementation) configured
+// for loopback use, plus a few test hooks under `/test/*` that no production server would have.
+// Never expose it beyond 127.0.0.1.
+//
+// Usage: node server.mjs [PORT] [--exit-on-stdin-close]
+//        (PORT from argv, else $AS_PORT, else 0 = ephemeral)
+//
+// Once listening it prints exactly one JSON line to stdout and nothing else:
+//   {"issuer":"http://127.0.0.1:PORT","port":PORT,"pid":PID}
+// All oidc-provider notices go to stderr. The process exits on SIGTERM/SIGINT, and with
+// --exit-on-stdin-close also when stdin closes (tests use it so a killed test run leaves nothing behind).
+//
+// Registered clients (all `application_type: native`, so loopback redirect ports may vary per
+// RFC 8252 §7.3; registered redirect URIs are http://{localhost,127.0.0.1,[::1]}:8080/callback):
+//   ch-public             token_endpoint_auth_method none (public client, PKCE required)
+//   ch-confidential       client_secret_basic, secret "ch-confidential-secret"
+//   ch-confidential-post  client_secret_post,  secret "ch-confidential-post-secret"
+//   ch-introspector       client_secret_basic, secret "ch-introspector-secret" (for /token/introspection)
+// Scopes: openid offline_access profile email. `offline_access` yields a refresh token only with
+// `prompt=consent` (oidc-provider follows OIDC Core here).
+//
+// Environment (initial values of the control state below):
+//   AS_PORT                  listen port (0 = ephemeral)
+//   AS_AUTO_APPROVE=1        complete login + consent automatically for the fixed user "test-user"
+//   AS_DENY=1                answer every interaction with error=access_denied
+//   AS_ACCESS_TOKEN_TTL=N    access-token lifetime in seconds (default 3600)
+//   AS_TOKEN_FAULT=MODE      fault at the token endpoint: 500 | html | garbage | reset | slow | invalid_grant
+//   AS_TOKEN_FAULT_DELAY_MS  delay for the `slow` fault (default 10000)
+//
+// Test hooks (TEST-ONLY):
+//   GET  /test/stats    -> {"token_requests":n,"refresh_requests":n,"authorization_code_requests":n,
+//                           "device_code_requests":n,"revocation_requests":n,"faults_served":n}
+//   POST /test/reset    -> zero the counters
+//   GET  /test/control  -> current control state
+//   POST /test/control  JSON merged into the control state:
+//        {"auto_approve":bool, "deny":bool, "access_token_ttl":seconds,
+//         "omit_refresh_token":bool,   // refresh responses carry no refresh_token (and no rotation)
+//         "device_slow_down":n,        // next n device_code polls answer slow_down
+//         "fault": null | {"mode":"500|html|garbage|reset|slow|invalid_grant",
+//                          "grant_type":"refresh_token"?,  // only faults this grant (default: any)
+//                          "times":n?,                     // only the next n requests (default: all)
+//                          "delay_ms":n?}}                 // for `slow`
+//
+// Without auto-approve the interaction pages are minimal HTML forms (login: #login + submit;
+// consent: button#approve / button#deny) so a headless browser can drive them.
+
+import http from 'node:http';
+import { Provider, errors } from 'oidc-provider';
+
+// oidc-provider prints NOTICEs with console.info (stdout); stdout is reserved for the ready line.
+console.info = (...args) => console.error(...args);
+console.log = (...args) => console.error(...args);
+
+const envFlag = (name) => ['1', 'true', 'yes'].includes(String(process.env[name] ?? '').toLowerCase());
+const envInt = (name, fallback) => {
+  const value = Number.parseInt(process.env[name] ?? '', 10);
+  return Number.isFinite(value) ? value : fallback;
+};
+
+const TEST_USER = 'test-user';
+
+const control = {
+  auto_approve: envFlag('AS_AUTO_APPROVE'),
+  deny: envFlag('AS_DENY'),
+  access_token_ttl: envInt('AS_ACCESS_TOKEN_TTL', 3600),
+  omit_refresh_token: false,
+  device_slow_down: 0,
+  fault: process.env.AS_TOKEN_FAULT
+    ? { mode: process.env.AS_TOKEN_FAULT, delay_ms: envInt('AS_TOKEN_FAULT_DELAY_MS', 10000) }
+    : null,
+};
+
+const zeroStats = () => ({
+  token_requests: 0,
+  refresh_requests: 0,
+  authorization_code_requests: 0,
+  device_code_requests: 0,
+  revocation_requests: 0,
+  faults_served: 0,
+});
+let stats = zeroStats();
+
+const args = process.argv.slice(2);
+const exitOnStdinClose = args.includes('--exit-on-stdin-close');
+const portArg = args.find((a) => !a.startsWith('--')) ?? process.env.AS_PORT ?? '0';
+const port = Number.parseInt(portArg, 10);
+if (!Number.isInteger(port) || port < 0 || port > 65535) {
+  console.error(`invalid port: ${portArg}`);
+  process.exit(2);
+}
+
+const loopbackRedirects = [
+  'http://localhost:8080/callback',
+  'http://127.0.0.1:8080/callback',
+  'http://[::1]:8080/callback',
+];
+
+const nativeClient = (extra) => ({
+  application_type: 'native',
+  grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'],
+  response_types: ['code'],
+  redirect_uris: loopbackRedirects,
+  ...extra,
+});
+
+function readBody(req) {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    req.on('data', (chunk) => chunks.push(chunk));
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+function sendJson(res, status, value) {
+  const body = JSON.stringify(value);
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.end(body);
+}
+
+const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+
+const escapeHtml = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+function page(title, inner) {
+  return `<!DOCTYPE html><html><head><meta charset="utf-8"><title>${escapeHtml(title)}</title></head>`
+    + `<body><h1>${escapeHtml(title)}</h1>${inner}</body></html>`;
+}
+
+async function startServer() {
+  const server = http.createServer();
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', resolve);
+  });
+  const actualPort = server.address().port;
+  const issuer = `http://127.0.0.1:${actualPort}`;
+
+  const provider = new Provider(issuer, {
+    clients: [
+      nativeClient({ client_id: 'ch-public', token_endpoint_auth_method: 'none' }),
+      nativeClient({
+        client_id: 'ch-confidential',
+        client_secret: 'ch-confidential-secret',
+        token_endpoint_auth_method: 'client_secret_basic',
+      }),
+      nativeClient({
+        client_id: 'ch-confidential-post',
+        client_secret: 'ch-confidential-post-secret',
+        token_endpoint_auth_method: 'client_secret_post',
+      }),
+      {
+        client_id: 'ch-introspector',
+        client_secret: 'ch-introspector-secret',
+        token_endpoint_auth_method: 'client_secret_basic',
+        grant_types: [],
+        response_types: [],
+        redirect_uris: [],
+      },
+    ],
+    scopes: ['openid', 'offline_access', 'profile', 'email'],
+    claims: { openid: ['sub'], profile: ['name'], email: ['email', 'email_verified'] },
+    cookies: { keys: ['context-harness-test-only-cookie-key'] },
+    pkce: { required: () => true },
+    findAccount: async (_ctx, sub) => ({
+      accountId: sub,
+      async claims() {
+        return { sub, name: 'Test User', email: 'test-user@example.invalid', email_verified: true };
+      },
+    }),
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    features: {
+      devInteractions: { enabled: false },
+      revocation: { enabled: true, allowedPolicy: async () => true },
+      introspection: { enabled: true, allowedPolicy: async () => true },
+      registration: { enabled: true },
+      deviceFlow: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: () => undefined,
+        useGrantedResource: () => true,
+        // Any loopback resource (a local MCP server in tests) is accepted.
+        getResourceServerInfo: async (_ctx, resourceIndicator) => {
+          const url = URL.parse(resourceIndicator);
+          if (!url || !['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname)) {
+            throw new errors.InvalidTarget();
+          }
+          return {
+            scope: 'mcp:tools mcp:resources',
+            audience: resourceIndicator,
+            accessTokenTTL: control.access_token_ttl,
+            accessTokenFormat: 'opaque',
+          };
+        },
+      },
+    },
+    ttl: {
+      AccessToken: () => control.access_token_ttl,
+      AuthorizationCode: 120,
+      DeviceCode: 600,
+      Grant: 14 * 24 * 3600,
+      IdToken: 3600,
+      Interaction: 600,
+      RefreshToken: 14 * 24 * 3600,
+      Session: 14 * 24 * 3600,
+    },
+    // Rotate on every use (OAuth 2.1 §4.3.1) unless a test asks for responses without a new RT.
+    rotateRefreshToken: () => !control.omit_refresh_token,
+  });
+  provider.proxy = false;
+
+  // Post-process token responses (TEST-ONLY hooks that need the provider's result).
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.path === '/token' && ctx.method === 'POST' && ctx.status === 200 && ctx.body
+      && typeof ctx.body === 'object') {
+      const grantType = ctx.oidc?.params?.grant_type;
+      if (grantType === 'refresh_token' && control.omit_refresh_token) {
+        delete ctx.body.refresh_token;
+      }
+    }
+  });
+
+  const providerCallback = provider.callback();
+
+  async function interaction(req, res, url) {
+    const parts = url.pathname.split('/').filter(Boolean); // interaction, uid, [action]
+    const action = parts[2];
+    let details;
+    try {
+      details = await provider.interactionDetails(req, res);
+    } catch (err) {
+      res.writeHead(400, { 'content-type': 'text/html' });
+      res.end(page('Interaction expired', `<p>${escapeHtml(err.message)}</p>`));
+      return;
+    }
+    const { uid, prompt, params, session } = details;
+
+    const deny = () => provider.interactionFinished(req, res, {
+      error: 'access_denied',
+      error_description: 'End-User aborted interaction',
+    }, { mergeWithLastSubmission: false });
+
+    const login = (accountId) => provider.interactionFinished(req, res, {
+      login: { accountId },
+    }, { mergeWithLastSubmission: false });
+
+    const consent = async () => {
+      const grant = details.grantId
+        ? await provider.Grant.find(details.grantId)
+        : new provider.Grant({ accountId: session.accountId, clientId: params.client_id });
+      const missing = prompt.details ?? {};
+      if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+      if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
+      if (missing.missingResourceScopes) {
+        for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes)) {
+          grant.addResourceScope(indicator, scopes.join(' '));
+        }
+      }
+      const grantId = await grant.save();
+      const result = { consent: details.grantId ? {} : { grantId } };
+      await provider.interactionFinished(req, res, result, { mergeWithLastSubmission: true });
+    };
+
+    if (req.method === 'GET' && action === undefined) {
+      if (control.deny) return deny();
+      if (control.auto_approve) {
+        if (prompt.name === 'login') return login(TEST_USER);
+        return consent();
+      }
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+      if (prompt.name === 'login') {
+        res.end(page('Sign in', `<form method="post" action="/interaction/${uid}/login">`
+          + `<input id="login" name="login" value="${TEST_USER}">`
+          + '<button id="submit" type="submit">Sign in</button></form>'
+          + `<form method="post" action="/interaction/${uid}/abort"><button id="deny" type="submit">Cancel</button></form>`));
+      } else {
+        res.end(page('Authorize', `<p>Client <code>${escapeHtml(params.client_id)}</code> asks for `
+          + `<code>${escapeHtml(params.scope ?? '')}</code>.</p>`
+          + `<form method="post" action="/interaction/${uid}/confirm"><button id="approve" type="submit">Allow</button></form>`
+          + `<form method="post" action="/interaction/${uid}/abort"><button id="deny" type="submit">Deny</button></form>`));
+      }
+      return undefined;
+    }
+    if (req.method === 'POST' && action === 'login') {
+      const form = new URLSearchParams(await readBody(req));
+      return login(form.get('login') || TEST_USER);
+    }
+    if (req.method === 'POST' && action === 'confirm') return consent();
+    if (req.method === 'POST' && action === 'abort') return deny();
+    res.writeHead(404);
+    res.end();
+    return undefined;
+  }
+
+  async function tokenEndpoint(req, res) {
+    const raw = await readBody(req);
+    const form = new URLSearchParams(raw);
+    const grantType = form.get('grant_type');
+    stats.token_requests += 1;
+    if (grantType === 'refresh_token') stats.refresh_requests += 1;
+    if (grantType === 'authorization_code') stats.authorization_code_requests += 1;
+    if (grantType === 'urn:ietf:params:oauth:grant-type:device_code') {
+      stats.device_code_requests += 1;
+      if (control.device_slow_down > 0) {
+        control.device_slow_down -= 1;
+        return sendJson(res, 400, { error: 'slow_down', error_description: 'poll less often' });
+      }
+    }
+
+    const fault = control.fault;
+    if (fault && (!fault.grant_type || fault.grant_type === grantType)) {
+      if (typeof fault.times === 'number') {
+        fault.times -= 1;
+        if (fault.times <= 0) control.fault = null;
+      }
+      stats.faults_served += 1;
+      switch (fault.mode) {
+        case '500':
+          res.writeHead(500, { 'content-type': 'text/plain' });
+          return res.end('internal server error');
+        case 'html':
+          res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+          return res.end('<!DOCTYPE html><html><body><h1>Sign in to continue</h1></body></html>');
+        case 'garbage':
+          res.writeHead(200, { 'content-type': 'application/json' });
+          return res.end('{"access_token": tru\u0000\u00ff garbage');
+        case 'reset':
+          req.socket.resetAndDestroy?.() ?? req.socket.destroy();
+          return undefined;
+        case 'slow':
+          await sleep(fault.delay_ms ?? 10000);
+          return sendJson(res, 503, { error: 'temporarily_unavailable' });
+        case 'invalid_grant':
+          return sendJson(res, 400, { error: 'invalid_grant', error_description: 'grant request is invalid' });
+        default:
+          break;
+      }
+    }
+    // Hand the already-read body to oidc-provider (it accepts a pre-parsed req.body).
+    req.body = raw;
+    return providerCallback(req, res);
+  }
+
+  server.on('request', (req, res) => {
+    const url = new URL(req.url, issuer);
+    const run = async () => {
+      if (url.pathname === '/test/stats' && req.method === 'GET') return sendJson(res, 200, stats);
+      if (url.pathname === '/test/reset' && req.method === 'POST') {
+        stats = zeroStats();
+        return sendJson(res, 200, stats);
+      }
+      if (url.pathname === '/test/control') {
+        if (req.method === 'POST') {
+          const patch = JSON.parse((await readBody(req)) || '{}');
+          Object.assign(control, patch);
+        }
+        return sendJson(res, 200, control);
+      }
+      if (url.pathname.startsWith('/interaction/')) return interaction(req, res, url);
+      if (url.pathname === '/token' && req.method === 'POST') return tokenEndpoint(req, res);
+      if (url.pathname === '/token/revocation' && req.method === 'POST') stats.revocation_requests += 1;
+      return providerCallback(req, res);
+    };
+    run().catch((err) => {
+      console.error(err);
+      if (!res.headersSent) sendJson(res, 500, { error: 'server_error' });
+      else res.destroy();
+    });
+  });
+
+  process.stdout.write(`${JSON.stringify({ issuer, port: actualPort, pid: process.pid })}\n`);
+}
+
+const shutdown = () => process.exit(0);
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);
+if (exitOnStdinClose) {
+  // Exit with the parent: tests keep stdin open as a pipe, so a killed test run never leaves us behind.
+  process.stdin.on('end', shutdown);
+  process.stdin.on('error', shutdown);
+  process.stdin.resume();
+}
+
+startServer().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,235 @@
+//! Prerequisites of the test suites: Debian packages, cargo-deny, and the npm packages of the local
+//! authorization server. Checks first (the fast path does nothing), installs what is missing when it
+//! can (root → `apt-get`), and otherwise fails with the command to run.
+//!
+//! `demo` will need [`ensure_node_modules`] and the `nodejs` package too; call them from there.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::SystemTime;
+
+use anyhow::{Result, bail};
+
+use crate::util::{self, Context};
+
+/// The cargo-deny release CI installs when `cargo deny` is missing.
+pub(crate) const CARGO_DENY_VERSION: &str = "0.20.2";
+
+/// The Chromium binary the browser tests drive.
+pub(crate) const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// The local authorization server's directory, relative to the root.
+pub(crate) const AUTH_SERVER_DIR: &str = "tests/authorization-server";
+
+/// A program the test suites need and the Debian package that provides it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tool {
+    /// Absolute path or a name looked up on `PATH`.
+    pub(crate) program: &'static str,
+    /// Debian package that ships it.
+    pub(crate) package: &'static str,
+    /// What needs it (for messages).
+    pub(crate) purpose: &'static str,
+}
+
+/// The private Secret Service session (see `keyring.rs`).
+pub(crate) const KEYRING_TOOLS: &[Tool] = &[
+    Tool {
+        program: "dbus-run-session",
+        package: "dbus-daemon",
+        purpose: "keyring tests",
+    },
+    Tool {
+        program: "dbus-send",
+        package: "dbus-bin",
+        purpose: "keyring tests",
+    },
+    Tool {
+        program: "gnome-keyring-daemon",
+        package: "gnome-keyring",
+        purpose: "keyring tests",
+    },
+    Tool {
+        program: "secret-tool",
+        package: "libsecret-tools",
+        purpose: "keyring tests",
+    },
+];
+
+/// The browser suite.
+pub(crate) const BROWSER_TOOLS: &[Tool] = &[Tool {
+    program: CHROMIUM,
+    package: "chromium",
+    purpose: "browser tests",
+}];
+
+/// Node for the local authorization server (only needed once it has a `package.json`).
+pub(crate) const NODE_TOOLS: &[Tool] = &[
+    Tool {
+        program: "node",
+        package: "nodejs",
+        purpose: "local authorization server",
+    },
+    Tool {
+        program: "npm",
+        package: "npm",
+        purpose: "local authorization server",
+    },
+];
+
+/// `true` if the tool's program can be found.
+pub(crate) fn present(tool: &Tool) -> bool {
+    if tool.program.starts_with('/') {
+        Path::new(tool.program).exists()
+    } else {
+        util::which(tool.program).is_some()
+    }
+}
+
+/// Makes sure every tool is present: installs the missing packages with apt-get as root, else fails
+/// with the install command.
+pub(crate) fn ensure_tools(tools: &[Tool]) -> Result<()> {
+    let missing: Vec<&Tool> = tools.iter().filter(|t| !present(t)).collect();
+    if missing.is_empty() {
+        let names: Vec<&str> = tools.iter().map(|t| t.program).collect();
+        println!("present: {}", names.join(", "));
+        return Ok(());
+    }
+    let mut packages: Vec<&str> = missing.iter().map(|t| t.package).collect();
+    packages.dedup();
+    for tool in &missing {
+        println!(
+            "missing: {} (package {}, for the {})",
+            tool.program, tool.package, tool.purpose
+        );
+    }
+    let install = format!(
+        "apt-get install -y --no-install-recommends {}",
+        packages.join(" ")
+    );
+    if !util::is_root() {
+        bail!(
+            "missing packages for the test suites; install them with\n\n    sudo apt-get update && sudo {install}\n\n\
+             (or run `cargo xtask test` as root, which installs them itself)"
+        );
+    }
+    apt_get_update()?;
+    let mut cmd = Command::new("apt-get");
+    cmd.args(["install", "-y", "--no-install-recommends"])
+        .args(&packages)
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    util::run(&mut cmd)?;
+    let still: Vec<&str> = missing
+        .iter()
+        .filter(|t| !present(t))
+        .map(|t| t.program)
+        .collect();
+    if !still.is_empty() {
+        bail!("still missing after `{install}`: {}", still.join(", "));
+    }
+    Ok(())
+}
+
+/// Runs `apt-get update` at most once per xtask process.
+fn apt_get_update() -> Result<()> {
+    static DONE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    if DONE.get().is_some() {
+        return Ok(());
+    }
+    let mut cmd = Command::new("apt-get");
+    cmd.arg("update").env("DEBIAN_FRONTEND", "noninteractive");
+    util::run(&mut cmd)?;
+    let _ = DONE.set(());
+    Ok(())
+}
+
+/// Makes sure `cargo deny` runs; installs cargo-deny with `cargo install --locked` when it does not.
+pub(crate) fn ensure_cargo_deny(ctx: &Context) -> Result<()> {
+    let probe = ctx.cargo().args(["deny", "--version"]).output();
+    if let Some(out) = probe.ok().filter(|o| o.status.success()) {
+        let version = String::from_utf8_lossy(&out.stdout);
+        let version = version.trim();
+        println!("present: {version}");
+        if !version.contains(" 0.20.") {
+            println!("note: CI pins cargo-deny {CARGO_DENY_VERSION}; this one is `{version}`");
+        }
+        return Ok(());
+    }
+    println!("cargo-deny is missing; installing {CARGO_DENY_VERSION} (a few minutes on 2 cores)");
+    // Not `ctx.cargo()`: `cargo install` must not inherit a test's target directory override.
+    let mut cmd = Command::new(util::cargo_program());
+    cmd.args([
+        "install",
+        "--locked",
+        "cargo-deny",
+        "--version",
+        CARGO_DENY_VERSION,
+    ]);
+    util::run(&mut cmd)
+}
+
+/// The authorization server's `node_modules`, whether or not it exists yet.
+pub(crate) fn node_modules_dir(root: &Path) -> PathBuf {
+    root.join(AUTH_SERVER_DIR).join("node_modules")
+}
+
+/// Runs `npm ci` (or `npm install` without a lockfile) in the authorization server's directory when it has a
+/// `package.json` and `node_modules` is missing or older than the manifests. Returns `false` when there is no
+/// `package.json` yet (nothing to install).
+pub(crate) fn ensure_node_modules(root: &Path) -> Result<bool> {
+    let dir = root.join(AUTH_SERVER_DIR);
+    let manifest = dir.join("package.json");
+    if !manifest.exists() {
+        println!("no {AUTH_SERVER_DIR}/package.json yet: nothing to install");
+        return Ok(false);
+    }
+    let lockfile = dir.join("package-lock.json");
+    // npm writes this hidden lockfile on every successful install.
+    let installed = mtime(&dir.join("node_modules").join(".package-lock.json"));
+    let newest_input = [mtime(&manifest), mtime(&lockfile)]
+        .into_iter()
+        .flatten()
+        .max();
+    let fresh = matches!((installed, newest_input), (Some(i), Some(m)) if i >= m);
+    if fresh {
+        println!("{AUTH_SERVER_DIR}/node_modules is up to date");
+        return Ok(true);
+    }
+    ensure_tools(NODE_TOOLS)?;
+    let mut cmd = Command::new("npm");
+    cmd.current_dir(&dir).args(["--no-audit", "--no-fund"]);
+    if lockfile.exists() {
+        cmd.arg("ci");
+    } else {
+        cmd.arg("install");
+    }
+    util::run(&mut cmd)?;
+    Ok(true)
+}
+
+fn mtime(path: &Path) -> Option<SystemTime> {
+    fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tool_names_a_package() {
+        for tool in KEYRING_TOOLS.iter().chain(BROWSER_TOOLS).chain(NODE_TOOLS) {
+            assert!(!tool.package.is_empty() && !tool.program.is_empty());
+        }
+    }
+
+    #[test]
+    fn no_package_json_means_nothing_to_install() {
+        let tmp = util::TempDir::new("xtask-npm").ok();
+        let tmp = tmp.as_ref().map(util::TempDir::path);
+        assert!(tmp.is_some());
+        if let Some(dir) = tmp {
+            assert!(matches!(ensure_node_modules(dir), Ok(false)));
+        }
+    }
+}

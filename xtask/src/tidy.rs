@@ -1,0 +1,179 @@
+//! Cheap repository rules, enforced by plain `cargo test --workspace` (so CI runs them too):
+//! every member inherits the workspace lints, the crates keep their layering, `pkce` keeps its three
+//! dependencies, and xtask never depends on the `cargo`/`git2` crates. Add new rules as new `#[test]`s here.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use anyhow::{Context as _, Result, bail};
+use serde_json::Value;
+
+use crate::util;
+
+/// Layer of each workspace package: a package may depend only on packages of its own layer or lower.
+/// The leaf libraries share layer 1; `providers` sits on them, `cli` on `providers`, and nothing depends on
+/// `xtask`.
+const LAYERS: &[(&str, u8)] = &[
+    ("context-harness-pkce", 1),
+    ("context-harness-tokens", 1),
+    ("context-harness-callback-server", 1),
+    ("context-harness-storage", 1),
+    ("context-harness-providers", 2),
+    ("context-harness-cli", 3),
+    ("xtask", 4),
+];
+
+/// `pkce`'s non-optional normal dependencies, exactly (issue 2: "sha2, base64ct, getrandom, nothing else").
+const PKCE_DEPS: &[&str] = &["sha2", "base64ct", "getrandom"];
+
+fn metadata() -> Result<Value> {
+    let root = util::project_root();
+    let text = util::output(
+        Command::new(util::cargo_program())
+            .current_dir(&root)
+            .args([
+                "metadata",
+                "--format-version",
+                "1",
+                "--no-deps",
+                "--offline",
+            ]),
+    )?;
+    serde_json::from_str(&text).context("cargo metadata printed invalid JSON")
+}
+
+fn packages(meta: &Value) -> Result<&Vec<Value>> {
+    meta["packages"]
+        .as_array()
+        .context("cargo metadata has no packages")
+}
+
+fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key].as_str().unwrap_or_default()
+}
+
+/// `(name, kind, optional)` of each dependency; kind is `normal`, `dev` or `build`.
+fn deps(package: &Value) -> Vec<(String, String, bool)> {
+    package["dependencies"]
+        .as_array()
+        .map(|deps| {
+            deps.iter()
+                .map(|d| {
+                    let kind = d["kind"].as_str().unwrap_or("normal").to_owned();
+                    (
+                        str_of(d, "name").to_owned(),
+                        kind,
+                        d["optional"].as_bool().unwrap_or(false),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn every_member_inherits_workspace_lints() -> Result<()> {
+    let meta = metadata()?;
+    let mut offenders = Vec::new();
+    for package in packages(&meta)? {
+        let manifest = util::read(std::path::Path::new(str_of(package, "manifest_path")))?;
+        if !has_workspace_lints(&manifest) {
+            offenders.push(str_of(package, "name").to_owned());
+        }
+    }
+    if !offenders.is_empty() {
+        bail!("members without `[lints]\\nworkspace = true`: {offenders:?}");
+    }
+    Ok(())
+}
+
+/// `true` if the manifest has a `[lints]` table whose body says `workspace = true`.
+fn has_workspace_lints(manifest: &str) -> bool {
+    let mut in_lints = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_lints = line == "[lints]";
+        } else if in_lints && line.replace(' ', "") == "workspace=true" {
+            return true;
+        }
+    }
+    manifest
+        .lines()
+        .any(|l| l.replace(' ', "") == "lints.workspace=true")
+}
+
+#[test]
+fn lints_table_detection() {
+    assert!(has_workspace_lints(
+        "[package]\nname = \"a\"\n\n[lints]\nworkspace = true\n"
+    ));
+    assert!(!has_workspace_lints(
+        "[lints]\n\n[lints.rust]\nworkspace = true\n"
+    ));
+    assert!(!has_workspace_lints("[package]\nname = \"a\"\n"));
+}
+
+#[test]
+fn no_crate_depends_on_a_higher_layer() -> Result<()> {
+    let meta = metadata()?;
+    let layer = |name: &str| LAYERS.iter().find(|(n, _)| *n == name).map(|(_, l)| *l);
+    let mut offenders = Vec::new();
+    let mut members = BTreeSet::new();
+    for package in packages(&meta)? {
+        let name = str_of(package, "name");
+        members.insert(name.to_owned());
+        let own = layer(name)
+            .with_context(|| format!("new member {name}: give it a layer in tidy.rs"))?;
+        for (dep, kind, _) in deps(package) {
+            if layer(&dep).is_some_and(|dep_layer| dep_layer > own) {
+                offenders.push(format!("{name} -> {dep} ({kind})"));
+            }
+        }
+    }
+    if !offenders.is_empty() {
+        bail!("dependencies on higher-level crates: {offenders:?}");
+    }
+    let known: BTreeSet<String> = LAYERS.iter().map(|(n, _)| (*n).to_owned()).collect();
+    assert_eq!(members, known, "workspace members changed: update LAYERS");
+    Ok(())
+}
+
+#[test]
+fn pkce_depends_only_on_sha2_base64ct_getrandom() -> Result<()> {
+    let meta = metadata()?;
+    let pkce = packages(&meta)?
+        .iter()
+        .find(|p| str_of(p, "name") == "context-harness-pkce")
+        .context("context-harness-pkce is a member")?;
+    let actual: BTreeSet<String> = deps(pkce)
+        .into_iter()
+        .filter(|(_, kind, optional)| kind == "normal" && !optional)
+        .map(|(name, _, _)| name)
+        .collect();
+    let expected: BTreeSet<String> = PKCE_DEPS.iter().map(|d| (*d).to_owned()).collect();
+    if actual != expected {
+        bail!(
+            "context-harness-pkce must depend on exactly {PKCE_DEPS:?} (anything else behind a feature); has {actual:?}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn xtask_never_depends_on_cargo_or_git2() -> Result<()> {
+    let meta = metadata()?;
+    let xtask = packages(&meta)?
+        .iter()
+        .find(|p| str_of(p, "name") == "xtask")
+        .context("xtask is a member")?;
+    let banned: Vec<String> = deps(xtask)
+        .into_iter()
+        .map(|d| d.0)
+        .filter(|n| n == "cargo" || n == "git2")
+        .collect();
+    assert!(
+        banned.is_empty(),
+        "xtask shells out instead of depending on {banned:?}"
+    );
+    Ok(())
+}

@@ -1,0 +1,299 @@
+//! Shared helpers: the project root, running commands, step timing, temporary directories.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, Result, bail};
+
+/// Where a task works: the repository root and an optional cargo target directory override.
+///
+/// Tasks take a `Context` instead of reading globals so the tests can point them at a temporary copy of
+/// the repository and at a shared, warm target directory.
+#[derive(Debug, Clone)]
+pub(crate) struct Context {
+    /// The workspace root (the directory holding the root `Cargo.toml`).
+    pub(crate) root: PathBuf,
+    /// `CARGO_TARGET_DIR` for every cargo command this task runs; `None` keeps cargo's default.
+    pub(crate) target_dir: Option<PathBuf>,
+}
+
+impl Context {
+    /// The context for the repository this xtask binary was built from.
+    pub(crate) fn from_build() -> Self {
+        Self {
+            root: project_root(),
+            target_dir: None,
+        }
+    }
+
+    /// The target directory cargo will use: the override, else `<root>/target`.
+    pub(crate) fn target_dir(&self) -> PathBuf {
+        self.target_dir
+            .clone()
+            .unwrap_or_else(|| self.root.join("target"))
+    }
+
+    /// A `cargo` command run from the root, honouring the target directory override.
+    pub(crate) fn cargo(&self) -> Command {
+        let mut cmd = Command::new(cargo_program());
+        cmd.current_dir(&self.root);
+        if let Some(dir) = &self.target_dir {
+            cmd.env("CARGO_TARGET_DIR", dir);
+        }
+        cmd
+    }
+
+    /// A `git` command run from the root.
+    pub(crate) fn git(&self) -> Command {
+        let mut cmd = Command::new("git");
+        cmd.current_dir(&self.root);
+        cmd
+    }
+}
+
+/// The repository root: the parent of this crate's manifest directory.
+pub(crate) fn project_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .parent()
+        .map_or_else(|| manifest_dir.to_path_buf(), Path::to_path_buf)
+}
+
+/// The cargo executable: `$CARGO` (set by `cargo run`) or plain `cargo`.
+pub(crate) fn cargo_program() -> PathBuf {
+    std::env::var_os("CARGO").map_or_else(|| PathBuf::from("cargo"), PathBuf::from)
+}
+
+/// `true` when running under CI (`CI=true` or `CI=1`), where a missing prerequisite is a failure.
+pub(crate) fn is_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// A shell-like rendering of a command line for logs.
+pub(crate) fn render(cmd: &Command) -> String {
+    let mut parts = vec![quote(cmd.get_program())];
+    parts.extend(cmd.get_args().map(quote));
+    parts.join(" ")
+}
+
+fn quote(arg: &OsStr) -> String {
+    let s = arg.to_string_lossy();
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+    if plain {
+        s.into_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// Runs a command with inherited stdio; fails with the command line if it does not exit successfully.
+pub(crate) fn run(cmd: &mut Command) -> Result<()> {
+    println!("$ {}", render(cmd));
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start `{}`", render(cmd)))?;
+    if !status.success() {
+        bail!("`{}` failed ({status})", render(cmd));
+    }
+    Ok(())
+}
+
+/// Runs a command and returns its stdout; stderr is passed through. Fails on a non-zero exit.
+pub(crate) fn output(cmd: &mut Command) -> Result<String> {
+    let out = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot start `{}`", render(cmd)))?;
+    if !out.status.success() {
+        bail!("`{}` failed ({})", render(cmd), out.status);
+    }
+    String::from_utf8(out.stdout).with_context(|| format!("`{}` printed non-UTF-8", render(cmd)))
+}
+
+/// `true` if the command starts and exits successfully (its output is discarded).
+pub(crate) fn succeeds(cmd: &mut Command) -> bool {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Finds an executable on `PATH`.
+pub(crate) fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// The current user is root (so Debian packages can be installed directly).
+pub(crate) fn is_root() -> bool {
+    // `id -u` avoids unsafe libc calls; fall back to $USER.
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map_or_else(
+            || std::env::var("USER").is_ok_and(|u| u == "root"),
+            |s| s.trim() == "0",
+        )
+}
+
+/// Formats a duration as `12.3s` or `4m05s`.
+pub(crate) fn fmt_duration(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs < 60.0 {
+        format!("{secs:.1}s")
+    } else {
+        let whole = d.as_secs();
+        format!("{}m{:02}s", whole / 60, whole % 60)
+    }
+}
+
+/// A sequence of named, timed steps with a summary; the first failure names its step.
+#[derive(Debug, Default)]
+pub(crate) struct Steps {
+    done: Vec<(String, Duration)>,
+    total: usize,
+}
+
+impl Steps {
+    /// A step list that will run `total` steps (used for the `[i/n]` counter).
+    pub(crate) fn new(total: usize) -> Self {
+        Self {
+            done: Vec::new(),
+            total,
+        }
+    }
+
+    /// Runs one step under a header, records its time, and names it in the error if it fails.
+    pub(crate) fn run(&mut self, name: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
+        let index = self.done.len() + 1;
+        println!("\n==> [{index}/{}] {name}", self.total);
+        let start = Instant::now();
+        let result = f();
+        let elapsed = start.elapsed();
+        match result {
+            Ok(()) => {
+                println!("<== {name}: ok ({})", fmt_duration(elapsed));
+                self.done.push((name.to_owned(), elapsed));
+                Ok(())
+            }
+            Err(err) => {
+                println!("<== {name}: FAILED after {}", fmt_duration(elapsed));
+                self.summary();
+                Err(err.context(format!("step `{name}` failed")))
+            }
+        }
+    }
+
+    /// Prints the time of every finished step.
+    pub(crate) fn summary(&self) {
+        println!("\nstep timings:");
+        let mut total = Duration::ZERO;
+        for (name, d) in &self.done {
+            println!("  {:<28} {:>8}", name, fmt_duration(*d));
+            total += *d;
+        }
+        println!("  {:<28} {:>8}", "total", fmt_duration(total));
+    }
+}
+
+/// A temporary directory removed on drop (std-only; xtask keeps its dependencies small).
+#[derive(Debug)]
+pub(crate) struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    /// Creates `$TMPDIR/<prefix>-<pid>-<nanos>` with mode 0700.
+    pub(crate) fn new(prefix: &str) -> Result<Self> {
+        use std::os::unix::fs::DirBuilderExt as _;
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let path = std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()));
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(Self { path })
+    }
+
+    /// The directory's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// The workspace version: the `[workspace.package]` line marked `#:version` in the root `Cargo.toml`.
+pub(crate) fn workspace_version(root: &Path) -> Result<String> {
+    let manifest = read(&root.join("Cargo.toml"))?;
+    version_from_manifest(&manifest)
+}
+
+/// Extracts the version from the line marked `#:version`.
+pub(crate) fn version_from_manifest(manifest: &str) -> Result<String> {
+    let line = manifest
+        .lines()
+        .find(|l| l.contains("#:version"))
+        .context("root Cargo.toml has no line marked `#:version`")?;
+    let value = line
+        .split_once('=')
+        .map(|(_, v)| v)
+        .and_then(|v| v.split('"').nth(1))
+        .with_context(|| format!("cannot read the version from `{line}`"))?;
+    Ok(value.to_owned())
+}
+
+/// Reads a UTF-8 file, naming it in the error.
+pub(crate) fn read(path: &Path) -> Result<String> {
+    fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// Writes a file, naming it in the error.
+pub(crate) fn write(path: &Path, contents: impl AsRef<[u8]>) -> Result<()> {
+    fs::write(path, contents).with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_is_read_from_the_marked_line() {
+        let toml = "[workspace.package]\nversion = \"1.2.3\" #:version\nedition = \"2024\"\n";
+        assert_eq!(version_from_manifest(toml).ok().as_deref(), Some("1.2.3"));
+        assert!(version_from_manifest("version = \"1\"\n").is_err());
+    }
+
+    #[test]
+    fn the_real_root_has_a_version() {
+        assert!(workspace_version(&project_root()).is_ok());
+    }
+
+    #[test]
+    fn rendering_quotes_only_when_needed() {
+        let mut cmd = Command::new("echo");
+        cmd.args(["a-b", "two words", "it's"]);
+        assert_eq!(render(&cmd), r"echo a-b 'two words' 'it'\''s'");
+    }
+}
