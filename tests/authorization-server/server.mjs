@@ -32,6 +32,8 @@
 // Test hooks (TEST-ONLY):
 //   GET  /test/stats    -> {"token_requests":n,"refresh_requests":n,"authorization_code_requests":n,
 //                           "device_code_requests":n,"revocation_requests":n,"faults_served":n}
+//   GET  /test/last-token-request -> form fields (code, code_verifier, refresh_token, ...) of the last
+//                          token request, so tests can check that no secret reached their logs
 //   POST /test/reset    -> zero the counters
 //   GET  /test/control  -> current control state
 //   POST /test/control  JSON merged into the control state:
@@ -81,6 +83,8 @@ const zeroStats = () => ({
   faults_served: 0,
 });
 let stats = zeroStats();
+// TEST-ONLY: secrets of the last token request, so a test can assert they never reach the logs.
+let lastTokenRequest = {};
 
 const args = process.argv.slice(2);
 const exitOnStdinClose = args.includes('--exit-on-stdin-close');
@@ -299,6 +303,10 @@ async function startServer() {
     const raw = await readBody(req);
     const form = new URLSearchParams(raw);
     const grantType = form.get('grant_type');
+    lastTokenRequest = Object.fromEntries(
+      ['grant_type', 'code', 'code_verifier', 'refresh_token', 'client_id', 'client_secret', 'redirect_uri']
+        .filter((k) => form.has(k)).map((k) => [k, form.get(k)]),
+    );
     stats.token_requests += 1;
     if (grantType === 'refresh_token') stats.refresh_requests += 1;
     if (grantType === 'authorization_code') stats.authorization_code_requests += 1;
@@ -348,6 +356,9 @@ async function startServer() {
     const url = new URL(req.url, issuer);
     const run = async () => {
       if (url.pathname === '/test/stats' && req.method === 'GET') return sendJson(res, 200, stats);
+      if (url.pathname === '/test/last-token-request' && req.method === 'GET') {
+        return sendJson(res, 200, lastTokenRequest);
+      }
       if (url.pathname === '/test/reset' && req.method === 'POST') {
         stats = zeroStats();
         return sendJson(res, 200, stats);

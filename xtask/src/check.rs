@@ -18,6 +18,9 @@ pub(crate) struct TestArgs {
     /// Leave out the cargo-deny step (quick local runs).
     #[arg(long)]
     pub(crate) no_deny: bool,
+    /// Run every step even after one fails, and list the failures at the end (CI stops at the first).
+    #[arg(long)]
+    pub(crate) keep_going: bool,
 }
 
 /// Variable naming the Chromium binary for the browser tests.
@@ -42,7 +45,7 @@ pub(crate) fn run(ctx: &Context, args: &TestArgs) -> Result<()> {
         );
     }
     let total = if args.no_deny { 5 } else { 6 };
-    let mut steps = Steps::new(total);
+    let mut steps = Steps::new(total, args.keep_going);
     let mut prereqs = Prereqs::default();
     steps.run("prerequisites", || {
         prereqs = prerequisites(ctx, args)?;
@@ -73,7 +76,7 @@ pub(crate) fn run(ctx: &Context, args: &TestArgs) -> Result<()> {
     if !args.no_deny {
         steps.run("cargo deny", || deny(ctx))?;
     }
-    steps.summary();
+    steps.finish()?;
     println!("\nall checks passed");
     Ok(())
 }

@@ -74,7 +74,13 @@ pub(crate) fn is_ci() -> bool {
 
 /// A shell-like rendering of a command line for logs.
 pub(crate) fn render(cmd: &Command) -> String {
-    let mut parts = vec![quote(cmd.get_program())];
+    // `$CARGO` is a long toolchain path; the log reads better with plain `cargo`.
+    let program = cmd.get_program();
+    let mut parts = vec![if program == cargo_program() {
+        "cargo".to_owned()
+    } else {
+        quote(program)
+    }];
     parts.extend(cmd.get_args().map(quote));
     parts.join(" ")
 }
@@ -162,33 +168,44 @@ pub(crate) fn fmt_duration(d: Duration) -> String {
     }
 }
 
-/// A sequence of named, timed steps with a summary; the first failure names its step.
+/// A sequence of named, timed steps with a summary. By default the first failure stops the run and names
+/// its step; with `keep_going` every step runs and the failures are listed at the end.
 #[derive(Debug, Default)]
 pub(crate) struct Steps {
-    done: Vec<(String, Duration)>,
+    done: Vec<(String, Duration, bool)>,
     total: usize,
+    keep_going: bool,
 }
 
 impl Steps {
     /// A step list that will run `total` steps (used for the `[i/n]` counter).
-    pub(crate) fn new(total: usize) -> Self {
+    pub(crate) fn new(total: usize, keep_going: bool) -> Self {
         Self {
             done: Vec::new(),
             total,
+            keep_going,
         }
     }
 
-    /// Runs one step under a header, records its time, and names it in the error if it fails.
+    /// Runs one step under a header and records its time. On failure: stops (the error names the step), or
+    /// under `keep_going` records it and carries on.
     pub(crate) fn run(&mut self, name: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
         let index = self.done.len() + 1;
         println!("\n==> [{index}/{}] {name}", self.total);
         let start = Instant::now();
         let result = f();
         let elapsed = start.elapsed();
+        self.done.push((name.to_owned(), elapsed, result.is_ok()));
         match result {
             Ok(()) => {
                 println!("<== {name}: ok ({})", fmt_duration(elapsed));
-                self.done.push((name.to_owned(), elapsed));
+                Ok(())
+            }
+            Err(err) if self.keep_going => {
+                println!(
+                    "<== {name}: FAILED after {}: {err:#}",
+                    fmt_duration(elapsed)
+                );
                 Ok(())
             }
             Err(err) => {
@@ -199,12 +216,28 @@ impl Steps {
         }
     }
 
-    /// Prints the time of every finished step.
-    pub(crate) fn summary(&self) {
+    /// Prints the time of every finished step; fails naming the failed steps (only possible with
+    /// `keep_going`).
+    pub(crate) fn finish(&self) -> Result<()> {
+        self.summary();
+        let failed: Vec<&str> = self
+            .done
+            .iter()
+            .filter(|(_, _, ok)| !ok)
+            .map(|(n, _, _)| n.as_str())
+            .collect();
+        if !failed.is_empty() {
+            bail!("failed steps: {}", failed.join(", "));
+        }
+        Ok(())
+    }
+
+    fn summary(&self) {
         println!("\nstep timings:");
         let mut total = Duration::ZERO;
-        for (name, d) in &self.done {
-            println!("  {:<28} {:>8}", name, fmt_duration(*d));
+        for (name, d, ok) in &self.done {
+            let mark = if *ok { "" } else { "  FAILED" };
+            println!("  {:<28} {:>8}{mark}", name, fmt_duration(*d));
             total += *d;
         }
         println!("  {:<28} {:>8}", "total", fmt_duration(total));

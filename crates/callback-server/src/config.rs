@@ -68,7 +68,8 @@ pub struct CallbackConfig {
     /// How long [`CallbackServer::wait`](crate::CallbackServer::wait) waits for a valid
     /// response, counted from the call. Default: 300 s.
     pub timeout: Duration,
-    /// How long one client may take to send its request headers. Default: 10 s.
+    /// How long one client may take to send its request headers (slowloris guard; at most an
+    /// hour is applied). Default: 10 s.
     pub header_read_timeout: Duration,
     /// Connections served at once; more wait in the kernel backlog. Default: 16.
     pub max_connections: usize,
@@ -174,9 +175,9 @@ impl CallbackConfig {
 /// comparing it with the request path byte for byte is exact.
 fn valid_path(path: &str) -> bool {
     path.starts_with('/')
-        && path.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"/-._~!$&'()*+,;=:@".contains(&b)
-        })
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/-._~!$&'()*+,;=:@".contains(&b))
 }
 
 #[cfg(test)]
@@ -217,7 +218,10 @@ mod tests {
             CallbackConfig::default().with_header_read_timeout(Duration::ZERO),
         ];
         for c in bad {
-            assert!(matches!(c.validate(), Err(Error::InvalidConfig { .. })), "{c:?}");
+            assert!(
+                matches!(c.validate(), Err(Error::InvalidConfig { .. })),
+                "{c:?}"
+            );
         }
     }
 }

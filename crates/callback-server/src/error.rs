@@ -107,7 +107,9 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
-            Self::InvalidCallback { reason } => write!(f, "invalid authorization callback: {reason}"),
+            Self::InvalidCallback { reason } => {
+                write!(f, "invalid authorization callback: {reason}")
+            }
             Self::StateMismatch => f.write_str(
                 "the state in the redirect url does not match this sign-in attempt \
                  (possible CSRF or an old browser tab)",

@@ -189,7 +189,10 @@ mod tests {
         let response = outcome_page_text(&outcome);
         assert!(response.contains("&lt;b&gt;x&lt;/b&gt;"));
         assert!(!response.contains("<b>"));
-        assert!(!response.contains("555"), "description is not shown before iss is checked");
+        assert!(
+            !response.contains("555"),
+            "description is not shown before iss is checked"
+        );
     }
 
     fn outcome_page_text(o: &Result<(), Error>) -> String {

@@ -272,8 +272,8 @@ pub fn parse_redirect_url(
     expected_state: &State,
 ) -> Result<CallbackResponse> {
     let invalid = |reason| Error::InvalidCallback { reason };
-    let expected =
-        UrlParts::parse(redirect_uri).map_err(|_| invalid("the redirect uri is not a valid url"))?;
+    let expected = UrlParts::parse(redirect_uri)
+        .map_err(|_| invalid("the redirect uri is not a valid url"))?;
     if expected.query.is_some() {
         return Err(invalid("the redirect uri must not have a query"));
     }
@@ -282,7 +282,9 @@ pub fn parse_redirect_url(
         return Err(invalid("the url is not an http loopback redirect"));
     }
     if !got.host.eq_ignore_ascii_case(expected.host) || got.port != expected.port {
-        return Err(invalid("the url's host or port differs from the redirect uri"));
+        return Err(invalid(
+            "the url's host or port differs from the redirect uri",
+        ));
     }
     if got.path != expected.path {
         return Err(invalid("the url's path differs from the redirect uri"));
@@ -316,7 +318,9 @@ impl<'a> UrlParts<'a> {
             return Err("the url must not contain user information");
         }
         let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
-            let (inner, after) = bracketed.split_once(']').ok_or("the url's host is invalid")?;
+            let (inner, after) = bracketed
+                .split_once(']')
+                .ok_or("the url's host is invalid")?;
             (&authority[..inner.len() + 2], after)
         } else {
             let colon = authority.find(':').unwrap_or(authority.len());
@@ -366,10 +370,20 @@ mod tests {
 
     #[test]
     fn url_parts() {
-        let u = UrlParts::parse("HTTP://[::1]:57548/callback?x=1#frag").map_err(|_| ()).unwrap();
-        assert_eq!((u.scheme, u.host, u.port, u.path, u.query), ("HTTP", "[::1]", 57548, "/callback", Some("x=1")));
-        let u = UrlParts::parse("http://localhost?x").map_err(|_| ()).unwrap();
-        assert_eq!((u.host, u.port, u.path, u.query), ("localhost", 80, "/", Some("x")));
+        let u = UrlParts::parse("HTTP://[::1]:57548/callback?x=1#frag")
+            .map_err(|_| ())
+            .unwrap();
+        assert_eq!(
+            (u.scheme, u.host, u.port, u.path, u.query),
+            ("HTTP", "[::1]", 57548, "/callback", Some("x=1"))
+        );
+        let u = UrlParts::parse("http://localhost?x")
+            .map_err(|_| ())
+            .unwrap();
+        assert_eq!(
+            (u.host, u.port, u.path, u.query),
+            ("localhost", 80, "/", Some("x"))
+        );
         for bad in [
             "localhost:8080/callback",
             "http://",
@@ -388,7 +402,9 @@ mod tests {
 
     #[test]
     fn empty_values_count_as_absent_and_unknown_names_are_ignored() {
-        let p = parse_query("code=&state=s&session_state=1&session_state=2&&x").map_err(|_| ()).unwrap();
+        let p = parse_query("code=&state=s&session_state=1&session_state=2&&x")
+            .map_err(|_| ())
+            .unwrap();
         assert_eq!(p.code, None);
         assert_eq!(p.state.as_deref(), Some("s"));
         assert!(parse_query("code=&code=x").is_err());

@@ -36,6 +36,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Pause after a failed `accept` (for example out of file descriptors), so the loop does not
 /// spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
+/// Longest header-read timeout applied (larger configured values are clamped to it).
+const MAX_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Stands in for a timeout too large to add to the clock (about 30 years).
+const FAR_FUTURE: Duration = Duration::from_secs(30 * 365 * 86_400);
 /// Fresh ephemeral ports tried when the IPv6 half of a system-chosen port is taken.
 const EPHEMERAL_TRIES: usize = 16;
 
@@ -167,14 +171,23 @@ impl CallbackServer {
             finished: AtomicBool::new(false),
             result_tx,
         });
-        let builder = Arc::new(http1_builder(config.header_read_timeout));
+        // Clamped so that no configuration can overflow a deadline inside hyper or tokio.
+        let header_read_timeout = config.header_read_timeout.min(MAX_HEADER_READ_TIMEOUT);
+        let builder = Arc::new(http1_builder(header_read_timeout));
         // A connection that never finishes (a slow reader of the response) is cut off here.
-        let connection_deadline = config.header_read_timeout.saturating_mul(2) + SHUTDOWN_GRACE;
+        let connection_deadline = header_read_timeout
+            .saturating_mul(2)
+            .saturating_add(SHUTDOWN_GRACE);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let permits = Arc::new(Semaphore::new(config.max_connections));
+        let permits = Arc::new(Semaphore::new(
+            config.max_connections.min(Semaphore::MAX_PERMITS),
+        ));
         let mut connections = JoinSet::new();
         let mut next_id: u64 = 0;
-        let deadline = Instant::now() + config.timeout;
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(config.timeout)
+            .unwrap_or_else(|| now + FAR_FUTURE);
 
         let finished = loop {
             tokio::select! {
@@ -317,7 +330,9 @@ async fn serve_connection(
     .await;
     match served {
         Ok(Ok(())) => tracing::trace!(connection = id, "connection closed"),
-        Ok(Err(e)) => tracing::trace!(connection = id, error = %e, "connection ended with an error"),
+        Ok(Err(e)) => {
+            tracing::trace!(connection = id, error = %e, "connection ended with an error")
+        }
         Err(_) => tracing::debug!(connection = id, "connection cut off at its deadline"),
     }
     id
@@ -347,7 +362,11 @@ fn handle(shared: &Shared, id: u64, request: &Request<Incoming>) -> Response<Bod
                      browser tab); still waiting"
                 );
             } else if let Rejection::Malformed(reason) = rejection {
-                tracing::warn!(connection = id, reason, "unreadable callback ignored; still waiting");
+                tracing::warn!(
+                    connection = id,
+                    reason,
+                    "unreadable callback ignored; still waiting"
+                );
             }
             page::rejected(rejection)
         }
@@ -490,11 +509,7 @@ mod tests {
         }
     }
 
-    fn binder(
-        no_v4: bool,
-        no_v6: bool,
-        busy_v6: bool,
-    ) -> impl Fn(SocketAddr) -> io::Result<Fake> {
+    fn binder(no_v4: bool, no_v6: bool, busy_v6: bool) -> impl Fn(SocketAddr) -> io::Result<Fake> {
         move |addr| {
             let port = if addr.port() == 0 { 40000 } else { addr.port() };
             match addr {
@@ -518,7 +533,9 @@ mod tests {
     fn ipv4_only_host() {
         for host in [RedirectHost::Localhost, RedirectHost::Ipv4] {
             let bound = bind_port(8080, host, &binder(false, true, false));
-            assert!(matches!(bound, Ok(Bound { port: 8080, ref listeners }) if listeners.len() == 1));
+            assert!(
+                matches!(bound, Ok(Bound { port: 8080, ref listeners }) if listeners.len() == 1)
+            );
         }
         // `[::1]` advertised but not available: unusable.
         let bound = bind_port(8080, RedirectHost::Ipv6, &binder(false, true, false));

@@ -111,7 +111,7 @@ pub(crate) struct AuthArgs {
     #[arg(long)]
     pub(crate) no_browser: bool,
     /// Seconds to wait for the browser to come back.
-    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) timeout: u64,
     /// Loopback port to listen on (repeatable, tried in order; default 8080, 3000, 57548).
     #[arg(long = "port", value_name = "PORT")]

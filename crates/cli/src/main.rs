@@ -1,3 +1,62 @@
-//! The `context-harness` command-line program.
+//! The `context-harness` command-line program: OAuth 2.1 + PKCE sign-in for command-line programs.
+//!
+//! `context-harness mcp auth <provider>` signs in with the browser and stores the tokens (system
+//! keyring, or a 0600 file); `mcp token` prints a valid access token (refreshing it first when
+//! needed); `mcp status`, `mcp refresh`, `mcp logout` and `mcp providers` manage them. See the
+//! README for every command, the `--json` schemas and the exit codes ([`exit`]).
+//!
+//! Output discipline: data (tokens, status, provider lists, completion scripts) goes to stdout;
+//! messages, prompts, warnings and errors go to stderr. Only `mcp token` ever prints a secret.
 
-fn main() {}
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod args;
+mod auth;
+mod context;
+mod exit;
+mod logging;
+mod manage;
+mod providers;
+mod status;
+mod timefmt;
+mod token;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+use crate::args::{Cli, Command, McpCommand};
+use crate::context::Context;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.verbose, cli.quiet);
+    let ctx = Context::new(&cli);
+    match run(&ctx, cli.command) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => ExitCode::from(exit::report(&err, &ctx)),
+    }
+}
+
+/// Runs one command; `Ok` carries the exit code (non-zero only for `mcp status <provider>`).
+fn run(ctx: &Context, command: Command) -> anyhow::Result<u8> {
+    match command {
+        Command::Mcp(mcp) => match mcp {
+            McpCommand::Token { provider, json } => token::run(ctx, &provider, json),
+            McpCommand::Status { provider, json } => status::run(ctx, provider.as_deref(), json),
+            McpCommand::Auth(args) => auth::run(ctx, args),
+            McpCommand::Refresh { provider } => manage::refresh(ctx, &provider),
+            McpCommand::Logout {
+                provider,
+                local_only,
+            } => manage::logout(ctx, &provider, local_only),
+            McpCommand::Providers { json } => providers::run(ctx, json),
+        },
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(shell, &mut cmd, "context-harness", &mut out);
+            Ok(exit::OK)
+        }
+    }
+}

@@ -134,7 +134,10 @@ mod tests {
         let env = Environment::from_pairs([(HOME_ENV, "/x"), ("HOME", "/home/u")]);
         assert_eq!(env.home_dir(), Some(PathBuf::from("/x")));
         let env = Environment::from_pairs([("HOME", "/home/u")]);
-        assert_eq!(env.home_dir(), Some(PathBuf::from("/home/u/.context-harness")));
+        assert_eq!(
+            env.home_dir(),
+            Some(PathBuf::from("/home/u/.context-harness"))
+        );
         assert_eq!(Environment::empty().home_dir(), None);
     }
 

@@ -87,7 +87,10 @@ impl fmt::Display for ErrorCode {
 /// person. Neither ever contains a token, an authorization code, a verifier or a client secret: server
 /// error descriptions are kept out of `Display` too (they are available from
 /// [`oauth_error_description`](Self::oauth_error_description) for callers that choose to show them).
-pub struct Error {
+pub struct Error(Box<Inner>);
+
+// Boxed: errors travel through every `Result` here and should stay one pointer wide.
+struct Inner {
     code: ErrorCode,
     message: String,
     hint: Option<String>,
@@ -100,7 +103,7 @@ pub struct Error {
 
 impl Error {
     pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(Inner {
             code,
             message: message.into(),
             hint: None,
@@ -109,21 +112,21 @@ impl Error {
             oauth_error_description: None,
             http_status: None,
             source: None,
-        }
+        }))
     }
 
     pub(crate) fn with_hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
+        self.0.hint = Some(hint.into());
         self
     }
 
     pub(crate) fn with_provider(mut self, provider: impl Into<String>) -> Self {
-        self.provider = Some(provider.into());
+        self.0.provider = Some(provider.into());
         self
     }
 
     pub(crate) fn with_source(mut self, source: impl Into<BoxError>) -> Self {
-        self.source = Some(source.into());
+        self.0.source = Some(source.into());
         self
     }
 
@@ -133,62 +136,62 @@ impl Error {
         description: Option<String>,
         status: u16,
     ) -> Self {
-        self.oauth_error = Some(error.into());
-        self.oauth_error_description = description;
-        self.http_status = Some(status);
+        self.0.oauth_error = Some(error.into());
+        self.0.oauth_error_description = description;
+        self.0.http_status = Some(status);
         self
     }
 
     pub(crate) fn with_status(mut self, status: u16) -> Self {
-        self.http_status = Some(status);
+        self.0.http_status = Some(status);
         self
     }
 
     /// Adds the provider name and, if none is set yet, the default next step for this code.
     pub(crate) fn for_provider(mut self, provider: &str) -> Self {
-        if self.provider.is_none() {
-            self.provider = Some(provider.to_owned());
+        if self.0.provider.is_none() {
+            self.0.provider = Some(provider.to_owned());
         }
-        if self.hint.is_none() {
-            self.hint = default_hint(self.code, provider);
+        if self.0.hint.is_none() {
+            self.0.hint = default_hint(self.0.code, provider);
         }
         self
     }
 
     /// The classification to branch on.
     pub fn code(&self) -> ErrorCode {
-        self.code
+        self.0.code
     }
 
     /// What to do next, e.g. ``run `context-harness mcp auth atlassian` ``, when there is a clear
     /// next step.
     pub fn hint(&self) -> Option<&str> {
-        self.hint.as_deref()
+        self.0.hint.as_deref()
     }
 
     /// The provider the failed operation was for, when there was one.
     pub fn provider(&self) -> Option<&str> {
-        self.provider.as_deref()
+        self.0.provider.as_deref()
     }
 
     /// The OAuth `error` code the server answered with (e.g. `invalid_grant`), if any.
     pub fn oauth_error(&self) -> Option<&str> {
-        self.oauth_error.as_deref()
+        self.0.oauth_error.as_deref()
     }
 
     /// The server's `error_description`, if any. Servers write it; it is not shown by `Display`.
     pub fn oauth_error_description(&self) -> Option<&str> {
-        self.oauth_error_description.as_deref()
+        self.0.oauth_error_description.as_deref()
     }
 
     /// The HTTP status of the answer that caused the error, if there was one.
     pub fn http_status(&self) -> Option<u16> {
-        self.http_status
+        self.0.http_status
     }
 
     /// Whether this is [`ErrorCode::AuthRequired`].
     pub fn is_auth_required(&self) -> bool {
-        self.code == ErrorCode::AuthRequired
+        self.0.code == ErrorCode::AuthRequired
     }
 }
 
@@ -207,7 +210,9 @@ fn default_hint(code: ErrorCode, provider: &str) -> Option<String> {
         ErrorCode::NetworkError => {
             Some("check your network connection and proxy settings, then retry".to_owned())
         }
-        ErrorCode::Timeout => Some("retry; the server or the browser sign-in took too long".to_owned()),
+        ErrorCode::Timeout => {
+            Some("retry; the server or the browser sign-in took too long".to_owned())
+        }
         _ => None,
     }
 }
@@ -215,20 +220,21 @@ fn default_hint(code: ErrorCode, provider: &str) -> Option<String> {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Error");
-        d.field("code", &self.code).field("message", &self.message);
-        if let Some(hint) = &self.hint {
+        d.field("code", &self.0.code)
+            .field("message", &self.0.message);
+        if let Some(hint) = &self.0.hint {
             d.field("hint", hint);
         }
-        if let Some(provider) = &self.provider {
+        if let Some(provider) = &self.0.provider {
             d.field("provider", provider);
         }
-        if let Some(oauth_error) = &self.oauth_error {
+        if let Some(oauth_error) = &self.0.oauth_error {
             d.field("oauth_error", oauth_error);
         }
-        if let Some(status) = self.http_status {
+        if let Some(status) = self.0.http_status {
             d.field("http_status", &status);
         }
-        if let Some(source) = &self.source {
+        if let Some(source) = &self.0.source {
             d.field("source", source);
         }
         d.finish()
@@ -237,13 +243,14 @@ impl fmt::Debug for Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        f.write_str(&self.0.message)
     }
 }
 
 impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source
+        self.0
+            .source
             .as_deref()
             .map(|source| source as &(dyn StdError + 'static))
     }
@@ -258,7 +265,11 @@ mod tests {
         let names: std::collections::BTreeSet<_> =
             ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
         assert_eq!(names.len(), ErrorCode::ALL.len());
-        assert!(names.iter().all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_')));
+        assert!(
+            names
+                .iter()
+                .all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        );
     }
 
     #[test]

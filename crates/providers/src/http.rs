@@ -55,10 +55,6 @@ impl Http {
         self.client.get().is_some()
     }
 
-    pub(crate) fn settings(&self) -> HttpSettings {
-        self.settings
-    }
-
     fn client(&self) -> Result<&reqwest::Client> {
         if let Some(client) = self.client.get() {
             return Ok(client);
@@ -120,7 +116,10 @@ impl Http {
         what: &str,
     ) -> Result<RawResponse> {
         let host = url.host_str().unwrap_or("server").to_owned();
-        let mut response = request.send().await.map_err(|e| self.transport_error(e, what, &host))?;
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e, what, &host))?;
         let status = response.status().as_u16();
         let content_type = response
             .headers()
@@ -161,7 +160,11 @@ impl Http {
     }
 
     /// Builds an arbitrary request (GitHub's `DELETE` revocation).
-    pub(crate) fn request(&self, method: reqwest::Method, url: &Url) -> Result<reqwest::RequestBuilder> {
+    pub(crate) fn request(
+        &self,
+        method: reqwest::Method,
+        url: &Url,
+    ) -> Result<reqwest::RequestBuilder> {
         Ok(self.client()?.request(method, url.clone()))
     }
 
@@ -178,12 +181,17 @@ impl Http {
             .with_hint("retry later; if it persists, check the server or your proxy")
             .with_source(e)
         } else if e.is_connect() {
-            Error::new(ErrorCode::NetworkError, format!("cannot connect to {what} at {host}"))
-                .with_source(e)
+            Error::new(
+                ErrorCode::NetworkError,
+                format!("cannot connect to {what} at {host}"),
+            )
+            .with_source(e)
         } else {
             Error::new(
                 ErrorCode::NetworkError,
-                format!("{what} at {host} failed: the connection broke or the answer was unreadable"),
+                format!(
+                    "{what} at {host} failed: the connection broke or the answer was unreadable"
+                ),
             )
             .with_source(e)
         }

@@ -1,1 +1,84 @@
-//! Provider registry and OAuthService: OAuth 2.1 + PKCE sign-in for command-line programs.
+//! Provider registry and [`OAuthService`]: OAuth 2.1 + PKCE sign-in for command-line programs.
+//!
+//! This is the facade of the context-harness auth workspace. It composes the member crates, which
+//! it re-exports as [`pkce`], [`tokens`], [`storage`] and [`callback`]:
+//!
+//! - [`ProviderRegistry`]: the built-in providers (`github`, `atlassian`) plus custom ones from
+//!   `$CONTEXT_HARNESS_HOME/providers.toml`, as data ([`OAuthProvider`]); credentials are resolved
+//!   into an [`OAuthConfig`] from the call, `{SERVICE}_CLIENT_ID` / `{SERVICE}_CLIENT_SECRET`, or the
+//!   file.
+//! - [`OAuthService`]: the browser sign-in (PKCE S256, `state`, loopback redirect, RFC 9207 `iss`
+//!   check), token storage, refresh within a 60 s buffer that is single-flight across processes,
+//!   and logout with revocation. A sync fast path, [`OAuthService::cached_valid_token`], reads the
+//!   store only.
+//! - [`Error`] with [`ErrorCode`] and a [`hint`](Error::hint) saying what to do next.
+//!
+//! # Example
+//!
+//! Resolve a provider's configuration without touching the network:
+//!
+//! ```
+//! use context_harness_providers::{Environment, ErrorCode, ProviderRegistry};
+//!
+//! let registry = ProviderRegistry::builtin();
+//! let env = Environment::from_pairs([("GITHUB_CLIENT_ID", "Iv1.0123456789abcdef")]);
+//! let config = registry.resolve("github", None, &env)?;
+//! assert_eq!(config.client_id, "Iv1.0123456789abcdef");
+//! assert!(config.is_public());
+//!
+//! // Without a client id, the error says which variable to set and where to create an app.
+//! let err = registry.resolve("atlassian", None, &Environment::empty()).unwrap_err();
+//! assert_eq!(err.code(), ErrorCode::ConfigMissing);
+//! assert!(err.hint().unwrap_or_default().contains("ATLASSIAN_CLIENT_ID"));
+//! # Ok::<(), context_harness_providers::Error>(())
+//! ```
+//!
+//! Sign in, then call an API (see `examples/call_api.rs` for a complete program):
+//!
+//! ```no_run
+//! use context_harness_providers::{AuthenticateOptions, OAuthService};
+//!
+//! # async fn run() -> Result<(), context_harness_providers::Error> {
+//! let service = OAuthService::new()?;
+//! let outcome = service.authenticate("github", AuthenticateOptions::new()).await?;
+//! eprintln!("signed in; tokens stored in {}", outcome.location);
+//! let (status, body) = service.get_with_token("github", "https://api.github.com/user").await?;
+//! # let _ = (status, body);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Security
+//!
+//! Tokens, authorization codes, verifiers and client secrets are never logged, never part of an
+//! error message, and the client secret is never written to disk. Endpoints must be `https`
+//! (plain `http` only to loopback hosts). The HTTP client follows no redirects, uses rustls, and is
+//! only built when a request is actually needed.
+
+mod browser;
+mod env;
+mod error;
+mod http;
+mod provider;
+mod registry;
+mod service;
+
+pub use context_harness_callback_server as callback;
+pub use context_harness_pkce as pkce;
+pub use context_harness_storage as storage;
+pub use context_harness_tokens as tokens;
+
+pub use browser::{BrowserOpener, SystemBrowser};
+pub use env::{Environment, HOME_ENV, env_prefix};
+pub use error::{Error, ErrorCode, Result};
+pub use http::HttpSettings;
+pub use provider::{
+    ClientSecret, DEFAULT_PORTS, OAuthConfig, OAuthProvider, RedirectHost, RevocationStyle,
+    TokenAuthMethod,
+};
+pub use registry::{PROVIDERS_FILE, ProviderRegistry, ProviderSource};
+pub use service::{
+    AuthOutcome, AuthenticateOptions, BrowserErrorHandler, EXPIRY_BUFFER, LogoutOutcome,
+    OAuthService, OAuthServiceBuilder, PastedRedirect, Revocation,
+};
+pub use tokens::{AccessToken, AuthStatus, OAuthTokens, RefreshToken};

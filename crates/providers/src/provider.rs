@@ -177,7 +177,9 @@ impl OAuthProvider {
             auth_url: "https://github.com/login/oauth/authorize".to_owned(),
             token_url: "https://github.com/login/oauth/access_token".to_owned(),
             device_auth_url: Some("https://github.com/login/device/code".to_owned()),
-            revocation_url: Some("https://api.github.com/applications/{client_id}/token".to_owned()),
+            revocation_url: Some(
+                "https://api.github.com/applications/{client_id}/token".to_owned(),
+            ),
             revocation_style: RevocationStyle::GitHub,
             resources_url: Some("https://api.github.com/user".to_owned()),
             audience: None,
@@ -289,7 +291,11 @@ impl OAuthProvider {
     }
 
     /// Combines this template with credentials into an [`OAuthConfig`].
-    pub fn to_config(&self, client_id: impl Into<String>, client_secret: Option<ClientSecret>) -> OAuthConfig {
+    pub fn to_config(
+        &self,
+        client_id: impl Into<String>,
+        client_secret: Option<ClientSecret>,
+    ) -> OAuthConfig {
         OAuthConfig {
             provider: self.clone(),
             client_id: client_id.into(),
@@ -347,7 +353,8 @@ impl OAuthConfig {
 pub(crate) fn is_loopback_host(host: &url::Host<&str>) -> bool {
     match host {
         url::Host::Domain(domain) => {
-            domain.eq_ignore_ascii_case("localhost") || domain.to_ascii_lowercase().ends_with(".localhost")
+            domain.eq_ignore_ascii_case("localhost")
+                || domain.to_ascii_lowercase().ends_with(".localhost")
         }
         url::Host::Ipv4(ip) => IpAddr::V4(*ip).is_loopback(),
         url::Host::Ipv6(ip) => IpAddr::V6(*ip).is_loopback(),
@@ -359,7 +366,10 @@ pub(crate) fn is_loopback_host(host: &url::Host<&str>) -> bool {
 /// `what` names the setting in the error (`providers.acme.token_url`).
 pub(crate) fn check_endpoint(value: &str, what: &str) -> Result<Url> {
     let url = Url::parse(value.trim()).map_err(|e| {
-        Error::new(ErrorCode::ConfigInvalid, format!("{what}: not a valid URL ({e})"))
+        Error::new(
+            ErrorCode::ConfigInvalid,
+            format!("{what}: not a valid URL ({e})"),
+        )
     })?;
     match url.scheme() {
         "https" => {}
@@ -380,7 +390,10 @@ pub(crate) fn check_endpoint(value: &str, what: &str) -> Result<Url> {
         }
     }
     if url.host().is_none() {
-        return Err(Error::new(ErrorCode::ConfigInvalid, format!("{what}: the URL has no host")));
+        return Err(Error::new(
+            ErrorCode::ConfigInvalid,
+            format!("{what}: the URL has no host"),
+        ));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(Error::new(
@@ -389,7 +402,10 @@ pub(crate) fn check_endpoint(value: &str, what: &str) -> Result<Url> {
         ));
     }
     if url.fragment().is_some() {
-        return Err(Error::new(ErrorCode::ConfigInvalid, format!("{what}: a URL fragment is not allowed")));
+        return Err(Error::new(
+            ErrorCode::ConfigInvalid,
+            format!("{what}: a URL fragment is not allowed"),
+        ));
     }
     Ok(url)
 }
@@ -401,11 +417,18 @@ mod tests {
     #[test]
     fn builtins_are_valid() {
         for provider in OAuthProvider::builtins() {
-            provider.validate().unwrap_or_else(|e| panic!("{}: {e}", provider.name));
+            provider
+                .validate()
+                .unwrap_or_else(|e| panic!("{}: {e}", provider.name));
             assert!(OAuthProvider::is_builtin_name(&provider.name));
         }
         assert_eq!(OAuthProvider::github().client_id_env(), "GITHUB_CLIENT_ID");
-        assert!(OAuthProvider::atlassian().scopes.iter().any(|s| s == "offline_access"));
+        assert!(
+            OAuthProvider::atlassian()
+                .scopes
+                .iter()
+                .any(|s| s == "offline_access")
+        );
     }
 
     #[test]
@@ -429,7 +452,11 @@ mod tests {
             "http://128.0.0.1/",
         ] {
             let err = check_endpoint(bad, "providers.x.auth_url").err();
-            assert_eq!(err.map(|e| e.code()), Some(ErrorCode::ConfigInvalid), "{bad}");
+            assert_eq!(
+                err.map(|e| e.code()),
+                Some(ErrorCode::ConfigInvalid),
+                "{bad}"
+            );
         }
     }
 

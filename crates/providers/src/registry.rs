@@ -56,7 +56,7 @@ impl ProviderSource {
 /// extra_auth_params = { prompt = "consent" }
 /// client_id = "acme-cli"                                      # ACME_CLIENT_ID wins over it
 /// redirect_host = "127.0.0.1"                                 # or "localhost" (default)
-/// ports = [8080, 3000, 57548]
+/// ports = [8080, 3000, 57548]                                 # 0 = any free port (RFC 8252 servers)
 /// setup_url = "https://sso.acme.example/apps"
 /// pkce = true                                                 # default
 ///
@@ -156,10 +156,12 @@ impl ProviderRegistry {
         for (name, raw) in file.providers {
             let at = line_col(text, raw.span().start);
             let raw = raw.into_inner();
-            let provider = raw.build(&name, registry.entries.get(&name).map(|(p, _)| p)).map_err(|e| {
-                Error::new(ErrorCode::ConfigInvalid, format!("{origin}:{at}: {e}"))
-                    .with_hint(format!("fix {origin}; see the README for the format"))
-            })?;
+            let provider = raw
+                .build(&name, registry.entries.get(&name).map(|(p, _)| p))
+                .map_err(|e| {
+                    Error::new(ErrorCode::ConfigInvalid, format!("{origin}:{at}: {e}"))
+                        .with_hint(format!("fix {origin}; see the README for the format"))
+                })?;
             let source = if OAuthProvider::is_builtin_name(&name) {
                 ProviderSource::Overridden
             } else {
@@ -183,7 +185,8 @@ impl ProviderRegistry {
         } else {
             ProviderSource::Configured
         };
-        self.entries.insert(provider.name.clone(), (provider, source));
+        self.entries
+            .insert(provider.name.clone(), (provider, source));
         Ok(())
     }
 
@@ -208,9 +211,10 @@ impl ProviderRegistry {
             .with_hint(format!(
                 "use one of {}, or add [providers.{name}] to {}",
                 known.join(", "),
-                self.file
-                    .as_deref()
-                    .map_or_else(|| format!("$CONTEXT_HARNESS_HOME/{PROVIDERS_FILE}"), |p| p.display().to_string())
+                self.file.as_deref().map_or_else(
+                    || format!("$CONTEXT_HARNESS_HOME/{PROVIDERS_FILE}"),
+                    |p| p.display().to_string()
+                )
             ))
         })
     }
@@ -232,10 +236,17 @@ impl ProviderRegistry {
     ///
     /// [`ErrorCode::NotFound`] for an unknown name; [`ErrorCode::ConfigMissing`] without a client id,
     /// naming the variable and the provider's setup URL.
-    pub fn resolve(&self, name: &str, client_id: Option<&str>, env: &Environment) -> Result<OAuthConfig> {
+    pub fn resolve(
+        &self,
+        name: &str,
+        client_id: Option<&str>,
+        env: &Environment,
+    ) -> Result<OAuthConfig> {
         let provider = self.get(name)?;
         let client_id = resolve_client_id(provider, client_id, env)?;
-        let secret = env.get(&provider.client_secret_env()).map(ClientSecret::new);
+        let secret = env
+            .get(&provider.client_secret_env())
+            .map(ClientSecret::new);
         Ok(provider.to_config(client_id, secret))
     }
 }
@@ -248,12 +259,18 @@ pub(crate) fn resolve_client_id(
 ) -> Result<String> {
     let from_arg = client_id.map(str::trim).filter(|s| !s.is_empty());
     let var = provider.client_id_env();
-    if let Some(id) = from_arg.or_else(|| env.get(&var)).or(provider.client_id.as_deref()) {
+    if let Some(id) = from_arg
+        .or_else(|| env.get(&var))
+        .or(provider.client_id.as_deref())
+    {
         return Ok(id.trim().to_owned());
     }
     let hint = match &provider.setup_url {
         Some(url) => format!("set {var} — create an OAuth app at {url}"),
-        None => format!("set {var}, pass --client-id, or add client_id to [providers.{}]", provider.name),
+        None => format!(
+            "set {var}, pass --client-id, or add client_id to [providers.{}]",
+            provider.name
+        ),
     };
     Err(Error::new(
         ErrorCode::ConfigMissing,
@@ -319,20 +336,29 @@ struct RawProvider {
 }
 
 impl RawProvider {
-    fn build(self, name: &str, base: Option<&OAuthProvider>) -> std::result::Result<OAuthProvider, String> {
+    fn build(
+        self,
+        name: &str,
+        base: Option<&OAuthProvider>,
+    ) -> std::result::Result<OAuthProvider, String> {
         check_name(name)?;
         let field = |f: &str| format!("providers.{name}.{f}");
         let mut provider = match base {
             Some(base) => base.clone(),
             None => {
                 let (Some(auth_url), Some(token_url)) = (&self.auth_url, &self.token_url) else {
-                    let missing = if self.auth_url.is_none() { "auth_url" } else { "token_url" };
+                    let missing = if self.auth_url.is_none() {
+                        "auth_url"
+                    } else {
+                        "token_url"
+                    };
                     return Err(format!(
                         "{}: required (endpoint discovery from `issuer` is not supported yet)",
                         field(missing)
                     ));
                 };
-                OAuthProvider::new(name, auth_url.clone(), token_url.clone()).map_err(|e| e.to_string())?
+                OAuthProvider::new(name, auth_url.clone(), token_url.clone())
+                    .map_err(|e| e.to_string())?
             }
         };
         if let Some(v) = self.auth_url {
@@ -366,8 +392,14 @@ impl RawProvider {
             provider.audience = self.audience;
         }
         if let Some(scopes) = self.scopes {
-            if let Some(bad) = scopes.iter().find(|s| s.is_empty() || s.contains([' ', ','])) {
-                return Err(format!("{}: `{bad}` is not a single scope", field("scopes")));
+            if let Some(bad) = scopes
+                .iter()
+                .find(|s| s.is_empty() || s.contains([' ', ',']))
+            {
+                return Err(format!(
+                    "{}: `{bad}` is not a single scope",
+                    field("scopes")
+                ));
             }
             provider.scopes = scopes;
         }
@@ -394,12 +426,18 @@ impl RawProvider {
         }
         if let Some(host) = self.redirect_host {
             provider.redirect_host = RedirectHost::parse(&host).ok_or_else(|| {
-                format!("{}: `{host}` is not \"localhost\" or \"127.0.0.1\"", field("redirect_host"))
+                format!(
+                    "{}: `{host}` is not \"localhost\" or \"127.0.0.1\"",
+                    field("redirect_host")
+                )
             })?;
         }
         if let Some(ports) = self.ports {
-            if ports.is_empty() || ports.contains(&0) {
-                return Err(format!("{}: give one or more ports in 1-65535", field("ports")));
+            if ports.is_empty() {
+                return Err(format!(
+                    "{}: give one or more ports (0 = any free port)",
+                    field("ports")
+                ));
             }
             provider.ports = ports;
         }
@@ -479,32 +517,58 @@ pkce = true
         assert_eq!(acme.display_name, "Acme");
         assert_eq!(acme.ports, vec![9000]);
         assert_eq!(acme.redirect_host, RedirectHost::Ipv4);
-        assert_eq!(acme.extra_auth_params.get("prompt").map(String::as_str), Some("consent"));
+        assert_eq!(
+            acme.extra_auth_params.get("prompt").map(String::as_str),
+            Some("consent")
+        );
         assert_eq!(acme.issuer.as_deref(), Some("https://sso.acme.example"));
         assert_eq!(acme.client_id.as_deref(), Some("cid"));
     }
 
     #[test]
     fn builtin_override_keeps_unset_fields() {
-        let registry = parse("[providers.github]\nclient_id = \"Iv1.x\"\n").unwrap_or_else(|e| panic!("{e}"));
+        let registry =
+            parse("[providers.github]\nclient_id = \"Iv1.x\"\n").unwrap_or_else(|e| panic!("{e}"));
         let gh = registry.get("github").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(gh.client_id.as_deref(), Some("Iv1.x"));
         assert_eq!(gh.token_url, OAuthProvider::github().token_url);
-        assert!(registry.iter().any(|(p, s)| p.name == "github" && s == ProviderSource::Overridden));
+        assert!(
+            registry
+                .iter()
+                .any(|(p, s)| p.name == "github" && s == ProviderSource::Overridden)
+        );
     }
 
     #[test]
     fn bad_files_name_line_and_field() {
         let cases = [
-            ("[providers.x]\nauth_url = \"https://a/\"\ntoken_url = \"http://evil.example/t\"\n", "providers.x.token_url"),
-            ("[providers.x]\nauth_url = \"https://a/\"\n", "providers.x.token_url"),
+            (
+                "[providers.x]\nauth_url = \"https://a/\"\ntoken_url = \"http://evil.example/t\"\n",
+                "providers.x.token_url",
+            ),
+            (
+                "[providers.x]\nauth_url = \"https://a/\"\n",
+                "providers.x.token_url",
+            ),
             ("\n\n[providers.x]\nauth_url = 5\n", ":4:"),
             ("[providers.x]\nbogus = 1\n", "bogus"),
-            ("[providers.x]\nauth_url = \"javascript:alert(1)\"\ntoken_url = \"https://a/\"\n", "providers.x.auth_url"),
-            ("[providers.github]\nredirect_host = \"0.0.0.0\"\n", "providers.github.redirect_host"),
+            (
+                "[providers.x]\nauth_url = \"javascript:alert(1)\"\ntoken_url = \"https://a/\"\n",
+                "providers.x.auth_url",
+            ),
+            (
+                "[providers.github]\nredirect_host = \"0.0.0.0\"\n",
+                "providers.github.redirect_host",
+            ),
             ("[providers.github]\nports = []\n", "providers.github.ports"),
-            ("[providers.github]\nextra_auth_params = { state = \"x\" }\n", "state"),
-            ("[providers.\"a b\"]\nauth_url = \"https://a/\"\ntoken_url = \"https://a/\"\n", "provider name"),
+            (
+                "[providers.github]\nextra_auth_params = { state = \"x\" }\n",
+                "state",
+            ),
+            (
+                "[providers.\"a b\"]\nauth_url = \"https://a/\"\ntoken_url = \"https://a/\"\n",
+                "provider name",
+            ),
             ("not toml at all =", "providers.toml:1:"),
         ];
         for (text, needle) in cases {
@@ -522,13 +586,28 @@ pkce = true
 
     #[test]
     fn client_id_precedence() {
-        let registry = parse("[providers.github]\nclient_id = \"from-config\"\n").unwrap_or_else(|e| panic!("{e}"));
-        let env = Environment::from_pairs([("GITHUB_CLIENT_ID", "from-env"), ("GITHUB_CLIENT_SECRET", "s3")]);
-        let id = |arg, env: &Environment| registry.resolve("github", arg, env).map(|c| c.client_id).ok();
+        let registry = parse("[providers.github]\nclient_id = \"from-config\"\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let env = Environment::from_pairs([
+            ("GITHUB_CLIENT_ID", "from-env"),
+            ("GITHUB_CLIENT_SECRET", "s3"),
+        ]);
+        let id = |arg, env: &Environment| {
+            registry
+                .resolve("github", arg, env)
+                .map(|c| c.client_id)
+                .ok()
+        };
         assert_eq!(id(Some("from-arg"), &env).as_deref(), Some("from-arg"));
         assert_eq!(id(None, &env).as_deref(), Some("from-env"));
-        assert_eq!(id(None, &Environment::empty()).as_deref(), Some("from-config"));
-        let secret = registry.resolve("github", None, &env).ok().and_then(|c| c.client_secret);
+        assert_eq!(
+            id(None, &Environment::empty()).as_deref(),
+            Some("from-config")
+        );
+        let secret = registry
+            .resolve("github", None, &env)
+            .ok()
+            .and_then(|c| c.client_secret);
         assert_eq!(secret.as_ref().map(ClientSecret::secret), Some("s3"));
     }
 

@@ -139,14 +139,20 @@ impl AuthenticateOptions {
 
     /// Calls `handler(url, error)` when the browser cannot be opened.
     #[must_use]
-    pub fn on_browser_error(mut self, handler: impl Fn(&str, &io::Error) + Send + Sync + 'static) -> Self {
+    pub fn on_browser_error(
+        mut self,
+        handler: impl Fn(&str, &io::Error) + Send + Sync + 'static,
+    ) -> Self {
         self.on_browser_error = Some(Arc::new(handler));
         self
     }
 
     /// Races `pasted` (a redirect URL typed by the user) against the loopback listener.
     #[must_use]
-    pub fn pasted_redirect(mut self, pasted: impl Future<Output = Option<String>> + Send + 'static) -> Self {
+    pub fn pasted_redirect(
+        mut self,
+        pasted: impl Future<Output = Option<String>> + Send + 'static,
+    ) -> Self {
         self.pasted_redirect = Some(Box::pin(pasted));
         self
     }
@@ -261,7 +267,7 @@ impl OAuthServiceBuilder {
         self
     }
 
-    /// Where per-provider refresh locks live (default `home/tokens`).
+    /// Where per-provider refresh locks live (default `storage::tokens_dir(home)`).
     pub fn lock_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.lock_dir = Some(dir.into());
         self
@@ -281,21 +287,18 @@ impl OAuthServiceBuilder {
     /// environment; [`ErrorCode::Storage`] if the default store cannot be opened.
     pub fn build(self) -> Result<OAuthService> {
         let env = self.env.unwrap_or_else(Environment::from_process);
-        let home = match self.home.or_else(|| env.home_dir()) {
-            Some(home) => home,
-            None => {
-                return Err(Error::new(
-                    ErrorCode::ConfigMissing,
-                    "cannot locate the context-harness home directory",
-                )
-                .with_hint("set CONTEXT_HARNESS_HOME or HOME"));
-            }
+        let Some(home) = self.home.or_else(|| env.home_dir()) else {
+            return Err(Error::new(
+                ErrorCode::ConfigMissing,
+                "cannot locate the context-harness home directory",
+            )
+            .with_hint("set CONTEXT_HARNESS_HOME or HOME"));
         };
         let store = match self.store {
             Some(store) => store,
-            None => Arc::from(
-                storage::open_store(self.storage_mode, &home).map_err(storage_error)?,
-            ),
+            None => {
+                Arc::from(storage::open_store(self.storage_mode, &home).map_err(storage_error)?)
+            }
         };
         let registry = OnceLock::new();
         if let Some(r) = self.registry {
@@ -307,7 +310,7 @@ impl OAuthServiceBuilder {
             self.lock_timeout
         };
         Ok(OAuthService {
-            lock_dir: self.lock_dir.unwrap_or_else(|| home.join("tokens")),
+            lock_dir: self.lock_dir.unwrap_or_else(|| storage::tokens_dir(&home)),
             home,
             env,
             store,
@@ -510,13 +513,21 @@ impl OAuthService {
     /// anything starts; [`ErrorCode::AuthCancelled`] when the user denies; [`ErrorCode::Timeout`]
     /// when no callback comes; [`ErrorCode::AuthFailed`] for a refused code or a mix-up;
     /// [`ErrorCode::NetworkError`]; [`ErrorCode::Storage`].
-    pub async fn authenticate(&self, provider: &str, options: AuthenticateOptions) -> Result<AuthOutcome> {
+    pub async fn authenticate(
+        &self,
+        provider: &str,
+        options: AuthenticateOptions,
+    ) -> Result<AuthOutcome> {
         self.authenticate_inner(provider, options)
             .await
             .map_err(|e| e.for_provider(provider))
     }
 
-    async fn authenticate_inner(&self, provider: &str, mut options: AuthenticateOptions) -> Result<AuthOutcome> {
+    async fn authenticate_inner(
+        &self,
+        provider: &str,
+        mut options: AuthenticateOptions,
+    ) -> Result<AuthOutcome> {
         let name = provider_name(provider)?;
         let config = self.resolve_config(provider, options.client_id.as_deref())?;
         let p = &config.provider;
@@ -525,13 +536,15 @@ impl OAuthService {
 
         let pkce = if p.pkce {
             Some(pkce::PkceChallenge::generate().map_err(|e| {
-                Error::new(ErrorCode::AuthFailed, "cannot generate the PKCE verifier").with_source(e)
+                Error::new(ErrorCode::AuthFailed, "cannot generate the PKCE verifier")
+                    .with_source(e)
             })?)
         } else {
             None
         };
-        let state = pkce::State::generate()
-            .map_err(|e| Error::new(ErrorCode::AuthFailed, "cannot generate the state").with_source(e))?;
+        let state = pkce::State::generate().map_err(|e| {
+            Error::new(ErrorCode::AuthFailed, "cannot generate the state").with_source(e)
+        })?;
 
         // Bind first, so the redirect URI (and its port) is known before the browser opens.
         let mut cb = callback::CallbackConfig::default();
@@ -541,14 +554,26 @@ impl OAuthService {
             _ => callback::RedirectHost::Localhost,
         };
         cb.timeout = options.timeout;
-        let server = callback::CallbackServer::bind(cb).await.map_err(callback_error)?;
+        let server = callback::CallbackServer::bind(cb)
+            .await
+            .map_err(callback_error)?;
         let redirect_uri = server.redirect_uri().to_owned();
 
         let scopes = options.scopes.clone().unwrap_or_else(|| p.scopes.clone());
-        let url = authorization_url(&auth_url, &config, &redirect_uri, &scopes, &state, pkce.as_ref());
+        let url = authorization_url(
+            &auth_url,
+            &config,
+            &redirect_uri,
+            &scopes,
+            &state,
+            pkce.as_ref(),
+        );
         tracing::info!(provider, redirect_uri = %redirect_uri, "waiting for the authorization callback");
 
-        let opener = options.browser.clone().unwrap_or_else(|| Arc::clone(&self.browser));
+        let opener = options
+            .browser
+            .clone()
+            .unwrap_or_else(|| Arc::clone(&self.browser));
         let url_for_opener = url.to_string();
         let opened = tokio::task::spawn_blocking(move || opener.open(&url_for_opener))
             .await
@@ -616,7 +641,11 @@ impl OAuthService {
             .insert(CLIENT_ID_KEY.to_owned(), config.client_id.clone().into());
 
         self.save(&name, tokens.clone()).await?;
-        tracing::info!(provider, store = self.store.name(), "signed in; tokens stored");
+        tracing::info!(
+            provider,
+            store = self.store.name(),
+            "signed in; tokens stored"
+        );
         Ok(AuthOutcome {
             tokens,
             redirect_uri,
@@ -637,7 +666,9 @@ impl OAuthService {
     /// [`ErrorCode::Timeout`]/[`ErrorCode::AuthFailed`] for transport and server faults (storage is
     /// untouched); [`ErrorCode::Storage`].
     pub async fn ensure_valid_token(&self, provider: &str) -> Result<OAuthTokens> {
-        self.ensure_inner(provider).await.map_err(|e| e.for_provider(provider))
+        self.ensure_inner(provider)
+            .await
+            .map_err(|e| e.for_provider(provider))
     }
 
     async fn ensure_inner(&self, provider: &str) -> Result<OAuthTokens> {
@@ -717,7 +748,10 @@ impl OAuthService {
             return Err(refresh_refused_before());
         }
         if current.is_refresh_token_expired_at(SystemTime::now()) {
-            return Err(Error::new(ErrorCode::TokenExpired, "the refresh token has expired"));
+            return Err(Error::new(
+                ErrorCode::TokenExpired,
+                "the refresh token has expired",
+            ));
         }
 
         tracing::debug!(provider, "refreshing the access token");
@@ -728,7 +762,10 @@ impl OAuthService {
         if let Some(resource) = &config.provider.resource {
             form.push(("resource", resource));
         }
-        match self.token_request(&config, &token_url, form, Grant::Refresh).await {
+        match self
+            .token_request(&config, &token_url, form, Grant::Refresh)
+            .await
+        {
             Ok(fresh) => {
                 let mut merged = current.merge_refresh(fresh);
                 merged.refresh_failed_at = None;
@@ -780,7 +817,7 @@ impl OAuthService {
             };
             let store = Arc::clone(&self.store);
             let deleted = blocking(move || store.delete(&name).map_err(storage_error)).await?;
-            Ok(LogoutOutcome { revocation, deleted })
+            Ok::<_, Error>(LogoutOutcome { revocation, deleted })
         }
         .await
         .map_err(|e| e.for_provider(provider))
@@ -802,7 +839,10 @@ impl OAuthService {
         match config.provider.revocation_style {
             RevocationStyle::GitHub => self.revoke_github(&config, &revocation_url, tokens).await,
             _ => {
-                let url = check_endpoint(&revocation_url, &format!("providers.{provider}.revocation_url"))?;
+                let url = check_endpoint(
+                    &revocation_url,
+                    &format!("providers.{provider}.revocation_url"),
+                )?;
                 // Refresh token first: revoking it ends the grant at most servers (RFC 7009 §2.1).
                 let mut pairs = Vec::new();
                 if let Some(rt) = &tokens.refresh_token {
@@ -811,10 +851,12 @@ impl OAuthService {
                 pairs.push((tokens.access_token.secret(), "access_token"));
                 for (token, hint) in pairs {
                     let form = vec![("token", token), ("token_type_hint", hint)];
-                    let (mut form, basic) = client_auth(&config, form);
+                    let (form, basic) = client_auth(&config, form);
                     let basic_ref = basic.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
-                    form.retain(|(k, _)| *k != "grant_type");
-                    let raw = self.http.post_form(&url, &form, basic_ref, "revocation endpoint").await?;
+                    let raw = self
+                        .http
+                        .post_form(&url, &form, basic_ref, "revocation endpoint")
+                        .await?;
                     if !(200..300).contains(&raw.status) {
                         return Err(Error::new(
                             ErrorCode::NetworkError,
@@ -846,7 +888,8 @@ impl OAuthService {
                 ),
             });
         };
-        let encoded_id: String = form_urlencoded::byte_serialize(config.client_id.as_bytes()).collect();
+        let encoded_id: String =
+            form_urlencoded::byte_serialize(config.client_id.as_bytes()).collect();
         let url = check_endpoint(
             &template_url.replace("{client_id}", &encoded_id),
             "providers.github.revocation_url",
@@ -918,7 +961,10 @@ impl OAuthService {
         let (form, basic) = client_auth(config, form);
         let basic_ref = basic.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
         let sent_at = SystemTime::now();
-        let raw = self.http.post_form(url, &form, basic_ref, "token endpoint").await?;
+        let raw = self
+            .http
+            .post_form(url, &form, basic_ref, "token endpoint")
+            .await?;
         tokens::parse_token_response(raw.status, raw.content_type.as_deref(), &raw.body, sent_at)
             .map_err(|e| classify_response_error(&e, grant))
     }
@@ -944,7 +990,10 @@ impl OAuthService {
                 if e.is_lock_timeout() {
                     Error::new(
                         ErrorCode::Timeout,
-                        format!("another process held the refresh lock for over {} s", wait.as_secs()),
+                        format!(
+                            "another process held the refresh lock for over {} s",
+                            wait.as_secs()
+                        ),
                     )
                     .with_source(e)
                 } else {
@@ -975,13 +1024,19 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 
 fn provider_name(provider: &str) -> Result<ProviderName> {
     ProviderName::new(provider).map_err(|e| {
-        Error::new(ErrorCode::NotFound, format!("`{provider}` is not a valid provider name"))
-            .with_source(e)
+        Error::new(
+            ErrorCode::NotFound,
+            format!("`{provider}` is not a valid provider name"),
+        )
+        .with_source(e)
     })
 }
 
 fn not_signed_in(provider: &str) -> Error {
-    Error::new(ErrorCode::AuthRequired, format!("not signed in to {provider}"))
+    Error::new(
+        ErrorCode::AuthRequired,
+        format!("not signed in to {provider}"),
+    )
 }
 
 fn expired_without_rt() -> Error {
@@ -1063,13 +1118,16 @@ fn classify_response_error(e: &ResponseError, grant: Grant) -> Error {
             let (kind, message) = match (code.as_str(), grant) {
                 ("invalid_grant", Grant::Refresh) => (
                     ErrorCode::TokenRefreshFailed,
-                    "the server refused the refresh token (invalid_grant); sign in again".to_owned(),
+                    "the server refused the refresh token (invalid_grant); sign in again"
+                        .to_owned(),
                 ),
                 ("invalid_grant", Grant::Exchange) => (
                     ErrorCode::AuthFailed,
                     "the server refused the authorization code (invalid_grant)".to_owned(),
                 ),
-                ("access_denied", _) => (ErrorCode::AuthCancelled, format!("{what}: access denied")),
+                ("access_denied", _) => {
+                    (ErrorCode::AuthCancelled, format!("{what}: access denied"))
+                }
                 ("temporarily_unavailable" | "server_error", _) => (
                     ErrorCode::NetworkError,
                     format!("{what}: the server is unavailable ({code})"),
@@ -1078,7 +1136,10 @@ fn classify_response_error(e: &ResponseError, grant: Grant) -> Error {
                     ErrorCode::NetworkError,
                     format!("{what}: the server failed with HTTP {status} ({code})"),
                 ),
-                _ => (ErrorCode::AuthFailed, format!("{what}: the server answered `{code}`")),
+                _ => (
+                    ErrorCode::AuthFailed,
+                    format!("{what}: the server answered `{code}`"),
+                ),
             };
             Error::new(kind, message).with_oauth(code, description.clone(), *status)
         }
@@ -1089,7 +1150,9 @@ fn classify_response_error(e: &ResponseError, grant: Grant) -> Error {
         .with_status(*status),
         ResponseError::Http { status } if (300..400).contains(status) => Error::new(
             ErrorCode::NetworkError,
-            format!("{what}: the token endpoint redirected (HTTP {status}); redirects are not followed"),
+            format!(
+                "{what}: the token endpoint redirected (HTTP {status}); redirects are not followed"
+            ),
         )
         .with_hint("check the provider's token_url")
         .with_status(*status),
@@ -1100,7 +1163,9 @@ fn classify_response_error(e: &ResponseError, grant: Grant) -> Error {
         .with_status(*status),
         ResponseError::Html { status } => Error::new(
             ErrorCode::NetworkError,
-            format!("{what}: the token endpoint answered with an HTML page (HTTP {status}), not JSON"),
+            format!(
+                "{what}: the token endpoint answered with an HTML page (HTTP {status}), not JSON"
+            ),
         )
         .with_hint("a proxy, captive portal or wrong token_url is likely; check them and retry")
         .with_status(*status),
@@ -1111,7 +1176,9 @@ fn classify_response_error(e: &ResponseError, grant: Grant) -> Error {
         .with_status(*status),
         ResponseError::Malformed { status, reason } => Error::new(
             ErrorCode::NetworkError,
-            format!("{what}: the token endpoint sent an unreadable answer (HTTP {status}: {reason})"),
+            format!(
+                "{what}: the token endpoint sent an unreadable answer (HTTP {status}: {reason})"
+            ),
         )
         .with_status(*status),
         ResponseError::MissingAccessToken => Error::new(
@@ -1122,13 +1189,16 @@ fn classify_response_error(e: &ResponseError, grant: Grant) -> Error {
     }
 }
 
+/// Form fields of a request.
+type Form<'a> = Vec<(&'a str, &'a str)>;
+
 /// The client-authentication parts of a token-endpoint request: `client_id` in the body for a
 /// public client, else `client_secret_post` fields or HTTP Basic (id and secret each
 /// form-urlencoded first, RFC 6749 §2.3.1).
 fn client_auth<'a>(
     config: &'a OAuthConfig,
     mut form: Vec<(&'a str, &'a str)>,
-) -> (Vec<(&'a str, &'a str)>, Option<(String, String)>) {
+) -> (Form<'a>, Option<(String, String)>) {
     match &config.client_secret {
         None => {
             form.push(("client_id", &config.client_id));
@@ -1142,7 +1212,8 @@ fn client_auth<'a>(
             }
             _ => {
                 let user = form_urlencoded::byte_serialize(config.client_id.as_bytes()).collect();
-                let password = form_urlencoded::byte_serialize(secret.secret().as_bytes()).collect();
+                let password =
+                    form_urlencoded::byte_serialize(secret.secret().as_bytes()).collect();
                 (form, Some((user, password)))
             }
         },

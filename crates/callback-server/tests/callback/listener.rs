@@ -1,7 +1,6 @@
 //! The listener end to end over loopback TCP.
 
 use std::io::Write as _;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use context_harness_callback_server::{CallbackConfig, CallbackServer, Error, RedirectHost};
@@ -30,7 +29,10 @@ async fn valid_callback_on_both_families_and_port_free_afterwards() {
         eprintln!("note: no IPv6 loopback here; checking 127.0.0.1 only");
         assert_eq!(addrs, [v4(port)]);
     }
-    let target = format!("{}&iss=https%3A%2F%2Fas.example%2F", callback(&state, "c0de"));
+    let target = format!(
+        "{}&iss=https%3A%2F%2Fas.example%2F",
+        callback(&state, "c0de")
+    );
     let browser = client(move || {
         // Both families answer (a 404 for another path), then the real callback.
         let others: Vec<String> = [v4(port), v6(port)]
@@ -131,12 +133,24 @@ async fn all_ports_busy_names_each_port() {
             .all(|t| t.error.kind() == std::io::ErrorKind::AddrInUse)
     );
     let message = err.to_string();
-    assert!(message.starts_with("no callback port available"), "{message}");
-    assert!(message.contains(&format!("port {a} (127.0.0.1:{a}:")), "{message}");
+    assert!(
+        message.starts_with("no callback port available"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("port {a} (127.0.0.1:{a}:")),
+        "{message}"
+    );
     if has_ipv6() {
-        assert!(message.contains(&format!("port {b} ([::1]:{b}:")), "{message}");
+        assert!(
+            message.contains(&format!("port {b} ([::1]:{b}:")),
+            "{message}"
+        );
     }
-    assert!(!message.contains("state") && !message.contains("CSRF"), "{message}");
+    assert!(
+        !message.contains("state") && !message.contains("CSRF"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -292,7 +306,10 @@ async fn provider_error_is_reported_and_escaped() {
     assert_eq!(status(&page), 200);
     assert!(page.contains("&lt;script&gt;bad&lt;/script&gt;"), "{page}");
     assert!(!page.contains("<script>"), "{page}");
-    assert!(!page.contains("unknown"), "description waits for the iss check: {page}");
+    assert!(
+        !page.contains("unknown"),
+        "description waits for the iss check: {page}"
+    );
     assert_port_free(port);
 }
 
@@ -375,11 +392,10 @@ async fn dropping_the_server_frees_the_port() {
 async fn junk_connections_do_not_delay_a_valid_callback() {
     let state = State::generate().unwrap();
     // A long header timeout: the wait must not sit out the slow clients below.
-    let server = CallbackServer::bind(
-        ephemeral().with_header_read_timeout(Duration::from_secs(30)),
-    )
-    .await
-    .unwrap();
+    let server =
+        CallbackServer::bind(ephemeral().with_header_read_timeout(Duration::from_secs(30)))
+            .await
+            .unwrap();
     let port = server.port();
     let target = callback(&state, "through");
     let started = Instant::now();
@@ -387,8 +403,12 @@ async fn junk_connections_do_not_delay_a_valid_callback() {
         // Slowloris: half a request line, then silence (kept open until the end).
         let slow: Vec<_> = (0..6)
             .map(|i| {
-                let mut s = connect(if i % 2 == 0 || !has_ipv6() { v4(port) } else { v6(port) })
-                    .unwrap();
+                let mut s = connect(if i % 2 == 0 || !has_ipv6() {
+                    v4(port)
+                } else {
+                    v6(port)
+                })
+                .unwrap();
                 s.write_all(b"GET /callback?co").unwrap();
                 s
             })
@@ -465,8 +485,25 @@ async fn a_second_valid_callback_after_the_first_is_refused() {
     assert_eq!(status(&browser.await.unwrap()), 200);
     // The listener is gone: a replay cannot even connect.
     assert!(
-        std::net::TcpStream::connect_timeout(&SocketAddr::from(v4(port)), Duration::from_secs(2))
-            .is_err(),
+        std::net::TcpStream::connect_timeout(&v4(port), Duration::from_secs(2)).is_err(),
         "replay of {replay} reached a closed listener"
     );
+}
+
+#[tokio::test]
+async fn extreme_settings_do_not_panic() {
+    let state = State::generate().unwrap();
+    let server = CallbackServer::bind(
+        ephemeral()
+            .with_timeout(Duration::MAX)
+            .with_header_read_timeout(Duration::MAX)
+            .with_max_connections(usize::MAX),
+    )
+    .await
+    .unwrap();
+    let port = server.port();
+    let target = callback(&state, "big");
+    let browser = client(move || get(v4(port), &target));
+    assert_eq!(server.wait(&state).await.unwrap().code.secret(), "big");
+    assert_eq!(status(&browser.await.unwrap()), 200);
 }

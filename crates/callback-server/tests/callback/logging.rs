@@ -50,10 +50,17 @@ async fn code_and_state_never_logged_or_shown() {
     // A success after a mismatch, a duplicate and an unreadable query.
     let server = CallbackServer::bind(ephemeral()).await.unwrap();
     let port = server.port();
-    let (good, s2, stale2) = (format!("/callback?code={code}&state={s}"), s.clone(), stale_s.clone());
+    let (good, s2, stale2) = (
+        format!("/callback?code={code}&state={s}"),
+        s.clone(),
+        stale_s.clone(),
+    );
     let browser = client(move || {
         get(v4(port), &format!("/callback?code={code}&state={stale2}"));
-        get(v4(port), &format!("/callback?code={code}&code={code}&state={s2}"));
+        get(
+            v4(port),
+            &format!("/callback?code={code}&code={code}&state={s2}"),
+        );
         get(v4(port), &format!("/callback?code={code}%ZZ&state={s2}"));
         get(v4(port), &good)
     });
@@ -81,10 +88,18 @@ async fn code_and_state_never_logged_or_shown() {
         .unwrap();
     let mut stream = connect(v4(server.port())).unwrap();
     stream
-        .write_all(&request("GET", &format!("/callback?code={code}&state={stale_s}")))
+        .write_all(&request(
+            "GET",
+            &format!("/callback?code={code}&state={stale_s}"),
+        ))
         .unwrap();
     let err = server.wait(&state).await.unwrap_err();
-    assert!(matches!(err, Error::Timeout { state_mismatch_seen: true }));
+    assert!(matches!(
+        err,
+        Error::Timeout {
+            state_mismatch_seen: true
+        }
+    ));
     shown.push(format!("{err:?} {err}"));
 
     // Paste-back errors.
@@ -93,14 +108,21 @@ async fn code_and_state_never_logged_or_shown() {
         format!("http://localhost:9/callback?code={code}&state={s}"),
         format!("http://localhost:8080/callback?code={code}&code=2&state={s}"),
     ] {
-        let err = parse_redirect_url(&pasted, "http://localhost:8080/callback", &state).unwrap_err();
+        let err =
+            parse_redirect_url(&pasted, "http://localhost:8080/callback", &state).unwrap_err();
         shown.push(format!("{err:?} {err}"));
     }
     shown.push(format!("{state:?}"));
 
     let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
-    assert!(log.contains("callback listener bound"), "nothing captured: {log}");
-    assert!(log.contains("TRACE"), "TRACE events were not captured: {log}");
+    assert!(
+        log.contains("callback listener bound"),
+        "nothing captured: {log}"
+    );
+    assert!(
+        log.contains("TRACE"),
+        "TRACE events were not captured: {log}"
+    );
     for text in shown.iter().chain([&log]) {
         for secret in [code, s.as_str(), stale_s.as_str()] {
             assert!(!text.contains(secret), "{secret:?} leaked into {text}");

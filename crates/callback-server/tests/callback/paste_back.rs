@@ -56,7 +56,10 @@ fn rejects_urls_that_are_not_this_redirect() {
         "http://localhost:8080/callback".into(),
     ] {
         let err = parse_redirect_url(&pasted, REDIRECT, &state).unwrap_err();
-        assert!(matches!(err, Error::InvalidCallback { .. }), "{pasted}: {err:?}");
+        assert!(
+            matches!(err, Error::InvalidCallback { .. }),
+            "{pasted}: {err:?}"
+        );
         assert!(!err.to_string().contains(s), "{err}");
         assert!(!err.to_string().contains("abc"), "{err}");
     }
@@ -79,7 +82,10 @@ fn state_rules_match_the_listener() {
     ] {
         let err = parse_redirect_url(&pasted, REDIRECT, &state).unwrap_err();
         assert!(matches!(err, Error::StateMismatch), "{pasted}: {err:?}");
-        assert!(err.to_string().contains("possible CSRF or an old browser tab"));
+        assert!(
+            err.to_string()
+                .contains("possible CSRF or an old browser tab")
+        );
     }
 }
 
@@ -97,7 +103,10 @@ fn malformed_queries_are_invalid() {
     ] {
         let pasted = format!("{REDIRECT}?{query}");
         let err = parse_redirect_url(&pasted, REDIRECT, &state).unwrap_err();
-        assert!(matches!(err, Error::InvalidCallback { .. }), "{query}: {err:?}");
+        assert!(
+            matches!(err, Error::InvalidCallback { .. }),
+            "{query}: {err:?}"
+        );
     }
 }
 
@@ -111,7 +120,16 @@ fn error_responses_with_the_right_state() {
         &state,
     )
     .unwrap_err();
-    assert!(matches!(err, Error::Cancelled { description: None, iss: None }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Cancelled {
+                description: None,
+                iss: None
+            }
+        ),
+        "{err:?}"
+    );
     let err = parse_redirect_url(
         &format!("{REDIRECT}?error=server_error&error_description=Down%0D&state={s}"),
         REDIRECT,
@@ -121,16 +139,29 @@ fn error_responses_with_the_right_state() {
     // Control characters are refused outright.
     assert!(matches!(err, Error::InvalidCallback { .. }), "{err:?}");
     let err = parse_redirect_url(
-        &format!("{REDIRECT}?error=server_error&error_description=Down&error_uri=u&iss=i&state={s}"),
+        &format!(
+            "{REDIRECT}?error=server_error&error_description=Down&error_uri=u&iss=i&state={s}"
+        ),
         REDIRECT,
         &state,
     )
     .unwrap_err();
-    let Error::Authorization { error, description, uri, iss } = err else {
+    let Error::Authorization {
+        error,
+        description,
+        uri,
+        iss,
+    } = err
+    else {
         panic!("expected Authorization");
     };
     assert_eq!(
-        (error.as_str(), description.as_deref(), uri.as_deref(), iss.as_deref()),
+        (
+            error.as_str(),
+            description.as_deref(),
+            uri.as_deref(),
+            iss.as_deref()
+        ),
         ("server_error", Some("Down"), Some("u"), Some("i"))
     );
 }

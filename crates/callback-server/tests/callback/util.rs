@@ -99,7 +99,8 @@ pub fn read_all(stream: &mut TcpStream) -> io::Result<String> {
 }
 
 pub fn request(method: &str, target: &str) -> Vec<u8> {
-    format!("{method} {target} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: test\r\n\r\n").into_bytes()
+    format!("{method} {target} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: test\r\n\r\n")
+        .into_bytes()
 }
 
 /// `GET target` and the full response.

@@ -163,6 +163,7 @@ pub(crate) fn wait_for_line(
 }
 
 /// Elapsed-time helper for bound checks.
+#[cfg(feature = "keyring")]
 pub(crate) fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     let start = Instant::now();
     let out = f();

@@ -1,0 +1,239 @@
+//! `context-harness mcp auth <provider>`: the browser sign-in.
+//!
+//! The loopback listener is bound first; then the browser is opened on the authorization URL (the
+//! system browser, which honours `$BROWSER`). With `--no-browser`, or when no browser can be opened
+//! (Linux/BSD without `DISPLAY`/`WAYLAND_DISPLAY` and without `BROWSER`, or an SSH session without
+//! `BROWSER`), the URL is printed instead, and a redirect URL pasted on stdin is raced against the
+//! listener: on a terminal with a prompt; otherwise the first non-empty line read from stdin (end of
+//! input just leaves the listener waiting). The tokens are stored and only their location is shown.
+
+use std::io::{BufRead, IsTerminal};
+use std::time::{Duration, SystemTime};
+
+use context_harness_providers::{AuthenticateOptions, BrowserOpener, SystemBrowser};
+
+use crate::args::AuthArgs;
+use crate::context::Context;
+use crate::exit::{self, Failure};
+use crate::timefmt;
+
+/// How the authorization URL reaches the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Opener {
+    /// The system browser (or `$BROWSER`).
+    System,
+    /// Printed for the user to open; the reason is shown.
+    Manual(&'static str),
+}
+
+/// What the user sees around the browser step (runs on the opener's thread).
+struct Notice {
+    quiet: bool,
+    display_name: String,
+    first_port: Option<u16>,
+    opener: Opener,
+}
+
+impl Notice {
+    /// Says which redirect URI the listener waits on, and that a fallback port was used.
+    fn listening(&self, url: &str) {
+        let Some(redirect) = redirect_uri_of(url) else {
+            return;
+        };
+        let port = url::Url::parse(&redirect).ok().and_then(|u| u.port());
+        if let (Some(first), Some(port)) = (self.first_port, port)
+            && first != 0
+            && first != port
+        {
+            // Shown even with -q: the app registration may have to allow this redirect URI.
+            eprintln!(
+                "Port {first} is in use; listening on port {port} instead ({redirect} must be an allowed redirect URI)."
+            );
+        }
+        if !self.quiet {
+            eprintln!("Waiting for the authorization on {redirect}");
+        }
+    }
+
+    fn manual(&self, url: &str, why: &str) {
+        // Shown even with -q: without it the user cannot sign in.
+        eprintln!("{why}. Open this URL in a browser to sign in to {}:\n\n    {url}\n", self.display_name);
+        self.listening(url);
+        if !self.quiet {
+            eprintln!(
+                "If the browser is on another machine, paste the address it was redirected to (the page that fails to load) here and press Enter."
+            );
+        }
+    }
+}
+
+impl BrowserOpener for Notice {
+    fn open(&self, url: &str) -> std::io::Result<()> {
+        match self.opener {
+            Opener::Manual(why) => {
+                self.manual(url, why);
+                Ok(())
+            }
+            Opener::System => {
+                if !self.quiet {
+                    eprintln!("Opening the browser to sign in to {}…", self.display_name);
+                }
+                self.listening(url);
+                SystemBrowser.open(url)
+            }
+        }
+    }
+}
+
+/// The `redirect_uri` parameter of the authorization URL.
+fn redirect_uri_of(url: &str) -> Option<String> {
+    url::Url::parse(url)
+        .ok()?
+        .query_pairs()
+        .find(|(k, _)| k == "redirect_uri")
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Decides whether a browser can be opened here.
+fn choose_opener(no_browser: bool) -> Opener {
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    if no_browser {
+        return Opener::Manual("--no-browser given");
+    }
+    if set("BROWSER") {
+        return Opener::System;
+    }
+    if set("SSH_CONNECTION") || set("SSH_CLIENT") || set("SSH_TTY") {
+        return Opener::Manual("This is an SSH session");
+    }
+    if cfg!(all(unix, not(target_os = "macos"))) && !set("DISPLAY") && !set("WAYLAND_DISPLAY") {
+        return Opener::Manual("No display found (DISPLAY and WAYLAND_DISPLAY are unset)");
+    }
+    Opener::System
+}
+
+/// Reads the first non-empty line from stdin on a plain thread (it may block forever; the runtime
+/// does not wait for it). `None` at end of input.
+fn pasted_line() -> impl Future<Output = Option<String>> + Send + 'static {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("paste".to_owned())
+        .spawn(move || {
+            let mut line = String::new();
+            let mut stdin = std::io::stdin().lock();
+            loop {
+                line.clear();
+                match stdin.read_line(&mut line) {
+                    Ok(0) | Err(_) => {
+                        let _ = tx.send(None);
+                        return;
+                    }
+                    Ok(_) if line.trim().is_empty() => {}
+                    Ok(_) => {
+                        let _ = tx.send(Some(line.trim().to_owned()));
+                        return;
+                    }
+                }
+            }
+        });
+    async move {
+        match spawned {
+            Ok(_) => rx.await.ok().flatten(),
+            Err(_) => None,
+        }
+    }
+}
+
+fn looks_like_url(provider: &str) -> bool {
+    provider.starts_with("https://") || provider.starts_with("http://")
+}
+
+pub(crate) fn run(ctx: &Context, args: AuthArgs) -> anyhow::Result<u8> {
+    if looks_like_url(&args.provider) {
+        return Err(Failure::new(
+            exit::OTHER,
+            "signing in with only an MCP server URL (discovery and dynamic registration) is not supported yet",
+            Some("add the server's authorization server to providers.toml (see the README) and sign in with its name".to_owned()),
+        )
+        .into());
+    }
+    let service = ctx.service()?;
+    // Resolved up front (no network): unknown provider or missing client id fail before anything starts.
+    let config = service.resolve_config(&args.provider, args.client_id.as_deref())?;
+    if args.device {
+        let hint = if config.provider.device_auth_url.is_some() {
+            "sign in with the browser (drop --device); on a machine without a browser use --no-browser and paste the redirect URL"
+        } else {
+            "this provider has no device_auth_url either; sign in with the browser, or use --no-browser"
+        };
+        return Err(Failure::new(
+            exit::OTHER,
+            "the device authorization flow (--device) is not available in this version",
+            Some(hint.to_owned()),
+        )
+        .into());
+    }
+    let ports = if args.ports.is_empty() {
+        config.provider.ports.clone()
+    } else {
+        args.ports.clone()
+    };
+    let opener = choose_opener(args.no_browser);
+    let stdin_tty = std::io::stdin().is_terminal();
+    let notice = Notice {
+        quiet: ctx.quiet,
+        display_name: config.provider.display_name.clone(),
+        first_port: ports.first().copied(),
+        opener,
+    };
+    let display_name = notice.display_name.clone();
+    let quiet = ctx.quiet;
+
+    let mut options = AuthenticateOptions::new()
+        .timeout(Duration::from_secs(args.timeout))
+        .ports(ports)
+        .browser(notice);
+    if let Some(id) = &args.client_id {
+        options = options.client_id(id.clone());
+    }
+    if !args.scopes.is_empty() {
+        options = options.scopes(args.scopes.clone());
+    }
+    let display_for_error = display_name.clone();
+    options = options.on_browser_error(move |url, err| {
+        eprintln!(
+            "Could not open a browser ({err}). Open this URL to sign in to {display_for_error}:\n\n    {url}\n"
+        );
+        if stdin_tty && !quiet {
+            eprintln!("Or paste the address the browser was redirected to here and press Enter.");
+        }
+    });
+    // Manual: always race stdin. System browser: only a terminal (the user may paste after a failure).
+    if matches!(opener, Opener::Manual(_)) || stdin_tty {
+        options = options.pasted_redirect(pasted_line());
+    }
+
+    let started = std::time::Instant::now();
+    let outcome = ctx.block_on(service.authenticate(&args.provider, options))??;
+    tracing::info!(elapsed_ms = started.elapsed().as_millis(), "sign-in finished");
+
+    let where_ = if outcome.location.starts_with("system keyring") {
+        format!("in the {}", outcome.location)
+    } else {
+        format!("in the file {}", outcome.location)
+    };
+    ctx.say(format!("Signed in to {display_name}. Tokens stored {where_}."));
+    let tokens = &outcome.tokens;
+    let expiry = tokens.expires_at().map_or_else(
+        || "no expiry given".to_owned(),
+        |at| format!("valid until {}", timefmt::human(at, SystemTime::now())),
+    );
+    let scopes = tokens.scopes();
+    let scopes = if scopes.is_empty() { "-".to_owned() } else { scopes.join(" ") };
+    ctx.say(format!(
+        "Access token {expiry}; scopes: {scopes}; refresh token: {}; redirect: {}",
+        if tokens.refresh_token.is_some() { "yes" } else { "no" },
+        outcome.redirect_uri
+    ));
+    Ok(exit::OK)
+}

@@ -1,0 +1,83 @@
+//! What every command needs: the home directory, the storage mode and the output settings.
+
+use std::future::Future;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use context_harness_providers::OAuthService;
+use context_harness_providers::storage::StorageMode;
+
+use crate::args::{Cli, StorageArg};
+
+/// Settings shared by all commands, taken from the global options.
+#[derive(Debug)]
+pub(crate) struct Context {
+    /// `--home` / `CONTEXT_HARNESS_HOME`; `None` means `~/.context-harness`.
+    pub(crate) home: Option<PathBuf>,
+    /// `--storage` / `CONTEXT_HARNESS_STORAGE` (default auto).
+    pub(crate) storage: StorageMode,
+    /// `-v` count.
+    pub(crate) verbose: u8,
+    /// `-q`.
+    pub(crate) quiet: bool,
+}
+
+impl Context {
+    pub(crate) fn new(cli: &Cli) -> Self {
+        Self {
+            home: cli.home.clone().filter(|h| !h.as_os_str().is_empty()),
+            storage: match cli.storage {
+                None | Some(StorageArg::Auto) => StorageMode::Auto,
+                Some(StorageArg::Keyring) => StorageMode::Keyring,
+                Some(StorageArg::File) => StorageMode::File,
+            },
+            verbose: cli.verbose,
+            quiet: cli.quiet,
+        }
+    }
+
+    /// The service. Cheap: no HTTP client, no file read, no keyring access until used.
+    pub(crate) fn service(&self) -> context_harness_providers::Result<OAuthService> {
+        let mut builder = OAuthService::builder().storage_mode(self.storage);
+        if let Some(home) = &self.home {
+            builder = builder.home(home);
+        }
+        builder.build()
+    }
+
+    /// Runs `future` on a fresh current-thread runtime: only commands that need the network call this.
+    pub(crate) fn block_on<F: Future>(&self, future: F) -> anyhow::Result<F::Output> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let output = runtime.block_on(future);
+        // A stdin reader thread (pasted redirect URL) may still be blocked; do not wait for it.
+        runtime.shutdown_background();
+        Ok(output)
+    }
+
+    /// Prints a message line to stderr unless `-q`.
+    pub(crate) fn say(&self, message: impl std::fmt::Display) {
+        if !self.quiet {
+            let _ = writeln!(std::io::stderr().lock(), "{message}");
+        }
+    }
+}
+
+/// Whether stderr gets ANSI colours: a terminal, and `NO_COLOR` unset or empty.
+pub(crate) fn color_enabled() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+}
+
+/// Writes `text` and a newline to stdout; a closed pipe (`| head`) is not an error.
+pub(crate) fn print_stdout(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out
+        .write_all(text.as_bytes())
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,129 @@
+//! Exit codes, and how errors are shown.
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success |
+//! | 1 | any other error |
+//! | 2 | usage error (bad command line; printed by clap) |
+//! | 3 | `auth_required`: not signed in |
+//! | 4 | `auth_failed`: the sign-in failed (code or client refused, invalid callback, issuer mix-up) |
+//! | 5 | `auth_cancelled`: the user (or the server) denied the authorization |
+//! | 6 | `token_expired`: expired and no refresh token |
+//! | 7 | `token_refresh_failed`: the server refused the refresh token |
+//! | 8 | `config_missing`: no client id (or home directory) configured |
+//! | 9 | `not_found`: unknown provider |
+//! | 10 | `timeout`: the browser or the server took too long |
+//! | 11 | `network_error`: the server could not be reached or answered garbage |
+//! | 12 | `storage`: the keyring or the token files failed |
+//! | 13 | `config_invalid`: a malformed `providers.toml` or a bad URL in it |
+
+use std::fmt;
+use std::io::Write;
+
+use context_harness_providers::{Error as ProviderError, ErrorCode};
+
+use crate::context::{Context, color_enabled};
+
+/// Success.
+pub(crate) const OK: u8 = 0;
+/// Any error without a more specific code.
+pub(crate) const OTHER: u8 = 1;
+
+/// The exit code for an [`ErrorCode`].
+pub(crate) fn code_for(code: ErrorCode) -> u8 {
+    match code {
+        ErrorCode::AuthRequired => 3,
+        ErrorCode::AuthFailed => 4,
+        ErrorCode::AuthCancelled => 5,
+        ErrorCode::TokenExpired => 6,
+        ErrorCode::TokenRefreshFailed => 7,
+        ErrorCode::ConfigMissing => 8,
+        ErrorCode::NotFound => 9,
+        ErrorCode::Timeout => 10,
+        ErrorCode::NetworkError => 11,
+        ErrorCode::Storage => 12,
+        ErrorCode::ConfigInvalid => 13,
+        _ => OTHER,
+    }
+}
+
+/// An error raised by the CLI itself, with its exit code and next step.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) code: u8,
+    pub(crate) message: String,
+    pub(crate) hint: Option<String>,
+}
+
+impl Failure {
+    pub(crate) fn new(code: u8, message: impl Into<String>, hint: Option<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            hint,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// Prints `err` (and its next step) to stderr and returns the exit code.
+///
+/// Neither the providers' errors nor ours contain secrets; the server's `error_description` and the
+/// error chain are shown only with `-v`.
+pub(crate) fn report(err: &anyhow::Error, ctx: &Context) -> u8 {
+    let (code, hint, description) = if let Some(e) = err.downcast_ref::<ProviderError>() {
+        (
+            code_for(e.code()),
+            e.hint().map(str::to_owned),
+            e.oauth_error_description().map(printable),
+        )
+    } else if let Some(f) = err.downcast_ref::<Failure>() {
+        (f.code, f.hint.clone(), None)
+    } else {
+        (OTHER, None, None)
+    };
+    let (red, yellow, reset) = if color_enabled() {
+        ("\x1b[1;31m", "\x1b[1;33m", "\x1b[0m")
+    } else {
+        ("", "", "")
+    };
+    let mut out = std::io::stderr().lock();
+    let _ = writeln!(out, "{red}error:{reset} {err}");
+    if ctx.verbose > 0 {
+        if let Some(description) = description {
+            let _ = writeln!(out, "  server said: {description}");
+        }
+        for cause in err.chain().skip(1) {
+            let _ = writeln!(out, "  caused by: {cause}");
+        }
+    }
+    if let Some(hint) = hint {
+        let _ = writeln!(out, "{yellow}hint:{reset} {hint}");
+    }
+    code
+}
+
+/// `text` without control characters (a server wrote it), at most 300 characters.
+fn printable(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).take(300).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_code_has_its_own_exit_code() {
+        let codes: std::collections::BTreeSet<u8> =
+            ErrorCode::ALL.iter().map(|c| code_for(*c)).collect();
+        assert_eq!(codes.len(), ErrorCode::ALL.len());
+        assert!(codes.iter().all(|c| *c >= 3));
+    }
+}

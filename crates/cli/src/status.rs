@@ -1,0 +1,211 @@
+//! `context-harness mcp status [<provider>] [--json]`: sign-in state, expiry, scopes and storage,
+//! never tokens.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::SystemTime;
+
+use context_harness_providers::storage::ProviderName;
+use context_harness_providers::{
+    AuthStatus, EXPIRY_BUFFER, Error as ProviderError, ErrorCode, OAuthService, OAuthTokens,
+};
+use serde_json::{Value, json};
+
+use crate::context::{Context, print_stdout};
+use crate::exit::{self, Failure};
+use crate::timefmt;
+
+/// One provider's row.
+struct Row {
+    name: String,
+    display_name: String,
+    /// `Ok(None)`: not signed in.
+    tokens: Result<Option<OAuthTokens>, ProviderError>,
+    location: Option<String>,
+}
+
+impl Row {
+    fn status(&self, now: SystemTime) -> Option<AuthStatus> {
+        match &self.tokens {
+            Ok(None) => Some(AuthStatus::NotAuthenticated),
+            Ok(Some(t)) => Some(t.status_at(now, EXPIRY_BUFFER)),
+            Err(_) => None,
+        }
+    }
+
+    fn to_json(&self, now: SystemTime) -> Value {
+        let tokens = self.tokens.as_ref().ok().and_then(Option::as_ref);
+        let storage = self.location.as_deref().map(backend_of);
+        json!({
+            "name": self.name,
+            "display_name": self.display_name,
+            "status": self.status(now).map_or("error", AuthStatus::as_str),
+            "expires_at": tokens.and_then(OAuthTokens::expires_at).map(timefmt::unix),
+            "scopes": tokens.map(OAuthTokens::scopes).unwrap_or_default(),
+            "has_refresh_token": tokens.is_some_and(|t| t.refresh_token.is_some()),
+            "storage": storage,
+            "location": self.location,
+            "error": self.tokens.as_ref().err().map(|e| json!({
+                "code": e.code().as_str(),
+                "message": e.to_string(),
+                "hint": e.hint(),
+            })),
+        })
+    }
+
+    fn to_text(&self, now: SystemTime) -> String {
+        let mut out = String::new();
+        let label = match self.status(now) {
+            Some(AuthStatus::Authenticated) => "authenticated",
+            Some(AuthStatus::TokenExpired) => "expired",
+            Some(AuthStatus::TokenRefreshFailed) => "refresh failed (sign in again)",
+            Some(AuthStatus::NotAuthenticated) => "not authenticated",
+            _ => "error",
+        };
+        let _ = writeln!(out, "{} ({}): {label}", self.name, self.display_name);
+        match &self.tokens {
+            Ok(Some(t)) => {
+                let expiry = t
+                    .expires_at()
+                    .map_or_else(|| "unknown (no expires_in)".to_owned(), |at| timefmt::human(at, now));
+                let _ = writeln!(out, "  expires:  {expiry}");
+                let scopes = t.scopes();
+                if !scopes.is_empty() {
+                    let _ = writeln!(out, "  scopes:   {}", scopes.join(" "));
+                }
+                let refresh = if t.refresh_token.is_some() { "yes" } else { "no" };
+                let _ = writeln!(out, "  refresh:  {refresh}");
+                if let Some(location) = &self.location {
+                    let _ = writeln!(out, "  storage:  {} ({location})", backend_of(location));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let _ = writeln!(out, "  error:    {e}");
+                if let Some(hint) = e.hint() {
+                    let _ = writeln!(out, "  hint:     {hint}");
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `"keyring"` or `"file"` from a store location (the keyring's starts with "system keyring").
+fn backend_of(location: &str) -> &'static str {
+    if location.starts_with("system keyring") {
+        "keyring"
+    } else {
+        "file"
+    }
+}
+
+fn row(service: &OAuthService, name: &str, display_name: &str) -> Row {
+    let tokens = match service.get_tokens(name) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.is_auth_required() => Ok(None),
+        Err(e) => Err(e),
+    };
+    let location = match &tokens {
+        Ok(Some(_)) => service.storage_location(name).ok(),
+        _ => None,
+    };
+    Row {
+        name: name.to_owned(),
+        display_name: display_name.to_owned(),
+        tokens,
+        location,
+    }
+}
+
+pub(crate) fn run(ctx: &Context, provider: Option<&str>, json: bool) -> anyhow::Result<u8> {
+    let service = ctx.service()?;
+    let now = SystemTime::now();
+    let Some(provider) = provider else {
+        let rows = all_rows(&service)?;
+        if json {
+            let doc = json!({ "providers": rows.iter().map(|r| r.to_json(now)).collect::<Vec<_>>() });
+            print_stdout(&doc.to_string())?;
+        } else {
+            let text: Vec<String> = rows.iter().map(|r| r.to_text(now)).collect();
+            print_stdout(text.join("").trim_end())?;
+        }
+        return Ok(exit::OK);
+    };
+
+    let registry = service.registry()?;
+    let display_name = match registry.get(provider) {
+        Ok(p) => p.display_name.clone(),
+        // Tokens of a provider no longer configured are still shown.
+        Err(e) => match service.get_tokens(provider) {
+            Ok(_) => provider.to_owned(),
+            Err(_) => return Err(e.into()),
+        },
+    };
+    let row = row(&service, provider, &display_name);
+    if json {
+        print_stdout(&json!({ "providers": [row.to_json(now)] }).to_string())?;
+    } else {
+        print_stdout(row.to_text(now).trim_end())?;
+    }
+    let sign_in = format!("run `context-harness mcp auth {provider}`");
+    match (&row.tokens, row.status(now)) {
+        (Err(e), _) => Err(Failure::new(
+            exit::code_for(e.code()),
+            format!("cannot read the tokens for {provider}: {e}"),
+            e.hint().map(str::to_owned),
+        )
+        .into()),
+        (_, Some(AuthStatus::NotAuthenticated)) => Err(Failure::new(
+            exit::code_for(ErrorCode::AuthRequired),
+            format!("not signed in to {provider}"),
+            Some(sign_in),
+        )
+        .into()),
+        (_, Some(AuthStatus::TokenRefreshFailed)) => Err(Failure::new(
+            exit::code_for(ErrorCode::TokenRefreshFailed),
+            format!("the server refused the refresh token for {provider}"),
+            Some(sign_in),
+        )
+        .into()),
+        (Ok(Some(t)), Some(AuthStatus::TokenExpired)) if t.refresh_token.is_none() => {
+            Err(Failure::new(
+                exit::code_for(ErrorCode::TokenExpired),
+                format!("the access token for {provider} has expired and there is no refresh token"),
+                Some(sign_in),
+            )
+            .into())
+        }
+        // Authenticated, or expired with a refresh token (`mcp token` refreshes it).
+        _ => Ok(exit::OK),
+    }
+}
+
+/// Every configured provider, plus any provider with stored tokens that is no longer configured.
+fn all_rows(service: &OAuthService) -> anyhow::Result<Vec<Row>> {
+    let registry = service.registry()?;
+    let mut names: BTreeMap<String, String> = registry
+        .iter()
+        .map(|(p, _)| (p.name.clone(), p.display_name.clone()))
+        .collect();
+    let dir = context_harness_providers::storage::tokens_dir(service.home());
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for entry in entries.flatten() {
+            let file = entry.file_name();
+            let Some(file) = file.to_str() else { continue };
+            let Some(stem) = file
+                .strip_suffix(".json")
+                .or_else(|| file.strip_suffix(".backend"))
+            else {
+                continue;
+            };
+            if ProviderName::new(stem).is_ok() && !names.contains_key(stem) {
+                names.insert(stem.to_owned(), stem.to_owned());
+            }
+        }
+    }
+    Ok(names
+        .iter()
+        .map(|(name, display)| row(service, name, display))
+        .collect())
+}

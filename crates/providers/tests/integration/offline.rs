@@ -1,0 +1,95 @@
+//! Service behaviour that needs no server: configuration errors and hints, status of a fresh home.
+
+use std::sync::Arc;
+
+use context_harness_providers::storage::MemoryStore;
+use context_harness_providers::{
+    AuthStatus, AuthenticateOptions, Environment, ErrorCode, OAuthService,
+};
+
+fn service(home: &std::path::Path, env: Environment) -> OAuthService {
+    OAuthService::builder()
+        .home(home)
+        .environment(env)
+        .store(Arc::new(MemoryStore::new()))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn missing_client_id_is_config_missing_with_setup_url() {
+    let home = tempfile::tempdir().unwrap();
+    let err = service(home.path(), Environment::empty())
+        .authenticate("github", AuthenticateOptions::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ConfigMissing);
+    let hint = err.hint().unwrap();
+    assert!(
+        hint.contains("GITHUB_CLIENT_ID")
+            && hint.contains("https://github.com/settings/developers"),
+        "{hint}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_provider_is_not_found_and_unauthenticated_is_auth_required() {
+    let home = tempfile::tempdir().unwrap();
+    let service = service(home.path(), Environment::empty());
+    let err = service.ensure_valid_token("nope").await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::NotFound);
+    let err = service.ensure_valid_token("github").await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::AuthRequired);
+    assert_eq!(err.hint(), Some("run `context-harness mcp auth github`"));
+    assert_eq!(
+        service.get_status("github").unwrap(),
+        AuthStatus::NotAuthenticated
+    );
+    assert!(service.cached_valid_token("github").unwrap().is_none());
+    let err = service
+        .ensure_valid_token("../etc/passwd")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::NotFound);
+    assert!(!service.http_client_built());
+}
+
+#[tokio::test]
+async fn malformed_providers_toml_names_file_line_and_field() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join("providers.toml"),
+        "# comment\n[providers.acme]\nauth_url = \"http://sso.example/authorize\"\ntoken_url = \"https://sso.example/token\"\n",
+    )
+    .unwrap();
+    let service = service(home.path(), Environment::empty());
+    let err = service
+        .authenticate("acme", AuthenticateOptions::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ConfigInvalid);
+    let msg = err.to_string();
+    assert!(msg.contains("providers.toml:2:"), "{msg}");
+    assert!(msg.contains("providers.acme.auth_url"), "{msg}");
+}
+
+#[tokio::test]
+async fn home_and_client_id_come_from_the_injected_environment() {
+    let home = tempfile::tempdir().unwrap();
+    let env = Environment::from_pairs([
+        ("CONTEXT_HARNESS_HOME", home.path().to_str().unwrap()),
+        ("ATLASSIAN_CLIENT_ID", "atl-id"),
+    ]);
+    let service = OAuthService::builder()
+        .environment(env)
+        .store(Arc::new(MemoryStore::new()))
+        .build()
+        .unwrap();
+    assert_eq!(service.home(), home.path());
+    let config = service.resolve_config("atlassian", None).unwrap();
+    assert_eq!(config.client_id, "atl-id");
+    assert_eq!(
+        config.provider.audience.as_deref(),
+        Some("api.atlassian.com")
+    );
+}

@@ -1,0 +1,378 @@
+//! Keyring store: keyring-core's mock store for error paths, a blocking store for timeouts, a session
+//! without a bus, and a real Secret Service (gnome-keyring, started by `with-secret-service.sh`).
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::BufReader;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use context_harness_storage::keyring_core::{self, CredentialStore, Entry, mock};
+use context_harness_storage::{
+    AutoStore, Backend, DEFAULT_KEYRING_TIMEOUT, KEYRING_SERVICE, KeyringErrorKind, KeyringStore,
+    ProviderName, StorageMode, TokenStore, open_store,
+};
+
+use crate::util::{SEED_FIXTURE, TestResult, child_command, mode, name, numbered, timed, wait_for_line};
+
+fn mock_store() -> Result<Arc<CredentialStore>, keyring_core::Error> {
+    let store: Arc<CredentialStore> = mock::Store::new()?;
+    Ok(store)
+}
+
+/// Makes the next call on `store`'s entry for `provider` fail with `err`.
+fn inject(store: &Arc<CredentialStore>, provider: &str, err: keyring_core::Error) -> TestResult {
+    let entry = Entry::new_in_store(store, KEYRING_SERVICE, provider)?;
+    let cred: &mock::Cred = entry.as_any().downcast_ref().ok_or("not a mock credential")?;
+    cred.set_error(err);
+    Ok(())
+}
+
+fn locked() -> keyring_core::Error {
+    keyring_core::Error::NoStorageAccess("collection is locked".into())
+}
+
+#[test]
+fn mock_round_trip_records_keyring_and_migrates_seed_file() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = mock_store()?;
+    let auto = AutoStore::with_keyring(
+        dir.path().to_path_buf(),
+        KeyringStore::with_credential_store(store.clone()),
+    );
+    let github = name("github");
+    // A seed file with no record is read from the file.
+    fs::write(dir.path().join("github.json"), SEED_FIXTURE)?;
+    assert_eq!(auto.load(&github)?.ok_or("seed")?.access_token.secret(), "gho_seedAccess123");
+    assert_eq!(auto.backend_for(&github)?, None);
+
+    // Saving moves it into the keyring and removes the plaintext copy.
+    auto.save(&github, &numbered(1, 0)?)?;
+    assert_eq!(auto.backend_for(&github)?, Some(Backend::Keyring));
+    assert!(!dir.path().join("github.json").exists());
+    assert!(auto.location(&github).contains("system keyring"));
+    let entry = Entry::new_in_store(&store, KEYRING_SERVICE, "github")?;
+    assert!(entry.get_password()?.contains("tok-1"));
+    assert_eq!(auto.load(&github)?.ok_or("missing")?.access_token.secret(), "tok-1");
+
+    // Overwrite, then delete removes entry and record.
+    auto.save(&github, &numbered(2, 0)?)?;
+    assert_eq!(auto.load(&github)?.ok_or("missing")?.access_token.secret(), "tok-2");
+    assert!(auto.delete(&github)?);
+    assert!(matches!(entry.get_password(), Err(keyring_core::Error::NoEntry)));
+    assert_eq!(auto.backend_for(&github)?, None);
+    assert!(auto.load(&github)?.is_none());
+    assert!(!auto.delete(&github)?);
+    Ok(())
+}
+
+#[test]
+fn locked_keyring_falls_back_to_file_and_reads_never_touch_the_keyring() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = mock_store()?;
+    let auto = AutoStore::with_keyring(
+        dir.path().to_path_buf(),
+        KeyringStore::with_credential_store(store.clone()),
+    );
+    let github = name("github");
+    inject(&store, "github", locked())?;
+    auto.save(&github, &numbered(1, 0)?)?;
+    assert_eq!(auto.backend_for(&github)?, Some(Backend::File));
+    let file = dir.path().join("github.json");
+    assert_eq!(mode(&file)?, 0o600);
+    assert!(auto.location(&github).ends_with("github.json"));
+
+    // Arm another error: if load or save consulted the keyring, they would consume it.
+    inject(&store, "github", locked())?;
+    assert_eq!(auto.load(&github)?.ok_or("missing")?.access_token.secret(), "tok-1");
+    auto.save(&github, &numbered(2, 0)?)?;
+    assert_eq!(auto.load(&github)?.ok_or("missing")?.access_token.secret(), "tok-2");
+    let entry = Entry::new_in_store(&store, KEYRING_SERVICE, "github")?;
+    assert!(
+        matches!(entry.get_password(), Err(keyring_core::Error::NoStorageAccess(_))),
+        "a file-recorded provider touched the keyring"
+    );
+    assert!(auto.delete(&github)?);
+    assert!(!file.exists());
+    Ok(())
+}
+
+#[test]
+fn keyring_that_fails_after_working_falls_back_and_delete_clears_both() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = mock_store()?;
+    let keyring = KeyringStore::with_credential_store(store.clone());
+    let auto = AutoStore::with_keyring(dir.path().to_path_buf(), keyring.clone());
+    let github = name("github");
+    auto.save(&github, &numbered(1, 0)?)?;
+    assert_eq!(auto.backend_for(&github)?, Some(Backend::Keyring));
+    // Locked on load with no file copy: an error, not "signed out".
+    inject(&store, "github", locked())?;
+    let err = auto.load(&github).err().ok_or("locked keyring loaded")?;
+    assert!(err.is_keyring_unavailable(), "{err:?}");
+
+    // A fresh auto store (new process) whose keyring write fails: falls back to the file.
+    let auto = AutoStore::with_keyring(dir.path().to_path_buf(), keyring.clone());
+    inject(&store, "github", locked())?;
+    auto.save(&github, &numbered(2, 0)?)?;
+    assert_eq!(auto.backend_for(&github)?, Some(Backend::File));
+    assert_eq!(auto.load(&github)?.ok_or("missing")?.access_token.secret(), "tok-2");
+    // Delete clears the old keyring copy too.
+    let auto = AutoStore::with_keyring(dir.path().to_path_buf(), keyring);
+    assert!(auto.delete(&github)?);
+    let entry = Entry::new_in_store(&store, KEYRING_SERVICE, "github")?;
+    assert!(matches!(entry.get_password(), Err(keyring_core::Error::NoEntry)));
+    Ok(())
+}
+
+#[test]
+fn keyring_errors_never_carry_the_secret() -> TestResult {
+    let store = mock_store()?;
+    let keyring = KeyringStore::with_credential_store(store.clone());
+    let github = name("github");
+    inject(&store, "github", keyring_core::Error::BadEncoding(b"tok-SECRET".to_vec()))?;
+    let err = keyring.load(&github).err().ok_or("bad encoding loaded")?;
+    assert!(err.is_corrupt());
+    let mut text = format!("{err} {err:?}");
+    let mut source = std::error::Error::source(&err);
+    while let Some(s) = source {
+        text.push_str(&format!("{s} {s:?}"));
+        source = s.source();
+    }
+    assert!(!text.contains("SECRET"), "{text}");
+    // Invalid JSON in the keyring is BadData, too.
+    Entry::new_in_store(&store, KEYRING_SERVICE, "github")?.set_password("{not json")?;
+    let err = keyring.load(&github).err().ok_or("bad json loaded")?;
+    assert!(matches!(
+        err,
+        context_harness_storage::Error::Keyring { kind: KeyringErrorKind::BadData, .. }
+    ));
+    assert_eq!(keyring.name(), "keyring");
+    assert!(keyring.location(&github).contains("\"context-harness\""));
+    Ok(())
+}
+
+/// A credential store whose every operation blocks far longer than any bound.
+struct StuckStore;
+struct StuckCred;
+
+impl keyring_core::api::CredentialApi for StuckCred {
+    fn set_secret(&self, _: &[u8]) -> keyring_core::Result<()> {
+        std::thread::sleep(Duration::from_secs(600));
+        Ok(())
+    }
+    fn get_secret(&self) -> keyring_core::Result<Vec<u8>> {
+        std::thread::sleep(Duration::from_secs(600));
+        Err(keyring_core::Error::NoEntry)
+    }
+    fn delete_credential(&self) -> keyring_core::Result<()> {
+        std::thread::sleep(Duration::from_secs(600));
+        Ok(())
+    }
+    fn get_credential(&self) -> keyring_core::Result<Option<Arc<keyring_core::Credential>>> {
+        Ok(None)
+    }
+    fn get_specifiers(&self) -> Option<(String, String)> {
+        None
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+impl keyring_core::api::CredentialStoreApi for StuckStore {
+    fn vendor(&self) -> String {
+        "stuck".to_owned()
+    }
+    fn id(&self) -> String {
+        "stuck".to_owned()
+    }
+    fn build(
+        &self,
+        _: &str,
+        _: &str,
+        _: Option<&HashMap<&str, &str>>,
+    ) -> keyring_core::Result<Entry> {
+        Ok(Entry::new_with_credential(Arc::new(StuckCred)))
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+#[test]
+fn wedged_keyring_times_out_and_falls_back_to_file() -> TestResult {
+    assert_eq!(DEFAULT_KEYRING_TIMEOUT, Duration::from_secs(3));
+    let dir = tempfile::tempdir()?;
+    let stuck: Arc<CredentialStore> = Arc::new(StuckStore);
+    let keyring =
+        KeyringStore::with_credential_store(stuck).with_timeout(Duration::from_millis(200));
+    let auto = AutoStore::with_keyring(dir.path().to_path_buf(), keyring.clone());
+    let first = numbered(1, 0)?;
+    let (saved, took) = timed(|| auto.save(&name("github"), &first));
+    saved?;
+    assert!(took >= Duration::from_millis(200) && took < Duration::from_secs(2), "{took:?}");
+    assert_eq!(auto.backend_for(&name("github"))?, Some(Backend::File));
+    // The keyring is now known wedged: the next provider does not wait again.
+    let second = numbered(2, 0)?;
+    let (saved, took) = timed(|| auto.save(&name("google"), &second));
+    saved?;
+    assert!(took < Duration::from_millis(150), "{took:?}");
+    assert_eq!(auto.backend_for(&name("google"))?, Some(Backend::File));
+    // The bare keyring store reports the timeout instead of hanging.
+    let err = keyring.load(&name("github")).err().ok_or("stuck keyring answered")?;
+    assert!(matches!(
+        err,
+        context_harness_storage::Error::Keyring { kind: KeyringErrorKind::TimedOut, .. }
+    ));
+    assert!(!keyring.may_be_available());
+    Ok(())
+}
+
+#[test]
+fn no_session_bus_picks_the_file_in_well_under_a_second() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let runtime = tempfile::tempdir()?;
+    let mut cmd = child_command("no-keyring", dir.path())?;
+    cmd.env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env("XDG_RUNTIME_DIR", runtime.path());
+    let mut child = cmd.spawn()?;
+    let stdout = child.stdout.take().ok_or("no child stdout")?;
+    let done = wait_for_line(&mut BufReader::new(stdout), "DONE");
+    let status = child.wait()?;
+    done?;
+    assert!(status.success(), "{status}");
+    assert!(dir.path().join("github.json").exists());
+    Ok(())
+}
+
+/// Child role: with no session bus, the auto store must choose the file at once.
+pub(crate) fn no_keyring_child(dir: &Path) -> TestResult {
+    let keyring = KeyringStore::new();
+    if keyring.may_be_available() {
+        return Err("a session bus is visible to the no-keyring child".into());
+    }
+    let store = open_store(StorageMode::Auto, dir.parent().ok_or("no parent")?)?;
+    let auto = AutoStore::new(dir.to_path_buf());
+    let github = name("github");
+    let tokens = numbered(1, 0)?;
+    let (saved, took) = timed(|| auto.save(&github, &tokens));
+    saved?;
+    if took >= Duration::from_secs(1) {
+        return Err(format!("auto store took {took:?} to pick the file").into());
+    }
+    if auto.backend_for(&github)? != Some(Backend::File) {
+        return Err("auto store did not record the file backend".into());
+    }
+    let (loaded, took) = timed(|| store.load(&name("other")));
+    if loaded?.is_some() || took >= Duration::from_secs(1) {
+        return Err(format!("unexpected load result after {took:?}").into());
+    }
+    let mut out = std::io::stdout().lock();
+    std::io::Write::write_all(&mut out, b"DONE\n")?;
+    std::io::Write::flush(&mut out)?;
+    Ok(())
+}
+
+/// Whether the real Secret Service suite may run: only inside `with-secret-service.sh`. Under
+/// `CI=true` a missing sandbox is a failure, elsewhere a note.
+fn real_secret_service() -> bool {
+    if std::env::var("CONTEXT_HARNESS_TEST_SECRET_SERVICE").as_deref() == Ok("1") {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true but no private Secret Service: run the storage tests under \
+         crates/storage/tests/with-secret-service.sh"
+    );
+    let mut err = std::io::stderr().lock();
+    let _ = std::io::Write::write_all(
+        &mut err,
+        b"note: skipping the real Secret Service test; run under crates/storage/tests/with-secret-service.sh\n",
+    );
+    false
+}
+
+fn secret_tool_lookup(user: &str) -> Result<Option<String>, Box<dyn std::error::Error>> {
+    let out = std::process::Command::new("secret-tool")
+        .args(["lookup", "service", KEYRING_SERVICE, "username", user])
+        .output()?;
+    if !out.status.success() || out.stdout.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(String::from_utf8(out.stdout)?))
+}
+
+#[test]
+fn real_secret_service_round_trip_overwrite_delete() -> TestResult {
+    if !real_secret_service() {
+        return Ok(());
+    }
+    let keyring = KeyringStore::new();
+    assert!(keyring.may_be_available());
+    keyring.probe()?;
+    let provider = ProviderName::new(&format!("it-{}", std::process::id()))?;
+
+    assert!(keyring.load(&provider)?.is_none());
+    let first = numbered(1, 0)?;
+    keyring.save(&provider, &first)?;
+    assert_eq!(keyring.load(&provider)?.ok_or("missing")?.to_json()?, first.to_json()?);
+    // Overwrite.
+    let big = numbered(2, 64 * 1024)?;
+    keyring.save(&provider, &big)?;
+    assert_eq!(keyring.load(&provider)?.ok_or("missing")?.to_json()?, big.to_json()?);
+    // secret-tool sees what we wrote.
+    let seen = secret_tool_lookup(provider.as_str())?.ok_or("secret-tool found nothing")?;
+    assert_eq!(seen.trim_end(), big.to_json()?);
+    // Delete.
+    assert!(keyring.delete(&provider)?);
+    assert!(keyring.load(&provider)?.is_none());
+    assert!(!keyring.delete(&provider)?);
+    assert_eq!(secret_tool_lookup(provider.as_str())?, None);
+
+    // And the reverse: an entry stored by secret-tool is read by us.
+    let other = ProviderName::new(&format!("it-{}-ext", std::process::id()))?;
+    let mut child = std::process::Command::new("secret-tool")
+        .args(["store", "--label", "test", "service", KEYRING_SERVICE, "username", other.as_str()])
+        .stdin(std::process::Stdio::piped())
+        .spawn()?;
+    std::io::Write::write_all(&mut child.stdin.take().ok_or("stdin")?, SEED_FIXTURE.as_bytes())?;
+    assert!(child.wait()?.success());
+    assert_eq!(keyring.load(&other)?.ok_or("missing")?.access_token.secret(), "gho_seedAccess123");
+    assert!(keyring.delete(&other)?);
+    Ok(())
+}
+
+#[test]
+fn real_secret_service_auto_and_keyring_modes() -> TestResult {
+    if !real_secret_service() {
+        return Ok(());
+    }
+    let home = tempfile::tempdir()?;
+    let dir = home.path().join("tokens");
+    let provider = ProviderName::new(&format!("auto-{}", std::process::id()))?;
+    fs::create_dir_all(&dir)?;
+    fs::write(dir.join(format!("{provider}.json")), SEED_FIXTURE)?;
+
+    let auto = open_store(StorageMode::Auto, home.path())?;
+    // The seed's file is found, then migrated into the keyring on save.
+    assert_eq!(auto.load(&provider)?.ok_or("seed")?.access_token.secret(), "gho_seedAccess123");
+    auto.save(&provider, &numbered(5, 0)?)?;
+    assert!(!dir.join(format!("{provider}.json")).exists());
+    assert_eq!(AutoStore::new(dir).backend_for(&provider)?, Some(Backend::Keyring));
+    assert!(secret_tool_lookup(provider.as_str())?.is_some_and(|s| s.contains("tok-5")));
+    assert!(auto.location(&provider).contains("system keyring"));
+    assert_eq!(auto.load(&provider)?.ok_or("missing")?.access_token.secret(), "tok-5");
+
+    // Forced keyring mode reads the same entry; file mode does not see it.
+    let forced = open_store(StorageMode::Keyring, home.path())?;
+    assert_eq!(forced.name(), "keyring");
+    assert_eq!(forced.load(&provider)?.ok_or("missing")?.access_token.secret(), "tok-5");
+    assert!(open_store(StorageMode::File, home.path())?.load(&provider)?.is_none());
+
+    assert!(auto.delete(&provider)?);
+    assert_eq!(secret_tool_lookup(provider.as_str())?, None);
+    assert!(auto.load(&provider)?.is_none());
+    Ok(())
+}

@@ -1,0 +1,99 @@
+#!/usr/bin/env node
+// TEST-ONLY browser driver: the CLI's $BROWSER in the end-to-end test. Opens the authorization URL in
+// headless Chromium (playwright-core), signs in and approves on the local authorization server's
+// interaction pages with real form submits, and waits for the loopback callback's success page.
+//
+// Usage: BROWSER="node tests/browser/driver.mjs" context-harness mcp auth local
+//   (the CLI appends the URL as the last argument)
+// Environment:
+//   CONTEXT_HARNESS_TEST_CHROMIUM       Chromium binary (default /usr/bin/chromium)
+//   CONTEXT_HARNESS_TEST_NODE_MODULES   node_modules holding playwright-core
+//                                       (default ../authorization-server/node_modules)
+//   CONTEXT_HARNESS_TEST_BROWSER_LOG    file to append diagnostics to (the CLI discards our output)
+//   CONTEXT_HARNESS_TEST_BROWSER_ACTION approve (default) | deny
+// Exit 0 once the success page ("Signed in") is shown (or, for deny, the "Sign-in cancelled" page).
+
+import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const nodeModules = process.env.CONTEXT_HARNESS_TEST_NODE_MODULES
+  || join(here, '..', 'authorization-server', 'node_modules');
+const executablePath = process.env.CONTEXT_HARNESS_TEST_CHROMIUM || '/usr/bin/chromium';
+const action = process.env.CONTEXT_HARNESS_TEST_BROWSER_ACTION || 'approve';
+const start = process.argv.slice(2).filter((a) => !a.startsWith('--')).pop();
+
+function log(message) {
+  const line = `[driver ${new Date().toISOString()}] ${message}\n`;
+  process.stderr.write(line);
+  if (process.env.CONTEXT_HARNESS_TEST_BROWSER_LOG) {
+    appendFileSync(process.env.CONTEXT_HARNESS_TEST_BROWSER_LOG, line);
+  }
+}
+
+const FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+async function main() {
+  if (!start) throw new Error('usage: driver.mjs URL');
+  const redirectUri = new URL(start).searchParams.get('redirect_uri');
+  if (!redirectUri) throw new Error('the URL has no redirect_uri');
+  const require = createRequire(join(nodeModules, 'noop.js'));
+  const { chromium } = require('playwright-core');
+
+  const userDataDir = mkdtempSync(join(tmpdir(), 'ch-chromium-'));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath,
+    headless: true,
+    args: FLAGS,
+    timeout: 60_000,
+  });
+  try {
+    const page = context.pages()[0] ?? (await context.newPage());
+    page.setDefaultTimeout(30_000);
+    log(`opening ${new URL(start).origin}${new URL(start).pathname}`);
+    await page.goto(start, { waitUntil: 'load' });
+    for (let step = 0; step < 10; step += 1) {
+      if (page.url().startsWith(redirectUri)) break;
+      const submit = page.locator('#submit');
+      const approve = page.locator('#approve');
+      const deny = page.locator('#deny');
+      if (await submit.count()) {
+        log('login page: submitting the sign-in form');
+        await page.fill('#login', 'test-user');
+        await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), submit.click()]);
+      } else if (await approve.count()) {
+        const button = action === 'deny' ? deny : approve;
+        log(`consent page: clicking ${action}`);
+        await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), button.click()]);
+      } else {
+        const title = await page.title();
+        throw new Error(`unexpected page ${new URL(page.url()).pathname}: ${title}`);
+      }
+    }
+    if (!page.url().startsWith(redirectUri)) throw new Error('never reached the loopback redirect');
+    const heading = (await page.locator('h1').textContent()) ?? '';
+    log(`loopback page: ${heading}`);
+    const expected = action === 'deny' ? 'Sign-in cancelled' : 'Signed in';
+    if (heading.trim() !== expected) throw new Error(`expected "${expected}", got "${heading}"`);
+  } finally {
+    await context.close();
+    rmSync(userDataDir, { recursive: true, force: true });
+  }
+}
+
+main().then(() => process.exit(0), (err) => {
+  log(`error: ${err.stack ?? err.message}`);
+  process.exit(1);
+});
