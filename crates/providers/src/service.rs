@@ -166,6 +166,9 @@ pub struct AuthOutcome {
     pub tokens: OAuthTokens,
     /// The redirect URI that was used (shows which port was bound).
     pub redirect_uri: String,
+    /// Ports tried before the bound one, because they were busy (report them: the app registration
+    /// must allow the fallback port's redirect URI).
+    pub skipped_ports: Vec<u16>,
     /// The store backend's name (`"keyring"`, `"file"`, `"memory"`).
     pub store: &'static str,
     /// Where the tokens were stored, for people (never the tokens themselves).
@@ -558,6 +561,8 @@ impl OAuthService {
             .await
             .map_err(callback_error)?;
         let redirect_uri = server.redirect_uri().to_owned();
+        let mut skipped_ports: Vec<u16> = server.skipped_ports().iter().map(|a| a.port).collect();
+        skipped_ports.dedup();
 
         let scopes = options.scopes.clone().unwrap_or_else(|| p.scopes.clone());
         let url = authorization_url(
@@ -649,6 +654,7 @@ impl OAuthService {
         Ok(AuthOutcome {
             tokens,
             redirect_uri,
+            skipped_ports,
             store: self.store.name(),
             location: self.store.location(&name),
         })

@@ -1,1 +1,15 @@
 //! End-to-end tests of the `context-harness` binary.
+//!
+//! Every test runs the built binary (`CARGO_BIN_EXE_context-harness`) in its own temporary home,
+//! configured only through the child's environment (`--storage file`, so the developer's keyring is
+//! never touched). Flows run against the repository's local `oidc-provider` server
+//! (`tests/authorization-server`); the browser is `tests/browser/driver.mjs` (headless Chromium) or
+//! `tests/browser/follow.mjs` (plain HTTP, for a server in auto-approve or deny mode). When node, the
+//! server's `node_modules` or Chromium are missing, a test prints a note and passes, except with
+//! `CI=true`, where it fails.
+
+mod basic;
+mod browser;
+mod flows;
+mod secrets;
+mod util;

@@ -1,0 +1,85 @@
+//! The whole flow in a real headless Chromium: sign in, status, token, refresh on expiry, logout.
+
+use crate::util::{AuthServer, Home, browser_script, chromium, node_modules, require, require_server};
+
+#[test]
+fn real_browser_sign_in_token_refresh_and_logout() {
+    if !require_server()
+        || !require(node_modules().join("playwright-core").is_dir(), "playwright-core")
+        || !require(chromium().is_file(), "Chromium")
+    {
+        return;
+    }
+    // Not auto-approve: the driver fills in the login form and clicks "Allow".
+    let server = AuthServer::start(&[]);
+    let home = Home::with_local(&server.issuer, "ch-public");
+    let log = home.path().join("driver.log");
+    let log_str = log.display().to_string();
+    let chromium = chromium().display().to_string();
+    let node_modules = node_modules().display().to_string();
+    let driver_env = [
+        ("BROWSER", browser_script("driver.mjs")),
+        ("CONTEXT_HARNESS_TEST_BROWSER_LOG", log_str),
+        ("CONTEXT_HARNESS_TEST_CHROMIUM", chromium),
+        ("CONTEXT_HARNESS_TEST_NODE_MODULES", node_modules),
+    ];
+    let env: Vec<(&str, &str)> = driver_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+
+    // Sign in.
+    let auth = home.run_env(&["mcp", "auth", "local", "--port", "0", "--timeout", "120"], &env);
+    let driver_log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(auth.code, 0, "{auth:#?}\ndriver log:\n{driver_log}");
+    let file = home.token_file("local");
+    assert!(auth.stderr.contains(&format!("Tokens stored in the file {}", file.display())), "{auth:#?}");
+    assert!(auth.stdout.is_empty(), "{auth:#?}");
+    assert!(driver_log.contains("consent page: clicking approve"), "{driver_log}");
+
+    // Status.
+    let status = home.run(&["mcp", "status", "--json"]);
+    status.expect_code(0);
+    let doc = status.json();
+    let local = doc["providers"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["name"] == "local"))
+        .expect("local row")
+        .clone();
+    assert_eq!(local["status"], "authenticated");
+    assert_eq!(local["storage"], "file");
+    assert_eq!(local["has_refresh_token"], true);
+    assert!(local["expires_at"].as_i64().is_some());
+    assert_eq!(local["scopes"], serde_json::json!(["openid", "offline_access"]));
+
+    // Token: active at the server.
+    let first = home.run(&["mcp", "token", "local"]);
+    first.expect_code(0);
+    let first = first.stdout.trim().to_owned();
+    assert!(!first.is_empty());
+    assert!(server.introspect(&first), "fresh token should be active");
+    assert_eq!(server.stats()["refresh_requests"], 0);
+
+    // Expiry: `mcp token` refreshes once, then serves the new token from the cache.
+    home.backdate("local", 7200.0);
+    let expired = home.run(&["mcp", "status", "local", "--json"]);
+    expired.expect_code(0);
+    assert_eq!(expired.json()["providers"][0]["status"], "token_expired");
+    let refreshed = home.run(&["mcp", "token", "local", "--json"]);
+    refreshed.expect_code(0);
+    let refreshed = refreshed.json();
+    let second = refreshed["access_token"].as_str().expect("access_token").to_owned();
+    assert_ne!(second, first);
+    assert_eq!(refreshed["token_type"], "Bearer");
+    assert!(refreshed["expires_at"].as_i64().is_some());
+    assert!(server.introspect(&second));
+    assert_eq!(server.stats()["refresh_requests"], 1);
+    let again = home.run(&["mcp", "token", "local"]);
+    assert_eq!(again.stdout.trim(), second);
+    assert_eq!(server.stats()["refresh_requests"], 1);
+
+    // Logout revokes at the server and deletes the file.
+    let logout = home.run(&["mcp", "logout", "local"]);
+    logout.expect_code(0);
+    assert!(logout.stderr.contains("revoked at the server"), "{logout:#?}");
+    assert!(!server.introspect(&second), "revoked token should be inactive");
+    assert!(!file.exists());
+    home.run(&["mcp", "status", "local"]).expect_code(3);
+}

@@ -1,0 +1,85 @@
+//! Sign-in flows without a real browser: pasted redirect, access denied, port fallback.
+
+use crate::util::{AuthServer, Home, Pending, browser_script, follow_to_redirect, require_server};
+
+#[test]
+fn no_browser_accepts_a_pasted_redirect_url() {
+    if !require_server() {
+        return;
+    }
+    let server = AuthServer::start(&[("AS_AUTO_APPROVE", "1")]);
+    let home = Home::with_local(&server.issuer, "ch-public");
+    let pending = Pending::spawn(home.cmd(&[
+        "mcp", "auth", "local", "--no-browser", "--port", "0", "--timeout", "60",
+    ]));
+    // follow.mjs never requests the loopback redirect: only the paste can finish this sign-in.
+    let redirect = follow_to_redirect(&pending.url);
+    let run = pending.paste(&redirect);
+    run.expect_code(0);
+    assert!(run.stderr.contains("--no-browser given"), "{run:#?}");
+    assert!(run.stderr.contains("Tokens stored in the file"), "{run:#?}");
+    assert!(run.stdout.is_empty(), "{run:#?}");
+    assert_eq!(server.stats()["authorization_code_requests"], 1);
+
+    let status = home.run(&["mcp", "status", "local", "--json"]);
+    status.expect_code(0);
+    assert_eq!(status.json()["providers"][0]["status"], "authenticated");
+}
+
+#[test]
+fn access_denied_exits_5() {
+    if !require_server() {
+        return;
+    }
+    let server = AuthServer::start(&[("AS_DENY", "1")]);
+    let home = Home::with_local(&server.issuer, "ch-public");
+    let run = home.run_env(
+        &["mcp", "auth", "local", "--port", "0", "--timeout", "60"],
+        &[("BROWSER", &browser_script("follow.mjs"))],
+    );
+    run.expect_code(5);
+    assert!(run.stderr.contains("denied"), "{run:#?}");
+    assert!(run.stderr.contains("hint: run `context-harness mcp auth local` again"), "{run:#?}");
+    assert!(!home.token_file("local").exists());
+}
+
+#[test]
+fn busy_port_falls_back_to_the_next_and_says_so() {
+    if !require_server() {
+        return;
+    }
+    let server = AuthServer::start(&[("AS_AUTO_APPROVE", "1")]);
+    let home = Home::with_local(&server.issuer, "ch-public");
+    // Hold port A ourselves; B is free (we just released it).
+    let held = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let a = held.local_addr().expect("addr").port();
+    let b = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let (a, b) = (a.to_string(), b.to_string());
+    let run = home.run_env(
+        &["mcp", "auth", "local", "--port", &a, "--port", &b, "--timeout", "60"],
+        &[("BROWSER", &browser_script("follow.mjs"))],
+    );
+    run.expect_code(0);
+    assert!(
+        run.stderr.contains(&format!("Port {a} is in use; listening on port {b} instead")),
+        "{run:#?}"
+    );
+    assert!(run.stderr.contains(&format!("redirect: http://localhost:{b}/callback")), "{run:#?}");
+    drop(held);
+}
+
+#[test]
+fn timeout_exits_10() {
+    if !require_server() {
+        return;
+    }
+    let server = AuthServer::start(&[]);
+    let home = Home::with_local(&server.issuer, "ch-public");
+    // Nobody opens the URL; stdin is empty, so only the listener waits.
+    let run = home.run(&["mcp", "auth", "local", "--no-browser", "--port", "0", "--timeout", "1"]);
+    run.expect_code(10);
+    assert!(run.stderr.contains("hint:"), "{run:#?}");
+}
