@@ -40,10 +40,27 @@
 //        {"auto_approve":bool, "deny":bool, "access_token_ttl":seconds,
 //         "omit_refresh_token":bool,   // refresh responses carry no refresh_token (and no rotation)
 //         "device_slow_down":n,        // next n device_code polls answer slow_down
+//         "device_interval":n|null,    // add `interval` to device authorization responses
+//         "device_code_ttl":seconds,   // device code lifetime (default 600)
+//         "discovery_patch":{..}|null, // merged into discovery documents (null values delete keys)
+//         "rfc8414_path":bool,         // path mode: also serve /.well-known/oauth-authorization-server/<path>
 //         "fault": null | {"mode":"500|html|garbage|reset|slow|invalid_grant",
 //                          "grant_type":"refresh_token"?,  // only faults this grant (default: any)
 //                          "times":n?,                     // only the next n requests (default: all)
 //                          "delay_ms":n?}}                 // for `slow`
+//
+// MCP-related hooks (TEST-ONLY):
+//   POST /test/device   {"user_code":"...","action":"approve"|"deny"} completes a device-flow sign-in
+//                       for the fixed user without a browser (as if they had approved or denied it)
+//   POST /test/delete-client {"client_id":"..."} deletes a dynamically registered client
+//   GET  /test/stats also counts "registration_requests", "device_authorization_requests" and
+//                       "well_known" ({path: hits}).
+// Access tokens issued for a resource indicator (RFC 8707, any loopback URL) are JWTs whose `aud` is
+// that resource (development signing keys).
+// AS_ISSUER_PATH=/tenant1 mounts the provider under that path (issuer http://127.0.0.1:PORT/tenant1);
+// oidc-provider then serves OIDC discovery at <issuer>/.well-known/openid-configuration, and the RFC 8414
+// path-inserted URL /.well-known/oauth-authorization-server/tenant1 is served too unless
+// control.rfc8414_path is false.
 //
 // Without auto-approve the interaction pages are minimal HTML forms (login: #login + submit;
 // consent: button#approve / button#deny) so a headless browser can drive them.
@@ -69,6 +86,10 @@ const control = {
   access_token_ttl: envInt('AS_ACCESS_TOKEN_TTL', 3600),
   omit_refresh_token: false,
   device_slow_down: 0,
+  device_interval: null,
+  device_code_ttl: 600,
+  discovery_patch: null,
+  rfc8414_path: true,
   fault: process.env.AS_TOKEN_FAULT
     ? { mode: process.env.AS_TOKEN_FAULT, delay_ms: envInt('AS_TOKEN_FAULT_DELAY_MS', 10000) }
     : null,
@@ -81,6 +102,9 @@ const zeroStats = () => ({
   device_code_requests: 0,
   revocation_requests: 0,
   faults_served: 0,
+  registration_requests: 0,
+  device_authorization_requests: 0,
+  well_known: {},
 });
 let stats = zeroStats();
 // TEST-ONLY: secrets of the last token request, so a test can assert they never reach the logs.
@@ -140,7 +164,13 @@ async function startServer() {
     server.listen(port, '127.0.0.1', resolve);
   });
   const actualPort = server.address().port;
-  const issuer = `http://127.0.0.1:${actualPort}`;
+  // Optional mount path (issuer with a path, for RFC 8414 path-insertion tests).
+  const mountPath = (process.env.AS_ISSUER_PATH ?? '').replace(/\/+$/, '');
+  if (mountPath && !/^\/[A-Za-z0-9._~/-]+$/.test(mountPath)) {
+    throw new Error(`invalid AS_ISSUER_PATH: ${mountPath}`);
+  }
+  const origin = `http://127.0.0.1:${actualPort}`;
+  const issuer = `${origin}${mountPath}`;
 
   const provider = new Provider(issuer, {
     clients: [
@@ -195,7 +225,8 @@ async function startServer() {
             scope: 'mcp:tools mcp:resources',
             audience: resourceIndicator,
             accessTokenTTL: control.access_token_ttl,
-            accessTokenFormat: 'opaque',
+            // A JWT so tests can read `aud` (= the resource) without introspection.
+            accessTokenFormat: 'jwt',
           };
         },
       },
@@ -203,7 +234,7 @@ async function startServer() {
     ttl: {
       AccessToken: () => control.access_token_ttl,
       AuthorizationCode: 120,
-      DeviceCode: 600,
+      DeviceCode: () => control.device_code_ttl,
       Grant: 14 * 24 * 3600,
       IdToken: 3600,
       Interaction: 600,
@@ -224,6 +255,17 @@ async function startServer() {
       if (grantType === 'refresh_token' && control.omit_refresh_token) {
         delete ctx.body.refresh_token;
       }
+    }
+    if (ctx.path === '/.well-known/openid-configuration' && ctx.status === 200 && ctx.body
+      && typeof ctx.body === 'object' && control.discovery_patch) {
+      for (const [key, value] of Object.entries(control.discovery_patch)) {
+        if (value === null) delete ctx.body[key];
+        else ctx.body[key] = value;
+      }
+    }
+    if (ctx.path === '/device/auth' && ctx.status === 200 && ctx.body && typeof ctx.body === 'object'
+      && control.device_interval) {
+      ctx.body.interval = control.device_interval;
     }
   });
 
@@ -352,8 +394,61 @@ async function startServer() {
     return providerCallback(req, res);
   }
 
+  // TEST-ONLY: finish a device-flow sign-in as the fixed user (approve) or refuse it (deny).
+  async function deviceHook(req, res) {
+    const { user_code: userCode, action } = JSON.parse((await readBody(req)) || '{}');
+    const normalized = String(userCode ?? '').replace(/[^A-Za-z0-9]/g, '').toUpperCase();
+    const code = await provider.DeviceCode.findByUserCode(normalized, { ignoreExpiration: true });
+    if (!code) return sendJson(res, 404, { error: 'unknown user_code' });
+    if (action === 'deny') {
+      Object.assign(code, { error: 'access_denied', errorDescription: 'End-User denied the device sign-in' });
+    } else {
+      const grant = new provider.Grant({ accountId: TEST_USER, clientId: code.clientId });
+      const scope = code.params?.scope ?? '';
+      if (scope) grant.addOIDCScope(scope);
+      const resource = code.params?.resource;
+      if (resource) grant.addResourceScope(resource, 'mcp:tools mcp:resources');
+      const grantId = await grant.save();
+      Object.assign(code, {
+        accountId: TEST_USER,
+        authTime: Math.floor(Date.now() / 1000),
+        grantId,
+        scope,
+        ...(resource ? { resource } : {}),
+      });
+    }
+    await code.save();
+    return sendJson(res, 200, { ok: true });
+  }
+
+  async function wellKnownProxy(res, target) {
+    // Serve the path-inserted RFC 8414 URL with the provider's own (patched) OIDC document.
+    const answer = await fetch(`${issuer}${target}`, { headers: { 'x-test-internal': '1' } });
+    const body = await answer.text();
+    res.writeHead(answer.status, { 'content-type': 'application/json' });
+    res.end(body);
+  }
+
   server.on('request', (req, res) => {
-    const url = new URL(req.url, issuer);
+    let url = new URL(req.url, origin);
+    if (url.pathname.includes('/.well-known/') && !req.headers['x-test-internal']) {
+      stats.well_known[url.pathname] = (stats.well_known[url.pathname] ?? 0) + 1;
+    }
+    if (mountPath && url.pathname === `/.well-known/oauth-authorization-server${mountPath}`
+      && req.method === 'GET' && control.rfc8414_path) {
+      wellKnownProxy(res, '/.well-known/openid-configuration').catch(() => res.destroy());
+      return;
+    }
+    if (mountPath && (url.pathname === mountPath || url.pathname.startsWith(`${mountPath}/`))) {
+      // Mounted like express/koa `mount`: oidc-provider derives its mount path from originalUrl.
+      req.originalUrl = req.url;
+      req.url = req.url.slice(mountPath.length) || '/';
+      url = new URL(req.url, origin);
+    } else if (mountPath && !url.pathname.startsWith('/test/') && !url.pathname.startsWith('/interaction/')) {
+      res.writeHead(404, { 'content-type': 'application/json' });
+      res.end('{"error":"not_found"}');
+      return;
+    }
     const run = async () => {
       if (url.pathname === '/test/stats' && req.method === 'GET') return sendJson(res, 200, stats);
       if (url.pathname === '/test/last-token-request' && req.method === 'GET') {
@@ -370,6 +465,14 @@ async function startServer() {
         }
         return sendJson(res, 200, control);
       }
+      if (url.pathname === '/test/device' && req.method === 'POST') return deviceHook(req, res);
+      if (url.pathname === '/test/delete-client' && req.method === 'POST') {
+        const { client_id: clientId } = JSON.parse((await readBody(req)) || '{}');
+        await provider.Client.adapter.destroy(clientId);
+        return sendJson(res, 200, { ok: true });
+      }
+      if (url.pathname === '/reg' && req.method === 'POST') stats.registration_requests += 1;
+      if (url.pathname === '/device/auth' && req.method === 'POST') stats.device_authorization_requests += 1;
       if (url.pathname.startsWith('/interaction/')) return interaction(req, res, url);
       if (url.pathname === '/token' && req.method === 'POST') return tokenEndpoint(req, res);
       if (url.pathname === '/token/revocation' && req.method === 'POST') stats.revocation_requests += 1;

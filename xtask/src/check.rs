@@ -121,7 +121,8 @@ fn run_tests(ctx: &Context, prereqs: &Prereqs) -> Result<()> {
         println!("export {key}={}", value.to_string_lossy());
     }
     let mut cmd = ctx.cargo();
-    cmd.args(["test", "--workspace", "--all-features"]);
+    // Report every failing test binary, not just the first.
+    cmd.args(["test", "--workspace", "--all-features", "--no-fail-fast"]);
     if !prereqs.keyring {
         println!("no gnome-keyring/dbus-run-session: the keyring tests will skip");
         cmd.envs(env.iter().map(|(k, v)| (k, v)));
@@ -129,7 +130,7 @@ fn run_tests(ctx: &Context, prereqs: &Prereqs) -> Result<()> {
     }
     let status = keyring::run_with_secret_service(&mut cmd, &env)?;
     if !status.success() {
-        bail!("`cargo test --workspace --all-features` failed ({status})");
+        bail!("`cargo test --workspace --all-features --no-fail-fast` failed ({status})");
     }
     Ok(())
 }

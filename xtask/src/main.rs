@@ -46,9 +46,9 @@ struct Cli {
 enum Task {
     /// Install/start what the tests need, then fmt, clippy, tests, docs and cargo-deny (what CI runs).
     Test(check::TestArgs),
-    /// Build the stripped release binary into target/dist/<name>-<version>-<target>.tar.gz with SHA256SUMS.
+    /// Build the stripped release binary into target/dist/context-harness-VERSION-TARGET.tar.gz with SHA256SUMS.
     Dist(dist::DistArgs),
-    /// Bump the version, move the CHANGELOG, check, package, commit and tag v<version> (no push).
+    /// Bump the version, move the CHANGELOG, check, package, commit and tag vVERSION (no push).
     Release(release::ReleaseArgs),
     /// Run a command inside a private D-Bus session with an unlocked gnome-keyring.
     WithSecretService {

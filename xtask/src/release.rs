@@ -2,7 +2,7 @@
 //! workspace version (the `#:version` line) and the internal `version = "=X"` requirements; move the CHANGELOG's
 //! "Unreleased" section under the new version with today's date; refresh `Cargo.lock`; run the full check
 //! (as `cargo xtask test`); `cargo package --workspace` (packages and verifies every publishable crate in
-//! dependency order, using a local overlay for the unpublished internal crates); commit "Release v<version>"
+//! dependency order, using a local overlay for the unpublished internal crates); commit `Release v<version>`
 //! and tag `v<version>`. Nothing is pushed. `--dry-run` prints every step and changes nothing.
 
 use std::cmp::Ordering;

@@ -21,7 +21,13 @@ pub(crate) struct Cli {
     pub(crate) home: Option<PathBuf>,
 
     /// Where tokens are kept: `auto` (keyring when usable, else file), `keyring` or `file`.
-    #[arg(long, global = true, env = "CONTEXT_HARNESS_STORAGE", value_enum, value_name = "BACKEND")]
+    #[arg(
+        long,
+        global = true,
+        env = "CONTEXT_HARNESS_STORAGE",
+        value_enum,
+        value_name = "BACKEND"
+    )]
     pub(crate) storage: Option<StorageArg>,
 
     /// What to do.

@@ -57,7 +57,10 @@ impl Notice {
 
     fn manual(&self, url: &str, why: &str) {
         // Shown even with -q: without it the user cannot sign in.
-        eprintln!("{why}. Open this URL in a browser to sign in to {}:\n\n    {url}\n", self.display_name);
+        eprintln!(
+            "{why}. Open this URL in a browser to sign in to {}:\n\n    {url}\n",
+            self.display_name
+        );
         self.listening(url);
         if !self.quiet {
             eprintln!(
@@ -69,6 +72,7 @@ impl Notice {
 
 impl BrowserOpener for Notice {
     fn open(&self, url: &str) -> std::io::Result<()> {
+        tracing::info!(opener = ?self.opener, "showing the authorization URL");
         match self.opener {
             Opener::Manual(why) => {
                 self.manual(url, why);
@@ -149,6 +153,7 @@ fn looks_like_url(provider: &str) -> bool {
 }
 
 pub(crate) fn run(ctx: &Context, args: AuthArgs) -> anyhow::Result<u8> {
+    tracing::info!(provider = %args.provider, "starting the sign-in");
     if looks_like_url(&args.provider) {
         return Err(Failure::new(
             exit::OTHER,
@@ -182,7 +187,7 @@ pub(crate) fn run(ctx: &Context, args: AuthArgs) -> anyhow::Result<u8> {
     let stdin_tty = std::io::stdin().is_terminal();
     let notice = Notice {
         quiet: ctx.quiet,
-        display_name: config.provider.display_name.clone(),
+        display_name: config.provider.display_name,
         first_port: ports.first().copied(),
         opener,
     };
@@ -215,24 +220,37 @@ pub(crate) fn run(ctx: &Context, args: AuthArgs) -> anyhow::Result<u8> {
 
     let started = std::time::Instant::now();
     let outcome = ctx.block_on(service.authenticate(&args.provider, options))??;
-    tracing::info!(elapsed_ms = started.elapsed().as_millis(), "sign-in finished");
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis(),
+        "sign-in finished"
+    );
 
     let where_ = if outcome.location.starts_with("system keyring") {
         format!("in the {}", outcome.location)
     } else {
         format!("in the file {}", outcome.location)
     };
-    ctx.say(format!("Signed in to {display_name}. Tokens stored {where_}."));
+    ctx.say(format!(
+        "Signed in to {display_name}. Tokens stored {where_}."
+    ));
     let tokens = &outcome.tokens;
     let expiry = tokens.expires_at().map_or_else(
         || "no expiry given".to_owned(),
         |at| format!("valid until {}", timefmt::human(at, SystemTime::now())),
     );
     let scopes = tokens.scopes();
-    let scopes = if scopes.is_empty() { "-".to_owned() } else { scopes.join(" ") };
+    let scopes = if scopes.is_empty() {
+        "-".to_owned()
+    } else {
+        scopes.join(" ")
+    };
     ctx.say(format!(
         "Access token {expiry}; scopes: {scopes}; refresh token: {}; redirect: {}",
-        if tokens.refresh_token.is_some() { "yes" } else { "no" },
+        if tokens.refresh_token.is_some() {
+            "yes"
+        } else {
+            "no"
+        },
         outcome.redirect_uri
     ));
     Ok(exit::OK)

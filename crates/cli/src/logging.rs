@@ -12,7 +12,9 @@ pub(crate) fn init(verbose: u8, quiet: bool) {
         .with_writer(std::io::stderr)
         .with_ansi(color_enabled())
         .with_target(verbose >= 2);
-    let rust_log = std::env::var("RUST_LOG").ok().filter(|v| !v.trim().is_empty());
+    let rust_log = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
     let _ = match rust_log {
         Some(directives) => builder
             .with_env_filter(EnvFilter::builder().parse_lossy(directives))

@@ -15,7 +15,9 @@ pub(crate) fn refresh(ctx: &Context, provider: &str) -> anyhow::Result<u8> {
         || "no expiry given".to_owned(),
         |at| format!("valid until {}", timefmt::human(at, SystemTime::now())),
     );
-    ctx.say(format!("Refreshed the tokens for {provider}: access token {expiry}."));
+    ctx.say(format!(
+        "Refreshed the tokens for {provider}: access token {expiry}."
+    ));
     Ok(exit::OK)
 }
 
@@ -35,7 +37,9 @@ pub(crate) fn logout(ctx: &Context, provider: &str, local_only: bool) -> anyhow:
     let location = service.storage_location(provider)?;
     let outcome = ctx.block_on(service.logout(provider))??;
     if !outcome.deleted {
-        ctx.say(format!("Not signed in to {provider}; nothing to revoke or delete."));
+        ctx.say(format!(
+            "Not signed in to {provider}; nothing to revoke or delete."
+        ));
         return Ok(exit::OK);
     }
     match &outcome.revocation {

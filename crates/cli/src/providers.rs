@@ -19,7 +19,11 @@ pub(crate) fn run(ctx: &Context, json: bool) -> anyhow::Result<u8> {
             let secret_env = p.client_secret_env();
             let client_id_source = if env.get(&id_env).is_some() {
                 Some("env")
-            } else if p.client_id.as_deref().is_some_and(|id| !id.trim().is_empty()) {
+            } else if p
+                .client_id
+                .as_deref()
+                .is_some_and(|id| !id.trim().is_empty())
+            {
                 Some("config")
             } else {
                 None
@@ -52,7 +56,13 @@ pub(crate) fn run(ctx: &Context, json: bool) -> anyhow::Result<u8> {
     }
     let mut text = String::new();
     for ((p, source), row) in registry.iter().zip(&rows) {
-        let _ = writeln!(text, "{}  ({}, {})", p.name, p.display_name, source.as_str());
+        let _ = writeln!(
+            text,
+            "{}  ({}, {})",
+            p.name,
+            p.display_name,
+            source.as_str()
+        );
         let _ = writeln!(text, "  client id:  {}", describe_client_id(p, row));
         if !p.scopes.is_empty() {
             let _ = writeln!(text, "  scopes:     {}", p.scopes.join(" "));
@@ -76,8 +86,14 @@ fn describe_client_id(p: &OAuthProvider, row: &Value) -> String {
         Some("env") => format!("set ({})", p.client_id_env()),
         Some(_) => "set (providers.toml)".to_owned(),
         None => match &p.setup_url {
-            Some(url) => format!("not set: set {} (create an app at {url})", p.client_id_env()),
-            None => format!("not set: set {} or client_id in providers.toml", p.client_id_env()),
+            Some(url) => format!(
+                "not set: set {} (create an app at {url})",
+                p.client_id_env()
+            ),
+            None => format!(
+                "not set: set {} or client_id in providers.toml",
+                p.client_id_env()
+            ),
         },
     }
 }

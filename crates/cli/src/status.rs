@@ -65,15 +65,20 @@ impl Row {
         let _ = writeln!(out, "{} ({}): {label}", self.name, self.display_name);
         match &self.tokens {
             Ok(Some(t)) => {
-                let expiry = t
-                    .expires_at()
-                    .map_or_else(|| "unknown (no expires_in)".to_owned(), |at| timefmt::human(at, now));
+                let expiry = t.expires_at().map_or_else(
+                    || "unknown (no expires_in)".to_owned(),
+                    |at| timefmt::human(at, now),
+                );
                 let _ = writeln!(out, "  expires:  {expiry}");
                 let scopes = t.scopes();
                 if !scopes.is_empty() {
                     let _ = writeln!(out, "  scopes:   {}", scopes.join(" "));
                 }
-                let refresh = if t.refresh_token.is_some() { "yes" } else { "no" };
+                let refresh = if t.refresh_token.is_some() {
+                    "yes"
+                } else {
+                    "no"
+                };
                 let _ = writeln!(out, "  refresh:  {refresh}");
                 if let Some(location) = &self.location {
                     let _ = writeln!(out, "  storage:  {} ({location})", backend_of(location));
@@ -124,7 +129,8 @@ pub(crate) fn run(ctx: &Context, provider: Option<&str>, json: bool) -> anyhow::
     let Some(provider) = provider else {
         let rows = all_rows(&service)?;
         if json {
-            let doc = json!({ "providers": rows.iter().map(|r| r.to_json(now)).collect::<Vec<_>>() });
+            let doc =
+                json!({ "providers": rows.iter().map(|r| r.to_json(now)).collect::<Vec<_>>() });
             print_stdout(&doc.to_string())?;
         } else {
             let text: Vec<String> = rows.iter().map(|r| r.to_text(now)).collect();
@@ -171,7 +177,9 @@ pub(crate) fn run(ctx: &Context, provider: Option<&str>, json: bool) -> anyhow::
         (Ok(Some(t)), Some(AuthStatus::TokenExpired)) if t.refresh_token.is_none() => {
             Err(Failure::new(
                 exit::code_for(ErrorCode::TokenExpired),
-                format!("the access token for {provider} has expired and there is no refresh token"),
+                format!(
+                    "the access token for {provider} has expired and there is no refresh token"
+                ),
                 Some(sign_in),
             )
             .into())

@@ -55,7 +55,11 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
-    (y, u32::try_from(m).unwrap_or(1), u32::try_from(d).unwrap_or(1))
+    (
+        y,
+        u32::try_from(m).unwrap_or(1),
+        u32::try_from(d).unwrap_or(1),
+    )
 }
 
 #[cfg(test)]
@@ -68,7 +72,10 @@ mod tests {
         assert_eq!(rfc3339(at(0)), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(at(951_782_400)), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(at(1_767_225_599)), "2025-12-31T23:59:59Z");
-        assert_eq!(human(at(3600), at(0)), "1970-01-01T01:00:00Z (in 1 h 0 min)");
+        assert_eq!(
+            human(at(3600), at(0)),
+            "1970-01-01T01:00:00Z (in 1 h 0 min)"
+        );
         assert_eq!(human(at(0), at(90)), "1970-01-01T00:00:00Z (1 min ago)");
     }
 }

@@ -56,10 +56,13 @@
 //! only built when a request is actually needed.
 
 mod browser;
+pub mod device;
+pub mod discovery;
 mod env;
 mod error;
 mod http;
 mod provider;
+pub mod registration;
 mod registry;
 mod service;
 
@@ -79,6 +82,6 @@ pub use provider::{
 pub use registry::{PROVIDERS_FILE, ProviderRegistry, ProviderSource};
 pub use service::{
     AuthOutcome, AuthenticateOptions, BrowserErrorHandler, EXPIRY_BUFFER, LogoutOutcome,
-    OAuthService, OAuthServiceBuilder, PastedRedirect, Revocation,
+    McpServerRecord, OAuthService, OAuthServiceBuilder, PastedRedirect, Revocation, SignInFlow,
 };
 pub use tokens::{AccessToken, AuthStatus, OAuthTokens, RefreshToken};

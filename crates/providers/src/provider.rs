@@ -166,6 +166,28 @@ impl OAuthProvider {
         Ok(provider)
     }
 
+    /// A provider known only by its issuer: the endpoints (and the device and revocation endpoints)
+    /// come from RFC 8414 / OpenID Connect discovery when it is first used (see
+    /// [`needs_discovery`](Self::needs_discovery)).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::ConfigInvalid`] if the issuer is not absolute `https` (or `http` to loopback).
+    pub fn from_issuer(name: impl Into<String>, issuer: impl Into<String>) -> Result<Self> {
+        let mut provider = Self::new(name, "https://discovery.invalid/", "https://discovery.invalid/")?;
+        provider.auth_url = String::new();
+        provider.token_url = String::new();
+        provider.issuer = Some(issuer.into());
+        provider.validate()?;
+        Ok(provider)
+    }
+
+    /// Whether the authorization or token endpoint is still to be discovered from
+    /// [`issuer`](Self::issuer).
+    pub fn needs_discovery(&self) -> bool {
+        self.issuer.is_some() && (self.auth_url.trim().is_empty() || self.token_url.trim().is_empty())
+    }
+
     /// The built-in GitHub OAuth-app provider.
     ///
     /// Tokens do not expire unless the app opts in; there is no RFC 7009 endpoint, so logout uses the
@@ -263,8 +285,14 @@ impl OAuthProvider {
     /// [`ErrorCode::ConfigInvalid`] naming the offending field.
     pub fn validate(&self) -> Result<()> {
         let name = &self.name;
-        check_endpoint(&self.auth_url, &format!("providers.{name}.auth_url"))?;
-        check_endpoint(&self.token_url, &format!("providers.{name}.token_url"))?;
+        // Endpoints left empty are discovered from `issuer` (checked below) before use.
+        let discover = self.issuer.is_some();
+        if !(discover && self.auth_url.trim().is_empty()) {
+            check_endpoint(&self.auth_url, &format!("providers.{name}.auth_url"))?;
+        }
+        if !(discover && self.token_url.trim().is_empty()) {
+            check_endpoint(&self.token_url, &format!("providers.{name}.token_url"))?;
+        }
         for (field, value) in [
             ("device_auth_url", &self.device_auth_url),
             ("resources_url", &self.resources_url),

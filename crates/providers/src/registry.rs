@@ -346,19 +346,27 @@ impl RawProvider {
         let mut provider = match base {
             Some(base) => base.clone(),
             None => {
-                let (Some(auth_url), Some(token_url)) = (&self.auth_url, &self.token_url) else {
-                    let missing = if self.auth_url.is_none() {
-                        "auth_url"
-                    } else {
-                        "token_url"
-                    };
-                    return Err(format!(
-                        "{}: required (endpoint discovery from `issuer` is not supported yet)",
-                        field(missing)
-                    ));
-                };
-                OAuthProvider::new(name, auth_url.clone(), token_url.clone())
-                    .map_err(|e| e.to_string())?
+                match (&self.auth_url, &self.token_url, &self.issuer) {
+                    (Some(auth_url), Some(token_url), _) => {
+                        OAuthProvider::new(name, auth_url.clone(), token_url.clone())
+                            .map_err(|e| e.to_string())?
+                    }
+                    // Only `issuer`: the endpoints come from discovery when first used.
+                    (_, _, Some(issuer)) => {
+                        OAuthProvider::from_issuer(name, issuer.clone()).map_err(|e| e.to_string())?
+                    }
+                    (auth_url, _, None) => {
+                        let missing = if auth_url.is_none() {
+                            "auth_url"
+                        } else {
+                            "token_url"
+                        };
+                        return Err(format!(
+                            "{}: required (or set `issuer` to discover the endpoints)",
+                            field(missing)
+                        ));
+                    }
+                }
             }
         };
         if let Some(v) = self.auth_url {

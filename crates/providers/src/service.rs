@@ -22,9 +22,15 @@ use crate::env::Environment;
 use crate::error::{Error, ErrorCode, Result};
 use crate::http::{Http, HttpSettings};
 use crate::provider::{
-    OAuthConfig, OAuthProvider, RedirectHost, RevocationStyle, TokenAuthMethod, check_endpoint,
+    OAuthConfig, RedirectHost, RevocationStyle, TokenAuthMethod, check_endpoint,
 };
-use crate::registry::{ProviderRegistry, resolve_client_id};
+use crate::registry::ProviderRegistry;
+
+mod device_flow;
+mod mcp;
+
+pub use device_flow::SignInFlow;
+pub use mcp::McpServerRecord;
 
 /// Tokens are refreshed when they expire within this margin (the seed's 60 s).
 pub const EXPIRY_BUFFER: Duration = tokens::DEFAULT_EXPIRY_BUFFER;
@@ -67,6 +73,12 @@ pub struct AuthenticateOptions {
     pub on_browser_error: Option<BrowserErrorHandler>,
     /// A redirect URL pasted by the user, raced against the loopback listener (for `--no-browser`).
     pub pasted_redirect: Option<PastedRedirect>,
+    /// Browser (default) or device authorization grant (RFC 8628).
+    pub flow: SignInFlow,
+    /// Shows the device flow's user code and verification URI; default: a `tracing` warning.
+    pub device_prompt: Option<crate::device::DevicePrompt>,
+    /// The device flow's clock (tests inject a fake one); default: tokio's timer.
+    pub device_clock: Option<Arc<dyn crate::device::DeviceClock>>,
 }
 
 impl Default for AuthenticateOptions {
@@ -79,6 +91,9 @@ impl Default for AuthenticateOptions {
             browser: None,
             on_browser_error: None,
             pasted_redirect: None,
+            flow: SignInFlow::Browser,
+            device_prompt: None,
+            device_clock: None,
         }
     }
 }
@@ -92,6 +107,7 @@ impl fmt::Debug for AuthenticateOptions {
             .field("timeout", &self.timeout)
             .field("browser", &self.browser.is_some())
             .field("pasted_redirect", &self.pasted_redirect.is_some())
+            .field("flow", &self.flow)
             .finish_non_exhaustive()
     }
 }
@@ -144,6 +160,30 @@ impl AuthenticateOptions {
         handler: impl Fn(&str, &io::Error) + Send + Sync + 'static,
     ) -> Self {
         self.on_browser_error = Some(Arc::new(handler));
+        self
+    }
+
+    /// Chooses the browser flow or the device authorization grant.
+    #[must_use]
+    pub fn flow(mut self, flow: SignInFlow) -> Self {
+        self.flow = flow;
+        self
+    }
+
+    /// Calls `prompt` with the device flow's user code and verification URI (show them to the user).
+    #[must_use]
+    pub fn device_prompt(
+        mut self,
+        prompt: impl Fn(&crate::device::DeviceAuthorization) + Send + Sync + 'static,
+    ) -> Self {
+        self.device_prompt = Some(Arc::new(prompt));
+        self
+    }
+
+    /// Uses `clock` for the device flow's polling (tests).
+    #[must_use]
+    pub fn device_clock(mut self, clock: impl crate::device::DeviceClock + 'static) -> Self {
+        self.device_clock = Some(Arc::new(clock));
         self
     }
 
@@ -532,7 +572,51 @@ impl OAuthService {
         mut options: AuthenticateOptions,
     ) -> Result<AuthOutcome> {
         let name = provider_name(provider)?;
-        let config = self.resolve_config(provider, options.client_id.as_deref())?;
+        let prepared = self
+            .prepare_sign_in(
+                provider,
+                options.client_id.as_deref(),
+                options.ports.as_deref(),
+            )
+            .await?;
+        if self.use_device_flow(provider, &prepared.config, options.flow)? {
+            let result = self
+                .authenticate_device(provider, &name, &prepared.config, &options)
+                .await;
+            return match result {
+                Err(e) if prepared.dynamic_issuer.is_some() && mcp::is_invalid_client(&e) => {
+                    let config = self
+                        .reregister(provider, &prepared, options.ports.as_deref())
+                        .await?;
+                    self.authenticate_device(provider, &name, &config, &options)
+                        .await
+                }
+                other => other,
+            };
+        }
+        match self
+            .browser_sign_in(provider, &name, &prepared.config, &mut options)
+            .await
+        {
+            Err(e) if prepared.dynamic_issuer.is_some() && mcp::is_invalid_client(&e) => {
+                let config = self
+                    .reregister(provider, &prepared, options.ports.as_deref())
+                    .await?;
+                self.browser_sign_in(provider, &name, &config, &mut options)
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    /// The browser flow with a resolved configuration.
+    async fn browser_sign_in(
+        &self,
+        provider: &str,
+        name: &ProviderName,
+        config: &OAuthConfig,
+        options: &mut AuthenticateOptions,
+    ) -> Result<AuthOutcome> {
         let p = &config.provider;
         let auth_url = check_endpoint(&p.auth_url, &format!("providers.{provider}.auth_url"))?;
         let token_url = check_endpoint(&p.token_url, &format!("providers.{provider}.token_url"))?;
@@ -730,7 +814,7 @@ impl OAuthService {
         if !force && seen.refresh_failed_at.is_some() {
             return Err(refresh_refused_before());
         }
-        let config = self.refresh_config(provider, seen)?;
+        let config = self.stored_config(provider, seen).await?;
         let token_url = check_endpoint(
             &config.provider.token_url,
             &format!("providers.{provider}.token_url"),
@@ -782,6 +866,20 @@ impl OAuthService {
                 tracing::info!(provider, "access token refreshed");
                 Ok(merged)
             }
+            Err(e) if mcp::is_invalid_client(&e) && mcp::is_url(provider) => {
+                // The dynamically registered client is gone: its refresh token is useless. Forget
+                // the registration so the next sign-in registers again, and mark the tokens.
+                self.forget_registration(provider);
+                let mut marked = current;
+                marked.mark_refresh_failed(SystemTime::now());
+                if let Err(save_error) = self.save(name, marked).await {
+                    tracing::warn!(provider, error = %save_error, "could not record the refresh failure");
+                }
+                Err(Error::new(
+                    ErrorCode::TokenRefreshFailed,
+                    "the server no longer accepts this client (invalid_client); sign in again to register a new one",
+                ))
+            }
             Err(e) if e.code() == ErrorCode::TokenRefreshFailed => {
                 // Terminal: keep the tokens (nothing is deleted silently) but record the refusal so
                 // `get_status` reports it and no process retries with a dead refresh token.
@@ -830,18 +928,20 @@ impl OAuthService {
     }
 
     async fn revoke(&self, provider: &str, tokens: &OAuthTokens) -> Result<Revocation> {
-        let registry = self.registry()?;
-        let Ok(template) = registry.get(provider) else {
+        let config = match self.stored_config(provider, tokens).await {
+            Ok(config) => config,
+            Err(e) if matches!(e.code(), ErrorCode::NotFound | ErrorCode::AuthRequired) => {
+                return Ok(Revocation::NotAttempted {
+                    reason: "the provider is no longer configured".to_owned(),
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        let Some(revocation_url) = config.provider.revocation_url.clone() else {
             return Ok(Revocation::NotAttempted {
-                reason: "the provider is no longer configured".to_owned(),
+                reason: format!("{} has no revocation endpoint", config.provider.display_name),
             });
         };
-        let Some(revocation_url) = template.revocation_url.clone() else {
-            return Ok(Revocation::NotAttempted {
-                reason: format!("{} has no revocation endpoint", template.display_name),
-            });
-        };
-        let config = self.refresh_config(provider, tokens)?;
         match config.provider.revocation_style {
             RevocationStyle::GitHub => self.revoke_github(&config, &revocation_url, tokens).await,
             _ => {
@@ -940,23 +1040,6 @@ impl OAuthService {
     // ---------------------------------------------------------------------------------------------
     // Helpers.
 
-    /// The config for refreshing/revoking `tokens`: the client id they were issued to (kept beside
-    /// them), else the usual resolution; the secret from the environment.
-    fn refresh_config(&self, provider: &str, tokens: &OAuthTokens) -> Result<OAuthConfig> {
-        let registry = self.registry()?;
-        let template: &OAuthProvider = registry.get(provider)?;
-        let stored = tokens.extra.get(CLIENT_ID_KEY).and_then(|v| v.as_str());
-        let client_id = match stored {
-            Some(id) if !id.is_empty() => id.to_owned(),
-            _ => resolve_client_id(template, None, &self.env)?,
-        };
-        let secret = self
-            .env
-            .get(&template.client_secret_env())
-            .map(crate::provider::ClientSecret::new);
-        Ok(template.to_config(client_id, secret))
-    }
-
     async fn token_request(
         &self,
         config: &OAuthConfig,
@@ -1011,6 +1094,9 @@ impl OAuthService {
     }
 
     fn missing_tokens(&self, provider: &str) -> Error {
+        if mcp::is_url(provider) {
+            return not_signed_in(provider);
+        }
         match self.registry() {
             Ok(registry) if !registry.contains(provider) => match registry.get(provider) {
                 Err(e) => e,
@@ -1028,7 +1114,18 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
     })
 }
 
+/// The storage name of `provider`: a registry name as is, a server URL mapped with
+/// [`ProviderName::from_url`] (so `mcp token <url>` finds what `mcp auth <url>` stored).
 fn provider_name(provider: &str) -> Result<ProviderName> {
+    if mcp::is_url(provider) {
+        return ProviderName::from_url(provider).map_err(|e| {
+            Error::new(
+                ErrorCode::ConfigInvalid,
+                format!("`{provider}` is not a usable server URL"),
+            )
+            .with_source(e)
+        });
+    }
     ProviderName::new(provider).map_err(|e| {
         Error::new(
             ErrorCode::NotFound,
@@ -1263,7 +1360,8 @@ fn authorization_url(
     url
 }
 
-/// Issuer comparison (RFC 9207 §2.4: simple string comparison; a trailing slash is tolerated).
+/// Issuer comparison (RFC 9207 §2.4: simple string comparison, no normalisation at all — not
+/// even of a trailing slash).
 fn same_issuer(a: &str, b: &str) -> bool {
-    a.trim_end_matches('/') == b.trim_end_matches('/')
+    a == b
 }

@@ -11,7 +11,8 @@ fn offline_home() -> Home {
 fn usage_errors_exit_2() {
     let home = Home::new();
     home.run(&["mcp", "frobnicate"]).expect_code(2);
-    home.run(&["mcp", "auth", "local", "--timeout", "0"]).expect_code(2);
+    home.run(&["mcp", "auth", "local", "--timeout", "0"])
+        .expect_code(2);
     home.run_env(&["mcp", "status"], &[("CONTEXT_HARNESS_STORAGE", "floppy")])
         .expect_code(2);
     let help = home.run(&["--help"]);
@@ -37,7 +38,10 @@ fn providers_lists_builtins_and_configured() {
     run.expect_code(0);
     let doc = run.json();
     let providers = doc["providers"].as_array().expect("array");
-    let names: Vec<&str> = providers.iter().filter_map(|p| p["name"].as_str()).collect();
+    let names: Vec<&str> = providers
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
     assert_eq!(names, ["atlassian", "github", "local"]);
     let local = &providers[2];
     assert_eq!(local["source"], "configured");
@@ -45,9 +49,16 @@ fn providers_lists_builtins_and_configured() {
     assert_eq!(local["client_id_source"], "config");
     assert_eq!(local["client_id_env"], "LOCAL_CLIENT_ID");
     assert_eq!(providers[1]["client_id_set"], false);
-    assert!(doc["config_file"].as_str().is_some_and(|f| f.ends_with("providers.toml")));
+    assert!(
+        doc["config_file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("providers.toml"))
+    );
 
-    let with_env = home.run_env(&["mcp", "providers", "--json"], &[("GITHUB_CLIENT_ID", "Iv1.x")]);
+    let with_env = home.run_env(
+        &["mcp", "providers", "--json"],
+        &[("GITHUB_CLIENT_ID", "Iv1.x")],
+    );
     assert_eq!(with_env.json()["providers"][1]["client_id_source"], "env");
 
     let text = home.run(&["mcp", "providers"]);
@@ -90,7 +101,8 @@ fn never_authenticated_status_and_token_exit_3_with_hint() {
     assert_eq!(rows, 3);
 
     // Logging out of nothing is fine.
-    home.run(&["mcp", "logout", "local", "--local-only"]).expect_code(0);
+    home.run(&["mcp", "logout", "local", "--local-only"])
+        .expect_code(0);
 }
 
 #[test]
@@ -98,13 +110,18 @@ fn unknown_provider_missing_client_id_and_device_are_explained() {
     let home = offline_home();
     let unknown = home.run(&["mcp", "token", "nope"]);
     unknown.expect_code(9);
-    assert!(unknown.stderr.contains("mcp providers"), "{unknown:#?}");
+    assert!(unknown.stderr.contains("[providers.nope]"), "{unknown:#?}");
     home.run(&["mcp", "status", "nope"]).expect_code(9);
 
     let missing = home.run(&["mcp", "auth", "github", "--no-browser"]);
     missing.expect_code(8);
     assert!(missing.stderr.contains("GITHUB_CLIENT_ID"), "{missing:#?}");
-    assert!(missing.stderr.contains("https://github.com/settings/developers"), "{missing:#?}");
+    assert!(
+        missing
+            .stderr
+            .contains("https://github.com/settings/developers"),
+        "{missing:#?}"
+    );
 
     let device = home.run(&["mcp", "auth", "local", "--device"]);
     device.expect_code(1);
@@ -115,7 +132,11 @@ fn unknown_provider_missing_client_id_and_device_are_explained() {
 #[test]
 fn bad_providers_toml_is_config_invalid() {
     let home = Home::new();
-    std::fs::write(home.path().join("providers.toml"), "[providers.x]\nauth_url = 3\n").expect("write");
+    std::fs::write(
+        home.path().join("providers.toml"),
+        "[providers.x]\nauth_url = 3\n",
+    )
+    .expect("write");
     let run = home.run(&["mcp", "providers"]);
     run.expect_code(13);
     assert!(run.stderr.contains("providers.toml"), "{run:#?}");

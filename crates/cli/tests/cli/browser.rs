@@ -1,11 +1,16 @@
 //! The whole flow in a real headless Chromium: sign in, status, token, refresh on expiry, logout.
 
-use crate::util::{AuthServer, Home, browser_script, chromium, node_modules, require, require_server};
+use crate::util::{
+    AuthServer, Home, browser_script, chromium, node_modules, require, require_server,
+};
 
 #[test]
 fn real_browser_sign_in_token_refresh_and_logout() {
     if !require_server()
-        || !require(node_modules().join("playwright-core").is_dir(), "playwright-core")
+        || !require(
+            node_modules().join("playwright-core").is_dir(),
+            "playwright-core",
+        )
         || !require(chromium().is_file(), "Chromium")
     {
         return;
@@ -26,13 +31,23 @@ fn real_browser_sign_in_token_refresh_and_logout() {
     let env: Vec<(&str, &str)> = driver_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
 
     // Sign in.
-    let auth = home.run_env(&["mcp", "auth", "local", "--port", "0", "--timeout", "120"], &env);
+    let auth = home.run_env(
+        &["mcp", "auth", "local", "--port", "0", "--timeout", "120"],
+        &env,
+    );
     let driver_log = std::fs::read_to_string(&log).unwrap_or_default();
     assert_eq!(auth.code, 0, "{auth:#?}\ndriver log:\n{driver_log}");
     let file = home.token_file("local");
-    assert!(auth.stderr.contains(&format!("Tokens stored in the file {}", file.display())), "{auth:#?}");
+    assert!(
+        auth.stderr
+            .contains(&format!("Tokens stored in the file {}", file.display())),
+        "{auth:#?}"
+    );
     assert!(auth.stdout.is_empty(), "{auth:#?}");
-    assert!(driver_log.contains("consent page: clicking approve"), "{driver_log}");
+    assert!(
+        driver_log.contains("consent page: clicking approve"),
+        "{driver_log}"
+    );
 
     // Status.
     let status = home.run(&["mcp", "status", "--json"]);
@@ -47,7 +62,10 @@ fn real_browser_sign_in_token_refresh_and_logout() {
     assert_eq!(local["storage"], "file");
     assert_eq!(local["has_refresh_token"], true);
     assert!(local["expires_at"].as_i64().is_some());
-    assert_eq!(local["scopes"], serde_json::json!(["openid", "offline_access"]));
+    assert_eq!(
+        local["scopes"],
+        serde_json::json!(["openid", "offline_access"])
+    );
 
     // Token: active at the server.
     let first = home.run(&["mcp", "token", "local"]);
@@ -65,7 +83,10 @@ fn real_browser_sign_in_token_refresh_and_logout() {
     let refreshed = home.run(&["mcp", "token", "local", "--json"]);
     refreshed.expect_code(0);
     let refreshed = refreshed.json();
-    let second = refreshed["access_token"].as_str().expect("access_token").to_owned();
+    let second = refreshed["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned();
     assert_ne!(second, first);
     assert_eq!(refreshed["token_type"], "Bearer");
     assert!(refreshed["expires_at"].as_i64().is_some());
@@ -78,8 +99,14 @@ fn real_browser_sign_in_token_refresh_and_logout() {
     // Logout revokes at the server and deletes the file.
     let logout = home.run(&["mcp", "logout", "local"]);
     logout.expect_code(0);
-    assert!(logout.stderr.contains("revoked at the server"), "{logout:#?}");
-    assert!(!server.introspect(&second), "revoked token should be inactive");
+    assert!(
+        logout.stderr.contains("revoked at the server"),
+        "{logout:#?}"
+    );
+    assert!(
+        !server.introspect(&second),
+        "revoked token should be inactive"
+    );
     assert!(!file.exists());
     home.run(&["mcp", "status", "local"]).expect_code(3);
 }

@@ -10,7 +10,14 @@ fn no_browser_accepts_a_pasted_redirect_url() {
     let server = AuthServer::start(&[("AS_AUTO_APPROVE", "1")]);
     let home = Home::with_local(&server.issuer, "ch-public");
     let pending = Pending::spawn(home.cmd(&[
-        "mcp", "auth", "local", "--no-browser", "--port", "0", "--timeout", "60",
+        "mcp",
+        "auth",
+        "local",
+        "--no-browser",
+        "--port",
+        "0",
+        "--timeout",
+        "60",
     ]));
     // follow.mjs never requests the loopback redirect: only the paste can finish this sign-in.
     let redirect = follow_to_redirect(&pending.url);
@@ -39,7 +46,11 @@ fn access_denied_exits_5() {
     );
     run.expect_code(5);
     assert!(run.stderr.contains("denied"), "{run:#?}");
-    assert!(run.stderr.contains("hint: run `context-harness mcp auth local` again"), "{run:#?}");
+    assert!(
+        run.stderr
+            .contains("hint: run `context-harness mcp auth local` again"),
+        "{run:#?}"
+    );
     assert!(!home.token_file("local").exists());
 }
 
@@ -59,15 +70,31 @@ fn busy_port_falls_back_to_the_next_and_says_so() {
         .port();
     let (a, b) = (a.to_string(), b.to_string());
     let run = home.run_env(
-        &["mcp", "auth", "local", "--port", &a, "--port", &b, "--timeout", "60"],
+        &[
+            "mcp",
+            "auth",
+            "local",
+            "--port",
+            &a,
+            "--port",
+            &b,
+            "--timeout",
+            "60",
+        ],
         &[("BROWSER", &browser_script("follow.mjs"))],
     );
     run.expect_code(0);
     assert!(
-        run.stderr.contains(&format!("Port {a} is in use; listening on port {b} instead")),
+        run.stderr.contains(&format!(
+            "Port {a} is in use; listening on port {b} instead"
+        )),
         "{run:#?}"
     );
-    assert!(run.stderr.contains(&format!("redirect: http://localhost:{b}/callback")), "{run:#?}");
+    assert!(
+        run.stderr
+            .contains(&format!("redirect: http://localhost:{b}/callback")),
+        "{run:#?}"
+    );
     drop(held);
 }
 
@@ -79,7 +106,16 @@ fn timeout_exits_10() {
     let server = AuthServer::start(&[]);
     let home = Home::with_local(&server.issuer, "ch-public");
     // Nobody opens the URL; stdin is empty, so only the listener waits.
-    let run = home.run(&["mcp", "auth", "local", "--no-browser", "--port", "0", "--timeout", "1"]);
+    let run = home.run(&[
+        "mcp",
+        "auth",
+        "local",
+        "--no-browser",
+        "--port",
+        "0",
+        "--timeout",
+        "1",
+    ]);
     run.expect_code(10);
     assert!(run.stderr.contains("hint:"), "{run:#?}");
 }

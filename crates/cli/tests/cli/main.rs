@@ -8,6 +8,9 @@
 //! server's `node_modules` or Chromium are missing, a test prints a note and passes, except with
 //! `CI=true`, where it fails.
 
+// Tests panic on failure by design, and print notes when a prerequisite is missing.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
+
 mod basic;
 mod browser;
 mod flows;

@@ -16,13 +16,15 @@ fn whole_flow_leaks_nothing(flags: &[&str], env: &[(&str, &str)]) {
     for (k, v) in env {
         home.set(k, *v);
     }
-    let args = |rest: &[&'static str]| -> Vec<&str> { flags.iter().copied().chain(rest.iter().copied()).collect() };
+    let args = |rest: &[&'static str]| -> Vec<&str> {
+        flags.iter().copied().chain(rest.iter().copied()).collect()
+    };
 
     let mut outputs: Vec<(String, String)> = Vec::new();
     let mut secrets: BTreeSet<String> = BTreeSet::new();
     secrets.insert(CLIENT_SECRET.to_owned());
     secrets.insert(base64(&format!("ch-confidential:{CLIENT_SECRET}")));
-    let mut collect_tokens = |home: &Home, secrets: &mut BTreeSet<String>| {
+    let collect_tokens = |home: &Home, secrets: &mut BTreeSet<String>| {
         let tokens = home.tokens("local");
         for key in ["access_token", "refresh_token", "id_token"] {
             if let Some(value) = tokens[key].as_str() {
@@ -33,7 +35,14 @@ fn whole_flow_leaks_nothing(flags: &[&str], env: &[(&str, &str)]) {
 
     // Sign in with a pasted redirect URL: the test knows the authorization code.
     let pending = Pending::spawn(home.cmd(&args(&[
-        "mcp", "auth", "local", "--no-browser", "--port", "0", "--timeout", "60",
+        "mcp",
+        "auth",
+        "local",
+        "--no-browser",
+        "--port",
+        "0",
+        "--timeout",
+        "60",
     ])));
     let auth_url = pending.url.clone();
     let redirect = follow_to_redirect(&auth_url);
@@ -64,20 +73,31 @@ fn whole_flow_leaks_nothing(flags: &[&str], env: &[(&str, &str)]) {
     token.expect_code(0);
     outputs.push(("token stderr".into(), token.stderr.clone()));
     collect_tokens(&home, &mut secrets);
-    assert_eq!(token.stdout.trim(), home.tokens("local")["access_token"].as_str().unwrap_or_default());
+    assert_eq!(
+        token.stdout.trim(),
+        home.tokens("local")["access_token"]
+            .as_str()
+            .unwrap_or_default()
+    );
 
     let logout = home.run(&args(&["mcp", "logout", "local"]));
     logout.expect_code(0);
     outputs.push(("logout stdout".into(), logout.stdout.clone()));
-    outputs.push(("logout stderr".into(), logout.stderr.clone()));
+    outputs.push(("logout stderr".into(), logout.stderr));
     assert!(server.stats()["refresh_requests"].as_u64() >= Some(2));
 
     // The outputs must really be verbose, or this test proves nothing.
-    assert!(auth.stderr.contains("TRACE") || auth.stderr.contains("DEBUG"), "{auth:#?}");
+    assert!(
+        auth.stderr.contains("TRACE") || auth.stderr.contains("DEBUG"),
+        "{auth:#?}"
+    );
 
     for (name, text) in &outputs {
         for secret in &secrets {
-            assert!(!text.contains(secret.as_str()), "{name} contains a secret:\n{text}");
+            assert!(
+                !text.contains(secret.as_str()),
+                "{name} contains a secret:\n{text}"
+            );
         }
     }
 
@@ -103,7 +123,12 @@ fn url_param(url: &str, key: &str) -> Option<String> {
 
 fn url_values(url: &str) -> BTreeSet<String> {
     url.split_once('?')
-        .map(|(_, q)| q.split('&').filter_map(|p| p.split_once('=')).map(|(_, v)| v.to_owned()).collect())
+        .map(|(_, q)| {
+            q.split('&')
+                .filter_map(|p| p.split_once('='))
+                .map(|(_, v)| v.to_owned())
+                .collect()
+        })
         .unwrap_or_default()
 }
 

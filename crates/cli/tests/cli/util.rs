@@ -25,15 +25,20 @@ pub(crate) fn require(present: bool, what: &str) -> bool {
     if present {
         return true;
     }
-    assert!(!is_ci(), "CI=true and {what} is missing (`cargo xtask test` installs it)");
+    assert!(
+        !is_ci(),
+        "CI=true and {what} is missing (`cargo xtask test` installs it)"
+    );
     eprintln!("note: skipping: {what} is missing (`cargo xtask test` installs it)");
     false
 }
 
 /// The authorization server's `node_modules` (`CONTEXT_HARNESS_TEST_NODE_MODULES` or the default).
 pub(crate) fn node_modules() -> PathBuf {
-    std::env::var_os("CONTEXT_HARNESS_TEST_NODE_MODULES")
-        .map_or_else(|| repo_root().join("tests/authorization-server/node_modules"), PathBuf::from)
+    std::env::var_os("CONTEXT_HARNESS_TEST_NODE_MODULES").map_or_else(
+        || repo_root().join("tests/authorization-server/node_modules"),
+        PathBuf::from,
+    )
 }
 
 /// The Chromium binary (`CONTEXT_HARNESS_TEST_CHROMIUM` or `/usr/bin/chromium`).
@@ -54,12 +59,18 @@ fn node_present() -> bool {
 /// Whether node and the server's packages are there (see [`require`]).
 pub(crate) fn require_server() -> bool {
     require(node_present(), "node")
-        && require(node_modules().join("oidc-provider").is_dir(), "the authorization server's node_modules")
+        && require(
+            node_modules().join("oidc-provider").is_dir(),
+            "the authorization server's node_modules",
+        )
 }
 
 /// `BROWSER` value running one of the scripts in `tests/browser` with node.
 pub(crate) fn browser_script(name: &str) -> String {
-    format!("node {}", repo_root().join("tests/browser").join(name).display())
+    format!(
+        "node {}",
+        repo_root().join("tests/browser").join(name).display()
+    )
 }
 
 /// The local oidc-provider, stopped on drop.
@@ -245,7 +256,12 @@ extra_auth_params = {{ prompt = "consent" }}
 
     /// Runs the binary with extra variables.
     pub(crate) fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        Run::from(self.cmd(args).envs(env.iter().copied()).output().expect("run the binary"))
+        Run::from(
+            self.cmd(args)
+                .envs(env.iter().copied())
+                .output()
+                .expect("run the binary"),
+        )
     }
 
     /// The token file of `provider`.
@@ -276,7 +292,11 @@ pub(crate) fn follow_to_redirect(url: &str) -> String {
         .args(["--print", url])
         .output()
         .expect("run follow.mjs");
-    assert!(out.status.success(), "follow.mjs failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "follow.mjs failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
@@ -291,6 +311,7 @@ pub(crate) struct Pending {
 
 impl Pending {
     /// Spawns `cmd` (stdin, stdout, stderr piped) and reads stderr until the authorization URL.
+    #[allow(clippy::zombie_processes)] // the child moves into `Self`; `paste` waits for it
     pub(crate) fn spawn(mut cmd: Command) -> Self {
         let mut child = cmd
             .stdin(Stdio::piped())
@@ -303,7 +324,11 @@ impl Pending {
         loop {
             let mut line = String::new();
             let n = stderr.read_line(&mut line).expect("read stderr");
-            assert!(n > 0, "no authorization URL printed; stderr:\n{seen}");
+            if n == 0 {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("no authorization URL printed; stderr:\n{seen}");
+            }
             seen.push_str(&line);
             let trimmed = line.trim();
             if trimmed.starts_with("http") && trimmed.contains("/auth?") {
@@ -345,7 +370,9 @@ impl Pending {
 /// A minimal HTTP/1.1 client for `http://host:port/path` (content-length or chunked answers).
 pub(crate) fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
     let rest = url.strip_prefix("http://").expect("http URL");
-    let (authority, path) = rest.find('/').map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
+    let (authority, path) = rest
+        .find('/')
+        .map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
     let mut stream = TcpStream::connect(authority).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -372,7 +399,11 @@ pub(crate) fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &str
     let chunked = head
         .lines()
         .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding:") && l.contains("chunked"));
-    let body = if chunked { dechunk(body) } else { body.to_owned() };
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
     (status, body)
 }
 
@@ -387,17 +418,6 @@ fn dechunk(mut body: &str) -> String {
         body = rest[size..].trim_start_matches("\r\n");
     }
     out
-}
-
-/// Sends a JSON patch to the server's `/test/control`.
-pub(crate) fn control(server: &AuthServer, patch: &str) {
-    let (status, body) = http(
-        "POST",
-        &format!("{}/test/control", server.issuer),
-        &[("Content-Type", "application/json")],
-        patch,
-    );
-    assert_eq!(status, 200, "{body}");
 }
 
 fn form_encode(pairs: &[(&str, &str)]) -> String {
@@ -425,7 +445,11 @@ pub(crate) fn base64(input: &str) -> String {
     let bytes = input.as_bytes();
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {

@@ -10,5 +10,6 @@
 
 mod flows;
 mod github_stub;
+mod mcp;
 mod offline;
 mod support;

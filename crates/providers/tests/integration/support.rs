@@ -108,6 +108,19 @@ impl AuthServer {
         assert!(status.is_success());
     }
 
+    /// POSTs `body` as JSON to a test hook (e.g. `/test/device`) and asserts success.
+    pub(crate) async fn post(&self, path: &str, body: Value) {
+        let status = self
+            .http
+            .post(format!("{}{path}", self.issuer))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(status.is_success(), "{path}: {status}");
+    }
+
     /// The server's request counters.
     pub(crate) async fn stats(&self) -> Value {
         self.get_json("/test/stats").await

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use context_harness_storage::{FileStore, TokenStore};
 
 use crate::util::{
-    COUNTER_CYCLES, CRASH_PAD, TestResult, child_command, name, number_of, numbered, wait_for_line,
+    COUNTER_CYCLES, CRASH_PAD, TestResult, child_command, name, number_of, numbered, read_until_exit,
+    wait_for_line,
 };
 
 /// How many times the writer is killed.
@@ -81,7 +82,7 @@ fn eight_processes_increment_under_the_lock_without_losing_updates() -> TestResu
     let mut failures = Vec::new();
     for mut child in children {
         let stdout = child.stdout.take().ok_or("no child stdout")?;
-        let done = wait_for_line(&mut BufReader::new(stdout), "DONE");
+        let done = read_until_exit(stdout, "DONE");
         let status = child.wait()?;
         if done.is_err() || !status.success() {
             failures.push(format!("{status}: {done:?}"));

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::BufReader;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +13,7 @@ use context_harness_storage::{
     ProviderName, StorageMode, TokenStore, open_store,
 };
 
-use crate::util::{SEED_FIXTURE, TestResult, child_command, mode, name, numbered, timed, wait_for_line};
+use crate::util::{SEED_FIXTURE, TestResult, child_command, mode, name, numbered, read_until_exit, timed};
 
 fn mock_store() -> Result<Arc<CredentialStore>, keyring_core::Error> {
     let store: Arc<CredentialStore> = mock::Store::new()?;
@@ -239,7 +238,7 @@ fn no_session_bus_picks_the_file_in_well_under_a_second() -> TestResult {
         .env("XDG_RUNTIME_DIR", runtime.path());
     let mut child = cmd.spawn()?;
     let stdout = child.stdout.take().ok_or("no child stdout")?;
-    let done = wait_for_line(&mut BufReader::new(stdout), "DONE");
+    let done = read_until_exit(stdout, "DONE");
     let status = child.wait()?;
     done?;
     assert!(status.success(), "{status}");

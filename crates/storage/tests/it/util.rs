@@ -4,7 +4,7 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use context_harness_storage::{FileStore, ProviderLock, ProviderName, TokenStore};
 use context_harness_tokens::OAuthTokens;
@@ -145,6 +145,18 @@ fn counter(dir: &Path) -> TestResult {
     Ok(())
 }
 
+/// Reads a child's stdout until `want`, then to the end (so the child never writes into a closed
+/// pipe), returning whether `want` was seen.
+pub(crate) fn read_until_exit(
+    stdout: impl std::io::Read,
+    want: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut reader = std::io::BufReader::new(stdout);
+    let seen = wait_for_line(&mut reader, want);
+    std::io::copy(&mut reader, &mut std::io::sink())?;
+    seen
+}
+
 /// Waits for a line equal to `want` on a child's stdout (skipping libtest's own lines).
 pub(crate) fn wait_for_line(
     reader: &mut impl std::io::BufRead,
@@ -165,7 +177,7 @@ pub(crate) fn wait_for_line(
 /// Elapsed-time helper for bound checks.
 #[cfg(feature = "keyring")]
 pub(crate) fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
-    let start = Instant::now();
+    let start = std::time::Instant::now();
     let out = f();
     (out, start.elapsed())
 }

@@ -1,0 +1,391 @@
+//! RFC 7591 dynamic client registration, and registrations persisted per issuer.
+//!
+//! A registration is stored in `$CONTEXT_HARNESS_HOME/registrations/<issuer-name>.json` (0600,
+//! written atomically), keyed by the authorization server's issuer: credentials are never reused at
+//! another server (MCP 2026-07-28 "Authorization Server Binding").
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use url::Url;
+
+use crate::discovery::printable;
+use crate::error::{Error, ErrorCode, Result};
+use crate::http::Http;
+
+/// The `client_name` sent when registering.
+pub const CLIENT_NAME: &str = "context-harness";
+
+/// The device-code grant type (RFC 8628 §3.4).
+pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// A client registered at one authorization server (RFC 7591 §3.2.1 response, plus the issuer).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ClientRegistration {
+    /// The issuer this client belongs to (the key).
+    pub issuer: String,
+    /// The issued client id.
+    pub client_id: String,
+    /// The issued secret, if the server made the client confidential anyway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// When the secret expires (unix seconds; 0 = never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_expires_at: Option<u64>,
+    /// When the client id was issued (unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id_issued_at: Option<u64>,
+    /// The redirect URIs the server registered (it may change what was asked for).
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    /// The grant types the server registered.
+    #[serde(default)]
+    pub grant_types: Vec<String>,
+    /// How the client authenticates at the token endpoint (`none` for a public client).
+    #[serde(default = "default_auth_method")]
+    pub token_endpoint_auth_method: String,
+    /// RFC 7592 management URL, if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_client_uri: Option<String>,
+    /// RFC 7592 management token, if given (secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_access_token: Option<String>,
+}
+
+fn default_auth_method() -> String {
+    "none".to_owned()
+}
+
+impl fmt::Debug for ClientRegistration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientRegistration")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "<redacted>"))
+            .field("redirect_uris", &self.redirect_uris)
+            .field("grant_types", &self.grant_types)
+            .field("token_endpoint_auth_method", &self.token_endpoint_auth_method)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientRegistration {
+    /// Whether this registration can be used for a sign-in with `redirect_uris` (all of them
+    /// registered) and `grant_type` (registered, or the server did not say), and its secret (if any)
+    /// has not expired.
+    pub fn fits(&self, redirect_uris: &[String], grant_type: &str, now: SystemTime) -> bool {
+        let uris_ok = redirect_uris.iter().all(|u| self.redirect_uris.contains(u));
+        let grant_ok = self.grant_types.is_empty() || self.grant_types.iter().any(|g| g == grant_type);
+        let secret_ok = match (self.client_secret.as_ref(), self.client_secret_expires_at) {
+            (Some(_), Some(at)) if at > 0 => {
+                (at as f64) > context_harness_tokens::unix_seconds(now) + 60.0
+            }
+            _ => true,
+        };
+        uris_ok && grant_ok && secret_ok
+    }
+
+    /// The token-endpoint authentication method as this crate knows it (`None` = public client).
+    pub(crate) fn auth_method(&self) -> Option<crate::TokenAuthMethod> {
+        self.client_secret.as_ref()?;
+        Some(match self.token_endpoint_auth_method.as_str() {
+            "client_secret_post" => crate::TokenAuthMethod::ClientSecretPost,
+            _ => crate::TokenAuthMethod::ClientSecretBasic,
+        })
+    }
+}
+
+/// The RFC 7591 registration request body for a native public client.
+///
+/// ```
+/// use context_harness_providers::registration::registration_request;
+///
+/// let body = registration_request(&["http://127.0.0.1:8080/callback".to_owned()], &[], None);
+/// assert_eq!(body["application_type"], "native");
+/// assert_eq!(body["token_endpoint_auth_method"], "none");
+/// ```
+pub fn registration_request(
+    redirect_uris: &[String],
+    extra_grant_types: &[&str],
+    scope: Option<&str>,
+) -> Value {
+    let mut grant_types = vec!["authorization_code", "refresh_token"];
+    grant_types.extend_from_slice(extra_grant_types);
+    let mut body = json!({
+        "client_name": CLIENT_NAME,
+        "application_type": "native",
+        "redirect_uris": redirect_uris,
+        "grant_types": grant_types,
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "none",
+    });
+    if let (Some(scope), Some(map)) = (scope.filter(|s| !s.is_empty()), body.as_object_mut()) {
+        map.insert("scope".to_owned(), Value::String(scope.to_owned()));
+    }
+    body
+}
+
+/// Registers a client at `endpoint` (RFC 7591 §3.1) for `issuer`.
+pub(crate) async fn register(
+    http: &Http,
+    endpoint: &Url,
+    issuer: &str,
+    body: &Value,
+) -> Result<ClientRegistration> {
+    let request = http
+        .request(reqwest::Method::POST, endpoint)?
+        .header(reqwest::header::ACCEPT, "application/json")
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body.to_string());
+    let raw = http.send(request, endpoint, "registration endpoint").await?;
+    let object = context_harness_tokens::parse_response_object(
+        raw.status,
+        raw.content_type.as_deref(),
+        &raw.body,
+    )
+    .map_err(|e| match &e {
+        context_harness_tokens::ResponseError::OAuth {
+            error, description, status, ..
+        } => Error::new(
+            ErrorCode::AuthFailed,
+            format!(
+                "dynamic client registration at {} was refused (`{}`)",
+                printable(issuer),
+                printable(error)
+            ),
+        )
+        .with_oauth(printable(error), description.clone(), *status)
+        .with_hint("the server may not allow dynamic registration; pass --client-id with a pre-registered client"),
+        other => Error::new(
+            ErrorCode::AuthFailed,
+            format!("dynamic client registration at {} failed: {other}", printable(issuer)),
+        )
+        .with_hint("the server may not allow dynamic registration; pass --client-id with a pre-registered client"),
+    })?;
+    if !(200..300).contains(&raw.status) {
+        return Err(Error::new(
+            ErrorCode::AuthFailed,
+            format!("dynamic client registration answered HTTP {}", raw.status),
+        )
+        .with_status(raw.status));
+    }
+    let mut value = Value::Object(object);
+    if let Some(map) = value.as_object_mut() {
+        map.insert("issuer".to_owned(), Value::String(issuer.to_owned()));
+        // Servers may omit what they accepted unchanged: keep what was asked for.
+        for key in ["redirect_uris", "grant_types", "token_endpoint_auth_method"] {
+            if !map.contains_key(key) {
+                if let Some(v) = body.get(key) {
+                    map.insert(key.to_owned(), v.clone());
+                }
+            }
+        }
+    }
+    let registration: ClientRegistration = serde_json::from_value(value).map_err(|e| {
+        Error::new(
+            ErrorCode::AuthFailed,
+            format!("the registration response is unusable ({e})"),
+        )
+    })?;
+    if registration.client_id.trim().is_empty() {
+        return Err(Error::new(
+            ErrorCode::AuthFailed,
+            "the registration response has no client_id",
+        ));
+    }
+    tracing::info!(issuer, client_id = %registration.client_id, "registered a client (RFC 7591)");
+    Ok(registration)
+}
+
+/// Checks a stored registration with RFC 7592 (`GET registration_client_uri`) when the server gave
+/// the means. `Ok(false)` means the server no longer knows the client; `Ok(true)` otherwise
+/// (including when it cannot be checked).
+pub(crate) async fn still_registered(http: &Http, registration: &ClientRegistration) -> bool {
+    let (Some(uri), Some(token)) = (
+        &registration.registration_client_uri,
+        &registration.registration_access_token,
+    ) else {
+        return true;
+    };
+    let Ok(url) = crate::provider::check_endpoint(uri, "registration_client_uri") else {
+        return true;
+    };
+    let Ok(request) = http.get(&url) else {
+        return true;
+    };
+    match http
+        .send(request.bearer_auth(token), &url, "registration endpoint")
+        .await
+    {
+        Ok(raw) if matches!(raw.status, 400 | 401 | 403 | 404) => false,
+        Ok(raw) if (200..300).contains(&raw.status) => {
+            // The answer describes the client: it must be ours.
+            serde_json::from_slice::<Value>(&raw.body)
+                .ok()
+                .and_then(|v| v.get("client_id").and_then(Value::as_str).map(str::to_owned))
+                .is_none_or(|id| id == registration.client_id)
+        }
+        _ => true,
+    }
+}
+
+/// The registrations stored under a home directory.
+#[derive(Debug, Clone)]
+pub struct RegistrationStore {
+    dir: PathBuf,
+}
+
+impl RegistrationStore {
+    /// The store in `home/registrations`.
+    pub fn new(home: &Path) -> Self {
+        Self {
+            dir: home.join("registrations"),
+        }
+    }
+
+    /// The file holding `issuer`'s registration.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::ConfigInvalid`] when the issuer is not a URL.
+    pub fn path_for(&self, issuer: &str) -> Result<PathBuf> {
+        let name = context_harness_storage::ProviderName::from_url(issuer).map_err(|e| {
+            Error::new(
+                ErrorCode::ConfigInvalid,
+                format!("issuer `{}` is not a URL", printable(issuer)),
+            )
+            .with_source(e)
+        })?;
+        Ok(self.dir.join(format!("{}.json", name.as_str())))
+    }
+
+    /// The registration for `issuer`. A missing, unreadable or foreign file counts as none (a new
+    /// registration replaces it).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::ConfigInvalid`] when the issuer is not a URL.
+    pub fn load(&self, issuer: &str) -> Result<Option<ClientRegistration>> {
+        let path = self.path_for(issuer)?;
+        let Ok(bytes) = std::fs::read(&path) else {
+            return Ok(None);
+        };
+        match serde_json::from_slice::<ClientRegistration>(&bytes) {
+            Ok(r) if r.issuer == issuer && !r.client_id.is_empty() => Ok(Some(r)),
+            Ok(_) => Ok(None),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "ignoring an unreadable client registration");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Stores `registration` (0600, atomic), replacing the issuer's previous one.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::Storage`].
+    pub fn save(&self, registration: &ClientRegistration) -> Result<()> {
+        let path = self.path_for(&registration.issuer)?;
+        let bytes = serde_json::to_vec_pretty(registration).map_err(|e| {
+            Error::new(ErrorCode::Storage, "cannot serialise the registration").with_source(e)
+        })?;
+        context_harness_storage::write_private_atomic(&path, &bytes)
+            .map_err(crate::service::storage_error)
+    }
+
+    /// Deletes `issuer`'s registration; returns whether one existed.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::Storage`].
+    pub fn delete(&self, issuer: &str) -> Result<bool> {
+        let path = self.path_for(issuer)?;
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::new(
+                ErrorCode::Storage,
+                format!("cannot delete {}: {e}", path.display()),
+            )
+            .with_source(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uris() -> Vec<String> {
+        [8080, 3000, 57548]
+            .map(|p| format!("http://127.0.0.1:{p}/callback"))
+            .to_vec()
+    }
+
+    #[test]
+    fn golden_registration_body() {
+        let body = registration_request(&uris(), &[DEVICE_CODE_GRANT], Some("mcp:tools offline_access"));
+        let want = json!({
+            "client_name": "context-harness",
+            "application_type": "native",
+            "redirect_uris": [
+                "http://127.0.0.1:8080/callback",
+                "http://127.0.0.1:3000/callback",
+                "http://127.0.0.1:57548/callback"
+            ],
+            "grant_types": ["authorization_code", "refresh_token", DEVICE_CODE_GRANT],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "none",
+            "scope": "mcp:tools offline_access",
+        });
+        assert_eq!(body, want);
+        let body = registration_request(&uris(), &[], Some(""));
+        assert!(body.get("scope").is_none());
+    }
+
+    #[test]
+    fn store_round_trip_is_private_and_keyed_by_issuer() {
+        let home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = RegistrationStore::new(home.path());
+        let reg = ClientRegistration {
+            issuer: "https://as.example.com/tenant".into(),
+            client_id: "abc".into(),
+            client_secret: Some("s3cret".into()),
+            client_secret_expires_at: Some(0),
+            client_id_issued_at: Some(1),
+            redirect_uris: uris(),
+            grant_types: vec!["authorization_code".into()],
+            token_endpoint_auth_method: "client_secret_basic".into(),
+            registration_client_uri: None,
+            registration_access_token: None,
+        };
+        assert!(!format!("{reg:?}").contains("s3cret"));
+        store.save(&reg).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(store.load(&reg.issuer).ok().flatten().as_ref(), Some(&reg));
+        assert_eq!(store.load("https://as.example.com/other").ok().flatten(), None);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let path = store.path_for(&reg.issuer).unwrap_or_else(|e| panic!("{e}"));
+            let mode = std::fs::metadata(path).map(|m| m.permissions().mode() & 0o777).ok();
+            assert_eq!(mode, Some(0o600));
+        }
+        assert!(reg.fits(&uris(), "authorization_code", SystemTime::now()));
+        assert!(!reg.fits(&uris(), DEVICE_CODE_GRANT, SystemTime::now()));
+        assert!(!reg.fits(&["http://127.0.0.1:9/callback".to_owned()], "authorization_code", SystemTime::now()));
+        let mut expired = reg.clone();
+        expired.client_secret_expires_at = Some(10);
+        assert!(!expired.fits(&uris(), "authorization_code", SystemTime::now()));
+        assert!(store.delete(&reg.issuer).unwrap_or(false));
+        assert_eq!(store.load(&reg.issuer).ok().flatten(), None);
+        // A corrupt file counts as none.
+        let path = store.path_for(&reg.issuer).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&path, b"{not json").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(store.load(&reg.issuer).ok().flatten(), None);
+    }
+}

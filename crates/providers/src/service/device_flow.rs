@@ -1,0 +1,175 @@
+//! The service side of the device authorization grant (RFC 8628).
+
+use std::time::SystemTime;
+
+use context_harness_storage::ProviderName;
+use context_harness_tokens as tokens;
+
+use super::{
+    AuthOutcome, AuthenticateOptions, CLIENT_ID_KEY, OAuthService, client_auth,
+    classify_response_error, Grant,
+};
+use crate::device::{self, DeviceAuthorization, PollOutcome, TokioClock};
+use crate::error::{Error, ErrorCode, Result};
+use crate::provider::{OAuthConfig, check_endpoint};
+
+/// Which sign-in flow [`OAuthService::authenticate`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SignInFlow {
+    /// Authorization code + PKCE through the browser and the loopback redirect (the default).
+    #[default]
+    Browser,
+    /// The device authorization grant: show a code, the user approves on any device, poll.
+    /// Fails with [`ErrorCode::ConfigMissing`] when the provider has no device endpoint.
+    Device,
+    /// The device grant when the provider has a device endpoint, else the browser flow (for
+    /// sessions where no browser can be opened).
+    DeviceIfAvailable,
+}
+
+impl OAuthService {
+    pub(super) fn use_device_flow(
+        &self,
+        provider: &str,
+        config: &OAuthConfig,
+        flow: SignInFlow,
+    ) -> Result<bool> {
+        let has_endpoint = config.provider.device_auth_url.is_some();
+        match flow {
+            SignInFlow::Browser => Ok(false),
+            SignInFlow::DeviceIfAvailable => Ok(has_endpoint),
+            SignInFlow::Device if has_endpoint => Ok(true),
+            SignInFlow::Device => Err(Error::new(
+                ErrorCode::ConfigMissing,
+                format!("{provider} has no device authorization endpoint (RFC 8628)"),
+            )
+            .with_hint(format!(
+                "sign in with the browser (drop --device), or set device_auth_url in [providers.{provider}]"
+            ))),
+        }
+    }
+
+    /// The device flow with a resolved configuration: start, prompt, poll, store.
+    pub(super) async fn authenticate_device(
+        &self,
+        provider: &str,
+        name: &ProviderName,
+        config: &OAuthConfig,
+        options: &AuthenticateOptions,
+    ) -> Result<AuthOutcome> {
+        let p = &config.provider;
+        let Some(device_url) = &p.device_auth_url else {
+            return Err(Error::new(
+                ErrorCode::ConfigMissing,
+                format!("{provider} has no device authorization endpoint"),
+            ));
+        };
+        let device_url = check_endpoint(device_url, &format!("providers.{provider}.device_auth_url"))?;
+        let token_url = check_endpoint(&p.token_url, &format!("providers.{provider}.token_url"))?;
+        let scopes = options.scopes.clone().unwrap_or_else(|| p.scopes.clone());
+        let scope = scopes.join(" ");
+
+        // Start (RFC 8628 §3.1).
+        let mut form: Vec<(&str, &str)> = Vec::new();
+        if !scope.is_empty() {
+            form.push(("scope", &scope));
+        }
+        if let Some(resource) = &p.resource {
+            form.push(("resource", resource));
+        }
+        if let Some(audience) = &p.audience {
+            form.push(("audience", audience));
+        }
+        let (form, basic) = client_auth(config, form);
+        let basic_ref = basic.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
+        let raw = self
+            .http
+            .post_form(&device_url, &form, basic_ref, "device authorization endpoint")
+            .await?;
+        let object = tokens::parse_response_object(raw.status, raw.content_type.as_deref(), &raw.body)
+            .map_err(|e| {
+                let mut err = classify_response_error(&e, Grant::Exchange);
+                if let Some(code) = e.oauth_error() {
+                    err = Error::new(
+                        if matches!(code, "invalid_client" | "unauthorized_client") {
+                            ErrorCode::AuthFailed
+                        } else {
+                            err.code()
+                        },
+                        format!("the device authorization request was refused (`{}`)", super::sanitize_code(code)),
+                    )
+                    .with_oauth(super::sanitize_code(code), None, raw.status);
+                }
+                err
+            })?;
+        let authorization = DeviceAuthorization::from_object(&object)?;
+
+        match &options.device_prompt {
+            Some(prompt) => prompt(&authorization),
+            None => tracing::warn!(
+                user_code = %authorization.user_code,
+                "to sign in, open {} and enter the code {}",
+                authorization
+                    .verification_uri_complete
+                    .as_deref()
+                    .unwrap_or(&authorization.verification_uri),
+                authorization.user_code
+            ),
+        }
+        tracing::info!(provider, expires_in_s = authorization.expires_in.as_secs(), interval_s = authorization.interval.as_secs(), "waiting for the device sign-in");
+
+        // Poll (RFC 8628 §3.4–3.5).
+        let real = TokioClock;
+        let clock: &dyn device::DeviceClock = match &options.device_clock {
+            Some(c) => c.as_ref(),
+            None => &real,
+        };
+        let device_code = authorization.device_code.clone();
+        let poll = || {
+            let mut form: Vec<(&str, &str)> = vec![
+                ("grant_type", device::GRANT_TYPE),
+                ("device_code", device_code.secret()),
+            ];
+            if let Some(resource) = &p.resource {
+                form.push(("resource", resource.as_str()));
+            }
+            let (form, basic) = client_auth(config, form);
+            let token_url = &token_url;
+            async move {
+                let basic_ref = basic.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
+                let sent_at = SystemTime::now();
+                match self
+                    .http
+                    .post_form(token_url, &form, basic_ref, "token endpoint")
+                    .await
+                {
+                    Ok(raw) => PollOutcome::from_response(
+                        raw.status,
+                        raw.content_type.as_deref(),
+                        &raw.body,
+                        sent_at,
+                    ),
+                    Err(e) if matches!(e.code(), ErrorCode::NetworkError | ErrorCode::Timeout) => {
+                        PollOutcome::Transport(e)
+                    }
+                    Err(e) => PollOutcome::Fatal(e),
+                }
+            }
+        };
+        let mut tokens = device::poll_until_done(clock, &authorization, poll).await?;
+        tokens.refresh_failed_at = None;
+        tokens
+            .extra
+            .insert(CLIENT_ID_KEY.to_owned(), config.client_id.clone().into());
+        self.save(name, tokens.clone()).await?;
+        tracing::info!(provider, store = self.store.name(), "signed in with the device flow; tokens stored");
+        Ok(AuthOutcome {
+            tokens,
+            redirect_uri: String::new(),
+            skipped_ports: Vec::new(),
+            store: self.store.name(),
+            location: self.store.location(name),
+        })
+    }
+}

@@ -1,0 +1,487 @@
+//! The service side of MCP server sign-in (a server URL as the provider) and of issuer-only
+//! providers: discovery, dynamic registration, and the stored per-server record.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use context_harness_callback_server as callback;
+use serde::{Deserialize, Serialize};
+
+use super::{CLIENT_ID_KEY, OAuthService, provider_name};
+use crate::discovery::{
+    self, Discoverer, McpServerInfo, METADATA_CACHE_TTL, UrlPolicy, printable,
+};
+use crate::error::{Error, ErrorCode, Result};
+use crate::provider::{
+    ClientSecret, DEFAULT_PORTS, OAuthConfig, OAuthProvider, RedirectHost, check_endpoint,
+};
+use crate::registration::{self, ClientRegistration, RegistrationStore};
+use crate::registry::resolve_client_id;
+use crate::tokens::OAuthTokens;
+
+/// Whether `provider` is a server URL rather than a registry name.
+pub(crate) fn is_url(provider: &str) -> bool {
+    let p = provider.trim();
+    let lower = p.get(..8).map(str::to_ascii_lowercase).unwrap_or_default();
+    lower.starts_with("https://") || lower.starts_with("http://")
+}
+
+/// What was learnt about an MCP server at sign-in, kept so refresh, logout and status need no
+/// discovery (`home/mcp/<provider-name>.json`, 0600). Holds no secrets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct McpServerRecord {
+    /// The canonical server URL (the provider name is derived from it).
+    pub server_url: String,
+    /// The RFC 8707 `resource` sent on every request.
+    pub resource: String,
+    /// Where the protected-resource metadata was found.
+    pub resource_metadata_url: String,
+    /// The authorization server's issuer.
+    pub issuer: String,
+    /// The authorization endpoint.
+    pub authorization_endpoint: String,
+    /// The token endpoint.
+    pub token_endpoint: String,
+    /// The revocation endpoint, if any.
+    #[serde(default)]
+    pub revocation_endpoint: Option<String>,
+    /// The device authorization endpoint, if any.
+    #[serde(default)]
+    pub device_authorization_endpoint: Option<String>,
+    /// The registration endpoint, if any.
+    #[serde(default)]
+    pub registration_endpoint: Option<String>,
+    /// RFC 9207: the server always sends `iss`.
+    #[serde(default)]
+    pub iss_parameter_supported: bool,
+    /// The scopes requested by default.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Whether the client was registered dynamically (then it is re-registered on `invalid_client`).
+    #[serde(default)]
+    pub dynamic_client: bool,
+    /// When discovery ran (unix seconds).
+    #[serde(default)]
+    pub discovered_at: f64,
+}
+
+impl McpServerRecord {
+    fn from_info(info: &McpServerInfo, dynamic_client: bool) -> Result<Self> {
+        let m = &info.authorization_server;
+        let (Some(auth), Some(token)) = (&m.authorization_endpoint, &m.token_endpoint) else {
+            return Err(Error::new(
+                ErrorCode::AuthFailed,
+                "the authorization server metadata lacks its endpoints",
+            ));
+        };
+        Ok(Self {
+            server_url: info.server_url.clone(),
+            resource: info.resource.clone(),
+            resource_metadata_url: info.resource_metadata_url.clone(),
+            issuer: m.issuer.clone(),
+            authorization_endpoint: auth.clone(),
+            token_endpoint: token.clone(),
+            revocation_endpoint: m.revocation_endpoint.clone(),
+            device_authorization_endpoint: m.device_authorization_endpoint.clone(),
+            registration_endpoint: m.registration_endpoint.clone(),
+            iss_parameter_supported: m.authorization_response_iss_parameter_supported
+                == Some(true),
+            scopes: info.default_scopes(),
+            dynamic_client,
+            discovered_at: crate::tokens::unix_seconds(SystemTime::now()),
+        })
+    }
+
+    /// The provider template this record stands for, named `name`.
+    pub fn to_provider(&self, name: &str) -> OAuthProvider {
+        let mut p = OAuthProvider::github(); // every field is overwritten below
+        p.name = name.to_owned();
+        p.display_name = self.server_url.clone();
+        p.auth_url = self.authorization_endpoint.clone();
+        p.token_url = self.token_endpoint.clone();
+        p.device_auth_url = self.device_authorization_endpoint.clone();
+        p.revocation_url = self.revocation_endpoint.clone();
+        p.revocation_style = crate::RevocationStyle::Rfc7009;
+        p.resources_url = None;
+        p.audience = None;
+        p.scopes = self.scopes.clone();
+        p.extra_auth_params = Default::default();
+        p.client_id = None;
+        p.redirect_host = RedirectHost::Ipv4;
+        p.ports = DEFAULT_PORTS.to_vec();
+        p.setup_url = None;
+        p.pkce = true;
+        p.issuer = Some(self.issuer.clone());
+        p.iss_parameter_supported = self.iss_parameter_supported;
+        p.resource = Some(self.resource.clone());
+        p.token_auth_method = crate::TokenAuthMethod::ClientSecretBasic;
+        p
+    }
+}
+
+/// `home/mcp`: one record per signed-in MCP server.
+pub(crate) fn records_dir(home: &Path) -> PathBuf {
+    home.join("mcp")
+}
+
+fn record_path(home: &Path, name: &str) -> PathBuf {
+    records_dir(home).join(format!("{name}.json"))
+}
+
+/// A sign-in's resolved configuration and, for a dynamically registered client, its issuer.
+pub(super) struct Prepared {
+    pub(super) config: OAuthConfig,
+    /// `Some(issuer)` when the client came from dynamic registration (re-register on
+    /// `invalid_client`).
+    pub(super) dynamic_issuer: Option<String>,
+    pub(super) info: Option<McpServerInfo>,
+}
+
+impl OAuthService {
+    /// Discovers an MCP server (RFC 9728 then RFC 8414/OIDC) without signing in.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::ConfigInvalid`] for a bad URL; [`ErrorCode::AuthFailed`] when metadata is
+    /// missing or refused (resource or issuer mismatch, no S256, a forbidden address);
+    /// [`ErrorCode::NetworkError`]/[`ErrorCode::Timeout`].
+    pub async fn discover_mcp_server(&self, server_url: &str) -> Result<McpServerInfo> {
+        let url = check_endpoint(server_url, "server URL")?;
+        let policy = UrlPolicy::new(discovery::class_of_url(&url).await);
+        Discoverer {
+            http: &self.http,
+            policy,
+        }
+        .mcp_server(server_url)
+        .await
+    }
+
+    /// The stored record of MCP server `provider` (a URL or its derived name), if signed in before.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::NotFound`] for something that is neither.
+    pub fn mcp_server_record(&self, provider: &str) -> Result<Option<McpServerRecord>> {
+        let name = provider_name(provider)?;
+        let Ok(bytes) = std::fs::read(record_path(&self.home, name.as_str())) else {
+            return Ok(None);
+        };
+        Ok(serde_json::from_slice(&bytes).ok())
+    }
+
+    /// Every MCP server signed in to before, as `(provider name, record)`, sorted by name.
+    pub fn mcp_servers(&self) -> Vec<(String, McpServerRecord)> {
+        let Ok(entries) = std::fs::read_dir(records_dir(&self.home)) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(String, McpServerRecord)> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().to_str()?.strip_suffix(".json")?.to_owned();
+                let record = serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok()?;
+                Some((name, record))
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    fn save_record(&self, name: &str, record: &McpServerRecord) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(record).map_err(|e| {
+            Error::new(ErrorCode::Storage, "cannot serialise the MCP server record").with_source(e)
+        })?;
+        context_harness_storage::write_private_atomic(&record_path(&self.home, name), &bytes)
+            .map_err(super::storage_error)
+    }
+
+    /// Resolves the configuration for a sign-in: an MCP server URL (discovery + registration), an
+    /// issuer-only provider (discovery, cached), or a plain registry entry.
+    pub(super) async fn prepare_sign_in(
+        &self,
+        provider: &str,
+        client_id: Option<&str>,
+        ports: Option<&[u16]>,
+    ) -> Result<Prepared> {
+        if is_url(provider) {
+            return self.prepare_mcp(provider, client_id, ports).await;
+        }
+        let registry = self.registry()?;
+        let template = registry.get(provider)?;
+        if template.needs_discovery() {
+            let discovered = self.discovered_template(template).await?;
+            let client_id = resolve_client_id(&discovered, client_id, &self.env)?;
+            let secret = self
+                .env
+                .get(&discovered.client_secret_env())
+                .map(ClientSecret::new);
+            return Ok(Prepared {
+                config: discovered.to_config(client_id, secret),
+                dynamic_issuer: None,
+                info: None,
+            });
+        }
+        Ok(Prepared {
+            config: self.resolve_config(provider, client_id)?,
+            dynamic_issuer: None,
+            info: None,
+        })
+    }
+
+    /// A configured provider with its missing endpoints filled from the issuer's metadata (cached
+    /// in `home/cache/discovery` for a day).
+    pub(super) async fn discovered_template(&self, template: &OAuthProvider) -> Result<OAuthProvider> {
+        let Some(issuer) = template.issuer.clone() else {
+            return Ok(template.clone());
+        };
+        let home = self.home.clone();
+        let cached = {
+            let issuer = issuer.clone();
+            tokio::task::spawn_blocking(move || {
+                discovery::load_cached_metadata(&home, &issuer, METADATA_CACHE_TTL)
+            })
+            .await
+            .ok()
+            .flatten()
+        };
+        let metadata = match cached {
+            Some(m) => m,
+            None => {
+                let url = check_endpoint(&issuer, &format!("providers.{}.issuer", template.name))?;
+                let policy = UrlPolicy::new(discovery::class_of_url(&url).await);
+                let m = Discoverer {
+                    http: &self.http,
+                    policy,
+                }
+                .authorization_server(&issuer)
+                .await?;
+                discovery::store_cached_metadata(&self.home, &m);
+                m
+            }
+        };
+        let mut provider = template.clone();
+        discovery::apply_metadata(&mut provider, &metadata)?;
+        provider.validate()?;
+        Ok(provider)
+    }
+
+    async fn prepare_mcp(
+        &self,
+        server_url: &str,
+        client_id: Option<&str>,
+        ports: Option<&[u16]>,
+    ) -> Result<Prepared> {
+        let name = provider_name(server_url)?;
+        let info = self.discover_mcp_server(server_url).await?;
+        let issuer = info.authorization_server.issuer.clone();
+        let preconfigured = client_id.map(str::trim).filter(|s| !s.is_empty());
+        let record = McpServerRecord::from_info(&info, preconfigured.is_none())?;
+        let provider = record.to_provider(name.as_str());
+        provider.validate()?;
+
+        let (config, dynamic_issuer) = match preconfigured {
+            Some(id) => (provider.to_config(id, None), None),
+            None => {
+                let registration = self.registration_for(&info, ports, false).await?;
+                (config_from_registration(&provider, &registration), Some(issuer))
+            }
+        };
+        let home_name = name.as_str().to_owned();
+        self.save_record(&home_name, &record)?;
+        tracing::info!(server = %info.server_url, issuer = %record.issuer, "MCP server discovered");
+        Ok(Prepared {
+            config,
+            dynamic_issuer,
+            info: Some(info),
+        })
+    }
+
+    /// The stored registration for the server's issuer if it still fits (and the server still
+    /// knows it, when RFC 7592 lets us ask), else a new one. `force` registers anew.
+    async fn registration_for(
+        &self,
+        info: &McpServerInfo,
+        ports: Option<&[u16]>,
+        force: bool,
+    ) -> Result<ClientRegistration> {
+        let metadata = &info.authorization_server;
+        let issuer = &metadata.issuer;
+        let store = RegistrationStore::new(&self.home);
+        let redirect_uris = registration_redirect_uris(ports);
+        if !force {
+            if let Some(existing) = store.load(issuer)? {
+                if existing.fits(&redirect_uris, "authorization_code", SystemTime::now())
+                    && registration::still_registered(&self.http, &existing).await
+                {
+                    return Ok(existing);
+                }
+                tracing::info!(issuer = %issuer, "the stored client registration no longer fits; registering again");
+            }
+        }
+        let Some(endpoint) = &metadata.registration_endpoint else {
+            return Err(Error::new(
+                ErrorCode::ConfigMissing,
+                format!(
+                    "{} supports no dynamic client registration and no client id is configured",
+                    printable(issuer)
+                ),
+            )
+            .with_hint("register an OAuth client at the server and pass its id with --client-id"));
+        };
+        let endpoint = info.policy.check(endpoint, "registration_endpoint")?;
+        let mut extra = Vec::new();
+        let device_ok = metadata.device_authorization_endpoint.is_some()
+            && metadata
+                .grant_types_supported
+                .as_ref()
+                .is_none_or(|g| g.iter().any(|g| g == registration::DEVICE_CODE_GRANT));
+        if device_ok {
+            extra.push(registration::DEVICE_CODE_GRANT);
+        }
+        let body = registration::registration_request(&redirect_uris, &extra, None);
+        let registration = registration::register(&self.http, &endpoint, issuer, &body).await?;
+        store.save(&registration)?;
+        Ok(registration)
+    }
+
+    /// Drops the registration that was refused and registers again (once per sign-in).
+    pub(super) async fn reregister(
+        &self,
+        provider: &str,
+        prepared: &Prepared,
+        ports: Option<&[u16]>,
+    ) -> Result<OAuthConfig> {
+        let (Some(info), Some(issuer)) = (&prepared.info, &prepared.dynamic_issuer) else {
+            return Err(Error::new(ErrorCode::AuthFailed, "cannot re-register this client"));
+        };
+        tracing::info!(issuer = %issuer, "the server refused the registered client (invalid_client); registering again");
+        RegistrationStore::new(&self.home).delete(issuer)?;
+        let registration = self.registration_for(info, ports, true).await?;
+        let name = provider_name(provider)?;
+        let record = McpServerRecord::from_info(info, true)?;
+        Ok(config_from_registration(&record.to_provider(name.as_str()), &registration))
+    }
+
+    /// The configuration for refreshing or revoking stored `tokens` of `provider`: for an MCP
+    /// server its record and registration, for an issuer-only provider the discovered endpoints.
+    pub(super) async fn stored_config(
+        &self,
+        provider: &str,
+        tokens: &OAuthTokens,
+    ) -> Result<OAuthConfig> {
+        let stored_id = tokens
+            .extra
+            .get(CLIENT_ID_KEY)
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned);
+        if is_url(provider) {
+            let name = provider_name(provider)?;
+            let Some(record) = self.mcp_server_record(provider)? else {
+                return Err(Error::new(
+                    ErrorCode::AuthRequired,
+                    format!("no sign-in record for {provider}"),
+                ));
+            };
+            let template = record.to_provider(name.as_str());
+            let registration = RegistrationStore::new(&self.home).load(&record.issuer)?;
+            return Ok(match registration {
+                Some(r) if stored_id.as_deref().is_none_or(|id| id == r.client_id) => {
+                    config_from_registration(&template, &r)
+                }
+                _ => {
+                    let Some(id) = stored_id else {
+                        return Err(Error::new(
+                            ErrorCode::AuthRequired,
+                            format!("no client registration for {provider}"),
+                        ));
+                    };
+                    template.to_config(id, None)
+                }
+            });
+        }
+        let registry = self.registry()?;
+        let mut template = registry.get(provider)?.clone();
+        if template.needs_discovery() {
+            template = self.discovered_template(&template).await?;
+        }
+        let client_id = match stored_id {
+            Some(id) => id,
+            None => resolve_client_id(&template, None, &self.env)?,
+        };
+        let secret = self
+            .env
+            .get(&template.client_secret_env())
+            .map(ClientSecret::new);
+        Ok(template.to_config(client_id, secret))
+    }
+
+    /// After a refresh refused with `invalid_client`: drop the dynamic registration so the next
+    /// sign-in registers again.
+    pub(super) fn forget_registration(&self, provider: &str) {
+        if let Ok(Some(record)) = self.mcp_server_record(provider) {
+            if record.dynamic_client {
+                if let Err(e) = RegistrationStore::new(&self.home).delete(&record.issuer) {
+                    tracing::warn!(error = %e, "could not delete the refused client registration");
+                }
+            }
+        }
+    }
+}
+
+/// The redirect URIs to register: `http://127.0.0.1:{port}/callback` for 8080, 3000, 57548 and any
+/// other fixed port asked for, so the listener's port fallback still matches.
+fn registration_redirect_uris(ports: Option<&[u16]>) -> Vec<String> {
+    let mut all: Vec<u16> = DEFAULT_PORTS.to_vec();
+    for p in ports.unwrap_or_default() {
+        if *p != 0 && !all.contains(p) {
+            all.push(*p);
+        }
+    }
+    let mut cb = callback::CallbackConfig::default();
+    cb.host = callback::RedirectHost::Ipv4;
+    cb.ports = all;
+    cb.redirect_uris()
+}
+
+fn config_from_registration(provider: &OAuthProvider, r: &ClientRegistration) -> OAuthConfig {
+    let mut provider = provider.clone();
+    if let Some(method) = r.auth_method() {
+        provider.token_auth_method = method;
+    }
+    provider.to_config(
+        r.client_id.clone(),
+        r.client_secret.clone().map(ClientSecret::new),
+    )
+}
+
+/// Whether an error is the server refusing the client itself.
+pub(super) fn is_invalid_client(e: &Error) -> bool {
+    matches!(e.oauth_error(), Some("invalid_client" | "unauthorized_client"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_recognised() {
+        assert!(is_url("https://mcp.example.com/mcp"));
+        assert!(is_url("HTTP://127.0.0.1:9/mcp"));
+        assert!(!is_url("github"));
+        assert!(!is_url("http"));
+    }
+
+    #[test]
+    fn registration_uris_cover_every_fallback_port() {
+        assert_eq!(
+            registration_redirect_uris(None),
+            [
+                "http://127.0.0.1:8080/callback",
+                "http://127.0.0.1:3000/callback",
+                "http://127.0.0.1:57548/callback"
+            ]
+        );
+        assert_eq!(registration_redirect_uris(Some(&[0, 9999, 8080])).len(), 4);
+    }
+}

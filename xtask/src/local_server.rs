@@ -1,0 +1,216 @@
+//! The bundled local authorization server (`tests/authorization-server/server.mjs`, node oidc-provider) as
+//! `demo` and `bench` use it: start it on an ephemeral loopback port, talk to its `/test/*` hooks, write a
+//! `providers.toml` entry for it, and point `BROWSER` at the stand-in browser `tests/browser/follow.mjs`.
+//!
+//! std only: a few lines of HTTP/1.1 over `TcpStream` and a tiny JSON field reader are enough for the
+//! server's one-line answers, and keep xtask's dependencies minimal (STYLE §B9).
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::install;
+
+/// The public native client the server registers (PKCE, no secret).
+pub(crate) const PUBLIC_CLIENT: &str = "ch-public";
+
+/// The stand-in browser script, relative to the root.
+const FOLLOW_SCRIPT: &str = "tests/browser/follow.mjs";
+
+/// A running local authorization server; stopped on drop.
+#[derive(Debug)]
+pub(crate) struct AuthServer {
+    child: Child,
+    /// Kept open: the server runs with `--exit-on-stdin-close`, so it also dies with xtask.
+    stdin: Option<ChildStdin>,
+    /// `http://127.0.0.1:PORT`.
+    pub(crate) issuer: String,
+    /// The TCP port.
+    pub(crate) port: u16,
+}
+
+impl AuthServer {
+    /// Starts `server.mjs` on an ephemeral port with these `AS_*` variables and waits for its ready line.
+    /// The server's own log goes to `log` (it only writes diagnostics there).
+    pub(crate) fn start(root: &Path, env: &[(&str, &str)], log: &Path) -> Result<Self> {
+        let dir = root.join(install::AUTH_SERVER_DIR);
+        let log_file = std::fs::File::create(log)
+            .with_context(|| format!("cannot create {}", log.display()))?;
+        let mut child = Command::new("node")
+            .arg(dir.join("server.mjs"))
+            .args(["0", "--exit-on-stdin-close"])
+            .current_dir(&dir)
+            .env("NODE_PATH", install::node_modules_dir(root))
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(log_file)
+            .spawn()
+            .context("cannot start node (package nodejs)")?;
+        let stdin = child.stdin.take();
+        let mut line = String::new();
+        if let Some(stdout) = child.stdout.take() {
+            let _ = BufReader::new(stdout).read_line(&mut line);
+        }
+        let issuer = json_string(&line, "issuer");
+        let port = json_number(&line, "port").and_then(|p| u16::try_from(p as u64).ok());
+        let (Some(issuer), Some(port)) = (issuer, port) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "the local authorization server did not start (ready line {line:?}); its log:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        };
+        Ok(Self {
+            child,
+            stdin,
+            issuer,
+            port,
+        })
+    }
+
+    /// `POST /test/reset`: zero the counters.
+    pub(crate) fn reset_stats(&self) -> Result<()> {
+        self.request("POST", "/test/reset", "").map(drop)
+    }
+
+    /// `GET /test/stats` → `refresh_requests`.
+    pub(crate) fn refresh_requests(&self) -> Result<u64> {
+        let body = self.request("GET", "/test/stats", "")?;
+        json_number(&body, "refresh_requests")
+            .map(|n| n as u64)
+            .with_context(|| format!("unexpected /test/stats answer: {body}"))
+    }
+
+    /// One HTTP/1.1 request to the server; returns the body of a 2xx answer.
+    fn request(&self, method: &str, path: &str, body: &str) -> Result<String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port))
+            .with_context(|| format!("cannot connect to {}", self.issuer))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.port,
+            body.len()
+        )?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer)?;
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+        let ok = head
+            .split_whitespace()
+            .nth(1)
+            .is_some_and(|s| s.starts_with('2'));
+        if !ok {
+            bail!(
+                "{method} {path}: {}",
+                head.lines().next().unwrap_or("no answer")
+            );
+        }
+        Ok(body.to_owned())
+    }
+
+    /// A `[providers.NAME]` entry for this server (public client, refresh tokens, loopback port `port`;
+    /// 0 = any free port).
+    pub(crate) fn providers_toml(&self, name: &str, display_name: &str, port: u16) -> String {
+        let issuer = &self.issuer;
+        format!(
+            r#"# Written by `cargo xtask`: the bundled local authorization server (test-only, loopback).
+[providers.{name}]
+display_name = "{display_name}"
+auth_url = "{issuer}/auth"
+token_url = "{issuer}/token"
+revocation_url = "{issuer}/token/revocation"
+issuer = "{issuer}"
+iss_parameter_supported = true
+client_id = "{PUBLIC_CLIENT}"
+scopes = ["openid", "offline_access"]
+# oidc-provider issues a refresh token for offline_access only with prompt=consent.
+extra_auth_params = {{ prompt = "consent" }}
+redirect_host = "127.0.0.1"
+ports = [{port}]
+"#
+        )
+    }
+}
+
+impl Drop for AuthServer {
+    fn drop(&mut self) {
+        // Closing stdin is enough (--exit-on-stdin-close); kill makes sure.
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `BROWSER` value that runs the stand-in browser (plain HTTP, follows the redirects of an auto-approving
+/// server until the loopback callback).
+pub(crate) fn follow_browser(root: &Path) -> String {
+    format!("node {}", root.join(FOLLOW_SCRIPT).display())
+}
+
+/// Where a provider's tokens live in the file store of `home`.
+pub(crate) fn token_file(home: &Path, provider: &str) -> PathBuf {
+    home.join("tokens").join(format!("{provider}.json"))
+}
+
+/// The span of the value of `"key":` in flat JSON text (after the colon and any spaces).
+fn value_start(text: &str, key: &str) -> Option<usize> {
+    let needle = format!("\"{key}\"");
+    let after_key = text.find(&needle)? + needle.len();
+    let rest = &text[after_key..];
+    let colon = rest.find(|c: char| !c.is_whitespace())?;
+    if !rest[colon..].starts_with(':') {
+        return None;
+    }
+    let value = &rest[colon + 1..];
+    let skip = value.find(|c: char| !c.is_whitespace())?;
+    Some(after_key + colon + 1 + skip)
+}
+
+/// The number at `"key":` in JSON text (first occurrence), with its byte range.
+pub(crate) fn json_number_span(text: &str, key: &str) -> Option<(f64, std::ops::Range<usize>)> {
+    let start = value_start(text, key)?;
+    let len = text[start..]
+        .find(|c: char| !(c.is_ascii_digit() || "+-.eE".contains(c)))
+        .unwrap_or(text.len() - start);
+    let value = text[start..start + len].parse().ok()?;
+    Some((value, start..start + len))
+}
+
+/// The number at `"key":` in JSON text (first occurrence).
+pub(crate) fn json_number(text: &str, key: &str) -> Option<f64> {
+    json_number_span(text, key).map(|(v, _)| v)
+}
+
+/// The string at `"key":` in JSON text (first occurrence; no escape sequences expected).
+pub(crate) fn json_string(text: &str, key: &str) -> Option<String> {
+    let start = value_start(text, key)?;
+    let rest = text[start..].strip_prefix('"')?;
+    rest.find('"').map(|end| rest[..end].to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_fields_are_read() {
+        let line = r#"{"issuer":"http://127.0.0.1:4321","port":4321,"pid":7}"#;
+        assert_eq!(
+            json_string(line, "issuer").as_deref(),
+            Some("http://127.0.0.1:4321")
+        );
+        assert_eq!(json_number(line, "port"), Some(4321.0));
+        let pretty = "{\n  \"issued_at\": 1700000000.25,\n  \"expires_in\": 3600\n}";
+        let (v, span) = json_number_span(pretty, "issued_at").unwrap_or((0.0, 0..0));
+        assert!((v - 1_700_000_000.25).abs() < 1e-6);
+        assert_eq!(&pretty[span], "1700000000.25");
+        assert_eq!(json_number(pretty, "missing"), None);
+    }
+}
