@@ -256,7 +256,8 @@ async function startServer() {
         delete ctx.body.refresh_token;
       }
     }
-    if (ctx.path === '/.well-known/openid-configuration' && ctx.status === 200 && ctx.body
+    if (['/.well-known/openid-configuration', '/.well-known/oauth-authorization-server'].includes(ctx.path)
+      && ctx.status === 200 && ctx.body
       && typeof ctx.body === 'object' && control.discovery_patch) {
       for (const [key, value] of Object.entries(control.discovery_patch)) {
         if (value === null) delete ctx.body[key];

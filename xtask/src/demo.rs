@@ -32,12 +32,12 @@ pub(crate) struct DemoArgs {
 pub(crate) fn run(ctx: &Context, args: &DemoArgs) -> Result<()> {
     let headless = args.headless || util::is_ci() || !has_display();
     let mut steps = Steps::new(7, false);
-    steps.run("prerequisites (node, the server's npm packages)", || {
+    steps.run("prerequisites (node, npm packages)", || {
         install::ensure_tools(install::NODE_TOOLS)?;
         install::ensure_node_modules(&ctx.root).map(drop)
     })?;
     let mut cli = PathBuf::new();
-    steps.run("build context-harness", || {
+    steps.run("build the CLI", || {
         util::run(ctx.cargo().args([
             "build",
             "--package",
@@ -80,7 +80,7 @@ fn run_flow(ctx: &Context, cli: &Path, headless: bool, steps: &mut Steps) -> Res
     let browser_log = tmp.path().join("browser.log");
 
     let mut server = None;
-    steps.run("start the local authorization server", || {
+    steps.run("start the server", || {
         let env: &[(&str, &str)] = if headless {
             &[("AS_AUTO_APPROVE", "1")]
         } else {
@@ -128,7 +128,7 @@ fn run_flow(ctx: &Context, cli: &Path, headless: bool, steps: &mut Steps) -> Res
         home.display()
     );
 
-    steps.run("context-harness mcp auth demo", || {
+    steps.run("mcp auth demo", || {
         if headless {
             println!(
                 "BROWSER is the stand-in `{}`: it fetches the authorization URL and follows the redirects \
@@ -150,14 +150,14 @@ fn run_flow(ctx: &Context, cli: &Path, headless: bool, steps: &mut Steps) -> Res
         }
         result
     })?;
-    steps.run("context-harness mcp status demo", || {
+    steps.run("mcp status demo", || {
         util::run(&mut cli_cmd(&["mcp", "status", PROVIDER]))
     })?;
-    steps.run("context-harness mcp token demo", || {
+    steps.run("mcp token demo", || {
         println!("(prints the access token: the one command that shows a secret; this one is a local test token)");
         util::run(&mut cli_cmd(&["mcp", "token", PROVIDER]))
     })?;
-    steps.run("context-harness mcp logout demo", || {
+    steps.run("mcp logout demo", || {
         util::run(&mut cli_cmd(&["mcp", "logout", PROVIDER]))
     })?;
     drop(server);

@@ -164,11 +164,7 @@ mod tests {
     /// strips at link time, which the dev run replaces with binutils' `strip`).
     #[test]
     fn dist_archive_verifies_with_sha256sum() -> Result<()> {
-        let root = util::project_root();
-        let ctx = Context {
-            target_dir: Some(root.join("target").join("xtask-test")),
-            root,
-        };
+        let ctx = Context::for_tests(util::project_root());
         let artifacts = run(
             &ctx,
             &DistArgs {

@@ -18,6 +18,8 @@ pub(crate) struct Context {
     pub(crate) root: PathBuf,
     /// `CARGO_TARGET_DIR` for every cargo command this task runs; `None` keeps cargo's default.
     pub(crate) target_dir: Option<PathBuf>,
+    /// Extra environment for every cargo command (the tests turn off debug info to build faster).
+    pub(crate) cargo_env: Vec<(&'static str, &'static str)>,
 }
 
 impl Context {
@@ -26,6 +28,18 @@ impl Context {
         Self {
             root: project_root(),
             target_dir: None,
+            cargo_env: Vec::new(),
+        }
+    }
+
+    /// A context for the xtask tests: `root`, building into the shared `target/xtask-test` of this checkout
+    /// (warm across runs) without debug info.
+    #[cfg(test)]
+    pub(crate) fn for_tests(root: PathBuf) -> Self {
+        Self {
+            root,
+            target_dir: Some(project_root().join("target").join("xtask-test")),
+            cargo_env: vec![("CARGO_PROFILE_DEV_DEBUG", "0"), ("CARGO_INCREMENTAL", "0")],
         }
     }
 
@@ -43,6 +57,7 @@ impl Context {
         if let Some(dir) = &self.target_dir {
             cmd.env("CARGO_TARGET_DIR", dir);
         }
+        cmd.envs(self.cargo_env.iter().copied());
         cmd
     }
 

@@ -1,4 +1,8 @@
-//! `context-harness mcp auth <provider>`: the browser sign-in.
+//! `context-harness mcp auth <provider>`: the browser sign-in (or the device grant).
+//!
+//! `<provider>` is a registry name or an MCP server URL (discovery and dynamic registration happen
+//! in the service). `--device` uses the device authorization grant (RFC 8628); so does a session
+//! where no browser can be opened, when the provider has a device endpoint.
 //!
 //! The loopback listener is bound first; then the browser is opened on the authorization URL (the
 //! system browser, which honours `$BROWSER`). With `--no-browser`, or when no browser can be opened
@@ -10,11 +14,13 @@
 use std::io::{BufRead, IsTerminal};
 use std::time::{Duration, SystemTime};
 
-use context_harness_providers::{AuthenticateOptions, BrowserOpener, SystemBrowser};
+use context_harness_providers::{
+    AuthenticateOptions, BrowserOpener, DEFAULT_PORTS, SignInFlow, SystemBrowser,
+};
 
 use crate::args::AuthArgs;
-use crate::context::Context;
-use crate::exit::{self, Failure};
+use crate::context::{Context, looks_like_url};
+use crate::exit;
 use crate::timefmt;
 
 /// How the authorization URL reaches the user.
@@ -98,11 +104,13 @@ fn redirect_uri_of(url: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
+const NO_BROWSER_FLAG: &str = "--no-browser given";
+
 /// Decides whether a browser can be opened here.
 fn choose_opener(no_browser: bool) -> Opener {
     let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
     if no_browser {
-        return Opener::Manual("--no-browser given");
+        return Opener::Manual(NO_BROWSER_FLAG);
     }
     if set("BROWSER") {
         return Opener::System;
@@ -148,55 +156,44 @@ fn pasted_line() -> impl Future<Output = Option<String>> + Send + 'static {
     }
 }
 
-fn looks_like_url(provider: &str) -> bool {
-    provider.starts_with("https://") || provider.starts_with("http://")
-}
-
 pub(crate) fn run(ctx: &Context, args: AuthArgs) -> anyhow::Result<u8> {
     tracing::info!(provider = %args.provider, "starting the sign-in");
-    if looks_like_url(&args.provider) {
-        return Err(Failure::new(
-            exit::OTHER,
-            "signing in with only an MCP server URL (discovery and dynamic registration) is not supported yet",
-            Some("add the server's authorization server to providers.toml (see the README) and sign in with its name".to_owned()),
-        )
-        .into());
-    }
     let service = ctx.service()?;
-    // Resolved up front (no network): unknown provider or missing client id fail before anything starts.
-    let config = service.resolve_config(&args.provider, args.client_id.as_deref())?;
-    if args.device {
-        let hint = if config.provider.device_auth_url.is_some() {
-            "sign in with the browser (drop --device); on a machine without a browser use --no-browser and paste the redirect URL"
-        } else {
-            "this provider has no device_auth_url either; sign in with the browser, or use --no-browser"
-        };
-        return Err(Failure::new(
-            exit::OTHER,
-            "the device authorization flow (--device) is not available in this version",
-            Some(hint.to_owned()),
-        )
-        .into());
-    }
+    let is_url = looks_like_url(&args.provider);
+    // A named provider is resolved up front (no network): an unknown name or a missing client id
+    // fails before anything starts. An MCP server URL is discovered by the service.
+    let (display_name, default_ports) = if is_url {
+        (args.provider.clone(), DEFAULT_PORTS.to_vec())
+    } else {
+        let config = service.resolve_config(&args.provider, args.client_id.as_deref())?;
+        (config.provider.display_name, config.provider.ports)
+    };
     let ports = if args.ports.is_empty() {
-        config.provider.ports.clone()
+        default_ports
     } else {
         args.ports.clone()
     };
     let opener = choose_opener(args.no_browser);
+    // --device asks for the device grant; a session where no browser can be opened (not an
+    // explicit --no-browser) gets it when the provider has a device endpoint.
+    let flow = match (args.device, opener) {
+        (true, _) => SignInFlow::Device,
+        (false, Opener::Manual(why)) if why != NO_BROWSER_FLAG => SignInFlow::DeviceIfAvailable,
+        _ => SignInFlow::Browser,
+    };
     let stdin_tty = std::io::stdin().is_terminal();
     let notice = Notice {
         quiet: ctx.quiet,
-        display_name: config.provider.display_name,
+        display_name: display_name.clone(),
         first_port: ports.first().copied(),
         opener,
     };
-    let display_name = notice.display_name.clone();
     let quiet = ctx.quiet;
 
     let mut options = AuthenticateOptions::new()
         .timeout(Duration::from_secs(args.timeout))
         .ports(ports)
+        .flow(flow)
         .browser(notice);
     if let Some(id) = &args.client_id {
         options = options.client_id(id.clone());
@@ -213,8 +210,23 @@ pub(crate) fn run(ctx: &Context, args: AuthArgs) -> anyhow::Result<u8> {
             eprintln!("Or paste the address the browser was redirected to here and press Enter.");
         }
     });
+    let display_for_device = display_name.clone();
+    options = options.device_prompt(move |device| {
+        // Shown even with -q: the user must type the code.
+        eprintln!(
+            "To sign in to {display_for_device}, open {} and enter the code\n\n    {}\n",
+            device.verification_uri, device.user_code
+        );
+        if let Some(complete) = &device.verification_uri_complete {
+            eprintln!("(or open {complete})");
+        }
+        eprintln!(
+            "Waiting for the approval (the code expires in {} min)…",
+            device.expires_in.as_secs().div_ceil(60)
+        );
+    });
     // Manual: always race stdin. System browser: only a terminal (the user may paste after a failure).
-    if matches!(opener, Opener::Manual(_)) || stdin_tty {
+    if flow == SignInFlow::Browser && (matches!(opener, Opener::Manual(_)) || stdin_tty) {
         options = options.pasted_redirect(pasted_line());
     }
 

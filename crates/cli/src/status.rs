@@ -11,7 +11,7 @@ use context_harness_providers::{
 };
 use serde_json::{Value, json};
 
-use crate::context::{Context, print_stdout};
+use crate::context::{Context, looks_like_url, print_stdout};
 use crate::exit::{self, Failure};
 use crate::timefmt;
 
@@ -19,6 +19,8 @@ use crate::timefmt;
 struct Row {
     name: String,
     display_name: String,
+    /// The MCP server URL, for a provider signed in to by URL.
+    server_url: Option<String>,
     /// `Ok(None)`: not signed in.
     tokens: Result<Option<OAuthTokens>, ProviderError>,
     location: Option<String>,
@@ -39,6 +41,7 @@ impl Row {
         json!({
             "name": self.name,
             "display_name": self.display_name,
+            "server_url": self.server_url,
             "status": self.status(now).map_or("error", AuthStatus::as_str),
             "expires_at": tokens.and_then(OAuthTokens::expires_at).map(timefmt::unix),
             "scopes": tokens.map(OAuthTokens::scopes).unwrap_or_default(),
@@ -118,6 +121,7 @@ fn row(service: &OAuthService, name: &str, display_name: &str) -> Row {
     Row {
         name: name.to_owned(),
         display_name: display_name.to_owned(),
+        server_url: None,
         tokens,
         location,
     }
@@ -139,16 +143,22 @@ pub(crate) fn run(ctx: &Context, provider: Option<&str>, json: bool) -> anyhow::
         return Ok(exit::OK);
     };
 
-    let registry = service.registry()?;
-    let display_name = match registry.get(provider) {
-        Ok(p) => p.display_name.clone(),
-        // Tokens of a provider no longer configured are still shown.
-        Err(e) => match service.get_tokens(provider) {
-            Ok(_) => provider.to_owned(),
-            Err(_) => return Err(e.into()),
-        },
+    let display_name = if looks_like_url(provider) {
+        provider.to_owned()
+    } else {
+        match service.registry()?.get(provider) {
+            Ok(p) => p.display_name.clone(),
+            // Tokens of a provider no longer configured are still shown.
+            Err(e) => match service.get_tokens(provider) {
+                Ok(_) => provider.to_owned(),
+                Err(_) => return Err(e.into()),
+            },
+        }
     };
-    let row = row(&service, provider, &display_name);
+    let mut row = row(&service, provider, &display_name);
+    if looks_like_url(provider) {
+        row.server_url = Some(provider.to_owned());
+    }
     if json {
         print_stdout(&json!({ "providers": [row.to_json(now)] }).to_string())?;
     } else {
@@ -189,13 +199,19 @@ pub(crate) fn run(ctx: &Context, provider: Option<&str>, json: bool) -> anyhow::
     }
 }
 
-/// Every configured provider, plus any provider with stored tokens that is no longer configured.
+/// Every configured provider, every MCP server signed in to, plus any provider with stored tokens
+/// that is no longer configured.
 fn all_rows(service: &OAuthService) -> anyhow::Result<Vec<Row>> {
     let registry = service.registry()?;
     let mut names: BTreeMap<String, String> = registry
         .iter()
         .map(|(p, _)| (p.name.clone(), p.display_name.clone()))
         .collect();
+    let mut servers: BTreeMap<String, String> = BTreeMap::new();
+    for (name, record) in service.mcp_servers() {
+        names.insert(name.clone(), record.server_url.clone());
+        servers.insert(name, record.server_url);
+    }
     let dir = context_harness_providers::storage::tokens_dir(service.home());
     if let Ok(entries) = std::fs::read_dir(&dir) {
         for entry in entries.flatten() {
@@ -214,6 +230,10 @@ fn all_rows(service: &OAuthService) -> anyhow::Result<Vec<Row>> {
     }
     Ok(names
         .iter()
-        .map(|(name, display)| row(service, name, display))
+        .map(|(name, display)| {
+            let mut row = row(service, name, display);
+            row.server_url = servers.get(name).cloned();
+            row
+        })
         .collect())
 }

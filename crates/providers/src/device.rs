@@ -99,7 +99,9 @@ impl DeviceAuthorization {
         let verification_uri = string("verification_uri")
             .or_else(|| string("verification_url"))
             .ok_or_else(|| missing("verification_uri"))?;
-        for uri in std::iter::once(&verification_uri).chain(string("verification_uri_complete").as_ref()) {
+        for uri in
+            std::iter::once(&verification_uri).chain(string("verification_uri_complete").as_ref())
+        {
             if !(uri.starts_with("https://") || uri.starts_with("http://")) {
                 return Err(Error::new(
                     ErrorCode::AuthFailed,
@@ -166,7 +168,12 @@ pub enum PollOutcome {
 
 impl PollOutcome {
     /// Classifies a token-endpoint answer.
-    pub fn from_response(status: u16, content_type: Option<&str>, body: &[u8], sent_at: SystemTime) -> Self {
+    pub fn from_response(
+        status: u16,
+        content_type: Option<&str>,
+        body: &[u8],
+        sent_at: SystemTime,
+    ) -> Self {
         let object = match tokens::parse_response_object(status, content_type, body) {
             Ok(object) => object,
             Err(ResponseError::OAuth { error, .. }) => {
@@ -241,7 +248,10 @@ where
         clock.sleep(wait).await;
         match poll().await {
             PollOutcome::Tokens(tokens) => return Ok(tokens),
-            PollOutcome::OAuthError { error, interval: server_interval } => {
+            PollOutcome::OAuthError {
+                error,
+                interval: server_interval,
+            } => {
                 backoff = None;
                 match error.as_str() {
                     "authorization_pending" => {}
@@ -346,7 +356,10 @@ mod tests {
     }
 
     fn err(e: &str) -> PollOutcome {
-        PollOutcome::OAuthError { error: e.to_owned(), interval: None }
+        PollOutcome::OAuthError {
+            error: e.to_owned(),
+            interval: None,
+        }
     }
 
     fn tokens() -> PollOutcome {
@@ -411,7 +424,11 @@ mod tests {
     fn waits_the_default_interval_between_polls() {
         let (result, sleeps, polls) = run(
             &auth(600, None),
-            vec![err("authorization_pending"), err("authorization_pending"), tokens()],
+            vec![
+                err("authorization_pending"),
+                err("authorization_pending"),
+                tokens(),
+            ],
         );
         assert!(result.is_ok());
         assert_eq!(sleeps, vec![Duration::from_secs(5); 3]);
@@ -422,7 +439,12 @@ mod tests {
     fn slow_down_adds_five_seconds_for_every_later_poll() {
         let (result, sleeps, _) = run(
             &auth(600, Some(2)),
-            vec![err("slow_down"), err("authorization_pending"), err("slow_down"), tokens()],
+            vec![
+                err("slow_down"),
+                err("authorization_pending"),
+                err("slow_down"),
+                tokens(),
+            ],
         );
         assert!(result.is_ok());
         assert_eq!(sleeps, [2, 7, 7, 12].map(Duration::from_secs).to_vec());
@@ -430,7 +452,10 @@ mod tests {
         let (_, sleeps, _) = run(
             &auth(600, Some(5)),
             vec![
-                PollOutcome::OAuthError { error: "slow_down".into(), interval: Some(Duration::from_secs(30)) },
+                PollOutcome::OAuthError {
+                    error: "slow_down".into(),
+                    interval: Some(Duration::from_secs(30)),
+                },
                 tokens(),
             ],
         );
@@ -440,7 +465,13 @@ mod tests {
     #[test]
     fn no_two_polls_closer_than_the_interval() {
         let script = (0..20)
-            .map(|i| if i % 3 == 0 { err("slow_down") } else { err("authorization_pending") })
+            .map(|i| {
+                if i % 3 == 0 {
+                    err("slow_down")
+                } else {
+                    err("authorization_pending")
+                }
+            })
             .chain(std::iter::once(tokens()))
             .collect();
         let (_, _, polls) = run(&auth(100_000, Some(1)), script);
@@ -465,7 +496,10 @@ mod tests {
             ("unsupported_grant_type", ErrorCode::AuthFailed),
         ];
         for (code, want) in table {
-            let (result, _, polls) = run(&auth(600, Some(1)), vec![err("authorization_pending"), err(code)]);
+            let (result, _, polls) = run(
+                &auth(600, Some(1)),
+                vec![err("authorization_pending"), err(code)],
+            );
             assert_eq!(result.err().map(|e| e.code()), Some(want), "{code}");
             assert_eq!(polls.len(), 2, "{code}");
         }
@@ -483,20 +517,42 @@ mod tests {
         let transport = || PollOutcome::Transport(Error::new(ErrorCode::NetworkError, "reset"));
         let (result, sleeps, _) = run(
             &auth(100_000, Some(5)),
-            vec![transport(), transport(), transport(), transport(), err("authorization_pending"), tokens()],
+            vec![
+                transport(),
+                transport(),
+                transport(),
+                transport(),
+                err("authorization_pending"),
+                tokens(),
+            ],
         );
         assert!(result.is_ok());
-        assert_eq!(sleeps, [5, 10, 20, 40, 60, 5].map(Duration::from_secs).to_vec());
+        assert_eq!(
+            sleeps,
+            [5, 10, 20, 40, 60, 5].map(Duration::from_secs).to_vec()
+        );
     }
 
     #[test]
     fn http_200_errors_and_5xx_are_classified() {
-        match PollOutcome::from_response(200, Some("application/json"), br#"{"error":"authorization_pending"}"#, SystemTime::now()) {
+        match PollOutcome::from_response(
+            200,
+            Some("application/json"),
+            br#"{"error":"authorization_pending"}"#,
+            SystemTime::now(),
+        ) {
             PollOutcome::OAuthError { error, .. } => assert_eq!(error, "authorization_pending"),
             other => panic!("{other:?}"),
         }
-        match PollOutcome::from_response(400, None, br#"{"error":"slow_down","interval":10}"#, SystemTime::now()) {
-            PollOutcome::OAuthError { interval, .. } => assert_eq!(interval, Some(Duration::from_secs(10))),
+        match PollOutcome::from_response(
+            400,
+            None,
+            br#"{"error":"slow_down","interval":10}"#,
+            SystemTime::now(),
+        ) {
+            PollOutcome::OAuthError { interval, .. } => {
+                assert_eq!(interval, Some(Duration::from_secs(10)))
+            }
             other => panic!("{other:?}"),
         }
         assert!(matches!(

@@ -357,7 +357,10 @@ pub fn authorization_server_metadata_urls(issuer: &str) -> Result<Vec<Url>> {
         ]
     } else {
         vec![
-            origin_url(&url, &format!("/.well-known/oauth-authorization-server{path}"))?,
+            origin_url(
+                &url,
+                &format!("/.well-known/oauth-authorization-server{path}"),
+            )?,
             origin_url(&url, &format!("/.well-known/openid-configuration{path}"))?,
             origin_url(&url, &format!("{path}/.well-known/openid-configuration"))?,
         ]
@@ -481,7 +484,9 @@ fn classify_v4(ip: Ipv4Addr) -> NetworkClass {
         || (a == 192 && b == 0 && ip.octets()[2] == 0)
     {
         NetworkClass::Forbidden
-    } else if ip.is_private() || (a == 100 && (64..128).contains(&b)) || (a == 198 && (b & 0xfe) == 18)
+    } else if ip.is_private()
+        || (a == 100 && (64..128).contains(&b))
+        || (a == 198 && (b & 0xfe) == 18)
     {
         NetworkClass::Private
     } else {
@@ -578,21 +583,27 @@ impl UrlPolicy {
         let class = classify_host(&host);
         match url.scheme() {
             "https" => {}
-            "http" if class == Some(NetworkClass::Loopback) && self.allows(NetworkClass::Loopback) => {}
-            "http" => return Err(refuse("plain http is only allowed to loopback hosts".to_owned())),
+            "http"
+                if class == Some(NetworkClass::Loopback) && self.allows(NetworkClass::Loopback) => {
+            }
+            "http" => {
+                return Err(refuse(
+                    "plain http is only allowed to loopback hosts".to_owned(),
+                ));
+            }
             other => return Err(refuse(format!("scheme `{other}` is not allowed"))),
         }
-        if let Some(class) = class {
-            if !self.allows(class) {
-                return Err(refuse(format!(
-                    "it points to a {} address",
-                    match class {
-                        NetworkClass::Loopback => "loopback",
-                        NetworkClass::Private => "private-network",
-                        _ => "link-local, metadata or reserved",
-                    }
-                )));
-            }
+        if let Some(class) = class
+            && !self.allows(class)
+        {
+            return Err(refuse(format!(
+                "it points to a {} address",
+                match class {
+                    NetworkClass::Loopback => "loopback",
+                    NetworkClass::Private => "private-network",
+                    _ => "link-local, metadata or reserved",
+                }
+            )));
         }
         Ok(url)
     }
@@ -753,7 +764,10 @@ impl AuthorizationServerMetadata {
             ("token_endpoint", &self.token_endpoint),
             ("registration_endpoint", &self.registration_endpoint),
             ("revocation_endpoint", &self.revocation_endpoint),
-            ("device_authorization_endpoint", &self.device_authorization_endpoint),
+            (
+                "device_authorization_endpoint",
+                &self.device_authorization_endpoint,
+            ),
         ] {
             if let Some(value) = value {
                 policy.check(value, what)?;
@@ -791,7 +805,10 @@ impl McpServerInfo {
     /// The scopes to request (MCP "Scope Selection Strategy"): the challenge's `scope`, else the
     /// PRM's `scopes_supported`, else none; `offline_access` added when the server advertises it.
     pub fn default_scopes(&self) -> Vec<String> {
-        let mut scopes: Vec<String> = match (&self.challenge_scope, &self.resource_metadata.scopes_supported) {
+        let mut scopes: Vec<String> = match (
+            &self.challenge_scope,
+            &self.resource_metadata.scopes_supported,
+        ) {
             (Some(scope), _) => scope.split_whitespace().map(str::to_owned).collect(),
             (None, Some(list)) => list.clone(),
             (None, None) => Vec::new(),
@@ -836,7 +853,10 @@ impl Discoverer<'_> {
         let request = self
             .http
             .request(reqwest::Method::POST, server)?
-            .header(reqwest::header::ACCEPT, "application/json, text/event-stream")
+            .header(
+                reqwest::header::ACCEPT,
+                "application/json, text/event-stream",
+            )
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header("MCP-Protocol-Version", MCP_PROTOCOL_VERSION)
             .body(body.to_string());
@@ -862,7 +882,11 @@ impl Discoverer<'_> {
             .flat_map(parse_www_authenticate)
             .collect();
         tracing::debug!(status, "MCP server probe");
-        Ok(if status == 401 { challenges } else { Vec::new() })
+        Ok(if status == 401 {
+            challenges
+        } else {
+            Vec::new()
+        })
     }
 
     async fn fetch_json<T: serde::de::DeserializeOwned>(
@@ -996,7 +1020,9 @@ impl Discoverer<'_> {
         let Some(issuer) = prm.authorization_servers.first().cloned() else {
             return Err(Error::new(
                 ErrorCode::AuthFailed,
-                format!("the protected-resource metadata at {prm_url} names no authorization server"),
+                format!(
+                    "the protected-resource metadata at {prm_url} names no authorization server"
+                ),
             ));
         };
         if prm.authorization_servers.len() > 1 {
@@ -1008,12 +1034,15 @@ impl Discoverer<'_> {
             ("authorization_endpoint", &metadata.authorization_endpoint),
             ("token_endpoint", &metadata.token_endpoint),
         ] {
-            if value.is_none() {
+            let Some(value) = value else {
                 return Err(Error::new(
                     ErrorCode::AuthFailed,
                     format!("the metadata of {} has no {what}", printable(&issuer)),
                 ));
-            }
+            };
+            // Names that resolve to forbidden addresses are refused like literals.
+            let url = self.policy.check(value, what)?;
+            self.policy.check_resolved(&url, what).await?;
         }
         Ok(McpServerInfo {
             server_url: canonical,
@@ -1165,7 +1194,10 @@ mod tests {
         assert_eq!(c[1].param("type"), Some("1"));
         assert_eq!(c[1].param("title"), Some("Login, here"));
         assert!(c[2].is_bearer());
-        assert_eq!(bearer_resource_metadata(&c).0.as_deref(), Some("https://a/b"));
+        assert_eq!(
+            bearer_resource_metadata(&c).0.as_deref(),
+            Some("https://a/b")
+        );
 
         // A bare scheme, then another challenge.
         let c = parse_www_authenticate("Negotiate, Bearer realm=\"x\"");
@@ -1174,7 +1206,15 @@ mod tests {
         assert_eq!(c[1].param("realm"), Some("x"));
 
         // Garbage never panics.
-        for s in ["", ",,,", "=", "\"", "Bearer =\"", "Bearer a=\"unterminated", "Bearer a=b,,c=d"] {
+        for s in [
+            "",
+            ",,,",
+            "=",
+            "\"",
+            "Bearer =\"",
+            "Bearer a=\"unterminated",
+            "Bearer a=b,,c=d",
+        ] {
             let _ = parse_www_authenticate(s);
         }
         let c = parse_www_authenticate("Bearer a=b,,c=d");
@@ -1184,16 +1224,29 @@ mod tests {
     #[test]
     fn canonical_uris() {
         let cases = [
-            ("https://MCP.example.com/mcp/", "https://mcp.example.com/mcp"),
+            (
+                "https://MCP.example.com/mcp/",
+                "https://mcp.example.com/mcp",
+            ),
             ("https://mcp.example.com", "https://mcp.example.com"),
             ("https://mcp.example.com/", "https://mcp.example.com"),
-            ("HTTPS://mcp.example.com:443/Mcp", "https://mcp.example.com/Mcp"),
-            ("https://mcp.example.com:8443/mcp#frag", "https://mcp.example.com:8443/mcp"),
+            (
+                "HTTPS://mcp.example.com:443/Mcp",
+                "https://mcp.example.com/Mcp",
+            ),
+            (
+                "https://mcp.example.com:8443/mcp#frag",
+                "https://mcp.example.com:8443/mcp",
+            ),
             ("http://[::1]:9000/mcp", "http://[::1]:9000/mcp"),
             ("https://u:p@ex.com/a?x=1", "https://ex.com/a?x=1"),
         ];
         for (input, want) in cases {
-            assert_eq!(canonical_resource_uri(input).ok().as_deref(), Some(want), "{input}");
+            assert_eq!(
+                canonical_resource_uri(input).ok().as_deref(),
+                Some(want),
+                "{input}"
+            );
         }
         assert!(canonical_resource_uri("ftp://ex.com/").is_err());
         assert!(canonical_resource_uri("not a url").is_err());
@@ -1217,7 +1270,9 @@ mod tests {
         let urls = protected_resource_metadata_urls("https://ex.com/").ok();
         assert_eq!(
             urls.map(strs),
-            Some(vec!["https://ex.com/.well-known/oauth-protected-resource".to_owned()])
+            Some(vec![
+                "https://ex.com/.well-known/oauth-protected-resource".to_owned()
+            ])
         );
     }
 
@@ -1228,12 +1283,17 @@ mod tests {
             "https://auth.ex.com/.well-known/openid-configuration/tenant1",
             "https://auth.ex.com/tenant1/.well-known/openid-configuration",
         ];
-        for issuer in ["https://auth.ex.com/tenant1", "https://auth.ex.com/tenant1/"] {
+        for issuer in [
+            "https://auth.ex.com/tenant1",
+            "https://auth.ex.com/tenant1/",
+        ] {
             let got = authorization_server_metadata_urls(issuer).ok().map(strs);
             assert_eq!(got, Some(with_path.map(str::to_owned).to_vec()), "{issuer}");
         }
         // GitHub's path-scoped AS: inserted, not replaced (the Gemini CLI bug).
-        let got = authorization_server_metadata_urls("https://github.com/login/oauth").ok().map(strs);
+        let got = authorization_server_metadata_urls("https://github.com/login/oauth")
+            .ok()
+            .map(strs);
         assert_eq!(
             got.and_then(|u| u.first().cloned()).as_deref(),
             Some("https://github.com/.well-known/oauth-authorization-server/login/oauth")
@@ -1251,15 +1311,24 @@ mod tests {
 
     #[test]
     fn resource_validation() {
-        assert!(resource_matches("https://ex.com/mcp", "https://EX.com/mcp/"));
+        assert!(resource_matches(
+            "https://ex.com/mcp",
+            "https://EX.com/mcp/"
+        ));
         assert!(resource_matches("https://ex.com", "https://ex.com/mcp"));
         assert!(resource_matches("https://ex.com/", "https://ex.com/mcp"));
         assert!(resource_matches("https://ex.com/a", "https://ex.com/a/mcp"));
         assert!(!resource_matches("https://ex.com/m", "https://ex.com/mcp"));
         assert!(!resource_matches("https://other.com", "https://ex.com/mcp"));
         assert!(!resource_matches("http://ex.com/mcp", "https://ex.com/mcp"));
-        assert!(!resource_matches("https://ex.com:8443/mcp", "https://ex.com/mcp"));
-        assert!(!resource_matches("https://ex.com/mcp/x", "https://ex.com/mcp"));
+        assert!(!resource_matches(
+            "https://ex.com:8443/mcp",
+            "https://ex.com/mcp"
+        ));
+        assert!(!resource_matches(
+            "https://ex.com/mcp/x",
+            "https://ex.com/mcp"
+        ));
         assert!(!resource_matches("garbage", "https://ex.com/mcp"));
     }
 
@@ -1327,8 +1396,15 @@ mod tests {
             serde_json::from_str(r#"{"issuer":"https://as.ex.com","unknown":1}"#)
                 .unwrap_or_else(|e| panic!("{e}"));
         assert!(!m.supports_s256());
-        let err = m.require_s256().err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(err.contains("https://as.ex.com") && err.contains("S256"), "{err}");
+        let err = m
+            .require_s256()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("https://as.ex.com") && err.contains("S256"),
+            "{err}"
+        );
         assert!(serde_json::from_str::<AuthorizationServerMetadata>("{}").is_err());
         let m: AuthorizationServerMetadata = serde_json::from_str(
             r#"{"issuer":"https://as.ex.com","code_challenge_methods_supported":["plain","S256"],

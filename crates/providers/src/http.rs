@@ -116,6 +116,8 @@ impl Http {
         what: &str,
     ) -> Result<RawResponse> {
         let host = url.host_str().unwrap_or("server").to_owned();
+        // With "http answer" below, brackets the network time (`cargo xtask bench` subtracts it).
+        tracing::debug!(what, host = %host, "http request");
         let mut response = request
             .send()
             .await

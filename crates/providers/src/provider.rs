@@ -174,7 +174,11 @@ impl OAuthProvider {
     ///
     /// [`ErrorCode::ConfigInvalid`] if the issuer is not absolute `https` (or `http` to loopback).
     pub fn from_issuer(name: impl Into<String>, issuer: impl Into<String>) -> Result<Self> {
-        let mut provider = Self::new(name, "https://discovery.invalid/", "https://discovery.invalid/")?;
+        let mut provider = Self::new(
+            name,
+            "https://discovery.invalid/",
+            "https://discovery.invalid/",
+        )?;
         provider.auth_url = String::new();
         provider.token_url = String::new();
         provider.issuer = Some(issuer.into());
@@ -185,7 +189,8 @@ impl OAuthProvider {
     /// Whether the authorization or token endpoint is still to be discovered from
     /// [`issuer`](Self::issuer).
     pub fn needs_discovery(&self) -> bool {
-        self.issuer.is_some() && (self.auth_url.trim().is_empty() || self.token_url.trim().is_empty())
+        self.issuer.is_some()
+            && (self.auth_url.trim().is_empty() || self.token_url.trim().is_empty())
     }
 
     /// The built-in GitHub OAuth-app provider.

@@ -65,10 +65,16 @@ impl fmt::Debug for ClientRegistration {
         f.debug_struct("ClientRegistration")
             .field("issuer", &self.issuer)
             .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
             .field("redirect_uris", &self.redirect_uris)
             .field("grant_types", &self.grant_types)
-            .field("token_endpoint_auth_method", &self.token_endpoint_auth_method)
+            .field(
+                "token_endpoint_auth_method",
+                &self.token_endpoint_auth_method,
+            )
             .finish_non_exhaustive()
     }
 }
@@ -79,7 +85,8 @@ impl ClientRegistration {
     /// has not expired.
     pub fn fits(&self, redirect_uris: &[String], grant_type: &str, now: SystemTime) -> bool {
         let uris_ok = redirect_uris.iter().all(|u| self.redirect_uris.contains(u));
-        let grant_ok = self.grant_types.is_empty() || self.grant_types.iter().any(|g| g == grant_type);
+        let grant_ok =
+            self.grant_types.is_empty() || self.grant_types.iter().any(|g| g == grant_type);
         let secret_ok = match (self.client_secret.as_ref(), self.client_secret_expires_at) {
             (Some(_), Some(at)) if at > 0 => {
                 (at as f64) > context_harness_tokens::unix_seconds(now) + 60.0
@@ -141,7 +148,9 @@ pub(crate) async fn register(
         .header(reqwest::header::ACCEPT, "application/json")
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(body.to_string());
-    let raw = http.send(request, endpoint, "registration endpoint").await?;
+    let raw = http
+        .send(request, endpoint, "registration endpoint")
+        .await?;
     let object = context_harness_tokens::parse_response_object(
         raw.status,
         raw.content_type.as_deref(),
@@ -178,10 +187,10 @@ pub(crate) async fn register(
         map.insert("issuer".to_owned(), Value::String(issuer.to_owned()));
         // Servers may omit what they accepted unchanged: keep what was asked for.
         for key in ["redirect_uris", "grant_types", "token_endpoint_auth_method"] {
-            if !map.contains_key(key) {
-                if let Some(v) = body.get(key) {
-                    map.insert(key.to_owned(), v.clone());
-                }
+            if !map.contains_key(key)
+                && let Some(v) = body.get(key)
+            {
+                map.insert(key.to_owned(), v.clone());
             }
         }
     }
@@ -226,7 +235,11 @@ pub(crate) async fn still_registered(http: &Http, registration: &ClientRegistrat
             // The answer describes the client: it must be ours.
             serde_json::from_slice::<Value>(&raw.body)
                 .ok()
-                .and_then(|v| v.get("client_id").and_then(Value::as_str).map(str::to_owned))
+                .and_then(|v| {
+                    v.get("client_id")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                })
                 .is_none_or(|id| id == registration.client_id)
         }
         _ => true,
@@ -329,7 +342,11 @@ mod tests {
 
     #[test]
     fn golden_registration_body() {
-        let body = registration_request(&uris(), &[DEVICE_CODE_GRANT], Some("mcp:tools offline_access"));
+        let body = registration_request(
+            &uris(),
+            &[DEVICE_CODE_GRANT],
+            Some("mcp:tools offline_access"),
+        );
         let want = json!({
             "client_name": "context-harness",
             "application_type": "native",
@@ -367,24 +384,37 @@ mod tests {
         assert!(!format!("{reg:?}").contains("s3cret"));
         store.save(&reg).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(store.load(&reg.issuer).ok().flatten().as_ref(), Some(&reg));
-        assert_eq!(store.load("https://as.example.com/other").ok().flatten(), None);
+        assert_eq!(
+            store.load("https://as.example.com/other").ok().flatten(),
+            None
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let path = store.path_for(&reg.issuer).unwrap_or_else(|e| panic!("{e}"));
-            let mode = std::fs::metadata(path).map(|m| m.permissions().mode() & 0o777).ok();
+            let path = store
+                .path_for(&reg.issuer)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let mode = std::fs::metadata(path)
+                .map(|m| m.permissions().mode() & 0o777)
+                .ok();
             assert_eq!(mode, Some(0o600));
         }
         assert!(reg.fits(&uris(), "authorization_code", SystemTime::now()));
         assert!(!reg.fits(&uris(), DEVICE_CODE_GRANT, SystemTime::now()));
-        assert!(!reg.fits(&["http://127.0.0.1:9/callback".to_owned()], "authorization_code", SystemTime::now()));
+        assert!(!reg.fits(
+            &["http://127.0.0.1:9/callback".to_owned()],
+            "authorization_code",
+            SystemTime::now()
+        ));
         let mut expired = reg.clone();
         expired.client_secret_expires_at = Some(10);
         assert!(!expired.fits(&uris(), "authorization_code", SystemTime::now()));
         assert!(store.delete(&reg.issuer).unwrap_or(false));
         assert_eq!(store.load(&reg.issuer).ok().flatten(), None);
         // A corrupt file counts as none.
-        let path = store.path_for(&reg.issuer).unwrap_or_else(|e| panic!("{e}"));
+        let path = store
+            .path_for(&reg.issuer)
+            .unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(&path, b"{not json").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(store.load(&reg.issuer).ok().flatten(), None);
     }

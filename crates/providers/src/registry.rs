@@ -50,7 +50,7 @@ impl ProviderSource {
 /// revocation_url = "https://sso.acme.example/oauth2/revoke"   # optional (RFC 7009)
 /// device_auth_url = "https://sso.acme.example/oauth2/device"  # optional (RFC 8628)
 /// resources_url = "https://api.acme.example/me"               # optional
-/// issuer = "https://sso.acme.example"                         # optional: enables the RFC 9207 iss check
+/// issuer = "https://sso.acme.example"                         # optional: RFC 9207 iss check; alone, discovery
 /// audience = "api.acme.example"                               # optional
 /// scopes = ["openid", "offline_access"]
 /// extra_auth_params = { prompt = "consent" }
@@ -68,6 +68,10 @@ impl ProviderSource {
 /// a secret from `{SERVICE}_CLIENT_SECRET`), `revocation_style` (`"rfc7009"` | `"github"`),
 /// `iss_parameter_supported` (bool; refuse a callback without `iss`), `resource` (RFC 8707).
 /// A client secret is never read from this file.
+///
+/// A provider may give only `issuer` (plus `client_id`, scopes, …): its authorization, token,
+/// device and revocation endpoints then come from RFC 8414 / OpenID Connect discovery on first use,
+/// cached in `$CONTEXT_HARNESS_HOME/cache/discovery/` for a day.
 ///
 /// ```
 /// use context_harness_providers::{Environment, ProviderRegistry};
@@ -352,9 +356,8 @@ impl RawProvider {
                             .map_err(|e| e.to_string())?
                     }
                     // Only `issuer`: the endpoints come from discovery when first used.
-                    (_, _, Some(issuer)) => {
-                        OAuthProvider::from_issuer(name, issuer.clone()).map_err(|e| e.to_string())?
-                    }
+                    (_, _, Some(issuer)) => OAuthProvider::from_issuer(name, issuer.clone())
+                        .map_err(|e| e.to_string())?,
                     (auth_url, _, None) => {
                         let missing = if auth_url.is_none() {
                             "auth_url"

@@ -651,7 +651,7 @@ impl OAuthService {
         let scopes = options.scopes.clone().unwrap_or_else(|| p.scopes.clone());
         let url = authorization_url(
             &auth_url,
-            &config,
+            config,
             &redirect_uri,
             &scopes,
             &state,
@@ -722,14 +722,14 @@ impl OAuthService {
             form.push(("resource", resource));
         }
         let mut tokens = self
-            .token_request(&config, &token_url, form, Grant::Exchange)
+            .token_request(config, &token_url, form, Grant::Exchange)
             .await?;
         tokens.refresh_failed_at = None;
         tokens
             .extra
             .insert(CLIENT_ID_KEY.to_owned(), config.client_id.clone().into());
 
-        self.save(&name, tokens.clone()).await?;
+        self.save(name, tokens.clone()).await?;
         tracing::info!(
             provider,
             store = self.store.name(),
@@ -740,7 +740,7 @@ impl OAuthService {
             redirect_uri,
             skipped_ports,
             store: self.store.name(),
-            location: self.store.location(&name),
+            location: self.store.location(name),
         })
     }
 
@@ -939,7 +939,10 @@ impl OAuthService {
         };
         let Some(revocation_url) = config.provider.revocation_url.clone() else {
             return Ok(Revocation::NotAttempted {
-                reason: format!("{} has no revocation endpoint", config.provider.display_name),
+                reason: format!(
+                    "{} has no revocation endpoint",
+                    config.provider.display_name
+                ),
             });
         };
         match config.provider.revocation_style {
@@ -963,6 +966,22 @@ impl OAuthService {
                         .http
                         .post_form(&url, &form, basic_ref, "revocation endpoint")
                         .await?;
+                    let unsupported = tokens::parse_response_object(
+                        raw.status,
+                        raw.content_type.as_deref(),
+                        &raw.body,
+                    )
+                    .err()
+                    .is_some_and(|e| e.oauth_error() == Some("unsupported_token_type"));
+                    if unsupported && hint == "access_token" && tokens.refresh_token.is_some() {
+                        // RFC 7009 §2.2.1: the server cannot revoke this kind of token (a JWT access
+                        // token, say); revoking the refresh token above ended the grant.
+                        tracing::debug!(
+                            provider,
+                            "the server cannot revoke access tokens individually"
+                        );
+                        continue;
+                    }
                     if !(200..300).contains(&raw.status) {
                         return Err(Error::new(
                             ErrorCode::NetworkError,

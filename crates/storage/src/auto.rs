@@ -134,7 +134,9 @@ impl AutoStore {
     }
 
     fn marker_path(&self, provider: &ProviderName) -> PathBuf {
-        self.file.dir().join(format!("{}.backend", provider.as_str()))
+        self.file
+            .dir()
+            .join(format!("{}.backend", provider.as_str()))
     }
 
     fn marker(&self, provider: &ProviderName) -> Result<Option<Marker>> {

@@ -131,14 +131,15 @@ impl KeyringStore {
     pub fn probe(&self) -> Result<()> {
         let value = "context-harness keyring probe".to_owned();
         let expect = value.clone();
-        let round_trip = self.call(PROBE_USER, move |entry| {
-            entry.set_password(&value)?;
-            let back = entry.get_password();
-            // Clean up even when the read failed; a failed delete does not change the verdict.
-            let _ = entry.delete_credential();
-            Ok(back? == expect)
-        })?
-        .map_err(convert)?;
+        let round_trip = self
+            .call(PROBE_USER, move |entry| {
+                entry.set_password(&value)?;
+                let back = entry.get_password();
+                // Clean up even when the read failed; a failed delete does not change the verdict.
+                let _ = entry.delete_credential();
+                Ok(back? == expect)
+            })?
+            .map_err(convert)?;
         if round_trip {
             Ok(())
         } else {
@@ -165,7 +166,10 @@ impl KeyringStore {
         if matches!(self.shared.source, Source::Platform) && !platform::session_bus_possible() {
             return Err(Error::keyring(
                 KeyringErrorKind::Unavailable,
-                Some("no session bus (DBUS_SESSION_BUS_ADDRESS unset, no $XDG_RUNTIME_DIR/bus)".into()),
+                Some(
+                    "no session bus (DBUS_SESSION_BUS_ADDRESS unset, no $XDG_RUNTIME_DIR/bus)"
+                        .into(),
+                ),
             ));
         }
         let shared = Arc::clone(&self.shared);
@@ -204,7 +208,10 @@ impl Shared {
         match &self.source {
             Source::Given(store) => Ok(Arc::clone(store)),
             Source::Platform => {
-                let mut connected = self.connected.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut connected = self
+                    .connected
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
                 if let Some(store) = connected.as_ref() {
                     return Ok(Arc::clone(store));
                 }

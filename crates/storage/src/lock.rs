@@ -94,7 +94,8 @@ mod tests {
         assert!(second.as_ref().err().is_some_and(Error::is_lock_timeout));
         assert!(elapsed >= Duration::from_millis(100) && elapsed < Duration::from_secs(2));
         // Another provider is independent.
-        let other = ProviderLock::acquire(dir.path(), &ProviderName::new("google")?, Duration::ZERO)?;
+        let other =
+            ProviderLock::acquire(dir.path(), &ProviderName::new("google")?, Duration::ZERO)?;
         drop(first);
         let again = ProviderLock::acquire(dir.path(), &name, Duration::ZERO)?;
         assert!(again.path().ends_with("github.lock"));

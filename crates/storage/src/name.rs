@@ -34,7 +34,10 @@ impl ProviderName {
             return Err(Error::invalid_name(name, "name is empty"));
         }
         if name.len() > MAX_NAME_LEN {
-            return Err(Error::invalid_name(name, "name is longer than 64 characters"));
+            return Err(Error::invalid_name(
+                name,
+                "name is longer than 64 characters",
+            ));
         }
         if name.starts_with('.') {
             return Err(Error::invalid_name(name, "name starts with a dot"));
@@ -159,7 +162,10 @@ struct ParsedUrl<'a> {
 impl<'a> ParsedUrl<'a> {
     fn parse(url: &'a str) -> Result<Self> {
         let Some((scheme, rest)) = url.split_once("://") else {
-            return Err(Error::invalid_name(url, "not an absolute url (scheme://host)"));
+            return Err(Error::invalid_name(
+                url,
+                "not an absolute url (scheme://host)",
+            ));
         };
         if scheme.is_empty()
             || !scheme.starts_with(|c: char| c.is_ascii_alphabetic())
@@ -286,8 +292,18 @@ mod tests {
 
     #[test]
     fn accepts_valid_names() {
-        for name in ["github", "google", "a", "mcp.example.com-mcp", "x_y-z.1", &"a".repeat(64)] {
-            assert_eq!(ProviderName::new(name).map(|n| n.0).ok().as_deref(), Some(name));
+        for name in [
+            "github",
+            "google",
+            "a",
+            "mcp.example.com-mcp",
+            "x_y-z.1",
+            &"a".repeat(64),
+        ] {
+            assert_eq!(
+                ProviderName::new(name).map(|n| n.0).ok().as_deref(),
+                Some(name)
+            );
         }
     }
 
@@ -332,11 +348,23 @@ mod tests {
 
     #[test]
     fn plain_urls_map_to_readable_names() {
-        assert_eq!(from_url("https://mcp.example.com/mcp"), "mcp.example.com-mcp");
-        assert_eq!(from_url("https://mcp.example.com/mcp/"), "mcp.example.com-mcp");
+        assert_eq!(
+            from_url("https://mcp.example.com/mcp"),
+            "mcp.example.com-mcp"
+        );
+        assert_eq!(
+            from_url("https://mcp.example.com/mcp/"),
+            "mcp.example.com-mcp"
+        );
         assert_eq!(from_url("HTTPS://MCP.Example.com"), "mcp.example.com");
-        assert_eq!(from_url("https://api.example.com:443/v1/sse"), "api.example.com-v1-sse");
-        assert_eq!(from_url("https://user:pw@my-host.example.com/x#frag"), "my-host.example.com-x");
+        assert_eq!(
+            from_url("https://api.example.com:443/v1/sse"),
+            "api.example.com-v1-sse"
+        );
+        assert_eq!(
+            from_url("https://user:pw@my-host.example.com/x#frag"),
+            "my-host.example.com-x"
+        );
     }
 
     #[test]
@@ -352,8 +380,14 @@ mod tests {
         let c = from_url("https://example.com/A/b");
         assert_ne!(a, b);
         assert_ne!(b, c);
-        assert_ne!(from_url("http://example.com"), from_url("https://example.com"));
-        assert_ne!(from_url("https://example.com/x?q=1"), from_url("https://example.com/x"));
+        assert_ne!(
+            from_url("http://example.com"),
+            from_url("https://example.com")
+        );
+        assert_ne!(
+            from_url("https://example.com/x?q=1"),
+            from_url("https://example.com/x")
+        );
         // Too long for the plain form.
         let long = from_url(&format!("https://example.com/{}", "s".repeat(80)));
         assert!(long.len() <= MAX_NAME_LEN && long.contains("--"), "{long}");
@@ -361,7 +395,10 @@ mod tests {
         let v6 = from_url("http://[::1]:3000/callback");
         assert!(ProviderName::new(&v6).is_ok(), "{v6}");
         let traversal = from_url("https://evil.example.com/../../etc/passwd");
-        assert!(!traversal.contains('/') && !traversal.starts_with('.'), "{traversal}");
+        assert!(
+            !traversal.contains('/') && !traversal.starts_with('.'),
+            "{traversal}"
+        );
     }
 
     #[test]
@@ -370,12 +407,22 @@ mod tests {
         let a = from_url("https://a-b.example.com/c");
         let b = from_url("https://a.example.com-b/c");
         assert_ne!(a, b);
-        assert_ne!(from_url("https://a.com/b.com/c"), from_url("https://a.com-b.com/c"));
+        assert_ne!(
+            from_url("https://a.com/b.com/c"),
+            from_url("https://a.com-b.com/c")
+        );
     }
 
     #[test]
     fn refuses_non_urls() {
-        for url in ["", "example.com", "://x", "https://", "1http://x", "https:///path"] {
+        for url in [
+            "",
+            "example.com",
+            "://x",
+            "https://",
+            "1http://x",
+            "https:///path",
+        ] {
             assert!(ProviderName::from_url(url).is_err(), "{url:?}");
         }
     }

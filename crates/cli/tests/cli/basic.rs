@@ -123,9 +123,13 @@ fn unknown_provider_missing_client_id_and_device_are_explained() {
         "{missing:#?}"
     );
 
+    // `local` has no device_auth_url.
     let device = home.run(&["mcp", "auth", "local", "--device"]);
-    device.expect_code(1);
-    assert!(device.stderr.contains("--device"), "{device:#?}");
+    device.expect_code(8);
+    assert!(
+        device.stderr.contains("device authorization endpoint"),
+        "{device:#?}"
+    );
     assert!(device.stderr.contains("hint:"), "{device:#?}");
 }
 

@@ -6,8 +6,8 @@ use context_harness_storage::ProviderName;
 use context_harness_tokens as tokens;
 
 use super::{
-    AuthOutcome, AuthenticateOptions, CLIENT_ID_KEY, OAuthService, client_auth,
-    classify_response_error, Grant,
+    AuthOutcome, AuthenticateOptions, CLIENT_ID_KEY, Grant, OAuthService, classify_response_error,
+    client_auth,
 };
 use crate::device::{self, DeviceAuthorization, PollOutcome, TokioClock};
 use crate::error::{Error, ErrorCode, Result};
@@ -65,7 +65,8 @@ impl OAuthService {
                 format!("{provider} has no device authorization endpoint"),
             ));
         };
-        let device_url = check_endpoint(device_url, &format!("providers.{provider}.device_auth_url"))?;
+        let device_url =
+            check_endpoint(device_url, &format!("providers.{provider}.device_auth_url"))?;
         let token_url = check_endpoint(&p.token_url, &format!("providers.{provider}.token_url"))?;
         let scopes = options.scopes.clone().unwrap_or_else(|| p.scopes.clone());
         let scope = scopes.join(" ");
@@ -85,24 +86,37 @@ impl OAuthService {
         let basic_ref = basic.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
         let raw = self
             .http
-            .post_form(&device_url, &form, basic_ref, "device authorization endpoint")
+            .post_form(
+                &device_url,
+                &form,
+                basic_ref,
+                "device authorization endpoint",
+            )
             .await?;
-        let object = tokens::parse_response_object(raw.status, raw.content_type.as_deref(), &raw.body)
-            .map_err(|e| {
-                let mut err = classify_response_error(&e, Grant::Exchange);
-                if let Some(code) = e.oauth_error() {
-                    err = Error::new(
-                        if matches!(code, "invalid_client" | "unauthorized_client") {
-                            ErrorCode::AuthFailed
-                        } else {
-                            err.code()
-                        },
-                        format!("the device authorization request was refused (`{}`)", super::sanitize_code(code)),
-                    )
-                    .with_oauth(super::sanitize_code(code), None, raw.status);
-                }
-                err
-            })?;
+        let object =
+            tokens::parse_response_object(raw.status, raw.content_type.as_deref(), &raw.body)
+                .map_err(|e| {
+                    let mut err = classify_response_error(&e, Grant::Exchange);
+                    if let Some(code) = e.oauth_error() {
+                        err = Error::new(
+                            if matches!(code, "invalid_client" | "unauthorized_client") {
+                                ErrorCode::AuthFailed
+                            } else {
+                                err.code()
+                            },
+                            format!(
+                                "the device authorization request was refused (`{}`)",
+                                super::sanitize_code(code)
+                            ),
+                        )
+                        .with_oauth(
+                            super::sanitize_code(code),
+                            None,
+                            raw.status,
+                        );
+                    }
+                    err
+                })?;
         let authorization = DeviceAuthorization::from_object(&object)?;
 
         match &options.device_prompt {
@@ -117,7 +131,12 @@ impl OAuthService {
                 authorization.user_code
             ),
         }
-        tracing::info!(provider, expires_in_s = authorization.expires_in.as_secs(), interval_s = authorization.interval.as_secs(), "waiting for the device sign-in");
+        tracing::info!(
+            provider,
+            expires_in_s = authorization.expires_in.as_secs(),
+            interval_s = authorization.interval.as_secs(),
+            "waiting for the device sign-in"
+        );
 
         // Poll (RFC 8628 §3.4–3.5).
         let real = TokioClock;
@@ -163,7 +182,11 @@ impl OAuthService {
             .extra
             .insert(CLIENT_ID_KEY.to_owned(), config.client_id.clone().into());
         self.save(name, tokens.clone()).await?;
-        tracing::info!(provider, store = self.store.name(), "signed in with the device flow; tokens stored");
+        tracing::info!(
+            provider,
+            store = self.store.name(),
+            "signed in with the device flow; tokens stored"
+        );
         Ok(AuthOutcome {
             tokens,
             redirect_uri: String::new(),

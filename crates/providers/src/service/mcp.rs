@@ -8,9 +8,7 @@ use context_harness_callback_server as callback;
 use serde::{Deserialize, Serialize};
 
 use super::{CLIENT_ID_KEY, OAuthService, provider_name};
-use crate::discovery::{
-    self, Discoverer, McpServerInfo, METADATA_CACHE_TTL, UrlPolicy, printable,
-};
+use crate::discovery::{self, Discoverer, METADATA_CACHE_TTL, McpServerInfo, UrlPolicy, printable};
 use crate::error::{Error, ErrorCode, Result};
 use crate::provider::{
     ClientSecret, DEFAULT_PORTS, OAuthConfig, OAuthProvider, RedirectHost, check_endpoint,
@@ -85,8 +83,7 @@ impl McpServerRecord {
             revocation_endpoint: m.revocation_endpoint.clone(),
             device_authorization_endpoint: m.device_authorization_endpoint.clone(),
             registration_endpoint: m.registration_endpoint.clone(),
-            iss_parameter_supported: m.authorization_response_iss_parameter_supported
-                == Some(true),
+            iss_parameter_supported: m.authorization_response_iss_parameter_supported == Some(true),
             scopes: info.default_scopes(),
             dynamic_client,
             discovered_at: crate::tokens::unix_seconds(SystemTime::now()),
@@ -107,6 +104,12 @@ impl McpServerRecord {
         p.audience = None;
         p.scopes = self.scopes.clone();
         p.extra_auth_params = Default::default();
+        if self.scopes.iter().any(|s| s == "offline_access") {
+            // OIDC Core §11: offline access needs `prompt=consent` (the MCP TypeScript SDK does the
+            // same); without it OpenID providers drop `offline_access` and issue no refresh token.
+            p.extra_auth_params
+                .insert("prompt".to_owned(), "consent".to_owned());
+        }
         p.client_id = None;
         p.redirect_host = RedirectHost::Ipv4;
         p.ports = DEFAULT_PORTS.to_vec();
@@ -230,7 +233,10 @@ impl OAuthService {
 
     /// A configured provider with its missing endpoints filled from the issuer's metadata (cached
     /// in `home/cache/discovery` for a day).
-    pub(super) async fn discovered_template(&self, template: &OAuthProvider) -> Result<OAuthProvider> {
+    pub(super) async fn discovered_template(
+        &self,
+        template: &OAuthProvider,
+    ) -> Result<OAuthProvider> {
         let Some(issuer) = template.issuer.clone() else {
             return Ok(template.clone());
         };
@@ -283,7 +289,10 @@ impl OAuthService {
             Some(id) => (provider.to_config(id, None), None),
             None => {
                 let registration = self.registration_for(&info, ports, false).await?;
-                (config_from_registration(&provider, &registration), Some(issuer))
+                (
+                    config_from_registration(&provider, &registration),
+                    Some(issuer),
+                )
             }
         };
         let home_name = name.as_str().to_owned();
@@ -308,15 +317,13 @@ impl OAuthService {
         let issuer = &metadata.issuer;
         let store = RegistrationStore::new(&self.home);
         let redirect_uris = registration_redirect_uris(ports);
-        if !force {
-            if let Some(existing) = store.load(issuer)? {
-                if existing.fits(&redirect_uris, "authorization_code", SystemTime::now())
-                    && registration::still_registered(&self.http, &existing).await
-                {
-                    return Ok(existing);
-                }
-                tracing::info!(issuer = %issuer, "the stored client registration no longer fits; registering again");
+        if !force && let Some(existing) = store.load(issuer)? {
+            if existing.fits(&redirect_uris, "authorization_code", SystemTime::now())
+                && registration::still_registered(&self.http, &existing).await
+            {
+                return Ok(existing);
             }
+            tracing::info!(issuer = %issuer, "the stored client registration no longer fits; registering again");
         }
         let Some(endpoint) = &metadata.registration_endpoint else {
             return Err(Error::new(
@@ -352,14 +359,20 @@ impl OAuthService {
         ports: Option<&[u16]>,
     ) -> Result<OAuthConfig> {
         let (Some(info), Some(issuer)) = (&prepared.info, &prepared.dynamic_issuer) else {
-            return Err(Error::new(ErrorCode::AuthFailed, "cannot re-register this client"));
+            return Err(Error::new(
+                ErrorCode::AuthFailed,
+                "cannot re-register this client",
+            ));
         };
         tracing::info!(issuer = %issuer, "the server refused the registered client (invalid_client); registering again");
         RegistrationStore::new(&self.home).delete(issuer)?;
         let registration = self.registration_for(info, ports, true).await?;
         let name = provider_name(provider)?;
         let record = McpServerRecord::from_info(info, true)?;
-        Ok(config_from_registration(&record.to_provider(name.as_str()), &registration))
+        Ok(config_from_registration(
+            &record.to_provider(name.as_str()),
+            &registration,
+        ))
     }
 
     /// The configuration for refreshing or revoking stored `tokens` of `provider`: for an MCP
@@ -419,12 +432,11 @@ impl OAuthService {
     /// After a refresh refused with `invalid_client`: drop the dynamic registration so the next
     /// sign-in registers again.
     pub(super) fn forget_registration(&self, provider: &str) {
-        if let Ok(Some(record)) = self.mcp_server_record(provider) {
-            if record.dynamic_client {
-                if let Err(e) = RegistrationStore::new(&self.home).delete(&record.issuer) {
-                    tracing::warn!(error = %e, "could not delete the refused client registration");
-                }
-            }
+        if let Ok(Some(record)) = self.mcp_server_record(provider)
+            && record.dynamic_client
+            && let Err(e) = RegistrationStore::new(&self.home).delete(&record.issuer)
+        {
+            tracing::warn!(error = %e, "could not delete the refused client registration");
         }
     }
 }
@@ -457,7 +469,10 @@ fn config_from_registration(provider: &OAuthProvider, r: &ClientRegistration) ->
 
 /// Whether an error is the server refusing the client itself.
 pub(super) fn is_invalid_client(e: &Error) -> bool {
-    matches!(e.oauth_error(), Some("invalid_client" | "unauthorized_client"))
+    matches!(
+        e.oauth_error(),
+        Some("invalid_client" | "unauthorized_client")
+    )
 }
 
 #[cfg(test)]

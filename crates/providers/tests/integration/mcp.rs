@@ -78,7 +78,9 @@ impl McpStub {
                     let mut buf = Vec::new();
                     let mut chunk = [0u8; 4096];
                     let head_end = loop {
-                        let Ok(n) = socket.read(&mut chunk).await else { return };
+                        let Ok(n) = socket.read(&mut chunk).await else {
+                            return;
+                        };
                         if n == 0 {
                             return;
                         }
@@ -92,18 +94,23 @@ impl McpStub {
                         .lines()
                         .find_map(|l| {
                             let (k, v) = l.split_once(':')?;
-                            k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse().ok())?
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse().ok())?
                         })
                         .unwrap_or(0);
                     while buf.len() < head_end + length {
-                        let Ok(n) = socket.read(&mut chunk).await else { return };
+                        let Ok(n) = socket.read(&mut chunk).await else {
+                            return;
+                        };
                         if n == 0 {
                             break;
                         }
                         buf.extend_from_slice(&chunk[..n]);
                     }
                     let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
-                    let authorized = head.lines().any(|l| l.to_ascii_lowercase().starts_with("authorization: bearer "));
+                    let authorized = head
+                        .lines()
+                        .any(|l| l.to_ascii_lowercase().starts_with("authorization: bearer "));
                     paths.lock().unwrap().push(path.clone());
                     let prm = json!({
                         "resource": config.resource.clone().unwrap_or_else(|| format!("{base}/mcp")),
@@ -113,7 +120,9 @@ impl McpStub {
                     })
                     .to_string();
                     let (status, extra, body) = match path.as_str() {
-                        "/mcp" if authorized => ("200 OK", String::new(), "{\"ok\":true}".to_owned()),
+                        "/mcp" if authorized => {
+                            ("200 OK", String::new(), "{\"ok\":true}".to_owned())
+                        }
                         "/mcp" => {
                             let header = if config.header {
                                 let url = config
@@ -126,7 +135,11 @@ impl McpStub {
                             } else {
                                 "WWW-Authenticate: Bearer\r\n".to_owned()
                             };
-                            ("401 Unauthorized", header, "{\"error\":\"unauthorized\"}".to_owned())
+                            (
+                                "401 Unauthorized",
+                                header,
+                                "{\"error\":\"unauthorized\"}".to_owned(),
+                            )
                         }
                         "/custom-prm" | "/.well-known/oauth-protected-resource/mcp" => {
                             ("200 OK", String::new(), prm)
@@ -182,7 +195,10 @@ async fn mcp_url_sign_in_from_nothing_to_a_token_for_the_resource() {
     let stub = McpStub::start(PrmConfig::new(&server.issuer)).await;
     let h = Harness::new(&server.issuer);
     let url = stub.url();
-    assert_eq!(h.service.get_status(&url).unwrap(), AuthStatus::NotAuthenticated);
+    assert_eq!(
+        h.service.get_status(&url).unwrap(),
+        AuthStatus::NotAuthenticated
+    );
 
     let outcome = h.service.authenticate(&url, opts()).await.unwrap();
     let tokens = &outcome.tokens;
@@ -190,7 +206,10 @@ async fn mcp_url_sign_in_from_nothing_to_a_token_for_the_resource() {
     let claims = jwt_payload(tokens.access_token.secret());
     assert_eq!(claims["aud"], url.as_str(), "{claims}");
     assert_eq!(claims["iss"], server.issuer.as_str());
-    assert!(tokens.refresh_token.is_some(), "offline_access is advertised, so it was requested");
+    assert!(
+        tokens.refresh_token.is_some(),
+        "offline_access is advertised, so it was requested"
+    );
 
     // Discovery went through the header's resource_metadata URL first.
     let paths = stub.paths();
@@ -226,7 +245,10 @@ async fn mcp_url_sign_in_from_nothing_to_a_token_for_the_resource() {
     // Stored under the name derived from the URL: `mcp token <url>` and `mcp status` find it.
     let name = ProviderName::from_url(&url).unwrap();
     assert!(h.stored(name.as_str()).is_some());
-    assert_eq!(h.service.get_status(&url).unwrap(), AuthStatus::Authenticated);
+    assert_eq!(
+        h.service.get_status(&url).unwrap(),
+        AuthStatus::Authenticated
+    );
     let fresh = h.another_service();
     let cached = fresh.cached_valid_token(&url).unwrap().unwrap();
     assert_eq!(cached.access_token, tokens.access_token);
@@ -240,7 +262,10 @@ async fn mcp_url_sign_in_from_nothing_to_a_token_for_the_resource() {
     // Refresh keeps the resource (the new token's audience is still the server).
     let refreshed = fresh.refresh_tokens(&url).await.unwrap();
     assert_ne!(refreshed.access_token, tokens.access_token);
-    assert_eq!(jwt_payload(refreshed.access_token.secret())["aud"], url.as_str());
+    assert_eq!(
+        jwt_payload(refreshed.access_token.secret())["aud"],
+        url.as_str()
+    );
 
     // Signing in again reuses the registration.
     h.service.authenticate(&url, opts()).await.unwrap();
@@ -250,11 +275,17 @@ async fn mcp_url_sign_in_from_nothing_to_a_token_for_the_resource() {
     let out = h.service.logout(&url).await.unwrap();
     assert_eq!(out.revocation, Revocation::Revoked);
     assert!(out.deleted);
-    assert_eq!(h.service.get_status(&url).unwrap(), AuthStatus::NotAuthenticated);
+    assert_eq!(
+        h.service.get_status(&url).unwrap(),
+        AuthStatus::NotAuthenticated
+    );
 
     // No token, code or registration secret in the logs.
     let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).to_string();
-    for secret in [tokens.access_token.secret(), refreshed.access_token.secret()] {
+    for secret in [
+        tokens.access_token.secret(),
+        refreshed.access_token.secret(),
+    ] {
         assert!(!logs.contains(secret));
     }
 }
@@ -285,10 +316,16 @@ async fn issuer_with_a_path_uses_path_insertion() {
     let stub = McpStub::start(PrmConfig::new(&server.issuer)).await;
     let h = Harness::new(&server.issuer);
     let outcome = h.service.authenticate(&stub.url(), opts()).await.unwrap();
-    assert_eq!(jwt_payload(outcome.tokens.access_token.secret())["aud"], stub.url().as_str());
+    assert_eq!(
+        jwt_payload(outcome.tokens.access_token.secret())["aud"],
+        stub.url().as_str()
+    );
     // RFC 8414 with the well-known segment inserted before the path answered first.
     let well_known = server.stats().await["well_known"].clone();
-    assert_eq!(well_known, json!({"/.well-known/oauth-authorization-server/tenant1": 1}));
+    assert_eq!(
+        well_known,
+        json!({"/.well-known/oauth-authorization-server/tenant1": 1})
+    );
 
     // Without it, OIDC path insertion (404 here) and then the appended form are tried, in order.
     server.control(json!({"rfc8414_path": false})).await;
@@ -317,7 +354,11 @@ async fn refused_metadata_issuer_mismatch_missing_s256_resource_and_ssrf() {
     server
         .control(json!({"discovery_patch": {"issuer": "http://127.0.0.1:1/evil"}}))
         .await;
-    let err = h.service.authenticate(&stub.url(), opts()).await.unwrap_err();
+    let err = h
+        .service
+        .authenticate(&stub.url(), opts())
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::AuthFailed);
     assert!(err.to_string().contains("names issuer"), "{err}");
 
@@ -325,7 +366,11 @@ async fn refused_metadata_issuer_mismatch_missing_s256_resource_and_ssrf() {
     server
         .control(json!({"discovery_patch": {"code_challenge_methods_supported": null}}))
         .await;
-    let err = h.service.authenticate(&stub.url(), opts()).await.unwrap_err();
+    let err = h
+        .service
+        .authenticate(&stub.url(), opts())
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::AuthFailed);
     assert!(err.to_string().contains("S256"), "{err}");
     assert!(err.to_string().contains(&server.issuer), "{err}");
@@ -334,26 +379,41 @@ async fn refused_metadata_issuer_mismatch_missing_s256_resource_and_ssrf() {
         .await;
     assert!(h.service.discover_mcp_server(&stub.url()).await.is_err());
     server.control(json!({"discovery_patch": null})).await;
-    assert_eq!(server.stats().await["registration_requests"], 0, "nothing registered");
+    assert_eq!(
+        server.stats().await["registration_requests"],
+        0,
+        "nothing registered"
+    );
 
     // A PRM for another resource.
     let mut config = PrmConfig::new(&server.issuer);
     config.resource = Some("https://other.example/mcp".to_owned());
     let other = McpStub::start(config).await;
-    let err = h.service.authenticate(&other.url(), opts()).await.unwrap_err();
+    let err = h
+        .service
+        .authenticate(&other.url(), opts())
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("does not match"), "{err}");
 
     // resource_metadata pointing at the cloud metadata address.
     let mut config = PrmConfig::new(&server.issuer);
     config.header_url = Some("http://169.254.169.254/latest/meta-data".to_owned());
     let ssrf = McpStub::start(config).await;
-    let err = h.service.authenticate(&ssrf.url(), opts()).await.unwrap_err();
+    let err = h
+        .service
+        .authenticate(&ssrf.url(), opts())
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("169.254.169.254"), "{err}");
 
     // An authorization server on a link-local address.
     let ssrf_as = McpStub::start(PrmConfig::new("http://169.254.169.254/")).await;
     assert!(h.service.discover_mcp_server(&ssrf_as.url()).await.is_err());
-    assert!(h.stored(ProviderName::from_url(&stub.url()).unwrap().as_str()).is_none());
+    assert!(
+        h.stored(ProviderName::from_url(&stub.url()).unwrap().as_str())
+            .is_none()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -368,11 +428,19 @@ async fn re_registers_after_the_server_forgets_the_client() {
     let first_client = first.extra["client_id"].as_str().unwrap().to_owned();
 
     // The server deletes the client: refresh answers invalid_client → the registration is dropped.
-    server.post("/test/delete-client", json!({"client_id": first_client})).await;
+    server
+        .post("/test/delete-client", json!({"client_id": first_client}))
+        .await;
     let err = h.service.refresh_tokens(&url).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::TokenRefreshFailed, "{err:?}");
-    assert!(registration_files(&h).is_empty(), "the refused registration is forgotten");
-    assert_eq!(h.service.get_status(&url).unwrap(), AuthStatus::TokenRefreshFailed);
+    assert!(
+        registration_files(&h).is_empty(),
+        "the refused registration is forgotten"
+    );
+    assert_eq!(
+        h.service.get_status(&url).unwrap(),
+        AuthStatus::TokenRefreshFailed
+    );
 
     // Signing in registers exactly once more and works.
     let second = h.service.authenticate(&url, opts()).await.unwrap().tokens;
@@ -381,7 +449,9 @@ async fn re_registers_after_the_server_forgets_the_client() {
     assert_eq!(server.stats().await["registration_requests"], 2);
 
     // Deleted at the server while the registration is still stored: RFC 7592 says it is gone.
-    server.post("/test/delete-client", json!({"client_id": second_client})).await;
+    server
+        .post("/test/delete-client", json!({"client_id": second_client}))
+        .await;
     let third = h.service.authenticate(&url, opts()).await.unwrap().tokens;
     assert_ne!(third.extra["client_id"], second.extra["client_id"]);
     assert_eq!(server.stats().await["registration_requests"], 3);
@@ -401,7 +471,10 @@ async fn device_sign_in(
     service: &OAuthService,
     provider: &str,
     action: Option<&'static str>,
-) -> (context_harness_providers::Result<context_harness_providers::AuthOutcome>, Duration) {
+) -> (
+    context_harness_providers::Result<context_harness_providers::AuthOutcome>,
+    Duration,
+) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let options = opts().flow(SignInFlow::Device).device_prompt(move |a| {
         assert!(a.verification_uri.starts_with("http://127.0.0.1:"));
@@ -456,7 +529,10 @@ async fn device_flow_approve_and_deny() {
     assert_eq!(h.stored("local").unwrap(), outcome.tokens);
     let stats = server.stats().await;
     assert_eq!(stats["device_authorization_requests"], 1);
-    assert!(stats["device_code_requests"].as_u64().unwrap() >= 2, "{stats}");
+    assert!(
+        stats["device_code_requests"].as_u64().unwrap() >= 2,
+        "{stats}"
+    );
 
     let (result, _) = device_sign_in(&server, &h.service, "local", Some("deny")).await;
     assert_eq!(result.unwrap_err().code(), ErrorCode::AuthCancelled);
@@ -475,7 +551,9 @@ async fn device_flow_slow_down_adds_five_seconds() {
     let Some(server) = start(&[]) else {
         return;
     };
-    server.control(json!({"device_interval": 1, "device_slow_down": 1})).await;
+    server
+        .control(json!({"device_interval": 1, "device_slow_down": 1}))
+        .await;
     let h = Harness::new(&server.issuer);
     let (result, elapsed) = device_sign_in(&server, &h.service, "local", Some("approve")).await;
     result.unwrap();
@@ -490,7 +568,9 @@ async fn device_flow_expiry_is_a_timeout() {
     let Some(server) = start(&[]) else {
         return;
     };
-    server.control(json!({"device_interval": 1, "device_code_ttl": 3})).await;
+    server
+        .control(json!({"device_interval": 1, "device_code_ttl": 3}))
+        .await;
     let h = Harness::new(&server.issuer);
     let (result, elapsed) = device_sign_in(&server, &h.service, "local", None).await;
     let err = result.unwrap_err();
@@ -510,8 +590,14 @@ async fn device_flow_for_an_mcp_server_url() {
     let h = Harness::new(&server.issuer);
     let (result, _) = device_sign_in(&server, &h.service, &stub.url(), Some("approve")).await;
     let tokens = result.unwrap().tokens;
-    assert_eq!(jwt_payload(tokens.access_token.secret())["aud"], stub.url().as_str());
-    assert_eq!(h.service.get_status(&stub.url()).unwrap(), AuthStatus::Authenticated);
+    assert_eq!(
+        jwt_payload(tokens.access_token.secret())["aud"],
+        stub.url().as_str()
+    );
+    assert_eq!(
+        h.service.get_status(&stub.url()).unwrap(),
+        AuthStatus::Authenticated
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -528,7 +614,10 @@ async fn device_flow_needs_a_device_endpoint() {
     );
     // github has one; a provider without one is refused up front.
     let toml = std::fs::read_to_string(h.home.path().join("providers.toml")).unwrap();
-    let toml = toml.replace(&format!("device_auth_url = \"{}/device/auth\"\n", server.issuer), "");
+    let toml = toml.replace(
+        &format!("device_auth_url = \"{}/device/auth\"\n", server.issuer),
+        "",
+    );
     std::fs::write(h.home.path().join("providers.toml"), toml).unwrap();
     let service = h.another_service();
     let err = service
@@ -571,12 +660,20 @@ ports = [0]
     // Refresh and logout use the cached endpoints (no new discovery request).
     let refreshed = service.refresh_tokens("disc").await.unwrap();
     let out = service.logout("disc").await.unwrap();
-    assert_eq!(out.revocation, Revocation::Revoked, "revocation_endpoint was discovered");
+    assert_eq!(
+        out.revocation,
+        Revocation::Revoked,
+        "revocation_endpoint was discovered"
+    );
     assert!(!server.is_active(refreshed.access_token.secret()).await);
     assert_eq!(server.stats().await["well_known"], hits);
 
     // The device endpoint came from discovery too.
     server.control(json!({"device_interval": 1})).await;
     let (result, _) = device_sign_in(&server, &service, "disc", Some("approve")).await;
-    assert!(server.is_active(result.unwrap().tokens.access_token.secret()).await);
+    assert!(
+        server
+            .is_active(result.unwrap().tokens.access_token.secret())
+            .await
+    );
 }

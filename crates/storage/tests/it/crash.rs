@@ -1,13 +1,12 @@
 //! Crash safety (SIGKILL during writes) and cross-process concurrency under the provider lock.
 
-use std::io::BufReader;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use context_harness_storage::{FileStore, TokenStore};
 
 use crate::util::{
-    COUNTER_CYCLES, CRASH_PAD, TestResult, child_command, name, number_of, numbered, read_until_exit,
-    wait_for_line,
+    COUNTER_CYCLES, CRASH_PAD, TestResult, child_command, name, number_of, numbered, wait_for,
+    watch_for_line,
 };
 
 /// How many times the writer is killed.
@@ -38,7 +37,11 @@ fn sigkill_during_writes_leaves_old_or_new_tokens() -> TestResult {
     for kill in 0..KILLS {
         let mut child = child_command("crash-writer", dir.path())?.spawn()?;
         let stdout = child.stdout.take().ok_or("no child stdout")?;
-        let ready = wait_for_line(&mut BufReader::new(stdout), "READY");
+        let ready = wait_for(
+            &watch_for_line(stdout, "READY"),
+            "READY",
+            Duration::from_secs(20),
+        );
         if let Err(err) = ready {
             let _ = child.kill();
             let _ = child.wait();
@@ -54,16 +57,24 @@ fn sigkill_during_writes_leaves_old_or_new_tokens() -> TestResult {
             .load(&github)
             .map_err(|e| format!("kill {kill} (seed {seed}): {e}"))?
             .ok_or(format!("kill {kill}: token file vanished"))?;
-        let n = number_of(&tokens, CRASH_PAD).map_err(|e| format!("kill {kill} (seed {seed}): {e}"))?;
+        let n =
+            number_of(&tokens, CRASH_PAD).map_err(|e| format!("kill {kill} (seed {seed}): {e}"))?;
         // The writer finished at least one save before READY, and never goes backwards.
-        assert!(n > last, "kill {kill} (seed {seed}): token went from {last} to {n}");
+        assert!(
+            n > last,
+            "kill {kill} (seed {seed}): token went from {last} to {n}"
+        );
         last = n;
     }
     // One clean save removes the temp files the killed writers left behind.
     store.save(&github, &numbered(last + 1, CRASH_PAD)?)?;
     let leftovers = std::fs::read_dir(dir.path())?.count();
     assert_eq!(leftovers, 1, "stale temporary files were not cleaned up");
-    assert!(start.elapsed() < Duration::from_secs(60), "took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        start.elapsed()
+    );
     Ok(())
 }
 
@@ -77,12 +88,16 @@ fn eight_processes_increment_under_the_lock_without_losing_updates() -> TestResu
 
     let mut children = Vec::new();
     for _ in 0..PROCESSES {
-        children.push(child_command("counter", dir.path())?.spawn()?);
+        let mut child = child_command("counter", dir.path())?.spawn()?;
+        let stdout = child.stdout.take().ok_or("no child stdout")?;
+        children.push((child, watch_for_line(stdout, "DONE")));
     }
     let mut failures = Vec::new();
-    for mut child in children {
-        let stdout = child.stdout.take().ok_or("no child stdout")?;
-        let done = read_until_exit(stdout, "DONE");
+    for (mut child, done) in children {
+        let done = wait_for(&done, "DONE", Duration::from_secs(120));
+        if done.is_err() {
+            let _ = child.kill();
+        }
         let status = child.wait()?;
         if done.is_err() || !status.success() {
             failures.push(format!("{status}: {done:?}"));

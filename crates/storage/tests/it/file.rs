@@ -16,7 +16,10 @@ fn file_store_creates_private_dir_and_file() -> TestResult {
     let home = tempfile::tempdir()?;
     let dir = home.path().join("nested").join("tokens");
     let store = FileStore::new(dir.clone());
-    assert!(!dir.exists(), "constructing a store must not touch the disk");
+    assert!(
+        !dir.exists(),
+        "constructing a store must not touch the disk"
+    );
     store.save(&name("github"), &numbered(1, 0)?)?;
     assert_eq!(mode(&dir)?, 0o700);
     assert_eq!(mode(&home.path().join("nested"))?, 0o700);
@@ -107,7 +110,9 @@ fn corrupt_file_is_reported_and_left_byte_identical() -> TestResult {
             assert!(matches!(&err, Error::Corrupt { path: p, .. } if *p == path));
             let msg = err.to_string();
             assert!(msg.contains(&path.display().to_string()), "{msg}");
-            assert!(!msg.contains("gho_secretValue") && !format!("{err:?}").contains("gho_secretValue"));
+            assert!(
+                !msg.contains("gho_secretValue") && !format!("{err:?}").contains("gho_secretValue")
+            );
             let mut source = std::error::Error::source(&err);
             while let Some(s) = source {
                 assert!(!s.to_string().contains("gho_secretValue"));
@@ -121,8 +126,20 @@ fn corrupt_file_is_reported_and_left_byte_identical() -> TestResult {
 
 #[test]
 fn traversal_and_bad_names_are_refused() -> TestResult {
-    for bad in ["../../etc/passwd", "..", ".", "", "a/b", ".github", "GitHub", "x\\y", "a b"] {
-        let err = ProviderName::new(bad).err().ok_or(format!("{bad:?} accepted"))?;
+    for bad in [
+        "../../etc/passwd",
+        "..",
+        ".",
+        "",
+        "a/b",
+        ".github",
+        "GitHub",
+        "x\\y",
+        "a b",
+    ] {
+        let err = ProviderName::new(bad)
+            .err()
+            .ok_or(format!("{bad:?} accepted"))?;
         assert!(err.is_invalid_name());
         assert!(err.to_string().starts_with("invalid provider name"));
     }
@@ -175,7 +192,10 @@ fn write_private_atomic_replaces_with_a_private_file() -> TestResult {
     assert_eq!(fs::read(&path)?, b"{\"a\":2}");
     assert_eq!(mode(&path)?, 0o600);
     // A stale temp file of a dead writer is cleaned up (pid 0 names no process).
-    let stale = home.path().join("clients").join(".registration.json.tmp.999999999.0");
+    let stale = home
+        .path()
+        .join("clients")
+        .join(".registration.json.tmp.999999999.0");
     fs::write(&stale, b"old secret")?;
     write_private_atomic(&path, b"{\"a\":3}")?;
     assert!(!stale.exists());
@@ -189,7 +209,10 @@ fn memory_store_round_trip() -> TestResult {
     let p = name("github");
     assert!(store.load(&p)?.is_none());
     store.save(&p, &numbered(3, 0)?)?;
-    assert_eq!(store.load(&p)?.ok_or("missing")?.access_token.secret(), "tok-3");
+    assert_eq!(
+        store.load(&p)?.ok_or("missing")?.access_token.secret(),
+        "tok-3"
+    );
     assert!(!format!("{store:?}").contains("tok-3"));
     assert!(store.delete(&p)?);
     assert!(!store.delete(&p)?);
@@ -214,14 +237,23 @@ fn file_mode_records_the_file_backend() -> TestResult {
     let p = name("github");
     store.save(&p, &numbered(1, 0)?)?;
     let dir = home.path().join("tokens");
-    assert_eq!(fs::read_to_string(dir.join("github.backend"))?.trim(), "file");
+    assert_eq!(
+        fs::read_to_string(dir.join("github.backend"))?.trim(),
+        "file"
+    );
     assert_eq!(mode(&dir.join("github.backend"))?, 0o600);
     let auto = AutoStore::new(dir.clone());
     assert_eq!(auto.backend_for(&p)?, Some(Backend::File));
     // The auto store goes straight to the recorded file.
-    assert_eq!(auto.load(&p)?.ok_or("missing")?.access_token.secret(), "tok-1");
+    assert_eq!(
+        auto.load(&p)?.ok_or("missing")?.access_token.secret(),
+        "tok-1"
+    );
     auto.save(&p, &numbered(2, 0)?)?;
-    assert_eq!(store.load(&p)?.ok_or("missing")?.access_token.secret(), "tok-2");
+    assert_eq!(
+        store.load(&p)?.ok_or("missing")?.access_token.secret(),
+        "tok-2"
+    );
     assert!(auto.location(&p).ends_with("github.json"));
     assert!(auto.delete(&p)?);
     assert!(!dir.join("github.backend").exists() && !dir.join("github.json").exists());
@@ -261,7 +293,10 @@ fn unencodable_tokens_are_an_error_not_a_file() -> TestResult {
     let store = FileStore::new(home.path().to_path_buf());
     let mut tokens: OAuthTokens = numbered(1, 0)?;
     tokens.issued_at = f64::NAN;
-    assert!(matches!(store.save(&name("github"), &tokens), Err(Error::Encode { .. })));
+    assert!(matches!(
+        store.save(&name("github"), &tokens),
+        Err(Error::Encode { .. })
+    ));
     assert!(!home.path().join("github.json").exists());
     Ok(())
 }

@@ -13,7 +13,9 @@ use context_harness_storage::{
     ProviderName, StorageMode, TokenStore, open_store,
 };
 
-use crate::util::{SEED_FIXTURE, TestResult, child_command, mode, name, numbered, read_until_exit, timed};
+use crate::util::{
+    SEED_FIXTURE, TestResult, child_command, mode, name, numbered, timed, wait_for, watch_for_line,
+};
 
 fn mock_store() -> Result<Arc<CredentialStore>, keyring_core::Error> {
     let store: Arc<CredentialStore> = mock::Store::new()?;
@@ -23,7 +25,10 @@ fn mock_store() -> Result<Arc<CredentialStore>, keyring_core::Error> {
 /// Makes the next call on `store`'s entry for `provider` fail with `err`.
 fn inject(store: &Arc<CredentialStore>, provider: &str, err: keyring_core::Error) -> TestResult {
     let entry = Entry::new_in_store(store, KEYRING_SERVICE, provider)?;
-    let cred: &mock::Cred = entry.as_any().downcast_ref().ok_or("not a mock credential")?;
+    let cred: &mock::Cred = entry
+        .as_any()
+        .downcast_ref()
+        .ok_or("not a mock credential")?;
     cred.set_error(err);
     Ok(())
 }
@@ -43,7 +48,10 @@ fn mock_round_trip_records_keyring_and_migrates_seed_file() -> TestResult {
     let github = name("github");
     // A seed file with no record is read from the file.
     fs::write(dir.path().join("github.json"), SEED_FIXTURE)?;
-    assert_eq!(auto.load(&github)?.ok_or("seed")?.access_token.secret(), "gho_seedAccess123");
+    assert_eq!(
+        auto.load(&github)?.ok_or("seed")?.access_token.secret(),
+        "gho_seedAccess123"
+    );
     assert_eq!(auto.backend_for(&github)?, None);
 
     // Saving moves it into the keyring and removes the plaintext copy.
@@ -53,13 +61,22 @@ fn mock_round_trip_records_keyring_and_migrates_seed_file() -> TestResult {
     assert!(auto.location(&github).contains("system keyring"));
     let entry = Entry::new_in_store(&store, KEYRING_SERVICE, "github")?;
     assert!(entry.get_password()?.contains("tok-1"));
-    assert_eq!(auto.load(&github)?.ok_or("missing")?.access_token.secret(), "tok-1");
+    assert_eq!(
+        auto.load(&github)?.ok_or("missing")?.access_token.secret(),
+        "tok-1"
+    );
 
     // Overwrite, then delete removes entry and record.
     auto.save(&github, &numbered(2, 0)?)?;
-    assert_eq!(auto.load(&github)?.ok_or("missing")?.access_token.secret(), "tok-2");
+    assert_eq!(
+        auto.load(&github)?.ok_or("missing")?.access_token.secret(),
+        "tok-2"
+    );
     assert!(auto.delete(&github)?);
-    assert!(matches!(entry.get_password(), Err(keyring_core::Error::NoEntry)));
+    assert!(matches!(
+        entry.get_password(),
+        Err(keyring_core::Error::NoEntry)
+    ));
     assert_eq!(auto.backend_for(&github)?, None);
     assert!(auto.load(&github)?.is_none());
     assert!(!auto.delete(&github)?);
@@ -84,12 +101,21 @@ fn locked_keyring_falls_back_to_file_and_reads_never_touch_the_keyring() -> Test
 
     // Arm another error: if load or save consulted the keyring, they would consume it.
     inject(&store, "github", locked())?;
-    assert_eq!(auto.load(&github)?.ok_or("missing")?.access_token.secret(), "tok-1");
+    assert_eq!(
+        auto.load(&github)?.ok_or("missing")?.access_token.secret(),
+        "tok-1"
+    );
     auto.save(&github, &numbered(2, 0)?)?;
-    assert_eq!(auto.load(&github)?.ok_or("missing")?.access_token.secret(), "tok-2");
+    assert_eq!(
+        auto.load(&github)?.ok_or("missing")?.access_token.secret(),
+        "tok-2"
+    );
     let entry = Entry::new_in_store(&store, KEYRING_SERVICE, "github")?;
     assert!(
-        matches!(entry.get_password(), Err(keyring_core::Error::NoStorageAccess(_))),
+        matches!(
+            entry.get_password(),
+            Err(keyring_core::Error::NoStorageAccess(_))
+        ),
         "a file-recorded provider touched the keyring"
     );
     assert!(auto.delete(&github)?);
@@ -116,12 +142,18 @@ fn keyring_that_fails_after_working_falls_back_and_delete_clears_both() -> TestR
     inject(&store, "github", locked())?;
     auto.save(&github, &numbered(2, 0)?)?;
     assert_eq!(auto.backend_for(&github)?, Some(Backend::File));
-    assert_eq!(auto.load(&github)?.ok_or("missing")?.access_token.secret(), "tok-2");
+    assert_eq!(
+        auto.load(&github)?.ok_or("missing")?.access_token.secret(),
+        "tok-2"
+    );
     // Delete clears the old keyring copy too.
     let auto = AutoStore::with_keyring(dir.path().to_path_buf(), keyring);
     assert!(auto.delete(&github)?);
     let entry = Entry::new_in_store(&store, KEYRING_SERVICE, "github")?;
-    assert!(matches!(entry.get_password(), Err(keyring_core::Error::NoEntry)));
+    assert!(matches!(
+        entry.get_password(),
+        Err(keyring_core::Error::NoEntry)
+    ));
     Ok(())
 }
 
@@ -130,7 +162,11 @@ fn keyring_errors_never_carry_the_secret() -> TestResult {
     let store = mock_store()?;
     let keyring = KeyringStore::with_credential_store(store.clone());
     let github = name("github");
-    inject(&store, "github", keyring_core::Error::BadEncoding(b"tok-SECRET".to_vec()))?;
+    inject(
+        &store,
+        "github",
+        keyring_core::Error::BadEncoding(b"tok-SECRET".to_vec()),
+    )?;
     let err = keyring.load(&github).err().ok_or("bad encoding loaded")?;
     assert!(err.is_corrupt());
     let mut text = format!("{err} {err:?}");
@@ -145,7 +181,10 @@ fn keyring_errors_never_carry_the_secret() -> TestResult {
     let err = keyring.load(&github).err().ok_or("bad json loaded")?;
     assert!(matches!(
         err,
-        context_harness_storage::Error::Keyring { kind: KeyringErrorKind::BadData, .. }
+        context_harness_storage::Error::Keyring {
+            kind: KeyringErrorKind::BadData,
+            ..
+        }
     ));
     assert_eq!(keyring.name(), "keyring");
     assert!(keyring.location(&github).contains("\"context-harness\""));
@@ -211,7 +250,10 @@ fn wedged_keyring_times_out_and_falls_back_to_file() -> TestResult {
     let first = numbered(1, 0)?;
     let (saved, took) = timed(|| auto.save(&name("github"), &first));
     saved?;
-    assert!(took >= Duration::from_millis(200) && took < Duration::from_secs(2), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(200) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
     assert_eq!(auto.backend_for(&name("github"))?, Some(Backend::File));
     // The keyring is now known wedged: the next provider does not wait again.
     let second = numbered(2, 0)?;
@@ -220,10 +262,16 @@ fn wedged_keyring_times_out_and_falls_back_to_file() -> TestResult {
     assert!(took < Duration::from_millis(150), "{took:?}");
     assert_eq!(auto.backend_for(&name("google"))?, Some(Backend::File));
     // The bare keyring store reports the timeout instead of hanging.
-    let err = keyring.load(&name("github")).err().ok_or("stuck keyring answered")?;
+    let err = keyring
+        .load(&name("github"))
+        .err()
+        .ok_or("stuck keyring answered")?;
     assert!(matches!(
         err,
-        context_harness_storage::Error::Keyring { kind: KeyringErrorKind::TimedOut, .. }
+        context_harness_storage::Error::Keyring {
+            kind: KeyringErrorKind::TimedOut,
+            ..
+        }
     ));
     assert!(!keyring.may_be_available());
     Ok(())
@@ -238,7 +286,14 @@ fn no_session_bus_picks_the_file_in_well_under_a_second() -> TestResult {
         .env("XDG_RUNTIME_DIR", runtime.path());
     let mut child = cmd.spawn()?;
     let stdout = child.stdout.take().ok_or("no child stdout")?;
-    let done = read_until_exit(stdout, "DONE");
+    let done = wait_for(
+        &watch_for_line(stdout, "DONE"),
+        "DONE",
+        Duration::from_secs(20),
+    );
+    if done.is_err() {
+        let _ = child.kill();
+    }
     let status = child.wait()?;
     done?;
     assert!(status.success(), "{status}");
@@ -269,7 +324,7 @@ pub(crate) fn no_keyring_child(dir: &Path) -> TestResult {
         return Err(format!("unexpected load result after {took:?}").into());
     }
     let mut out = std::io::stdout().lock();
-    std::io::Write::write_all(&mut out, b"DONE\n")?;
+    std::io::Write::write_all(&mut out, b"\nDONE\n")?;
     std::io::Write::flush(&mut out)?;
     Ok(())
 }
@@ -316,11 +371,17 @@ fn real_secret_service_round_trip_overwrite_delete() -> TestResult {
     assert!(keyring.load(&provider)?.is_none());
     let first = numbered(1, 0)?;
     keyring.save(&provider, &first)?;
-    assert_eq!(keyring.load(&provider)?.ok_or("missing")?.to_json()?, first.to_json()?);
+    assert_eq!(
+        keyring.load(&provider)?.ok_or("missing")?.to_json()?,
+        first.to_json()?
+    );
     // Overwrite.
     let big = numbered(2, 64 * 1024)?;
     keyring.save(&provider, &big)?;
-    assert_eq!(keyring.load(&provider)?.ok_or("missing")?.to_json()?, big.to_json()?);
+    assert_eq!(
+        keyring.load(&provider)?.ok_or("missing")?.to_json()?,
+        big.to_json()?
+    );
     // secret-tool sees what we wrote.
     let seen = secret_tool_lookup(provider.as_str())?.ok_or("secret-tool found nothing")?;
     assert_eq!(seen.trim_end(), big.to_json()?);
@@ -333,12 +394,30 @@ fn real_secret_service_round_trip_overwrite_delete() -> TestResult {
     // And the reverse: an entry stored by secret-tool is read by us.
     let other = ProviderName::new(&format!("it-{}-ext", std::process::id()))?;
     let mut child = std::process::Command::new("secret-tool")
-        .args(["store", "--label", "test", "service", KEYRING_SERVICE, "username", other.as_str()])
+        .args([
+            "store",
+            "--label",
+            "test",
+            "service",
+            KEYRING_SERVICE,
+            "username",
+            other.as_str(),
+        ])
         .stdin(std::process::Stdio::piped())
         .spawn()?;
-    std::io::Write::write_all(&mut child.stdin.take().ok_or("stdin")?, SEED_FIXTURE.as_bytes())?;
+    std::io::Write::write_all(
+        &mut child.stdin.take().ok_or("stdin")?,
+        SEED_FIXTURE.as_bytes(),
+    )?;
     assert!(child.wait()?.success());
-    assert_eq!(keyring.load(&other)?.ok_or("missing")?.access_token.secret(), "gho_seedAccess123");
+    assert_eq!(
+        keyring
+            .load(&other)?
+            .ok_or("missing")?
+            .access_token
+            .secret(),
+        "gho_seedAccess123"
+    );
     assert!(keyring.delete(&other)?);
     Ok(())
 }
@@ -356,19 +435,42 @@ fn real_secret_service_auto_and_keyring_modes() -> TestResult {
 
     let auto = open_store(StorageMode::Auto, home.path())?;
     // The seed's file is found, then migrated into the keyring on save.
-    assert_eq!(auto.load(&provider)?.ok_or("seed")?.access_token.secret(), "gho_seedAccess123");
+    assert_eq!(
+        auto.load(&provider)?.ok_or("seed")?.access_token.secret(),
+        "gho_seedAccess123"
+    );
     auto.save(&provider, &numbered(5, 0)?)?;
     assert!(!dir.join(format!("{provider}.json")).exists());
-    assert_eq!(AutoStore::new(dir).backend_for(&provider)?, Some(Backend::Keyring));
+    assert_eq!(
+        AutoStore::new(dir).backend_for(&provider)?,
+        Some(Backend::Keyring)
+    );
     assert!(secret_tool_lookup(provider.as_str())?.is_some_and(|s| s.contains("tok-5")));
     assert!(auto.location(&provider).contains("system keyring"));
-    assert_eq!(auto.load(&provider)?.ok_or("missing")?.access_token.secret(), "tok-5");
+    assert_eq!(
+        auto.load(&provider)?
+            .ok_or("missing")?
+            .access_token
+            .secret(),
+        "tok-5"
+    );
 
     // Forced keyring mode reads the same entry; file mode does not see it.
     let forced = open_store(StorageMode::Keyring, home.path())?;
     assert_eq!(forced.name(), "keyring");
-    assert_eq!(forced.load(&provider)?.ok_or("missing")?.access_token.secret(), "tok-5");
-    assert!(open_store(StorageMode::File, home.path())?.load(&provider)?.is_none());
+    assert_eq!(
+        forced
+            .load(&provider)?
+            .ok_or("missing")?
+            .access_token
+            .secret(),
+        "tok-5"
+    );
+    assert!(
+        open_store(StorageMode::File, home.path())?
+            .load(&provider)?
+            .is_none()
+    );
 
     assert!(auto.delete(&provider)?);
     assert_eq!(secret_tool_lookup(provider.as_str())?, None);

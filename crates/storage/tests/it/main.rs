@@ -1,4 +1,6 @@
 //! Integration tests for the storage crate: one test binary (see `util` for the child-process roles).
+// The tests use Unix permissions, signals and `/proc`; the library itself builds everywhere.
+#![cfg(unix)]
 
 mod crash;
 mod file;

@@ -48,12 +48,20 @@ pub(crate) fn number_of(tokens: &OAuthTokens, pad: usize) -> Result<u64, String>
         .ok_or("access token is not tok-N")?;
     let refresh = tokens.refresh_token.as_ref().map(|t| t.secret().to_owned());
     if refresh.as_deref() != Some(format!("rt-{n}").as_str()) {
-        return Err(format!("torn token set: access tok-{n} with refresh {refresh:?}"));
+        return Err(format!(
+            "torn token set: access tok-{n} with refresh {refresh:?}"
+        ));
     }
     if tokens.extra.get("counter").and_then(|v| v.as_u64()) != Some(n) {
         return Err(format!("torn token set: counter does not match tok-{n}"));
     }
-    if tokens.extra.get("pad").and_then(|v| v.as_str()).map(str::len) != Some(pad) {
+    if tokens
+        .extra
+        .get("pad")
+        .and_then(|v| v.as_str())
+        .map(str::len)
+        != Some(pad)
+    {
         return Err("padding has the wrong length".to_owned());
     }
     Ok(n)
@@ -66,18 +74,24 @@ pub(crate) fn mode(path: &Path) -> std::io::Result<u32> {
 /// A command that re-runs this test binary as the child `role`, working in `dir`.
 pub(crate) fn child_command(role: &str, dir: &Path) -> Result<Command, std::io::Error> {
     let mut cmd = Command::new(std::env::current_exe()?);
-    cmd.args(["--exact", "child_process", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ROLE, role)
-        .env(CHILD_DIR, dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+    cmd.args([
+        "--exact",
+        "child_process",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CHILD_ROLE, role)
+    .env(CHILD_DIR, dir)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit());
     Ok(cmd)
 }
 
 fn say(line: &str) {
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
+    // libtest has printed "test child_process ... " without a newline: start a fresh line.
+    let _ = writeln!(out, "\n{line}");
     let _ = out.flush();
 }
 
@@ -145,33 +159,33 @@ fn counter(dir: &Path) -> TestResult {
     Ok(())
 }
 
-/// Reads a child's stdout until `want`, then to the end (so the child never writes into a closed
-/// pipe), returning whether `want` was seen.
-pub(crate) fn read_until_exit(
-    stdout: impl std::io::Read,
-    want: &str,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let mut reader = std::io::BufReader::new(stdout);
-    let seen = wait_for_line(&mut reader, want);
-    std::io::copy(&mut reader, &mut std::io::sink())?;
-    seen
+/// Watches a child's stdout on a thread, reading it to the end (so the child never writes into a
+/// closed pipe), and signals the returned channel when a line equal to `want` appears.
+pub(crate) fn watch_for_line(
+    stdout: impl std::io::Read + Send + 'static,
+    want: &'static str,
+) -> std::sync::mpsc::Receiver<()> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let reader = std::io::BufReader::new(stdout);
+        for line in std::io::BufRead::lines(reader) {
+            let Ok(line) = line else { break };
+            if line.trim_end() == want {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx
 }
 
-/// Waits for a line equal to `want` on a child's stdout (skipping libtest's own lines).
-pub(crate) fn wait_for_line(
-    reader: &mut impl std::io::BufRead,
+/// Waits (bounded) for the signal from [`watch_for_line`].
+pub(crate) fn wait_for(
+    rx: &std::sync::mpsc::Receiver<()>,
     want: &str,
+    limit: Duration,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if reader.read_line(&mut line)? == 0 {
-            return Err(format!("child exited before saying {want}").into());
-        }
-        if line.trim_end() == want {
-            return Ok(());
-        }
-    }
+    rx.recv_timeout(limit)
+        .map_err(|e| format!("child did not say {want} within {limit:?}: {e}").into())
 }
 
 /// Elapsed-time helper for bound checks.
