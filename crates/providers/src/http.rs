@@ -55,6 +55,11 @@ impl Http {
         self.client.get().is_some()
     }
 
+    /// Builds the client now if it is not built yet (for a blocking thread while the user signs in).
+    pub(crate) fn prewarm(&self) {
+        let _ = self.client();
+    }
+
     fn client(&self) -> Result<&reqwest::Client> {
         if let Some(client) = self.client.get() {
             return Ok(client);

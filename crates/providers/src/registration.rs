@@ -151,10 +151,35 @@ pub(crate) async fn register(
     let raw = http
         .send(request, endpoint, "registration endpoint")
         .await?;
-    let object = context_harness_tokens::parse_response_object(
+    let registration = parse_registration_response(
         raw.status,
         raw.content_type.as_deref(),
         &raw.body,
+        issuer,
+        body,
+    )?;
+    tracing::info!(issuer, client_id = %registration.client_id, "registered a client (RFC 7591)");
+    Ok(registration)
+}
+
+/// Reads an RFC 7591 §3.2 answer: a 2xx JSON object with `client_id` (fields the server left out
+/// are taken from `request`), or an error (`invalid_redirect_uri`, `invalid_client_metadata`, …).
+///
+/// # Errors
+///
+/// [`ErrorCode::AuthFailed`] with the server's error code, if any.
+pub fn parse_registration_response(
+    status: u16,
+    content_type: Option<&str>,
+    raw_body: &[u8],
+    issuer: &str,
+    request: &Value,
+) -> Result<ClientRegistration> {
+    let body = request;
+    let object = context_harness_tokens::parse_response_object(
+        status,
+        content_type,
+        raw_body,
     )
     .map_err(|e| match &e {
         context_harness_tokens::ResponseError::OAuth {
@@ -175,12 +200,12 @@ pub(crate) async fn register(
         )
         .with_hint("the server may not allow dynamic registration; pass --client-id with a pre-registered client"),
     })?;
-    if !(200..300).contains(&raw.status) {
+    if !(200..300).contains(&status) {
         return Err(Error::new(
             ErrorCode::AuthFailed,
-            format!("dynamic client registration answered HTTP {}", raw.status),
+            format!("dynamic client registration answered HTTP {}", status),
         )
-        .with_status(raw.status));
+        .with_status(status));
     }
     let mut value = Value::Object(object);
     if let Some(map) = value.as_object_mut() {
@@ -206,7 +231,6 @@ pub(crate) async fn register(
             "the registration response has no client_id",
         ));
     }
-    tracing::info!(issuer, client_id = %registration.client_id, "registered a client (RFC 7591)");
     Ok(registration)
 }
 
@@ -363,6 +387,65 @@ mod tests {
         assert_eq!(body, want);
         let body = registration_request(&uris(), &[], Some(""));
         assert!(body.get("scope").is_none());
+    }
+
+    #[test]
+    fn registration_response_fixtures() {
+        let request = registration_request(&uris(), &[], None);
+        let issuer = "https://as.example.com";
+        // 201 with only the required field: the rest is taken from the request.
+        let reg = parse_registration_response(
+            201,
+            Some("application/json"),
+            br#"{"client_id":"c1","client_id_issued_at":1700000000}"#,
+            issuer,
+            &request,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(reg.client_id, "c1");
+        assert_eq!(reg.redirect_uris, uris());
+        assert_eq!(reg.token_endpoint_auth_method, "none");
+        assert!(reg.auth_method().is_none(), "public client");
+        // The server made it confidential: its answer is honoured.
+        let reg = parse_registration_response(
+            201,
+            Some("application/json"),
+            br#"{"client_id":"c2","client_secret":"s","client_secret_expires_at":0,
+                 "token_endpoint_auth_method":"client_secret_post","redirect_uris":["http://127.0.0.1:8080/callback"]}"#,
+            issuer,
+            &request,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            reg.auth_method(),
+            Some(crate::TokenAuthMethod::ClientSecretPost)
+        );
+        assert!(
+            !reg.fits(&uris(), "authorization_code", SystemTime::now()),
+            "fewer URIs registered"
+        );
+        for code in ["invalid_redirect_uri", "invalid_client_metadata"] {
+            let body = format!(r#"{{"error":"{code}","error_description":"no"}}"#);
+            let err = parse_registration_response(
+                400,
+                Some("application/json"),
+                body.as_bytes(),
+                issuer,
+                &request,
+            )
+            .err()
+            .unwrap_or_else(|| panic!("accepted {code}"));
+            assert_eq!(err.code(), ErrorCode::AuthFailed);
+            assert_eq!(err.oauth_error(), Some(code));
+            assert!(err.hint().is_some_and(|h| h.contains("--client-id")));
+        }
+        for (status, body) in [
+            (404, &b"<html>no</html>"[..]),
+            (201, &b"{}"[..]),
+            (500, &b""[..]),
+        ] {
+            assert!(parse_registration_response(status, None, body, issuer, &request).is_err());
+        }
     }
 
     #[test]

@@ -676,6 +676,10 @@ impl OAuthService {
                 ),
             }
         }
+        // Build the HTTP client (it loads the system TLS roots: tens of ms) while the user is in the
+        // browser, so the code exchange after the callback does not wait for it.
+        let http = Arc::clone(&self.http);
+        drop(tokio::task::spawn_blocking(move || http.prewarm()));
 
         let wait = server.wait(&state);
         tokio::pin!(wait);
@@ -694,21 +698,11 @@ impl OAuthService {
         };
 
         // RFC 9207: the response must come from the issuer we sent the user to.
-        match (&response.iss, &p.issuer) {
-            (Some(iss), Some(expected)) if !same_issuer(iss, expected) => {
-                return Err(Error::new(
-                    ErrorCode::AuthFailed,
-                    "the authorization response came from a different issuer than expected (possible mix-up attack)",
-                ));
-            }
-            (None, Some(_)) if p.iss_parameter_supported => {
-                return Err(Error::new(
-                    ErrorCode::AuthFailed,
-                    "the authorization response lacks the `iss` parameter the server announces (RFC 9207)",
-                ));
-            }
-            _ => {}
-        }
+        check_callback_issuer(
+            response.iss.as_deref(),
+            p.issuer.as_deref(),
+            p.iss_parameter_supported,
+        )?;
 
         let mut form: Vec<(&str, &str)> = vec![
             ("grant_type", "authorization_code"),
@@ -1379,8 +1373,45 @@ fn authorization_url(
     url
 }
 
+/// The RFC 9207 §2.4 check of the authorization response's `iss` (MCP 2026-07-28 "Authorization
+/// Response Validation"): announced and present → equal; announced and absent → refuse; not
+/// announced and present → equal; neither → proceed. No issuer configured → nothing to compare.
+fn check_callback_issuer(iss: Option<&str>, expected: Option<&str>, announced: bool) -> Result<()> {
+    match (iss, expected) {
+        (Some(iss), Some(expected)) if !same_issuer(iss, expected) => Err(Error::new(
+            ErrorCode::AuthFailed,
+            "the authorization response came from a different issuer than expected (possible mix-up attack)",
+        )),
+        (None, Some(_)) if announced => Err(Error::new(
+            ErrorCode::AuthFailed,
+            "the authorization response lacks the `iss` parameter the server announces (RFC 9207)",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Issuer comparison (RFC 9207 §2.4: simple string comparison, no normalisation at all — not
 /// even of a trailing slash).
 fn same_issuer(a: &str, b: &str) -> bool {
     a == b
+}
+
+#[cfg(test)]
+mod iss_tests {
+    use super::check_callback_issuer as check;
+
+    #[test]
+    fn rfc9207_table() {
+        let as_ = Some("https://as.example.com");
+        assert!(check(Some("https://as.example.com"), as_, true).is_ok());
+        assert!(check(Some("https://evil.example.com"), as_, true).is_err());
+        assert!(check(None, as_, true).is_err());
+        assert!(check(Some("https://as.example.com"), as_, false).is_ok());
+        assert!(check(Some("https://evil.example.com"), as_, false).is_err());
+        assert!(check(None, as_, false).is_ok());
+        // No normalisation: a trailing slash, case or a default port make a different issuer.
+        assert!(check(Some("https://as.example.com/"), as_, true).is_err());
+        assert!(check(Some("https://AS.example.com"), as_, true).is_err());
+        assert!(check(Some("https://as.example.com:443"), as_, true).is_err());
+    }
 }

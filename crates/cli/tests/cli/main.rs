@@ -14,5 +14,6 @@
 mod basic;
 mod browser;
 mod flows;
+mod mcp;
 mod secrets;
 mod util;
