@@ -32,7 +32,8 @@ use crate::util::Context;
 /// Command line of `cargo xtask`.
 #[derive(Debug, Parser)]
 #[command(
-    name = "cargo xtask",
+    name = "xtask",
+    bin_name = "cargo xtask",
     about = "Maintainer automation for context-harness auth"
 )]
 struct Cli {

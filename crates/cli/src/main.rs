@@ -29,7 +29,7 @@ use crate::args::{Cli, Command, McpCommand};
 use crate::context::Context;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_token_fast_path().unwrap_or_else(Cli::parse);
     logging::init(cli.verbose, cli.quiet);
     let ctx = Context::new(&cli);
     match run(&ctx, cli.command) {
