@@ -52,7 +52,7 @@ pub(crate) struct BenchArgs {
     #[arg(long, default_value_t = 9, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) rounds: u32,
     /// Runs of each program per round (the round keeps their median).
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) runs: u32,
     /// Leave out the criterion benches (row 5), which take the longest.
     #[arg(long)]
@@ -177,7 +177,12 @@ pub(crate) fn run(ctx: &Context, args: &BenchArgs) -> Result<()> {
     )?;
     eprintln!("local authorization server at {}", server.issuer);
     let browser = local_server::follow_browser(&ctx.root);
-    let toml = server.providers_toml(PROVIDER, "Bench (local oidc-provider)", 0);
+    let toml = server.providers_toml(
+        PROVIDER,
+        "Bench (local oidc-provider)",
+        // A fixed port first, as with the default 8080 (0 only as the fallback).
+        &[local_server::free_port()?, 0],
+    );
 
     let mut rows = Vec::new();
 
@@ -268,18 +273,21 @@ pub(crate) fn run(ctx: &Context, args: &BenchArgs) -> Result<()> {
     eprintln!("==> row 3: {CONCURRENT} concurrent mcp token on an expired token");
     let mut refresh_row = Row::new(
         "3",
-        format!("{CONCURRENT} concurrent `mcp token` on an expired token: wall time; refreshes the server saw"),
+        format!(
+            "{CONCURRENT} concurrent `mcp token` on an expired token: wall time; refreshes the server saw"
+        ),
         "1 refresh",
     );
-    match concurrent_refresh(&bins.cli, &main_home, &server, if args.quick { 2 } else { 5 }) {
+    match concurrent_refresh(
+        &bins.cli,
+        &main_home,
+        &server,
+        if args.quick { 2 } else { 5 },
+    ) {
         Ok((wall, refreshes)) => {
             let counts: Vec<String> = refreshes.iter().map(u64::to_string).collect();
             refresh_row.set(
-                format!(
-                    "{}; refreshes per round: {}",
-                    wall.ms(),
-                    counts.join(", ")
-                ),
+                format!("{}; refreshes per round: {}", wall.ms(), counts.join(", ")),
                 Some(refreshes.iter().all(|&n| n == 1)),
             );
         }
@@ -573,7 +581,11 @@ fn time_once(cmd: &mut Command) -> Result<f64> {
         .status()
         .with_context(|| format!("cannot run {}", util::render(cmd)))?;
     let elapsed = start.elapsed();
-    ensure!(status.success(), "`{}` failed ({status})", util::render(cmd));
+    ensure!(
+        status.success(),
+        "`{}` failed ({status})",
+        util::render(cmd)
+    );
     Ok(elapsed.as_secs_f64() * 1000.0)
 }
 
@@ -594,7 +606,11 @@ fn peak_rss_kb(cmd: &Command) -> Result<f64> {
             .stderr(Stdio::null());
         copy_env(cmd, &mut timed);
         let status = timed.status().context("cannot run /usr/bin/time")?;
-        ensure!(status.success(), "`{}` failed ({status})", util::render(&timed));
+        ensure!(
+            status.success(),
+            "`{}` failed ({status})",
+            util::render(&timed)
+        );
         let text = util::read(&out)?;
         let kb: f64 = text
             .lines()
@@ -643,7 +659,10 @@ fn keyring_row_outside(
         cmd.env("CARGO_TARGET_DIR", target);
     }
     let status = keyring::run_with_secret_service(&mut cmd, &[])?;
-    ensure!(status.success(), "the keyring measurement failed ({status})");
+    ensure!(
+        status.success(),
+        "the keyring measurement failed ({status})"
+    );
     let text = util::read(&dir.join("result"))?;
     let field = |name: &str| -> Result<Vec<f64>> {
         let line = text
@@ -654,7 +673,12 @@ fn keyring_row_outside(
             .map(|v| v.parse().context("bad number in the keyring result"))
             .collect()
     };
-    let (ratio, cli, floor, rss) = (field("ratio")?, field("cli")?, field("floor")?, field("rss")?);
+    let (ratio, cli, floor, rss) = (
+        field("ratio")?,
+        field("cli")?,
+        field("floor")?,
+        field("rss")?,
+    );
     Ok(Comparison {
         ratio: Summary::of(&ratio),
         cli: Summary::of(&cli),
@@ -796,7 +820,11 @@ fn gh_vs_floor(bins: &Bins, floor_home: &Path, tmp: &Path, args: &BenchArgs) -> 
 fn criterion_rows(ctx: &Context) -> Vec<Row> {
     let home = demo::target_dir(ctx).join("criterion");
     let mut pkce = Row::new("5a", "PKCE pair generation (criterion)", "≤ 1 µs");
-    let mut bind = Row::new("5b", "callback listener bind → ready (criterion)", "reference");
+    let mut bind = Row::new(
+        "5b",
+        "callback listener bind → ready (criterion)",
+        "reference",
+    );
     let mut trip = Row::new(
         "5c",
         "callback round trip: connect → page → `wait` returns (criterion)",
@@ -818,7 +846,10 @@ fn criterion_rows(ctx: &Context) -> Vec<Row> {
     }
     match run_bench("context-harness-callback-server", "callback") {
         Ok(()) => {
-            for (row, dir) in [(&mut bind, "bind_ready"), (&mut trip, "callback_round_trip")] {
+            for (row, dir) in [
+                (&mut bind, "bind_ready"),
+                (&mut trip, "callback_round_trip"),
+            ] {
                 match criterion_estimate(&home, dir) {
                     Ok(ns) => row.set(ns.ns(), None),
                     Err(e) => row.failed(&e),

@@ -94,7 +94,7 @@ fn run_flow(ctx: &Context, cli: &Path, headless: bool, steps: &mut Steps) -> Res
         if headless {
             println!("no browser here: the server approves sign-ins on its own (AS_AUTO_APPROVE=1)");
         }
-        let toml = started.providers_toml(PROVIDER, "Demo (local oidc-provider)", 0);
+        let toml = started.providers_toml(PROVIDER, "Demo (local oidc-provider)", &[0]);
         util::write(&home.join("providers.toml"), &toml)?;
         println!(
             "\ntemporary home {} with providers.toml:\n\n{toml}",
@@ -182,7 +182,9 @@ mod tests {
                 !util::is_ci(),
                 "CI=true and node or the authorization server's node_modules is missing"
             );
-            eprintln!("note: skipping the demo test: node or node_modules missing (`cargo xtask test` installs them)");
+            eprintln!(
+                "note: skipping the demo test: node or node_modules missing (`cargo xtask test` installs them)"
+            );
             return;
         }
         let result = run(&ctx, &DemoArgs { headless: true });

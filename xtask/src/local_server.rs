@@ -115,10 +115,12 @@ impl AuthServer {
         Ok(body.to_owned())
     }
 
-    /// A `[providers.NAME]` entry for this server (public client, refresh tokens, loopback port `port`;
-    /// 0 = any free port).
-    pub(crate) fn providers_toml(&self, name: &str, display_name: &str, port: u16) -> String {
+    /// A `[providers.NAME]` entry for this server (public client, refresh tokens, the loopback `ports`
+    /// tried in order; 0 = any free port).
+    pub(crate) fn providers_toml(&self, name: &str, display_name: &str, ports: &[u16]) -> String {
         let issuer = &self.issuer;
+        let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+        let ports = ports.join(", ");
         format!(
             r#"# Written by `cargo xtask`: the bundled local authorization server (test-only, loopback).
 [providers.{name}]
@@ -133,7 +135,7 @@ scopes = ["openid", "offline_access"]
 # oidc-provider issues a refresh token for offline_access only with prompt=consent.
 extra_auth_params = {{ prompt = "consent" }}
 redirect_host = "127.0.0.1"
-ports = [{port}]
+ports = [{ports}]
 "#
         )
     }
@@ -157,6 +159,14 @@ pub(crate) fn follow_browser(root: &Path) -> String {
 /// Where a provider's tokens live in the file store of `home`.
 pub(crate) fn token_file(home: &Path, provider: &str) -> PathBuf {
     home.join("tokens").join(format!("{provider}.json"))
+}
+
+/// A loopback port that is free right now (bound and released at once). Like the CLI's default 8080, a
+/// fixed port spares the kernel's search for a free ephemeral port at every bind.
+pub(crate) fn free_port() -> Result<u16> {
+    let listener =
+        std::net::TcpListener::bind(("127.0.0.1", 0)).context("cannot bind 127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
 }
 
 /// The span of the value of `"key":` in flat JSON text (after the colon and any spaces).

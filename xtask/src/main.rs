@@ -4,6 +4,8 @@
 //!   (inside a private gnome-keyring session), docs and the offline cargo-deny check. `.ci/run` calls it.
 //! - `cargo xtask dist` — stripped release build of `context-harness`, as a `.tar.gz` plus `SHA256SUMS`.
 //! - `cargo xtask release <version> [--dry-run]` — bump, changelog, check, package, commit and tag.
+//! - `cargo xtask demo [--headless]` — the README's "see it work": sign in to the bundled local server.
+//! - `cargo xtask bench [--quick]` — the performance budget as a markdown table (`target/bench/report.md`).
 //! - `cargo xtask with-secret-service -- <command>` — run any command with the private Secret Service.
 //!
 //! Adding a task (`demo`, `bench`): write `src/<task>.rs` with a `clap::Args` struct and a
@@ -12,10 +14,13 @@
 //! `install::ensure_node_modules` for the bundled authorization server), `keyring`.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod bench;
 mod check;
+mod demo;
 mod dist;
 mod install;
 mod keyring;
+mod local_server;
 mod release;
 #[cfg(test)]
 mod tidy;
@@ -64,7 +69,10 @@ enum Task {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<OsString>,
     },
-    // `Demo(demo::DemoArgs)` and `Bench(bench::BenchArgs)` go here.
+    /// Sign in to the bundled local authorization server in the browser, then status, token, logout.
+    Demo(demo::DemoArgs),
+    /// Measure the performance budget; prints a markdown table and writes target/bench/report.md.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -81,6 +89,8 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }),
         Task::Release(args) => release::run(&ctx, args).map(|()| ExitCode::SUCCESS),
+        Task::Demo(args) => demo::run(&ctx, args).map(|()| ExitCode::SUCCESS),
+        Task::Bench(args) => bench::run(&ctx, args).map(|()| ExitCode::SUCCESS),
         Task::WithSecretService { command } => with_secret_service(command),
         Task::InsideSecretService { command } => keyring::inside_session(command).map(exit_code),
     };

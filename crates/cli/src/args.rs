@@ -195,12 +195,20 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    /// Arguments, `CONTEXT_HARNESS_HOME`, `CONTEXT_HARNESS_STORAGE`, whether the fast path applies.
+    type Case = (
+        &'static [&'static str],
+        Option<&'static str>,
+        Option<&'static str>,
+        bool,
+    );
+
     /// The fast path gives exactly what clap gives (the environment is passed as the equivalent
     /// flags to clap, so the test does not depend on or change the process environment).
     #[test]
     fn token_fast_path_matches_clap() {
         let os = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
-        let cases: &[(&[&str], Option<&str>, Option<&str>, bool)] = &[
+        let cases: &[Case] = &[
             (&["mcp", "token", "github"], None, None, true),
             (&["mcp", "token", "github", "--json"], None, None, true),
             (
