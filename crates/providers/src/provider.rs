@@ -8,35 +8,20 @@ use url::Url;
 
 use crate::error::{Error, ErrorCode, Result};
 
-/// The loopback ports tried in order for the redirect listener when a provider names none.
-pub const DEFAULT_PORTS: [u16; 3] = [8080, 3000, 57548];
+/// The loopback ports tried in order for the redirect listener when a provider names none
+/// (re-exported from the callback server, which owns the listener).
+pub use context_harness_callback_server::DEFAULT_PORTS;
 
-/// The host written into the loopback `redirect_uri`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum RedirectHost {
-    /// `http://localhost:{port}/callback` (the seed's default; what most app registrations hold).
-    #[default]
-    Localhost,
-    /// `http://127.0.0.1:{port}/callback` (RFC 8252 §7.3's recommendation).
-    Ipv4,
-}
+/// The host written into the loopback `redirect_uri` (re-exported from the callback server). A
+/// `providers.toml` may choose `"localhost"` (the default) or `"127.0.0.1"`.
+pub use context_harness_callback_server::RedirectHost;
 
-impl RedirectHost {
-    /// `"localhost"` or `"127.0.0.1"`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Localhost => "localhost",
-            Self::Ipv4 => "127.0.0.1",
-        }
-    }
-
-    pub(crate) fn parse(value: &str) -> Option<Self> {
-        match value {
-            "localhost" => Some(Self::Localhost),
-            "127.0.0.1" => Some(Self::Ipv4),
-            _ => None,
-        }
+/// Parses the `redirect_host` value of `providers.toml`: `"localhost"` or `"127.0.0.1"`.
+pub(crate) fn parse_redirect_host(value: &str) -> Option<RedirectHost> {
+    match value {
+        "localhost" => Some(RedirectHost::Localhost),
+        "127.0.0.1" => Some(RedirectHost::Ipv4),
+        _ => None,
     }
 }
 

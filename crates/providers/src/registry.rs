@@ -8,9 +8,7 @@ use toml::Spanned;
 
 use crate::env::Environment;
 use crate::error::{Error, ErrorCode, Result};
-use crate::provider::{
-    ClientSecret, OAuthConfig, OAuthProvider, RedirectHost, RevocationStyle, TokenAuthMethod,
-};
+use crate::provider::{ClientSecret, OAuthConfig, OAuthProvider, RevocationStyle, TokenAuthMethod};
 
 /// The configuration file name inside the context-harness home.
 pub const PROVIDERS_FILE: &str = "providers.toml";
@@ -436,12 +434,13 @@ impl RawProvider {
             provider.client_id = self.client_id.filter(|c| !c.trim().is_empty());
         }
         if let Some(host) = self.redirect_host {
-            provider.redirect_host = RedirectHost::parse(&host).ok_or_else(|| {
-                format!(
-                    "{}: `{host}` is not \"localhost\" or \"127.0.0.1\"",
-                    field("redirect_host")
-                )
-            })?;
+            provider.redirect_host =
+                crate::provider::parse_redirect_host(&host).ok_or_else(|| {
+                    format!(
+                        "{}: `{host}` is not \"localhost\" or \"127.0.0.1\"",
+                        field("redirect_host")
+                    )
+                })?;
         }
         if let Some(ports) = self.ports {
             if ports.is_empty() {
@@ -527,7 +526,7 @@ pkce = true
         let acme = registry.get("acme").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(acme.display_name, "Acme");
         assert_eq!(acme.ports, vec![9000]);
-        assert_eq!(acme.redirect_host, RedirectHost::Ipv4);
+        assert_eq!(acme.redirect_host, crate::RedirectHost::Ipv4);
         assert_eq!(
             acme.extra_auth_params.get("prompt").map(String::as_str),
             Some("consent")

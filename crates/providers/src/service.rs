@@ -21,9 +21,7 @@ use crate::browser::{BrowserOpener, SystemBrowser};
 use crate::env::Environment;
 use crate::error::{Error, ErrorCode, Result};
 use crate::http::{Http, HttpSettings};
-use crate::provider::{
-    OAuthConfig, RedirectHost, RevocationStyle, TokenAuthMethod, check_endpoint,
-};
+use crate::provider::{OAuthConfig, RevocationStyle, TokenAuthMethod, check_endpoint};
 use crate::registry::ProviderRegistry;
 
 mod device_flow;
@@ -636,10 +634,7 @@ impl OAuthService {
         // Bind first, so the redirect URI (and its port) is known before the browser opens.
         let mut cb = callback::CallbackConfig::default();
         cb.ports = options.ports.clone().unwrap_or_else(|| p.ports.clone());
-        cb.host = match p.redirect_host {
-            RedirectHost::Ipv4 => callback::RedirectHost::Ipv4,
-            _ => callback::RedirectHost::Localhost,
-        };
+        cb.host = p.redirect_host;
         cb.timeout = options.timeout;
         let server = callback::CallbackServer::bind(cb)
             .await
@@ -715,20 +710,10 @@ impl OAuthService {
         if let Some(resource) = &p.resource {
             form.push(("resource", resource));
         }
-        let mut tokens = self
+        let tokens = self
             .token_request(config, &token_url, form, Grant::Exchange)
             .await?;
-        tokens.refresh_failed_at = None;
-        tokens
-            .extra
-            .insert(CLIENT_ID_KEY.to_owned(), config.client_id.clone().into());
-
-        self.save(name, tokens.clone()).await?;
-        tracing::info!(
-            provider,
-            store = self.store.name(),
-            "signed in; tokens stored"
-        );
+        let tokens = self.store_sign_in(name, config, tokens).await?;
         Ok(AuthOutcome {
             tokens,
             redirect_uri,
@@ -1075,6 +1060,27 @@ impl OAuthService {
         let store = Arc::clone(&self.store);
         let name = name.clone();
         blocking(move || store.load(&name).map_err(storage_error)).await
+    }
+
+    /// Stores the tokens of a fresh sign-in (browser or device flow): clears any refresh-failure
+    /// mark and records which client the grant belongs to, so refresh uses the same client.
+    async fn store_sign_in(
+        &self,
+        name: &ProviderName,
+        config: &OAuthConfig,
+        mut tokens: OAuthTokens,
+    ) -> Result<OAuthTokens> {
+        tokens.refresh_failed_at = None;
+        tokens
+            .extra
+            .insert(CLIENT_ID_KEY.to_owned(), config.client_id.clone().into());
+        self.save(name, tokens.clone()).await?;
+        tracing::info!(
+            provider = name.as_str(),
+            store = self.store.name(),
+            "signed in; tokens stored"
+        );
+        Ok(tokens)
     }
 
     async fn save(&self, name: &ProviderName, tokens: OAuthTokens) -> Result<()> {

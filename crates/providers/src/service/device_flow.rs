@@ -6,8 +6,7 @@ use context_harness_storage::ProviderName;
 use context_harness_tokens as tokens;
 
 use super::{
-    AuthOutcome, AuthenticateOptions, CLIENT_ID_KEY, Grant, OAuthService, classify_response_error,
-    client_auth,
+    AuthOutcome, AuthenticateOptions, Grant, OAuthService, classify_response_error, client_auth,
 };
 use crate::device::{self, DeviceAuthorization, PollOutcome, TokioClock};
 use crate::error::{Error, ErrorCode, Result};
@@ -176,17 +175,8 @@ impl OAuthService {
                 }
             }
         };
-        let mut tokens = device::poll_until_done(clock, &authorization, poll).await?;
-        tokens.refresh_failed_at = None;
-        tokens
-            .extra
-            .insert(CLIENT_ID_KEY.to_owned(), config.client_id.clone().into());
-        self.save(name, tokens.clone()).await?;
-        tracing::info!(
-            provider,
-            store = self.store.name(),
-            "signed in with the device flow; tokens stored"
-        );
+        let tokens = device::poll_until_done(clock, &authorization, poll).await?;
+        let tokens = self.store_sign_in(name, config, tokens).await?;
         Ok(AuthOutcome {
             tokens,
             redirect_uri: String::new(),

@@ -451,7 +451,7 @@ fn registration_redirect_uris(ports: Option<&[u16]>) -> Vec<String> {
         }
     }
     let mut cb = callback::CallbackConfig::default();
-    cb.host = callback::RedirectHost::Ipv4;
+    cb.host = RedirectHost::Ipv4;
     cb.ports = all;
     cb.redirect_uris()
 }
