@@ -334,6 +334,8 @@ struct RawProvider {
     issuer: Option<String>,
     iss_parameter_supported: Option<bool>,
     resource: Option<String>,
+    /// Also accepted under its RFC 7591 / RFC 8414 name.
+    #[serde(alias = "token_endpoint_auth_method")]
     token_auth_method: Option<String>,
 }
 
@@ -533,6 +535,18 @@ pkce = true
         );
         assert_eq!(acme.issuer.as_deref(), Some("https://sso.acme.example"));
         assert_eq!(acme.client_id.as_deref(), Some("cid"));
+    }
+
+    #[test]
+    fn token_auth_method_accepts_its_rfc_name() {
+        let registry = parse(
+            "[providers.acme]\nauth_url = \"https://a.example/authorize\"\n\
+             token_url = \"https://a.example/token\"\n\
+             token_endpoint_auth_method = \"client_secret_post\"\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let acme = registry.get("acme").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(acme.token_auth_method, TokenAuthMethod::ClientSecretPost);
     }
 
     #[test]
