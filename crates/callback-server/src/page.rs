@@ -201,7 +201,10 @@ mod tests {
         assert_eq!(response.headers()[header::REFERRER_POLICY], "no-referrer");
         let body = response.into_body();
         let bytes = futures_body(body);
-        String::from_utf8(bytes).unwrap()
+        let Ok(text) = String::from_utf8(bytes) else {
+            panic!("the page body is not utf-8");
+        };
+        text
     }
 
     /// `Full` is ready at once, so one poll with a no-op waker collects it.

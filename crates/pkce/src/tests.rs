@@ -13,9 +13,9 @@ const RFC_OCTETS: [u8; 32] = [
 ];
 
 #[test]
-fn rfc7636_appendix_b_vector() {
+fn rfc7636_appendix_b_vector() -> Result<(), Box<dyn std::error::Error>> {
     assert_eq!(Base64UrlUnpadded::encode_string(&RFC_OCTETS), RFC_VERIFIER);
-    let verifier = CodeVerifier::parse(RFC_VERIFIER).unwrap();
+    let verifier = CodeVerifier::parse(RFC_VERIFIER)?;
     assert_eq!(verifier.secret(), RFC_VERIFIER);
     let challenge = verifier.challenge();
     assert_eq!(challenge.as_str(), RFC_CHALLENGE);
@@ -23,18 +23,20 @@ fn rfc7636_appendix_b_vector() {
     let pair = PkceChallenge::from_verifier(verifier);
     assert_eq!(pair.challenge().as_str(), RFC_CHALLENGE);
     assert_eq!(pair.into_verifier().secret(), RFC_VERIFIER);
+    Ok(())
 }
 
 #[test]
-fn ten_thousand_generated_verifiers_are_valid_and_distinct() {
+fn ten_thousand_generated_verifiers_are_valid_and_distinct()
+-> Result<(), Box<dyn std::error::Error>> {
     let mut seen = HashSet::new();
     for _ in 0..10_000 {
-        let pair = PkceChallenge::generate().unwrap();
+        let pair = PkceChallenge::generate()?;
         let verifier = pair.verifier().secret();
         assert_eq!(verifier.len(), 43);
         assert!(verifier.bytes().all(is_unreserved), "{verifier}");
         // Re-parsing accepts every generated verifier.
-        let reparsed = CodeVerifier::parse(verifier).unwrap();
+        let reparsed = CodeVerifier::parse(verifier)?;
         assert_eq!(reparsed.challenge(), *pair.challenge());
         let challenge = pair.challenge().as_str();
         assert_eq!(challenge.len(), 43);
@@ -42,6 +44,7 @@ fn ten_thousand_generated_verifiers_are_valid_and_distinct() {
         assert!(seen.insert(verifier.to_owned()), "duplicate verifier");
     }
     assert_eq!(seen.len(), 10_000);
+    Ok(())
 }
 
 #[test]
@@ -95,19 +98,20 @@ fn bad_characters_are_rejected() {
 }
 
 #[test]
-fn every_unreserved_character_is_accepted() {
+fn every_unreserved_character_is_accepted() -> Result<(), Box<dyn std::error::Error>> {
     let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~";
-    let verifier = CodeVerifier::parse(alphabet).unwrap();
+    let verifier = CodeVerifier::parse(alphabet)?;
     assert_eq!(verifier.secret(), alphabet);
+    Ok(())
 }
 
 #[test]
-fn debug_never_shows_secrets() {
-    let verifier = CodeVerifier::parse(RFC_VERIFIER).unwrap();
+fn debug_never_shows_secrets() -> Result<(), Box<dyn std::error::Error>> {
+    let verifier = CodeVerifier::parse(RFC_VERIFIER)?;
     assert_eq!(format!("{verifier:?}"), "CodeVerifier([redacted])");
     assert_eq!(format!("{verifier:#?}"), "CodeVerifier([redacted])");
 
-    let pair = PkceChallenge::generate().unwrap();
+    let pair = PkceChallenge::generate()?;
     let debug = format!("{pair:?} {pair:#?}");
     assert!(!debug.contains(pair.verifier().secret()));
     assert!(
@@ -115,10 +119,11 @@ fn debug_never_shows_secrets() {
         "the challenge is public"
     );
 
-    let state = State::generate().unwrap();
+    let state = State::generate()?;
     let debug = format!("{state:?}");
     assert_eq!(debug, "State([redacted])");
     assert!(!debug.contains(state.as_str()));
+    Ok(())
 }
 
 #[test]
@@ -144,10 +149,10 @@ fn error_messages_are_lowercase_without_trailing_period() {
 }
 
 #[test]
-fn state_is_random_url_safe_and_long_enough() {
+fn state_is_random_url_safe_and_long_enough() -> Result<(), Box<dyn std::error::Error>> {
     let mut seen = HashSet::new();
     for _ in 0..1_000 {
-        let state = State::generate().unwrap();
+        let state = State::generate()?;
         let value = state.as_str();
         // 43 base64url characters carry 256 bits; at least 128 are required.
         assert!(value.len() * 6 >= 128);
@@ -159,11 +164,12 @@ fn state_is_random_url_safe_and_long_enough() {
         );
         assert!(seen.insert(value.to_owned()));
     }
+    Ok(())
 }
 
 #[test]
-fn state_matches_only_itself() {
-    let state = State::generate().unwrap();
+fn state_matches_only_itself() -> Result<(), Box<dyn std::error::Error>> {
+    let state = State::generate()?;
     let value = state.as_str().to_owned();
     assert!(state.matches(&value));
     let cloned = state.clone();
@@ -173,8 +179,9 @@ fn state_matches_only_itself() {
     assert!(!state.matches(&format!("{value}x")));
     let mut flipped = value.into_bytes();
     flipped[42] = if flipped[42] == b'A' { b'B' } else { b'A' };
-    assert!(!state.matches(std::str::from_utf8(&flipped).unwrap()));
-    assert!(!state.matches(State::generate().unwrap().as_str()));
+    assert!(!state.matches(std::str::from_utf8(&flipped)?));
+    assert!(!state.matches(State::generate()?.as_str()));
+    Ok(())
 }
 
 #[test]

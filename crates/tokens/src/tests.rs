@@ -44,7 +44,7 @@ const BASE: Expect = Expect {
 };
 
 #[test]
-fn parses_successful_responses() {
+fn parses_successful_responses() -> Result<(), Box<dyn std::error::Error>> {
     let cases: Vec<Case<'_, Expect>> = vec![
         (
             "rfc 6749 json",
@@ -244,9 +244,10 @@ fn parses_successful_responses() {
         assert_eq!(tokens.refresh_failed_at, None, "{name}");
         assert!(!format!("{tokens:?}").contains("SECRET"), "{name}");
         // Everything parsed also survives the stored format.
-        let reloaded = OAuthTokens::from_json(&tokens.to_json().unwrap()).unwrap();
+        let reloaded = OAuthTokens::from_json(&tokens.to_json()?)?;
         assert_eq!(reloaded, tokens, "{name}");
     }
+    Ok(())
 }
 
 fn oauth(error: &str, description: Option<&str>, uri: Option<&str>, status: u16) -> ResponseError {
@@ -422,20 +423,21 @@ fn response_error_display_and_accessors() {
 }
 
 #[test]
-fn parse_response_object_for_other_endpoints() {
+fn parse_response_object_for_other_endpoints() -> Result<(), Box<dyn std::error::Error>> {
     let device = parse_response_object(
         200,
         JSON,
         br#"{"device_code":"dc","user_code":"WDJB-MJHT","verification_uri":"https://github.com/login/device","expires_in":"900","interval":5}"#,
     )
-    .unwrap();
+    ?;
     assert_eq!(device["user_code"], "WDJB-MJHT");
     assert_eq!(device["expires_in"], "900");
-    let form = parse_response_object(200, None, b"a=1&b=x%20y&a=2").unwrap();
+    let form = parse_response_object(200, None, b"a=1&b=x%20y&a=2")?;
     assert_eq!(form["a"], "1", "first occurrence wins");
     assert_eq!(form["b"], "x y");
     let slow_down = parse_response_object(200, FORM, b"error=slow_down&interval=10").unwrap_err();
     assert_eq!(slow_down.oauth_error(), Some("slow_down"));
+    Ok(())
 }
 
 #[test]
@@ -664,7 +666,8 @@ fn stored() -> OAuthTokens {
 }
 
 #[test]
-fn merge_refresh_keeps_the_old_refresh_token_when_none_is_sent() {
+fn merge_refresh_keeps_the_old_refresh_token_when_none_is_sent()
+-> Result<(), Box<dyn std::error::Error>> {
     let old = stored();
     let fresh = parse_token_response(
         200,
@@ -672,7 +675,7 @@ fn merge_refresh_keeps_the_old_refresh_token_when_none_is_sent() {
         br#"{"access_token":"SECRET-new-at","token_type":"bearer","expires_in":28800,"replaced":"new"}"#,
         at(T0 + 4000),
     )
-    .unwrap();
+    ?;
     let merged = old.merge_refresh(fresh);
     assert_eq!(merged.access_token.secret(), "SECRET-new-at");
     assert_eq!(merged.token_type, "bearer");
@@ -697,10 +700,11 @@ fn merge_refresh_keeps_the_old_refresh_token_when_none_is_sent() {
         merged.status_at(at(T0 + 4000), DEFAULT_EXPIRY_BUFFER),
         AuthStatus::Authenticated
     );
+    Ok(())
 }
 
 #[test]
-fn merge_refresh_replaces_a_rotated_refresh_token() {
+fn merge_refresh_replaces_a_rotated_refresh_token() -> Result<(), Box<dyn std::error::Error>> {
     let old = stored();
     let fresh = parse_token_response(
         200,
@@ -708,7 +712,7 @@ fn merge_refresh_replaces_a_rotated_refresh_token() {
         b"access_token=SECRET-new-at&refresh_token=SECRET-new-rt&refresh_token_expires_in=15897600&scope=repo&token_type=bearer",
         at(T0 + 4000),
     )
-    .unwrap();
+    ?;
     let merged = old.merge_refresh(fresh);
     assert_eq!(
         merged.refresh_token.as_ref().map(RefreshToken::secret),
@@ -716,6 +720,7 @@ fn merge_refresh_replaces_a_rotated_refresh_token() {
     );
     assert_eq!(merged.refresh_token_expires_in, Some(15_897_600));
     assert_eq!(merged.scope.as_deref(), Some("repo"));
+    Ok(())
 }
 
 #[test]
@@ -775,9 +780,9 @@ fn debug_never_shows_secrets() {
 }
 
 #[test]
-fn stored_json_shape() {
+fn stored_json_shape() -> Result<(), Box<dyn std::error::Error>> {
     let mut tokens = OAuthTokens::new(AccessToken::new("at"), "Bearer", at(T0));
-    let value: Value = serde_json::from_str(&tokens.to_json().unwrap()).unwrap();
+    let value: Value = serde_json::from_str(&tokens.to_json()?)?;
     // The seed's six fields are always written; additions only when set.
     assert_eq!(
         value,
@@ -800,31 +805,32 @@ fn stored_json_shape() {
     tokens
         .extra
         .insert("custom".to_owned(), json!({"k": [1, true, null]}));
-    let json = tokens.to_json().unwrap();
+    let json = tokens.to_json()?;
     assert_eq!(json.matches("\"access_token\"").count(), 1);
-    let value: Value = serde_json::from_str(&json).unwrap();
+    let value: Value = serde_json::from_str(&json)?;
     assert_eq!(value["access_token"], "at");
     assert_eq!(value["id_token"], "id");
     assert_eq!(value["refresh_token_expires_in"], 5);
     assert_eq!(value["refresh_failed_at"], 1.5);
     assert_eq!(value["custom"], json!({"k": [1, true, null]}));
+    Ok(())
 }
 
 #[test]
-fn from_json_is_lenient_where_the_seed_may_differ() {
+fn from_json_is_lenient_where_the_seed_may_differ() -> Result<(), Box<dyn std::error::Error>> {
     let tokens = OAuthTokens::from_json(
         r#"{"access_token":"a","token_type":"bearer","expires_in":"3600","refresh_token":null,
             "scope":null,"issued_at":1700000000,"refresh_token_expires_in":"15897600","x":1}"#,
-    )
-    .unwrap();
+    )?;
     assert_eq!(tokens.expires_in, Some(3600));
     assert_eq!(tokens.refresh_token_expires_in, Some(15_897_600));
     assert_eq!(tokens.issued_at, 1_700_000_000.0, "integer issued_at");
     assert_eq!(tokens.extra["x"], 1);
     // token_type missing: Bearer.
-    let tokens = OAuthTokens::from_json(r#"{"access_token":"a","issued_at":1.5}"#).unwrap();
+    let tokens = OAuthTokens::from_json(r#"{"access_token":"a","issued_at":1.5}"#)?;
     assert_eq!(tokens.token_type, "Bearer");
     assert_eq!(tokens.expires_in, None);
+    Ok(())
 }
 
 #[test]
@@ -905,7 +911,7 @@ fn unix_seconds_conversions() {
 }
 
 #[test]
-fn auth_status_names() {
+fn auth_status_names() -> Result<(), Box<dyn std::error::Error>> {
     let cases = [
         (AuthStatus::NotAuthenticated, "not_authenticated"),
         (AuthStatus::Authenticated, "authenticated"),
@@ -917,15 +923,13 @@ fn auth_status_names() {
         assert_eq!(status.as_str(), name);
         assert_eq!(status.to_string(), name);
         assert_eq!(name.parse::<AuthStatus>(), Ok(status));
-        assert_eq!(serde_json::to_value(status).unwrap(), json!(name));
-        assert_eq!(
-            serde_json::from_value::<AuthStatus>(json!(name)).unwrap(),
-            status
-        );
+        assert_eq!(serde_json::to_value(status)?, json!(name));
+        assert_eq!(serde_json::from_value::<AuthStatus>(json!(name))?, status);
     }
     assert_eq!(
         "Authenticated".parse::<AuthStatus>(),
         Err(UnknownAuthStatus)
     );
     assert_eq!(UnknownAuthStatus.to_string(), "unknown auth status");
+    Ok(())
 }
