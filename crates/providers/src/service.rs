@@ -676,17 +676,31 @@ impl OAuthService {
         let http = Arc::clone(&self.http);
         drop(tokio::task::spawn_blocking(move || http.prewarm()));
 
+        // RFC 9207 §2.4: an error response is checked against the issuer too before it is acted on.
+        let to_error = |e: callback::Error| {
+            let iss = match &e {
+                callback::Error::Cancelled { iss, .. }
+                | callback::Error::Authorization { iss, .. } => Some(iss.as_deref()),
+                _ => None,
+            };
+            match iss.map(|iss| {
+                check_callback_issuer(iss, p.issuer.as_deref(), p.iss_parameter_supported)
+            }) {
+                Some(Err(mix_up)) => mix_up,
+                _ => callback_error(e),
+            }
+        };
         let wait = server.wait(&state);
         tokio::pin!(wait);
         let response = match options.pasted_redirect.take() {
-            None => wait.await.map_err(callback_error)?,
+            None => wait.await.map_err(to_error)?,
             Some(mut pasted) => {
                 tokio::select! {
-                    result = &mut wait => result.map_err(callback_error)?,
+                    result = &mut wait => result.map_err(to_error)?,
                     line = &mut pasted => match line {
                         Some(line) => callback::parse_redirect_url(line.trim(), &redirect_uri, &state)
-                            .map_err(callback_error)?,
-                        None => wait.await.map_err(callback_error)?,
+                            .map_err(to_error)?,
+                        None => wait.await.map_err(to_error)?,
                     },
                 }
             }
@@ -1206,11 +1220,23 @@ fn callback_error(e: callback::Error) -> Error {
             ErrorCode::AuthFailed,
             format!("the authorization callback was invalid: {e}"),
         ),
+        C::StateMismatch => (
+            ErrorCode::AuthFailed,
+            "the pasted redirect URL belongs to a different or older sign-in attempt (its state does not match)"
+                .to_owned(),
+        ),
         _ => (ErrorCode::NetworkError, format!("the loopback listener failed: {e}")),
     };
     let mut err = Error::new(code, message);
-    if let C::AllPortsBusy { .. } = &e {
-        err = err.with_hint("free one of the ports or choose others with --port");
+    match &e {
+        C::AllPortsBusy { .. } => {
+            err = err.with_hint("free one of the ports or choose others with --port");
+        }
+        C::StateMismatch => {
+            err =
+                err.with_hint("paste the URL the browser shows after the sign-in you just started");
+        }
+        _ => {}
     }
     err.with_source(e)
 }

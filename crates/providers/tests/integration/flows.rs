@@ -484,6 +484,30 @@ async fn wrong_issuer_in_callback_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_response_from_a_wrong_issuer_is_a_mix_up_not_a_denial() {
+    // RFC 9207 §2.4: `iss` is checked before an error response is acted on.
+    let Some(server) = start(&[("AS_AUTO_APPROVE", "1"), ("AS_DENY", "1")]) else {
+        return;
+    };
+    let h = Harness::new(&server.issuer);
+    let toml = std::fs::read_to_string(h.home.path().join("providers.toml"))
+        .unwrap()
+        .replace(
+            &format!("issuer = \"{}\"", server.issuer),
+            "issuer = \"https://other-issuer.example\"",
+        );
+    std::fs::write(h.home.path().join("providers.toml"), toml).unwrap();
+    let err = h
+        .another_service()
+        .authenticate("local", opts())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::AuthFailed, "{err:?}");
+    assert!(err.to_string().contains("mix-up"), "{err}");
+    assert!(h.stored("local").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_never_reach_the_logs() {
     let Some(server) = start(&[("AS_AUTO_APPROVE", "1"), ("AS_ACCESS_TOKEN_TTL", "30")]) else {
         return;
