@@ -116,7 +116,7 @@ pub(crate) struct AuthArgs {
     /// Do not open a browser: print the URL (and accept a pasted redirect URL on a terminal).
     #[arg(long)]
     pub(crate) no_browser: bool,
-    /// Seconds to wait for the browser to come back.
+    /// Seconds to wait for the sign-in: the browser coming back, or the device-flow approval.
     #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) timeout: u64,
     /// Loopback port to listen on (repeatable, tried in order; default 8080, 3000, 57548).

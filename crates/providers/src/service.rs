@@ -63,7 +63,8 @@ pub struct AuthenticateOptions {
     pub scopes: Option<Vec<String>>,
     /// Loopback ports to try instead of the provider's.
     pub ports: Option<Vec<u16>>,
-    /// How long to wait for the browser to come back. Default 300 s.
+    /// How long to wait for the user: for the browser to come back, or for the device-flow
+    /// approval (within the device code's own lifetime). Default 300 s.
     pub timeout: Duration,
     /// Opener for this sign-in, instead of the service's.
     pub browser: Option<Arc<dyn BrowserOpener>>,

@@ -175,7 +175,28 @@ impl OAuthService {
                 }
             }
         };
-        let tokens = device::poll_until_done(clock, &authorization, poll).await?;
+        // The caller's timeout bounds the wait for the user here too, within the code's lifetime.
+        let capped = options.timeout < authorization.expires_in;
+        let mut bounded = authorization.clone();
+        if capped {
+            bounded.expires_in = options.timeout;
+        }
+        let tokens = device::poll_until_done(clock, &bounded, poll)
+            .await
+            .map_err(|e| {
+                if capped && e.code() == ErrorCode::Timeout {
+                    Error::new(
+                        ErrorCode::Timeout,
+                        format!(
+                            "the device sign-in was not approved within {} s",
+                            options.timeout.as_secs()
+                        ),
+                    )
+                    .with_hint("run the sign-in again, or allow more time with --timeout")
+                } else {
+                    e
+                }
+            })?;
         let tokens = self.store_sign_in(name, config, tokens).await?;
         Ok(AuthOutcome {
             tokens,

@@ -581,6 +581,32 @@ async fn device_flow_expiry_is_a_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_flow_wait_is_bounded_by_the_timeout() {
+    let Some(server) = start(&[]) else {
+        return;
+    };
+    // The code lives 10 minutes; the caller allows 2 s.
+    server
+        .control(json!({"device_interval": 1, "device_code_ttl": 600}))
+        .await;
+    let h = Harness::new(&server.issuer);
+    let options = opts()
+        .timeout(Duration::from_secs(2))
+        .flow(SignInFlow::Device)
+        .device_prompt(|_| {});
+    let started = Instant::now();
+    let err = h.service.authenticate("local", options).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Timeout, "{err:?}");
+    assert!(err.to_string().contains("within 2 s"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(h.stored("local").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn device_flow_for_an_mcp_server_url() {
     let Some(server) = start(&[]) else {
         return;
