@@ -540,6 +540,8 @@ impl OAuthService {
     /// [`ErrorCode::Storage`].
     pub fn logout_local(&self, provider: &str) -> Result<bool> {
         let name = provider_name(provider)?;
+        // Under the refresh lock, like `logout`: a refresh in flight cannot bring the tokens back.
+        let _lock = self.lock_blocking(&name)?;
         self.store.delete(&name).map_err(storage_error)
     }
 
@@ -660,18 +662,11 @@ impl OAuthService {
             .clone()
             .unwrap_or_else(|| Arc::clone(&self.browser));
         let url_for_opener = url.to_string();
-        let opened = tokio::task::spawn_blocking(move || opener.open(&url_for_opener))
-            .await
-            .unwrap_or_else(|e| Err(io::Error::other(e.to_string())));
-        if let Err(e) = opened {
-            match &options.on_browser_error {
-                Some(handler) => handler(url.as_str(), &e),
-                None => tracing::warn!(
-                    error = %e,
-                    "could not open a browser; open this URL to sign in: {url}"
-                ),
-            }
-        }
+        // The opener runs beside the listener: a text browser named in $BROWSER (lynx, w3m, curl)
+        // runs in the foreground until it exits, and its request to the callback must be answered
+        // meanwhile.
+        let mut opening = tokio::task::spawn_blocking(move || opener.open(&url_for_opener));
+        let mut opener_done = false;
         // Build the HTTP client (it loads the system TLS roots: tens of ms) while the user is in the
         // browser, so the code exchange after the callback does not wait for it.
         let http = Arc::clone(&self.http);
@@ -693,16 +688,35 @@ impl OAuthService {
         };
         let wait = server.wait(&state);
         tokio::pin!(wait);
-        let response = match options.pasted_redirect.take() {
-            None => wait.await.map_err(to_error)?,
-            Some(mut pasted) => {
-                tokio::select! {
-                    result = &mut wait => result.map_err(to_error)?,
-                    line = &mut pasted => match line {
-                        Some(line) => callback::parse_redirect_url(line.trim(), &redirect_uri, &state)
-                            .map_err(to_error)?,
-                        None => wait.await.map_err(to_error)?,
-                    },
+        let mut pasted = options.pasted_redirect.take();
+        let response = loop {
+            tokio::select! {
+                result = &mut wait => break result.map_err(to_error)?,
+                opened = &mut opening, if !opener_done => {
+                    opener_done = true;
+                    let opened = opened.unwrap_or_else(|e| Err(io::Error::other(e.to_string())));
+                    if let Err(e) = opened {
+                        match &options.on_browser_error {
+                            Some(handler) => handler(url.as_str(), &e),
+                            None => tracing::warn!(
+                                error = %e,
+                                "could not open a browser; open this URL to sign in: {url}"
+                            ),
+                        }
+                    }
+                }
+                line = async {
+                    match pasted.as_mut() {
+                        Some(future) => future.await,
+                        None => std::future::pending().await,
+                    }
+                }, if pasted.is_some() => {
+                    pasted = None;
+                    if let Some(line) = line {
+                        break callback::parse_redirect_url(line.trim(), &redirect_uri, &state)
+                            .map_err(to_error)?;
+                    }
+                    // End of input: the listener alone answers.
                 }
             }
         };
@@ -898,20 +912,28 @@ impl OAuthService {
     pub async fn logout(&self, provider: &str) -> Result<LogoutOutcome> {
         async {
             let name = provider_name(provider)?;
-            let Some(tokens) = self.load(&name).await? else {
-                return Ok(LogoutOutcome {
-                    revocation: Revocation::NotAttempted {
-                        reason: "not signed in".to_owned(),
-                    },
-                    deleted: false,
-                });
-            };
-            let revocation = match self.revoke(provider, &tokens).await {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(provider, error = %e, "revocation failed; deleting local tokens anyway");
-                    Revocation::Failed { message: e.to_string() }
+            // Under the refresh lock, so a refresh in flight elsewhere cannot store a new grant
+            // after we revoked and deleted this one.
+            let _lock = self.lock(&name).await?;
+            let revocation = match self.load(&name).await {
+                Ok(Some(tokens)) => match self.revoke(provider, &tokens).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(provider, error = %e, "revocation failed; deleting local tokens anyway");
+                        Revocation::Failed { message: e.to_string() }
+                    }
+                },
+                Ok(None) => Revocation::NotAttempted {
+                    reason: "not signed in".to_owned(),
+                },
+                // Unreadable (e.g. corrupt) tokens cannot be revoked, but signing out still removes them.
+                Err(e) if e.code() == ErrorCode::Storage => {
+                    tracing::warn!(provider, error = %e, "stored tokens are unreadable; deleting them without revocation");
+                    Revocation::NotAttempted {
+                        reason: "the stored tokens could not be read".to_owned(),
+                    }
                 }
+                Err(e) => return Err(e),
             };
             let store = Arc::clone(&self.store);
             let deleted = blocking(move || store.delete(&name).map_err(storage_error)).await?;
@@ -1089,6 +1111,9 @@ impl OAuthService {
         tokens
             .extra
             .insert(CLIENT_ID_KEY.to_owned(), config.client_id.clone().into());
+        // Under the refresh lock: a refresh running in another process must not write its (older)
+        // grant over this sign-in after we store it.
+        let _lock = self.lock(name).await?;
         self.save(name, tokens.clone()).await?;
         tracing::info!(
             provider = name.as_str(),
@@ -1108,23 +1133,11 @@ impl OAuthService {
         let dir = self.lock_dir.clone();
         let name = name.clone();
         let wait = self.lock_timeout;
-        blocking(move || {
-            ProviderLock::acquire(&dir, &name, wait).map_err(|e| {
-                if e.is_lock_timeout() {
-                    Error::new(
-                        ErrorCode::Timeout,
-                        format!(
-                            "another process held the refresh lock for over {} s",
-                            wait.as_secs()
-                        ),
-                    )
-                    .with_source(e)
-                } else {
-                    storage_error(e)
-                }
-            })
-        })
-        .await
+        blocking(move || acquire_lock(&dir, &name, wait)).await
+    }
+
+    fn lock_blocking(&self, name: &ProviderName) -> Result<ProviderLock> {
+        acquire_lock(&self.lock_dir, name, self.lock_timeout)
     }
 
     fn missing_tokens(&self, provider: &str) -> Error {
@@ -1142,6 +1155,24 @@ impl OAuthService {
 }
 
 /// Runs blocking store/lock work off the async threads.
+/// Takes the per-provider refresh lock, waiting at most `wait`.
+fn acquire_lock(dir: &Path, name: &ProviderName, wait: Duration) -> Result<ProviderLock> {
+    ProviderLock::acquire(dir, name, wait).map_err(|e| {
+        if e.is_lock_timeout() {
+            Error::new(
+                ErrorCode::Timeout,
+                format!(
+                    "another process held the refresh lock for over {} s",
+                    wait.as_secs()
+                ),
+            )
+            .with_source(e)
+        } else {
+            storage_error(e)
+        }
+    })
+}
+
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
         Err(Error::new(ErrorCode::Storage, "a storage task failed").with_source(e))

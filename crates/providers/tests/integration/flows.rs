@@ -574,3 +574,29 @@ async fn secrets_never_reach_the_logs() {
         assert!(!debug.contains(s.as_str()), "a secret reached Debug output");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreground_browser_is_answered_while_it_runs() {
+    // Like lynx, w3m or curl named in $BROWSER: `open` returns only once the browser has loaded the
+    // callback page, so the listener must answer while the opener is still running.
+    let Some(server) = start(&[("AS_AUTO_APPROVE", "1")]) else {
+        return;
+    };
+    let h = Harness::new(&server.issuer);
+    let callbacks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = std::sync::Arc::clone(&callbacks);
+    let handle = tokio::runtime::Handle::current();
+    let foreground = move |url: &str| -> std::io::Result<()> {
+        handle
+            .block_on(crate::support::drive(url, &seen))
+            .map_err(std::io::Error::other)
+    };
+    let outcome = h
+        .service
+        .authenticate("local", opts().browser(foreground))
+        .await
+        .unwrap();
+    assert!(!outcome.tokens.access_token.secret().is_empty());
+    assert_eq!(callbacks.lock().unwrap().len(), 1);
+    assert!(h.stored("local").is_some());
+}

@@ -93,3 +93,31 @@ async fn home_and_client_id_come_from_the_injected_environment() {
         Some("api.atlassian.com")
     );
 }
+
+#[tokio::test]
+async fn logout_removes_a_corrupt_token_file_without_revoking() {
+    let home = tempfile::tempdir().unwrap();
+    let service = OAuthService::builder()
+        .home(home.path())
+        .environment(Environment::empty())
+        .storage_mode(context_harness_providers::storage::StorageMode::File)
+        .build()
+        .unwrap();
+    let tokens = home.path().join("tokens");
+    std::fs::create_dir_all(&tokens).unwrap();
+    let file = tokens.join("github.json");
+    std::fs::write(&file, b"{ not json").unwrap();
+    // Reading refuses the corrupt file (and leaves it alone)...
+    let err = service.get_tokens("github").unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Storage);
+    assert!(file.exists());
+    // ...but signing out still removes it, without contacting the provider.
+    let outcome = service.logout("github").await.unwrap();
+    assert!(outcome.deleted);
+    assert!(matches!(
+        outcome.revocation,
+        context_harness_providers::Revocation::NotAttempted { .. }
+    ));
+    assert!(!file.exists());
+    assert!(!service.http_client_built());
+}

@@ -208,7 +208,7 @@ impl HttpBrowser {
     }
 }
 
-async fn drive(start: &str, callbacks: &Mutex<Vec<String>>) -> Result<(), String> {
+pub(crate) async fn drive(start: &str, callbacks: &Mutex<Vec<String>>) -> Result<(), String> {
     let client = test_client();
     let mut jar: BTreeMap<String, String> = BTreeMap::new();
     let mut url = reqwest::Url::parse(start).map_err(|e| e.to_string())?;
