@@ -150,15 +150,18 @@ impl AutoStore {
         write_private_atomic(&self.marker_path(provider), new.as_str().as_bytes())
     }
 
-    /// Saves to the file and records that, noting a possibly stale keyring copy.
+    /// Saves to the file and records that, noting a possibly stale keyring copy: one recorded before,
+    /// or one that an abandoned (timed-out) keyring write may still leave behind.
     fn save_file(
         &self,
         provider: &ProviderName,
         tokens: &OAuthTokens,
         old: Option<Marker>,
+        keyring_may_hold: bool,
     ) -> Result<()> {
         self.file.save(provider, tokens)?;
         let new = match old {
+            _ if keyring_may_hold => Marker::FileStaleKeyring,
             Some(Marker::Keyring | Marker::FileStaleKeyring) => Marker::FileStaleKeyring,
             _ => Marker::File,
         };
@@ -209,7 +212,16 @@ impl AutoStore {
             }
             Err(err) => {
                 self.keyring_failed(&err);
-                self.save_file(provider, tokens, old)?;
+                // A write that timed out was abandoned, not undone: it may still land in the keyring
+                // (say, once the user unlocks it), so signing out must clear the keyring as well.
+                let abandoned = matches!(
+                    err,
+                    crate::Error::Keyring {
+                        kind: crate::KeyringErrorKind::TimedOut,
+                        ..
+                    }
+                );
+                self.save_file(provider, tokens, old, abandoned)?;
                 tracing::warn!(
                     provider = provider.as_str(),
                     "{err}; tokens saved to {} instead (mode 0600)",
@@ -230,7 +242,7 @@ impl AutoStore {
         if self.mode == StorageMode::Keyring {
             return Err(crate::Error::KeyringUnsupported);
         }
-        self.save_file(provider, tokens, old)
+        self.save_file(provider, tokens, old, false)
     }
 
     #[cfg(feature = "keyring")]
@@ -250,7 +262,7 @@ impl TokenStore for AutoStore {
             StorageMode::Keyring => false,
         };
         if file_only {
-            return self.save_file(provider, tokens, old);
+            return self.save_file(provider, tokens, old, false);
         }
         self.save_keyring_first(provider, tokens, old)
     }
