@@ -257,7 +257,7 @@ fn wedged_keyring_times_out_and_falls_back_to_file() -> TestResult {
     assert_eq!(auto.backend_for(&name("github"))?, Some(Backend::File));
     // The abandoned keyring write may still land later: the record says so, so logout clears the
     // keyring too.
-    let record = std::fs::read_to_string(dir.path().join("github.backend"))?;
+    let record = fs::read_to_string(dir.path().join("github.backend"))?;
     assert_eq!(record.trim(), "file stale-keyring");
     // The keyring is now known wedged: the next provider does not wait again.
     let second = numbered(2, 0)?;
