@@ -822,12 +822,6 @@ impl OAuthService {
         if !force && seen.refresh_failed_at.is_some() {
             return Err(refresh_refused_before());
         }
-        let config = self.stored_config(provider, seen).await?;
-        let token_url = check_endpoint(
-            &config.provider.token_url,
-            &format!("providers.{provider}.token_url"),
-        )?;
-
         let _lock = self.lock(name).await?;
         let Some(current) = self.load(name).await? else {
             return Err(not_signed_in(provider));
@@ -851,6 +845,13 @@ impl OAuthService {
                 "the refresh token has expired",
             ));
         }
+        // The client and endpoints come from the tokens read under the lock: another process may
+        // have signed in again (with another client) since `seen` was read.
+        let config = self.stored_config(provider, &current).await?;
+        let token_url = check_endpoint(
+            &config.provider.token_url,
+            &format!("providers.{provider}.token_url"),
+        )?;
 
         tracing::debug!(provider, "refreshing the access token");
         let mut form: Vec<(&str, &str)> = vec![
