@@ -64,8 +64,9 @@ impl Notice {
     fn manual(&self, url: &str, why: &str) {
         // Shown even with -q: without it the user cannot sign in.
         eprintln!(
-            "{why}. Open this URL in a browser to sign in to {}:\n\n    {url}\n",
-            self.display_name
+            "{why}. Open this URL in a browser to sign in to {} at {}:\n\n    {url}\n",
+            self.display_name,
+            authorization_server_of(url)
         );
         self.listening(url);
         if !self.quiet {
@@ -86,12 +87,30 @@ impl BrowserOpener for Notice {
             }
             Opener::System => {
                 if !self.quiet {
-                    eprintln!("Opening the browser to sign in to {}…", self.display_name);
+                    // The authorization server's host, before the browser opens (RFC 9700 §4.4:
+                    // the user can see where the sign-in really goes).
+                    eprintln!(
+                        "Opening the browser to sign in to {} at {}…",
+                        self.display_name,
+                        authorization_server_of(url)
+                    );
                 }
                 self.listening(url);
                 SystemBrowser.open(url)
             }
         }
+    }
+}
+
+/// The authorization server's origin as `host[:port]`, from the authorization URL.
+fn authorization_server_of(url: &str) -> String {
+    let Ok(url) = url::Url::parse(url) else {
+        return "an unknown server".to_owned();
+    };
+    match (url.host_str(), url.port()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_owned(),
+        _ => "an unknown server".to_owned(),
     }
 }
 

@@ -208,15 +208,19 @@ pub fn bearer_resource_metadata(challenges: &[Challenge]) -> (Option<String>, Op
 // URL construction.
 
 /// The canonical form of an MCP server URI (RFC 8707 `resource`, MCP "Canonical Server URI"):
-/// lowercase scheme and host, no default port, no fragment, no user info, and no trailing `/`
-/// (the root is written without a path).
+/// lowercase scheme and host, no default port, dot segments resolved, and no trailing `/` (the root
+/// is written without a path). Texts that parsers read differently are refused: a backslash,
+/// whitespace or control characters, user info, a fragment. This is the one URL parser of the
+/// workspace ([`context_harness_storage::canonical_url`]), so the name tokens are stored under and
+/// the server requests reach are derived from the same form.
 ///
 /// ```
 /// use context_harness_providers::discovery::canonical_resource_uri;
 ///
 /// assert_eq!(canonical_resource_uri("https://MCP.example.com/mcp/")?, "https://mcp.example.com/mcp");
 /// assert_eq!(canonical_resource_uri("https://example.com:443/")?, "https://example.com");
-/// assert_eq!(canonical_resource_uri("http://127.0.0.1:8931/mcp#x")?, "http://127.0.0.1:8931/mcp");
+/// assert_eq!(canonical_resource_uri("http://127.0.0.1:8931/mcp")?, "http://127.0.0.1:8931/mcp");
+/// assert!(canonical_resource_uri("https://evil.example\\@good.example/mcp").is_err());
 /// # Ok::<(), context_harness_providers::Error>(())
 /// ```
 ///
@@ -224,40 +228,7 @@ pub fn bearer_resource_metadata(challenges: &[Challenge]) -> (Option<String>, Op
 ///
 /// [`ErrorCode::ConfigInvalid`] when the text is not an absolute `http`/`https` URL with a host.
 pub fn canonical_resource_uri(url: &str) -> Result<String> {
-    let parsed = Url::parse(url.trim()).map_err(|e| {
-        Error::new(
-            ErrorCode::ConfigInvalid,
-            format!("`{}` is not a valid server URL ({e})", printable(url)),
-        )
-    })?;
-    canonical_of(&parsed)
-}
-
-fn canonical_of(url: &Url) -> Result<String> {
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(Error::new(
-            ErrorCode::ConfigInvalid,
-            format!("server URL scheme `{}` is not http or https", url.scheme()),
-        ));
-    }
-    let Some(host) = url.host_str() else {
-        return Err(Error::new(
-            ErrorCode::ConfigInvalid,
-            "the server URL has no host",
-        ));
-    };
-    let mut out = format!("{}://{}", url.scheme(), host.to_ascii_lowercase());
-    if let Some(port) = url.port() {
-        out.push_str(&format!(":{port}"));
-    }
-    let path = url.path();
-    let path = path.strip_suffix('/').unwrap_or(path);
-    out.push_str(path);
-    if let Some(query) = url.query() {
-        out.push('?');
-        out.push_str(query);
-    }
-    Ok(out)
+    crate::service::canonical_server_url(url)
 }
 
 /// The path of `url` without a terminating `/` (`""` for the root).
@@ -383,30 +354,27 @@ fn parse_config_url(value: &str) -> Result<Url> {
     Ok(url)
 }
 
-/// Whether a PRM `resource` is acceptable for the MCP server at `server_url`: equal after
-/// canonicalisation, or the same origin with a path that is a segment-wise prefix of the server's
-/// (the rule of the MCP TypeScript SDK's `checkResourceAllowed` and draft-mcguinness-oauth-rfc9728bis;
-/// `https://ex.com` covers `https://ex.com/mcp`, `https://ex.com/m` does not).
+/// Whether a PRM `resource` is acceptable for the MCP server at `server_url`: identical to it, as
+/// RFC 9728 §3.3 requires, once both are in canonical form ([`canonical_resource_uri`]: the case of
+/// scheme and host, a default port and a trailing `/` do not count). A prefix is **not** enough:
+/// `https://host` published by the server at `https://host/a/mcp` would make its tokens fit every
+/// tenant on the host, so it is refused.
+///
+/// ```
+/// use context_harness_providers::discovery::resource_matches;
+///
+/// assert!(resource_matches("https://HOST.example/a/mcp/", "https://host.example/a/mcp"));
+/// assert!(!resource_matches("https://host.example", "https://host.example/a/mcp"));
+/// assert!(!resource_matches("https://host.example/a", "https://host.example/a/mcp"));
+/// ```
 pub fn resource_matches(resource: &str, server_url: &str) -> bool {
-    let (Ok(r), Ok(s)) = (Url::parse(resource.trim()), Url::parse(server_url.trim())) else {
-        return false;
-    };
-    let (Ok(rc), Ok(sc)) = (canonical_of(&r), canonical_of(&s)) else {
-        return false;
-    };
-    if rc == sc {
-        return true;
+    match (
+        canonical_resource_uri(resource),
+        canonical_resource_uri(server_url),
+    ) {
+        (Ok(r), Ok(s)) => r == s,
+        _ => false,
     }
-    if r.scheme() != s.scheme()
-        || r.host_str().map(str::to_ascii_lowercase) != s.host_str().map(str::to_ascii_lowercase)
-        || r.port_or_known_default() != s.port_or_known_default()
-        || r.query().is_some()
-    {
-        return false;
-    }
-    let rp = trimmed_path(&r);
-    let sp = trimmed_path(&s);
-    rp.is_empty() || sp == rp || sp.starts_with(&format!("{rp}/"))
 }
 
 /// Keeps a server-supplied string printable and short for messages.
@@ -1004,16 +972,9 @@ impl Discoverer<'_> {
                         ),
                     ));
                 }
-                let parsed = Url::parse(resource).map_err(|_| {
-                    Error::new(ErrorCode::AuthFailed, "the PRM resource is not a URL")
-                })?;
-                if parsed.fragment().is_some() {
-                    return Err(Error::new(
-                        ErrorCode::AuthFailed,
-                        "the PRM resource has a fragment (RFC 8707 forbids it)",
-                    ));
-                }
-                resource.clone()
+                // The identical match above leaves nothing to choose: the canonical server URL is
+                // the `resource` sent (RFC 8707 §2, the MCP "canonical server URI").
+                canonical.clone()
             }
             None => canonical.clone(),
         };
@@ -1235,11 +1196,11 @@ mod tests {
                 "https://mcp.example.com/Mcp",
             ),
             (
-                "https://mcp.example.com:8443/mcp#frag",
+                "https://mcp.example.com:8443/mcp",
                 "https://mcp.example.com:8443/mcp",
             ),
             ("http://[::1]:9000/mcp", "http://[::1]:9000/mcp"),
-            ("https://u:p@ex.com/a?x=1", "https://ex.com/a?x=1"),
+            ("https://ex.com/a?x=1", "https://ex.com/a?x=1"),
         ];
         for (input, want) in cases {
             assert_eq!(
@@ -1250,6 +1211,20 @@ mod tests {
         }
         assert!(canonical_resource_uri("ftp://ex.com/").is_err());
         assert!(canonical_resource_uri("not a url").is_err());
+        // What parsers read differently is refused, never guessed at.
+        for bad in [
+            "https://mcp.example.com:8443/mcp#frag",
+            "https://u:p@ex.com/a?x=1",
+            "https://evil.example\\@good.example/mcp",
+            "https://good.example/mcp ",
+        ] {
+            let err = canonical_resource_uri(bad).err();
+            assert_eq!(
+                err.map(|e| e.code()),
+                Some(ErrorCode::ConfigInvalid),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
@@ -1315,10 +1290,22 @@ mod tests {
             "https://ex.com/mcp",
             "https://EX.com/mcp/"
         ));
-        assert!(resource_matches("https://ex.com", "https://ex.com/mcp"));
-        assert!(resource_matches("https://ex.com/", "https://ex.com/mcp"));
-        assert!(resource_matches("https://ex.com/a", "https://ex.com/a/mcp"));
+        assert!(resource_matches(
+            "https://ex.com:443/mcp",
+            "https://ex.com/mcp"
+        ));
+        // RFC 9728 §3.3: identical, not a prefix (audience widening across tenants).
+        assert!(!resource_matches("https://ex.com", "https://ex.com/mcp"));
+        assert!(!resource_matches("https://ex.com/", "https://ex.com/mcp"));
+        assert!(!resource_matches(
+            "https://ex.com/a",
+            "https://ex.com/a/mcp"
+        ));
         assert!(!resource_matches("https://ex.com/m", "https://ex.com/mcp"));
+        assert!(!resource_matches(
+            "https://ex.com/mcp#x",
+            "https://ex.com/mcp"
+        ));
         assert!(!resource_matches("https://other.com", "https://ex.com/mcp"));
         assert!(!resource_matches("http://ex.com/mcp", "https://ex.com/mcp"));
         assert!(!resource_matches(

@@ -95,6 +95,10 @@ pub struct OAuthProvider {
     pub redirect_host: RedirectHost,
     /// The loopback ports to try, in order.
     pub ports: Vec<u16>,
+    /// The path of the loopback redirect URI: `/callback`, or for a dynamically registered client
+    /// a path of its own per authorization server (RFC 9700 §4.4.2, mix-up defence: a callback is
+    /// accepted only on the path of the issuer the flow started with).
+    pub redirect_path: String,
     /// Where a developer registers an OAuth app for this provider.
     pub setup_url: Option<String>,
     /// Whether to send PKCE (S256). On by default; OAuth 2.1 requires it.
@@ -140,6 +144,7 @@ impl OAuthProvider {
             client_id: None,
             redirect_host: RedirectHost::Localhost,
             ports: DEFAULT_PORTS.to_vec(),
+            redirect_path: context_harness_callback_server::DEFAULT_PATH.to_owned(),
             setup_url: None,
             pkce: true,
             issuer: None,
@@ -200,6 +205,7 @@ impl OAuthProvider {
             client_id: None,
             redirect_host: RedirectHost::Localhost,
             ports: DEFAULT_PORTS.to_vec(),
+            redirect_path: context_harness_callback_server::DEFAULT_PATH.to_owned(),
             setup_url: Some("https://github.com/settings/developers".to_owned()),
             pkce: true,
             // GitHub publishes no RFC 8414 metadata and sends no `iss`.
@@ -239,6 +245,7 @@ impl OAuthProvider {
             client_id: None,
             redirect_host: RedirectHost::Localhost,
             ports: DEFAULT_PORTS.to_vec(),
+            redirect_path: context_harness_callback_server::DEFAULT_PATH.to_owned(),
             setup_url: Some("https://developer.atlassian.com/console/myapps/".to_owned()),
             pkce: true,
             issuer: None,

@@ -29,6 +29,7 @@ mod mcp;
 
 pub use device_flow::SignInFlow;
 pub use mcp::McpServerRecord;
+pub(crate) use mcp::canonical_server_url;
 
 /// Tokens are refreshed when they expire within this margin (the seed's 60 s).
 pub const EXPIRY_BUFFER: Duration = tokens::DEFAULT_EXPIRY_BUFFER;
@@ -503,6 +504,9 @@ impl OAuthService {
     pub fn cached_valid_token(&self, provider: &str) -> Result<Option<OAuthTokens>> {
         let name = provider_name(provider)?;
         let tokens = self.store.load(&name).map_err(storage_error)?;
+        if let Some(tokens) = &tokens {
+            mcp::check_tokens_server(provider, tokens)?;
+        }
         Ok(tokens.filter(|t| !t.is_expired_at(SystemTime::now(), EXPIRY_BUFFER)))
     }
 
@@ -514,7 +518,10 @@ impl OAuthService {
     pub fn get_tokens(&self, provider: &str) -> Result<OAuthTokens> {
         let name = provider_name(provider)?;
         match self.store.load(&name).map_err(storage_error)? {
-            Some(tokens) => Ok(tokens),
+            Some(tokens) => {
+                mcp::check_tokens_server(provider, &tokens)?;
+                Ok(tokens)
+            }
             None => Err(not_signed_in(provider)),
         }
     }
@@ -582,29 +589,53 @@ impl OAuthService {
             .await?;
         if self.use_device_flow(provider, &prepared.config, options.flow)? {
             let result = self
-                .authenticate_device(provider, &name, &prepared.config, &options)
+                .authenticate_device(
+                    provider,
+                    &name,
+                    &prepared.config,
+                    prepared.record.as_ref(),
+                    &options,
+                )
                 .await;
             return match result {
                 Err(e) if prepared.dynamic_issuer.is_some() && mcp::is_invalid_client(&e) => {
                     let config = self
                         .reregister(provider, &prepared, options.ports.as_deref())
                         .await?;
-                    self.authenticate_device(provider, &name, &config, &options)
-                        .await
+                    self.authenticate_device(
+                        provider,
+                        &name,
+                        &config,
+                        prepared.record.as_ref(),
+                        &options,
+                    )
+                    .await
                 }
                 other => other,
             };
         }
         match self
-            .browser_sign_in(provider, &name, &prepared.config, &mut options)
+            .browser_sign_in(
+                provider,
+                &name,
+                &prepared.config,
+                prepared.record.as_ref(),
+                &mut options,
+            )
             .await
         {
             Err(e) if prepared.dynamic_issuer.is_some() && mcp::is_invalid_client(&e) => {
                 let config = self
                     .reregister(provider, &prepared, options.ports.as_deref())
                     .await?;
-                self.browser_sign_in(provider, &name, &config, &mut options)
-                    .await
+                self.browser_sign_in(
+                    provider,
+                    &name,
+                    &config,
+                    prepared.record.as_ref(),
+                    &mut options,
+                )
+                .await
             }
             other => other,
         }
@@ -616,6 +647,7 @@ impl OAuthService {
         provider: &str,
         name: &ProviderName,
         config: &OAuthConfig,
+        record: Option<&McpServerRecord>,
         options: &mut AuthenticateOptions,
     ) -> Result<AuthOutcome> {
         let p = &config.provider;
@@ -638,6 +670,7 @@ impl OAuthService {
         let mut cb = callback::CallbackConfig::default();
         cb.ports = options.ports.clone().unwrap_or_else(|| p.ports.clone());
         cb.host = p.redirect_host;
+        cb.path.clone_from(&p.redirect_path);
         cb.timeout = options.timeout;
         let server = callback::CallbackServer::bind(cb)
             .await
@@ -742,7 +775,7 @@ impl OAuthService {
         let tokens = self
             .token_request(config, &token_url, form, Grant::Exchange)
             .await?;
-        let tokens = self.store_sign_in(name, config, tokens).await?;
+        let tokens = self.store_sign_in(name, config, record, tokens).await?;
         Ok(AuthOutcome {
             tokens,
             redirect_uri,
@@ -774,6 +807,7 @@ impl OAuthService {
         let Some(tokens) = self.load(&name).await? else {
             return Err(self.missing_tokens(provider));
         };
+        mcp::check_tokens_server(provider, &tokens)?;
         if !tokens.is_expired_at(SystemTime::now(), EXPIRY_BUFFER) {
             return Ok(tokens);
         }
@@ -867,6 +901,7 @@ impl OAuthService {
         {
             Ok(fresh) => {
                 let mut merged = current.merge_refresh(fresh);
+                mcp::carry_binding(&current, &mut merged);
                 merged.refresh_failed_at = None;
                 merged
                     .extra
@@ -947,9 +982,15 @@ impl OAuthService {
     async fn revoke(&self, provider: &str, tokens: &OAuthTokens) -> Result<Revocation> {
         let config = match self.stored_config(provider, tokens).await {
             Ok(config) => config,
-            Err(e) if matches!(e.code(), ErrorCode::NotFound | ErrorCode::AuthRequired) => {
+            Err(e) if e.code() == ErrorCode::NotFound => {
                 return Ok(Revocation::NotAttempted {
                     reason: "the provider is no longer configured".to_owned(),
+                });
+            }
+            // No record, or one that disagrees with the tokens: never send them to its endpoint.
+            Err(e) if e.code() == ErrorCode::AuthRequired => {
+                return Ok(Revocation::NotAttempted {
+                    reason: e.to_string(),
                 });
             }
             Err(e) => return Err(e),
@@ -1102,20 +1143,31 @@ impl OAuthService {
 
     /// Stores the tokens of a fresh sign-in (browser or device flow): clears any refresh-failure
     /// mark and records which client the grant belongs to, so refresh uses the same client.
+    ///
+    /// For an MCP server, `record` (what discovery found) is bound to the tokens and written beside
+    /// them, both under the provider lock: only a sign-in that succeeded changes where the
+    /// server's tokens are sent.
     async fn store_sign_in(
         &self,
         name: &ProviderName,
         config: &OAuthConfig,
+        record: Option<&McpServerRecord>,
         mut tokens: OAuthTokens,
     ) -> Result<OAuthTokens> {
         tokens.refresh_failed_at = None;
         tokens
             .extra
             .insert(CLIENT_ID_KEY.to_owned(), config.client_id.clone().into());
+        if let Some(record) = record {
+            mcp::bind_tokens(&mut tokens, record);
+        }
         // Under the refresh lock: a refresh running in another process must not write its (older)
         // grant over this sign-in after we store it.
         let _lock = self.lock(name).await?;
         self.save(name, tokens.clone()).await?;
+        if let Some(record) = record {
+            self.save_record(name.as_str(), record)?;
+        }
         tracing::info!(
             provider = name.as_str(),
             store = self.store.name(),

@@ -100,7 +100,7 @@ pub use keyring::{DEFAULT_KEYRING_TIMEOUT, KeyringStore};
 pub use keyring_core;
 pub use lock::ProviderLock;
 pub use memory::MemoryStore;
-pub use name::{MAX_NAME_LEN, ProviderName};
+pub use name::{MAX_NAME_LEN, ProviderName, canonical_url};
 
 /// The keyring service name under which every entry is stored (the user name is the provider name).
 pub const KEYRING_SERVICE: &str = "context-harness";

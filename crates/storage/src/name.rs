@@ -53,20 +53,33 @@ impl ProviderName {
 
     /// Maps a server URL (e.g. an MCP server's) to a deterministic, readable, safe provider name.
     ///
-    /// A plain `https` URL with a dotted host, no port, user info or query, and lowercase path segments
-    /// made of `a-z`, `0-9`, `_` becomes `host-seg1-seg2`, e.g. `https://mcp.example.com/mcp` →
+    /// The URL is first brought to its canonical form by [`canonical_url`] (which refuses
+    /// backslashes, whitespace, control characters, user info and fragments), and the name is derived
+    /// from that form only, so two texts that reach different servers never share a name.
+    ///
+    /// A plain `https` URL with a dotted host, no port or query, and lowercase path segments made of
+    /// `a-z`, `0-9`, `_` becomes `host-seg1-seg2`, e.g. `https://mcp.example.com/mcp` →
     /// `mcp.example.com-mcp`. Distinct plain URLs always give distinct names. Any other URL (another
     /// scheme or port, uppercase or punctuation in the path, a query, a name that would be too long)
-    /// becomes a readable prefix, `--`, and 16 hex digits of the SHA-256 of the normalised URL, e.g.
+    /// becomes a readable prefix, `--`, and 16 hex digits of the SHA-256 of the canonical URL, e.g.
     /// `http://localhost:8080/mcp` → `localhost-8080-mcp--<hash>`. Plain names never contain `--`
-    /// after the host, so the two forms cannot collide. Normalisation lowercases the scheme and host,
-    /// drops user info, the fragment, a default port and a trailing `/`.
+    /// after the host, so the two forms cannot collide.
+    ///
+    /// ```
+    /// use context_harness_storage::ProviderName;
+    ///
+    /// let name = ProviderName::from_url("https://MCP.example.com:443/mcp/")?;
+    /// assert_eq!(name.as_str(), "mcp.example.com-mcp");
+    /// // `\` is a path separator to URL parsers: refused rather than guessed at.
+    /// assert!(ProviderName::from_url("https://evil.example\\@good.example/mcp").is_err());
+    /// # Ok::<(), context_harness_storage::Error>(())
+    /// ```
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidName`] when the text is not an absolute `scheme://host...` URL.
+    /// [`Error::InvalidName`] when [`canonical_url`] refuses the text.
     pub fn from_url(url: &str) -> Result<Self> {
-        let parsed = ParsedUrl::parse(url.trim())?;
+        let parsed = ParsedUrl::parse(url)?;
         if let Some(plain) = parsed.plain_name() {
             return Self::new(&plain);
         }
@@ -150,58 +163,103 @@ fn sanitize(text: &str) -> String {
     out
 }
 
-/// Just enough URL parsing for naming (no dependency on a URL crate).
-struct ParsedUrl<'a> {
-    scheme: String,
-    host: String,
-    port: Option<&'a str>,
-    path: &'a str,
-    query: Option<&'a str>,
+/// The canonical form of a server URL (an MCP server, an issuer): the one text every name, record
+/// and comparison in this workspace is derived from.
+///
+/// The text is parsed with the `url` crate, the WHATWG parser that HTTP requests use too, so the
+/// canonical form names the server that a request would reach. Refused outright, because parsers
+/// disagree on them or they carry nothing a server URL needs: a `\` anywhere (a path separator to
+/// WHATWG parsers, part of the user info to others), whitespace or control characters anywhere, user
+/// info (`user@`), a fragment (`#…`, even empty), a scheme other than `http`/`https`, no host.
+///
+/// The canonical form has a lowercase scheme and host (IDNA hosts in their ASCII form), no default
+/// port, dot segments resolved, no trailing `/` (the root is written without a path), and the query
+/// when it is not empty: `https://MCP.example.com:443/a/../mcp/` → `https://mcp.example.com/mcp`.
+/// This is the "canonical server URI" of the MCP authorization specification and the RFC 8707
+/// `resource` value.
+///
+/// ```
+/// use context_harness_storage::canonical_url;
+///
+/// assert_eq!(canonical_url("HTTPS://MCP.example.com:443/mcp/")?, "https://mcp.example.com/mcp");
+/// assert_eq!(canonical_url("http://127.0.0.1:8931")?, "http://127.0.0.1:8931");
+/// assert!(canonical_url("https://a.example/mcp#x").is_err());
+/// assert!(canonical_url("https://user@a.example/mcp").is_err());
+/// # Ok::<(), context_harness_storage::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// [`Error::InvalidName`] naming the reason, for any of the refusals above or a text that does not
+/// parse as an absolute URL.
+pub fn canonical_url(url: &str) -> Result<String> {
+    Ok(ParsedUrl::parse(url)?.canonical())
 }
 
-impl<'a> ParsedUrl<'a> {
-    fn parse(url: &'a str) -> Result<Self> {
-        let Some((scheme, rest)) = url.split_once("://") else {
+/// A server URL parsed with the `url` crate and checked (see [`canonical_url`]).
+struct ParsedUrl {
+    scheme: String,
+    /// Lowercase; IPv6 literals in brackets.
+    host: String,
+    /// `None` for the scheme's default port.
+    port: Option<u16>,
+    /// Without a trailing `/` (`""` for the root).
+    path: String,
+    /// `None` when absent or empty.
+    query: Option<String>,
+}
+
+impl ParsedUrl {
+    fn parse(text: &str) -> Result<Self> {
+        if text.contains('\\') {
+            return Err(Error::invalid_name(text, "url contains a backslash"));
+        }
+        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(Error::invalid_name(
-                url,
-                "not an absolute url (scheme://host)",
+                text,
+                "url contains whitespace or control characters",
             ));
-        };
-        if scheme.is_empty()
-            || !scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-            || !scheme
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-        {
-            return Err(Error::invalid_name(url, "url has an invalid scheme"));
         }
-        let scheme = scheme.to_ascii_lowercase();
-        let rest = rest.split_once('#').map_or(rest, |(before, _)| before);
-        let (rest, query) = match rest.split_once('?') {
-            Some((before, q)) => (before, Some(q).filter(|q| !q.is_empty())),
-            None => (rest, None),
+        // `scheme://` then the host: the parser would quietly repair `https:/x` and `https:///x`.
+        let written_scheme = match text.split_once("://") {
+            Some((scheme, rest)) if !rest.starts_with('/') => scheme,
+            _ => {
+                return Err(Error::invalid_name(
+                    text,
+                    "not an absolute url (scheme://host)",
+                ));
+            }
         };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => rest.split_at(i),
-            None => (rest, ""),
+        let Ok(url) = url::Url::parse(text) else {
+            return Err(Error::invalid_name(text, "not a valid url"));
         };
-        let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
-        let (host, port) = split_host_port(authority);
-        if host.is_empty() {
-            return Err(Error::invalid_name(url, "url has no host"));
+        if !written_scheme.eq_ignore_ascii_case(url.scheme()) {
+            return Err(Error::invalid_name(text, "not a valid url"));
         }
-        let default_port = match scheme.as_str() {
-            "https" => Some("443"),
-            "http" => Some("80"),
-            _ => None,
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(Error::invalid_name(text, "url scheme is not http or https"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(Error::invalid_name(
+                text,
+                "url contains user info (user@host)",
+            ));
+        }
+        if url.fragment().is_some() {
+            return Err(Error::invalid_name(text, "url contains a fragment (#…)"));
+        }
+        let host = match url.host_str() {
+            Some(host) if !host.is_empty() => host.to_ascii_lowercase(),
+            _ => return Err(Error::invalid_name(text, "url has no host")),
         };
-        let port = port.filter(|p| !p.is_empty() && Some(*p) != default_port);
+        let path = url.path();
+        let path = path.strip_suffix('/').unwrap_or(path).to_owned();
         Ok(Self {
-            scheme,
-            host: host.to_ascii_lowercase(),
-            port,
-            path: path.trim_end_matches('/'),
-            query,
+            scheme: url.scheme().to_owned(),
+            host,
+            port: url.port(),
+            path,
+            query: url.query().filter(|q| !q.is_empty()).map(str::to_owned),
         })
     }
 
@@ -246,10 +304,10 @@ impl<'a> ParsedUrl<'a> {
         let mut out = format!("{}://{}", self.scheme, self.host);
         if let Some(port) = self.port {
             out.push(':');
-            out.push_str(port);
+            out.push_str(&port.to_string());
         }
-        out.push_str(self.path);
-        if let Some(query) = self.query {
+        out.push_str(&self.path);
+        if let Some(query) = &self.query {
             out.push('?');
             out.push_str(query);
         }
@@ -261,28 +319,14 @@ impl<'a> ParsedUrl<'a> {
         let mut out = self.host.clone();
         if let Some(port) = self.port {
             out.push('-');
-            out.push_str(port);
+            out.push_str(&port.to_string());
         }
-        out.push_str(self.path);
-        if let Some(query) = self.query {
+        out.push_str(&self.path);
+        if let Some(query) = &self.query {
             out.push('-');
             out.push_str(query);
         }
         out
-    }
-}
-
-fn split_host_port(authority: &str) -> (&str, Option<&str>) {
-    if let Some(rest) = authority.strip_prefix('[') {
-        // IPv6 literal: [::1]:8080
-        return match rest.split_once(']') {
-            Some((host, after)) => (host, after.strip_prefix(':')),
-            None => (rest, None),
-        };
-    }
-    match authority.rsplit_once(':') {
-        Some((host, port)) => (host, Some(port)),
-        None => (authority, None),
     }
 }
 
@@ -362,8 +406,77 @@ mod tests {
             "api.example.com-v1-sse"
         );
         assert_eq!(
-            from_url("https://user:pw@my-host.example.com/x#frag"),
+            from_url("https://my-host.example.com/x"),
             "my-host.example.com-x"
+        );
+        // Dot segments are resolved as a request would resolve them.
+        assert_eq!(
+            from_url("https://mcp.example.com/a/../mcp"),
+            "mcp.example.com-mcp"
+        );
+    }
+
+    /// The token-theft class: texts that different parsers read as different hosts must never be
+    /// named after the host a request would not reach. Each is refused outright.
+    #[test]
+    fn refuses_ambiguous_urls() {
+        for url in [
+            "https://evil.example\\@good.example/mcp",
+            "https://evil.example\\good.example/mcp",
+            "https://good.example\\mcp",
+            "https://evil.example@good.example/mcp",
+            "https://user:pw@good.example/mcp",
+            "https://:pw@good.example/mcp",
+            "https://good.example/mcp#frag",
+            "https://good.example/mcp#",
+            "https://good.example/ mcp",
+            " https://good.example/mcp",
+            "https://good.example/mcp\n",
+            "https://good.example/mcp\t",
+            "https://good.example\u{0}/mcp",
+            "https://good.example/\u{85}mcp",
+            "https://good.example/\u{a0}mcp",
+            "ftp://good.example/mcp",
+            "file:///etc/passwd",
+            "javascript://good.example/%0aalert(1)",
+        ] {
+            let err = ProviderName::from_url(url).err();
+            assert!(err.as_ref().is_some_and(Error::is_invalid_name), "{url:?}");
+            assert!(canonical_url(url).is_err(), "{url:?}");
+        }
+    }
+
+    #[test]
+    fn canonical_form_is_what_a_request_reaches() {
+        for (input, canonical) in [
+            (
+                "HTTPS://MCP.Example.COM:443/mcp/",
+                "https://mcp.example.com/mcp",
+            ),
+            ("https://mcp.example.com", "https://mcp.example.com"),
+            ("https://mcp.example.com/", "https://mcp.example.com"),
+            ("http://127.0.0.1:80/x", "http://127.0.0.1/x"),
+            ("http://[::1]:3000/mcp", "http://[::1]:3000/mcp"),
+            ("https://good%2eexample/mcp", "https://good.example/mcp"),
+            ("https://a.example/x?", "https://a.example/x"),
+            ("https://a.example/x?b=1", "https://a.example/x?b=1"),
+            (
+                "https://a.example/%7euser/./x/",
+                "https://a.example/%7euser/x",
+            ),
+        ] {
+            assert_eq!(
+                canonical_url(input).ok().as_deref(),
+                Some(canonical),
+                "{input}"
+            );
+            // Idempotent.
+            assert_eq!(canonical_url(canonical).ok().as_deref(), Some(canonical));
+        }
+        // The name of a URL is the name of its canonical form.
+        assert_eq!(
+            from_url("https://good%2eexample/mcp"),
+            from_url("https://good.example/mcp")
         );
     }
 
@@ -422,6 +535,9 @@ mod tests {
             "https://",
             "1http://x",
             "https:///path",
+            "http://",
+            "https:/good.example/mcp",
+            "https:good.example/mcp",
         ] {
             assert!(ProviderName::from_url(url).is_err(), "{url:?}");
         }

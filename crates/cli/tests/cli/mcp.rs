@@ -152,6 +152,14 @@ fn mcp_auth_with_a_server_url_works_end_to_end() {
         auth.stderr.contains(&format!("Signed in to {url}")),
         "{auth:#?}"
     );
+    // The authorization server's host is shown before the browser opens (mix-up defence).
+    let as_host = server.issuer.trim_start_matches("http://");
+    assert!(
+        auth.stderr.contains(&format!(
+            "Opening the browser to sign in to {url} at {as_host}"
+        )),
+        "{auth:#?}"
+    );
     assert_eq!(server.stats()["registration_requests"], 1);
 
     let status = home.run(&["mcp", "status", "--json"]);
@@ -177,6 +185,20 @@ fn mcp_auth_with_a_server_url_works_end_to_end() {
     // Neither the verbose sign-in nor status printed it.
     assert!(!auth.stdout.contains(access_token) && !auth.stderr.contains(access_token));
     assert!(!status.stdout.contains(access_token));
+
+    // Texts that other parsers read as this server's URL never get its token (exit 13).
+    let rest = url.trim_start_matches("http://");
+    for crafted in [
+        format!("http://evil.example\\@{rest}"),
+        format!("http://evil.example@{rest}"),
+        format!("{url}#x"),
+        format!("{url} "),
+    ] {
+        let out = home.run(&["mcp", "token", &crafted]);
+        out.expect_code(13);
+        assert!(!out.stdout.contains(access_token), "{out:#?}");
+        assert!(out.stderr.contains("not a usable server URL"), "{out:#?}");
+    }
 
     let status = home.run(&["mcp", "status", url, "--json"]);
     status.expect_code(0);

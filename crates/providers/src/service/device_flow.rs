@@ -55,6 +55,7 @@ impl OAuthService {
         provider: &str,
         name: &ProviderName,
         config: &OAuthConfig,
+        record: Option<&super::McpServerRecord>,
         options: &AuthenticateOptions,
     ) -> Result<AuthOutcome> {
         let p = &config.provider;
@@ -197,7 +198,7 @@ impl OAuthService {
                     e
                 }
             })?;
-        let tokens = self.store_sign_in(name, config, tokens).await?;
+        let tokens = self.store_sign_in(name, config, record, tokens).await?;
         Ok(AuthOutcome {
             tokens,
             redirect_uri: String::new(),

@@ -17,11 +17,12 @@ use crate::registration::{self, ClientRegistration, RegistrationStore};
 use crate::registry::resolve_client_id;
 use crate::tokens::OAuthTokens;
 
-/// Whether `provider` is a server URL rather than a registry name.
+/// Whether `provider` is meant as a server URL rather than a registry name: it starts with `http:`
+/// or `https:` (no provider name contains `:`), so a malformed URL is reported as one.
 pub(crate) fn is_url(provider: &str) -> bool {
-    let p = provider.trim();
-    let lower = p.get(..8).map(str::to_ascii_lowercase).unwrap_or_default();
-    lower.starts_with("https://") || lower.starts_with("http://")
+    let p = provider.trim_start();
+    let lower = p.get(..6).map(str::to_ascii_lowercase).unwrap_or_default();
+    lower.starts_with("https:") || lower.starts_with("http:")
 }
 
 /// What was learnt about an MCP server at sign-in, kept so refresh, logout and status need no
@@ -113,6 +114,7 @@ impl McpServerRecord {
         p.client_id = None;
         p.redirect_host = RedirectHost::Ipv4;
         p.ports = DEFAULT_PORTS.to_vec();
+        p.redirect_path = callback::DEFAULT_PATH.to_owned();
         p.setup_url = None;
         p.pkce = true;
         p.issuer = Some(self.issuer.clone());
@@ -139,6 +141,92 @@ pub(super) struct Prepared {
     /// `invalid_client`).
     pub(super) dynamic_issuer: Option<String>,
     pub(super) info: Option<McpServerInfo>,
+    /// For an MCP server: the record to store with the tokens once the sign-in has succeeded
+    /// (never before: an abandoned sign-in must not change where stored tokens are sent).
+    pub(super) record: Option<McpServerRecord>,
+}
+
+/// The key, among the tokens' extra fields, of what an MCP server's tokens are bound to.
+const BINDING_KEY: &str = "mcp_server";
+
+/// What an MCP server's tokens were issued for, stored with the tokens (under [`BINDING_KEY`]) and
+/// compared with the server record before a refresh token or a revocation request is sent anywhere.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Binding {
+    server_url: String,
+    issuer: String,
+    token_endpoint: String,
+    #[serde(default)]
+    revocation_endpoint: Option<String>,
+}
+
+impl Binding {
+    fn of(record: &McpServerRecord) -> Self {
+        Self {
+            server_url: record.server_url.clone(),
+            issuer: record.issuer.clone(),
+            token_endpoint: record.token_endpoint.clone(),
+            revocation_endpoint: record.revocation_endpoint.clone(),
+        }
+    }
+
+    fn read(tokens: &OAuthTokens) -> Option<Self> {
+        serde_json::from_value(tokens.extra.get(BINDING_KEY)?.clone()).ok()
+    }
+}
+
+/// Binds `tokens` to the server and endpoints of `record` (at sign-in).
+pub(super) fn bind_tokens(tokens: &mut OAuthTokens, record: &McpServerRecord) {
+    if let Ok(value) = serde_json::to_value(Binding::of(record)) {
+        tokens.extra.insert(BINDING_KEY.to_owned(), value);
+    }
+}
+
+/// Keeps the binding of `old` on `new` (after a refresh: the token endpoint's answer cannot rebind
+/// the tokens by sending a field of the same name).
+pub(super) fn carry_binding(old: &OAuthTokens, new: &mut OAuthTokens) {
+    match old.extra.get(BINDING_KEY) {
+        Some(value) => {
+            new.extra.insert(BINDING_KEY.to_owned(), value.clone());
+        }
+        None => {
+            new.extra.remove(BINDING_KEY);
+        }
+    }
+}
+
+/// Refuses tokens of an MCP server that were issued for another server URL than `provider`'s
+/// canonical form (tokens without a binding, stored before it existed, pass: their name is
+/// derived from the canonical URL).
+pub(super) fn check_tokens_server(provider: &str, tokens: &OAuthTokens) -> Result<()> {
+    if !is_url(provider) {
+        return Ok(());
+    }
+    let canonical = canonical_server_url(provider)?;
+    match Binding::read(tokens) {
+        Some(bound) if bound.server_url != canonical => Err(Error::new(
+            ErrorCode::AuthRequired,
+            format!(
+                "the tokens stored under this name were issued for {}, not {canonical}; refusing to use them",
+                printable(&bound.server_url)
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The canonical form of an MCP server URL (the one parser: `context_harness_storage::canonical_url`).
+pub(crate) fn canonical_server_url(provider: &str) -> Result<String> {
+    context_harness_storage::canonical_url(provider).map_err(|e| {
+        Error::new(
+            ErrorCode::ConfigInvalid,
+            format!("`{}` is not a usable server URL", printable(provider)),
+        )
+        .with_source(e)
+        .with_hint(
+            "give the server's http(s) URL without user info, fragment, spaces or backslashes",
+        )
+    })
 }
 
 impl OAuthService {
@@ -150,6 +238,7 @@ impl OAuthService {
     /// missing or refused (resource or issuer mismatch, no S256, a forbidden address);
     /// [`ErrorCode::NetworkError`]/[`ErrorCode::Timeout`].
     pub async fn discover_mcp_server(&self, server_url: &str) -> Result<McpServerInfo> {
+        canonical_server_url(server_url)?;
         let url = check_endpoint(server_url, "server URL")?;
         let policy = UrlPolicy::new(discovery::class_of_url(&url).await);
         Discoverer {
@@ -190,7 +279,9 @@ impl OAuthService {
         out
     }
 
-    fn save_record(&self, name: &str, record: &McpServerRecord) -> Result<()> {
+    /// Writes the record of a successful sign-in (the caller holds the provider lock and has
+    /// stored the tokens bound to this record).
+    pub(super) fn save_record(&self, name: &str, record: &McpServerRecord) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(record).map_err(|e| {
             Error::new(ErrorCode::Storage, "cannot serialise the MCP server record").with_source(e)
         })?;
@@ -222,12 +313,14 @@ impl OAuthService {
                 config: discovered.to_config(client_id, secret),
                 dynamic_issuer: None,
                 info: None,
+                record: None,
             });
         }
         Ok(Prepared {
             config: self.resolve_config(provider, client_id)?,
             dynamic_issuer: None,
             info: None,
+            record: None,
         })
     }
 
@@ -295,13 +388,12 @@ impl OAuthService {
                 )
             }
         };
-        let home_name = name.as_str().to_owned();
-        self.save_record(&home_name, &record)?;
         tracing::info!(server = %info.server_url, issuer = %record.issuer, "MCP server discovered");
         Ok(Prepared {
             config,
             dynamic_issuer,
             info: Some(info),
+            record: Some(record),
         })
     }
 
@@ -316,7 +408,7 @@ impl OAuthService {
         let metadata = &info.authorization_server;
         let issuer = &metadata.issuer;
         let store = RegistrationStore::new(&self.home);
-        let redirect_uris = registration_redirect_uris(ports);
+        let redirect_uris = registration_redirect_uris(ports, issuer)?;
         if !force && let Some(existing) = store.load(issuer)? {
             if existing.fits(&redirect_uris, "authorization_code", SystemTime::now())
                 && registration::still_registered(&self.http, &existing).await
@@ -396,6 +488,7 @@ impl OAuthService {
                     format!("no sign-in record for {provider}"),
                 ));
             };
+            check_record_binding(provider, &record, tokens)?;
             let template = record.to_provider(name.as_str());
             let registration = RegistrationStore::new(&self.home).load(&record.issuer)?;
             return Ok(match registration {
@@ -441,9 +534,57 @@ impl OAuthService {
     }
 }
 
-/// The redirect URIs to register: `http://127.0.0.1:{port}/callback` for 8080, 3000, 57548 and any
-/// other fixed port asked for, so the listener's port fallback still matches.
-fn registration_redirect_uris(ports: Option<&[u16]>) -> Vec<String> {
+/// Refuses to send `tokens` anywhere on the strength of `record` unless the record is the one they
+/// were issued with: the same canonical server URL, issuer, token and revocation endpoints.
+fn check_record_binding(
+    provider: &str,
+    record: &McpServerRecord,
+    tokens: &OAuthTokens,
+) -> Result<()> {
+    let canonical = canonical_server_url(provider)?;
+    let refuse = |why: String| {
+        Err(Error::new(ErrorCode::AuthRequired, why)
+            .with_hint(format!("sign in again: `mcp auth {canonical}`")))
+    };
+    if record.server_url != canonical {
+        return refuse(format!(
+            "the stored server record is for {}, not {canonical}; refusing to send its tokens",
+            printable(&record.server_url)
+        ));
+    }
+    match Binding::read(tokens) {
+        None => refuse(
+            "the stored tokens do not say which server issued them (stored by an older version); refusing to send the refresh token"
+                .to_owned(),
+        ),
+        Some(bound) if bound != Binding::of(record) => refuse(format!(
+            "the stored server record (issuer {}, token endpoint {}) disagrees with the one the tokens were issued with; refusing to send them",
+            printable(&record.issuer),
+            printable(&record.token_endpoint)
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// The redirect path of a client registered at `issuer`: `/callback/<name of the issuer>`, one per
+/// authorization server (RFC 9700 §4.4.2.2). The listener answers only on the path of the issuer a
+/// sign-in started with, so an authorization response that an attacker's metadata routed through
+/// another server's authorization endpoint arrives on the wrong path and is not accepted.
+pub(crate) fn issuer_redirect_path(issuer: &str) -> Result<String> {
+    let name = context_harness_storage::ProviderName::from_url(issuer).map_err(|e| {
+        Error::new(
+            ErrorCode::AuthFailed,
+            format!("issuer `{}` is not a usable URL", printable(issuer)),
+        )
+        .with_source(e)
+    })?;
+    Ok(format!("{}/{name}", callback::DEFAULT_PATH))
+}
+
+/// The redirect URIs to register at `issuer`: `http://127.0.0.1:{port}/callback/<issuer name>` for
+/// 8080, 3000, 57548 and any other fixed port asked for, so the listener's port fallback still
+/// matches.
+fn registration_redirect_uris(ports: Option<&[u16]>, issuer: &str) -> Result<Vec<String>> {
     let mut all: Vec<u16> = DEFAULT_PORTS.to_vec();
     for p in ports.unwrap_or_default() {
         if *p != 0 && !all.contains(p) {
@@ -453,11 +594,15 @@ fn registration_redirect_uris(ports: Option<&[u16]>) -> Vec<String> {
     let mut cb = callback::CallbackConfig::default();
     cb.host = RedirectHost::Ipv4;
     cb.ports = all;
-    cb.redirect_uris()
+    cb.path = issuer_redirect_path(issuer)?;
+    Ok(cb.redirect_uris())
 }
 
 fn config_from_registration(provider: &OAuthProvider, r: &ClientRegistration) -> OAuthConfig {
     let mut provider = provider.clone();
+    if let Ok(path) = issuer_redirect_path(&r.issuer) {
+        provider.redirect_path = path;
+    }
     if let Some(method) = r.auth_method() {
         provider.token_auth_method = method;
     }
@@ -485,18 +630,42 @@ mod tests {
         assert!(is_url("HTTP://127.0.0.1:9/mcp"));
         assert!(!is_url("github"));
         assert!(!is_url("http"));
+        assert!(is_url("http:/127.0.0.1/mcp"));
+        assert!(is_url(" https:///x"));
     }
 
     #[test]
-    fn registration_uris_cover_every_fallback_port() {
+    fn registration_uris_cover_every_fallback_port() -> Result<()> {
         assert_eq!(
-            registration_redirect_uris(None),
+            registration_redirect_uris(None, "https://as.example.com")?,
             [
-                "http://127.0.0.1:8080/callback",
-                "http://127.0.0.1:3000/callback",
-                "http://127.0.0.1:57548/callback"
+                "http://127.0.0.1:8080/callback/as.example.com",
+                "http://127.0.0.1:3000/callback/as.example.com",
+                "http://127.0.0.1:57548/callback/as.example.com"
             ]
         );
-        assert_eq!(registration_redirect_uris(Some(&[0, 9999, 8080])).len(), 4);
+        assert_eq!(
+            registration_redirect_uris(Some(&[0, 9999, 8080]), "https://as.example.com")?.len(),
+            4
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn each_issuer_has_its_own_redirect_path() -> Result<()> {
+        let honest = issuer_redirect_path("https://as.example.com")?;
+        let other = issuer_redirect_path("https://evil.example.com")?;
+        let local = issuer_redirect_path("http://127.0.0.1:9000")?;
+        assert_ne!(honest, other);
+        assert!(local.starts_with("/callback/127.0.0.1-9000--"), "{local}");
+        for path in [honest, other, local] {
+            // Only characters the listener compares byte for byte.
+            assert!(
+                path.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"/._-".contains(&b)),
+                "{path}"
+            );
+        }
+        Ok(())
     }
 }

@@ -11,5 +11,6 @@
 mod flows;
 mod github_stub;
 mod mcp;
+mod mcp_security;
 mod offline;
 mod support;

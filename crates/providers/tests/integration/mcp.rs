@@ -16,34 +16,34 @@ use tokio::net::TcpListener;
 
 use crate::support::{AuthServer, Harness, captured_logs, test_client};
 
-fn opts() -> AuthenticateOptions {
+pub(crate) fn opts() -> AuthenticateOptions {
     AuthenticateOptions::new()
         .ports([0])
         .timeout(Duration::from_secs(30))
 }
 
-fn start(env: &[(&str, &str)]) -> Option<AuthServer> {
+pub(crate) fn start(env: &[(&str, &str)]) -> Option<AuthServer> {
     captured_logs();
     AuthServer::start(env)
 }
 
 /// How the stand-in MCP server advertises its metadata.
 #[derive(Clone)]
-struct PrmConfig {
+pub(crate) struct PrmConfig {
     /// `authorization_servers[0]`.
-    issuer: String,
-    /// The PRM `resource`; `None` = the server's own `/mcp` URL.
-    resource: Option<String>,
+    pub(crate) issuer: String,
+    /// The PRM `resource` (`{base}` stands for the stub's origin); `None` = its own `/mcp` URL.
+    pub(crate) resource: Option<String>,
     /// Send `WWW-Authenticate: Bearer resource_metadata=…` (else only the well-known URLs work).
-    header: bool,
+    pub(crate) header: bool,
     /// Override the `resource_metadata` URL in the header.
-    header_url: Option<String>,
+    pub(crate) header_url: Option<String>,
     /// `scopes_supported` in the PRM.
-    scopes: Vec<&'static str>,
+    pub(crate) scopes: Vec<&'static str>,
 }
 
 impl PrmConfig {
-    fn new(issuer: &str) -> Self {
+    pub(crate) fn new(issuer: &str) -> Self {
         Self {
             issuer: issuer.to_owned(),
             resource: None,
@@ -56,14 +56,14 @@ impl PrmConfig {
 
 /// A tiny HTTP/1.1 server: `/mcp` answers 401 without a bearer token; the PRM is served at
 /// `/custom-prm` (the header's URL) and `/.well-known/oauth-protected-resource/mcp`.
-struct McpStub {
+pub(crate) struct McpStub {
     base: String,
     paths: Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl McpStub {
-    async fn start(config: PrmConfig) -> Self {
+    pub(crate) async fn start(config: PrmConfig) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
         let paths = Arc::new(Mutex::new(Vec::new()));
@@ -113,7 +113,7 @@ impl McpStub {
                         .any(|l| l.to_ascii_lowercase().starts_with("authorization: bearer "));
                     paths.lock().unwrap().push(path.clone());
                     let prm = json!({
-                        "resource": config.resource.clone().unwrap_or_else(|| format!("{base}/mcp")),
+                        "resource": config.resource.clone().map_or_else(|| format!("{base}/mcp"), |r| r.replace("{base}", &base)),
                         "authorization_servers": [config.issuer],
                         "scopes_supported": config.scopes,
                         "bearer_methods_supported": ["header"],
@@ -158,11 +158,11 @@ impl McpStub {
         Self { base, paths, task }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("{}/mcp", self.base)
     }
 
-    fn paths(&self) -> Vec<String> {
+    pub(crate) fn paths(&self) -> Vec<String> {
         self.paths.lock().unwrap().clone()
     }
 }
@@ -222,13 +222,23 @@ async fn mcp_url_sign_in_from_nothing_to_a_token_for_the_resource() {
     assert_eq!(files.len(), 1);
     let registration: Value = serde_json::from_slice(&std::fs::read(&files[0]).unwrap()).unwrap();
     assert_eq!(registration["issuer"], server.issuer.as_str());
+    // One redirect path per authorization server (RFC 9700 §4.4.2 mix-up defence).
+    let path = format!(
+        "/callback/{}",
+        ProviderName::from_url(&server.issuer).unwrap()
+    );
     assert_eq!(
         registration["redirect_uris"],
         json!([
-            "http://127.0.0.1:8080/callback",
-            "http://127.0.0.1:3000/callback",
-            "http://127.0.0.1:57548/callback"
+            format!("http://127.0.0.1:8080{path}"),
+            format!("http://127.0.0.1:3000{path}"),
+            format!("http://127.0.0.1:57548{path}")
         ])
+    );
+    assert!(
+        outcome.redirect_uri.ends_with(&path),
+        "{}",
+        outcome.redirect_uri
     );
     assert_eq!(registration["token_endpoint_auth_method"], "none");
     #[cfg(unix)]

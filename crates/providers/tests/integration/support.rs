@@ -235,7 +235,7 @@ pub(crate) async fn drive(start: &str, callbacks: &Mutex<Vec<String>>) -> Result
             }
         }
         let status = response.status();
-        if url.path() == "/callback" {
+        if url.path().starts_with("/callback") {
             return if status.is_success() {
                 Ok(())
             } else {
@@ -255,7 +255,7 @@ pub(crate) async fn drive(start: &str, callbacks: &Mutex<Vec<String>>) -> Result
             .and_then(|v| v.to_str().ok())
             .ok_or("redirect without location")?;
         url = url.join(location).map_err(|e| e.to_string())?;
-        if url.path() == "/callback" {
+        if url.path().starts_with("/callback") {
             callbacks.lock().unwrap().push(url.to_string());
         }
     }
