@@ -108,5 +108,5 @@ pub use config::{
     DEFAULT_PORTS, DEFAULT_TIMEOUT, RedirectHost,
 };
 pub use error::{Error, PortAttempt, Result};
-pub use response::{AuthorizationCode, CallbackResponse, parse_redirect_url};
+pub use response::{AuthorizationCode, CallbackResponse, normalize_pasted_url, parse_redirect_url};
 pub use server::CallbackServer;

@@ -236,8 +236,13 @@ fn hex_value(b: u8) -> Option<u8> {
 ///
 /// The URL must be `http`, and its host, port and path must equal those of `redirect_uri`
 /// (scheme and host compared without regard to ASCII case, as URIs define; an absent port means
-/// 80). Its query then goes through the same checks as a request to the listener. Surrounding
-/// whitespace is ignored, as is a `#fragment`.
+/// 80). Its query then goes through the same checks as a request to the listener. A `#fragment`
+/// is ignored.
+///
+/// The text is first taken as people paste it (RFC 3986 Appendix C, "Delimiting a URI in
+/// Context"): surrounding whitespace and one pair of surrounding `<…>`, `"…"`, `'…'` or `` `…` ``
+/// are removed, and so is whitespace inside the URL (a terminal that wrapped a long line inserts
+/// line breaks and spaces; a URL never contains a literal space). See [`normalize_pasted_url`].
 ///
 /// ```
 /// use context_harness_callback_server::{Error, parse_redirect_url};
@@ -277,7 +282,8 @@ pub fn parse_redirect_url(
     if expected.query.is_some() {
         return Err(invalid("the redirect uri must not have a query"));
     }
-    let got = UrlParts::parse(pasted.trim()).map_err(invalid)?;
+    let pasted = normalize_pasted_url(pasted);
+    let got = UrlParts::parse(&pasted).map_err(invalid)?;
     if !got.scheme.eq_ignore_ascii_case("http") || !expected.scheme.eq_ignore_ascii_case("http") {
         return Err(invalid("the url is not an http loopback redirect"));
     }
@@ -294,6 +300,33 @@ pub fn parse_redirect_url(
         Verdict::Reject(Rejection::StateMismatch) => Err(Error::StateMismatch),
         Verdict::Reject(Rejection::Malformed(reason)) => Err(invalid(reason)),
     }
+}
+
+/// A URL as pasted from a terminal or a document, made whole again (RFC 3986 Appendix C): trims
+/// whitespace, removes one pair of surrounding delimiters (`<…>`, `"…"`, `'…'`, `` `…` ``, also
+/// with whitespace between them and the URL), then every whitespace character inside.
+///
+/// ```
+/// use context_harness_callback_server::normalize_pasted_url;
+///
+/// assert_eq!(
+///     normalize_pasted_url(" <http://localhost:8080/callback?code=a\n  bc&state=x> "),
+///     "http://localhost:8080/callback?code=abc&state=x"
+/// );
+/// assert_eq!(normalize_pasted_url("\"http://h/p?a=1\""), "http://h/p?a=1");
+/// ```
+pub fn normalize_pasted_url(pasted: &str) -> String {
+    let mut text = pasted.trim();
+    for (open, close) in [('<', '>'), ('"', '"'), ('\'', '\''), ('`', '`')] {
+        if let Some(inner) = text
+            .strip_prefix(open)
+            .and_then(|rest| rest.strip_suffix(close))
+        {
+            text = inner.trim();
+            break;
+        }
+    }
+    text.chars().filter(|c| !c.is_whitespace()).collect()
 }
 
 /// The pieces of an absolute `scheme://host[:port]/path[?query][#fragment]` URL, unnormalised.

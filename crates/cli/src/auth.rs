@@ -15,7 +15,7 @@ use std::io::{BufRead, IsTerminal};
 use std::time::{Duration, SystemTime};
 
 use context_harness_providers::{
-    AuthenticateOptions, BrowserOpener, DEFAULT_PORTS, SignInFlow, SystemBrowser,
+    AuthenticateOptions, BrowserOpener, DEFAULT_PORTS, PastedRedirects, SignInFlow, SystemBrowser,
 };
 
 use crate::args::AuthArgs;
@@ -143,10 +143,11 @@ fn choose_opener(no_browser: bool) -> Opener {
     Opener::System
 }
 
-/// Reads the first non-empty line from stdin on a plain thread (it may block forever; the runtime
-/// does not wait for it). `None` at end of input.
-fn pasted_line() -> impl Future<Output = Option<String>> + Send + 'static {
-    let (tx, rx) = tokio::sync::oneshot::channel();
+/// Reads stdin line by line on a plain thread (it may block forever; the runtime does not wait for
+/// it) and sends each non-empty line: a paste that is refused can be followed by another. The
+/// channel closes at end of input.
+fn pasted_lines() -> PastedRedirects {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
     let spawned = std::thread::Builder::new()
         .name("paste".to_owned())
         .spawn(move || {
@@ -155,24 +156,20 @@ fn pasted_line() -> impl Future<Output = Option<String>> + Send + 'static {
             loop {
                 line.clear();
                 match stdin.read_line(&mut line) {
-                    Ok(0) | Err(_) => {
-                        let _ = tx.send(None);
-                        return;
-                    }
+                    Ok(0) | Err(_) => return,
                     Ok(_) if line.trim().is_empty() => {}
                     Ok(_) => {
-                        let _ = tx.send(Some(line.trim().to_owned()));
-                        return;
+                        if tx.blocking_send(line.trim().to_owned()).is_err() {
+                            return;
+                        }
                     }
                 }
             }
         });
-    async move {
-        match spawned {
-            Ok(_) => rx.await.ok().flatten(),
-            Err(_) => None,
-        }
+    if spawned.is_err() {
+        tracing::debug!("could not start the stdin reader; only the listener answers");
     }
+    rx
 }
 
 pub(crate) fn run(ctx: &Context, args: AuthArgs) -> anyhow::Result<u8> {
@@ -246,7 +243,15 @@ pub(crate) fn run(ctx: &Context, args: AuthArgs) -> anyhow::Result<u8> {
     });
     // Manual: always race stdin. System browser: only a terminal (the user may paste after a failure).
     if flow == SignInFlow::Browser && (matches!(opener, Opener::Manual(_)) || stdin_tty) {
-        options = options.pasted_redirect(pasted_line());
+        options = options
+            .pasted_redirects(pasted_lines())
+            .on_rejected_paste(|err| {
+                // Shown even with -q: the user is waiting on it.
+                eprintln!("That address was not accepted: {err}.");
+                eprintln!(
+                    "Paste the address again (the whole of it), or finish the sign-in in the browser."
+                );
+            });
     }
 
     let started = std::time::Instant::now();

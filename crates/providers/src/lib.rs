@@ -82,6 +82,7 @@ pub use provider::{
 pub use registry::{PROVIDERS_FILE, ProviderRegistry, ProviderSource};
 pub use service::{
     AuthOutcome, AuthenticateOptions, BrowserErrorHandler, EXPIRY_BUFFER, LogoutOutcome,
-    McpServerRecord, OAuthService, OAuthServiceBuilder, PastedRedirect, Revocation, SignInFlow,
+    McpServerRecord, OAuthService, OAuthServiceBuilder, PastedRedirects, RejectedPasteHandler,
+    Revocation, SignInFlow,
 };
 pub use tokens::{AccessToken, AuthStatus, OAuthTokens, RefreshToken};

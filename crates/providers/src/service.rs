@@ -1,10 +1,8 @@
 //! [`OAuthService`]: sign-in, storage, refresh and logout, composed from the member crates.
 
 use std::fmt;
-use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
@@ -38,8 +36,19 @@ pub const EXPIRY_BUFFER: Duration = tokens::DEFAULT_EXPIRY_BUFFER;
 /// secret; refresh must use the same client the grant was issued to).
 const CLIENT_ID_KEY: &str = "client_id";
 
-/// A future that resolves to a redirect URL pasted by the user (or `None` when input ended).
-pub type PastedRedirect = Pin<Box<dyn Future<Output = Option<String>> + Send>>;
+/// Redirect URLs pasted by the user, one message per paste, in order; closed at the end of input.
+/// Each is checked like a request to the loopback listener; one that fails the checks is reported
+/// (see [`AuthenticateOptions::on_rejected_paste`]) and the sign-in keeps waiting.
+pub type PastedRedirects = tokio::sync::mpsc::Receiver<String>;
+
+/// Lines pasted within this time of each other are one paste (a wrapped URL).
+const PASTE_CONTINUATION: Duration = Duration::from_millis(150);
+
+/// A paste longer than this is not joined with further lines.
+const MAX_PASTE_BYTES: usize = 16 * 1024;
+
+/// Called with the reason when a pasted redirect URL is not accepted (the sign-in goes on).
+pub type RejectedPasteHandler = Arc<dyn Fn(&Error) + Send + Sync>;
 
 /// Called with the authorization URL and the error when the browser could not be opened.
 pub type BrowserErrorHandler = Arc<dyn Fn(&str, &io::Error) + Send + Sync>;
@@ -71,8 +80,10 @@ pub struct AuthenticateOptions {
     pub browser: Option<Arc<dyn BrowserOpener>>,
     /// Called when the opener fails, with the URL to show; default: a `tracing` warning with the URL.
     pub on_browser_error: Option<BrowserErrorHandler>,
-    /// A redirect URL pasted by the user, raced against the loopback listener (for `--no-browser`).
-    pub pasted_redirect: Option<PastedRedirect>,
+    /// Redirect URLs pasted by the user, raced against the loopback listener (for `--no-browser`).
+    pub pasted_redirects: Option<PastedRedirects>,
+    /// Told why a pasted redirect URL was not accepted; default: a `tracing` warning.
+    pub on_rejected_paste: Option<RejectedPasteHandler>,
     /// Browser (default) or device authorization grant (RFC 8628).
     pub flow: SignInFlow,
     /// Shows the device flow's user code and verification URI; default: a `tracing` warning.
@@ -90,7 +101,8 @@ impl Default for AuthenticateOptions {
             timeout: Duration::from_secs(300),
             browser: None,
             on_browser_error: None,
-            pasted_redirect: None,
+            pasted_redirects: None,
+            on_rejected_paste: None,
             flow: SignInFlow::Browser,
             device_prompt: None,
             device_clock: None,
@@ -106,7 +118,7 @@ impl fmt::Debug for AuthenticateOptions {
             .field("ports", &self.ports)
             .field("timeout", &self.timeout)
             .field("browser", &self.browser.is_some())
-            .field("pasted_redirect", &self.pasted_redirect.is_some())
+            .field("pasted_redirects", &self.pasted_redirects.is_some())
             .field("flow", &self.flow)
             .finish_non_exhaustive()
     }
@@ -187,13 +199,20 @@ impl AuthenticateOptions {
         self
     }
 
-    /// Races `pasted` (a redirect URL typed by the user) against the loopback listener.
+    /// Races the redirect URLs received on `pasted` (typed by the user) against the loopback
+    /// listener. Each is normalised as people paste (surrounding quotes or angle brackets, line
+    /// breaks and spaces from terminal wrapping: RFC 3986 Appendix C) and then checked exactly like
+    /// a callback; the first that passes wins.
     #[must_use]
-    pub fn pasted_redirect(
-        mut self,
-        pasted: impl Future<Output = Option<String>> + Send + 'static,
-    ) -> Self {
-        self.pasted_redirect = Some(Box::pin(pasted));
+    pub fn pasted_redirects(mut self, pasted: PastedRedirects) -> Self {
+        self.pasted_redirects = Some(pasted);
+        self
+    }
+
+    /// Sets what is told the reason when a pasted redirect URL is not accepted.
+    #[must_use]
+    pub fn on_rejected_paste(mut self, handler: impl Fn(&Error) + Send + Sync + 'static) -> Self {
+        self.on_rejected_paste = Some(Arc::new(handler));
         self
     }
 }
@@ -721,7 +740,7 @@ impl OAuthService {
         };
         let wait = server.wait(&state);
         tokio::pin!(wait);
-        let mut pasted = options.pasted_redirect.take();
+        let mut pasted = options.pasted_redirects.take();
         let response = loop {
             tokio::select! {
                 result = &mut wait => break result.map_err(to_error)?,
@@ -740,16 +759,52 @@ impl OAuthService {
                 }
                 line = async {
                     match pasted.as_mut() {
-                        Some(future) => future.await,
+                        Some(lines) => lines.recv().await,
                         None => std::future::pending().await,
                     }
                 }, if pasted.is_some() => {
-                    pasted = None;
-                    if let Some(line) = line {
-                        break callback::parse_redirect_url(line.trim(), &redirect_uri, &state)
-                            .map_err(to_error)?;
+                    let Some(first) = line else {
+                        // End of input: the listener alone answers.
+                        pasted = None;
+                        continue;
+                    };
+                    // A terminal hands a wrapped URL over as several lines at once: the lines
+                    // that follow within a moment are part of the same paste.
+                    let mut batch = vec![first];
+                    if let Some(lines) = pasted.as_mut() {
+                        while batch.iter().map(String::len).sum::<usize>() < MAX_PASTE_BYTES {
+                            match tokio::time::timeout(PASTE_CONTINUATION, lines.recv()).await {
+                                Ok(Some(more)) => batch.push(more),
+                                Ok(None) => {
+                                    pasted = None;
+                                    break;
+                                }
+                                Err(_) => break,
+                            }
+                        }
                     }
-                    // End of input: the listener alone answers.
+                    let mut accepted = None;
+                    for candidate in paste_candidates(&batch) {
+                        match callback::parse_redirect_url(&candidate, &redirect_uri, &state) {
+                            Ok(response) => {
+                                accepted = Some(response);
+                                break;
+                            }
+                            // Like a bad request at the listener: say why, keep waiting.
+                            Err(e @ (callback::Error::InvalidCallback { .. } | callback::Error::StateMismatch)) => {
+                                let err = callback_error(e);
+                                match &options.on_rejected_paste {
+                                    Some(handler) => handler(&err),
+                                    None => tracing::warn!(error = %err, "the pasted redirect URL was not accepted; still waiting"),
+                                }
+                            }
+                            // An error response for this very sign-in (denied, server error).
+                            Err(e) => return Err(to_error(e)),
+                        }
+                    }
+                    if let Some(response) = accepted {
+                        break response;
+                    }
                 }
             }
         };
@@ -1207,6 +1262,28 @@ impl OAuthService {
     }
 }
 
+/// The URLs in one paste of `lines`: a line that starts like a URL (`http…`, possibly after `<`,
+/// `"`, `'` or `` ` ``) begins a new one, and the lines after it, up to the next such line, are its
+/// continuation (a terminal wrapped it). Each URL is its lines joined.
+fn paste_candidates(lines: &[String]) -> Vec<String> {
+    let starts_a_url = |line: &str| {
+        let line = line
+            .trim_start()
+            .trim_start_matches(['<', '"', '\'', '`'])
+            .trim_start();
+        line.get(..4)
+            .is_some_and(|s| s.eq_ignore_ascii_case("http"))
+    };
+    let mut out: Vec<String> = Vec::new();
+    for line in lines {
+        match out.last_mut() {
+            Some(current) if !starts_a_url(line) => current.push_str(line),
+            _ => out.push(line.clone()),
+        }
+    }
+    out
+}
+
 /// Runs blocking store/lock work off the async threads.
 /// Takes the per-provider refresh lock, waiting at most `wait`.
 fn acquire_lock(dir: &Path, name: &ProviderName, wait: Duration) -> Result<ProviderLock> {
@@ -1530,5 +1607,31 @@ mod iss_tests {
         assert!(check(Some("https://as.example.com/"), as_, true).is_err());
         assert!(check(Some("https://AS.example.com"), as_, true).is_err());
         assert!(check(Some("https://as.example.com:443"), as_, true).is_err());
+    }
+}
+
+#[cfg(test)]
+mod paste_tests {
+    use super::paste_candidates;
+
+    fn lines(text: &str) -> Vec<String> {
+        text.lines().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn a_wrapped_url_is_one_candidate_and_a_new_url_starts_another() {
+        assert_eq!(
+            paste_candidates(&lines("http://a/cb?code=1&st\nate=2")),
+            ["http://a/cb?code=1&state=2"]
+        );
+        assert_eq!(
+            paste_candidates(&lines("<http://a/cb?x\n>\n\"HTTP://b/cb\"\n'http://c\n/cb'")),
+            ["<http://a/cb?x>", "\"HTTP://b/cb\"", "'http://c/cb'"]
+        );
+        // A scrap before any URL stands alone.
+        assert_eq!(
+            paste_candidates(&lines("oops\nhttp://a/cb")),
+            ["oops", "http://a/cb"]
+        );
     }
 }

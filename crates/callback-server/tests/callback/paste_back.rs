@@ -177,3 +177,36 @@ fn display_sanitises_provider_text() {
     let shown = err.to_string();
     assert!(!shown.chars().any(char::is_control), "{shown:?}");
 }
+
+/// Pasted as people paste: wrapped by the terminal, quoted, in angle brackets (RFC 3986 App. C).
+#[test]
+fn accepts_the_redirect_as_people_paste_it() {
+    let state = State::generate().unwrap();
+    let s = state.as_str();
+    let (head, tail) = s.split_at(s.len() / 2);
+    for pasted in [
+        format!("http://localhost:8080/callback?code=abc&state={head}\n{tail}"),
+        format!("http://localhost:8080/callback?code=abc&state={head} {tail}"),
+        format!("http://localhost:8080/call\r\nback?code=a\tbc&state={s}"),
+        format!("\"http://localhost:8080/callback?code=abc&state={s}\""),
+        format!("'http://localhost:8080/callback?code=abc&state={s}'"),
+        format!("<http://localhost:8080/callback?code=abc&state={s}>"),
+        format!("< http://localhost:8080/callback?code=abc&state={s} >\n"),
+        format!("`http://localhost:8080/callback?code=abc&state={s}`"),
+        format!("http://localhost:8080/callback?code=abc&state={s}\u{a0}"),
+    ] {
+        let r = parse_redirect_url(&pasted, REDIRECT, &state)
+            .unwrap_or_else(|e| panic!("{pasted:?}: {e}"));
+        assert_eq!(r.code.secret(), "abc");
+    }
+    // Only one pair of delimiters, and only matching ones.
+    for pasted in [
+        format!("<\"http://localhost:8080/callback?code=abc&state={s}\">"),
+        format!("<http://localhost:8080/callback?code=abc&state={s}\""),
+    ] {
+        assert!(
+            parse_redirect_url(&pasted, REDIRECT, &state).is_err(),
+            "{pasted:?}"
+        );
+    }
+}

@@ -33,6 +33,47 @@ fn no_browser_accepts_a_pasted_redirect_url() {
     assert_eq!(status.json()["providers"][0]["status"], "authenticated");
 }
 
+/// Pasted as people paste: a stale address and a scrap first (each refused with its real reason,
+/// the sign-in keeps waiting), then the right one wrapped over two lines inside angle brackets.
+#[test]
+fn pasted_addresses_are_taken_as_people_paste_them() {
+    if !require_server() {
+        return;
+    }
+    let server = AuthServer::start(&[("AS_AUTO_APPROVE", "1")]);
+    let home = Home::with_local(&server.issuer, "ch-public");
+    let pending = Pending::spawn(home.cmd(&[
+        "mcp",
+        "auth",
+        "local",
+        "--no-browser",
+        "--port",
+        "0",
+        "--timeout",
+        "60",
+    ]));
+    let redirect = follow_to_redirect(&pending.url);
+    let (query_start, _) = redirect.split_once('?').expect("a query");
+    let stale = format!("{query_start}?code=old&state=from-an-old-tab");
+    let (head, tail) = redirect.split_at(redirect.len() / 2);
+    let elsewhere = "http://localhost:1/callback?code=x&state=y";
+    let run = pending.paste(&format!("{stale}\n{elsewhere}\n<{head}\n  {tail}>"));
+    run.expect_code(0);
+    assert!(
+        run.stderr
+            .contains("belongs to a different or older sign-in attempt"),
+        "{run:#?}"
+    );
+    assert!(run.stderr.contains("host or port differs"), "{run:#?}");
+    assert_eq!(
+        run.stderr.matches("was not accepted").count(),
+        2,
+        "{run:#?}"
+    );
+    assert!(run.stderr.contains("Tokens stored in the file"), "{run:#?}");
+    assert_eq!(server.stats()["authorization_code_requests"], 1);
+}
+
 #[test]
 fn access_denied_exits_5() {
     if !require_server() {
