@@ -32,6 +32,8 @@ impl Default for HttpSettings {
 pub(crate) struct RawResponse {
     pub(crate) status: u16,
     pub(crate) content_type: Option<String>,
+    /// The `Retry-After` header as sent (RFC 9110 §10.2.3), read by the transient-answer retries.
+    pub(crate) retry_after: Option<String>,
     pub(crate) body: Vec<u8>,
 }
 
@@ -133,6 +135,11 @@ impl Http {
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(64).collect());
         let mut body = Vec::new();
         loop {
             match response.chunk().await {
@@ -154,6 +161,7 @@ impl Http {
         Ok(RawResponse {
             status,
             content_type,
+            retry_after,
             body,
         })
     }

@@ -82,6 +82,7 @@ pub use provider::{
 pub use registry::{PROVIDERS_FILE, ProviderRegistry, ProviderSource};
 pub use service::{
     AuthOutcome, AuthenticateOptions, BrowserErrorHandler, EXPIRY_BUFFER, LogoutOutcome,
-    McpServerRecord, OAuthService, OAuthServiceBuilder, PastedRedirect, Revocation, SignInFlow,
+    McpServerRecord, OAuthService, OAuthServiceBuilder, PastedRedirect, REFRESH_RETRY_BUDGET,
+    Revocation, SignInFlow, TokenRevocation,
 };
 pub use tokens::{AccessToken, AuthStatus, OAuthTokens, RefreshToken};
