@@ -61,7 +61,9 @@ fn revocation_line(ctx: &Context, token: &str, result: &Revocation) {
     match result {
         Revocation::Revoked => ctx.say(format!("Revoked the {token} at the server.")),
         Revocation::NotAttempted { reason } => {
-            ctx.say(format!("Did not revoke the {token} at the server: {reason}."));
+            ctx.say(format!(
+                "Did not revoke the {token} at the server: {reason}."
+            ));
         }
         Revocation::Failed { message } => eprintln!(
             "warning: revoking the {token} at the server failed ({message}); it may stay valid there until it expires"

@@ -95,10 +95,15 @@ impl Http {
         basic: Option<(&str, &str)>,
         what: &str,
     ) -> Result<RawResponse> {
-        let mut body = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in form {
-            body.append_pair(k, v);
-        }
+        // Scoped: the serializer is not `Sync`, and must not live across the `.await` below (that
+        // would make every service future non-`Send`, so it could not be `tokio::spawn`ed).
+        let body = {
+            let mut body = form_urlencoded::Serializer::new(String::new());
+            for (k, v) in form {
+                body.append_pair(k, v);
+            }
+            body.finish()
+        };
         let mut request = self
             .client()?
             .post(url.clone())
@@ -107,7 +112,7 @@ impl Http {
                 reqwest::header::CONTENT_TYPE,
                 "application/x-www-form-urlencoded",
             )
-            .body(body.finish());
+            .body(body);
         if let Some((user, password)) = basic {
             // reqwest marks the Authorization header value sensitive.
             request = request.basic_auth(user, Some(password));

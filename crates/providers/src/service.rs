@@ -278,6 +278,7 @@ pub struct OAuthServiceBuilder {
     http: HttpSettings,
     lock_dir: Option<PathBuf>,
     lock_timeout: Duration,
+    refresh_retry_budget: Duration,
 }
 
 impl fmt::Debug for OAuthServiceBuilder {
@@ -345,6 +346,13 @@ impl OAuthServiceBuilder {
         self
     }
 
+    /// How long a refresh keeps retrying "try again later" answers (default
+    /// [`REFRESH_RETRY_BUDGET`], 30 s). `Duration::ZERO` tries once.
+    pub fn refresh_retry_budget(mut self, budget: Duration) -> Self {
+        self.refresh_retry_budget = budget;
+        self
+    }
+
     /// Builds the service. Cheap: no HTTP client, no registry file read, no network.
     ///
     /// # Errors
@@ -384,6 +392,7 @@ impl OAuthServiceBuilder {
             browser: self.browser,
             http: Arc::new(Http::new(self.http)),
             lock_timeout,
+            refresh_retry_budget: self.refresh_retry_budget,
         })
     }
 }
@@ -417,6 +426,7 @@ pub struct OAuthService {
     http: Arc<Http>,
     lock_dir: PathBuf,
     lock_timeout: Duration,
+    refresh_retry_budget: Duration,
 }
 
 impl fmt::Debug for OAuthService {
@@ -458,6 +468,7 @@ impl OAuthService {
             http: HttpSettings::default(),
             lock_dir: None,
             lock_timeout: Duration::ZERO,
+            refresh_retry_budget: REFRESH_RETRY_BUDGET,
         }
     }
 
@@ -1292,7 +1303,9 @@ impl OAuthService {
                         recovery.display()
                     ),
                 )
-                .with_hint(format!("free space or fix permissions, then run `context-harness mcp auth {provider}`"))
+                .with_hint(format!(
+                    "free space or fix permissions, then run `context-harness mcp auth {provider}`"
+                ))
                 .with_source(second)),
             }
         });
@@ -1302,7 +1315,8 @@ impl OAuthService {
     }
 
     /// A refresh request, retrying transient answers (HTTP 429/503, `temporarily_unavailable`)
-    /// within [`REFRESH_RETRY_BUDGET`], waiting as `Retry-After` says or backing off.
+    /// within the retry budget ([`REFRESH_RETRY_BUDGET`] by default), waiting as `Retry-After` says
+    /// or backing off.
     async fn refresh_request(
         &self,
         config: &OAuthConfig,
@@ -1321,7 +1335,7 @@ impl OAuthService {
                 .await?;
             if let Some(transient) = retry::transient(&raw, SystemTime::now()) {
                 let wait = backoff.next_wait(transient.retry_after);
-                if started.elapsed().saturating_add(wait) > retry::REFRESH_RETRY_BUDGET {
+                if started.elapsed().saturating_add(wait) > self.refresh_retry_budget {
                     return Err(retry::gave_up("refreshing the token", &transient));
                 }
                 tracing::info!(
@@ -1540,20 +1554,15 @@ fn summarize(per_token: &[TokenRevocation]) -> Revocation {
     {
         return failed.result.clone();
     }
-    if per_token
-        .iter()
-        .any(|t| t.result == Revocation::Revoked)
-    {
+    if per_token.iter().any(|t| t.result == Revocation::Revoked) {
         return Revocation::Revoked;
     }
-    per_token
-        .first()
-        .map_or_else(
-            || Revocation::NotAttempted {
-                reason: "nothing to revoke".to_owned(),
-            },
-            |t| t.result.clone(),
-        )
+    per_token.first().map_or_else(
+        || Revocation::NotAttempted {
+            reason: "nothing to revoke".to_owned(),
+        },
+        |t| t.result.clone(),
+    )
 }
 
 fn refresh_refused_before() -> Error {

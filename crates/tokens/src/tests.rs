@@ -620,7 +620,10 @@ fn refresh_margin_is_half_the_lifetime_capped_at_60_s() {
     assert!(!tokens.needs_refresh_at(at(u64::from(u32::MAX)), cap));
     // A smaller cap wins over half the lifetime.
     tokens.expires_in = Some(30);
-    assert_eq!(tokens.refresh_margin(Duration::from_secs(5)), Duration::from_secs(5));
+    assert_eq!(
+        tokens.refresh_margin(Duration::from_secs(5)),
+        Duration::from_secs(5)
+    );
 }
 
 #[test]

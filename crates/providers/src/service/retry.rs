@@ -38,9 +38,7 @@ pub(crate) struct Transient {
 pub(crate) fn transient(raw: &RawResponse, now: SystemTime) -> Option<Transient> {
     let temporarily_unavailable = serde_json::from_slice::<Value>(&raw.body)
         .ok()
-        .is_some_and(|v| {
-            v.get("error").and_then(Value::as_str) == Some("temporarily_unavailable")
-        });
+        .is_some_and(|v| v.get("error").and_then(Value::as_str) == Some("temporarily_unavailable"));
     if !(matches!(raw.status, 429 | 503) || temporarily_unavailable) {
         return None;
     }
@@ -60,7 +58,11 @@ pub(crate) fn transient(raw: &RawResponse, now: SystemTime) -> Option<Transient>
 pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-        return Some(value.parse::<u64>().map_or(Duration::MAX, Duration::from_secs));
+        return Some(
+            value
+                .parse::<u64>()
+                .map_or(Duration::MAX, Duration::from_secs),
+        );
     }
     let at = httpdate::parse_http_date(value).ok()?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
@@ -156,11 +158,20 @@ mod tests {
                 retry_after: Some(Duration::from_secs(2))
             })
         );
-        let t = transient(&raw(429, None, r#"{"error":"temporarily_unavailable"}"#), now);
+        let t = transient(
+            &raw(429, None, r#"{"error":"temporarily_unavailable"}"#),
+            now,
+        );
         assert!(t.is_some_and(|t| t.temporarily_unavailable && t.retry_after.is_none()));
         assert!(transient(&raw(503, None, ""), now).is_some());
         // A 400 carrying temporarily_unavailable (RFC 6749 §5.2 allows any 4xx) is transient too.
-        assert!(transient(&raw(400, None, r#"{"error":"temporarily_unavailable"}"#), now).is_some());
+        assert!(
+            transient(
+                &raw(400, None, r#"{"error":"temporarily_unavailable"}"#),
+                now
+            )
+            .is_some()
+        );
         // Refusals and other server faults are not.
         for (status, body) in [
             (400, r#"{"error":"invalid_grant"}"#),
@@ -169,24 +180,41 @@ mod tests {
             (502, ""),
             (200, r#"{"access_token":"a","token_type":"Bearer"}"#),
         ] {
-            assert!(transient(&raw(status, Some("1"), body), now).is_none(), "{status}");
+            assert!(
+                transient(&raw(status, Some("1"), body), now).is_none(),
+                "{status}"
+            );
         }
     }
 
     #[test]
     fn retry_after_forms() {
-        let now = httpdate::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap_or(SystemTime::UNIX_EPOCH);
+        let now = httpdate::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT")
+            .unwrap_or(SystemTime::UNIX_EPOCH);
         let p = |v: &str| parse_retry_after(v, now);
         assert_eq!(p("0"), Some(Duration::ZERO));
         assert_eq!(p(" 120 "), Some(Duration::from_secs(120)));
         assert_eq!(p("99999999999999999999999"), Some(Duration::MAX));
         // IMF-fixdate, RFC 850 and asctime (RFC 9110 §5.6.7).
-        assert_eq!(p("Sun, 06 Nov 1994 08:49:40 GMT"), Some(Duration::from_secs(3)));
-        assert_eq!(p("Sunday, 06-Nov-94 08:49:42 GMT"), Some(Duration::from_secs(5)));
+        assert_eq!(
+            p("Sun, 06 Nov 1994 08:49:40 GMT"),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(
+            p("Sunday, 06-Nov-94 08:49:42 GMT"),
+            Some(Duration::from_secs(5))
+        );
         assert_eq!(p("Sun Nov  6 08:49:47 1994"), Some(Duration::from_secs(10)));
         // In the past: no wait.
         assert_eq!(p("Sun, 06 Nov 1994 08:00:00 GMT"), Some(Duration::ZERO));
-        for bad in ["", "-1", "1.5", "soon", "Sun, 32 Nov 1994 08:49:40 GMT", "0x10"] {
+        for bad in [
+            "",
+            "-1",
+            "1.5",
+            "soon",
+            "Sun, 32 Nov 1994 08:49:40 GMT",
+            "0x10",
+        ] {
             assert_eq!(p(bad), None, "{bad:?}");
         }
     }
@@ -201,7 +229,10 @@ mod tests {
         }
         assert!(waits.iter().all(|w| *w <= MAX_RETRY_WAIT));
         let mut b = Backoff::default();
-        assert_eq!(b.next_wait(Some(Duration::from_secs(2))), Duration::from_secs(2));
+        assert_eq!(
+            b.next_wait(Some(Duration::from_secs(2))),
+            Duration::from_secs(2)
+        );
         assert_eq!(b.next_wait(Some(Duration::from_secs(3600))), MAX_RETRY_WAIT);
         assert_eq!(b.next_wait(Some(Duration::MAX)), MAX_RETRY_WAIT);
         assert_eq!(random_below(0), 0);
@@ -213,10 +244,16 @@ mod tests {
         for (status, body, needle) in [
             (429, "", "HTTP 429"),
             (503, "", "HTTP 503"),
-            (400, r#"{"error":"temporarily_unavailable"}"#, "temporarily_unavailable"),
+            (
+                400,
+                r#"{"error":"temporarily_unavailable"}"#,
+                "temporarily_unavailable",
+            ),
         ] {
             let t = transient(&raw(status, None, body), SystemTime::now());
-            let Some(t) = t else { panic!("{status} is transient") };
+            let Some(t) = t else {
+                panic!("{status} is transient")
+            };
             let e = gave_up("refreshing the token", &t);
             assert_eq!(e.code(), ErrorCode::NetworkError);
             assert_eq!(e.http_status(), Some(status));
