@@ -55,19 +55,21 @@ pub(crate) fn logout(ctx: &Context, provider: &str, local_only: bool) -> anyhow:
     Ok(exit::OK)
 }
 
-/// `Revoked the refresh token at the server.`, or a `warning:` line when revoking it failed (shown
+/// `Refresh token revoked at the server.`, or a `warning:` line when revoking it failed (shown
 /// even with -q: the token may stay valid at the server until it expires).
 fn revocation_line(ctx: &Context, token: &str, result: &Revocation) {
+    let mut label = token.to_owned();
+    if let Some(first) = label.get_mut(..1) {
+        first.make_ascii_uppercase();
+    }
     match result {
-        Revocation::Revoked => ctx.say(format!("Revoked the {token} at the server.")),
+        Revocation::Revoked => ctx.say(format!("{label} revoked at the server.")),
         Revocation::NotAttempted { reason } => {
-            ctx.say(format!(
-                "Did not revoke the {token} at the server: {reason}."
-            ));
+            ctx.say(format!("{label} not revoked at the server: {reason}."));
         }
         Revocation::Failed { message } => eprintln!(
             "warning: revoking the {token} at the server failed ({message}); it may stay valid there until it expires"
         ),
-        other => ctx.say(format!("The {token}: {other:?}.")),
+        other => ctx.say(format!("{label}: {other:?}.")),
     }
 }
