@@ -21,7 +21,7 @@ fn sign_in(home: &Home, extra: &[&str]) {
     ];
     args.extend_from_slice(extra);
     let pending = Pending::spawn(home.cmd(&args));
-    let redirect = follow_to_redirect(&pending.url.clone());
+    let redirect = follow_to_redirect(&pending.url);
     let auth = pending.paste(&redirect);
     auth.expect_code(0);
     assert!(auth.stderr.contains("redirect: http://"), "{auth:#?}");
