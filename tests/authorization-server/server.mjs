@@ -44,10 +44,17 @@
 //         "device_code_ttl":seconds,   // device code lifetime (default 600)
 //         "discovery_patch":{..}|null, // merged into discovery documents (null values delete keys)
 //         "rfc8414_path":bool,         // path mode: also serve /.well-known/oauth-authorization-server/<path>
-//         "fault": null | {"mode":"500|html|garbage|reset|slow|invalid_grant",
+//         "fault": null | {"mode":"500|html|garbage|reset|slow|invalid_grant|429|503",
 //                          "grant_type":"refresh_token"?,  // only faults this grant (default: any)
 //                          "times":n?,                     // only the next n requests (default: all)
-//                          "delay_ms":n?}}                 // for `slow`
+//                          "delay_ms":n?,                  // for `slow`
+//                          "retry_after":"1"?,             // for 429/503: the Retry-After header value
+//                          "body":"json"|"text"?},         // for 429/503: a JSON
+//                                                          // `temporarily_unavailable` (default) or plain text
+//         "revocation_fault": null | {"token_type_hint":"refresh_token"?, "times":n?}}
+//                                      // the revocation endpoint answers 503 for that hint (default: any)
+// The 429/503 faults are a documented quirk-stub behaviour: oidc-provider itself never rate-limits, so
+// tests inject them here to check that "try again later" is waited out (RFC 6585 §4, RFC 9110 §10.2.3).
 //
 // MCP-related hooks (TEST-ONLY):
 //   POST /test/device   {"user_code":"...","action":"approve"|"deny"} completes a device-flow sign-in
@@ -90,6 +97,7 @@ const control = {
   device_code_ttl: 600,
   discovery_patch: null,
   rfc8414_path: true,
+  revocation_fault: null,
   fault: process.env.AS_TOKEN_FAULT
     ? { mode: process.env.AS_TOKEN_FAULT, delay_ms: envInt('AS_TOKEN_FAULT_DELAY_MS', 10000) }
     : null,
@@ -102,6 +110,7 @@ const zeroStats = () => ({
   device_code_requests: 0,
   revocation_requests: 0,
   faults_served: 0,
+  revocation_faults_served: 0,
   registration_requests: 0,
   device_authorization_requests: 0,
   well_known: {},
@@ -386,6 +395,19 @@ async function startServer() {
           return sendJson(res, 503, { error: 'temporarily_unavailable' });
         case 'invalid_grant':
           return sendJson(res, 400, { error: 'invalid_grant', error_description: 'grant request is invalid' });
+        case '429':
+        case '503': {
+          const headers = { 'cache-control': 'no-store' };
+          if (fault.retry_after !== undefined && fault.retry_after !== null) {
+            headers['retry-after'] = String(fault.retry_after);
+          }
+          if (fault.body === 'text') {
+            res.writeHead(Number(fault.mode), { ...headers, 'content-type': 'text/plain' });
+            return res.end('Too Many Requests');
+          }
+          res.writeHead(Number(fault.mode), { ...headers, 'content-type': 'application/json' });
+          return res.end(JSON.stringify({ error: 'temporarily_unavailable', error_description: 'try again later' }));
+        }
         default:
           break;
       }
@@ -476,7 +498,23 @@ async function startServer() {
       if (url.pathname === '/device/auth' && req.method === 'POST') stats.device_authorization_requests += 1;
       if (url.pathname.startsWith('/interaction/')) return interaction(req, res, url);
       if (url.pathname === '/token' && req.method === 'POST') return tokenEndpoint(req, res);
-      if (url.pathname === '/token/revocation' && req.method === 'POST') stats.revocation_requests += 1;
+      if (url.pathname === '/token/revocation' && req.method === 'POST') {
+        stats.revocation_requests += 1;
+        const rf = control.revocation_fault;
+        if (rf) {
+          const raw = await readBody(req);
+          const hint = new URLSearchParams(raw).get('token_type_hint');
+          if (!rf.token_type_hint || rf.token_type_hint === hint) {
+            if (typeof rf.times === 'number') {
+              rf.times -= 1;
+              if (rf.times <= 0) control.revocation_fault = null;
+            }
+            stats.revocation_faults_served += 1;
+            return sendJson(res, 503, { error: 'temporarily_unavailable' });
+          }
+          req.body = raw;
+        }
+      }
       return providerCallback(req, res);
     };
     run().catch((err) => {

@@ -1,6 +1,6 @@
 //! The floor `cargo xtask bench` compares `context-harness mcp token` against: the least a token command
 //! can do. It reads `$CONTEXT_HARNESS_HOME/tokens/<provider>.json` (the file store's format), checks the
-//! expiry with the same 60 s buffer and prints the access token. It parses the JSON with `serde_json`
+//! expiry with the same margin, `min(60 s, half the lifetime)`, and prints the access token. It parses the JSON with `serde_json`
 //! like the real program does, so the comparison is fair, and does nothing else.
 //!
 //! Usage: `CONTEXT_HARNESS_HOME=DIR token-floor PROVIDER`. Exit 0 with the token on stdout, 1 when it is
@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// The same buffer `context-harness` uses before an access token's expiry.
+/// The cap of the margin `context-harness` uses before an access token's expiry (`min(cap, lifetime / 2)`).
 const EXPIRY_BUFFER_SECS: f64 = 60.0;
 
 fn main() -> ExitCode {
@@ -41,7 +41,7 @@ fn main() -> ExitCode {
         .map_or(0.0, |d| d.as_secs_f64());
     if let (Some(issued_at), Some(expires_in)) =
         (tokens["issued_at"].as_f64(), tokens["expires_in"].as_f64())
-        && now + EXPIRY_BUFFER_SECS >= issued_at + expires_in
+        && now + EXPIRY_BUFFER_SECS.min(expires_in / 2.0) >= issued_at + expires_in
     {
         return ExitCode::FAILURE;
     }

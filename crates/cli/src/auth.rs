@@ -280,14 +280,19 @@ pub(crate) fn run(ctx: &Context, args: AuthArgs) -> anyhow::Result<u8> {
     } else {
         scopes.join(" ")
     };
+    // The device flow has no redirect: no empty `redirect:` field then.
+    let redirect = if outcome.redirect_uri.is_empty() {
+        String::new()
+    } else {
+        format!("; redirect: {}", outcome.redirect_uri)
+    };
     ctx.say(format!(
-        "Access token {expiry}; scopes: {scopes}; refresh token: {}; redirect: {}",
+        "Access token {expiry}; scopes: {scopes}; refresh token: {}{redirect}",
         if tokens.refresh_token.is_some() {
             "yes"
         } else {
             "no"
         },
-        outcome.redirect_uri
     ));
     Ok(exit::OK)
 }

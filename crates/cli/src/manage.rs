@@ -42,22 +42,34 @@ pub(crate) fn logout(ctx: &Context, provider: &str, local_only: bool) -> anyhow:
         ));
         return Ok(exit::OK);
     }
-    match &outcome.revocation {
-        Revocation::Revoked => ctx.say(format!(
-            "Signed out of {provider}: tokens revoked at the server and deleted from {location}."
-        )),
-        Revocation::NotAttempted { reason } => ctx.say(format!(
-            "Signed out of {provider}: tokens deleted from {location}; not revoked at the server ({reason})."
-        )),
-        Revocation::Failed { message } => {
-            eprintln!("warning: revoking the tokens at the server failed: {message}");
-            ctx.say(format!(
-                "Signed out of {provider}: tokens deleted from {location}; they may stay valid at the server until they expire."
-            ));
-        }
-        other => ctx.say(format!(
-            "Signed out of {provider}: tokens deleted from {location} ({other:?})."
-        )),
+    // One line per token and outcome (the service logs failures at `info` only, i.e. with -v).
+    if outcome.tokens.is_empty() {
+        revocation_line(ctx, "tokens", &outcome.revocation);
     }
+    for token in &outcome.tokens {
+        revocation_line(ctx, token.token, &token.result);
+    }
+    ctx.say(format!(
+        "Signed out of {provider}: tokens deleted from {location}."
+    ));
     Ok(exit::OK)
+}
+
+/// `Refresh token revoked at the server.`, or a `warning:` line when revoking it failed (shown
+/// even with -q: the token may stay valid at the server until it expires).
+fn revocation_line(ctx: &Context, token: &str, result: &Revocation) {
+    let mut label = token.to_owned();
+    if let Some(first) = label.get_mut(..1) {
+        first.make_ascii_uppercase();
+    }
+    match result {
+        Revocation::Revoked => ctx.say(format!("{label} revoked at the server.")),
+        Revocation::NotAttempted { reason } => {
+            ctx.say(format!("{label} not revoked at the server: {reason}."));
+        }
+        Revocation::Failed { message } => eprintln!(
+            "warning: revoking the {token} at the server failed ({message}); it may stay valid there until it expires"
+        ),
+        other => ctx.say(format!("{label}: {other:?}.")),
+    }
 }

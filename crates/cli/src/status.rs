@@ -30,7 +30,7 @@ impl Row {
     fn status(&self, now: SystemTime) -> Option<AuthStatus> {
         match &self.tokens {
             Ok(None) => Some(AuthStatus::NotAuthenticated),
-            Ok(Some(t)) => Some(t.status_at(now, EXPIRY_BUFFER)),
+            Ok(Some(t)) => Some(t.status_at(now, t.refresh_margin(EXPIRY_BUFFER))),
             Err(_) => None,
         }
     }

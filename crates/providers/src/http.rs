@@ -32,6 +32,8 @@ impl Default for HttpSettings {
 pub(crate) struct RawResponse {
     pub(crate) status: u16,
     pub(crate) content_type: Option<String>,
+    /// The `Retry-After` header as sent (RFC 9110 §10.2.3), read by the transient-answer retries.
+    pub(crate) retry_after: Option<String>,
     pub(crate) body: Vec<u8>,
 }
 
@@ -93,10 +95,15 @@ impl Http {
         basic: Option<(&str, &str)>,
         what: &str,
     ) -> Result<RawResponse> {
-        let mut body = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in form {
-            body.append_pair(k, v);
-        }
+        // Scoped: the serializer is not `Sync`, and must not live across the `.await` below (that
+        // would make every service future non-`Send`, so it could not be `tokio::spawn`ed).
+        let body = {
+            let mut body = form_urlencoded::Serializer::new(String::new());
+            for (k, v) in form {
+                body.append_pair(k, v);
+            }
+            body.finish()
+        };
         let mut request = self
             .client()?
             .post(url.clone())
@@ -105,7 +112,7 @@ impl Http {
                 reqwest::header::CONTENT_TYPE,
                 "application/x-www-form-urlencoded",
             )
-            .body(body.finish());
+            .body(body);
         if let Some((user, password)) = basic {
             // reqwest marks the Authorization header value sensitive.
             request = request.basic_auth(user, Some(password));
@@ -133,6 +140,11 @@ impl Http {
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(64).collect());
         let mut body = Vec::new();
         loop {
             match response.chunk().await {
@@ -154,6 +166,7 @@ impl Http {
         Ok(RawResponse {
             status,
             content_type,
+            retry_after,
             body,
         })
     }

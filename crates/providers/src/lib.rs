@@ -8,8 +8,9 @@
 //!   into an [`OAuthConfig`] from the call, `{SERVICE}_CLIENT_ID` / `{SERVICE}_CLIENT_SECRET`, or the
 //!   file.
 //! - [`OAuthService`]: the browser sign-in (PKCE S256, `state`, loopback redirect, RFC 9207 `iss`
-//!   check), token storage, refresh within a 60 s buffer that is single-flight across processes,
-//!   and logout with revocation. A sync fast path, [`OAuthService::cached_valid_token`], reads the
+//!   check), token storage, refresh within a margin of `min(60 s, half the token's lifetime)` that
+//!   is single-flight across processes (429/503 waited out, a rotated refresh token never lost),
+//!   and logout with revocation of both tokens. A sync fast path, [`OAuthService::cached_valid_token`], reads the
 //!   store only.
 //! - [`Error`] with [`ErrorCode`] and a [`hint`](Error::hint) saying what to do next.
 //!
@@ -82,7 +83,7 @@ pub use provider::{
 pub use registry::{PROVIDERS_FILE, ProviderRegistry, ProviderSource};
 pub use service::{
     AuthOutcome, AuthenticateOptions, BrowserErrorHandler, EXPIRY_BUFFER, LogoutOutcome,
-    McpServerRecord, OAuthService, OAuthServiceBuilder, PastedRedirects, RejectedPasteHandler,
-    Revocation, SignInFlow,
+    McpServerRecord, OAuthService, OAuthServiceBuilder, PastedRedirects, REFRESH_RETRY_BUDGET,
+    RejectedPasteHandler, Revocation, SignInFlow, TokenRevocation,
 };
 pub use tokens::{AccessToken, AuthStatus, OAuthTokens, RefreshToken};

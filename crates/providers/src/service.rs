@@ -4,7 +4,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use context_harness_callback_server as callback;
 use context_harness_pkce as pkce;
@@ -24,13 +24,21 @@ use crate::registry::ProviderRegistry;
 
 mod device_flow;
 mod mcp;
+mod retry;
 
 pub use device_flow::SignInFlow;
 pub use mcp::McpServerRecord;
 pub(crate) use mcp::canonical_server_url;
 
-/// Tokens are refreshed when they expire within this margin (the seed's 60 s).
+/// The cap of the refresh margin (the seed's 60 s). Tokens are refreshed when they expire within
+/// `min(EXPIRY_BUFFER, half their lifetime)` ([`OAuthTokens::refresh_margin`]), so a token that lives
+/// 60 s or less is still used for the first half of its life instead of being refreshed on every use.
 pub const EXPIRY_BUFFER: Duration = tokens::DEFAULT_EXPIRY_BUFFER;
+
+/// How long a refresh keeps retrying answers that mean "try again later" (HTTP 429, HTTP 503,
+/// `temporarily_unavailable`) before it fails with [`ErrorCode::NetworkError`]. Each wait follows
+/// the server's `Retry-After` (at most 10 s), else an exponential back-off with jitter.
+pub const REFRESH_RETRY_BUDGET: Duration = retry::REFRESH_RETRY_BUDGET;
 
 /// The key under which the client id a token set belongs to is kept beside the tokens (it is not
 /// secret; refresh must use the same client the grant was issued to).
@@ -256,10 +264,26 @@ pub enum Revocation {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LogoutOutcome {
-    /// What happened at the server.
+    /// What happened at the server, in sum: [`Revocation::Revoked`] when every token was revoked,
+    /// [`Revocation::Failed`] when any revocation failed (the first failure), else
+    /// [`Revocation::NotAttempted`].
     pub revocation: Revocation,
+    /// One entry per token revoked or attempted (the refresh token, then the access token): RFC 7009
+    /// §2.1 does not promise that revoking one revokes the other, so each is attempted even if the
+    /// other fails. Empty when revocation was not attempted at all.
+    pub tokens: Vec<TokenRevocation>,
     /// Whether stored tokens existed and were deleted.
     pub deleted: bool,
+}
+
+/// The revocation of one token at logout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TokenRevocation {
+    /// Which token: `"refresh token"` or `"access token"`.
+    pub token: &'static str,
+    /// What happened to it.
+    pub result: Revocation,
 }
 
 /// Builder for [`OAuthService`].
@@ -274,6 +298,7 @@ pub struct OAuthServiceBuilder {
     http: HttpSettings,
     lock_dir: Option<PathBuf>,
     lock_timeout: Duration,
+    refresh_retry_budget: Duration,
 }
 
 impl fmt::Debug for OAuthServiceBuilder {
@@ -341,6 +366,13 @@ impl OAuthServiceBuilder {
         self
     }
 
+    /// How long a refresh keeps retrying "try again later" answers (default
+    /// [`REFRESH_RETRY_BUDGET`], 30 s). `Duration::ZERO` tries once.
+    pub fn refresh_retry_budget(mut self, budget: Duration) -> Self {
+        self.refresh_retry_budget = budget;
+        self
+    }
+
     /// Builds the service. Cheap: no HTTP client, no registry file read, no network.
     ///
     /// # Errors
@@ -380,6 +412,7 @@ impl OAuthServiceBuilder {
             browser: self.browser,
             http: Arc::new(Http::new(self.http)),
             lock_timeout,
+            refresh_retry_budget: self.refresh_retry_budget,
         })
     }
 }
@@ -413,6 +446,7 @@ pub struct OAuthService {
     http: Arc<Http>,
     lock_dir: PathBuf,
     lock_timeout: Duration,
+    refresh_retry_budget: Duration,
 }
 
 impl fmt::Debug for OAuthService {
@@ -454,6 +488,7 @@ impl OAuthService {
             http: HttpSettings::default(),
             lock_dir: None,
             lock_timeout: Duration::ZERO,
+            refresh_retry_budget: REFRESH_RETRY_BUDGET,
         }
     }
 
@@ -511,8 +546,9 @@ impl OAuthService {
     // ---------------------------------------------------------------------------------------------
     // Sync, local-only operations.
 
-    /// The stored tokens if the access token is still valid for at least [`EXPIRY_BUFFER`]: the fast
-    /// path for `mcp token`. Reads the store only: no runtime, no HTTP client, no registry.
+    /// The stored tokens if the access token is still valid beyond its refresh margin
+    /// (`min(`[`EXPIRY_BUFFER`]`, half its lifetime)`): the fast path for `mcp token`. Reads the
+    /// store only: no runtime, no HTTP client, no registry.
     ///
     /// `Ok(None)` means "use [`ensure_valid_token`](Self::ensure_valid_token)" (not signed in, or
     /// expired).
@@ -522,11 +558,11 @@ impl OAuthService {
     /// [`ErrorCode::NotFound`] for an invalid name; [`ErrorCode::Storage`] if the store fails.
     pub fn cached_valid_token(&self, provider: &str) -> Result<Option<OAuthTokens>> {
         let name = provider_name(provider)?;
-        let tokens = self.store.load(&name).map_err(storage_error)?;
+        let tokens = load_newest(self.store.as_ref(), &self.recovery_path(&name), &name)?;
         if let Some(tokens) = &tokens {
             mcp::check_tokens_server(provider, tokens)?;
         }
-        Ok(tokens.filter(|t| !t.is_expired_at(SystemTime::now(), EXPIRY_BUFFER)))
+        Ok(tokens.filter(|t| !t.needs_refresh_at(SystemTime::now(), EXPIRY_BUFFER)))
     }
 
     /// The stored tokens, whatever their state (the seed's `get_tokens`).
@@ -536,7 +572,7 @@ impl OAuthService {
     /// [`ErrorCode::AuthRequired`] when none are stored; [`ErrorCode::Storage`].
     pub fn get_tokens(&self, provider: &str) -> Result<OAuthTokens> {
         let name = provider_name(provider)?;
-        match self.store.load(&name).map_err(storage_error)? {
+        match load_newest(self.store.as_ref(), &self.recovery_path(&name), &name)? {
             Some(tokens) => {
                 mcp::check_tokens_server(provider, &tokens)?;
                 Ok(tokens)
@@ -545,18 +581,23 @@ impl OAuthService {
         }
     }
 
-    /// The authentication status: not authenticated, authenticated, expired (within the 60 s
-    /// buffer), or refresh failed (the server refused the refresh token).
+    /// The authentication status: not authenticated, authenticated, expired (within the refresh
+    /// margin, `min(60 s, half the lifetime)`), or refresh failed (the server refused the refresh
+    /// token).
     ///
     /// # Errors
     ///
     /// [`ErrorCode::NotFound`] for an invalid name; [`ErrorCode::Storage`].
     pub fn get_status(&self, provider: &str) -> Result<AuthStatus> {
         let name = provider_name(provider)?;
-        Ok(match self.store.load(&name).map_err(storage_error)? {
-            None => AuthStatus::NotAuthenticated,
-            Some(tokens) => tokens.status_at(SystemTime::now(), EXPIRY_BUFFER),
-        })
+        Ok(
+            match load_newest(self.store.as_ref(), &self.recovery_path(&name), &name)? {
+                None => AuthStatus::NotAuthenticated,
+                Some(tokens) => {
+                    tokens.status_at(SystemTime::now(), tokens.refresh_margin(EXPIRY_BUFFER))
+                }
+            },
+        )
     }
 
     /// Deletes the stored tokens without contacting the server. Returns whether any existed.
@@ -568,7 +609,8 @@ impl OAuthService {
         let name = provider_name(provider)?;
         // Under the refresh lock, like `logout`: a refresh in flight cannot bring the tokens back.
         let _lock = self.lock_blocking(&name)?;
-        self.store.delete(&name).map_err(storage_error)
+        let recovered = remove_recovery(&self.recovery_path(&name))?;
+        Ok(self.store.delete(&name).map_err(storage_error)? || recovered)
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -840,9 +882,17 @@ impl OAuthService {
         })
     }
 
-    /// Valid tokens for `provider`, refreshed first when the access token expires within
-    /// [`EXPIRY_BUFFER`]. Refreshes are single-flight across processes (a per-provider file lock;
-    /// the stored tokens are re-read under it).
+    /// Valid tokens for `provider`, refreshed first when the access token expires within its refresh
+    /// margin, `min(`[`EXPIRY_BUFFER`]`, half its lifetime)`. Refreshes are single-flight across
+    /// processes whatever the lifetime: a per-provider file lock, under which the stored tokens are
+    /// re-read, and tokens that changed while waiting for it (another process refreshed) are used
+    /// unless they have actually expired. A token that is still valid but has no refresh token is
+    /// returned as it is.
+    ///
+    /// Answers meaning "try again later" (HTTP 429/503, `temporarily_unavailable`) are retried within
+    /// [`REFRESH_RETRY_BUDGET`]. Once the server has answered, the new tokens are saved even if this
+    /// future is dropped; if the store fails, they go to a 0600 recovery file beside the token files
+    /// (a warning says where), which every later read prefers until a save to the store succeeds.
     ///
     /// # Errors
     ///
@@ -850,7 +900,8 @@ impl OAuthService {
     /// without a refresh token; [`ErrorCode::TokenRefreshFailed`] when the server refuses the
     /// refresh token (the stored tokens stay, marked); [`ErrorCode::NetworkError`]/
     /// [`ErrorCode::Timeout`]/[`ErrorCode::AuthFailed`] for transport and server faults (storage is
-    /// untouched); [`ErrorCode::Storage`].
+    /// untouched; [`ErrorCode::NetworkError`] naming the status when the server still asks to wait
+    /// after the retry budget); [`ErrorCode::Storage`].
     pub async fn ensure_valid_token(&self, provider: &str) -> Result<OAuthTokens> {
         self.ensure_inner(provider)
             .await
@@ -863,7 +914,7 @@ impl OAuthService {
             return Err(self.missing_tokens(provider));
         };
         mcp::check_tokens_server(provider, &tokens)?;
-        if !tokens.is_expired_at(SystemTime::now(), EXPIRY_BUFFER) {
+        if !tokens.needs_refresh_at(SystemTime::now(), EXPIRY_BUFFER) {
             return Ok(tokens);
         }
         self.refresh_locked(provider, &name, &tokens, false).await
@@ -884,7 +935,8 @@ impl OAuthService {
     ///
     /// # Errors
     ///
-    /// As [`ensure_valid_token`](Self::ensure_valid_token).
+    /// As [`ensure_valid_token`](Self::ensure_valid_token); without a refresh token,
+    /// [`ErrorCode::TokenExpired`] whose message says so and how long the access token stays valid.
     pub async fn refresh_tokens(&self, provider: &str) -> Result<OAuthTokens> {
         async {
             let name = provider_name(provider)?;
@@ -906,24 +958,27 @@ impl OAuthService {
     ) -> Result<OAuthTokens> {
         // Fail fast, before taking the lock, on what no refresh can fix.
         if seen.refresh_token.is_none() {
-            return Err(expired_without_rt());
+            return no_refresh_token(seen, force);
         }
         if !force && seen.refresh_failed_at.is_some() {
             return Err(refresh_refused_before());
         }
-        let _lock = self.lock(name).await?;
-        let Some(current) = self.load(name).await? else {
+        let lock = self.lock(name).await?;
+        let Some(current) = self.load_locked(name).await? else {
             return Err(not_signed_in(provider));
         };
-        if current != *seen && !current.is_expired_at(SystemTime::now(), EXPIRY_BUFFER) {
+        // Tokens that changed while we waited for the lock were refreshed (or signed in) by someone
+        // else: use them unless they have actually expired. Comparing with the refresh margin here
+        // would refresh again a token that lives less than twice the margin (a refresh storm).
+        if current != *seen && !current.is_expired_at(SystemTime::now(), Duration::ZERO) {
             tracing::debug!(provider, "another process refreshed the tokens");
             return Ok(current);
         }
-        if !force && !current.is_expired_at(SystemTime::now(), EXPIRY_BUFFER) {
+        if !force && !current.needs_refresh_at(SystemTime::now(), EXPIRY_BUFFER) {
             return Ok(current);
         }
         let Some(refresh_token) = current.refresh_token.clone() else {
-            return Err(expired_without_rt());
+            return no_refresh_token(&current, force);
         };
         if !force && current.refresh_failed_at.is_some() {
             return Err(refresh_refused_before());
@@ -950,10 +1005,7 @@ impl OAuthService {
         if let Some(resource) = &config.provider.resource {
             form.push(("resource", resource));
         }
-        match self
-            .token_request(&config, &token_url, form, Grant::Refresh)
-            .await
-        {
+        match self.refresh_request(&config, &token_url, form).await {
             Ok(fresh) => {
                 let mut merged = current.merge_refresh(fresh);
                 mcp::carry_binding(&current, &mut merged);
@@ -961,7 +1013,10 @@ impl OAuthService {
                 merged
                     .extra
                     .insert(CLIENT_ID_KEY.to_owned(), config.client_id.clone().into());
-                self.save(name, merged.clone()).await?;
+                // The server may have rotated the refresh token: from here on the old one is dead,
+                // so the new set must be kept whatever happens (see `save_rotation`).
+                self.save_rotation(provider, name, merged.clone(), lock)
+                    .await?;
                 tracing::info!(provider, "access token refreshed");
                 Ok(merged)
             }
@@ -993,8 +1048,10 @@ impl OAuthService {
         }
     }
 
-    /// Signs out: revokes at the server when possible (RFC 7009, or GitHub's REST call when a client
-    /// secret is set), then deletes the stored tokens even if revocation failed.
+    /// Signs out: revokes at the server when possible (RFC 7009: the refresh token and the access
+    /// token, each attempted even if the other fails; or GitHub's REST call when a client secret is
+    /// set), then deletes the stored tokens even if revocation failed. Failures are logged at `info`
+    /// only: the caller reports them (one line per token, [`LogoutOutcome::tokens`]).
     ///
     /// # Errors
     ///
@@ -1006,106 +1063,159 @@ impl OAuthService {
             // Under the refresh lock, so a refresh in flight elsewhere cannot store a new grant
             // after we revoked and deleted this one.
             let _lock = self.lock(&name).await?;
-            let revocation = match self.load(&name).await {
+            let (revocation, tokens) = match self.load(&name).await {
                 Ok(Some(tokens)) => match self.revoke(provider, &tokens).await {
-                    Ok(r) => r,
+                    Ok(per_token) => (summarize(&per_token), per_token),
                     Err(e) => {
-                        tracing::warn!(provider, error = %e, "revocation failed; deleting local tokens anyway");
-                        Revocation::Failed { message: e.to_string() }
+                        tracing::info!(provider, error = %e, "revocation failed; deleting local tokens anyway");
+                        (Revocation::Failed { message: e.to_string() }, Vec::new())
                     }
                 },
-                Ok(None) => Revocation::NotAttempted {
-                    reason: "not signed in".to_owned(),
-                },
+                Ok(None) => (
+                    Revocation::NotAttempted {
+                        reason: "not signed in".to_owned(),
+                    },
+                    Vec::new(),
+                ),
                 // Unreadable (e.g. corrupt) tokens cannot be revoked, but signing out still removes them.
                 Err(e) if e.code() == ErrorCode::Storage => {
-                    tracing::warn!(provider, error = %e, "stored tokens are unreadable; deleting them without revocation");
-                    Revocation::NotAttempted {
-                        reason: "the stored tokens could not be read".to_owned(),
-                    }
+                    tracing::info!(provider, error = %e, "stored tokens are unreadable; deleting them without revocation");
+                    (
+                        Revocation::NotAttempted {
+                            reason: "the stored tokens could not be read".to_owned(),
+                        },
+                        Vec::new(),
+                    )
                 }
                 Err(e) => return Err(e),
             };
             let store = Arc::clone(&self.store);
-            let deleted = blocking(move || store.delete(&name).map_err(storage_error)).await?;
-            Ok::<_, Error>(LogoutOutcome { revocation, deleted })
+            let recovery = self.recovery_path(&name);
+            let deleted = blocking(move || {
+                let recovered = remove_recovery(&recovery)?;
+                Ok(store.delete(&name).map_err(storage_error)? || recovered)
+            })
+            .await?;
+            Ok::<_, Error>(LogoutOutcome {
+                revocation,
+                tokens,
+                deleted,
+            })
         }
         .await
         .map_err(|e| e.for_provider(provider))
     }
 
-    async fn revoke(&self, provider: &str, tokens: &OAuthTokens) -> Result<Revocation> {
+    /// Revokes `tokens` at the server: one [`TokenRevocation`] per token tried. `Err` only when
+    /// nothing could be tried (a bad endpoint); an empty list means "not attempted" (no endpoint, no
+    /// configuration), carried as a single entry with [`Revocation::NotAttempted`].
+    async fn revoke(&self, provider: &str, tokens: &OAuthTokens) -> Result<Vec<TokenRevocation>> {
+        let not_attempted = |reason: String| {
+            vec![TokenRevocation {
+                token: "tokens",
+                result: Revocation::NotAttempted { reason },
+            }]
+        };
         let config = match self.stored_config(provider, tokens).await {
             Ok(config) => config,
             Err(e) if e.code() == ErrorCode::NotFound => {
-                return Ok(Revocation::NotAttempted {
-                    reason: "the provider is no longer configured".to_owned(),
-                });
+                return Ok(not_attempted(
+                    "the provider is no longer configured".to_owned(),
+                ));
             }
             // No record, or one that disagrees with the tokens: never send them to its endpoint.
             Err(e) if e.code() == ErrorCode::AuthRequired => {
-                return Ok(Revocation::NotAttempted {
-                    reason: e.to_string(),
-                });
+                return Ok(not_attempted(e.to_string()));
             }
             Err(e) => return Err(e),
         };
         let Some(revocation_url) = config.provider.revocation_url.clone() else {
-            return Ok(Revocation::NotAttempted {
-                reason: format!(
-                    "{} has no revocation endpoint",
-                    config.provider.display_name
-                ),
-            });
+            return Ok(not_attempted(format!(
+                "{} has no revocation endpoint",
+                config.provider.display_name
+            )));
         };
-        match config.provider.revocation_style {
-            RevocationStyle::GitHub => self.revoke_github(&config, &revocation_url, tokens).await,
-            _ => {
-                let url = check_endpoint(
-                    &revocation_url,
-                    &format!("providers.{provider}.revocation_url"),
-                )?;
-                // Refresh token first: revoking it ends the grant at most servers (RFC 7009 §2.1).
-                let mut pairs = Vec::new();
-                if let Some(rt) = &tokens.refresh_token {
-                    pairs.push((rt.secret(), "refresh_token"));
-                }
-                pairs.push((tokens.access_token.secret(), "access_token"));
-                for (token, hint) in pairs {
-                    let form = vec![("token", token), ("token_type_hint", hint)];
-                    let (form, basic) = client_auth(&config, form);
-                    let basic_ref = basic.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
-                    let raw = self
-                        .http
-                        .post_form(&url, &form, basic_ref, "revocation endpoint")
-                        .await?;
-                    let unsupported = tokens::parse_response_object(
-                        raw.status,
-                        raw.content_type.as_deref(),
-                        &raw.body,
-                    )
-                    .err()
-                    .is_some_and(|e| e.oauth_error() == Some("unsupported_token_type"));
-                    if unsupported && hint == "access_token" && tokens.refresh_token.is_some() {
-                        // RFC 7009 §2.2.1: the server cannot revoke this kind of token (a JWT access
-                        // token, say); revoking the refresh token above ended the grant.
-                        tracing::debug!(
-                            provider,
-                            "the server cannot revoke access tokens individually"
-                        );
-                        continue;
-                    }
-                    if !(200..300).contains(&raw.status) {
-                        return Err(Error::new(
-                            ErrorCode::NetworkError,
-                            format!("revocation endpoint answered HTTP {}", raw.status),
-                        )
-                        .with_status(raw.status));
-                    }
-                }
-                Ok(Revocation::Revoked)
-            }
+        if config.provider.revocation_style == RevocationStyle::GitHub {
+            let result = self
+                .revoke_github(&config, &revocation_url, tokens)
+                .await
+                .unwrap_or_else(|e| Revocation::Failed {
+                    message: e.to_string(),
+                });
+            return Ok(match result {
+                Revocation::NotAttempted { reason } => not_attempted(reason),
+                result => vec![TokenRevocation {
+                    token: "access token",
+                    result,
+                }],
+            });
         }
+        let url = check_endpoint(
+            &revocation_url,
+            &format!("providers.{provider}.revocation_url"),
+        )?;
+        // Refresh token first: revoking it ends the grant at most servers (RFC 7009 §2.1), but
+        // nothing promises that it revokes the access token, so that one is revoked too — and
+        // tried even if the refresh token's revocation failed.
+        let mut pairs = Vec::new();
+        if let Some(rt) = &tokens.refresh_token {
+            pairs.push((rt.secret(), "refresh_token", "refresh token"));
+        }
+        pairs.push((tokens.access_token.secret(), "access_token", "access token"));
+        let mut outcomes = Vec::new();
+        for (token, hint, label) in pairs {
+            let result = match self.revoke_one(&config, &url, token, hint).await {
+                Ok(true) => Revocation::Revoked,
+                Ok(false) => Revocation::NotAttempted {
+                    reason: "the server cannot revoke it individually (unsupported_token_type)"
+                        .to_owned(),
+                },
+                Err(e) => {
+                    tracing::info!(provider, token = label, error = %e, "revocation failed");
+                    Revocation::Failed {
+                        message: e.to_string(),
+                    }
+                }
+            };
+            outcomes.push(TokenRevocation {
+                token: label,
+                result,
+            });
+        }
+        Ok(outcomes)
+    }
+
+    /// One RFC 7009 revocation request. `Ok(false)`: the server answered `unsupported_token_type`
+    /// (RFC 7009 §2.2.1, e.g. for a JWT access token).
+    async fn revoke_one(
+        &self,
+        config: &OAuthConfig,
+        url: &Url,
+        token: &str,
+        hint: &str,
+    ) -> Result<bool> {
+        let form = vec![("token", token), ("token_type_hint", hint)];
+        let (form, basic) = client_auth(config, form);
+        let basic_ref = basic.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
+        let raw = self
+            .http
+            .post_form(url, &form, basic_ref, "revocation endpoint")
+            .await?;
+        let unsupported =
+            tokens::parse_response_object(raw.status, raw.content_type.as_deref(), &raw.body)
+                .err()
+                .is_some_and(|e| e.oauth_error() == Some("unsupported_token_type"));
+        if unsupported {
+            return Ok(false);
+        }
+        if !(200..300).contains(&raw.status) {
+            return Err(Error::new(
+                ErrorCode::NetworkError,
+                format!("the revocation endpoint answered HTTP {}", raw.status),
+            )
+            .with_status(raw.status));
+        }
+        Ok(true)
     }
 
     async fn revoke_github(
@@ -1190,10 +1300,154 @@ impl OAuthService {
             .map_err(|e| classify_response_error(&e, grant))
     }
 
+    /// The newest stored tokens: the recovery file's when one exists (see
+    /// [`save_rotation`](Self::save_rotation)), else the store's.
     async fn load(&self, name: &ProviderName) -> Result<Option<OAuthTokens>> {
         let store = Arc::clone(&self.store);
+        let recovery = self.recovery_path(name);
         let name = name.clone();
-        blocking(move || store.load(&name).map_err(storage_error)).await
+        blocking(move || load_newest(store.as_ref(), &recovery, &name)).await
+    }
+
+    /// [`load`](Self::load) under the refresh lock: a recovery file is moved back into the store
+    /// when the store accepts it again (it stays, and is used, when not).
+    async fn load_locked(&self, name: &ProviderName) -> Result<Option<OAuthTokens>> {
+        let store = Arc::clone(&self.store);
+        let recovery = self.recovery_path(name);
+        let name = name.clone();
+        blocking(move || {
+            let Some(recovered) = read_recovery(&recovery) else {
+                return store.load(&name).map_err(storage_error);
+            };
+            match store.save(&name, &recovered) {
+                Ok(()) => {
+                    remove_recovery(&recovery)?;
+                    tracing::info!(
+                        provider = name.as_str(),
+                        "moved the recovered tokens back into the store"
+                    );
+                }
+                Err(e) => tracing::debug!(
+                    provider = name.as_str(),
+                    error = %e,
+                    "the store still fails; keeping the recovery file"
+                ),
+            }
+            Ok(Some(recovered))
+        })
+        .await
+    }
+
+    /// Where tokens go when the store fails right after a refresh: `tokens/<name>.recovery` (0600),
+    /// beside the token files.
+    fn recovery_path(&self, name: &ProviderName) -> PathBuf {
+        storage::tokens_dir(&self.home).join(format!("{}.recovery", name.as_str()))
+    }
+
+    /// Saves the tokens of a refresh the server has answered, holding `lock` until done. The server
+    /// may have rotated the refresh token, which makes the stored one dead (and, at a server with
+    /// reuse detection, dangerous: replaying it revokes the whole grant, RFC 9700 §4.14.2). So:
+    ///
+    /// - the save runs on its own blocking task, which completes (and only then releases the lock)
+    ///   even if the caller's future is dropped;
+    /// - when the store fails, it is tried once more; then the tokens go to the 0600 recovery file
+    ///   beside the token files (for a keyring store, that is the file fallback), with a warning that
+    ///   says where. Every later read prefers that file, and the next refresh under the lock moves
+    ///   it back into the store;
+    /// - only when nothing can be written is this an error.
+    async fn save_rotation(
+        &self,
+        provider: &str,
+        name: &ProviderName,
+        tokens: OAuthTokens,
+        lock: ProviderLock,
+    ) -> Result<()> {
+        let store = Arc::clone(&self.store);
+        let recovery = self.recovery_path(name);
+        let name = name.clone();
+        let provider = provider.to_owned();
+        let task = tokio::task::spawn_blocking(move || {
+            let _lock = lock;
+            let first = match store.save(&name, &tokens) {
+                Ok(()) => return remove_recovery(&recovery).map(drop),
+                Err(e) => e,
+            };
+            tracing::debug!(provider, error = %first, "saving the refreshed tokens failed; retrying once");
+            let second = match store.save(&name, &tokens) {
+                Ok(()) => return remove_recovery(&recovery).map(drop),
+                Err(e) => e,
+            };
+            let json = tokens.to_json().map_err(|e| {
+                Error::new(ErrorCode::Storage, "cannot encode the refreshed tokens").with_source(e)
+            })?;
+            match storage::write_private_atomic(&recovery, json.as_bytes()) {
+                Ok(()) => {
+                    tracing::warn!(
+                        "could not save the refreshed tokens for {provider} to the {} store ({second}); \
+                         they are in {} until the store works again",
+                        store.name(),
+                        recovery.display()
+                    );
+                    Ok(())
+                }
+                Err(third) => Err(Error::new(
+                    ErrorCode::Storage,
+                    format!(
+                        "the refreshed tokens could not be saved ({second}), nor to {} ({third})",
+                        recovery.display()
+                    ),
+                )
+                .with_hint(format!(
+                    "free space or fix permissions, then run `context-harness mcp auth {provider}`"
+                ))
+                .with_source(second)),
+            }
+        });
+        task.await.unwrap_or_else(|e| {
+            Err(Error::new(ErrorCode::Storage, "saving the refreshed tokens failed").with_source(e))
+        })
+    }
+
+    /// A refresh request, retrying transient answers (HTTP 429/503, `temporarily_unavailable`)
+    /// within the retry budget ([`REFRESH_RETRY_BUDGET`] by default), waiting as `Retry-After` says
+    /// or backing off.
+    async fn refresh_request(
+        &self,
+        config: &OAuthConfig,
+        url: &Url,
+        form: Vec<(&str, &str)>,
+    ) -> Result<OAuthTokens> {
+        let (form, basic) = client_auth(config, form);
+        let basic_ref = basic.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
+        let started = Instant::now();
+        let mut backoff = retry::Backoff::default();
+        loop {
+            let sent_at = SystemTime::now();
+            let raw = self
+                .http
+                .post_form(url, &form, basic_ref, "token endpoint")
+                .await?;
+            if let Some(transient) = retry::transient(&raw, SystemTime::now()) {
+                let wait = backoff.next_wait(transient.retry_after);
+                if started.elapsed().saturating_add(wait) > self.refresh_retry_budget {
+                    return Err(retry::gave_up("refreshing the token", &transient));
+                }
+                tracing::info!(
+                    status = transient.status,
+                    wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                    "the token endpoint asked to try again later; waiting"
+                );
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            return tokens::parse_token_response(
+                raw.status,
+                raw.content_type.as_deref(),
+                &raw.body,
+                sent_at,
+            )
+            .map_err(|e| classify_response_error(&e, Grant::Refresh));
+        }
     }
 
     /// Stores the tokens of a fresh sign-in (browser or device flow): clears any refresh-failure
@@ -1223,6 +1477,9 @@ impl OAuthService {
         if let Some(record) = record {
             self.save_record(name.as_str(), record)?;
         }
+        // A recovery file from an earlier failed save holds an older grant now.
+        let recovery = self.recovery_path(name);
+        blocking(move || remove_recovery(&recovery)).await?;
         tracing::info!(
             provider = name.as_str(),
             store = self.store.name(),
@@ -1344,6 +1601,97 @@ fn expired_without_rt() -> Error {
     )
 }
 
+/// What to do with tokens that have no refresh token: a forced refresh says so (and until when the
+/// access token stays valid); otherwise a still-valid token is used as it is, and an expired one
+/// is [`expired_without_rt`].
+fn no_refresh_token(tokens: &OAuthTokens, force: bool) -> Result<OAuthTokens> {
+    let now = SystemTime::now();
+    if tokens.is_expired_at(now, Duration::ZERO) {
+        return Err(expired_without_rt());
+    }
+    if !force {
+        return Ok(tokens.clone());
+    }
+    let validity = match tokens.expires_at() {
+        None => "the access token has no known expiry".to_owned(),
+        Some(at) => format!(
+            "the access token stays valid for another {}",
+            human_duration(at.duration_since(now).unwrap_or_default())
+        ),
+    };
+    Err(Error::new(
+        ErrorCode::TokenExpired,
+        format!("cannot refresh: the server issued no refresh token; {validity}"),
+    ))
+}
+
+/// `1 h 5 min`, `4 min 10 s`, `12 s`.
+fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    match (h, m) {
+        (0, 0) => format!("{s} s"),
+        (0, _) => format!("{m} min {s} s"),
+        _ => format!("{h} h {m} min"),
+    }
+}
+
+/// The recovery file's tokens, if there is a readable one (see `OAuthService::save_rotation`).
+fn read_recovery(path: &Path) -> Option<OAuthTokens> {
+    let text = std::fs::read_to_string(path).ok()?;
+    match OAuthTokens::from_json(&text) {
+        Ok(tokens) => Some(tokens),
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "ignoring an unreadable token recovery file");
+            None
+        }
+    }
+}
+
+/// Removes the recovery file; `Ok(true)` when there was one.
+fn remove_recovery(path: &Path) -> Result<bool> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::new(
+            ErrorCode::Storage,
+            format!("cannot remove the token recovery file {}", path.display()),
+        )
+        .with_source(e)),
+    }
+}
+
+/// The recovery file's tokens when there are some (they are newer than the store's), else the store's.
+fn load_newest(
+    store: &dyn TokenStore,
+    recovery: &Path,
+    name: &ProviderName,
+) -> Result<Option<OAuthTokens>> {
+    match read_recovery(recovery) {
+        Some(tokens) => Ok(Some(tokens)),
+        None => store.load(name).map_err(storage_error),
+    }
+}
+
+/// The overall result of per-token revocations.
+fn summarize(per_token: &[TokenRevocation]) -> Revocation {
+    if let Some(failed) = per_token
+        .iter()
+        .find(|t| matches!(t.result, Revocation::Failed { .. }))
+    {
+        return failed.result.clone();
+    }
+    if per_token.iter().any(|t| t.result == Revocation::Revoked) {
+        return Revocation::Revoked;
+    }
+    per_token.first().map_or_else(
+        || Revocation::NotAttempted {
+            reason: "nothing to revoke".to_owned(),
+        },
+        |t| t.result.clone(),
+    )
+}
+
 fn refresh_refused_before() -> Error {
     Error::new(
         ErrorCode::TokenRefreshFailed,
@@ -1446,6 +1794,11 @@ fn classify_response_error(e: &ResponseError, grant: Grant) -> Error {
                     ErrorCode::NetworkError,
                     format!("{what}: the server failed with HTTP {status} ({code})"),
                 ),
+                // RFC 6585 §4: "too many requests" is "wait and try again", never a refusal.
+                _ if *status == 429 => (
+                    ErrorCode::NetworkError,
+                    format!("{what}: the server is rate-limiting requests (HTTP 429, {code})"),
+                ),
                 _ => (
                     ErrorCode::AuthFailed,
                     format!("{what}: the server answered `{code}`"),
@@ -1453,6 +1806,12 @@ fn classify_response_error(e: &ResponseError, grant: Grant) -> Error {
             };
             Error::new(kind, message).with_oauth(code, description.clone(), *status)
         }
+        ResponseError::Http { status: 429 } => Error::new(
+            ErrorCode::NetworkError,
+            format!("{what}: the token endpoint is rate-limiting requests (HTTP 429)"),
+        )
+        .with_hint("retry later")
+        .with_status(429),
         ResponseError::Http { status } if *status >= 500 => Error::new(
             ErrorCode::NetworkError,
             format!("{what}: the token endpoint failed with HTTP {status}"),
@@ -1625,7 +1984,9 @@ mod paste_tests {
             ["http://a/cb?code=1&state=2"]
         );
         assert_eq!(
-            paste_candidates(&lines("<http://a/cb?x\n>\n\"HTTP://b/cb\"\n'http://c\n/cb'")),
+            paste_candidates(&lines(
+                "<http://a/cb?x\n>\n\"HTTP://b/cb\"\n'http://c\n/cb'"
+            )),
             ["<http://a/cb?x>", "\"HTTP://b/cb\"", "'http://c/cb'"]
         );
         // A scrap before any URL stands alone.

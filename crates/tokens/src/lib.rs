@@ -41,7 +41,9 @@
 //! - An `error` field wins over `access_token` whatever the HTTP status, so a GitHub-style "200 with an
 //!   error" never becomes a token.
 //! - Expiry errs on the safe side: the default buffer is 60 s and an invalid `issued_at` counts as
-//!   long expired. An unknown lifetime (no `expires_in`) is the one exception: the token is used until
+//!   long expired. For short-lived tokens the refresh margin is `min(60 s, half the lifetime)`
+//!   ([`OAuthTokens::refresh_margin`], [`OAuthTokens::needs_refresh_at`]), so a 30 s token is used for
+//!   15 s instead of counting as expired on arrival. An unknown lifetime (no `expires_in`) is the one exception: the token is used until
 //!   the server rejects it, as RFC 6749 intends.
 //! - Secrets are ordinary `String`s and are not zeroed on drop (no extra dependency for it); keep their
 //!   lifetime short and never log them.

@@ -583,6 +583,50 @@ fn is_expired_reads_the_clock() {
 }
 
 #[test]
+fn refresh_margin_is_half_the_lifetime_capped_at_60_s() {
+    let cap = DEFAULT_EXPIRY_BUFFER;
+    let mut tokens = OAuthTokens::new(AccessToken::new("a"), "Bearer", at(T0));
+    let cases: [(Option<u64>, u64); 8] = [
+        (None, 60),
+        (Some(0), 0),
+        (Some(1), 0), // 0.5 s, whole seconds compared below
+        (Some(5), 2),
+        (Some(30), 15),
+        (Some(120), 60),
+        (Some(3600), 60),
+        (Some(u64::MAX), 60),
+    ];
+    for (expires_in, secs) in cases {
+        tokens.expires_in = expires_in;
+        assert_eq!(tokens.refresh_margin(cap).as_secs(), secs, "{expires_in:?}");
+    }
+    tokens.expires_in = Some(5);
+    assert_eq!(tokens.refresh_margin(cap), Duration::from_millis(2500));
+
+    // 30 s token: used for its first 15 s, refreshed from then on.
+    tokens.expires_in = Some(30);
+    assert!(!tokens.needs_refresh_at(at(T0), cap));
+    assert!(!tokens.needs_refresh_at(at(T0 + 14), cap));
+    assert!(tokens.needs_refresh_at(at(T0 + 15), cap));
+    assert!(tokens.needs_refresh_at(at(T0 + 31), cap));
+    // The old fixed rule, kept for compatibility, calls it expired on arrival.
+    assert!(tokens.is_expired_at(at(T0), cap));
+    // Long-lived tokens keep the 60 s cap.
+    tokens.expires_in = Some(3600);
+    assert!(!tokens.needs_refresh_at(at(T0 + 3539), cap));
+    assert!(tokens.needs_refresh_at(at(T0 + 3540), cap));
+    // Unknown lifetime: never.
+    tokens.expires_in = None;
+    assert!(!tokens.needs_refresh_at(at(u64::from(u32::MAX)), cap));
+    // A smaller cap wins over half the lifetime.
+    tokens.expires_in = Some(30);
+    assert_eq!(
+        tokens.refresh_margin(Duration::from_secs(5)),
+        Duration::from_secs(5)
+    );
+}
+
+#[test]
 fn refresh_token_expiry() {
     let mut tokens = OAuthTokens::new(AccessToken::new("a"), "bearer", at(T0));
     assert_eq!(tokens.refresh_token_expires_at(), None);

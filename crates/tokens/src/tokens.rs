@@ -259,6 +259,26 @@ impl OAuthTokens {
         self.is_expired_at(SystemTime::now(), buffer)
     }
 
+    /// The refresh margin that fits this token: `min(cap, lifetime / 2)`, where the lifetime is
+    /// `expires_in` (RFC 6749 §5.1) and `cap` is usually [`DEFAULT_EXPIRY_BUFFER`] (60 s).
+    ///
+    /// A fixed 60 s margin makes a token that lives 60 s or less count as expiring the moment it
+    /// arrives, so every use would refresh it again; half its lifetime keeps such a token in use for
+    /// the first half of its life. With an unknown lifetime the margin is `cap` (it does not matter:
+    /// such a token never counts as expired, see [`is_expired_at`](Self::is_expired_at)).
+    pub fn refresh_margin(&self, cap: Duration) -> Duration {
+        match self.expires_in {
+            None => cap,
+            Some(secs) => cap.min(Duration::from_secs(secs) / 2),
+        }
+    }
+
+    /// Whether the access token should be refreshed at `now`: [`is_expired_at`](Self::is_expired_at)
+    /// with the [`refresh_margin`](Self::refresh_margin) for `cap`. Pure: the clock is a parameter.
+    pub fn needs_refresh_at(&self, now: SystemTime, cap: Duration) -> bool {
+        self.is_expired_at(now, self.refresh_margin(cap))
+    }
+
     /// Whether the refresh token is known to have expired at `now` (no buffer). `false` when there is
     /// no refresh token expiry.
     pub fn is_refresh_token_expired_at(&self, now: SystemTime) -> bool {
@@ -268,6 +288,9 @@ impl OAuthTokens {
     /// The status of these stored tokens at `now`: [`AuthStatus::TokenRefreshFailed`] if a refresh
     /// was refused since the last sign-in, else [`AuthStatus::TokenExpired`] if the access token has
     /// expired (with `buffer`), else [`AuthStatus::Authenticated`].
+    ///
+    /// For the margin that fits the token's lifetime, pass
+    /// [`refresh_margin(cap)`](Self::refresh_margin) as `buffer`.
     pub fn status_at(&self, now: SystemTime, buffer: Duration) -> AuthStatus {
         if self.refresh_failed_at.is_some() {
             AuthStatus::TokenRefreshFailed

@@ -14,6 +14,7 @@
 mod basic;
 mod browser;
 mod flows;
+mod lifecycle;
 mod mcp;
 mod secrets;
 mod util;

@@ -266,6 +266,9 @@ fn mcp_auth_with_a_server_url_and_device_flow() {
     let _ = stderr.read_to_string(&mut rest);
     let exit = child.wait().expect("wait");
     assert!(exit.success(), "{seen}{rest}");
+    // The device flow has no redirect URI: no empty `redirect:` field on the success line.
+    assert!(rest.contains("refresh token: yes"), "{rest}");
+    assert!(!rest.contains("redirect:"), "{rest}");
     let token = home.run(&["mcp", "token", &stub.url]);
     token.expect_code(0);
     assert_eq!(jwt_aud(&token.stdout), stub.url.as_str());

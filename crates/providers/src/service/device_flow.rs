@@ -1,12 +1,13 @@
 //! The service side of the device authorization grant (RFC 8628).
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use context_harness_storage::ProviderName;
 use context_harness_tokens as tokens;
 
 use super::{
     AuthOutcome, AuthenticateOptions, Grant, OAuthService, classify_response_error, client_auth,
+    retry,
 };
 use crate::device::{self, DeviceAuthorization, PollOutcome, TokioClock};
 use crate::error::{Error, ErrorCode, Result};
@@ -145,6 +146,16 @@ impl OAuthService {
             None => &real,
         };
         let device_code = authorization.device_code.clone();
+        // The caller's timeout bounds the wait for the user here too, within the code's lifetime.
+        let capped = options.timeout < authorization.expires_in;
+        let mut bounded = authorization.clone();
+        if capped {
+            bounded.expires_in = options.timeout;
+        }
+        // Transient answers (429, 503, `temporarily_unavailable`) are waited out inside one poll,
+        // never later than this and never sooner than the poll interval (RFC 8628 §3.5).
+        let deadline = clock.now() + bounded.expires_in;
+        let min_wait = authorization.interval.max(Duration::from_secs(1));
         let poll = || {
             let mut form: Vec<(&str, &str)> = vec![
                 ("grant_type", device::GRANT_TYPE),
@@ -157,31 +168,47 @@ impl OAuthService {
             let token_url = &token_url;
             async move {
                 let basic_ref = basic.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
-                let sent_at = SystemTime::now();
-                match self
-                    .http
-                    .post_form(token_url, &form, basic_ref, "token endpoint")
-                    .await
-                {
-                    Ok(raw) => PollOutcome::from_response(
+                let mut backoff = retry::Backoff::default();
+                loop {
+                    let sent_at = SystemTime::now();
+                    let raw = match self
+                        .http
+                        .post_form(token_url, &form, basic_ref, "token endpoint")
+                        .await
+                    {
+                        Ok(raw) => raw,
+                        Err(e)
+                            if matches!(e.code(), ErrorCode::NetworkError | ErrorCode::Timeout) =>
+                        {
+                            return PollOutcome::Transport(e);
+                        }
+                        Err(e) => return PollOutcome::Fatal(e),
+                    };
+                    if let Some(transient) = retry::transient(&raw, SystemTime::now()) {
+                        let wait = backoff.next_wait(transient.retry_after).max(min_wait);
+                        if clock.now() + wait > deadline {
+                            return PollOutcome::Fatal(retry::gave_up(
+                                "polling the token endpoint",
+                                &transient,
+                            ));
+                        }
+                        tracing::info!(
+                            status = transient.status,
+                            wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                            "device flow: the token endpoint asked to try again later; waiting"
+                        );
+                        clock.sleep(wait).await;
+                        continue;
+                    }
+                    return PollOutcome::from_response(
                         raw.status,
                         raw.content_type.as_deref(),
                         &raw.body,
                         sent_at,
-                    ),
-                    Err(e) if matches!(e.code(), ErrorCode::NetworkError | ErrorCode::Timeout) => {
-                        PollOutcome::Transport(e)
-                    }
-                    Err(e) => PollOutcome::Fatal(e),
+                    );
                 }
             }
         };
-        // The caller's timeout bounds the wait for the user here too, within the code's lifetime.
-        let capped = options.timeout < authorization.expires_in;
-        let mut bounded = authorization.clone();
-        if capped {
-            bounded.expires_in = options.timeout;
-        }
         let tokens = device::poll_until_done(clock, &bounded, poll)
             .await
             .map_err(|e| {

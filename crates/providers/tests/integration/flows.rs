@@ -94,6 +94,8 @@ async fn expiry_triggers_refresh_and_rotation_is_persisted() {
         .await
         .unwrap()
         .tokens;
+    // Past the 15 s margin of a 30 s token (min(60 s, half the lifetime)).
+    h.backdate("local", 16.0);
     assert_eq!(
         h.service.get_status("local").unwrap(),
         AuthStatus::TokenExpired
@@ -145,6 +147,7 @@ async fn refresh_without_new_refresh_token_keeps_the_old_one() {
         .await
         .unwrap()
         .tokens;
+    h.backdate("local", 16.0);
     server
         .control(json!({ "omit_refresh_token": true, "access_token_ttl": 3600 }))
         .await;
@@ -170,6 +173,7 @@ async fn twenty_processes_refresh_exactly_once() {
     };
     let h = Harness::new(&server.issuer);
     h.service.authenticate("local", opts()).await.unwrap();
+    h.backdate("local", 16.0);
     server.control(json!({ "access_token_ttl": 3600 })).await;
     let before = server.stats().await["refresh_requests"].as_u64().unwrap();
     assert_eq!(before, 0);
@@ -269,6 +273,7 @@ async fn invalid_grant_marks_refresh_failed_and_keeps_tokens() {
         .await
         .unwrap()
         .tokens;
+    h.backdate("local", 16.0);
     // Kill the grant at the server behind the client's back.
     server
         .revoke_directly(
@@ -314,6 +319,7 @@ async fn token_endpoint_faults_leave_storage_untouched() {
     };
     let h = Harness::with(&server.issuer, "ch-public", Environment::empty(), http, "");
     h.service.authenticate("local", opts()).await.unwrap();
+    h.backdate("local", 16.0);
     let before = h.token_file("local").unwrap();
 
     let cases = [
@@ -449,6 +455,7 @@ async fn confidential_clients_authenticate_with_basic_and_post() {
             method == "client_secret_post",
             "{method}"
         );
+        h.backdate("local", 16.0);
         let refreshed = h.service.ensure_valid_token("local").await.unwrap();
         assert_ne!(refreshed.access_token, tokens.access_token, "{method}");
         // The secret is never written to disk.
@@ -523,6 +530,7 @@ async fn secrets_never_reach_the_logs() {
     );
     let outcome = h.service.authenticate("local", opts()).await.unwrap();
     let exchange = server.last_token_request().await;
+    h.backdate("local", 16.0);
     let refreshed = h.service.ensure_valid_token("local").await.unwrap();
     h.service.logout("local").await.unwrap();
 

@@ -340,6 +340,15 @@ impl Harness {
         std::fs::read(store.path_for(&ProviderName::new(provider).unwrap())).ok()
     }
 
+    /// Moves the stored tokens' `issued_at` back by `secs` (as if received that long ago).
+    pub(crate) fn backdate(&self, provider: &str, secs: f64) {
+        let store = FileStore::new(storage::tokens_dir(self.home.path()));
+        let name = ProviderName::new(provider).unwrap();
+        let mut tokens = store.load(&name).unwrap().unwrap();
+        tokens.issued_at -= secs;
+        store.save(&name, &tokens).unwrap();
+    }
+
     /// The stored tokens, read straight from the store.
     pub(crate) fn stored(&self, provider: &str) -> Option<OAuthTokens> {
         FileStore::new(storage::tokens_dir(self.home.path()))
