@@ -7,6 +7,8 @@
 
 use std::cmp::Ordering;
 use std::fmt;
+use std::fs;
+use std::path::Path;
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -335,6 +337,8 @@ pub(crate) fn run(ctx: &Context, args: &ReleaseArgs) -> Result<()> {
     ]);
     if args.no_verify_package {
         package.arg("--no-verify");
+    } else if !dry {
+        forget_extracted_packages(ctx, &args.version)?;
     }
     step(dry, &mut package)?;
 
@@ -351,6 +355,56 @@ pub(crate) fn run(ctx: &Context, args: &ReleaseArgs) -> Result<()> {
         println!("\n[dry-run] nothing was changed");
     } else {
         println!("\nreleased {tag} locally; push with `git push && git push origin {tag}`");
+    }
+    Ok(())
+}
+
+/// Removes cargo's extracted copies of our own crates at `version` (`$CARGO_HOME/registry/src/*/
+/// context-harness-*-VERSION`). `cargo package` verifies each crate against the ones packaged before
+/// it through a local overlay registry, and cargo does not extract a registry crate again when a
+/// directory of that name and version exists: a second packaging of the same version (a release
+/// retried after a fix, or the release test run twice on one machine) would otherwise compile
+/// against the sources of the first. For the same reason the build fingerprints of our crates are
+/// dropped: cargo never rebuilds a registry crate whose name and version it has built before.
+fn forget_extracted_packages(ctx: &Context, version: &str) -> Result<()> {
+    for profile in ["debug", "release"] {
+        let dir = ctx.target_dir().join(profile).join(".fingerprint");
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with("context-harness-"))
+            {
+                fs::remove_dir_all(entry.path())
+                    .with_context(|| format!("remove {}", entry.path().display()))?;
+            }
+        }
+    }
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")));
+    let Some(src) = cargo_home.map(|h| h.join("registry").join("src")) else {
+        return Ok(());
+    };
+    let Ok(registries) = fs::read_dir(&src) else {
+        return Ok(());
+    };
+    let suffix = format!("-{version}");
+    for registry in registries.flatten() {
+        let Ok(entries) = fs::read_dir(registry.path()) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name.starts_with("context-harness-") && name.ends_with(&suffix) {
+                fs::remove_dir_all(entry.path())
+                    .with_context(|| format!("remove {}", entry.path().display()))?;
+            }
+        }
     }
     Ok(())
 }
