@@ -44,6 +44,8 @@
 //         "device_code_ttl":seconds,   // device code lifetime (default 600)
 //         "discovery_patch":{..}|null, // merged into discovery documents (null values delete keys)
 //         "rfc8414_path":bool,         // path mode: also serve /.well-known/oauth-authorization-server/<path>
+//         "rfc8414_path_html":bool,    // path mode: answer that URL 200 with an HTML page instead (the
+//                                      // catch-all route of a single-page app, a documented quirk)
 //         "fault": null | {"mode":"500|html|garbage|reset|slow|invalid_grant|429|503",
 //                          "grant_type":"refresh_token"?,  // only faults this grant (default: any)
 //                          "times":n?,                     // only the next n requests (default: all)
@@ -97,6 +99,7 @@ const control = {
   device_code_ttl: 600,
   discovery_patch: null,
   rfc8414_path: true,
+  rfc8414_path_html: false,
   revocation_fault: null,
   fault: process.env.AS_TOKEN_FAULT
     ? { mode: process.env.AS_TOKEN_FAULT, delay_ms: envInt('AS_TOKEN_FAULT_DELAY_MS', 10000) }
@@ -456,6 +459,12 @@ async function startServer() {
     let url = new URL(req.url, origin);
     if (url.pathname.includes('/.well-known/') && !req.headers['x-test-internal']) {
       stats.well_known[url.pathname] = (stats.well_known[url.pathname] ?? 0) + 1;
+    }
+    if (mountPath && url.pathname === `/.well-known/oauth-authorization-server${mountPath}`
+      && req.method === 'GET' && control.rfc8414_path_html) {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      res.end('<!doctype html><html><body><div id="app"></div></body></html>');
+      return;
     }
     if (mountPath && url.pathname === `/.well-known/oauth-authorization-server${mountPath}`
       && req.method === 'GET' && control.rfc8414_path) {

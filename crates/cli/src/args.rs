@@ -125,6 +125,10 @@ pub(crate) struct AuthArgs {
     /// Use the device authorization grant (RFC 8628) instead of the browser redirect.
     #[arg(long)]
     pub(crate) device: bool,
+    /// MCP server URLs only: leave out the RFC 8707 `resource` parameter (for authorization servers
+    /// that answer `invalid_target`); remembered, so refresh leaves it out too.
+    #[arg(long)]
+    pub(crate) no_resource: bool,
 }
 
 impl Cli {

@@ -217,6 +217,7 @@ pub(crate) fn run(ctx: &Context, args: AuthArgs) -> anyhow::Result<u8> {
     if !args.scopes.is_empty() {
         options = options.scopes(args.scopes.clone());
     }
+    options = options.without_resource(args.no_resource);
     let display_for_error = display_name.clone();
     options = options.on_browser_error(move |url, err| {
         eprintln!(

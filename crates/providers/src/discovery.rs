@@ -377,6 +377,34 @@ pub fn resource_matches(resource: &str, server_url: &str) -> bool {
     }
 }
 
+/// Whether two spellings name the same issuer: identical, or differing only in an empty path
+/// written as `/` (`https://as.example` and `https://as.example/`, equivalent by RFC 3986
+/// §6.2.3; large providers publish both forms). Nothing else is loosened: case, ports, other
+/// paths and trailing slashes after a path still count.
+///
+/// ```
+/// use context_harness_providers::discovery::issuers_match;
+///
+/// assert!(issuers_match("https://as.example/", "https://as.example"));
+/// assert!(!issuers_match("https://as.example/t/", "https://as.example/t"));
+/// assert!(!issuers_match("https://AS.example", "https://as.example"));
+/// ```
+pub fn issuers_match(a: &str, b: &str) -> bool {
+    fn root_form(issuer: &str) -> &str {
+        match issuer.strip_suffix('/') {
+            Some(bare)
+                if bare.split_once("://").is_some_and(|(_, authority)| {
+                    !authority.is_empty() && !authority.contains('/')
+                }) =>
+            {
+                bare
+            }
+            _ => issuer,
+        }
+    }
+    a == b || root_form(a) == root_form(b)
+}
+
 /// Keeps a server-supplied string printable and short for messages.
 pub(crate) fn printable(s: &str) -> String {
     s.chars()
@@ -861,17 +889,17 @@ impl Discoverer<'_> {
         &self,
         url: &Url,
         what: &str,
-    ) -> Result<std::result::Result<T, u16>> {
+    ) -> Result<std::result::Result<T, String>> {
         let raw = self.get(url, what).await?;
         if !(200..300).contains(&raw.status) {
-            return Ok(Err(raw.status));
+            return Ok(Err(format!("HTTP {}", raw.status)));
         }
-        serde_json::from_slice(&raw.body).map(Ok).map_err(|e| {
-            Error::new(
-                ErrorCode::AuthFailed,
-                format!("{what} at {url} is not valid metadata JSON ({e})"),
-            )
-        })
+        // A 200 that is not the document (a single-page app's catch-all HTML, a JSON error) is a
+        // miss like a 404: the MCP specification has the client try the next candidate.
+        Ok(serde_json::from_slice(&raw.body).map_err(|e| {
+            tracing::debug!(url = %url, error = %e, "not {what}");
+            format!("HTTP {} with a body that is not {what} JSON", raw.status)
+        }))
     }
 
     /// RFC 9728 discovery: the challenge's `resource_metadata`, else the well-known URLs in order.
@@ -884,7 +912,19 @@ impl Discoverer<'_> {
         let (from_header, scope) = bearer_resource_metadata(&challenges);
         let mut candidates = Vec::new();
         if let Some(url) = &from_header {
-            candidates.push(self.policy.check(url, "resource_metadata URL")?);
+            // A value that is not an http(s) URL counts as absent (the well-known URLs derive from
+            // the user's own URL, so falling back is safe); a usable URL to a forbidden address is
+            // refused.
+            let usable = Url::parse(url.trim())
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+            match usable {
+                Some(_) => candidates.push(self.policy.check(url, "resource_metadata URL")?),
+                None => tracing::debug!(
+                    value = %printable(url),
+                    "the resource_metadata value is not a URL; trying the well-known URLs"
+                ),
+            }
         }
         candidates.extend(protected_resource_metadata_urls(server_url)?);
         let mut last_status = None;
@@ -894,9 +934,9 @@ impl Discoverer<'_> {
                 .await?
             {
                 Ok(prm) => return Ok((url, prm, scope)),
-                Err(status) => {
-                    tracing::debug!(url = %url, status, "no protected-resource metadata here");
-                    last_status = Some(status);
+                Err(miss) => {
+                    tracing::debug!(url = %url, miss, "no protected-resource metadata here");
+                    last_status = Some(miss);
                 }
             }
         }
@@ -905,7 +945,7 @@ impl Discoverer<'_> {
             format!(
                 "{} publishes no OAuth protected-resource metadata (RFC 9728){}",
                 printable(server_url),
-                last_status.map_or_else(String::new, |s| format!("; last answer HTTP {s}"))
+                last_status.map_or_else(String::new, |s| format!("; last answer: {s}"))
             ),
         )
         .with_hint("check the server URL; a server without RFC 9728 metadata needs a configured provider in providers.toml"))
@@ -926,7 +966,7 @@ impl Discoverer<'_> {
                 .await?
             {
                 Ok(metadata) => {
-                    if metadata.issuer != issuer {
+                    if !issuers_match(&metadata.issuer, issuer) {
                         return Err(Error::new(
                             ErrorCode::AuthFailed,
                             format!(
@@ -940,9 +980,9 @@ impl Discoverer<'_> {
                     tracing::debug!(url = %url, "authorization-server metadata found");
                     return Ok(metadata);
                 }
-                Err(status) => {
-                    tracing::debug!(url = %url, status, "no authorization-server metadata here");
-                    last_status = Some(status);
+                Err(miss) => {
+                    tracing::debug!(url = %url, miss, "no authorization-server metadata here");
+                    last_status = Some(miss);
                 }
             }
         }
@@ -951,7 +991,7 @@ impl Discoverer<'_> {
             format!(
                 "no authorization-server metadata found for issuer {}{}",
                 printable(issuer),
-                last_status.map_or_else(String::new, |s| format!(" (last answer HTTP {s})"))
+                last_status.map_or_else(String::new, |s| format!(" (last answer: {s})"))
             ),
         ))
     }
@@ -1052,7 +1092,7 @@ pub(crate) fn load_cached_metadata(
     let bytes = std::fs::read(&path).ok()?;
     let cached: CachedMetadata = serde_json::from_slice(&bytes).ok()?;
     let age = context_harness_tokens::unix_seconds(SystemTime::now()) - cached.fetched_at;
-    (cached.metadata.issuer == issuer && (0.0..ttl.as_secs_f64()).contains(&age))
+    (issuers_match(&cached.metadata.issuer, issuer) && (0.0..ttl.as_secs_f64()).contains(&age))
         .then_some(cached.metadata)
 }
 
@@ -1120,6 +1160,15 @@ pub fn apply_metadata(
     }
     if metadata.authorization_response_iss_parameter_supported == Some(true) {
         provider.iss_parameter_supported = true;
+    }
+    // The configured issuer may be spelt with or without a `/` for an empty path; RFC 9207's `iss`
+    // is compared with the metadata's own spelling.
+    if provider
+        .issuer
+        .as_deref()
+        .is_some_and(|configured| issuers_match(configured, &metadata.issuer))
+    {
+        provider.issuer = Some(metadata.issuer.clone());
     }
     Ok(())
 }

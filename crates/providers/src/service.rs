@@ -98,6 +98,10 @@ pub struct AuthenticateOptions {
     pub device_prompt: Option<crate::device::DevicePrompt>,
     /// The device flow's clock (tests inject a fake one); default: tokio's timer.
     pub device_clock: Option<Arc<dyn crate::device::DeviceClock>>,
+    /// For an MCP server URL: leave out the RFC 8707 `resource` parameter (for authorization
+    /// servers that answer `invalid_target` to it). Remembered in the server's record, so refresh
+    /// leaves it out too; a later sign-in without it sends `resource` again.
+    pub no_resource: bool,
 }
 
 impl Default for AuthenticateOptions {
@@ -111,6 +115,7 @@ impl Default for AuthenticateOptions {
             on_browser_error: None,
             pasted_redirects: None,
             on_rejected_paste: None,
+            no_resource: false,
             flow: SignInFlow::Browser,
             device_prompt: None,
             device_clock: None,
@@ -214,6 +219,14 @@ impl AuthenticateOptions {
     #[must_use]
     pub fn pasted_redirects(mut self, pasted: PastedRedirects) -> Self {
         self.pasted_redirects = Some(pasted);
+        self
+    }
+
+    /// Leaves out the RFC 8707 `resource` parameter for an MCP server URL (see
+    /// [`no_resource`](Self::no_resource)).
+    #[must_use]
+    pub fn without_resource(mut self, no_resource: bool) -> Self {
+        self.no_resource = no_resource;
         self
     }
 
@@ -646,6 +659,7 @@ impl OAuthService {
                 provider,
                 options.client_id.as_deref(),
                 options.ports.as_deref(),
+                options.no_resource,
             )
             .await?;
         if self.use_device_flow(provider, &prepared.config, options.flow)? {
@@ -1746,6 +1760,9 @@ fn callback_error(e: callback::Error) -> Error {
             err =
                 err.with_hint("paste the URL the browser shows after the sign-in you just started");
         }
+        C::Authorization { error, .. } if error == "invalid_target" => {
+            err = err.with_hint(INVALID_TARGET_HINT);
+        }
         _ => {}
     }
     err.with_source(e)
@@ -1759,6 +1776,9 @@ fn sanitize_code(code: &str) -> String {
         .take(64)
         .collect()
 }
+
+/// What to do when a server refuses the RFC 8707 `resource` parameter (`invalid_target`).
+const INVALID_TARGET_HINT: &str = "the authorization server refuses the RFC 8707 `resource` parameter; for an MCP server URL, sign in with `mcp auth <url> --no-resource`";
 
 fn classify_response_error(e: &ResponseError, grant: Grant) -> Error {
     let what = match grant {
@@ -1804,7 +1824,12 @@ fn classify_response_error(e: &ResponseError, grant: Grant) -> Error {
                     format!("{what}: the server answered `{code}`"),
                 ),
             };
-            Error::new(kind, message).with_oauth(code, description.clone(), *status)
+            let err =
+                Error::new(kind, message).with_oauth(code.clone(), description.clone(), *status);
+            if code == "invalid_target" {
+                return err.with_hint(INVALID_TARGET_HINT);
+            }
+            err
         }
         ResponseError::Http { status: 429 } => Error::new(
             ErrorCode::NetworkError,

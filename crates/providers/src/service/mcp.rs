@@ -63,6 +63,10 @@ pub struct McpServerRecord {
     /// When discovery ran (unix seconds).
     #[serde(default)]
     pub discovered_at: f64,
+    /// Signed in with `--no-resource`: the RFC 8707 `resource` parameter is left out of every
+    /// request (for authorization servers that answer `invalid_target` to it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_resource: bool,
 }
 
 impl McpServerRecord {
@@ -88,6 +92,7 @@ impl McpServerRecord {
             scopes: info.default_scopes(),
             dynamic_client,
             discovered_at: crate::tokens::unix_seconds(SystemTime::now()),
+            no_resource: false,
         })
     }
 
@@ -119,7 +124,7 @@ impl McpServerRecord {
         p.pkce = true;
         p.issuer = Some(self.issuer.clone());
         p.iss_parameter_supported = self.iss_parameter_supported;
-        p.resource = Some(self.resource.clone());
+        p.resource = (!self.no_resource).then(|| self.resource.clone());
         p.token_auth_method = crate::TokenAuthMethod::ClientSecretBasic;
         p
     }
@@ -296,9 +301,21 @@ impl OAuthService {
         provider: &str,
         client_id: Option<&str>,
         ports: Option<&[u16]>,
+        no_resource: bool,
     ) -> Result<Prepared> {
         if is_url(provider) {
-            return self.prepare_mcp(provider, client_id, ports).await;
+            return self
+                .prepare_mcp(provider, client_id, ports, no_resource)
+                .await;
+        }
+        if no_resource {
+            return Err(Error::new(
+                ErrorCode::ConfigInvalid,
+                "leaving out `resource` is for MCP server URLs",
+            )
+            .with_hint(
+                "for a configured provider, remove `resource` from its providers.toml entry",
+            ));
         }
         let registry = self.registry()?;
         let template = registry.get(provider)?;
@@ -369,12 +386,14 @@ impl OAuthService {
         server_url: &str,
         client_id: Option<&str>,
         ports: Option<&[u16]>,
+        no_resource: bool,
     ) -> Result<Prepared> {
         let name = provider_name(server_url)?;
         let info = self.discover_mcp_server(server_url).await?;
         let issuer = info.authorization_server.issuer.clone();
         let preconfigured = client_id.map(str::trim).filter(|s| !s.is_empty());
-        let record = McpServerRecord::from_info(&info, preconfigured.is_none())?;
+        let mut record = McpServerRecord::from_info(&info, preconfigured.is_none())?;
+        record.no_resource = no_resource;
         let provider = record.to_provider(name.as_str());
         provider.validate()?;
 
@@ -460,7 +479,8 @@ impl OAuthService {
         RegistrationStore::new(&self.home).delete(issuer)?;
         let registration = self.registration_for(info, ports, true).await?;
         let name = provider_name(provider)?;
-        let record = McpServerRecord::from_info(info, true)?;
+        let mut record = McpServerRecord::from_info(info, true)?;
+        record.no_resource = prepared.record.as_ref().is_some_and(|r| r.no_resource);
         Ok(config_from_registration(
             &record.to_provider(name.as_str()),
             &registration,

@@ -10,6 +10,7 @@
 
 mod flows;
 mod github_stub;
+mod interop;
 mod lifecycle;
 mod mcp;
 mod mcp_security;

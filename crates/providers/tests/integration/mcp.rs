@@ -125,10 +125,10 @@ impl McpStub {
                         }
                         "/mcp" => {
                             let header = if config.header {
-                                let url = config
-                                    .header_url
-                                    .clone()
-                                    .unwrap_or_else(|| format!("{base}/custom-prm"));
+                                let url = config.header_url.clone().map_or_else(
+                                    || format!("{base}/custom-prm"),
+                                    |u| u.replace("{base}", &base),
+                                );
                                 format!(
                                     "WWW-Authenticate: Basic realm=\"x, y\", Bearer error=\"invalid_token\", resource_metadata=\"{url}\"\r\n"
                                 )
@@ -144,6 +144,13 @@ impl McpStub {
                         "/custom-prm" | "/.well-known/oauth-protected-resource/mcp" => {
                             ("200 OK", String::new(), prm)
                         }
+                        // A single-page app's catch-all route: 200 with HTML for any path.
+                        "/spa" => (
+                            "200 OK",
+                            String::new(),
+                            "<!doctype html><html><body><div id=\"app\"></div></body></html>"
+                                .to_owned(),
+                        ),
                         _ => ("404 Not Found", String::new(), "{}".to_owned()),
                     };
                     let response = format!(
