@@ -85,3 +85,5 @@ pub use service::{
     McpServerRecord, OAuthService, OAuthServiceBuilder, PastedRedirect, Revocation, SignInFlow,
 };
 pub use tokens::{AccessToken, AuthStatus, OAuthTokens, RefreshToken};
+/// The one sanitiser for outside text printed to a terminal (from the tokens crate).
+pub use tokens::{MAX_TERMINAL_CHARS, TerminalText, terminal_text};

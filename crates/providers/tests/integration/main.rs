@@ -10,6 +10,7 @@
 
 mod flows;
 mod github_stub;
+mod hostile;
 mod mcp;
 mod offline;
 mod support;
