@@ -4,7 +4,7 @@ use std::time::SystemTime;
 
 use context_harness_providers::Revocation;
 
-use crate::context::Context;
+use crate::context::{Context, safe_lines};
 use crate::exit;
 use crate::timefmt;
 
@@ -50,7 +50,10 @@ pub(crate) fn logout(ctx: &Context, provider: &str, local_only: bool) -> anyhow:
             "Signed out of {provider}: tokens deleted from {location}; not revoked at the server ({reason})."
         )),
         Revocation::Failed { message } => {
-            eprintln!("warning: revoking the tokens at the server failed: {message}");
+            eprintln!(
+                "warning: revoking the tokens at the server failed: {}",
+                safe_lines(message)
+            );
             ctx.say(format!(
                 "Signed out of {provider}: tokens deleted from {location}; they may stay valid at the server until they expire."
             ));

@@ -86,4 +86,4 @@ pub use service::{
 };
 pub use tokens::{AccessToken, AuthStatus, OAuthTokens, RefreshToken};
 /// The one sanitiser for outside text printed to a terminal (from the tokens crate).
-pub use tokens::{MAX_TERMINAL_CHARS, TerminalText, terminal_text};
+pub use tokens::{MAX_TERMINAL_CHARS, TerminalText, terminal_text, terminal_text_max};

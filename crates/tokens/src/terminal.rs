@@ -71,6 +71,35 @@ pub fn terminal_text(text: &str) -> String {
     TerminalText(text).to_string()
 }
 
+/// [`terminal_text`] with another length cap, for a whole message that already embeds outside text
+/// (an error message with its URLs and paths) where [`MAX_TERMINAL_CHARS`] would cut too early.
+///
+/// ```
+/// use context_harness_tokens::terminal_text_max;
+///
+/// assert_eq!(terminal_text_max("abc\x1b[2Jdef", 5), "abc\u{FFFD}[…");
+/// ```
+pub fn terminal_text_max(text: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max_chars.saturating_mul(4)));
+    let mut chars = text.chars();
+    for c in chars.by_ref().take(max_chars) {
+        out.push(safe_char(c));
+    }
+    if chars.next().is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// One character as [`terminal_text`] prints it.
+fn safe_char(c: char) -> char {
+    match c {
+        '\t' | '\n' | '\r' | '\u{2028}' | '\u{2029}' => ' ',
+        c if is_unsafe_for_terminal(c) => REPLACEMENT,
+        c => c,
+    }
+}
+
 /// [`terminal_text`] as a `Display` adapter, for `format!` without an intermediate `String`.
 #[derive(Clone, Copy)]
 pub struct TerminalText<'a>(pub &'a str);
@@ -79,12 +108,7 @@ impl fmt::Display for TerminalText<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut chars = self.0.chars();
         for c in chars.by_ref().take(MAX_TERMINAL_CHARS) {
-            let c = match c {
-                '\t' | '\n' | '\r' | '\u{2028}' | '\u{2029}' => ' ',
-                c if is_unsafe_for_terminal(c) => REPLACEMENT,
-                c => c,
-            };
-            fmt::Write::write_char(f, c)?;
+            fmt::Write::write_char(f, safe_char(c))?;
         }
         if chars.next().is_some() {
             f.write_str("…")?;

@@ -14,6 +14,7 @@
 mod basic;
 mod browser;
 mod flows;
+mod hostile;
 mod mcp;
 mod secrets;
 mod util;
