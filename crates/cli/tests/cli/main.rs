@@ -12,6 +12,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 mod basic;
+mod binary;
 mod browser;
 mod flows;
 mod hostile;
