@@ -76,8 +76,8 @@ pub use env::{Environment, HOME_ENV, env_prefix};
 pub use error::{Error, ErrorCode, Result};
 pub use http::HttpSettings;
 pub use provider::{
-    ClientSecret, DEFAULT_PORTS, OAuthConfig, OAuthProvider, RedirectHost, RevocationStyle,
-    TokenAuthMethod,
+    ClientSecret, DEFAULT_PORTS, OAuthConfig, OAuthProvider, RESERVED_AUTH_PARAMS, RedirectHost,
+    RevocationStyle, TokenAuthMethod,
 };
 pub use registry::{PROVIDERS_FILE, ProviderRegistry, ProviderSource};
 pub use service::{

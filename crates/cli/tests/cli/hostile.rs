@@ -186,3 +186,29 @@ fn hostile_error_description_is_sanitised() {
     assert_clean("stderr", &run.stderr);
     assert_clean("stdout", &run.stdout);
 }
+
+/// Reserved parameters in `providers.toml` (issue 14, item 10): refused at load with exit 13, the
+/// message naming the file, the table and the parameter. No server is needed: loading fails first.
+#[test]
+fn reserved_parameters_in_providers_toml_are_refused() {
+    let cases = [
+        (
+            "[providers.acme]\nauth_url = \"https://a.example/authorize?redirect_uri=https://evil.example/cb\"\ntoken_url = \"https://a.example/token\"\nclient_id = \"c\"\n",
+            "providers.acme.auth_url: parameter `redirect_uri`",
+        ),
+        (
+            "[providers.acme]\nauth_url = \"https://a.example/authorize\"\ntoken_url = \"https://a.example/token\"\nclient_id = \"c\"\nextra_auth_params = { code_challenge_method = \"plain\" }\n",
+            "providers.acme.extra_auth_params: parameter `code_challenge_method`",
+        ),
+    ];
+    for (toml, needle) in cases {
+        let home = Home::new();
+        std::fs::write(home.path().join("providers.toml"), toml).expect("write");
+        for args in [&["mcp", "auth", "acme"][..], &["mcp", "providers"][..]] {
+            let run = home.run(args);
+            run.expect_code(13);
+            assert!(run.stderr.contains("providers.toml:"), "{run:#?}");
+            assert!(run.stderr.contains(needle), "{run:#?}");
+        }
+    }
+}
