@@ -43,6 +43,35 @@ pub(crate) struct Artifacts {
     pub(crate) sums: PathBuf,
 }
 
+/// ELF `e_type` of a position-independent executable (or shared object).
+pub(crate) const ET_DYN: u16 = 3;
+
+/// The ELF `e_type` field of the file at `path` (the 2 bytes at offset 16, in the byte order named
+/// by `EI_DATA`), or `None` when it is not an ELF file.
+pub(crate) fn elf_type(path: &Path) -> Result<Option<u16>> {
+    use std::io::Read as _;
+    let mut header = [0u8; 18];
+    let mut file =
+        fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    if file.read_exact(&mut header).is_err() {
+        return Ok(None);
+    }
+    Ok(elf_type_of(&header))
+}
+
+/// [`elf_type`] of a header already read.
+fn elf_type_of(header: &[u8; 18]) -> Option<u16> {
+    if header[..4] != *b"\x7fELF" {
+        return None;
+    }
+    let bytes = [header[16], header[17]];
+    match header[5] {
+        1 => Some(u16::from_le_bytes(bytes)),
+        2 => Some(u16::from_be_bytes(bytes)),
+        _ => None,
+    }
+}
+
 /// Builds, packs and checksums the CLI.
 pub(crate) fn run(ctx: &Context, args: &DistArgs) -> Result<Artifacts> {
     let version = util::workspace_version(&ctx.root)?;
@@ -65,6 +94,13 @@ pub(crate) fn run(ctx: &Context, args: &DistArgs) -> Result<Artifacts> {
     let built = ctx.target_dir().join(profile_dir).join(BINARY);
     if !built.is_file() {
         bail!("cargo build did not produce {}", built.display());
+    }
+    // The shipped binary must be a position-independent executable (issue 14, item 12).
+    if cfg!(target_os = "linux") && elf_type(&built)? != Some(ET_DYN) {
+        bail!(
+            "{} is not a position-independent executable (ELF type is not ET_DYN)",
+            built.display()
+        );
     }
 
     let dist = ctx.target_dir().join("dist");
@@ -151,6 +187,28 @@ mod tests {
             hex(&Sha256::digest(b"abc")),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn elf_type_reads_the_header() -> Result<()> {
+        let mut header = [0u8; 18];
+        header[..4].copy_from_slice(b"\x7fELF");
+        header[5] = 1;
+        header[16] = 3;
+        assert_eq!(elf_type_of(&header), Some(ET_DYN));
+        header[16] = 2; // ET_EXEC: a non-PIE executable
+        assert_eq!(elf_type_of(&header), Some(2));
+        header[5] = 2;
+        header[17] = 3;
+        assert_eq!(elf_type_of(&header), Some(0x0203));
+        header[0] = b'M';
+        assert_eq!(elf_type_of(&header), None);
+        // The test binary itself, built by the same toolchain, is PIE on Linux.
+        if cfg!(target_os = "linux") {
+            let me = std::env::current_exe()?;
+            assert_eq!(elf_type(&me)?, Some(ET_DYN));
+        }
+        Ok(())
     }
 
     #[test]

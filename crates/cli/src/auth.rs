@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use context_harness_providers::{
     AuthenticateOptions, BrowserOpener, DEFAULT_PORTS, PastedRedirects, SignInFlow, SystemBrowser,
+    terminal_text,
 };
 
 use crate::args::AuthArgs;
@@ -184,6 +185,8 @@ pub(crate) fn run(ctx: &Context, args: AuthArgs) -> anyhow::Result<u8> {
         let config = service.resolve_config(&args.provider, args.client_id.as_deref())?;
         (config.provider.display_name, config.provider.ports)
     };
+    // Names come from providers.toml or the command line: printed through the sanitiser.
+    let display_name = terminal_text(&display_name);
     let ports = if args.ports.is_empty() {
         default_ports
     } else {
@@ -221,7 +224,8 @@ pub(crate) fn run(ctx: &Context, args: AuthArgs) -> anyhow::Result<u8> {
     let display_for_error = display_name.clone();
     options = options.on_browser_error(move |url, err| {
         eprintln!(
-            "Could not open a browser ({err}). Open this URL to sign in to {display_for_error}:\n\n    {url}\n"
+            "Could not open a browser ({}). Open this URL to sign in to {display_for_error}:\n\n    {url}\n",
+            terminal_text(&err.to_string())
         );
         if stdin_tty && !quiet {
             eprintln!("Or paste the address the browser was redirected to here and press Enter.");
@@ -230,12 +234,14 @@ pub(crate) fn run(ctx: &Context, args: AuthArgs) -> anyhow::Result<u8> {
     let display_for_device = display_name.clone();
     options = options.device_prompt(move |device| {
         // Shown even with -q: the user must type the code.
+        // The code and URIs are the server's text: through the terminal sanitiser.
         eprintln!(
             "To sign in to {display_for_device}, open {} and enter the code\n\n    {}\n",
-            device.verification_uri, device.user_code
+            terminal_text(&device.verification_uri),
+            terminal_text(&device.user_code)
         );
         if let Some(complete) = &device.verification_uri_complete {
-            eprintln!("(or open {complete})");
+            eprintln!("(or open {})", terminal_text(complete));
         }
         eprintln!(
             "Waiting for the approval (the code expires in {} min)…",

@@ -4,8 +4,8 @@ use std::future::Future;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
-use context_harness_providers::OAuthService;
 use context_harness_providers::storage::StorageMode;
+use context_harness_providers::{OAuthService, terminal_text_max};
 
 use crate::args::{Cli, StorageArg};
 
@@ -57,11 +57,29 @@ impl Context {
     }
 
     /// Prints a message line to stderr unless `-q`.
+    /// Prints a message to stderr unless `-q`; every line goes through the terminal sanitiser,
+    /// since messages embed outside text (names, URLs, server answers).
     pub(crate) fn say(&self, message: impl std::fmt::Display) {
         if !self.quiet {
-            let _ = writeln!(std::io::stderr().lock(), "{message}");
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "{}",
+                safe_lines(&message.to_string())
+            );
         }
     }
+}
+
+/// The longest line of a message built around outside text ([`safe_lines`]).
+pub(crate) const MAX_MESSAGE_LINE: usize = 2000;
+
+/// `text` with every line through the one terminal sanitiser (control, format and bidi characters
+/// replaced), lines kept apart.
+pub(crate) fn safe_lines(text: &str) -> String {
+    text.split('\n')
+        .map(|line| terminal_text_max(line, MAX_MESSAGE_LINE))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Whether stderr gets ANSI colours: a terminal, and `NO_COLOR` unset or empty.

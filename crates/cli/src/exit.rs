@@ -22,7 +22,9 @@ use std::io::Write;
 
 use context_harness_providers::{Error as ProviderError, ErrorCode};
 
-use crate::context::{Context, color_enabled};
+use context_harness_providers::terminal_text;
+
+use crate::context::{Context, color_enabled, safe_lines};
 
 /// Success.
 pub(crate) const OK: u8 = 0;
@@ -82,7 +84,7 @@ pub(crate) fn report(err: &anyhow::Error, ctx: &Context) -> u8 {
         (
             code_for(e.code()),
             e.hint().map(str::to_owned),
-            e.oauth_error_description().map(printable),
+            e.oauth_error_description().map(terminal_text),
         )
     } else if let Some(f) = err.downcast_ref::<Failure>() {
         (f.code, f.hint.clone(), None)
@@ -95,24 +97,21 @@ pub(crate) fn report(err: &anyhow::Error, ctx: &Context) -> u8 {
         ("", "", "")
     };
     let mut out = std::io::stderr().lock();
-    let _ = writeln!(out, "{red}error:{reset} {err}");
+    // Messages embed outside text (URLs, names, server answers): all of it goes through the one
+    // terminal sanitiser; only our own colour codes stay.
+    let _ = writeln!(out, "{red}error:{reset} {}", safe_lines(&err.to_string()));
     if ctx.verbose > 0 {
         if let Some(description) = description {
             let _ = writeln!(out, "  server said: {description}");
         }
         for cause in err.chain().skip(1) {
-            let _ = writeln!(out, "  caused by: {cause}");
+            let _ = writeln!(out, "  caused by: {}", safe_lines(&cause.to_string()));
         }
     }
     if let Some(hint) = hint {
-        let _ = writeln!(out, "{yellow}hint:{reset} {hint}");
+        let _ = writeln!(out, "{yellow}hint:{reset} {}", safe_lines(&hint));
     }
     code
-}
-
-/// `text` without control characters (a server wrote it), at most 300 characters.
-fn printable(text: &str) -> String {
-    text.chars().filter(|c| !c.is_control()).take(300).collect()
 }
 
 #[cfg(test)]

@@ -31,10 +31,23 @@ use crate::context::Context;
 fn main() -> ExitCode {
     let cli = Cli::parse_token_fast_path().unwrap_or_else(Cli::parse);
     logging::init(cli.verbose, cli.quiet);
+    forbid_core_dumps();
     let ctx = Context::new(&cli);
     match run(&ctx, cli.command) {
         Ok(code) => ExitCode::from(code),
         Err(err) => ExitCode::from(exit::report(&err, &ctx)),
+    }
+}
+
+/// Makes the process non-dumpable (`PR_SET_DUMPABLE` 0, Linux): no core dump of a process holding
+/// tokens, and no `ptrace` attach or `/proc/<pid>/mem` read by other processes of the same user.
+/// A failure is only logged (debug): the command still works without it.
+fn forbid_core_dumps() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) =
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+    {
+        tracing::debug!(error = %e, "could not make the process non-dumpable");
     }
 }
 

@@ -4,7 +4,7 @@ use std::time::SystemTime;
 
 use context_harness_providers::Revocation;
 
-use crate::context::Context;
+use crate::context::{Context, safe_lines};
 use crate::exit;
 use crate::timefmt;
 
@@ -65,10 +65,14 @@ fn revocation_line(ctx: &Context, token: &str, result: &Revocation) {
     match result {
         Revocation::Revoked => ctx.say(format!("{label} revoked at the server.")),
         Revocation::NotAttempted { reason } => {
-            ctx.say(format!("{label} not revoked at the server: {reason}."));
+            ctx.say(format!(
+                "{label} not revoked at the server: {}.",
+                safe_lines(reason)
+            ));
         }
         Revocation::Failed { message } => eprintln!(
-            "warning: revoking the {token} at the server failed ({message}); it may stay valid there until it expires"
+            "warning: revoking the {token} at the server failed ({}); it may stay valid there until it expires",
+            safe_lines(message)
         ),
         other => ctx.say(format!("{label}: {other:?}.")),
     }

@@ -2,10 +2,10 @@
 
 use std::fmt::Write as _;
 
-use context_harness_providers::OAuthProvider;
+use context_harness_providers::{OAuthProvider, terminal_text};
 use serde_json::{Value, json};
 
-use crate::context::{Context, print_stdout};
+use crate::context::{Context, print_stdout, safe_lines};
 use crate::exit;
 
 pub(crate) fn run(ctx: &Context, json: bool) -> anyhow::Result<u8> {
@@ -59,15 +59,15 @@ pub(crate) fn run(ctx: &Context, json: bool) -> anyhow::Result<u8> {
         let _ = writeln!(
             text,
             "{}  ({}, {})",
-            p.name,
-            p.display_name,
+            terminal_text(&p.name),
+            terminal_text(&p.display_name),
             source.as_str()
         );
         let _ = writeln!(text, "  client id:  {}", describe_client_id(p, row));
         if !p.scopes.is_empty() {
-            let _ = writeln!(text, "  scopes:     {}", p.scopes.join(" "));
+            let _ = writeln!(text, "  scopes:     {}", terminal_text(&p.scopes.join(" ")));
         }
-        let _ = writeln!(text, "  authorize:  {}", p.auth_url);
+        let _ = writeln!(text, "  authorize:  {}", safe_lines(&p.auth_url));
     }
     match registry.file() {
         Some(file) => {

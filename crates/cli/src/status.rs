@@ -8,10 +8,11 @@ use std::time::SystemTime;
 use context_harness_providers::storage::ProviderName;
 use context_harness_providers::{
     AuthStatus, EXPIRY_BUFFER, Error as ProviderError, ErrorCode, OAuthService, OAuthTokens,
+    terminal_text,
 };
 use serde_json::{Value, json};
 
-use crate::context::{Context, looks_like_url, print_stdout};
+use crate::context::{Context, looks_like_url, print_stdout, safe_lines};
 use crate::exit::{self, Failure};
 use crate::timefmt;
 
@@ -65,7 +66,12 @@ impl Row {
             Some(AuthStatus::NotAuthenticated) => "not authenticated",
             _ => "error",
         };
-        let _ = writeln!(out, "{} ({}): {label}", self.name, self.display_name);
+        let _ = writeln!(
+            out,
+            "{} ({}): {label}",
+            terminal_text(&self.name),
+            terminal_text(&self.display_name)
+        );
         match &self.tokens {
             Ok(Some(t)) => {
                 let expiry = t.expires_at().map_or_else(
@@ -75,7 +81,7 @@ impl Row {
                 let _ = writeln!(out, "  expires:  {expiry}");
                 let scopes = t.scopes();
                 if !scopes.is_empty() {
-                    let _ = writeln!(out, "  scopes:   {}", scopes.join(" "));
+                    let _ = writeln!(out, "  scopes:   {}", terminal_text(&scopes.join(" ")));
                 }
                 let refresh = if t.refresh_token.is_some() {
                     "yes"
@@ -89,9 +95,9 @@ impl Row {
             }
             Ok(None) => {}
             Err(e) => {
-                let _ = writeln!(out, "  error:    {e}");
+                let _ = writeln!(out, "  error:    {}", safe_lines(&e.to_string()));
                 if let Some(hint) = e.hint() {
-                    let _ = writeln!(out, "  hint:     {hint}");
+                    let _ = writeln!(out, "  hint:     {}", safe_lines(hint));
                 }
             }
         }

@@ -24,6 +24,24 @@ pub const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
 /// The longest wait between polls after transport errors (exponential back-off cap).
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
+/// The shortest poll interval honoured (a server's `0` or a missing value never means "poll in a
+/// loop").
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The longest poll interval honoured, from the device authorization answer or a `slow_down`: 5
+/// minutes. A larger server value (up to `i64::MAX` seconds has been seen from a hostile server) is
+/// clamped to it, so no time computation can overflow.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(300);
+
+/// The longest device-code lifetime honoured (`expires_in`): 1 hour. RFC 8628 servers use 5 to 30
+/// minutes; a larger value is clamped to it. The caller's timeout bounds the wait further.
+pub const MAX_EXPIRES_IN: Duration = Duration::from_secs(3600);
+
+/// A server-supplied number of seconds as a duration within `[min, max]`.
+fn clamp_secs(secs: u64, min: Duration, max: Duration) -> Duration {
+    Duration::from_secs(secs).clamp(min, max)
+}
+
 /// The device-code grant type.
 pub const GRANT_TYPE: &str = crate::registration::DEVICE_CODE_GRANT;
 
@@ -61,15 +79,17 @@ pub struct DeviceAuthorization {
     pub verification_uri: String,
     /// The same with the user code filled in, if the server gives one.
     pub verification_uri_complete: Option<String>,
-    /// How long the codes are valid.
+    /// How long the codes are valid, clamped to at most [`MAX_EXPIRES_IN`].
     pub expires_in: Duration,
-    /// The minimum time between polls.
+    /// The minimum time between polls, clamped to [`MIN_INTERVAL`]`..=`[`MAX_INTERVAL`].
     pub interval: Duration,
 }
 
 impl DeviceAuthorization {
     /// Parses a device authorization response object (accepts GitHub's `verification_url` and
-    /// numeric strings).
+    /// numeric strings). `expires_in` and `interval` are clamped to [`MAX_EXPIRES_IN`] and
+    /// [`MIN_INTERVAL`]`..=`[`MAX_INTERVAL`]; the strings are kept as sent (print them through
+    /// [`terminal_text`](crate::terminal_text)).
     ///
     /// # Errors
     ///
@@ -112,13 +132,15 @@ impl DeviceAuthorization {
         let expires_in = seconds("expires_in").ok_or_else(|| missing("expires_in"))?;
         let interval = seconds("interval")
             .filter(|s| *s > 0)
-            .map_or(DEFAULT_INTERVAL, Duration::from_secs);
+            .map_or(DEFAULT_INTERVAL, |s| {
+                clamp_secs(s, MIN_INTERVAL, MAX_INTERVAL)
+            });
         Ok(Self {
             device_code: DeviceCode(device_code),
             user_code,
             verification_uri,
             verification_uri_complete: string("verification_uri_complete"),
-            expires_in: Duration::from_secs(expires_in),
+            expires_in: clamp_secs(expires_in, Duration::ZERO, MAX_EXPIRES_IN),
             interval,
         })
     }
@@ -153,7 +175,7 @@ pub enum PollOutcome {
     /// Tokens were issued.
     Tokens(OAuthTokens),
     /// An OAuth error (`authorization_pending`, `slow_down`, `access_denied`, …) with the server's
-    /// `interval` if it sent one (GitHub does with `slow_down`).
+    /// `interval` if it sent one (GitHub does with `slow_down`), clamped like the answer's.
     OAuthError {
         /// The error code.
         error: String,
@@ -181,7 +203,7 @@ impl PollOutcome {
                 let interval = serde_json::from_slice::<Value>(body)
                     .ok()
                     .and_then(|v| v.get("interval").and_then(Value::as_u64))
-                    .map(Duration::from_secs);
+                    .map(|s| clamp_secs(s, MIN_INTERVAL, MAX_INTERVAL));
                 return Self::OAuthError { error, interval };
             }
             Err(e) if e.status().is_some_and(|s| s >= 500) => {
@@ -210,7 +232,8 @@ impl PollOutcome {
 /// Polls until the user approves, denies, or the codes expire (RFC 8628 §3.4–3.5).
 ///
 /// Waits `interval` before every poll; `authorization_pending` continues; `slow_down` adds 5 s for
-/// this and every later poll (or uses the server's `interval` if larger); `access_denied` →
+/// this and every later poll (or uses the server's `interval` if larger), never beyond
+/// [`MAX_INTERVAL`]; `access_denied` →
 /// [`ErrorCode::AuthCancelled`]; `expired_token`/`token_expired`/`invalid_grant`, or the local
 /// deadline → [`ErrorCode::Timeout`]; transport errors back off exponentially (capped at 60 s).
 ///
@@ -227,8 +250,11 @@ where
     Fut: Future<Output = PollOutcome>,
 {
     let started = clock.now();
-    let deadline = started + authorization.expires_in;
-    let mut interval = authorization.interval.max(Duration::from_secs(1));
+    // Checked: `expires_in` is clamped by the parser, but the struct's fields are public.
+    let deadline = started
+        .checked_add(authorization.expires_in.min(MAX_EXPIRES_IN))
+        .unwrap_or(started);
+    let mut interval = authorization.interval.clamp(MIN_INTERVAL, MAX_INTERVAL);
     let mut backoff: Option<Duration> = None;
     let expired = || {
         Error::new(
@@ -239,7 +265,7 @@ where
     };
     loop {
         let wait = backoff.unwrap_or(interval);
-        if clock.now() + wait > deadline {
+        if clock.now().checked_add(wait).is_none_or(|t| t > deadline) {
             // Waiting would pass the deadline: the code cannot be redeemed any more.
             let remaining = deadline.saturating_duration_since(clock.now());
             clock.sleep(remaining).await;
@@ -256,10 +282,11 @@ where
                 match error.as_str() {
                     "authorization_pending" => {}
                     "slow_down" => {
-                        interval += SLOW_DOWN_STEP;
+                        interval = interval.saturating_add(SLOW_DOWN_STEP);
                         if let Some(server) = server_interval {
                             interval = interval.max(server);
                         }
+                        interval = interval.min(MAX_INTERVAL);
                         tracing::debug!(interval_s = interval.as_secs(), "device flow: slow_down");
                     }
                     "access_denied" => {
@@ -283,7 +310,10 @@ where
                 }
             }
             PollOutcome::Transport(e) => {
-                let next = backoff.map_or(interval * 2, |b| b * 2).min(MAX_BACKOFF);
+                let next = backoff
+                    .unwrap_or(interval)
+                    .saturating_mul(2)
+                    .min(MAX_BACKOFF.max(interval));
                 tracing::debug!(error = %e, backoff_s = next.as_secs(), "device flow: poll failed; backing off");
                 backoff = Some(next);
             }
@@ -531,6 +561,43 @@ mod tests {
             sleeps,
             [5, 10, 20, 40, 60, 5].map(Duration::from_secs).to_vec()
         );
+    }
+
+    /// The reported crash: `interval: i64::MAX` aborted with "overflow when adding duration to
+    /// instant". Now the interval is clamped and the poller ends at the (clamped) deadline.
+    #[test]
+    fn hostile_durations_do_not_overflow() {
+        let huge = 9_223_372_036_854_775_807_u64;
+        let a = auth(huge, Some(huge));
+        assert_eq!((a.interval, a.expires_in), (MAX_INTERVAL, MAX_EXPIRES_IN));
+        let (result, sleeps, polls) = run(&a, vec![]);
+        assert_eq!(result.err().map(|e| e.code()), Some(ErrorCode::Timeout));
+        assert_eq!(polls.len(), 12, "every 300 s until the 3600 s deadline");
+        assert!(sleeps.iter().all(|s| *s <= MAX_INTERVAL));
+        // slow_down with a huge server interval, and transport back-off: still bounded.
+        let slow = || PollOutcome::OAuthError {
+            error: "slow_down".into(),
+            interval: Some(Duration::MAX),
+        };
+        let transport = || PollOutcome::Transport(Error::new(ErrorCode::NetworkError, "reset"));
+        let mut fields = auth(600, Some(5));
+        fields.interval = Duration::MAX;
+        fields.expires_in = Duration::MAX;
+        let (result, sleeps, _) = run(&fields, vec![slow(), transport(), transport(), tokens()]);
+        assert!(result.is_ok());
+        assert!(sleeps.iter().all(|s| *s <= MAX_INTERVAL), "{sleeps:?}");
+        // A huge `interval` in a poll answer is clamped too.
+        match PollOutcome::from_response(
+            400,
+            None,
+            br#"{"error":"slow_down","interval":18446744073709551615}"#,
+            SystemTime::now(),
+        ) {
+            PollOutcome::OAuthError { interval, .. } => assert_eq!(interval, Some(MAX_INTERVAL)),
+            other => panic!("{other:?}"),
+        }
+        // Zero means the default, tiny values the minimum.
+        assert_eq!(auth(600, Some(0)).interval, DEFAULT_INTERVAL);
     }
 
     #[test]

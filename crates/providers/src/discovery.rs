@@ -198,10 +198,28 @@ pub fn bearer_resource_metadata(challenges: &[Challenge]) -> (Option<String>, Op
             metadata = c.param("resource_metadata").map(str::to_owned);
         }
         if scope.is_none() {
-            scope = c.param("scope").map(str::to_owned);
+            // Only RFC 6749 §3.3 scope tokens are kept; a challenge with none names no scope.
+            scope = c
+                .param("scope")
+                .map(|s| context_harness_tokens::valid_scope(s).0)
+                .filter(|s| !s.is_empty());
         }
     }
     (metadata, scope)
+}
+
+/// Deserialises a metadata `scopes_supported` list, dropping every entry that is not an RFC 6749
+/// §3.3 scope token (controls, escapes, spaces, non-ASCII), so such text is never requested,
+/// stored or printed.
+fn de_scopes<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<Vec<String>>, D::Error> {
+    let scopes = Option::<Vec<String>>::deserialize(deserializer)?;
+    Ok(scopes.map(|list| {
+        list.into_iter()
+            .filter(|s| context_harness_tokens::is_scope_token(s))
+            .collect()
+    }))
 }
 
 // -------------------------------------------------------------------------------------------------
@@ -405,12 +423,10 @@ pub fn issuers_match(a: &str, b: &str) -> bool {
     a == b || root_form(a) == root_form(b)
 }
 
-/// Keeps a server-supplied string printable and short for messages.
+/// A server-supplied string made safe and short for messages: the workspace's one sanitiser,
+/// [`terminal_text`](crate::terminal_text).
 pub(crate) fn printable(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_control())
-        .take(200)
-        .collect::<String>()
+    crate::terminal_text(s)
 }
 
 // -------------------------------------------------------------------------------------------------
@@ -652,8 +668,8 @@ pub struct ProtectedResourceMetadata {
     /// Issuers of the authorization servers that protect the resource.
     #[serde(default)]
     pub authorization_servers: Vec<String>,
-    /// Scopes the resource uses.
-    #[serde(default)]
+    /// Scopes the resource uses (entries that are not RFC 6749 §3.3 scope tokens are dropped).
+    #[serde(default, deserialize_with = "de_scopes")]
     pub scopes_supported: Option<Vec<String>>,
     /// How bearer tokens may be sent (`header`, …).
     #[serde(default)]
@@ -693,8 +709,12 @@ pub struct AuthorizationServerMetadata {
     /// Client authentication methods at the token endpoint (absent = `client_secret_basic`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
-    /// Scopes the server knows.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Scopes the server knows (entries that are not RFC 6749 §3.3 scope tokens are dropped).
+    #[serde(
+        default,
+        deserialize_with = "de_scopes",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub scopes_supported: Option<Vec<String>>,
     /// Grant types the server supports.
     #[serde(default, skip_serializing_if = "Option::is_none")]

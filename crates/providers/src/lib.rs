@@ -77,8 +77,8 @@ pub use env::{Environment, HOME_ENV, env_prefix};
 pub use error::{Error, ErrorCode, Result};
 pub use http::HttpSettings;
 pub use provider::{
-    ClientSecret, DEFAULT_PORTS, OAuthConfig, OAuthProvider, RedirectHost, RevocationStyle,
-    TokenAuthMethod,
+    ClientSecret, DEFAULT_PORTS, OAuthConfig, OAuthProvider, RESERVED_AUTH_PARAMS, RedirectHost,
+    RevocationStyle, TokenAuthMethod,
 };
 pub use registry::{PROVIDERS_FILE, ProviderRegistry, ProviderSource};
 pub use service::{
@@ -87,3 +87,5 @@ pub use service::{
     RejectedPasteHandler, Revocation, SignInFlow, TokenRevocation,
 };
 pub use tokens::{AccessToken, AuthStatus, OAuthTokens, RefreshToken};
+/// The one sanitiser for outside text printed to a terminal (from the tokens crate).
+pub use tokens::{MAX_TERMINAL_CHARS, TerminalText, terminal_text, terminal_text_max};

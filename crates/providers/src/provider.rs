@@ -60,6 +60,33 @@ pub enum RevocationStyle {
     GitHub,
 }
 
+/// Authorization-request parameters the client sets itself, refused in a configured `auth_url` or
+/// `device_auth_url` query and in `extra_auth_params` ([`OAuthProvider::validate`]): sending them
+/// twice is an error (RFC 6749 §3.1), and a fixed value would defeat their purpose.
+///
+/// - `response_type`, `client_id`, `redirect_uri`, `scope`, `state`: RFC 6749 §4.1.1.
+/// - `code_challenge`, `code_challenge_method`: RFC 7636 §4.3 (a fixed challenge defeats PKCE).
+/// - `code_verifier`: RFC 7636 §4.5, a secret for the token endpoint only.
+/// - `resource`: RFC 8707 §2, sent from the configured resource (a second one widens the audience).
+/// - `nonce`: OpenID Connect, a per-request value (a fixed one defeats replay protection).
+/// - `request`, `request_uri`: RFC 9101, a request object could replace every parameter above.
+/// - `client_secret`: never part of a URL.
+pub const RESERVED_AUTH_PARAMS: [&str; 13] = [
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+    "code_verifier",
+    "resource",
+    "nonce",
+    "request",
+    "request_uri",
+    "client_secret",
+];
+
 /// A provider template: endpoints, scopes and quirks, without credentials (the seed's `OAuthProvider`).
 ///
 /// Built-ins come from [`OAuthProvider::github`] and [`OAuthProvider::atlassian`]; custom ones from
@@ -275,13 +302,16 @@ impl OAuthProvider {
         format!("{}_CLIENT_SECRET", crate::env::env_prefix(&self.name))
     }
 
-    /// Checks every URL (absolute; `https`, or `http` only to a loopback host) and the ports.
+    /// Checks every URL (absolute; `https`, or `http` only to a loopback host), the ports, and that
+    /// no [reserved parameter](RESERVED_AUTH_PARAMS) is configured: in `extra_auth_params`, or in
+    /// the query of `auth_url` or `device_auth_url`.
     ///
     /// # Errors
     ///
-    /// [`ErrorCode::ConfigInvalid`] naming the offending field.
+    /// [`ErrorCode::ConfigInvalid`] naming the offending field (and parameter).
     pub fn validate(&self) -> Result<()> {
         let name = &self.name;
+        self.check_reserved_params()?;
         // Endpoints left empty are discovered from `issuer` (checked below) before use.
         let discover = self.issuer.is_some();
         if !(discover && self.auth_url.trim().is_empty()) {
@@ -311,6 +341,46 @@ impl OAuthProvider {
                 ErrorCode::ConfigInvalid,
                 format!("providers.{name}.ports: at least one port is needed"),
             ));
+        }
+        Ok(())
+    }
+
+    /// Refuses a reserved parameter in `extra_auth_params` or in the query of a configured
+    /// authorization or device endpoint (compared without regard to ASCII case, since some servers
+    /// read parameter names that way).
+    fn check_reserved_params(&self) -> Result<()> {
+        let name = &self.name;
+        let refuse = |field: &str, param: &str| {
+            Err(Error::new(
+                ErrorCode::ConfigInvalid,
+                format!(
+                    "providers.{name}.{field}: parameter `{}` is set by the client for every request and cannot be configured (RFC 6749 §3.1: parameters must not repeat)",
+                    crate::terminal_text(param)
+                ),
+            )
+            .with_hint(format!(
+                "remove `{}` from providers.{name}.{field}",
+                crate::terminal_text(param)
+            )))
+        };
+        let reserved = |param: &str| {
+            RESERVED_AUTH_PARAMS
+                .iter()
+                .any(|r| r.eq_ignore_ascii_case(param.trim()))
+        };
+        if let Some(bad) = self.extra_auth_params.keys().find(|k| reserved(k)) {
+            return refuse("extra_auth_params", bad);
+        }
+        for (field, value) in [
+            ("auth_url", Some(&self.auth_url)),
+            ("device_auth_url", self.device_auth_url.as_ref()),
+        ] {
+            let Some(Ok(url)) = value.map(|v| Url::parse(v.trim())) else {
+                continue;
+            };
+            if let Some((bad, _)) = url.query_pairs().find(|(k, _)| reserved(k)) {
+                return refuse(field, &bad);
+            }
         }
         Ok(())
     }

@@ -415,21 +415,7 @@ impl RawProvider {
             provider.scopes = scopes;
         }
         if let Some(params) = self.extra_auth_params {
-            const RESERVED: [&str; 7] = [
-                "response_type",
-                "client_id",
-                "redirect_uri",
-                "state",
-                "code_challenge",
-                "code_challenge_method",
-                "scope",
-            ];
-            if let Some(bad) = params.keys().find(|k| RESERVED.contains(&k.as_str())) {
-                return Err(format!(
-                    "{}: `{bad}` is set by the client and cannot be overridden",
-                    field("extra_auth_params")
-                ));
-            }
+            // Reserved parameters are refused by `validate` below (RESERVED_AUTH_PARAMS).
             provider.extra_auth_params = params;
         }
         if self.client_id.is_some() {
@@ -564,6 +550,28 @@ pkce = true
     }
 
     #[test]
+    fn harmless_authorization_parameters_are_kept() {
+        let registry = parse(
+            "[providers.x]\nauth_url = \"https://a.example/authorize?prompt=consent&audience=api\"\ntoken_url = \"https://a.example/t\"\nextra_auth_params = { access_type = \"offline\", login_hint = \"me\" }\n",
+        );
+        let x = registry.and_then(|r| r.get("x").cloned());
+        assert!(x.is_ok_and(|p| p.extra_auth_params.len() == 2));
+        // Code-defined providers get the same check (`new` validates).
+        let err = OAuthProvider::new(
+            "y",
+            "https://a.example/authorize?state=fixed",
+            "https://a.example/t",
+        )
+        .err()
+        .map(|e| (e.code(), e.to_string()));
+        assert!(
+            err.as_ref()
+                .is_some_and(|(c, m)| *c == ErrorCode::ConfigInvalid && m.contains("`state`")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
     fn bad_files_name_line_and_field() {
         let cases = [
             (
@@ -587,7 +595,36 @@ pkce = true
             ("[providers.github]\nports = []\n", "providers.github.ports"),
             (
                 "[providers.github]\nextra_auth_params = { state = \"x\" }\n",
-                "state",
+                "providers.github.extra_auth_params: parameter `state`",
+            ),
+            // Reserved parameters, wherever they are configured (issue 14, item 10).
+            (
+                "[providers.github]\nextra_auth_params = { prompt = \"consent\", resource = \"https://other\" }\n",
+                "providers.github.extra_auth_params: parameter `resource`",
+            ),
+            (
+                "[providers.github]\nextra_auth_params = { Nonce = \"fixed\" }\n",
+                "parameter `Nonce`",
+            ),
+            (
+                "[providers.x]\nauth_url = \"https://a.example/authorize?prompt=login&redirect_uri=https://evil.example/\"\ntoken_url = \"https://a.example/t\"\n",
+                "providers.x.auth_url: parameter `redirect_uri`",
+            ),
+            (
+                "[providers.x]\nauth_url = \"https://a.example/authorize?code_challenge_method=plain\"\ntoken_url = \"https://a.example/t\"\n",
+                "parameter `code_challenge_method`",
+            ),
+            (
+                "[providers.github]\nauth_url = \"https://github.com/login/oauth/authorize?client_id=other\"\n",
+                "providers.github.auth_url: parameter `client_id`",
+            ),
+            (
+                "[providers.x]\nauth_url = \"https://a.example/authorize\"\ntoken_url = \"https://a.example/t\"\ndevice_auth_url = \"https://a.example/device?scope=admin\"\n",
+                "providers.x.device_auth_url: parameter `scope`",
+            ),
+            (
+                "[providers.x]\nauth_url = \"https://a.example/authorize?request_uri=urn:x\"\ntoken_url = \"https://a.example/t\"\n",
+                "parameter `request_uri`",
             ),
             (
                 "[providers.\"a b\"]\nauth_url = \"https://a/\"\ntoken_url = \"https://a/\"\n",

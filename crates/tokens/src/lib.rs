@@ -52,13 +52,20 @@ mod error;
 mod response;
 mod secret;
 mod status;
+mod terminal;
 mod tokens;
 
 pub use error::{Error, ErrorKind, Result};
 pub use response::{MAX_BODY_LEN, ResponseError, parse_response_object, parse_token_response};
 pub use secret::{AccessToken, IdToken, RefreshToken};
 pub use status::{AuthStatus, UnknownAuthStatus};
-pub use tokens::{DEFAULT_EXPIRY_BUFFER, OAuthTokens, from_unix_seconds, unix_seconds};
+pub use terminal::{
+    MAX_TERMINAL_CHARS, REPLACEMENT, TerminalText, is_format_char, is_scope_token,
+    is_unsafe_for_terminal, terminal_text, terminal_text_max, valid_scope,
+};
+pub use tokens::{
+    DEFAULT_EXPIRY_BUFFER, MAX_LIFETIME_SECS, OAuthTokens, from_unix_seconds, unix_seconds,
+};
 
 #[cfg(test)]
 mod tests;

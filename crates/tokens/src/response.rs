@@ -5,19 +5,17 @@ use std::time::SystemTime;
 
 use serde_json::{Map, Value};
 
-use crate::tokens::{KNOWN_FIELDS, lenient_u64, unix_seconds};
+use crate::terminal::{TerminalText as Sanitized, valid_scope};
+use crate::tokens::{KNOWN_FIELDS, MAX_LIFETIME_SECS, lenient_u64, unix_seconds};
 use crate::{AccessToken, IdToken, OAuthTokens, RefreshToken};
 
 /// Bodies larger than this are refused unread (1 MiB; token responses are a few KiB at most).
 pub const MAX_BODY_LEN: usize = 1024 * 1024;
 
-/// The longest piece of server text (error code, description, URI) that `Display` prints.
-const MAX_DISPLAY_CHARS: usize = 300;
-
 /// A response from an authorization server endpoint that is not a usable success.
 ///
 /// `Display` shows only the status, the OAuth `error` code and the server's `error_description` and
-/// `error_uri` (control characters replaced, length capped); never any other part of the body, which
+/// `error_uri` (through [`terminal_text`](crate::terminal_text)); never any other part of the body, which
 /// may hold tokens.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -79,23 +77,6 @@ impl ResponseError {
             Self::OAuth { error, .. } => Some(error),
             _ => None,
         }
-    }
-}
-
-/// Server-supplied text made safe for a terminal: control characters become spaces, length is capped.
-struct Sanitized<'a>(&'a str);
-
-impl fmt::Display for Sanitized<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut chars = self.0.chars();
-        for c in chars.by_ref().take(MAX_DISPLAY_CHARS) {
-            let c = if c.is_control() { ' ' } else { c };
-            fmt::Write::write_char(f, c)?;
-        }
-        if chars.next().is_some() {
-            f.write_str("…")?;
-        }
-        Ok(())
     }
 }
 
@@ -303,9 +284,11 @@ impl OAuthTokens {
     /// - `token_type`: kept as sent (compare with [`is_bearer`](Self::is_bearer), which ignores case);
     ///   `"Bearer"` when absent, as most clients assume.
     /// - `expires_in`, `refresh_token_expires_in`: a number or a numeric string; absent, `null` or
-    ///   `""` means unknown.
+    ///   `""` means unknown. A lifetime above [`MAX_LIFETIME_SECS`] (one year) is clamped to it, so a
+    ///   hostile or broken server cannot push an expiry past what time arithmetic can hold.
     /// - `refresh_token`, `id_token`, `scope`: strings; an empty refresh or ID token counts as absent,
-    ///   an empty scope is kept (GitHub Apps send one).
+    ///   an empty scope is kept (GitHub Apps send one). Scope tokens outside the RFC 6749 §3.3 grammar
+    ///   (controls, escapes, non-ASCII, `"`, `\`) are dropped ([`valid_scope`](crate::valid_scope)).
     /// - A `null` or empty `error` field is dropped.
     /// - `issued_at` is `now`; a server's own `issued_at` or `refresh_failed_at` field is dropped
     ///   rather than confused with ours. Every other field goes to [`extra`](Self::extra).
@@ -357,6 +340,7 @@ impl OAuthTokens {
             object
                 .remove(key)
                 .map_or(Ok(None), |v| lenient_u64(&v))
+                .map(|secs| secs.map(|s| s.min(MAX_LIFETIME_SECS)))
                 .map_err(|_| malformed(reason))
         };
         let expires_in = seconds(
@@ -375,7 +359,8 @@ impl OAuthTokens {
             "refresh_token is not a string",
         )?);
         let id_token = nonempty(string(&mut object, "id_token", "id_token is not a string")?);
-        let scope = string(&mut object, "scope", "scope is not a string")?;
+        let scope = string(&mut object, "scope", "scope is not a string")?
+            .map(|scope| valid_scope(&scope).0);
         for key in KNOWN_FIELDS {
             object.remove(key);
         }

@@ -376,7 +376,7 @@ fn response_error_display_and_accessors() {
         ),
         (
             oauth("bad\u{1b}[31mcode", Some("line1\nline2"), None, 200),
-            "authorization server returned error `bad [31mcode` (HTTP 200): line1 line2",
+            "authorization server returned error `bad\u{FFFD}[31mcode` (HTTP 200): line1 line2",
             Some(200),
             Some("bad\u{1b}[31mcode"),
         ),

@@ -15,6 +15,11 @@ use crate::{AccessToken, AuthStatus, IdToken, RefreshToken};
 /// The margin covers clock skew and the time a request spends in flight.
 pub const DEFAULT_EXPIRY_BUFFER: Duration = Duration::from_secs(60);
 
+/// The longest lifetime (seconds) taken from a server's `expires_in` or `refresh_token_expires_in`:
+/// one year (365 days). Longer values are clamped to it when a response is parsed, which errs on the
+/// safe side (the token is refreshed earlier) and keeps every expiry computation far from overflow.
+pub const MAX_LIFETIME_SECS: u64 = 365 * 24 * 3600;
+
 /// Field names with their own struct field; an `extra` entry with one of these names is never written.
 pub(crate) const KNOWN_FIELDS: [&str; 9] = [
     "access_token",

@@ -12,8 +12,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 mod basic;
+mod binary;
 mod browser;
 mod flows;
+mod hostile;
 mod lifecycle;
 mod mcp;
 mod secrets;

@@ -10,6 +10,7 @@
 
 mod flows;
 mod github_stub;
+mod hostile;
 mod interop;
 mod lifecycle;
 mod mcp;
