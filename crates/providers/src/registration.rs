@@ -300,15 +300,18 @@ impl RegistrationStore {
         Ok(self.dir.join(format!("{}.json", name.as_str())))
     }
 
-    /// The registration for `issuer`. A missing, unreadable or foreign file counts as none (a new
-    /// registration replaces it).
+    /// The registration for `issuer`. A missing file, or one that does not parse or belongs to
+    /// another issuer, counts as none (a new registration replaces it).
     ///
     /// # Errors
     ///
-    /// [`ErrorCode::ConfigInvalid`] when the issuer is not a URL.
+    /// [`ErrorCode::ConfigInvalid`] when the issuer is not a URL; [`ErrorCode::Storage`] when the
+    /// file cannot be read, or is a symbolic link, owned by another user or writable by others.
     pub fn load(&self, issuer: &str) -> Result<Option<ClientRegistration>> {
         let path = self.path_for(issuer)?;
-        let Ok(bytes) = std::fs::read(&path) else {
+        let Some(bytes) =
+            context_harness_storage::read_trusted(&path).map_err(crate::service::storage_error)?
+        else {
             return Ok(None);
         };
         match serde_json::from_slice::<ClientRegistration>(&bytes) {

@@ -16,4 +16,5 @@ mod browser;
 mod flows;
 mod mcp;
 mod secrets;
+mod strict;
 mod util;

@@ -167,7 +167,10 @@ impl OAuthService {
     /// [`ErrorCode::NotFound`] for something that is neither.
     pub fn mcp_server_record(&self, provider: &str) -> Result<Option<McpServerRecord>> {
         let name = provider_name(provider)?;
-        let Ok(bytes) = std::fs::read(record_path(&self.home, name.as_str())) else {
+        let path = record_path(&self.home, name.as_str());
+        let Some(bytes) =
+            context_harness_storage::read_trusted(&path).map_err(super::storage_error)?
+        else {
             return Ok(None);
         };
         Ok(serde_json::from_slice(&bytes).ok())
@@ -182,7 +185,14 @@ impl OAuthService {
             .filter_map(|e| e.ok())
             .filter_map(|e| {
                 let name = e.file_name().to_str()?.strip_suffix(".json")?.to_owned();
-                let record = serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok()?;
+                let bytes = match context_harness_storage::read_trusted(&e.path()) {
+                    Ok(bytes) => bytes?,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "skipping an MCP server record");
+                        return None;
+                    }
+                };
+                let record = serde_json::from_slice(&bytes).ok()?;
                 Some((name, record))
             })
             .collect();
