@@ -105,7 +105,7 @@ fn directories_and_files_owned_by_another_user_exit_12_with_the_chown() {
     let mcp = home.path().join("mcp");
     std::fs::create_dir(&mcp).expect("mkdir");
     chmod(&mcp, 0o700);
-    for path in [probe.clone(), mcp, home.path().join("providers.toml")] {
+    for path in [probe, mcp, home.path().join("providers.toml")] {
         std::os::unix::fs::lchown(&path, Some(65534), None).expect("chown");
         let run = home.run(&["mcp", "token", "local"]);
         run.expect_code(12);
