@@ -350,6 +350,17 @@ impl TokenStore for AutoStore {
         self.mode.as_str()
     }
 
+    fn secrets(&self) -> Option<crate::SecretSlots> {
+        #[cfg(feature = "keyring")]
+        if self.mode != StorageMode::File {
+            return self
+                .keyring
+                .clone()
+                .map(|keyring| crate::SecretSlots::new(self.mode, keyring));
+        }
+        None
+    }
+
     fn location(&self, provider: &ProviderName) -> String {
         let in_keyring = match self.mode {
             StorageMode::File => false,

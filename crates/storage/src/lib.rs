@@ -86,6 +86,7 @@ mod keyring;
 mod lock;
 mod memory;
 mod name;
+mod secret;
 mod trust;
 
 use std::fmt;
@@ -107,6 +108,7 @@ pub use keyring_core;
 pub use lock::ProviderLock;
 pub use memory::MemoryStore;
 pub use name::{MAX_NAME_LEN, ProviderName};
+pub use secret::SecretSlots;
 pub use trust::{HOME_DIRS, HOME_FILES, check_dir, check_home, open_trusted, read_trusted};
 
 /// The keyring service name under which every entry is stored (the user name is the provider name).
@@ -146,6 +148,14 @@ pub trait TokenStore: Send + Sync {
     /// A human-readable description of where `provider`'s tokens are (or would be) stored, for
     /// messages such as "tokens saved to …". Never contains a secret.
     fn location(&self, provider: &ProviderName) -> String;
+
+    /// Where this store keeps secrets that are not tokens (e.g. a dynamically registered client's
+    /// secret) so that they share the tokens' backend: `Some` for a store that uses the keyring,
+    /// `None` (the default) for one that keeps tokens in files or memory — the secret then stays in
+    /// its own 0600 file.
+    fn secrets(&self) -> Option<SecretSlots> {
+        None
+    }
 }
 
 impl<T: TokenStore + ?Sized> TokenStore for Box<T> {
@@ -164,6 +174,9 @@ impl<T: TokenStore + ?Sized> TokenStore for Box<T> {
     fn location(&self, provider: &ProviderName) -> String {
         (**self).location(provider)
     }
+    fn secrets(&self) -> Option<SecretSlots> {
+        (**self).secrets()
+    }
 }
 
 impl<T: TokenStore + ?Sized> TokenStore for std::sync::Arc<T> {
@@ -181,6 +194,9 @@ impl<T: TokenStore + ?Sized> TokenStore for std::sync::Arc<T> {
     }
     fn location(&self, provider: &ProviderName) -> String {
         (**self).location(provider)
+    }
+    fn secrets(&self) -> Option<SecretSlots> {
+        (**self).secrets()
     }
 }
 

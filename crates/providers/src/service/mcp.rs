@@ -200,6 +200,11 @@ impl OAuthService {
         out
     }
 
+    /// The registration store, keeping secrets in the tokens' backend.
+    fn registrations(&self) -> RegistrationStore {
+        RegistrationStore::with_secrets(&self.home, self.store.secrets())
+    }
+
     fn save_record(&self, name: &str, record: &McpServerRecord) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(record).map_err(|e| {
             Error::new(ErrorCode::Storage, "cannot serialise the MCP server record").with_source(e)
@@ -325,7 +330,7 @@ impl OAuthService {
     ) -> Result<ClientRegistration> {
         let metadata = &info.authorization_server;
         let issuer = &metadata.issuer;
-        let store = RegistrationStore::new(&self.home);
+        let store = self.registrations();
         let redirect_uris = registration_redirect_uris(ports);
         if !force && let Some(existing) = store.load(issuer)? {
             if existing.fits(&redirect_uris, "authorization_code", SystemTime::now())
@@ -375,7 +380,7 @@ impl OAuthService {
             ));
         };
         tracing::info!(issuer = %issuer, "the server refused the registered client (invalid_client); registering again");
-        RegistrationStore::new(&self.home).delete(issuer)?;
+        self.registrations().delete(issuer)?;
         let registration = self.registration_for(info, ports, true).await?;
         let name = provider_name(provider)?;
         let record = McpServerRecord::from_info(info, true)?;
@@ -407,7 +412,7 @@ impl OAuthService {
                 ));
             };
             let template = record.to_provider(name.as_str());
-            let registration = RegistrationStore::new(&self.home).load(&record.issuer)?;
+            let registration = self.registrations().load(&record.issuer)?;
             return Ok(match registration {
                 Some(r) if stored_id.as_deref().is_none_or(|id| id == r.client_id) => {
                     config_from_registration(&template, &r)
@@ -444,7 +449,7 @@ impl OAuthService {
     pub(super) fn forget_registration(&self, provider: &str) {
         if let Ok(Some(record)) = self.mcp_server_record(provider)
             && record.dynamic_client
-            && let Err(e) = RegistrationStore::new(&self.home).delete(&record.issuer)
+            && let Err(e) = self.registrations().delete(&record.issuer)
         {
             tracing::warn!(error = %e, "could not delete the refused client registration");
         }
