@@ -15,6 +15,7 @@ mod basic;
 mod browser;
 mod flows;
 mod mcp;
+mod registration_secrets;
 mod secrets;
 mod strict;
 mod util;
