@@ -460,7 +460,8 @@ fn real_secret_service_auto_and_keyring_modes() -> TestResult {
         "tok-5"
     );
 
-    // Forced keyring mode reads the same entry; file mode does not see it.
+    // Forced keyring mode reads the same entry; file mode does not read it (nor any file copy) and
+    // says where the tokens are.
     let forced = open_store(StorageMode::Keyring, home.path())?;
     assert_eq!(forced.name(), "keyring");
     assert_eq!(
@@ -471,11 +472,13 @@ fn real_secret_service_auto_and_keyring_modes() -> TestResult {
             .secret(),
         "tok-5"
     );
-    assert!(
-        open_store(StorageMode::File, home.path())?
-            .load(&provider)?
-            .is_none()
-    );
+    assert!(matches!(
+        open_store(StorageMode::File, home.path())?.load(&provider),
+        Err(context_harness_storage::Error::RecordedElsewhere {
+            backend: Backend::Keyring,
+            ..
+        })
+    ));
 
     assert!(auto.delete(&provider)?);
     assert_eq!(secret_tool_lookup(provider.as_str())?, None);
