@@ -1109,7 +1109,14 @@ pub(crate) fn load_cached_metadata(
     ttl: Duration,
 ) -> Option<AuthorizationServerMetadata> {
     let path = cache_path(home, issuer).ok()?;
-    let bytes = std::fs::read(&path).ok()?;
+    // A cache file another user could have planted is ignored (the metadata is fetched again).
+    let bytes = match context_harness_storage::read_trusted(&path) {
+        Ok(bytes) => bytes?,
+        Err(e) => {
+            tracing::warn!(error = %e, "ignoring the cached metadata");
+            return None;
+        }
+    };
     let cached: CachedMetadata = serde_json::from_slice(&bytes).ok()?;
     let age = context_harness_tokens::unix_seconds(SystemTime::now()) - cached.fetched_at;
     (issuers_match(&cached.metadata.issuer, issuer) && (0.0..ttl.as_secs_f64()).contains(&age))

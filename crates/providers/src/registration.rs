@@ -2,7 +2,8 @@
 //!
 //! A registration is stored in `$CONTEXT_HARNESS_HOME/registrations/<issuer-name>.json` (0600,
 //! written atomically), keyed by the authorization server's issuer: credentials are never reused at
-//! another server (MCP 2026-07-28 "Authorization Server Binding").
+//! another server (MCP 2026-07-28 "Authorization Server Binding"). Its secrets follow the tokens'
+//! backend (see [`RegistrationStore`]).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -270,18 +271,71 @@ pub(crate) async fn still_registered(http: &Http, registration: &ClientRegistrat
     }
 }
 
+/// The keyring slot kind of a registration's secrets (user `registration:<issuer-name>`).
+const SECRET_KIND: &str = "registration";
+
+/// The value of `secrets` in a registration file whose secrets are in the keyring.
+const SECRETS_IN_KEYRING: &str = "keyring";
+
+/// A registration file: the registration, and where its secrets are when not in the file.
+#[derive(Serialize, Deserialize)]
+struct StoredRegistration {
+    #[serde(flatten)]
+    registration: ClientRegistration,
+    /// `"keyring"` when `client_secret` / `registration_access_token` were moved to the keyring.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    secrets: Option<String>,
+}
+
+/// The secrets of a registration, as kept in one keyring entry (JSON).
+#[derive(Serialize, Deserialize)]
+struct RegistrationSecrets {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    registration_access_token: Option<String>,
+}
+
 /// The registrations stored under a home directory.
+///
+/// Each is `home/registrations/<issuer-name>.json` (0600, atomic). Its secrets (`client_secret`,
+/// `registration_access_token`) follow the tokens' backend: with [`with_secrets`](Self::with_secrets)
+/// and a store that uses the keyring, they are one keyring entry (service `context-harness`, user
+/// `registration:<issuer-name>`) and the file holds only the public part plus `"secrets": "keyring"`;
+/// in file storage (or when the keyring cannot be written in auto mode, with a warning) they stay in
+/// the 0600 file, like the tokens.
 #[derive(Debug, Clone)]
 pub struct RegistrationStore {
     dir: PathBuf,
+    secrets: Option<context_harness_storage::SecretSlots>,
 }
 
 impl RegistrationStore {
-    /// The store in `home/registrations`.
+    /// The store in `home/registrations`, keeping secrets in the files.
     pub fn new(home: &Path) -> Self {
+        Self::with_secrets(home, None)
+    }
+
+    /// The store in `home/registrations`, keeping secrets in `secrets` (the token store's
+    /// [`secrets`](context_harness_storage::TokenStore::secrets)) when given.
+    pub fn with_secrets(
+        home: &Path,
+        secrets: Option<context_harness_storage::SecretSlots>,
+    ) -> Self {
         Self {
             dir: home.join("registrations"),
+            secrets,
         }
+    }
+
+    fn name_for(issuer: &str) -> Result<context_harness_storage::ProviderName> {
+        context_harness_storage::ProviderName::from_url(issuer).map_err(|e| {
+            Error::new(
+                ErrorCode::ConfigInvalid,
+                format!("issuer `{}` is not a URL", printable(issuer)),
+            )
+            .with_source(e)
+        })
     }
 
     /// The file holding `issuer`'s registration.
@@ -290,30 +344,19 @@ impl RegistrationStore {
     ///
     /// [`ErrorCode::ConfigInvalid`] when the issuer is not a URL.
     pub fn path_for(&self, issuer: &str) -> Result<PathBuf> {
-        let name = context_harness_storage::ProviderName::from_url(issuer).map_err(|e| {
-            Error::new(
-                ErrorCode::ConfigInvalid,
-                format!("issuer `{}` is not a URL", printable(issuer)),
-            )
-            .with_source(e)
-        })?;
+        let name = Self::name_for(issuer)?;
         Ok(self.dir.join(format!("{}.json", name.as_str())))
     }
 
-    /// The registration for `issuer`. A missing, unreadable or foreign file counts as none (a new
-    /// registration replaces it).
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorCode::ConfigInvalid`] when the issuer is not a URL.
-    pub fn load(&self, issuer: &str) -> Result<Option<ClientRegistration>> {
-        let path = self.path_for(issuer)?;
-        let Ok(bytes) = std::fs::read(&path) else {
+    /// The parsed file at `path`, `None` when missing or unparsable.
+    fn read(path: &Path) -> Result<Option<StoredRegistration>> {
+        let Some(bytes) =
+            context_harness_storage::read_trusted(path).map_err(crate::service::storage_error)?
+        else {
             return Ok(None);
         };
-        match serde_json::from_slice::<ClientRegistration>(&bytes) {
-            Ok(r) if r.issuer == issuer && !r.client_id.is_empty() => Ok(Some(r)),
-            Ok(_) => Ok(None),
+        match serde_json::from_slice::<StoredRegistration>(&bytes) {
+            Ok(stored) => Ok(Some(stored)),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "ignoring an unreadable client registration");
                 Ok(None)
@@ -321,27 +364,122 @@ impl RegistrationStore {
         }
     }
 
-    /// Stores `registration` (0600, atomic), replacing the issuer's previous one.
+    /// The registration for `issuer`. A missing file, one that does not parse or belongs to another
+    /// issuer, or one whose keyring secrets are gone counts as none (a new registration replaces it).
     ///
     /// # Errors
     ///
-    /// [`ErrorCode::Storage`].
+    /// [`ErrorCode::ConfigInvalid`] when the issuer is not a URL; [`ErrorCode::Storage`] when the
+    /// file cannot be read, or is a symbolic link, owned by another user or writable by others, or
+    /// when its secrets are in the keyring and the keyring cannot be read (never a fallback).
+    pub fn load(&self, issuer: &str) -> Result<Option<ClientRegistration>> {
+        let name = Self::name_for(issuer)?;
+        let path = self.dir.join(format!("{}.json", name.as_str()));
+        let Some(stored) = Self::read(&path)? else {
+            return Ok(None);
+        };
+        let mut r = stored.registration;
+        if r.issuer != issuer || r.client_id.is_empty() {
+            return Ok(None);
+        }
+        if stored.secrets.as_deref() == Some(SECRETS_IN_KEYRING) {
+            let Some(slots) = &self.secrets else {
+                return Err(Error::new(
+                    ErrorCode::Storage,
+                    format!(
+                        "the secrets of the client registration in {} are in the system keyring, \
+                         which this storage mode does not read",
+                        path.display()
+                    ),
+                )
+                .with_hint("use --storage auto or --storage keyring"));
+            };
+            let Some(json) = slots
+                .load(SECRET_KIND, &name)
+                .map_err(crate::service::storage_error)?
+            else {
+                tracing::warn!(path = %path.display(), "the client registration's secrets are gone from the keyring");
+                return Ok(None);
+            };
+            let Ok(secrets) = serde_json::from_str::<RegistrationSecrets>(&json) else {
+                tracing::warn!(path = %path.display(), "ignoring unreadable client registration secrets in the keyring");
+                return Ok(None);
+            };
+            r.client_secret = secrets.client_secret;
+            r.registration_access_token = secrets.registration_access_token;
+        }
+        Ok(Some(r))
+    }
+
+    /// Stores `registration`, replacing the issuer's previous one: the file (0600, atomic) and, when
+    /// this store has keyring slots, its secrets in the keyring.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::Storage`] (including a keyring failure in keyring mode).
     pub fn save(&self, registration: &ClientRegistration) -> Result<()> {
-        let path = self.path_for(&registration.issuer)?;
-        let bytes = serde_json::to_vec_pretty(registration).map_err(|e| {
+        let name = Self::name_for(&registration.issuer)?;
+        let path = self.dir.join(format!("{}.json", name.as_str()));
+        let has_secrets = registration.client_secret.is_some()
+            || registration.registration_access_token.is_some();
+        let mut stored = StoredRegistration {
+            registration: registration.clone(),
+            secrets: None,
+        };
+        if let Some(slots) = &self.secrets {
+            if has_secrets {
+                let secrets = serde_json::to_string(&RegistrationSecrets {
+                    client_secret: registration.client_secret.clone(),
+                    registration_access_token: registration.registration_access_token.clone(),
+                })
+                .map_err(|e| {
+                    Error::new(ErrorCode::Storage, "cannot serialise the registration")
+                        .with_source(e)
+                })?;
+                let backend = slots
+                    .save(SECRET_KIND, &name, &secrets)
+                    .map_err(crate::service::storage_error)?;
+                if backend == context_harness_storage::Backend::Keyring {
+                    stored.registration.client_secret = None;
+                    stored.registration.registration_access_token = None;
+                    stored.secrets = Some(SECRETS_IN_KEYRING.to_owned());
+                }
+            } else {
+                self.forget_keyring_secrets(&path, &name);
+            }
+        }
+        let bytes = serde_json::to_vec_pretty(&stored).map_err(|e| {
             Error::new(ErrorCode::Storage, "cannot serialise the registration").with_source(e)
         })?;
         context_harness_storage::write_private_atomic(&path, &bytes)
             .map_err(crate::service::storage_error)
     }
 
-    /// Deletes `issuer`'s registration; returns whether one existed.
+    /// Removes the keyring secrets the file at `path` points to, if any (failures only warn: the file
+    /// that refers to them is replaced or removed next).
+    fn forget_keyring_secrets(&self, path: &Path, name: &context_harness_storage::ProviderName) {
+        let in_keyring = matches!(Self::read(path), Ok(Some(old)) if old.secrets.as_deref() == Some(SECRETS_IN_KEYRING));
+        if !in_keyring {
+            return;
+        }
+        let Some(slots) = &self.secrets else {
+            tracing::warn!(path = %path.display(), "the registration's old secrets stay in the system keyring (this storage mode does not touch it)");
+            return;
+        };
+        if let Err(e) = slots.delete(SECRET_KIND, name) {
+            tracing::warn!(path = %path.display(), error = %e, "could not remove the registration's old secrets from the keyring");
+        }
+    }
+
+    /// Deletes `issuer`'s registration (and its keyring secrets); returns whether one existed.
     ///
     /// # Errors
     ///
     /// [`ErrorCode::Storage`].
     pub fn delete(&self, issuer: &str) -> Result<bool> {
-        let path = self.path_for(issuer)?;
+        let name = Self::name_for(issuer)?;
+        let path = self.dir.join(format!("{}.json", name.as_str()));
+        self.forget_keyring_secrets(&path, &name);
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
@@ -500,5 +638,114 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(&path, b"{not json").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(store.load(&reg.issuer).ok().flatten(), None);
+    }
+
+    /// Issue 14 item 9: with a keyring-backed token store, a registration's secrets go to the keyring
+    /// (keyring-core's mock store here; the real Secret Service is exercised by the CLI tests) and never
+    /// into the file; a failing keyring read is an error, not a fallback.
+    #[cfg(feature = "keyring")]
+    #[test]
+    fn registration_secrets_follow_the_tokens_into_the_keyring() {
+        use context_harness_storage::keyring_core::{CredentialStore, Entry, mock};
+        use context_harness_storage::{
+            AutoStore, KEYRING_SERVICE, KeyringStore, ProviderName, SecretSlots, TokenStore,
+        };
+        let ok = |r: Result<()>| r.unwrap_or_else(|e| panic!("{e}"));
+        let home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mock: std::sync::Arc<CredentialStore> =
+            mock::Store::new().unwrap_or_else(|e| panic!("{e}"));
+        let tokens = AutoStore::with_keyring(
+            home.path().join("tokens"),
+            KeyringStore::with_credential_store(mock.clone()),
+        );
+        let store = RegistrationStore::with_secrets(home.path(), tokens.secrets());
+        let issuer = "https://as.example.com/tenant";
+        let user = SecretSlots::user(
+            "registration",
+            &ProviderName::from_url(issuer).unwrap_or_else(|e| panic!("{e}")),
+        );
+        let entry =
+            Entry::new_in_store(&mock, KEYRING_SERVICE, &user).unwrap_or_else(|e| panic!("{e}"));
+        let reg = ClientRegistration {
+            issuer: issuer.into(),
+            client_id: "abc".into(),
+            client_secret: Some("s3cret-value".into()),
+            client_secret_expires_at: Some(0),
+            client_id_issued_at: Some(1),
+            redirect_uris: uris(),
+            grant_types: vec!["authorization_code".into()],
+            token_endpoint_auth_method: "client_secret_basic".into(),
+            registration_client_uri: Some("https://as.example.com/reg/abc".into()),
+            registration_access_token: Some("rat-value".into()),
+        };
+        ok(store.save(&reg));
+        let path = store.path_for(issuer).unwrap_or_else(|e| panic!("{e}"));
+        let file = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            !file.contains("s3cret-value") && !file.contains("rat-value"),
+            "{file}"
+        );
+        assert!(file.contains("\"secrets\": \"keyring\""), "{file}");
+        let kept = entry.get_password().unwrap_or_else(|e| panic!("{e}"));
+        assert!(kept.contains("s3cret-value") && kept.contains("rat-value"));
+        assert_eq!(store.load(issuer).ok().flatten().as_ref(), Some(&reg));
+
+        // File storage cannot read them: an error that says where they are.
+        let err = RegistrationStore::new(home.path())
+            .load(issuer)
+            .err()
+            .unwrap_or_else(|| panic!("file mode read keyring secrets"));
+        assert_eq!(err.code(), ErrorCode::Storage);
+        assert!(err.to_string().contains("system keyring"), "{err}");
+
+        // A locked keyring is an error, never the file without its secrets.
+        let cred: &mock::Cred = entry
+            .as_any()
+            .downcast_ref()
+            .unwrap_or_else(|| panic!("mock"));
+        cred.set_error(
+            context_harness_storage::keyring_core::Error::NoStorageAccess("locked".into()),
+        );
+        let err = store
+            .load(issuer)
+            .err()
+            .unwrap_or_else(|| panic!("locked read fell back"));
+        assert_eq!(err.code(), ErrorCode::Storage);
+
+        // A public client replacing it removes the old keyring secrets.
+        let mut public = reg.clone();
+        public.client_secret = None;
+        public.registration_access_token = None;
+        public.token_endpoint_auth_method = "none".into();
+        ok(store.save(&public));
+        assert!(entry.get_password().is_err());
+        assert_eq!(store.load(issuer).ok().flatten().as_ref(), Some(&public));
+
+        // Deleting removes both.
+        ok(store.save(&reg));
+        assert!(store.delete(issuer).unwrap_or(false));
+        assert!(!path.exists());
+        assert!(matches!(
+            entry.get_password(),
+            Err(context_harness_storage::keyring_core::Error::NoEntry)
+        ));
+
+        // Auto mode with a keyring that refuses the write: the secrets stay in the 0600 file.
+        cred.set_error(
+            context_harness_storage::keyring_core::Error::NoStorageAccess("locked".into()),
+        );
+        ok(store.save(&reg));
+        let file = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            file.contains("s3cret-value") && !file.contains("\"secrets\""),
+            "{file}"
+        );
+        assert_eq!(
+            RegistrationStore::new(home.path())
+                .load(issuer)
+                .ok()
+                .flatten(),
+            Some(reg)
+        );
     }
 }

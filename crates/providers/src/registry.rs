@@ -118,22 +118,26 @@ impl ProviderRegistry {
     /// # Errors
     ///
     /// [`ErrorCode::ConfigInvalid`] with the file, line and field for a malformed file;
-    /// [`ErrorCode::Storage`] if it exists but cannot be read.
+    /// [`ErrorCode::Storage`] if it exists but cannot be read, is a symbolic link, is owned by another
+    /// user or is writable by group or others.
     pub fn load(home: &Path) -> Result<Self> {
         let path = home.join(PROVIDERS_FILE);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                let mut registry = Self::from_toml_str(&text, &path.display().to_string())?;
-                registry.file = Some(path);
-                Ok(registry)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::builtin()),
-            Err(e) => Err(Error::new(
-                ErrorCode::Storage,
-                format!("cannot read {}: {e}", path.display()),
+        // No symbolic link, owned by this user, not writable by others (storage's StrictModes).
+        let bytes =
+            context_harness_storage::read_trusted(&path).map_err(crate::service::storage_error)?;
+        let Some(bytes) = bytes else {
+            return Ok(Self::builtin());
+        };
+        let text = String::from_utf8(bytes).map_err(|e| {
+            Error::new(
+                ErrorCode::ConfigInvalid,
+                format!("{} is not valid UTF-8", path.display()),
             )
-            .with_source(e)),
-        }
+            .with_source(e)
+        })?;
+        let mut registry = Self::from_toml_str(&text, &path.display().to_string())?;
+        registry.file = Some(path);
+        Ok(registry)
     }
 
     /// The built-ins plus the providers in `text` (a `providers.toml`); `origin` names the file in

@@ -391,7 +391,9 @@ impl OAuthServiceBuilder {
     /// # Errors
     ///
     /// [`ErrorCode::ConfigMissing`] if no home is given and none can be derived from the
-    /// environment; [`ErrorCode::Storage`] if the default store cannot be opened.
+    /// environment; [`ErrorCode::Storage`] if the default store cannot be opened, or if the home
+    /// directory, one of its directories or `providers.toml` is owned by another user or writable by
+    /// group or others (see `storage::check_home`; the hint names the `chmod`/`chown` that fixes it).
     pub fn build(self) -> Result<OAuthService> {
         let env = self.env.unwrap_or_else(Environment::from_process);
         let Some(home) = self.home.or_else(|| env.home_dir()) else {
@@ -401,6 +403,8 @@ impl OAuthServiceBuilder {
             )
             .with_hint("set CONTEXT_HARNESS_HOME or HOME"));
         };
+        // StrictModes: refuse a home (or tokens/, mcp/, ..., providers.toml) another user could write.
+        storage::check_home(&home).map_err(storage_error)?;
         let store = match self.store {
             Some(store) => store,
             None => {
@@ -1714,6 +1718,14 @@ fn refresh_refused_before() -> Error {
 }
 
 pub(crate) fn storage_error(e: storage::Error) -> Error {
+    // A refused (untrusted) file or directory: the message names it, the hint the exact fix.
+    if let Some(fix) = e.fix() {
+        return Error::new(ErrorCode::Storage, e.to_string())
+            .with_hint(format!(
+                "run `{fix}` (after checking who changed it), then try again"
+            ))
+            .with_source(e);
+    }
     Error::new(ErrorCode::Storage, format!("token storage failed: {e}")).with_source(e)
 }
 

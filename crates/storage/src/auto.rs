@@ -68,9 +68,13 @@ impl Marker {
 ///   removed. If the keyring is unavailable, locked or times out, the tokens are written to the file, a
 ///   one-line warning says where they went, the choice is recorded, and the keyring is not tried again
 ///   in this process.
-/// * **Load**: goes straight to the recorded backend. With no record, only the file is read, so files
-///   written by the seed are found and a provider that was never saved costs no keyring round trip.
-///   A provider recorded as "keyring" whose keyring entry is gone falls back to the file.
+/// * **Load**: reads the recorded backend and nothing else. With no record, only the file is read
+///   (the keyring first in [`StorageMode::Keyring`]), so files written by the seed are found and a
+///   provider that was never saved costs no keyring round trip. A provider recorded as "keyring" is
+///   read from the keyring only: a failed or timed-out keyring read is an error that says so, never a
+///   fallback to a (stale) file copy, and an entry gone from the keyring means "not signed in".
+///   [`StorageMode::File`] never touches the keyring, so it reports a provider recorded as "keyring"
+///   as [`Error::RecordedElsewhere`](crate::Error::RecordedElsewhere).
 /// * **Delete**: removes the file, the keyring entry (when one may exist) and the record.
 ///
 /// The record is a small file `<provider>.backend` (0600, written atomically) next to the token files;
@@ -245,6 +249,27 @@ impl AutoStore {
         self.save_file(provider, tokens, old, false)
     }
 
+    /// Reads the keyring, and only the keyring: a failure (unavailable, locked, timed out) is an error
+    /// that says so, never a fallback to a file copy.
+    #[cfg(feature = "keyring")]
+    fn load_keyring(&self, provider: &ProviderName) -> Result<Option<OAuthTokens>> {
+        // Asked even after an earlier failure in this process, so that the error says what is wrong
+        // now (a wedged keyring answers `TimedOut` at once by itself).
+        let attempt = match self.keyring.as_ref() {
+            Some(keyring) => keyring.load(provider),
+            None => Err(crate::Error::KeyringUnsupported),
+        };
+        if let Err(err) = &attempt {
+            self.keyring_failed(err);
+        }
+        attempt
+    }
+
+    #[cfg(not(feature = "keyring"))]
+    fn load_keyring(&self, _provider: &ProviderName) -> Result<Option<OAuthTokens>> {
+        Err(crate::Error::KeyringUnsupported)
+    }
+
     #[cfg(feature = "keyring")]
     fn keyring_failed(&self, err: &crate::Error) {
         if err.is_keyring_unavailable() {
@@ -268,47 +293,22 @@ impl TokenStore for AutoStore {
     }
 
     fn load(&self, provider: &ProviderName) -> Result<Option<OAuthTokens>> {
-        if self.mode == StorageMode::File {
-            return self.file.load(provider);
-        }
+        // Read only the recorded backend: a copy in the other one is stale by construction, and
+        // reading it could replay an old refresh token.
         let marker = self.marker(provider)?;
-        let try_keyring = self.mode == StorageMode::Keyring || marker == Some(Marker::Keyring);
-        if !try_keyring {
-            return self.file.load(provider);
-        }
-        #[cfg(feature = "keyring")]
-        {
-            let attempt = match self.live_keyring() {
-                Some(keyring) => keyring.load(provider),
-                None => Err(crate::Error::keyring(
-                    crate::KeyringErrorKind::Unavailable,
-                    Some("the keyring failed earlier in this process".into()),
-                )),
-            };
-            match attempt {
-                Ok(Some(tokens)) => Ok(Some(tokens)),
-                // Gone from the keyring (or never there in forced mode): a file copy, e.g. the seed's.
-                Ok(None) => self.file.load(provider),
-                Err(err) if err.is_keyring_unavailable() => {
-                    self.keyring_failed(&err);
-                    // The tokens are in the keyring; only a file copy could stand in for them.
-                    match self.file.load(provider)? {
-                        Some(tokens) => Ok(Some(tokens)),
-                        None => Err(err),
-                    }
-                }
-                Err(err) => Err(err),
-            }
-        }
-        #[cfg(not(feature = "keyring"))]
-        {
-            match self.file.load(provider)? {
+        match (marker, self.mode) {
+            (Some(Marker::File | Marker::FileStaleKeyring), _) => self.file.load(provider),
+            (Some(Marker::Keyring), StorageMode::File) => Err(crate::Error::RecordedElsewhere {
+                provider: provider.as_str().to_owned(),
+                backend: Backend::Keyring,
+            }),
+            (Some(Marker::Keyring), _) => self.load_keyring(provider),
+            // Nothing recorded: a file of the seed (or an older version), or nothing at all.
+            (None, StorageMode::Keyring) => match self.load_keyring(provider)? {
                 Some(tokens) => Ok(Some(tokens)),
-                None if marker == Some(Marker::Keyring) || self.mode == StorageMode::Keyring => {
-                    Err(crate::Error::KeyringUnsupported)
-                }
-                None => Ok(None),
-            }
+                None => self.file.load(provider),
+            },
+            (None, _) => self.file.load(provider),
         }
     }
 
@@ -348,6 +348,17 @@ impl TokenStore for AutoStore {
 
     fn name(&self) -> &'static str {
         self.mode.as_str()
+    }
+
+    fn secrets(&self) -> Option<crate::SecretSlots> {
+        #[cfg(feature = "keyring")]
+        if self.mode != StorageMode::File {
+            return self
+                .keyring
+                .clone()
+                .map(|keyring| crate::SecretSlots::new(self.mode, keyring));
+        }
+        None
     }
 
     fn location(&self, provider: &ProviderName) -> String {

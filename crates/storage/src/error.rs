@@ -62,6 +62,24 @@ pub enum Error {
         /// The keyring library's error, when there is one (never one that carries secret bytes).
         source: Option<BoxError>,
     },
+    /// A file or directory under the home directory could have been written by another local user, or
+    /// is a symbolic link or special file where a regular file belongs; it is not used (see
+    /// [`check_home`](crate::check_home)). [`Error::fix`] gives the command that fixes it.
+    Untrusted {
+        /// The refused file or directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: TrustProblem,
+    },
+    /// The tokens are recorded as kept in another backend than the one this store may read (e.g. in
+    /// the keyring while [`StorageMode::File`](crate::StorageMode::File) never touches the keyring).
+    /// Nothing is read from the other backend's possibly stale copy.
+    RecordedElsewhere {
+        /// The provider name.
+        provider: String,
+        /// Where the record says the tokens are.
+        backend: crate::Backend,
+    },
     /// The keyring was requested ([`StorageMode::Keyring`](crate::StorageMode::Keyring)) but this build
     /// has no keyring support (the `keyring` feature is off or the platform has no store).
     KeyringUnsupported,
@@ -83,6 +101,46 @@ pub enum KeyringErrorKind {
     BadData,
     /// Any other keyring failure (ambiguous entries, refused parameters, ...).
     Other,
+}
+
+/// Why a file or directory under the home directory is refused ([`Error::Untrusted`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TrustProblem {
+    /// Writable by group or others.
+    Writable {
+        /// Its permission bits, e.g. `0o775`.
+        mode: u32,
+    },
+    /// Owned by another user than the effective user.
+    Owner {
+        /// The owner's uid.
+        owner: u32,
+        /// The effective uid of this process.
+        expected: u32,
+    },
+    /// A symbolic link where a regular file belongs (files are opened with `O_NOFOLLOW`).
+    Symlink,
+    /// Not a regular file (a directory, FIFO, socket or device).
+    NotFile,
+    /// Not a directory.
+    NotDirectory,
+}
+
+impl TrustProblem {
+    fn describe(self) -> String {
+        match self {
+            Self::Writable { mode } => {
+                format!("it is writable by group or others (mode {mode:o})")
+            }
+            Self::Owner { owner, expected } => {
+                format!("it is owned by uid {owner}, not by you (uid {expected})")
+            }
+            Self::Symlink => "it is a symbolic link".to_owned(),
+            Self::NotFile => "it is not a regular file".to_owned(),
+            Self::NotDirectory => "it is not a directory".to_owned(),
+        }
+    }
 }
 
 impl KeyringErrorKind {
@@ -116,6 +174,27 @@ impl Error {
             name: shown.escape_debug().to_string(),
             reason,
         }
+    }
+
+    pub(crate) fn untrusted(path: &std::path::Path, problem: TrustProblem) -> Self {
+        Self::Untrusted {
+            path: path.to_path_buf(),
+            problem,
+        }
+    }
+
+    /// For [`Error::Untrusted`], the shell command that fixes it, e.g. `chmod go-w /home/a/.context-harness`
+    /// or `chown alice /home/a/.context-harness/tokens` (`rm PATH` for a symbolic link or special file).
+    pub fn fix(&self) -> Option<String> {
+        match self {
+            Self::Untrusted { path, problem } => Some(crate::trust::fix_for(path, *problem)),
+            _ => None,
+        }
+    }
+
+    /// Whether this error is an [`Error::Untrusted`] file or directory.
+    pub fn is_untrusted(&self) -> bool {
+        matches!(self, Self::Untrusted { .. })
     }
 
     #[cfg_attr(not(feature = "keyring"), allow(dead_code))]
@@ -180,6 +259,22 @@ impl fmt::Display for Error {
             ),
             Self::Encode { .. } => f.write_str("failed to encode tokens as json"),
             Self::Keyring { kind, .. } => f.write_str(kind.describe()),
+            Self::Untrusted { path, problem } => write!(
+                f,
+                "refusing to use {}: {}, so another local user could have changed it; fix: {}",
+                path.display(),
+                problem.describe(),
+                crate::trust::fix_for(path, *problem)
+            ),
+            Self::RecordedElsewhere { provider, backend } => write!(
+                f,
+                "the tokens of {provider} are recorded as kept in the {}, which this storage mode does not read \
+                 (use --storage auto, or sign in again)",
+                match backend {
+                    crate::Backend::Keyring => "system keyring",
+                    crate::Backend::File => "token file",
+                }
+            ),
             Self::KeyringUnsupported => {
                 f.write_str("this build has no system keyring support (use file storage)")
             }

@@ -11,8 +11,9 @@ use crate::{ProviderName, TokenStore};
 /// Stores each provider's tokens in `<dir>/<provider>.json`, in the seed's JSON format.
 ///
 /// The directory is created 0700 and every file 0600 at creation; writes are atomic
-/// ([`write_private_atomic`]). Looser permissions found on an existing directory or file are tightened
-/// with a warning. A file that does not parse is reported as [`Error::Corrupt`] and is never deleted or
+/// ([`write_private_atomic`]). A directory or file another user could have written (group/other
+/// write bits, another owner) or a symbolic link is refused with [`Error::Untrusted`]; group/other
+/// *read* bits are tightened with a warning. A file that does not parse is reported as [`Error::Corrupt`] and is never deleted or
 /// rewritten by a read. Concurrent writers in different processes should hold the provider's
 /// [`ProviderLock`](crate::ProviderLock) around a read-modify-write; a plain save is atomic on its own.
 ///
@@ -54,11 +55,12 @@ impl TokenStore for FileStore {
     }
 
     fn load(&self, provider: &ProviderName) -> Result<Option<OAuthTokens>> {
-        tighten_dir(&self.dir);
         let path = self.path_for(provider);
+        // Refuses a directory or file another user could have written, and a symbolic link.
         let Some(bytes) = read_private(&path)? else {
             return Ok(None);
         };
+        tighten_dir(&self.dir);
         parse_tokens(&bytes, &path).map(Some)
     }
 

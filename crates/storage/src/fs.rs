@@ -1,7 +1,8 @@
 //! Private, atomic file writing and permission checks.
 //!
-//! On Unix, directories are created 0700 and files 0600 at `open` time (never chmod-after-write),
-//! existing ones with group/other bits are tightened with a warning. On other platforms (Windows)
+//! On Unix, directories are created 0700 and files 0600 at `open` time (never chmod-after-write);
+//! existing ones that another user could have written are refused ([`crate::trust`]), readable ones
+//! are tightened with a warning. On other platforms (Windows)
 //! files inherit the ACL of the user's profile directory, which is private to the user by default;
 //! the mode handling below compiles to nothing there.
 
@@ -147,7 +148,9 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Creates `dir` (and missing parents) with mode 0700, or tightens an existing one.
+/// Creates `dir` (and missing parents) with mode 0700; an existing one must be trusted
+/// ([`check_dir`](crate::check_dir): owned by the effective user, not group/other-writable) and is
+/// tightened to 0700 (with a warning) when group or others may read it.
 pub(crate) fn ensure_private_dir(dir: &Path) -> Result<()> {
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
@@ -156,17 +159,20 @@ pub(crate) fn ensure_private_dir(dir: &Path) -> Result<()> {
     builder
         .create(dir)
         .map_err(|e| Error::io("create directory", dir, e))?;
+    crate::trust::check_dir(dir)?;
     tighten_dir(dir);
     Ok(())
 }
 
-/// If `dir` exists with group/other bits, chmod it to 0700 and warn. Errors only warn: the caller's
+/// If `dir` exists, is trusted and has group/other read or search bits, chmod it to 0700 and warn. Errors only warn: the caller's
 /// own operation reports anything that really fails.
 pub(crate) fn tighten_dir(dir: &Path) {
     #[cfg(unix)]
     if let Ok(meta) = fs::metadata(dir) {
         let mode = meta.permissions().mode() & 0o777;
-        if meta.is_dir() && mode & 0o077 != 0 {
+        // Only a directory that passes `check_dir` (ours, not writable by others) is tightened here; a
+        // writable or foreign one is refused by the caller's check instead of being quietly repaired.
+        if meta.is_dir() && mode & 0o077 != 0 && crate::trust::check_dir(dir).is_ok() {
             match fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE)) {
                 Ok(()) => tracing::warn!(
                     path = %dir.display(),
@@ -219,13 +225,13 @@ pub(crate) fn remove_if_exists(path: &Path) -> Result<bool> {
     }
 }
 
-/// Reads a small private file: `Ok(None)` when absent; loose permissions are tightened first.
+/// Reads a small private file through [`open_trusted`](crate::open_trusted) (no symbolic link, owned
+/// by the effective user, not group/other-writable): `Ok(None)` when absent; group/other-readable
+/// permissions are tightened to 0600 first.
 pub(crate) fn read_private(path: &Path) -> Result<Option<Vec<u8>>> {
     use std::io::Read;
-    let mut file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io("open", path, e)),
+    let Some(mut file) = crate::trust::open_trusted(path)? else {
+        return Ok(None);
     };
     tighten_file(&file, path);
     let mut buf = Vec::new();

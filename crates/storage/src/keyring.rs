@@ -203,6 +203,33 @@ impl KeyringStore {
     }
 }
 
+impl KeyringStore {
+    /// Writes `value` as the secret of the entry for `user` (bounded like every call).
+    pub(crate) fn set_raw(&self, user: &str, value: &str) -> Result<()> {
+        let value = value.to_owned();
+        self.call(user, move |entry| entry.set_password(&value))?
+            .map_err(convert)
+    }
+
+    /// The secret of the entry for `user`, `Ok(None)` when there is none.
+    pub(crate) fn get_raw(&self, user: &str) -> Result<Option<String>> {
+        match self.call(user, |entry| entry.get_password())? {
+            Ok(value) => Ok(Some(value)),
+            Err(keyring_core::Error::NoEntry) => Ok(None),
+            Err(err) => Err(convert(err)),
+        }
+    }
+
+    /// Deletes the entry for `user`; whether one existed.
+    pub(crate) fn delete_raw(&self, user: &str) -> Result<bool> {
+        match self.call(user, |entry| entry.delete_credential())? {
+            Ok(()) => Ok(true),
+            Err(keyring_core::Error::NoEntry) => Ok(false),
+            Err(err) => Err(convert(err)),
+        }
+    }
+}
+
 impl Shared {
     fn store(&self) -> keyring_core::Result<Arc<CredentialStore>> {
         match &self.source {
@@ -277,6 +304,13 @@ impl TokenStore for KeyringStore {
 
     fn name(&self) -> &'static str {
         "keyring"
+    }
+
+    fn secrets(&self) -> Option<crate::SecretSlots> {
+        Some(crate::SecretSlots::new(
+            crate::StorageMode::Keyring,
+            self.clone(),
+        ))
     }
 
     fn location(&self, provider: &ProviderName) -> String {

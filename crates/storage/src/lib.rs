@@ -54,8 +54,12 @@
 //!   hidden or temporary file. URLs are mapped with [`ProviderName::from_url`], whose hashed form uses
 //!   64 bits of SHA-256 so that a hostile URL cannot be made to share another server's tokens.
 //! * **Permissions (Unix).** The token directory is created 0700 and every file 0600 *when it is
-//!   opened* (`O_CREAT|O_EXCL` with the mode), never chmod-ed after the secret is written. A directory or
-//!   file found with group/other bits is tightened to 0700/0600 with a warning. On Windows files inherit
+//!   opened* (`O_CREAT|O_EXCL` with the mode), never chmod-ed after the secret is written. Like OpenSSH's
+//!   `StrictModes`, a directory or file another local user could have written (group/other write bits,
+//!   another owner), a symbolic link or a special file is refused with [`Error::Untrusted`], naming the
+//!   path and the `chmod go-w PATH` / `chown USER PATH` that fixes it ([`check_home`], [`open_trusted`]);
+//!   files are opened with `O_NOFOLLOW` and checked with `fstat`. Group/other *read* bits are tightened
+//!   to 0700/0600 with a warning. On Windows files inherit
 //!   the ACL of the user's profile directory, which only the user (and administrators) can read.
 //! * **Atomicity.** Writes go to a fresh temporary file in the same directory, are `fsync`ed, renamed
 //!   over the old file, and the directory is `fsync`ed ([`write_private_atomic`]). A reader or a crash
@@ -68,7 +72,8 @@
 //!   check skips the keyring at once when there is no session bus, so a locked or wedged keyring never
 //!   hangs the program. When the keyring cannot be written (no service, locked, timed out) the auto
 //!   store falls back to the 0600 file and *says so* in a one-line warning naming the file; the choice
-//!   is recorded per provider, and reads go straight to the recorded backend.
+//!   is recorded per provider, and reads go to the recorded backend only: a failed or timed-out keyring
+//!   read is an error that says so, never a fallback to a file copy.
 //! * **No leaks.** Tokens are never logged, and error messages name files and providers but never
 //!   contain token values; keyring errors that carry the stored bytes are dropped, not chained.
 
@@ -81,6 +86,8 @@ mod keyring;
 mod lock;
 mod memory;
 mod name;
+mod secret;
+mod trust;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -89,7 +96,7 @@ use std::str::FromStr;
 use context_harness_tokens::OAuthTokens;
 
 pub use auto::{AutoStore, Backend};
-pub use error::{BoxError, Error, KeyringErrorKind, Result};
+pub use error::{BoxError, Error, KeyringErrorKind, Result, TrustProblem};
 pub use file::FileStore;
 pub use fs::write_private_atomic;
 #[cfg(feature = "keyring")]
@@ -101,6 +108,8 @@ pub use keyring_core;
 pub use lock::ProviderLock;
 pub use memory::MemoryStore;
 pub use name::{MAX_NAME_LEN, ProviderName, canonical_url};
+pub use secret::SecretSlots;
+pub use trust::{HOME_DIRS, HOME_FILES, check_dir, check_home, open_trusted, read_trusted};
 
 /// The keyring service name under which every entry is stored (the user name is the provider name).
 pub const KEYRING_SERVICE: &str = "context-harness";
@@ -139,6 +148,14 @@ pub trait TokenStore: Send + Sync {
     /// A human-readable description of where `provider`'s tokens are (or would be) stored, for
     /// messages such as "tokens saved to …". Never contains a secret.
     fn location(&self, provider: &ProviderName) -> String;
+
+    /// Where this store keeps secrets that are not tokens (e.g. a dynamically registered client's
+    /// secret) so that they share the tokens' backend: `Some` for a store that uses the keyring,
+    /// `None` (the default) for one that keeps tokens in files or memory — the secret then stays in
+    /// its own 0600 file.
+    fn secrets(&self) -> Option<SecretSlots> {
+        None
+    }
 }
 
 impl<T: TokenStore + ?Sized> TokenStore for Box<T> {
@@ -157,6 +174,9 @@ impl<T: TokenStore + ?Sized> TokenStore for Box<T> {
     fn location(&self, provider: &ProviderName) -> String {
         (**self).location(provider)
     }
+    fn secrets(&self) -> Option<SecretSlots> {
+        (**self).secrets()
+    }
 }
 
 impl<T: TokenStore + ?Sized> TokenStore for std::sync::Arc<T> {
@@ -174,6 +194,9 @@ impl<T: TokenStore + ?Sized> TokenStore for std::sync::Arc<T> {
     }
     fn location(&self, provider: &ProviderName) -> String {
         (**self).location(provider)
+    }
+    fn secrets(&self) -> Option<SecretSlots> {
+        (**self).secrets()
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use std::os::unix::fs::OpenOptionsExt;
 
 use crate::ProviderName;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TrustProblem};
 use crate::fs::ensure_private_dir;
 
 /// Longest sleep between two attempts while waiting for a lock.
@@ -37,6 +37,8 @@ impl ProviderLock {
     /// # Errors
     ///
     /// [`Error::LockTimeout`] when the lock is still held by someone else after `wait`;
+    /// [`Error::Untrusted`] when `dir` or the lock file could have been written by another user, or the
+    /// lock file is a symbolic link (it is opened with `O_NOFOLLOW`);
     /// [`Error::Io`] when the directory or lock file cannot be created or locking itself fails.
     pub fn acquire(dir: &Path, provider: &ProviderName, wait: Duration) -> Result<Self> {
         ensure_private_dir(dir)?;
@@ -44,10 +46,16 @@ impl ProviderLock {
         let mut opts = OpenOptions::new();
         opts.read(true).write(true).create(true).truncate(false);
         #[cfg(unix)]
-        opts.mode(crate::fs::FILE_MODE);
-        let file = opts
-            .open(&path)
-            .map_err(|e| Error::io("open lock file", &path, e))?;
+        opts.mode(crate::fs::FILE_MODE)
+            .custom_flags(crate::trust::nofollow_flags());
+        let file = match opts.open(&path) {
+            Ok(file) => file,
+            Err(_) if fs_is_symlink(&path) => {
+                return Err(Error::untrusted(&path, TrustProblem::Symlink));
+            }
+            Err(e) => return Err(Error::io("open lock file", &path, e)),
+        };
+        crate::trust::check_open_file(&file, &path)?;
 
         let start = Instant::now();
         let mut backoff = Duration::from_millis(1);
@@ -70,6 +78,10 @@ impl ProviderLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+fn fs_is_symlink(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
 }
 
 impl Drop for ProviderLock {

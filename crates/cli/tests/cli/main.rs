@@ -18,5 +18,7 @@ mod flows;
 mod hostile;
 mod lifecycle;
 mod mcp;
+mod registration_secrets;
 mod secrets;
+mod strict;
 mod util;

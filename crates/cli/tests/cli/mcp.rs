@@ -15,13 +15,13 @@ use serde_json::Value;
 use crate::util::{AuthServer, Home, browser_script, http, require_server};
 
 /// A stand-in MCP server on a loopback port, stopped on drop.
-struct McpStub {
-    url: String,
+pub(crate) struct McpStub {
+    pub(crate) url: String,
     stop: Arc<AtomicBool>,
 }
 
 impl McpStub {
-    fn start(issuer: &str) -> Self {
+    pub(crate) fn start(issuer: &str) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let base = format!(

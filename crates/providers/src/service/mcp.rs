@@ -261,7 +261,10 @@ impl OAuthService {
     /// [`ErrorCode::NotFound`] for something that is neither.
     pub fn mcp_server_record(&self, provider: &str) -> Result<Option<McpServerRecord>> {
         let name = provider_name(provider)?;
-        let Ok(bytes) = std::fs::read(record_path(&self.home, name.as_str())) else {
+        let path = record_path(&self.home, name.as_str());
+        let Some(bytes) =
+            context_harness_storage::read_trusted(&path).map_err(super::storage_error)?
+        else {
             return Ok(None);
         };
         Ok(serde_json::from_slice(&bytes).ok())
@@ -276,12 +279,24 @@ impl OAuthService {
             .filter_map(|e| e.ok())
             .filter_map(|e| {
                 let name = e.file_name().to_str()?.strip_suffix(".json")?.to_owned();
-                let record = serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok()?;
+                let bytes = match context_harness_storage::read_trusted(&e.path()) {
+                    Ok(bytes) => bytes?,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "skipping an MCP server record");
+                        return None;
+                    }
+                };
+                let record = serde_json::from_slice(&bytes).ok()?;
                 Some((name, record))
             })
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
+    }
+
+    /// The registration store, keeping secrets in the tokens' backend.
+    fn registrations(&self) -> RegistrationStore {
+        RegistrationStore::with_secrets(&self.home, self.store.secrets())
     }
 
     /// Writes the record of a successful sign-in (the caller holds the provider lock and has
@@ -426,7 +441,7 @@ impl OAuthService {
     ) -> Result<ClientRegistration> {
         let metadata = &info.authorization_server;
         let issuer = &metadata.issuer;
-        let store = RegistrationStore::new(&self.home);
+        let store = self.registrations();
         let redirect_uris = registration_redirect_uris(ports, issuer)?;
         if !force && let Some(existing) = store.load(issuer)? {
             if existing.fits(&redirect_uris, "authorization_code", SystemTime::now())
@@ -476,7 +491,7 @@ impl OAuthService {
             ));
         };
         tracing::info!(issuer = %issuer, "the server refused the registered client (invalid_client); registering again");
-        RegistrationStore::new(&self.home).delete(issuer)?;
+        self.registrations().delete(issuer)?;
         let registration = self.registration_for(info, ports, true).await?;
         let name = provider_name(provider)?;
         let mut record = McpServerRecord::from_info(info, true)?;
@@ -510,7 +525,7 @@ impl OAuthService {
             };
             check_record_binding(provider, &record, tokens)?;
             let template = record.to_provider(name.as_str());
-            let registration = RegistrationStore::new(&self.home).load(&record.issuer)?;
+            let registration = self.registrations().load(&record.issuer)?;
             return Ok(match registration {
                 Some(r) if stored_id.as_deref().is_none_or(|id| id == r.client_id) => {
                     config_from_registration(&template, &r)
@@ -547,7 +562,7 @@ impl OAuthService {
     pub(super) fn forget_registration(&self, provider: &str) {
         if let Ok(Some(record)) = self.mcp_server_record(provider)
             && record.dynamic_client
-            && let Err(e) = RegistrationStore::new(&self.home).delete(&record.issuer)
+            && let Err(e) = self.registrations().delete(&record.issuer)
         {
             tracing::warn!(error = %e, "could not delete the refused client registration");
         }

@@ -171,8 +171,8 @@ fn loose_permissions_are_tightened() -> TestResult {
     assert_eq!(mode(&file)?, 0o600);
     assert_eq!(fs::read_to_string(&file)?, SEED_FIXTURE);
 
-    // Saving into a loose directory tightens it too.
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o775))?;
+    // Saving into a readable directory tightens it too (a writable one is refused: see `strict`).
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))?;
     store.save(&name("google"), &numbered(1, 0)?)?;
     assert_eq!(mode(&dir)?, 0o700);
     Ok(())

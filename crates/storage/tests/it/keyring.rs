@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -459,7 +460,8 @@ fn real_secret_service_auto_and_keyring_modes() -> TestResult {
         "tok-5"
     );
 
-    // Forced keyring mode reads the same entry; file mode does not see it.
+    // Forced keyring mode reads the same entry; file mode does not read it (nor any file copy) and
+    // says where the tokens are.
     let forced = open_store(StorageMode::Keyring, home.path())?;
     assert_eq!(forced.name(), "keyring");
     assert_eq!(
@@ -470,14 +472,114 @@ fn real_secret_service_auto_and_keyring_modes() -> TestResult {
             .secret(),
         "tok-5"
     );
-    assert!(
-        open_store(StorageMode::File, home.path())?
-            .load(&provider)?
-            .is_none()
-    );
+    assert!(matches!(
+        open_store(StorageMode::File, home.path())?.load(&provider),
+        Err(context_harness_storage::Error::RecordedElsewhere {
+            backend: Backend::Keyring,
+            ..
+        })
+    ));
 
     assert!(auto.delete(&provider)?);
     assert_eq!(secret_tool_lookup(provider.as_str())?, None);
     assert!(auto.load(&provider)?.is_none());
+    Ok(())
+}
+
+/// Issue 14 item 11: a provider recorded as "keyring" with a stale plaintext copy next to it (left by
+/// an older version or a removal that failed). Neither a locked nor a timed-out keyring read, nor an
+/// entry gone from the keyring, may hand out the stale copy's old refresh token.
+#[test]
+fn keyring_read_failures_never_fall_back_to_a_stale_file() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = mock_store()?;
+    let github = name("github");
+    let auto = AutoStore::with_keyring(
+        dir.path().to_path_buf(),
+        KeyringStore::with_credential_store(store.clone()),
+    );
+    auto.save(&github, &numbered(2, 0)?)?;
+    assert_eq!(auto.backend_for(&github)?, Some(Backend::Keyring));
+    let stale = dir.path().join("github.json");
+    fs::write(&stale, numbered(1, 0)?.to_json()?)?;
+    fs::set_permissions(&stale, fs::Permissions::from_mode(0o600))?;
+
+    // The live copy is read from the keyring, not the stale file.
+    assert_eq!(
+        auto.load(&github)?.ok_or("missing")?.access_token.secret(),
+        "tok-2"
+    );
+
+    // Locked: an error that says so.
+    inject(&store, "github", locked())?;
+    let err = auto.load(&github).err().ok_or("locked keyring fell back")?;
+    assert!(err.is_keyring_unavailable(), "{err:?}");
+    assert!(err.to_string().contains("refused access"), "{err}");
+
+    // Timed out: an error that says so (a new process whose keyring is wedged).
+    let stuck: Arc<CredentialStore> = Arc::new(StuckStore);
+    let wedged = AutoStore::with_keyring(
+        dir.path().to_path_buf(),
+        KeyringStore::with_credential_store(stuck).with_timeout(Duration::from_millis(100)),
+    );
+    for _ in 0..2 {
+        let err = wedged
+            .load(&github)
+            .err()
+            .ok_or("timed-out read fell back")?;
+        assert!(
+            matches!(
+                err,
+                context_harness_storage::Error::Keyring {
+                    kind: KeyringErrorKind::TimedOut,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("did not answer in time"), "{err}");
+    }
+
+    // Gone from the keyring: not signed in, still not the stale file.
+    Entry::new_in_store(&store, KEYRING_SERVICE, "github")?.delete_credential()?;
+    let auto = AutoStore::with_keyring(
+        dir.path().to_path_buf(),
+        KeyringStore::with_credential_store(store.clone()),
+    );
+    assert!(auto.load(&github)?.is_none());
+    assert_eq!(fs::read(&stale)?, numbered(1, 0)?.to_json()?.into_bytes());
+    Ok(())
+}
+
+/// `--storage file` on a provider recorded as "keyring": refused with a message naming the keyring,
+/// never the stale file.
+#[test]
+fn file_mode_refuses_a_keyring_recorded_provider() -> TestResult {
+    let home = tempfile::tempdir()?;
+    let tokens = context_harness_storage::tokens_dir(home.path());
+    let store = mock_store()?;
+    let github = name("github");
+    AutoStore::with_keyring(
+        tokens.clone(),
+        KeyringStore::with_credential_store(store.clone()),
+    )
+    .save(&github, &numbered(2, 0)?)?;
+    fs::write(tokens.join("github.json"), numbered(1, 0)?.to_json()?)?;
+    let file_mode = open_store(StorageMode::File, home.path())?;
+    let err = file_mode
+        .load(&github)
+        .err()
+        .ok_or("file mode read a stale copy")?;
+    assert!(
+        matches!(
+            err,
+            context_harness_storage::Error::RecordedElsewhere {
+                backend: Backend::Keyring,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("system keyring"), "{err}");
     Ok(())
 }

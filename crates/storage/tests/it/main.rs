@@ -6,6 +6,7 @@ mod crash;
 mod file;
 #[cfg(feature = "keyring")]
 mod keyring;
+mod strict;
 mod util;
 
 /// Entry point of child processes: the parent re-runs this test binary with `--exact child_process`

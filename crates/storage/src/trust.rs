@@ -1,0 +1,227 @@
+//! StrictModes for the home directory: refuse files and directories another local user could have
+//! written, and never follow a symbolic link when opening a file.
+//!
+//! Like OpenSSH's `StrictModes` for `~/.ssh`, the home directory (`$CONTEXT_HARNESS_HOME`, default
+//! `~/.context-harness`), its directories `tokens/`, `mcp/`, `registrations/`, `cache/`,
+//! `cache/discovery/` and the file `providers.toml` must be owned by the effective user and not writable
+//! by group or others; otherwise the program refuses to use them ([`Error::Untrusted`], naming the
+//! path and the `chmod go-w PATH` / `chown USER PATH` that fixes it). Files are opened with
+//! `O_NOFOLLOW` (a symbolic link is refused, not followed) and `O_NONBLOCK` (a FIFO cannot hang the
+//! open), and the opened descriptor is checked with `fstat`: a regular file, owned by the effective
+//! user, not writable by group or others. Checking the descriptor, not the path, leaves no window in
+//! which the file could be swapped between check and use.
+//!
+//! The parents of the home directory are not checked (a home under a sticky, root-owned `/tmp` is
+//! fine). On platforms other than Unix these checks compile to nothing: files there inherit the ACL of
+//! the user's profile directory.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+
+use crate::error::{Error, Result, TrustProblem};
+
+/// The directories under the home directory that [`check_home`] checks (when they exist).
+pub const HOME_DIRS: [&str; 5] = ["tokens", "mcp", "registrations", "cache", "cache/discovery"];
+
+/// The files directly under the home directory that [`check_home`] checks (when they exist).
+pub const HOME_FILES: [&str; 1] = ["providers.toml"];
+
+/// Checks the home directory and the directories and files this program keeps in it
+/// ([`HOME_DIRS`], [`HOME_FILES`]) the way OpenSSH's `StrictModes` checks `~/.ssh`: each that exists
+/// must be owned by the effective user and not writable by group or others, and the files must be
+/// regular files (not symbolic links). Missing ones are fine (nothing is read from them). Costs one
+/// `stat` per path; does not change anything.
+///
+/// # Errors
+///
+/// [`Error::Untrusted`] naming the first offending path and the command that fixes it;
+/// [`Error::Io`] when a path exists but cannot be examined.
+pub fn check_home(home: &Path) -> Result<()> {
+    if !check_dir(home)? {
+        return Ok(());
+    }
+    for dir in HOME_DIRS {
+        check_dir(&home.join(dir))?;
+    }
+    for file in HOME_FILES {
+        drop(open_trusted(&home.join(file))?);
+    }
+    Ok(())
+}
+
+/// Checks that `dir`, if it exists, is a directory owned by the effective user and not writable by
+/// group or others (following a symbolic link to it: the directory holding the link is checked by its
+/// own caller). `Ok(false)` when it does not exist.
+///
+/// # Errors
+///
+/// [`Error::Untrusted`] with the fix; [`Error::Io`] when it cannot be examined.
+pub fn check_dir(dir: &Path) -> Result<bool> {
+    let meta = match std::fs::metadata(dir) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::io("examine", dir, e)),
+    };
+    if !meta.is_dir() {
+        return Err(Error::untrusted(dir, TrustProblem::NotDirectory));
+    }
+    check_owner_mode(&meta, dir)?;
+    Ok(true)
+}
+
+/// Opens `path` for reading if it is a file this user can trust: its directory passes [`check_dir`],
+/// the open does not follow a symbolic link (`O_NOFOLLOW`), and the opened file (`fstat`) is a regular
+/// file owned by the effective user and not writable by group or others. `Ok(None)` when the file or
+/// its directory does not exist.
+///
+/// This is the one way files under the home directory are opened for reading.
+///
+/// # Errors
+///
+/// [`Error::Untrusted`] (symbolic link, not a regular file, foreign owner, group/other-writable, or
+/// such a directory) with the fix; [`Error::Io`] when it cannot be opened or examined.
+pub fn open_trusted(path: &Path) -> Result<Option<File>> {
+    if !check_dir(crate::fs::parent_dir(path))? {
+        return Ok(None);
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(nofollow_flags());
+    }
+    let file = match opts.open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            // ELOOP on Linux, EMLINK on FreeBSD, ...: ask the path itself what it is.
+            if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(Error::untrusted(path, TrustProblem::Symlink));
+            }
+            return Err(Error::io("open", path, e));
+        }
+    };
+    check_open_file(&file, path)?;
+    Ok(Some(file))
+}
+
+/// Reads a whole file with [`open_trusted`]: `Ok(None)` when it (or its directory) does not exist.
+///
+/// Use it for any file under the home directory: records, registrations, cached metadata,
+/// `providers.toml`.
+///
+/// # Errors
+///
+/// As [`open_trusted`], and [`Error::Io`] when reading fails.
+pub fn read_trusted(path: &Path) -> Result<Option<Vec<u8>>> {
+    let Some(mut file) = open_trusted(path)? else {
+        return Ok(None);
+    };
+    let mut buf = Vec::new();
+    file.read_to_end(&mut buf)
+        .map_err(|e| Error::io("read", path, e))?;
+    Ok(Some(buf))
+}
+
+/// Checks an opened file (`fstat` on its descriptor): a regular file, owned by the effective user, not
+/// writable by group or others.
+pub(crate) fn check_open_file(file: &File, path: &Path) -> Result<()> {
+    let meta = file.metadata().map_err(|e| Error::io("examine", path, e))?;
+    if !meta.is_file() {
+        return Err(Error::untrusted(path, TrustProblem::NotFile));
+    }
+    check_owner_mode(&meta, path)
+}
+
+/// `O_NOFOLLOW | O_NONBLOCK` for `OpenOptionsExt::custom_flags`.
+#[cfg(unix)]
+pub(crate) fn nofollow_flags() -> i32 {
+    let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+    // The flag bits are small positive constants; fall back to no flags rather than wrap.
+    i32::try_from(flags.bits()).unwrap_or(0)
+}
+
+#[cfg(unix)]
+fn check_owner_mode(meta: &std::fs::Metadata, path: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let expected = rustix::process::geteuid().as_raw();
+    if meta.uid() != expected {
+        return Err(Error::untrusted(
+            path,
+            TrustProblem::Owner {
+                owner: meta.uid(),
+                expected,
+            },
+        ));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(Error::untrusted(path, TrustProblem::Writable { mode }));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_owner_mode(_meta: &std::fs::Metadata, _path: &Path) -> Result<()> {
+    Ok(())
+}
+
+/// The command that fixes `problem` on `path`, for messages and hints.
+pub(crate) fn fix_for(path: &Path, problem: TrustProblem) -> String {
+    let quoted = shell_quote(path);
+    match problem {
+        TrustProblem::Writable { .. } => format!("chmod go-w {quoted}"),
+        TrustProblem::Owner { expected, .. } => {
+            format!("chown {} {quoted}", user_name(expected))
+        }
+        TrustProblem::Symlink | TrustProblem::NotFile | TrustProblem::NotDirectory => {
+            format!("rm {quoted}")
+        }
+    }
+}
+
+/// `path` as one shell word: unchanged when it has only safe characters, else in single quotes.
+fn shell_quote(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    let safe = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:@%,=".contains(c));
+    if safe {
+        return text.into_owned();
+    }
+    let mut out = String::from("'");
+    for c in text.chars() {
+        match c {
+            '\'' => out.push_str("'\\''"),
+            c if c.is_control() => out.extend(c.escape_default()),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// The login name of `uid` from `/etc/passwd`, else the number (which `chown` accepts as well).
+fn user_name(uid: u32) -> String {
+    #[cfg(unix)]
+    if let Ok(passwd) = std::fs::read_to_string("/etc/passwd") {
+        for line in passwd.lines() {
+            let mut fields = line.split(':');
+            let (Some(name), _, Some(id)) = (fields.next(), fields.next(), fields.next()) else {
+                continue;
+            };
+            if id.parse::<u32>().ok() == Some(uid)
+                && !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            {
+                return name.to_owned();
+            }
+        }
+    }
+    uid.to_string()
+}
