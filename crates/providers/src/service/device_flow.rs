@@ -90,6 +90,7 @@ impl OAuthService {
                 &form,
                 basic_ref,
                 "device authorization endpoint",
+                p.url_policy,
             )
             .await?;
         let object =
@@ -159,7 +160,13 @@ impl OAuthService {
                 let sent_at = SystemTime::now();
                 match self
                     .http
-                    .post_form(token_url, &form, basic_ref, "token endpoint")
+                    .post_form(
+                        token_url,
+                        &form,
+                        basic_ref,
+                        "token endpoint",
+                        config.provider.url_policy,
+                    )
                     .await
                 {
                     Ok(raw) => PollOutcome::from_response(

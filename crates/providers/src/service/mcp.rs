@@ -123,6 +123,16 @@ impl McpServerRecord {
     }
 }
 
+/// The SSRF policy for the endpoints of a stored record: from the class of the server URL the user
+/// gave (resolved again now; an unparsable URL gets the strictest policy).
+async fn server_policy(server_url: &str) -> UrlPolicy {
+    let class = match url::Url::parse(server_url) {
+        Ok(url) => discovery::class_of_url(&url).await,
+        Err(_) => discovery::NetworkClass::Public,
+    };
+    UrlPolicy::new(class)
+}
+
 /// `home/mcp`: one record per signed-in MCP server.
 pub(crate) fn records_dir(home: &Path) -> PathBuf {
     home.join("mcp")
@@ -250,11 +260,11 @@ impl OAuthService {
             .ok()
             .flatten()
         };
+        let url = check_endpoint(&issuer, &format!("providers.{}.issuer", template.name))?;
+        let policy = UrlPolicy::new(discovery::class_of_url(&url).await);
         let metadata = match cached {
             Some(m) => m,
             None => {
-                let url = check_endpoint(&issuer, &format!("providers.{}.issuer", template.name))?;
-                let policy = UrlPolicy::new(discovery::class_of_url(&url).await);
                 let m = Discoverer {
                     http: &self.http,
                     policy,
@@ -267,6 +277,7 @@ impl OAuthService {
         };
         let mut provider = template.clone();
         discovery::apply_metadata(&mut provider, &metadata)?;
+        provider.url_policy = Some(policy);
         provider.validate()?;
         Ok(provider)
     }
@@ -282,7 +293,8 @@ impl OAuthService {
         let issuer = info.authorization_server.issuer.clone();
         let preconfigured = client_id.map(str::trim).filter(|s| !s.is_empty());
         let record = McpServerRecord::from_info(&info, preconfigured.is_none())?;
-        let provider = record.to_provider(name.as_str());
+        let mut provider = record.to_provider(name.as_str());
+        provider.url_policy = Some(info.policy);
         provider.validate()?;
 
         let (config, dynamic_issuer) = match preconfigured {
@@ -319,7 +331,7 @@ impl OAuthService {
         let redirect_uris = registration_redirect_uris(ports);
         if !force && let Some(existing) = store.load(issuer)? {
             if existing.fits(&redirect_uris, "authorization_code", SystemTime::now())
-                && registration::still_registered(&self.http, &existing).await
+                && registration::still_registered(&self.http, &existing, info.policy).await
             {
                 return Ok(existing);
             }
@@ -346,7 +358,8 @@ impl OAuthService {
             extra.push(registration::DEVICE_CODE_GRANT);
         }
         let body = registration::registration_request(&redirect_uris, &extra, None);
-        let registration = registration::register(&self.http, &endpoint, issuer, &body).await?;
+        let registration =
+            registration::register(&self.http, &endpoint, issuer, &body, info.policy).await?;
         store.save(&registration)?;
         Ok(registration)
     }
@@ -369,10 +382,9 @@ impl OAuthService {
         let registration = self.registration_for(info, ports, true).await?;
         let name = provider_name(provider)?;
         let record = McpServerRecord::from_info(info, true)?;
-        Ok(config_from_registration(
-            &record.to_provider(name.as_str()),
-            &registration,
-        ))
+        let mut provider = record.to_provider(name.as_str());
+        provider.url_policy = Some(info.policy);
+        Ok(config_from_registration(&provider, &registration))
     }
 
     /// The configuration for refreshing or revoking stored `tokens` of `provider`: for an MCP
@@ -396,7 +408,8 @@ impl OAuthService {
                     format!("no sign-in record for {provider}"),
                 ));
             };
-            let template = record.to_provider(name.as_str());
+            let mut template = record.to_provider(name.as_str());
+            template.url_policy = Some(server_policy(&record.server_url).await);
             let registration = RegistrationStore::new(&self.home).load(&record.issuer)?;
             return Ok(match registration {
                 Some(r) if stored_id.as_deref().is_none_or(|id| id == r.client_id) => {

@@ -12,4 +12,5 @@ mod flows;
 mod github_stub;
 mod mcp;
 mod offline;
+mod ssrf;
 mod support;
