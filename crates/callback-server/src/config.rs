@@ -71,7 +71,9 @@ pub struct CallbackConfig {
     /// How long one client may take to send its request headers (slowloris guard; at most an
     /// hour is applied). Default: 10 s.
     pub header_read_timeout: Duration,
-    /// Connections served at once; more wait in the kernel backlog. Default: 16.
+    /// Connections served at once **per listener** (IPv4 and IPv6 each have their own, so one
+    /// family cannot starve the other). When a listener is full, a new connection evicts the
+    /// oldest one that has not sent a complete request head yet. Default: 16.
     pub max_connections: usize,
 }
 

@@ -1,5 +1,6 @@
 //! Binding the loopback listener and waiting for the one callback.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::poll_fn;
 use std::io;
@@ -16,7 +17,7 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 
@@ -179,9 +180,13 @@ impl CallbackServer {
             .saturating_mul(2)
             .saturating_add(SHUTDOWN_GRACE);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let permits = Arc::new(Semaphore::new(
-            config.max_connections.min(Semaphore::MAX_PERMITS),
-        ));
+        // Each listener has its own connection slots, so one family's clients cannot starve the
+        // other's; see `Slots::admit` for what happens when a listener's slots are full.
+        let mut slots: Vec<Slots> = listeners
+            .iter()
+            .map(|_| Slots::new(config.max_connections))
+            .collect();
+        let mut next_listener = 0usize;
         let mut connections = JoinSet::new();
         let mut next_id: u64 = 0;
         let now = Instant::now();
@@ -199,9 +204,16 @@ impl CallbackServer {
                         tracing::error!(panic = e.is_panic(), "callback connection task failed");
                     }
                 }
-                accepted = accept(&listeners, &permits) => match accepted {
-                    Ok((stream, peer, permit)) => {
+                accepted = accept(&listeners, &mut next_listener) => match accepted {
+                    Ok((stream, peer, index)) => {
                         next_id += 1;
+                        let Some(slot) = slots.get_mut(index).and_then(Slots::admit) else {
+                            tracing::debug!(
+                                connection = next_id,
+                                "every connection on this listener is mid-request; closing the new one"
+                            );
+                            continue;
+                        };
                         tracing::trace!(connection = next_id, %peer, "connection accepted");
                         connections.spawn(serve_connection(
                             stream,
@@ -209,7 +221,7 @@ impl CallbackServer {
                             Arc::clone(&shared),
                             Arc::clone(&builder),
                             shutdown_rx.clone(),
-                            permit,
+                            slot,
                             connection_deadline,
                         ));
                     }
@@ -278,25 +290,86 @@ fn http1_builder(header_read_timeout: Duration) -> http1::Builder {
     builder
 }
 
-/// Waits for a connection slot, then for a connection on any listener.
+/// Waits for a connection on any listener and returns it with the listener's index.
+///
+/// Every listener is polled on every wake-up (so each has its waker registered: they accept
+/// concurrently), starting after the one that accepted last, so a listener that always has a
+/// connection ready cannot keep the other from being served.
 async fn accept(
     listeners: &[TcpListener],
-    permits: &Arc<Semaphore>,
-) -> io::Result<(TcpStream, SocketAddr, OwnedSemaphorePermit)> {
-    let permit = Arc::clone(permits)
-        .acquire_owned()
-        .await
-        .map_err(|_| io::Error::other("connection limit closed"))?;
-    let (stream, peer) = poll_fn(|cx| {
-        for listener in listeners {
-            if let Poll::Ready(accepted) = listener.poll_accept(cx) {
-                return Poll::Ready(accepted);
+    next: &mut usize,
+) -> io::Result<(TcpStream, SocketAddr, usize)> {
+    let count = listeners.len();
+    poll_fn(|cx| {
+        for offset in 0..count {
+            let index = (*next + offset) % count;
+            if let Some(listener) = listeners.get(index)
+                && let Poll::Ready(accepted) = listener.poll_accept(cx)
+            {
+                *next = (index + 1) % count;
+                return Poll::Ready(accepted.map(|(stream, peer)| (stream, peer, index)));
             }
         }
         Poll::Pending
     })
-    .await?;
-    Ok((stream, peer, permit))
+    .await
+}
+
+/// One served connection, as its listener's [`Slots`] sees it.
+#[derive(Default)]
+struct Slot {
+    /// A complete request head arrived (the connection is doing real work).
+    head_seen: AtomicBool,
+    /// The connection task has ended.
+    done: AtomicBool,
+    /// Asks a connection that has sent nothing usable yet to close.
+    evict: Notify,
+}
+
+/// Marks its slot done when the connection task ends, however it ends.
+struct SlotGuard(Arc<Slot>);
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.0.done.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The connections of one listener, oldest first, at most `max` at a time.
+struct Slots {
+    live: VecDeque<Arc<Slot>>,
+    max: usize,
+}
+
+impl Slots {
+    fn new(max: usize) -> Self {
+        Self {
+            live: VecDeque::new(),
+            max,
+        }
+    }
+
+    /// A slot for a new connection. When the listener is full, the oldest connection that has
+    /// not sent a complete request head yet (an idle or slowloris client) is evicted to make
+    /// room: a browser sends its request right after connecting, so idle connections cannot
+    /// keep a valid callback waiting for the header timeout. `None` when every connection is
+    /// mid-request (the new one is then closed).
+    fn admit(&mut self) -> Option<SlotGuard> {
+        self.live.retain(|slot| !slot.done.load(Ordering::SeqCst));
+        if self.live.len() >= self.max {
+            let victim = self
+                .live
+                .iter()
+                .position(|slot| !slot.head_seen.load(Ordering::SeqCst))?;
+            if let Some(slot) = self.live.remove(victim) {
+                tracing::debug!("connection limit reached: closing the oldest idle connection");
+                slot.evict.notify_one();
+            }
+        }
+        let slot = Arc::new(Slot::default());
+        self.live.push_back(Arc::clone(&slot));
+        Some(SlotGuard(slot))
+    }
 }
 
 async fn serve_connection(
@@ -305,11 +378,13 @@ async fn serve_connection(
     shared: Arc<Shared>,
     builder: Arc<http1::Builder>,
     mut shutdown: watch::Receiver<bool>,
-    _permit: OwnedSemaphorePermit,
+    slot: SlotGuard,
     deadline: Duration,
 ) -> u64 {
     let _ = stream.set_nodelay(true);
+    let seen = Arc::clone(&slot.0);
     let service = service_fn(move |request| {
+        seen.head_seen.store(true, Ordering::SeqCst);
         let shared = Arc::clone(&shared);
         async move { Ok::<_, Infallible>(handle(&shared, id, &request)) }
     });
@@ -320,6 +395,10 @@ async fn serve_connection(
         loop {
             tokio::select! {
                 served = connection.as_mut() => break served,
+                () = slot.0.evict.notified(), if !slot.0.head_seen.load(Ordering::SeqCst) => {
+                    tracing::trace!(connection = id, "idle connection evicted");
+                    break Ok(());
+                }
                 _ = shutdown.changed(), if !shutting_down => {
                     shutting_down = true;
                     connection.as_mut().graceful_shutdown();

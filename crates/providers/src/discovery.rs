@@ -524,8 +524,14 @@ fn classify_host(host: &url::Host<&str>) -> Option<NetworkClass> {
     }
 }
 
-/// The network class of the starting URL's host (resolving a domain name); the trust level that
-/// discovered URLs may not exceed.
+/// The network class of the starting URL's host: the trust level that URLs learnt from its
+/// servers may not exceed.
+///
+/// A domain name is resolved and judged by its **least-trusted** usable address (public below
+/// private below loopback): a name resolving to both a public and a loopback address is `Public`,
+/// so a server reached as public can never lead this client to loopback or private addresses.
+/// Forbidden addresses (link-local, …) are ignored here; a failed lookup gives `Public` (the most
+/// restrictive trust; the request itself then fails in the resolver).
 pub(crate) async fn class_of_url(url: &Url) -> NetworkClass {
     let Some(host) = url.host() else {
         return NetworkClass::Public;
@@ -533,21 +539,207 @@ pub(crate) async fn class_of_url(url: &Url) -> NetworkClass {
     if let Some(class) = classify_host(&host) {
         return class;
     }
-    let port = url.port_or_known_default().unwrap_or(443);
     let Some(name) = url.host_str() else {
         return NetworkClass::Public;
     };
-    match tokio::net::lookup_host((name, port)).await {
+    match resolve_classified(name).await {
         Ok(addrs) => addrs
-            .map(|a| classify_ip(a.ip()))
+            .into_iter()
+            .map(|(_, class)| class)
             .filter(|c| *c != NetworkClass::Forbidden)
-            .max()
+            .min()
             .unwrap_or(NetworkClass::Public),
         Err(_) => NetworkClass::Public,
     }
 }
 
-/// Which discovered URLs may be contacted, set from the URL the user gave.
+/// Test-only host names (see [`register_test_host`]): name → the answers still to give (each an
+/// address list with the class each address counts as); the last answer repeats.
+/// The flag: whether the first answer has a public address (then plain `http` stands in for
+/// `https`).
+type TestHosts = Vec<(String, bool, Vec<Vec<(IpAddr, NetworkClass)>>)>;
+static TEST_HOSTS: std::sync::RwLock<TestHosts> = std::sync::RwLock::new(Vec::new());
+
+/// **Tests only.** Makes `name` (which must end in `.test`, a TLD reserved by RFC 6761 that never
+/// resolves in real DNS) resolve to `addrs`, each judged as the class given with it rather than by
+/// its real range; an empty `addrs` makes the lookup fail. A host with an address that counts as
+/// [`NetworkClass::Public`] may be reached over plain `http` (a stand-in for `https`: a local stub
+/// cannot present a trusted certificate).
+///
+/// This lets a stub on loopback play a *public* hostile server, so that the SSRF policy can be
+/// exercised without ever sending traffic to a non-loopback address. Process-wide; a later
+/// registration of the same name replaces the earlier one.
+///
+/// # Errors
+///
+/// [`ErrorCode::ConfigInvalid`] when `name` does not end in `.test`.
+#[doc(hidden)]
+pub fn register_test_host(name: &str, addrs: &[(IpAddr, NetworkClass)]) -> Result<()> {
+    register_test_host_answers(name, vec![addrs.to_vec()])
+}
+
+/// **Tests only.** Like [`register_test_host`], but the lookups of `name` get `answers` in turn
+/// (the last one repeats): a name that answers "public" once and "loopback" afterwards replays DNS
+/// rebinding.
+///
+/// # Errors
+///
+/// [`ErrorCode::ConfigInvalid`] when `name` does not end in `.test` or `answers` is empty.
+#[doc(hidden)]
+pub fn register_test_host_answers(
+    name: &str,
+    answers: Vec<Vec<(IpAddr, NetworkClass)>>,
+) -> Result<()> {
+    let name = name.to_ascii_lowercase();
+    if !name.ends_with(".test") || answers.is_empty() {
+        return Err(Error::new(
+            ErrorCode::ConfigInvalid,
+            "test host names must end in `.test` and have at least one answer",
+        ));
+    }
+    let mut hosts = TEST_HOSTS
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let public = answers
+        .first()
+        .is_some_and(|first| first.iter().any(|(_, c)| *c == NetworkClass::Public));
+    hosts.retain(|(n, _, _)| *n != name);
+    hosts.push((name, public, answers));
+    Ok(())
+}
+
+/// The next answer for test host `name` (moving on to the one after).
+fn test_host_answer(name: &str) -> Option<Vec<(IpAddr, NetworkClass)>> {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    if !name.ends_with(".test") {
+        return None;
+    }
+    let mut hosts = TEST_HOSTS
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (_, _, answers) = hosts.iter_mut().find(|(n, _, _)| *n == name)?;
+    if answers.len() > 1 {
+        Some(answers.remove(0))
+    } else {
+        answers.first().cloned()
+    }
+}
+
+/// Whether `host` is a registered test host that stands in for a public `https` server.
+pub(crate) fn is_public_test_host(host: &url::Host<&str>) -> bool {
+    let url::Host::Domain(name) = host else {
+        return false;
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name.ends_with(".test")
+        && TEST_HOSTS
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .any(|(n, public, _)| *n == name && *public)
+}
+
+/// Resolves `name` (a domain name, not an IP literal) with the system resolver and classes every
+/// address. An empty answer is an error.
+pub(crate) async fn resolve_classified(name: &str) -> std::io::Result<Vec<(IpAddr, NetworkClass)>> {
+    let addrs = match test_host_answer(name) {
+        Some(addrs) => addrs,
+        None => tokio::net::lookup_host((name, 0))
+            .await?
+            .map(|a| (a.ip(), classify_ip(a.ip())))
+            .collect(),
+    };
+    if addrs.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "the name has no addresses",
+        ));
+    }
+    Ok(addrs)
+}
+
+/// Why a host was refused by a [`UrlPolicy`] at resolution time. Carried as the source of the
+/// connection error so the request's error can say why; it names the host and the address only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The lookup failed or gave no address.
+    Lookup { name: String },
+    /// The name itself is of a class outside the policy (`localhost`, `metadata.google.internal`).
+    Name {
+        name: String,
+        class: NetworkClass,
+        trust: NetworkClass,
+    },
+    /// An address is outside the policy.
+    Address {
+        name: String,
+        ip: IpAddr,
+        class: NetworkClass,
+        trust: NetworkClass,
+    },
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Lookup { name } => write!(
+                f,
+                "cannot resolve {}; a server-supplied host must resolve before it is contacted",
+                printable(name)
+            ),
+            Self::Name { name, class, trust } => write!(
+                f,
+                "{} names {} host, which a {} server may not lead to",
+                printable(name),
+                class.article_name(),
+                trust.adjective()
+            ),
+            Self::Address {
+                name,
+                ip,
+                class,
+                trust,
+            } => write!(
+                f,
+                "{} resolves to {} address {ip}, which a {} server may not lead to",
+                printable(name),
+                class.article_name(),
+                trust.adjective()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Refused {}
+
+impl NetworkClass {
+    fn adjective(self) -> &'static str {
+        match self {
+            Self::Public => "public",
+            Self::Private => "private-network",
+            Self::Loopback => "loopback",
+            Self::Forbidden => "link-local, metadata or reserved",
+        }
+    }
+
+    fn article_name(self) -> &'static str {
+        match self {
+            Self::Public => "a public",
+            Self::Private => "a private-network",
+            Self::Loopback => "a loopback",
+            Self::Forbidden => "a link-local, metadata or reserved",
+        }
+    }
+}
+
+/// Which URLs learnt from servers may be contacted, set from the URL the user gave: the one policy
+/// for every server-supplied URL (metadata, registration, token, revocation, device and
+/// `registration_client_uri` endpoints).
+///
+/// It is enforced in three places: [`check`](Self::check) on the URL text (scheme, credentials,
+/// IP-literal hosts, fixed names such as `localhost`), the HTTP client's DNS resolver on every
+/// connection (so the addresses judged are the addresses connected to: no DNS rebinding), and
+/// [`check_resolved`](Self::check_resolved) for an early, clear refusal at discovery time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UrlPolicy {
     /// The class of the starting URL: `Loopback` allows loopback (and plain `http` there),
@@ -561,7 +753,9 @@ impl UrlPolicy {
         Self { trust }
     }
 
-    fn allows(self, class: NetworkClass) -> bool {
+    /// Whether an address of `class` may be contacted: never `Forbidden`; `Loopback` only under a
+    /// loopback trust; `Private` under a private or loopback trust.
+    pub fn allows(self, class: NetworkClass) -> bool {
         match class {
             NetworkClass::Public => true,
             NetworkClass::Private => {
@@ -572,8 +766,44 @@ impl UrlPolicy {
         }
     }
 
+    /// Judges the resolved addresses of `name`: every address must be allowed (a host is as
+    /// dangerous as its least-trusted address), and a failed or empty lookup is refused.
+    pub(crate) fn judge(
+        self,
+        name: &str,
+        resolved: std::io::Result<Vec<(IpAddr, NetworkClass)>>,
+    ) -> std::result::Result<Vec<IpAddr>, Refused> {
+        if let Some(class) = classify_host(&url::Host::Domain(name))
+            && !self.allows(class)
+        {
+            return Err(Refused::Name {
+                name: name.to_owned(),
+                class,
+                trust: self.trust,
+            });
+        }
+        let addrs = match resolved {
+            Ok(addrs) if !addrs.is_empty() => addrs,
+            _ => {
+                return Err(Refused::Lookup {
+                    name: name.to_owned(),
+                });
+            }
+        };
+        if let Some((ip, class)) = addrs.iter().find(|(_, class)| !self.allows(*class)) {
+            return Err(Refused::Address {
+                name: name.to_owned(),
+                ip: *ip,
+                class: *class,
+                trust: self.trust,
+            });
+        }
+        Ok(addrs.into_iter().map(|(ip, _)| ip).collect())
+    }
+
     /// Checks a URL learnt from a server (`what` names it in errors): absolute, `https` (or `http`
-    /// to loopback under a loopback policy), no credentials, and a host this policy allows.
+    /// to loopback under a loopback policy), no credentials, no fragment, and an IP-literal or
+    /// fixed host this policy allows (domain names are judged by the resolver).
     ///
     /// # Errors
     ///
@@ -584,6 +814,7 @@ impl UrlPolicy {
                 ErrorCode::AuthFailed,
                 format!("refusing {what} `{}`: {why}", printable(value)),
             )
+            .with_hint(ssrf_hint(self))
         };
         let url = Url::parse(value.trim()).map_err(|e| refuse(format!("not a valid URL ({e})")))?;
         let Some(host) = url.host() else {
@@ -592,12 +823,16 @@ impl UrlPolicy {
         if !url.username().is_empty() || url.password().is_some() {
             return Err(refuse("credentials in the URL".to_owned()));
         }
+        if url.fragment().is_some() {
+            return Err(refuse("a URL fragment".to_owned()));
+        }
         let class = classify_host(&host);
         match url.scheme() {
             "https" => {}
             "http"
                 if class == Some(NetworkClass::Loopback) && self.allows(NetworkClass::Loopback) => {
             }
+            "http" if is_public_test_host(&host) => {}
             "http" => {
                 return Err(refuse(
                     "plain http is only allowed to loopback hosts".to_owned(),
@@ -609,20 +844,18 @@ impl UrlPolicy {
             && !self.allows(class)
         {
             return Err(refuse(format!(
-                "it points to a {} address",
-                match class {
-                    NetworkClass::Loopback => "loopback",
-                    NetworkClass::Private => "private-network",
-                    _ => "link-local, metadata or reserved",
-                }
+                "it points to {} address, which a {} server may not lead to",
+                class.article_name(),
+                self.trust.adjective()
             )));
         }
         Ok(url)
     }
 
-    /// Resolves `url`'s host and refuses it if any address is outside this policy (a domain name
-    /// pointing at 169.254.169.254 is refused like the literal). Resolution failures are left to
-    /// the request itself.
+    /// Resolves `url`'s host now and refuses it if the lookup fails or any address is outside this
+    /// policy (a domain name pointing at 169.254.169.254 is refused like the literal). Gives an
+    /// early, clear error; the HTTP client's resolver applies the same rule again on every
+    /// connection, so a name that changes its answer in between (DNS rebinding) is still refused.
     ///
     /// # Errors
     ///
@@ -631,28 +864,41 @@ impl UrlPolicy {
         let Some(host) = url.host() else {
             return Ok(());
         };
-        if classify_host(&host).is_some() {
-            return Ok(()); // literal or fixed name: already judged by `check`
+        if !matches!(host, url::Host::Domain(_)) || classify_host(&host).is_some() {
+            // Literal or fixed name: judged by `check`.
+            self.check(url.as_str(), what)?;
+            return Ok(());
         }
-        let (Some(name), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+        let Some(name) = url.host_str() else {
             return Ok(());
         };
-        if let Ok(addrs) = tokio::net::lookup_host((name, port)).await {
-            for addr in addrs {
-                let class = classify_ip(addr.ip());
-                if !self.allows(class) {
-                    return Err(Error::new(
-                        ErrorCode::AuthFailed,
-                        format!(
-                            "refusing {what} at {name}: it resolves to a non-public address ({})",
-                            addr.ip()
-                        ),
-                    ));
-                }
-            }
-        }
-        Ok(())
+        self.judge(name, resolve_classified(name).await)
+            .map(drop)
+            .map_err(|refused| refused_error(&refused, what))
     }
+}
+
+/// The hint of an SSRF refusal.
+fn ssrf_hint(policy: UrlPolicy) -> String {
+    format!(
+        "a URL learnt from a {} server may only lead to hosts of that kind or more public ones; \
+         if this server is yours, configure its endpoints in providers.toml \
+         (see \"Security model\" in the README)",
+        policy.trust.adjective()
+    )
+}
+
+/// The error for a host refused at resolution time (`what` names the endpoint).
+pub(crate) fn refused_error(refused: &Refused, what: &str) -> Error {
+    let hint = match refused {
+        Refused::Lookup { .. } => {
+            "check the host name in the server's metadata, your DNS, or retry later".to_owned()
+        }
+        Refused::Name { trust, .. } | Refused::Address { trust, .. } => {
+            ssrf_hint(UrlPolicy::new(*trust))
+        }
+    };
+    Error::new(ErrorCode::AuthFailed, format!("refusing {what}: {refused}")).with_hint(hint)
 }
 
 // -------------------------------------------------------------------------------------------------
@@ -846,10 +1092,10 @@ pub(crate) struct Discoverer<'a> {
 
 impl Discoverer<'_> {
     async fn get(&self, url: &Url, what: &str) -> Result<RawResponse> {
-        self.policy.check_resolved(url, what).await?;
+        // The policy client's resolver judges the host (the same lookup that is connected to).
         let request = self
             .http
-            .get(url)?
+            .get(url, Some(self.policy))?
             .header("MCP-Protocol-Version", MCP_PROTOCOL_VERSION);
         self.http.send(request, url, what).await
     }
@@ -868,7 +1114,7 @@ impl Discoverer<'_> {
         });
         let request = self
             .http
-            .request(reqwest::Method::POST, server)?
+            .request(reqwest::Method::POST, server, Some(self.policy))?
             .header(
                 reqwest::header::ACCEPT,
                 "application/json, text/event-stream",
@@ -879,6 +1125,10 @@ impl Discoverer<'_> {
         let response = match request.send().await {
             Ok(r) => r,
             Err(e) => {
+                let e = e.without_url();
+                if let Some(refused) = crate::http::refusal_in(&e) {
+                    return Err(refused_error(refused, "the MCP server"));
+                }
                 return Err(Error::new(
                     ErrorCode::NetworkError,
                     format!(
@@ -886,7 +1136,7 @@ impl Discoverer<'_> {
                         server.host_str().unwrap_or("?")
                     ),
                 )
-                .with_source(e.without_url()));
+                .with_source(e));
             }
         };
         let status = response.status().as_u16();
@@ -1051,17 +1301,36 @@ impl Discoverer<'_> {
         }
         let metadata = self.authorization_server(&issuer).await?;
         metadata.require_s256()?;
-        for (what, value) in [
-            ("authorization_endpoint", &metadata.authorization_endpoint),
-            ("token_endpoint", &metadata.token_endpoint),
+        for (what, value, required) in [
+            (
+                "authorization_endpoint",
+                &metadata.authorization_endpoint,
+                true,
+            ),
+            ("token_endpoint", &metadata.token_endpoint, true),
+            (
+                "registration_endpoint",
+                &metadata.registration_endpoint,
+                false,
+            ),
+            ("revocation_endpoint", &metadata.revocation_endpoint, false),
+            (
+                "device_authorization_endpoint",
+                &metadata.device_authorization_endpoint,
+                false,
+            ),
         ] {
             let Some(value) = value else {
+                if !required {
+                    continue;
+                }
                 return Err(Error::new(
                     ErrorCode::AuthFailed,
                     format!("the metadata of {} has no {what}", printable(&issuer)),
                 ));
             };
-            // Names that resolve to forbidden addresses are refused like literals.
+            // Resolved now for a clear refusal before anything is sent; the policy client's
+            // resolver judges every later connection again.
             let url = self.policy.check(value, what)?;
             self.policy.check_resolved(&url, what).await?;
         }
@@ -1435,6 +1704,100 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.contains("resource_metadata URL"), "{err}");
+    }
+
+    #[test]
+    fn a_host_is_judged_by_its_least_trusted_address_and_a_failed_lookup_is_refused() {
+        use NetworkClass::*;
+        let ip = |s: &str| {
+            s.parse::<IpAddr>()
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+        };
+        let public = UrlPolicy::new(Public);
+        let loopback = UrlPolicy::new(Loopback);
+        let mixed = || {
+            Ok(vec![
+                (ip("93.184.215.14"), Public),
+                (ip("127.0.0.1"), Loopback),
+            ])
+        };
+        // Public + loopback: refused from a public server, naming the loopback address.
+        let refused = public.judge("mixed.example", mixed()).err();
+        assert!(
+            matches!(
+                refused,
+                Some(Refused::Address {
+                    class: Loopback,
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+        assert!(loopback.judge("mixed.example", mixed()).is_ok());
+        // Public + private, public + link-local.
+        for other in [("10.0.0.5", Private), ("169.254.169.254", Forbidden)] {
+            let addrs = vec![(ip("93.184.215.14"), Public), (ip(other.0), other.1)];
+            assert!(public.judge("x.example", Ok(addrs)).is_err(), "{other:?}");
+        }
+        // Link-local stays refused under the loosest policy.
+        assert!(
+            loopback
+                .judge("x.example", Ok(vec![(ip("169.254.169.254"), Forbidden)]))
+                .is_err()
+        );
+        // A failed or empty lookup is refused, not waved through.
+        let failed = std::io::Error::new(std::io::ErrorKind::NotFound, "no such host");
+        assert_eq!(
+            public.judge("gone.example", Err(failed)).err(),
+            Some(Refused::Lookup {
+                name: "gone.example".to_owned()
+            })
+        );
+        assert!(public.judge("empty.example", Ok(Vec::new())).is_err());
+        // Fixed names are judged without a lookup.
+        assert!(matches!(
+            public.judge("localhost", mixed()),
+            Err(Refused::Name { .. })
+        ));
+        assert!(
+            public
+                .judge("pub.example", Ok(vec![(ip("8.8.8.8"), Public)]))
+                .is_ok()
+        );
+        let text = public
+            .judge("mixed.example", mixed())
+            .err()
+            .map(|refused| refused_error(&refused, "token_endpoint").to_string())
+            .unwrap_or_default();
+        assert!(
+            text.contains("127.0.0.1") && text.contains("token_endpoint"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_starting_url_gets_the_trust_of_its_least_trusted_address() {
+        use NetworkClass::*;
+        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let pubip = IpAddr::V4(Ipv4Addr::new(93, 184, 215, 14));
+        register_test_host("mixed-start.test", &[(pubip, Public), (lo, Loopback)]).ok();
+        register_test_host("loop-start.test", &[(lo, Loopback)]).ok();
+        register_test_host("gone-start.test", &[]).ok();
+        let class = |u: &str| {
+            let url = Url::parse(u).ok();
+            async move {
+                match url {
+                    Some(url) => Some(class_of_url(&url).await),
+                    None => None,
+                }
+            }
+        };
+        assert_eq!(class("https://mixed-start.test/mcp").await, Some(Public));
+        assert_eq!(class("https://loop-start.test/mcp").await, Some(Loopback));
+        assert_eq!(class("https://gone-start.test/mcp").await, Some(Public));
+        assert_eq!(class("http://127.0.0.1:9/mcp").await, Some(Loopback));
+        assert_eq!(class("https://10.1.2.3/mcp").await, Some(Private));
+        assert!(register_test_host("real.example", &[(lo, Public)]).is_err());
     }
 
     #[test]

@@ -1,10 +1,31 @@
 //! The outbound HTTP client: built lazily, rustls with the `ring` provider, timeouts, no redirects.
+//!
+//! # Server-supplied URLs (SSRF)
+//!
+//! Every request names the [`UrlPolicy`] it runs under: `None` for URLs the user configured
+//! (providers.toml, built-ins, `get_with_token`), `Some` for URLs learnt from a server (discovery,
+//! registration, and the token, revocation and device endpoints of an MCP server or issuer-only
+//! provider). Each policy has its own `reqwest` client (and so its own connection pool, so a
+//! connection opened under a looser policy is never reused under a stricter one) whose DNS
+//! resolver is [`PolicyResolver`]: it resolves the name, refuses the host unless **every** address
+//! is allowed, and refuses a failed lookup. The addresses judged are exactly the addresses
+//! connected to, so a name that answers differently on a second lookup (DNS rebinding) gains
+//! nothing. IP-literal hosts never reach a resolver; [`UrlPolicy::check`] judges them when the
+//! request is built.
+//!
+//! **Proxies.** When `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` send a request through a proxy, the
+//! resolver only sees the proxy's host name (the user's own setting, so it is not judged) and the
+//! proxy resolves the target: address checks of domain names are then the proxy's job. IP literals,
+//! fixed names such as `localhost`, schemes and the discovery-time [`UrlPolicy::check_resolved`]
+//! still apply. Set `NO_PROXY` for hosts that must be judged locally.
 
-use std::sync::OnceLock;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use url::Url;
 
+use crate::discovery::{NetworkClass, Refused, UrlPolicy, refused_error, resolve_classified};
 use crate::error::{Error, ErrorCode, Result};
 
 /// Bodies larger than this are refused (a token response is a few kilobytes).
@@ -37,55 +58,151 @@ pub(crate) struct RawResponse {
     pub(crate) body: Vec<u8>,
 }
 
-/// A lazily built `reqwest` client. Constructing it costs milliseconds (TLS roots), so paths that
-/// need no network (a valid cached token) never touch it.
+/// The DNS resolver of a policy client: the addresses it returns are the only ones connected to,
+/// and it returns them only when the policy allows every one (see the module documentation).
+struct PolicyResolver {
+    policy: UrlPolicy,
+    /// Host names of the configured proxies (resolved without judging: the user chose them).
+    proxy_hosts: Arc<Vec<String>>,
+}
+
+impl reqwest::dns::Resolve for PolicyResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.policy;
+        let name = name.as_str().to_owned();
+        let is_proxy = self
+            .proxy_hosts
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(name.trim_end_matches('.')));
+        Box::pin(async move {
+            let resolved = resolve_classified(&name).await;
+            let ips: Vec<IpAddr> = if is_proxy {
+                resolved?.into_iter().map(|(ip, _)| ip).collect()
+            } else {
+                policy.judge(&name, resolved).map_err(
+                    |refused| -> Box<dyn std::error::Error + Send + Sync> {
+                        tracing::debug!(%refused, "refused a server-supplied host");
+                        // Boxed as itself (not `Box<Refused>` inside a box) so `refusal_in` finds it.
+                        Box::new(refused)
+                    },
+                )?
+            };
+            // Port 0: reqwest puts the URL's port in.
+            let addrs: Vec<SocketAddr> = ips.into_iter().map(|ip| SocketAddr::new(ip, 0)).collect();
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The host names of the proxies `reqwest` takes from the environment.
+fn proxy_hosts() -> Vec<String> {
+    [
+        "ALL_PROXY",
+        "all_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+    ]
+    .iter()
+    .filter_map(|var| std::env::var(var).ok())
+    .filter_map(|value| {
+        let value = value.trim();
+        let url = if value.contains("://") {
+            Url::parse(value)
+        } else {
+            Url::parse(&format!("http://{value}"))
+        };
+        url.ok()?.host_str().map(str::to_owned)
+    })
+    .collect()
+}
+
+/// Which client slot serves `policy`: 0 for user-configured URLs, then one per trust level.
+fn slot(policy: Option<UrlPolicy>) -> usize {
+    match policy.map(|p| p.trust) {
+        None => 0,
+        Some(NetworkClass::Public | NetworkClass::Forbidden) => 1,
+        Some(NetworkClass::Private) => 2,
+        Some(NetworkClass::Loopback) => 3,
+    }
+}
+
+/// Lazily built `reqwest` clients, one per [`UrlPolicy`] trust level plus one for user-configured
+/// URLs. Constructing one costs milliseconds (TLS roots), so paths that need no network (a valid
+/// cached token) never touch them.
 pub(crate) struct Http {
     settings: HttpSettings,
-    client: OnceLock<reqwest::Client>,
+    clients: [OnceLock<reqwest::Client>; 4],
 }
 
 impl Http {
     pub(crate) fn new(settings: HttpSettings) -> Self {
         Self {
             settings,
-            client: OnceLock::new(),
+            clients: Default::default(),
         }
     }
 
-    /// Whether the client has been built (tests assert the fast path leaves it unbuilt).
+    /// Whether a client has been built (tests assert the fast path leaves them unbuilt).
     pub(crate) fn is_built(&self) -> bool {
-        self.client.get().is_some()
+        self.clients.iter().any(|c| c.get().is_some())
     }
 
-    /// Builds the client now if it is not built yet (for a blocking thread while the user signs in).
+    /// Builds the user-configured client now if it is not built yet (for a blocking thread while
+    /// the user signs in; it also loads the TLS roots the others reuse from the OS cache).
     pub(crate) fn prewarm(&self) {
-        let _ = self.client();
+        let _ = self.client(None);
     }
 
-    fn client(&self) -> Result<&reqwest::Client> {
-        if let Some(client) = self.client.get() {
+    /// The client for `policy`, after judging `url`'s text under it (scheme, credentials and
+    /// IP-literal hosts, which no resolver sees).
+    fn client_for(
+        &self,
+        url: &Url,
+        policy: Option<UrlPolicy>,
+        what: &str,
+    ) -> Result<&reqwest::Client> {
+        if let Some(policy) = policy {
+            policy.check(url.as_str(), what)?;
+        }
+        self.client(policy)
+    }
+
+    fn client(&self, policy: Option<UrlPolicy>) -> Result<&reqwest::Client> {
+        let cell = &self.clients[slot(policy)];
+        if let Some(client) = cell.get() {
             return Ok(client);
         }
         // reqwest is built with `rustls-no-provider`: install `ring` as the process default. An
         // `Err` only means some other code installed a provider first, which is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(policy) = policy {
+            builder = builder.dns_resolver(PolicyResolver {
+                policy,
+                proxy_hosts: Arc::new(proxy_hosts()),
+            });
+        }
+        let client = builder
             .connect_timeout(self.settings.connect_timeout)
             .timeout(self.settings.request_timeout)
             // Never follow redirects: a token endpoint that redirects is misconfigured, and following
             // would re-send credentials to wherever it points.
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("context-harness/", env!("CARGO_PKG_VERSION")))
-            .https_only(false) // loopback http is allowed; every URL is checked by `check_endpoint`
+            // Loopback http is allowed; every URL is checked by `check_endpoint` or `UrlPolicy::check`.
+            .https_only(false)
             .build()
             .map_err(|e| {
                 Error::new(ErrorCode::NetworkError, "cannot initialise the HTTP client")
                     .with_source(e.without_url())
             })?;
-        Ok(self.client.get_or_init(|| client))
+        Ok(cell.get_or_init(|| client))
     }
 
-    /// POSTs `form` (`application/x-www-form-urlencoded`, `Accept: application/json`).
+    /// POSTs `form` (`application/x-www-form-urlencoded`, `Accept: application/json`) under
+    /// `policy` (`None` for a user-configured URL).
     ///
     /// `basic` is `(user, password)` for HTTP Basic, each already form-urlencoded by the caller.
     pub(crate) async fn post_form(
@@ -94,6 +211,7 @@ impl Http {
         form: &[(&str, &str)],
         basic: Option<(&str, &str)>,
         what: &str,
+        policy: Option<UrlPolicy>,
     ) -> Result<RawResponse> {
         // Scoped: the serializer is not `Sync`, and must not live across the `.await` below (that
         // would make every service future non-`Send`, so it could not be `tokio::spawn`ed).
@@ -105,7 +223,7 @@ impl Http {
             body.finish()
         };
         let mut request = self
-            .client()?
+            .client_for(url, policy, what)?
             .post(url.clone())
             .header(reqwest::header::ACCEPT, "application/json")
             .header(
@@ -171,25 +289,44 @@ impl Http {
         })
     }
 
-    /// Builds a GET with a bearer token (for examples and `resources_url`).
-    pub(crate) fn get(&self, url: &Url) -> Result<reqwest::RequestBuilder> {
+    /// Builds a GET (`Accept: application/json`) under `policy` (`None` for a user-configured URL).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::AuthFailed`] when `policy` refuses the URL.
+    pub(crate) fn get(
+        &self,
+        url: &Url,
+        policy: Option<UrlPolicy>,
+    ) -> Result<reqwest::RequestBuilder> {
         Ok(self
-            .client()?
+            .client_for(url, policy, "server-supplied URL")?
             .get(url.clone())
             .header(reqwest::header::ACCEPT, "application/json"))
     }
 
-    /// Builds an arbitrary request (GitHub's `DELETE` revocation).
+    /// Builds an arbitrary request (GitHub's `DELETE` revocation, RFC 7591 registration) under
+    /// `policy` (`None` for a user-configured URL).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::AuthFailed`] when `policy` refuses the URL.
     pub(crate) fn request(
         &self,
         method: reqwest::Method,
         url: &Url,
+        policy: Option<UrlPolicy>,
     ) -> Result<reqwest::RequestBuilder> {
-        Ok(self.client()?.request(method, url.clone()))
+        Ok(self
+            .client_for(url, policy, "server-supplied URL")?
+            .request(method, url.clone()))
     }
 
     fn transport_error(&self, e: reqwest::Error, what: &str, host: &str) -> Error {
         let e = e.without_url();
+        if let Some(refused) = refusal_in(&e) {
+            return refused_error(refused, &format!("{what} at {host}"));
+        }
         if e.is_timeout() {
             Error::new(
                 ErrorCode::Timeout,
@@ -216,4 +353,16 @@ impl Http {
             .with_source(e)
         }
     }
+}
+
+/// The policy refusal somewhere in `e`'s source chain, if the resolver refused the host.
+pub(crate) fn refusal_in<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a Refused> {
+    let mut source: Option<&'a (dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(refused) = err.downcast_ref::<Refused>() {
+            return Some(refused);
+        }
+        source = err.source();
+    }
+    None
 }

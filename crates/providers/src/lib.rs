@@ -72,7 +72,7 @@ pub use context_harness_pkce as pkce;
 pub use context_harness_storage as storage;
 pub use context_harness_tokens as tokens;
 
-pub use browser::{BrowserOpener, SystemBrowser};
+pub use browser::{BrowserOpener, SystemBrowser, is_secret_env_name};
 pub use env::{Environment, HOME_ENV, env_prefix};
 pub use error::{Error, ErrorCode, Result};
 pub use http::HttpSettings;

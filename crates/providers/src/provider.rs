@@ -140,6 +140,11 @@ pub struct OAuthProvider {
     pub resource: Option<String>,
     /// How a confidential client authenticates at the token endpoint.
     pub token_auth_method: TokenAuthMethod,
+    /// The SSRF policy of the endpoints: `None` when the user configured them (built-ins,
+    /// providers.toml), `Some` when they were learnt from a server (an MCP server's record, an
+    /// issuer's metadata); then every request to them runs under that policy (see
+    /// [`UrlPolicy`](crate::discovery::UrlPolicy)).
+    pub url_policy: Option<crate::discovery::UrlPolicy>,
 }
 
 impl OAuthProvider {
@@ -178,6 +183,7 @@ impl OAuthProvider {
             iss_parameter_supported: false,
             resource: None,
             token_auth_method: TokenAuthMethod::ClientSecretBasic,
+            url_policy: None,
         };
         provider.validate()?;
         Ok(provider)
@@ -240,6 +246,7 @@ impl OAuthProvider {
             iss_parameter_supported: false,
             resource: None,
             token_auth_method: TokenAuthMethod::ClientSecretPost,
+            url_policy: None,
         }
     }
 
@@ -279,6 +286,7 @@ impl OAuthProvider {
             iss_parameter_supported: false,
             resource: None,
             token_auth_method: TokenAuthMethod::ClientSecretPost,
+            url_policy: None,
         }
     }
 
@@ -469,7 +477,9 @@ pub(crate) fn check_endpoint(value: &str, what: &str) -> Result<Url> {
     match url.scheme() {
         "https" => {}
         "http" => {
-            let loopback = url.host().is_some_and(|host| is_loopback_host(&host));
+            let loopback = url.host().is_some_and(|host| {
+                is_loopback_host(&host) || crate::discovery::is_public_test_host(&host)
+            });
             if !loopback {
                 return Err(Error::new(
                     ErrorCode::ConfigInvalid,

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use url::Url;
 
-use crate::discovery::printable;
+use crate::discovery::{UrlPolicy, printable};
 use crate::error::{Error, ErrorCode, Result};
 use crate::http::Http;
 
@@ -137,15 +137,21 @@ pub fn registration_request(
     body
 }
 
-/// Registers a client at `endpoint` (RFC 7591 §3.1) for `issuer`.
+/// Registers a client at `endpoint` (RFC 7591 §3.1) for `issuer`, under `policy` (the endpoint
+/// and the answer's `registration_client_uri` were supplied by the server).
+///
+/// A `registration_client_uri` the policy refuses (loopback, private, link-local or metadata
+/// address; plain http; a name that does not resolve) fails the registration: the server asked us to
+/// send the `registration_access_token` there later.
 pub(crate) async fn register(
     http: &Http,
     endpoint: &Url,
     issuer: &str,
     body: &Value,
+    policy: UrlPolicy,
 ) -> Result<ClientRegistration> {
     let request = http
-        .request(reqwest::Method::POST, endpoint)?
+        .request(reqwest::Method::POST, endpoint, Some(policy))?
         .header(reqwest::header::ACCEPT, "application/json")
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(body.to_string());
@@ -159,6 +165,12 @@ pub(crate) async fn register(
         issuer,
         body,
     )?;
+    if let Some(uri) = &registration.registration_client_uri {
+        let url = policy.check(uri, "registration_client_uri")?;
+        policy
+            .check_resolved(&url, "registration_client_uri")
+            .await?;
+    }
     tracing::info!(issuer, client_id = %registration.client_id, "registered a client (RFC 7591)");
     Ok(registration)
 }
@@ -236,19 +248,28 @@ pub fn parse_registration_response(
 }
 
 /// Checks a stored registration with RFC 7592 (`GET registration_client_uri`) when the server gave
-/// the means. `Ok(false)` means the server no longer knows the client; `Ok(true)` otherwise
-/// (including when it cannot be checked).
-pub(crate) async fn still_registered(http: &Http, registration: &ClientRegistration) -> bool {
+/// the means, under `policy` (the URI is server-supplied). `Ok(false)` means the server no longer
+/// knows the client; `Ok(true)` otherwise (including when it cannot be checked, or `policy` refuses
+/// the URI: then no request is sent).
+pub(crate) async fn still_registered(
+    http: &Http,
+    registration: &ClientRegistration,
+    policy: UrlPolicy,
+) -> bool {
     let (Some(uri), Some(token)) = (
         &registration.registration_client_uri,
         &registration.registration_access_token,
     ) else {
         return true;
     };
-    let Ok(url) = crate::provider::check_endpoint(uri, "registration_client_uri") else {
-        return true;
+    let url = match policy.check(uri, "registration_client_uri") {
+        Ok(url) => url,
+        Err(e) => {
+            tracing::warn!(error = %e, "not checking the stored client registration");
+            return true;
+        }
     };
-    let Ok(request) = http.get(&url) else {
+    let Ok(request) = http.get(&url, Some(policy)) else {
         return true;
     };
     match http

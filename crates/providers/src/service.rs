@@ -1217,7 +1217,13 @@ impl OAuthService {
         let basic_ref = basic.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
         let raw = self
             .http
-            .post_form(url, &form, basic_ref, "revocation endpoint")
+            .post_form(
+                url,
+                &form,
+                basic_ref,
+                "revocation endpoint",
+                config.provider.url_policy,
+            )
             .await?;
         let unsupported =
             tokens::parse_response_object(raw.status, raw.content_type.as_deref(), &raw.body)
@@ -1263,7 +1269,7 @@ impl OAuthService {
         let body = serde_json::json!({ "access_token": tokens.access_token.secret() }).to_string();
         let request = self
             .http
-            .request(reqwest::Method::DELETE, &url)?
+            .request(reqwest::Method::DELETE, &url, config.provider.url_policy)?
             .basic_auth(&config.client_id, Some(secret.secret()))
             .header(reqwest::header::ACCEPT, "application/vnd.github+json")
             .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -1291,7 +1297,7 @@ impl OAuthService {
         let tokens = self.ensure_valid_token(provider).await?;
         let request = self
             .http
-            .get(&url)?
+            .get(&url, None)?
             .bearer_auth(tokens.access_token.secret());
         let raw = self.http.send(request, &url, "API").await?;
         Ok((raw.status, raw.body))
@@ -1312,7 +1318,13 @@ impl OAuthService {
         let sent_at = SystemTime::now();
         let raw = self
             .http
-            .post_form(url, &form, basic_ref, "token endpoint")
+            .post_form(
+                url,
+                &form,
+                basic_ref,
+                "token endpoint",
+                config.provider.url_policy,
+            )
             .await?;
         tokens::parse_token_response(raw.status, raw.content_type.as_deref(), &raw.body, sent_at)
             .map_err(|e| classify_response_error(&e, grant))
@@ -1443,7 +1455,13 @@ impl OAuthService {
             let sent_at = SystemTime::now();
             let raw = self
                 .http
-                .post_form(url, &form, basic_ref, "token endpoint")
+                .post_form(
+                    url,
+                    &form,
+                    basic_ref,
+                    "token endpoint",
+                    config.provider.url_policy,
+                )
                 .await?;
             if let Some(transient) = retry::transient(&raw, SystemTime::now()) {
                 let wait = backoff.next_wait(transient.retry_after);

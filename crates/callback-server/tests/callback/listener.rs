@@ -507,3 +507,89 @@ async fn extreme_settings_do_not_panic() {
     assert_eq!(server.wait(&state).await.unwrap().code.secret(), "big");
     assert_eq!(status(&browser.await.unwrap()), 200);
 }
+
+/// Issue 14 item 8: idle connections on one family used to take every connection slot, so the
+/// other listener was never served until the sign-in timed out.
+async fn valid_callback_after_idle_connections(valid_on_ipv6: bool) {
+    let state = State::generate().unwrap();
+    // Header timeout and wait timeout far beyond the bound asserted below: the callback must be
+    // served because the idle connections cannot hold it back, not because they time out.
+    let server = CallbackServer::bind(
+        ephemeral()
+            .with_header_read_timeout(Duration::from_secs(60))
+            .with_timeout(Duration::from_secs(40)),
+    )
+    .await
+    .unwrap();
+    let port = server.port();
+    let target = callback(&state, "fair");
+    let started = Instant::now();
+    let browser = client(move || {
+        // 80 idle connections to the IPv4 listener (more than any connection limit), kept open.
+        let idle: Vec<_> = (0..80).map(|_| connect(v4(port)).unwrap()).collect();
+        let good = get(if valid_on_ipv6 { v6(port) } else { v4(port) }, &target);
+        (idle, good)
+    });
+    let response = server.wait(&state).await;
+    let elapsed = started.elapsed();
+    assert_eq!(response.unwrap().code.secret(), "fair");
+    assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
+    let (idle, good) = browser.await.unwrap();
+    assert_eq!(status(&good), 200, "{good}");
+    drop(idle);
+    assert_port_free(port);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_ipv4_connections_do_not_starve_the_ipv6_listener() {
+    if !has_ipv6() {
+        eprintln!("note: no IPv6 loopback here; skipping the cross-family case");
+        return;
+    }
+    valid_callback_after_idle_connections(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_do_not_hold_back_a_valid_callback_on_the_same_family() {
+    valid_callback_after_idle_connections(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowloris_clients_on_both_families_do_not_hold_back_a_valid_callback() {
+    let state = State::generate().unwrap();
+    let server = CallbackServer::bind(
+        ephemeral()
+            .with_max_connections(4)
+            .with_header_read_timeout(Duration::from_secs(60))
+            .with_timeout(Duration::from_secs(40)),
+    )
+    .await
+    .unwrap();
+    let port = server.port();
+    let target = callback(&state, "partial-heads");
+    let browser = client(move || {
+        // Half-sent request lines on every listener, several times the limit.
+        let slow: Vec<_> = (0..24)
+            .map(|i| {
+                let addr = if i % 2 == 0 || !has_ipv6() {
+                    v4(port)
+                } else {
+                    v6(port)
+                };
+                let mut s = connect(addr).unwrap();
+                s.write_all(b"GET /callback?co").unwrap();
+                s
+            })
+            .collect();
+        let good = get(if has_ipv6() { v6(port) } else { v4(port) }, &target);
+        (slow, good)
+    });
+    assert_eq!(
+        server.wait(&state).await.unwrap().code.secret(),
+        "partial-heads"
+    );
+    let (slow, good) = browser.await.unwrap();
+    assert_eq!(status(&good), 200, "{good}");
+    drop(slow);
+    assert_port_free(port);
+}

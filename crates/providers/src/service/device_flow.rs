@@ -92,6 +92,7 @@ impl OAuthService {
                 &form,
                 basic_ref,
                 "device authorization endpoint",
+                p.url_policy,
             )
             .await?;
         let object =
@@ -173,7 +174,13 @@ impl OAuthService {
                     let sent_at = SystemTime::now();
                     let raw = match self
                         .http
-                        .post_form(token_url, &form, basic_ref, "token endpoint")
+                        .post_form(
+                            token_url,
+                            &form,
+                            basic_ref,
+                            "token endpoint",
+                            config.provider.url_policy,
+                        )
                         .await
                     {
                         Ok(raw) => raw,

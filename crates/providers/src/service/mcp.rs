@@ -130,6 +130,16 @@ impl McpServerRecord {
     }
 }
 
+/// The SSRF policy for the endpoints of a stored record: from the class of the server URL the user
+/// gave (resolved again now; an unparsable URL gets the strictest policy).
+async fn server_policy(server_url: &str) -> UrlPolicy {
+    let class = match url::Url::parse(server_url) {
+        Ok(url) => discovery::class_of_url(&url).await,
+        Err(_) => discovery::NetworkClass::Public,
+    };
+    UrlPolicy::new(class)
+}
+
 /// `home/mcp`: one record per signed-in MCP server.
 pub(crate) fn records_dir(home: &Path) -> PathBuf {
     home.join("mcp")
@@ -375,11 +385,11 @@ impl OAuthService {
             .ok()
             .flatten()
         };
+        let url = check_endpoint(&issuer, &format!("providers.{}.issuer", template.name))?;
+        let policy = UrlPolicy::new(discovery::class_of_url(&url).await);
         let metadata = match cached {
             Some(m) => m,
             None => {
-                let url = check_endpoint(&issuer, &format!("providers.{}.issuer", template.name))?;
-                let policy = UrlPolicy::new(discovery::class_of_url(&url).await);
                 let m = Discoverer {
                     http: &self.http,
                     policy,
@@ -392,6 +402,7 @@ impl OAuthService {
         };
         let mut provider = template.clone();
         discovery::apply_metadata(&mut provider, &metadata)?;
+        provider.url_policy = Some(policy);
         provider.validate()?;
         Ok(provider)
     }
@@ -409,7 +420,8 @@ impl OAuthService {
         let preconfigured = client_id.map(str::trim).filter(|s| !s.is_empty());
         let mut record = McpServerRecord::from_info(&info, preconfigured.is_none())?;
         record.no_resource = no_resource;
-        let provider = record.to_provider(name.as_str());
+        let mut provider = record.to_provider(name.as_str());
+        provider.url_policy = Some(info.policy);
         provider.validate()?;
 
         let (config, dynamic_issuer) = match preconfigured {
@@ -445,7 +457,7 @@ impl OAuthService {
         let redirect_uris = registration_redirect_uris(ports, issuer)?;
         if !force && let Some(existing) = store.load(issuer)? {
             if existing.fits(&redirect_uris, "authorization_code", SystemTime::now())
-                && registration::still_registered(&self.http, &existing).await
+                && registration::still_registered(&self.http, &existing, info.policy).await
             {
                 return Ok(existing);
             }
@@ -472,7 +484,8 @@ impl OAuthService {
             extra.push(registration::DEVICE_CODE_GRANT);
         }
         let body = registration::registration_request(&redirect_uris, &extra, None);
-        let registration = registration::register(&self.http, &endpoint, issuer, &body).await?;
+        let registration =
+            registration::register(&self.http, &endpoint, issuer, &body, info.policy).await?;
         store.save(&registration)?;
         Ok(registration)
     }
@@ -496,10 +509,9 @@ impl OAuthService {
         let name = provider_name(provider)?;
         let mut record = McpServerRecord::from_info(info, true)?;
         record.no_resource = prepared.record.as_ref().is_some_and(|r| r.no_resource);
-        Ok(config_from_registration(
-            &record.to_provider(name.as_str()),
-            &registration,
-        ))
+        let mut provider = record.to_provider(name.as_str());
+        provider.url_policy = Some(info.policy);
+        Ok(config_from_registration(&provider, &registration))
     }
 
     /// The configuration for refreshing or revoking stored `tokens` of `provider`: for an MCP
@@ -524,7 +536,8 @@ impl OAuthService {
                 ));
             };
             check_record_binding(provider, &record, tokens)?;
-            let template = record.to_provider(name.as_str());
+            let mut template = record.to_provider(name.as_str());
+            template.url_policy = Some(server_policy(&record.server_url).await);
             let registration = self.registrations().load(&record.issuer)?;
             return Ok(match registration {
                 Some(r) if stored_id.as_deref().is_none_or(|id| id == r.client_id) => {

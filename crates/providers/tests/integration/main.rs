@@ -8,6 +8,7 @@
 // Test code: unwrap/expect/panic are the assertions, and the child-process protocol prints.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
+mod browser_env;
 mod flows;
 mod github_stub;
 mod hostile;
@@ -16,4 +17,5 @@ mod lifecycle;
 mod mcp;
 mod mcp_security;
 mod offline;
+mod ssrf;
 mod support;
