@@ -222,6 +222,7 @@ mod tests {
     /// strips at link time, which the dev run replaces with binutils' `strip`).
     #[test]
     fn dist_archive_verifies_with_sha256sum() -> Result<()> {
+        let _shared = Context::shared_target_guard();
         let ctx = Context::for_tests(util::project_root());
         let artifacts = run(
             &ctx,

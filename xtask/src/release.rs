@@ -609,6 +609,7 @@ mod tests {
     /// copy compiles (into the shared `target/xtask-test`, so a warm run takes about two minutes here).
     #[test]
     fn real_release_bumps_moves_packages_commits_and_tags() -> Result<()> {
+        let _shared = Context::shared_target_guard();
         let (_tmp, ctx) = copy_of_repository()?;
         let old = util::workspace_version(&ctx.root)?;
         let version = next_minor(&old)?;

@@ -43,6 +43,17 @@ impl Context {
         }
     }
 
+    /// Serialises the tests that build into the shared `target/xtask-test`: a release forgets the build
+    /// fingerprints of our crates there (see `release::forget_extracted_packages`), which must not happen
+    /// while another test's cargo is writing them. Hold the guard for the whole build.
+    #[cfg(test)]
+    pub(crate) fn shared_target_guard() -> std::sync::MutexGuard<'static, ()> {
+        static SHARED_TARGET: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        SHARED_TARGET
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The target directory cargo will use: the override, else `<root>/target`.
     pub(crate) fn target_dir(&self) -> PathBuf {
         self.target_dir
