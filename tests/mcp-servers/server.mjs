@@ -1,10 +1,10 @@
 // MCP servers built with the official TypeScript SDK, for the `context-harness mcp proxy` tests and bench.
 //
 // TEST-ONLY. Real SDK transports and middleware: `StreamableHTTPServerTransport` (sessions, the GET stream,
-// resumability with the SDK's `InMemoryEventStore`), the legacy `SSEServerTransport` (protocol 2024-11-05),
+// resumability through the SDK's `EventStore` interface), the legacy `SSEServerTransport` (protocol 2024-11-05),
 // `mcpAuthMetadataRouter` (RFC 9728 metadata) and `requireBearerAuth` (401/403 with `WWW-Authenticate`).
-// The authorization server is the repository's oidc-provider (tests/authorization-server), checked through
-// its introspection endpoint, so refresh, revocation and expiry are real. A few hooks under `/test/*` exist
+// The authorization server is the repository's oidc-provider (tests/authorization-server); its JWT access
+// tokens are checked against its JWKS, so refresh, expiry and scopes are real. A few hooks under `/test/*` exist
 // only for tests. Never expose it beyond 127.0.0.1.
 //
 // Usage: node server.mjs [--exit-on-stdin-close]
@@ -19,9 +19,10 @@
 // Hooks: GET /test/stats → counters and the last request headers seen;
 //        POST /test/drop-sessions → forget every session (the next request with its id gets 404);
 //        POST /test/notify → notifications/tools/list_changed on every session's GET stream;
-//        POST /test/cut-streams → end every open GET stream (the client should resume with Last-Event-ID).
+//        POST /test/cut-streams → end every open GET stream (the client should resume with Last-Event-ID);
+//        POST /test/revoke-tokens → refuse every access token seen so far (a revocation, as this server sees it).
 
-import { randomUUID } from 'node:crypto';
+import { randomUUID, createPublicKey, verify, constants } from 'node:crypto';
 import * as z from 'zod/v4';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
@@ -31,11 +32,11 @@ import { requireBearerAuth } from '@modelcontextprotocol/sdk/server/auth/middlew
 import { InsufficientScopeError, InvalidTokenError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import { createMcpExpressApp } from '@modelcontextprotocol/sdk/server/express.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
-import { InMemoryEventStore } from '@modelcontextprotocol/sdk/examples/shared/inMemoryEventStore.js';
 
 const issuer = process.env.MCP_ISSUER ?? '';
 const jsonAnswers = ['1', 'true'].includes(process.env.MCP_JSON ?? '');
 const stepUpTool = process.env.MCP_STEP_UP_TOOL ?? '';
+const revoked = new Set();
 
 const stats = {
   initialize: 0, posts: 0, gets: 0, deletes: 0, unauthorized: 0, forbidden: 0, not_found: 0,
@@ -64,30 +65,52 @@ const port = await new Promise((resolve) => {
 const base = `http://127.0.0.1:${port}`;
 const mcpUrl = new URL(`${base}/mcp`);
 
-// Auth: tokens from the oidc-provider, checked by introspection (active, audience = this server).
+// Auth: tokens from the oidc-provider (RFC 9728 metadata names it; `requireBearerAuth` answers 401/403).
 let auth = (_req, _res, next) => next();
 if (issuer) {
   const metadata = await (await fetch(`${issuer}/.well-known/oauth-authorization-server`)).json();
   app.use(mcpAuthMetadataRouter({ oauthMetadata: metadata, resourceServerUrl: mcpUrl, scopesSupported: ['mcp:tools'] }));
+  // Access tokens for a resource are JWTs (oidc-provider cannot introspect those): checked against the
+  // authorization server's JWKS with node's own crypto: signature, `exp`, `aud` = this server.
+  const jwks = await (await fetch(metadata.jwks_uri)).json();
   const verifier = {
     async verifyAccessToken(token) {
-      const answer = await fetch(metadata.introspection_endpoint, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/x-www-form-urlencoded',
-          authorization: `Basic ${Buffer.from('ch-introspector:ch-introspector-secret').toString('base64')}`,
-        },
-        body: new URLSearchParams({ token }),
-      });
-      const info = await answer.json();
-      if (!info.active) throw new InvalidTokenError('Token is not active');
-      const aud = Array.isArray(info.aud) ? info.aud : [info.aud];
+      const [head, body, signature] = token.split('.');
+      if (!signature) throw new InvalidTokenError('Token is not a JWT');
+      const header = JSON.parse(Buffer.from(head, 'base64url').toString());
+      const claims = JSON.parse(Buffer.from(body, 'base64url').toString());
+      const jwk = jwks.keys.find((k) => k.kid === header.kid) ?? jwks.keys[0];
+      const key = createPublicKey({ key: jwk, format: 'jwk' });
+      const algorithm = header.alg?.startsWith('RS') || header.alg?.startsWith('PS') ? 'sha256' : null;
+      const ok = header.alg === 'EdDSA'
+        ? verify(null, Buffer.from(`${head}.${body}`), key, Buffer.from(signature, 'base64url'))
+        : verify(algorithm ?? 'sha256', Buffer.from(`${head}.${body}`),
+          header.alg?.startsWith('ES') ? { key, dsaEncoding: 'ieee-p1363' } : header.alg?.startsWith('PS')
+            ? { key, padding: constants.RSA_PKCS1_PSS_PADDING } : key,
+          Buffer.from(signature, 'base64url'));
+      if (!ok) throw new InvalidTokenError('Bad signature');
+      const aud = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
       if (!aud.includes(mcpUrl.href)) throw new InvalidTokenError('Token was not issued for this server');
+      if (revoked.has(claims.jti)) throw new InvalidTokenError('Token was revoked');
       return {
-        token, clientId: info.client_id, scopes: (info.scope ?? '').split(' ').filter(Boolean),
-        expiresAt: info.exp, resource: mcpUrl,
+        token, clientId: claims.client_id, scopes: (claims.scope ?? '').split(' ').filter(Boolean),
+        expiresAt: claims.exp, resource: mcpUrl,
       };
     },
+  };
+  // TEST-ONLY: revocation as the resource server sees it (a JWT stays valid at the AS): every token
+  // seen so far is refused from now on.
+  app.post('/test/revoke-tokens', (_req, res) => {
+    for (const jti of seen) revoked.add(jti);
+    res.json({ revoked: revoked.size });
+  });
+  const seen = new Set();
+  const inner = verifier.verifyAccessToken;
+  verifier.verifyAccessToken = async (token) => {
+    const info = await inner(token);
+    const jti = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()).jti;
+    seen.add(jti);
+    return info;
   };
   const bearer = requireBearerAuth({ verifier, resourceMetadataUrl: getOAuthProtectedResourceMetadataUrl(mcpUrl) });
   auth = (req, res, next) => {
@@ -111,6 +134,30 @@ if (issuer) {
     res.on('finish', () => { if (res.statusCode === 401) stats.unauthorized += 1; });
     next();
   });
+}
+
+// The SDK's EventStore interface, in memory. (The SDK's example store cuts the stream id at the first
+// `_`, which is the first character of the GET stream's id `_GET_stream`, so it never replays that one.)
+class EventStore {
+  constructor() { this.events = []; this.next = 0; }
+  async storeEvent(streamId, message) {
+    this.next += 1;
+    const eventId = `${this.next}#${streamId}`;
+    this.events.push({ eventId, streamId, message });
+    return eventId;
+  }
+  async getStreamIdForEventId(eventId) {
+    return this.events.find((e) => e.eventId === eventId)?.streamId;
+  }
+  async replayEventsAfter(lastEventId, { send }) {
+    const at = this.events.findIndex((e) => e.eventId === lastEventId);
+    if (at < 0) return '';
+    const { streamId } = this.events[at];
+    for (const e of this.events.slice(at + 1)) {
+      if (e.streamId === streamId) await send(e.eventId, e.message);
+    }
+    return streamId;
+  }
 }
 
 // Streamable HTTP, with sessions.
@@ -143,7 +190,7 @@ app.post('/mcp', auth, async (req, res) => {
   const server = getServer();
   const transport = new StreamableHTTPServerTransport({
     sessionIdGenerator: () => randomUUID(),
-    eventStore: new InMemoryEventStore(),
+    eventStore: new EventStore(),
     enableJsonResponse: jsonAnswers,
     onsessioninitialized: (id) => sessions.set(id, { transport, server, getResponses: new Set() }),
   });
@@ -205,8 +252,10 @@ app.post('/test/notify', async (_req, res) => {
 });
 app.post('/test/cut-streams', (_req, res) => {
   let n = 0;
-  for (const { getResponses } of sessions.values()) {
-    for (const r of getResponses) { r.end(); n += 1; }
+  for (const { transport, getResponses } of sessions.values()) {
+    n += getResponses.size;
+    // The SDK's own way to end the GET stream (the client resumes it with Last-Event-ID).
+    transport.closeStandaloneSSEStream();
   }
   res.json({ cut: n });
 });

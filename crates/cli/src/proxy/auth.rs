@@ -12,8 +12,8 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use context_harness_providers::{
-    AccessToken, AuthenticateOptions, BrowserOpener, EXPIRY_BUFFER, Error, ErrorCode,
-    OAuthService, OAuthTokens, SignInFlow, SystemBrowser,
+    AccessToken, AuthenticateOptions, BrowserOpener, EXPIRY_BUFFER, Error, ErrorCode, OAuthService,
+    OAuthTokens, SignInFlow, SystemBrowser,
 };
 
 use crate::auth::{Opener, choose_opener};
@@ -48,7 +48,7 @@ pub(crate) enum Step {
     /// A 401 again after a refresh: sign in.
     SignIn,
     /// 403 `insufficient_scope` with these scopes: sign in for the union.
-    StepUp(Vec<String>),
+    MoreScope(Vec<String>),
 }
 
 struct Current {
@@ -176,7 +176,9 @@ impl Auth {
             return Ok(());
         }
         match step {
-            Step::Refresh if self.in_hand().is_none() => self.sign_in(&mut gate, None).await.map(drop),
+            Step::Refresh if self.in_hand().is_none() => {
+                self.sign_in(&mut gate, None).await.map(drop)
+            }
             Step::Refresh => match self.service.refresh_tokens(&self.url).await {
                 Ok(tokens) => {
                     tracing::info!("the server refused the access token; refreshed it");
@@ -190,7 +192,7 @@ impl Auth {
                 }
             },
             Step::SignIn => self.sign_in(&mut gate, None).await.map(drop),
-            Step::StepUp(scopes) => {
+            Step::MoreScope(scopes) => {
                 let mut union: Vec<String> = Vec::new();
                 let record_scopes = self
                     .service
@@ -240,7 +242,11 @@ impl Auth {
                 .current
                 .lock()
                 .ok()
-                .and_then(|c| c.tokens.as_ref().map(|t| t.access_token == stored.access_token))
+                .and_then(|c| {
+                    c.tokens
+                        .as_ref()
+                        .map(|t| t.access_token == stored.access_token)
+                })
                 .unwrap_or(false);
             if !known && scopes.is_none() {
                 *gate = None;

@@ -65,7 +65,9 @@ pub(crate) fn classify(text: &str) -> Option<Kind> {
     Some(match (probe.method, id) {
         (Some(method), Some(id)) => Kind::Request { id, method },
         (Some(method), None) => Kind::Notification { method },
-        (None, Some(id)) if probe.result.is_some() || probe.error.is_some() => Kind::Response { id },
+        (None, Some(id)) if probe.result.is_some() || probe.error.is_some() => {
+            Kind::Response { id }
+        }
         _ => Kind::Other,
     })
 }
@@ -177,7 +179,13 @@ mod tests {
 
     #[test]
     fn error_response_is_json_rpc() {
-        let text = error_response(&Value::from(7), AUTH_REQUIRED, "m", "auth_required", Some("h"));
+        let text = error_response(
+            &Value::from(7),
+            AUTH_REQUIRED,
+            "m",
+            "auth_required",
+            Some("h"),
+        );
         let v: Value = serde_json::from_str(&text).unwrap_or_default();
         assert_eq!(v["id"], 7);
         assert_eq!(v["error"]["code"], AUTH_REQUIRED);

@@ -80,7 +80,10 @@ impl Legacy {
             .ok()
             .filter(|u| u.origin() == bridge.url.origin())
             .ok_or_else(|| broken("the SSE endpoint is not on the server's origin; refused"))?;
-        tracing::info!(path = endpoint.path(), "connected with the legacy HTTP+SSE transport");
+        tracing::info!(
+            path = endpoint.path(),
+            "connected with the legacy HTTP+SSE transport"
+        );
         let pending: Arc<Mutex<Option<HashSet<String>>>> =
             Arc::new(Mutex::new(Some(HashSet::new())));
         let relay_pending = Arc::clone(&pending);

@@ -212,7 +212,10 @@ fn signal_stream() -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
             (Ok(mut term), Ok(mut int)) => Box::pin(async move {
                 tokio::select! {
                     _ = term.recv() => {}
@@ -274,7 +277,9 @@ async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
     while matches!(line.last(), Some(b'\n' | b'\r')) {
         line.pop();
     }
-    Ok(Some(Line::Text(String::from_utf8_lossy(&line).into_owned())))
+    Ok(Some(Line::Text(
+        String::from_utf8_lossy(&line).into_owned(),
+    )))
 }
 
 /// The session state (Streamable HTTP).
@@ -423,7 +428,7 @@ impl Bridge {
                         return Ok(response);
                     };
                     stepped_up = true;
-                    self.auth.recover(generation, Step::StepUp(scopes)).await?;
+                    self.auth.recover(generation, Step::MoreScope(scopes)).await?;
                 }
                 _ => return Ok(response),
             }
@@ -534,7 +539,11 @@ impl Bridge {
                 format!(
                     "the MCP server at {} answered with {}, not JSON-RPC",
                     self.host,
-                    if media.is_empty() { "no content type" } else { &media }
+                    if media.is_empty() {
+                        "no content type"
+                    } else {
+                        &media
+                    }
                 ),
             )));
         }
@@ -627,7 +636,9 @@ impl Bridge {
             let mut answer = None;
             while let Some(event) = events.next().await {
                 let event = event?;
-                if jsonrpc::response_id(&event.data).is_some() && jsonrpc::response_id(&event.data) == init_id {
+                if jsonrpc::response_id(&event.data).is_some()
+                    && jsonrpc::response_id(&event.data) == init_id
+                {
                     answer = Some(event.data);
                     break;
                 }
@@ -641,7 +652,9 @@ impl Bridge {
             protocol_version: answer.as_deref().and_then(jsonrpc::protocol_version),
         };
         if let Some(initialized) = &session.initialized {
-            let response = self.post_authorized(&self.url, initialized, &headers).await?;
+            let response = self
+                .post_authorized(&self.url, initialized, &headers)
+                .await?;
             if !response.status().is_success() {
                 tracing::warn!(status = %response.status(), "the new session refused notifications/initialized");
             }
@@ -709,13 +722,19 @@ impl Bridge {
                     }
                     StatusCode::UNAUTHORIZED if !refreshed && token.is_some() => {
                         refreshed = true;
-                        if self.auth.recover(auth_generation, Step::Refresh).await.is_err() {
+                        if self
+                            .auth
+                            .recover(auth_generation, Step::Refresh)
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                         continue;
                     }
-                    status if status.is_success()
-                        && upstream::media_type(&response) == "text/event-stream" =>
+                    status
+                        if status.is_success()
+                            && upstream::media_type(&response) == "text/event-stream" =>
                     {
                         refreshed = false;
                         let mut events = EventStream::new(response, &self.host);
@@ -754,7 +773,10 @@ impl Bridge {
                     return;
                 }
             }
-            tracing::debug!(resume = last_event_id.is_some(), "reconnecting the GET stream");
+            tracing::debug!(
+                resume = last_event_id.is_some(),
+                "reconnecting the GET stream"
+            );
             tokio::time::sleep(retry.saturating_mul(failures.max(1))).await;
         }
     }

@@ -223,8 +223,10 @@ impl EventStream {
     pub(crate) fn new(response: reqwest::Response, host: &str) -> Self {
         let pending = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&pending);
-        let bytes = response.bytes_stream().map_err(std::io::Error::other).and_then(
-            move |chunk: bytes::Bytes| {
+        let bytes = response
+            .bytes_stream()
+            .map_err(std::io::Error::other)
+            .and_then(move |chunk: bytes::Bytes| {
                 let total = counter
                     .fetch_add(chunk.len(), Ordering::Relaxed)
                     .saturating_add(chunk.len());
@@ -235,8 +237,7 @@ impl EventStream {
                     Ok(chunk)
                 };
                 std::future::ready(result)
-            },
-        );
+            });
         Self {
             events: Box::pin(sse_stream::SseByteStream::new(bytes)),
             pending,

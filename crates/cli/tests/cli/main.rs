@@ -16,5 +16,6 @@ mod browser;
 mod flows;
 mod lifecycle;
 mod mcp;
+mod proxy;
 mod secrets;
 mod util;
