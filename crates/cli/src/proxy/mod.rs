@@ -428,7 +428,9 @@ impl Bridge {
                         return Ok(response);
                     };
                     stepped_up = true;
-                    self.auth.recover(generation, Step::MoreScope(scopes)).await?;
+                    self.auth
+                        .recover(generation, Step::MoreScope(scopes))
+                        .await?;
                 }
                 _ => return Ok(response),
             }
