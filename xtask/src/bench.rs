@@ -298,6 +298,9 @@ pub(crate) fn run(ctx: &Context, args: &BenchArgs) -> Result<()> {
     rows.push(store_row);
     drop(server);
 
+    eprintln!("==> row 7: mcp proxy vs mcp-remote");
+    rows.extend(proxy_rows(&bins, &ctx.root, tmp.path(), args));
+
     if util::which("gh").is_some() {
         eprintln!("==> peer: gh auth token");
         let mut gh_row = Row::new("peer", "`gh auth token` (token in hosts.yml) ÷ floor", "—");
@@ -341,6 +344,60 @@ pub(crate) fn run(ctx: &Context, args: &BenchArgs) -> Result<()> {
         bail!("goals not met or rows failed: {}", missed.join(", "));
     }
     Ok(())
+}
+
+/// Rows 7a–7c: `mcp proxy` and `mcp-remote` side by side ([`bench_proxy`](crate::bench_proxy)).
+fn proxy_rows(bins: &Bins, root: &Path, tmp: &Path, args: &BenchArgs) -> Vec<Row> {
+    let mut start = Row::new(
+        "7a",
+        "`mcp proxy`: start → `initialize` answer (stored tokens)",
+        "≤ 20 ms",
+    );
+    let mut added = Row::new(
+        "7b",
+        "`mcp proxy`: added per request vs direct HTTP (median of 60)",
+        "≤ 0.5 ms",
+    );
+    let mut rss = Row::new("7c", "`mcp proxy`: peak RSS", "≤ 15 MB");
+    let mut peer = Row::new(
+        "peer",
+        "`mcp-remote` 0.15.1 (node): start; added per request; peak RSS",
+        "—",
+    );
+    match crate::bench_proxy::measure(&bins.cli, root, tmp, args.rounds) {
+        Ok((ours, theirs)) => {
+            let (s, a, d) = (
+                Summary::of(&ours.start_ms),
+                Summary::of(&ours.added_ms),
+                Summary::of(&ours.direct_ms),
+            );
+            start.set(s.ms(), Some(s.median <= 20.0));
+            added.set(
+                format!("{}; direct {:.2} ms", a.ms(), d.median),
+                Some(a.median <= 0.5),
+            );
+            rss.set(
+                format!("{:.1} MB", ours.rss_kb / 1000.0),
+                Some(ours.rss_kb <= 15_000.0),
+            );
+            peer.set(
+                format!(
+                    "{}; {}; {:.1} MB",
+                    Summary::of(&theirs.start_ms).ms(),
+                    Summary::of(&theirs.added_ms).ms(),
+                    theirs.rss_kb / 1000.0
+                ),
+                None,
+            );
+        }
+        Err(e) => {
+            for row in [&mut start, &mut added, &mut rss] {
+                row.failed(&e);
+            }
+            peer.failed(&e);
+        }
+    }
+    vec![start, added, rss, peer]
 }
 
 /// The two release programs under test.

@@ -21,6 +21,8 @@ pub(crate) const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// The local authorization server's directory, relative to the root.
 pub(crate) const AUTH_SERVER_DIR: &str = "tests/authorization-server";
+/// The MCP servers built with the official TypeScript SDK (and `mcp-remote` for the bench).
+pub(crate) const MCP_SERVERS_DIR: &str = "tests/mcp-servers";
 
 /// A program the test suites need and the Debian package that provides it.
 #[derive(Debug, Clone, Copy)]
@@ -178,10 +180,17 @@ pub(crate) fn node_modules_dir(root: &Path) -> PathBuf {
 /// `package.json` and `node_modules` is missing or older than the manifests. Returns `false` when there is no
 /// `package.json` yet (nothing to install).
 pub(crate) fn ensure_node_modules(root: &Path) -> Result<bool> {
-    let dir = root.join(AUTH_SERVER_DIR);
+    let auth_server = ensure_node_modules_in(root, AUTH_SERVER_DIR)?;
+    // The `mcp proxy` tests' servers: installed beside it, needed only where it is.
+    Ok(auth_server && ensure_node_modules_in(root, MCP_SERVERS_DIR)?)
+}
+
+/// [`ensure_node_modules`] for one directory of the repository.
+fn ensure_node_modules_in(root: &Path, dir_name: &str) -> Result<bool> {
+    let dir = root.join(dir_name);
     let manifest = dir.join("package.json");
     if !manifest.exists() {
-        println!("no {AUTH_SERVER_DIR}/package.json yet: nothing to install");
+        println!("no {dir_name}/package.json yet: nothing to install");
         return Ok(false);
     }
     let lockfile = dir.join("package-lock.json");
@@ -193,7 +202,7 @@ pub(crate) fn ensure_node_modules(root: &Path) -> Result<bool> {
         .max();
     let fresh = matches!((installed, newest_input), (Some(i), Some(m)) if i >= m);
     if fresh {
-        println!("{AUTH_SERVER_DIR}/node_modules is up to date");
+        println!("{dir_name}/node_modules is up to date");
         return Ok(true);
     }
     ensure_tools(NODE_TOOLS)?;

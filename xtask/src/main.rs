@@ -15,6 +15,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench;
+mod bench_proxy;
 mod check;
 mod demo;
 mod dist;

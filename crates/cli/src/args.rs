@@ -94,6 +94,9 @@ pub(crate) enum McpCommand {
         #[arg(long)]
         local_only: bool,
     },
+    /// Bridge a stdio MCP client to a remote MCP server (Streamable HTTP or legacy HTTP+SSE), signed
+    /// in with the stored tokens (refreshed, or a browser sign-in when needed).
+    Proxy(ProxyArgs),
     /// List built-in and configured providers.
     Providers {
         /// Machine-readable output (see the README for the schema).
@@ -129,6 +132,31 @@ pub(crate) struct AuthArgs {
     /// that answer `invalid_target`); remembered, so refresh leaves it out too.
     #[arg(long)]
     pub(crate) no_resource: bool,
+}
+
+/// Arguments of `context-harness mcp proxy`.
+#[derive(Debug, Args)]
+pub(crate) struct ProxyArgs {
+    /// The MCP server URL (the same one given to `mcp auth`; tokens are shared).
+    pub(crate) url: String,
+    /// OAuth client id for a sign-in (as for `mcp auth`).
+    #[arg(long, value_name = "ID")]
+    pub(crate) client_id: Option<String>,
+    /// Scope to request at a sign-in (repeatable; default: the server's).
+    #[arg(long = "scope", value_name = "SCOPE")]
+    pub(crate) scopes: Vec<String>,
+    /// Loopback port for a sign-in (repeatable, tried in order; default 8080, 3000, 57548).
+    #[arg(long = "port", value_name = "PORT")]
+    pub(crate) ports: Vec<u16>,
+    /// Seconds to wait for a sign-in in the browser.
+    #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) timeout: u64,
+    /// Leave out the RFC 8707 `resource` parameter at a sign-in (as for `mcp auth`).
+    #[arg(long)]
+    pub(crate) no_resource: bool,
+    /// An extra header on every request to the server, `'Name: value'` (repeatable).
+    #[arg(long = "header", value_name = "HEADER", value_parser = crate::proxy::parse_header)]
+    pub(crate) headers: Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>,
 }
 
 impl Cli {

@@ -26,7 +26,7 @@ use crate::timefmt;
 
 /// How the authorization URL reaches the user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Opener {
+pub(crate) enum Opener {
     /// The system browser (or `$BROWSER`).
     System,
     /// Printed for the user to open; the reason is shown.
@@ -127,7 +127,7 @@ fn redirect_uri_of(url: &str) -> Option<String> {
 const NO_BROWSER_FLAG: &str = "--no-browser given";
 
 /// Decides whether a browser can be opened here.
-fn choose_opener(no_browser: bool) -> Opener {
+pub(crate) fn choose_opener(no_browser: bool) -> Opener {
     let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
     if no_browser {
         return Opener::Manual(NO_BROWSER_FLAG);

@@ -17,6 +17,7 @@ mod exit;
 mod logging;
 mod manage;
 mod providers;
+mod proxy;
 mod status;
 mod timefmt;
 mod token;
@@ -64,6 +65,7 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<u8> {
                 local_only,
             } => manage::logout(ctx, &provider, local_only),
             McpCommand::Providers { json } => providers::run(ctx, json),
+            McpCommand::Proxy(args) => proxy::run(ctx, args),
         },
         Command::Completions { shell } => {
             let mut cmd = Cli::command();

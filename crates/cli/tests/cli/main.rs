@@ -18,6 +18,7 @@ mod flows;
 mod hostile;
 mod lifecycle;
 mod mcp;
+mod proxy;
 mod registration_secrets;
 mod secrets;
 mod strict;

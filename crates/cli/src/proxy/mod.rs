@@ -1,0 +1,813 @@
+//! `context-harness mcp proxy <url>`: a bridge between the MCP stdio transport (one JSON-RPC message
+//! per line on stdin/stdout) and a remote server's Streamable HTTP transport (MCP 2025-03-26 and later),
+//! or the legacy HTTP+SSE transport (2024-11-05), signed in and refreshed with the stored tokens.
+//!
+//! - Messages pass through as they came: only `id`, `method` and the `initialize` answer's
+//!   `protocolVersion` are read. Nothing but JSON-RPC lines reaches stdout.
+//! - Each message is POSTed with `Accept: application/json, text/event-stream`; a JSON answer is one
+//!   line, each SSE `message` event one line. `Mcp-Session-Id` (from the `initialize` answer) and
+//!   `MCP-Protocol-Version` (after the negotiation) go on every later request.
+//! - Order: a message is POSTed once the server has accepted the earlier `initialize`, notifications
+//!   and responses (their answer head is in); requests do not hold back what follows, so several are
+//!   in flight at once. At most [`MAX_IN_FLIGHT`] messages wait or run; stdin is read no further
+//!   meanwhile.
+//! - After `notifications/initialized`, the GET stream carries server-initiated messages (405: not
+//!   offered); it is resumed with `Last-Event-ID` after a drop.
+//! - 401 → refresh → retry; 401 again → sign-in → retry; 403 `insufficient_scope` → step-up sign-in →
+//!   retry ([`auth`]). 404 on a request with a session id → a new session (the client's `initialize`
+//!   and `notifications/initialized` replayed), then the message once more. 400/404/405 to the
+//!   `initialize` POST → the legacy transport ([`legacy`]).
+//! - Every failure of a request becomes a JSON-RPC error response to it. stdin EOF (after the
+//!   answers in flight) or SIGTERM/SIGINT → `DELETE` of the session (405 ignored), exit 0.
+
+mod auth;
+mod jsonrpc;
+mod legacy;
+mod upstream;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+use url::Url;
+
+use crate::args::ProxyArgs;
+use crate::context::Context;
+use crate::exit;
+use auth::{Auth, AuthFailure, SignInSettings, Step};
+use jsonrpc::{Kind, MAX_MESSAGE_BYTES};
+use upstream::{EventStream, SessionHeaders, Upstream, UpstreamError};
+
+/// Messages read from stdin and not yet answered (or accepted), at most.
+const MAX_IN_FLIGHT: usize = 64;
+
+/// GET stream reconnections in a row without an event before it is given up.
+const MAX_GET_FAILURES: u32 = 5;
+
+/// Parses a `--header 'Name: value'` argument.
+pub(crate) fn parse_header(text: &str) -> Result<(HeaderName, HeaderValue), String> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| "expected 'Name: value'".to_owned())?;
+    let name = HeaderName::from_bytes(name.trim().as_bytes())
+        .map_err(|_| format!("`{}` is not a header name", name.trim()))?;
+    let mut value = HeaderValue::from_str(value.trim())
+        .map_err(|_| "the value has characters a header cannot carry".to_owned())?;
+    // It may be an API key: kept out of Debug output.
+    value.set_sensitive(true);
+    Ok((name, value))
+}
+
+/// Runs the bridge until stdin ends or a signal comes; 0 then.
+pub(crate) fn run(ctx: &Context, args: ProxyArgs) -> anyhow::Result<u8> {
+    let service = ctx.service()?;
+    let url = Url::parse(args.url.trim())
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .ok_or_else(|| {
+            exit::Failure::new(
+                exit::code_for(context_harness_providers::ErrorCode::ConfigInvalid),
+                format!("`{}` is not an http(s) MCP server URL", args.url),
+                Some("give the server's URL, e.g. https://mcp.example.com/mcp".to_owned()),
+            )
+        })?;
+    let mut extra = HeaderMap::new();
+    for (name, value) in &args.headers {
+        extra.append(name.clone(), value.clone());
+    }
+    let settings = SignInSettings {
+        client_id: args.client_id.clone(),
+        scopes: args.scopes.clone(),
+        ports: args.ports.clone(),
+        timeout: Duration::from_secs(args.timeout),
+        no_resource: args.no_resource,
+        quiet: ctx.quiet,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(async {
+        let upstream = Upstream::new(extra)?;
+        let (out_tx, out_rx) = mpsc::channel::<String>(MAX_IN_FLIGHT);
+        let writer = tokio::spawn(write_stdout(out_rx));
+        let bridge = Arc::new(Bridge {
+            host: url.host_str().unwrap_or("server").to_owned(),
+            auth: Auth::new(service, args.url.trim().to_owned(), settings),
+            url,
+            upstream,
+            out: out_tx,
+            session: Mutex::new(Session::default()),
+            reinit: tokio::sync::Mutex::new(()),
+            get_stream: Mutex::new(None),
+            legacy: Mutex::new(None),
+        });
+        let code = serve(Arc::clone(&bridge)).await;
+        bridge.stop_get_stream();
+        drop(bridge);
+        let _ = writer.await;
+        anyhow::Ok(code)
+    });
+    // The stdin reader may still be blocked in a read; do not wait for it.
+    runtime.shutdown_background();
+    result
+}
+
+/// Writes each message as one line, in the order they were queued.
+async fn write_stdout(mut rx: mpsc::Receiver<String>) {
+    let mut stdout = tokio::io::stdout();
+    while let Some(line) = rx.recv().await {
+        let mut bytes = line.into_bytes();
+        bytes.push(b'\n');
+        if stdout.write_all(&bytes).await.is_err() || stdout.flush().await.is_err() {
+            // The client is gone; keep draining so nothing blocks.
+            continue;
+        }
+    }
+}
+
+/// Reads stdin line by line (each at most [`MAX_MESSAGE_BYTES`]) and dispatches; returns the exit
+/// code once stdin ends (answers in flight first) or a signal comes.
+async fn serve(bridge: Arc<Bridge>) -> u8 {
+    let mut stdin = tokio::io::BufReader::with_capacity(64 * 1024, tokio::io::stdin());
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut previous: Option<oneshot::Receiver<()>> = None;
+    let mut terminate = signal_stream();
+    loop {
+        let line = tokio::select! {
+            line = read_line(&mut stdin) => line,
+            () = &mut terminate => {
+                tracing::info!("signal received; closing the session");
+                bridge.close().await;
+                return exit::OK;
+            }
+            // Reap finished tasks as they go so the set stays small.
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+        };
+        let line = match line {
+            Ok(Some(Line::Text(line))) => line,
+            Ok(Some(Line::TooLong)) => {
+                bridge
+                    .send_out(jsonrpc::error_response(
+                        &Value::Null,
+                        jsonrpc::INVALID_REQUEST,
+                        &format!(
+                            "message over {} MiB refused",
+                            MAX_MESSAGE_BYTES / (1024 * 1024)
+                        ),
+                        "message_too_large",
+                        None,
+                    ))
+                    .await;
+                continue;
+            }
+            Ok(None) | Err(_) => break,
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let Some(kind) = jsonrpc::classify(&line) else {
+            bridge
+                .send_out(jsonrpc::error_response(
+                    &Value::Null,
+                    jsonrpc::PARSE_ERROR,
+                    "not a JSON message",
+                    "parse_error",
+                    None,
+                ))
+                .await;
+            continue;
+        };
+        let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
+            break;
+        };
+        let (accepted_tx, accepted_rx) = oneshot::channel();
+        let wait_for = previous.replace(accepted_rx);
+        let bridge = Arc::clone(&bridge);
+        tasks.spawn(async move {
+            if let Some(earlier) = wait_for {
+                let _ = earlier.await;
+            }
+            bridge.handle(line, kind, accepted_tx).await;
+            drop(permit);
+        });
+    }
+    // End of input: the answers in flight first (a signal cuts that short), then the DELETE.
+    tokio::select! {
+        () = async { while tasks.join_next().await.is_some() {} } => {}
+        () = &mut terminate => {}
+    }
+    bridge.close().await;
+    exit::OK
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C elsewhere).
+fn signal_stream() -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => Box::pin(async move {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }),
+            _ => Box::pin(std::future::pending()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        Box::pin(async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
+    }
+}
+
+enum Line {
+    Text(String),
+    TooLong,
+}
+
+/// One line from stdin without its line break; a line over the limit is skipped to its end.
+async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
+    reader: &mut R,
+) -> std::io::Result<Option<Line>> {
+    let mut line = Vec::new();
+    let mut too_long = false;
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            if line.is_empty() && !too_long {
+                return Ok(None);
+            }
+            break;
+        }
+        let (used, done) = match available.iter().position(|b| *b == b'\n') {
+            Some(i) => (i.saturating_add(1), true),
+            None => (available.len(), false),
+        };
+        if !too_long {
+            if line.len().saturating_add(used) > MAX_MESSAGE_BYTES.saturating_add(1) {
+                too_long = true;
+                line = Vec::new();
+            } else {
+                line.extend_from_slice(&available[..used]);
+            }
+        }
+        reader.consume(used);
+        if done {
+            break;
+        }
+    }
+    if too_long {
+        return Ok(Some(Line::TooLong));
+    }
+    while matches!(line.last(), Some(b'\n' | b'\r')) {
+        line.pop();
+    }
+    Ok(Some(Line::Text(
+        String::from_utf8_lossy(&line).into_owned(),
+    )))
+}
+
+/// The session state (Streamable HTTP).
+#[derive(Debug, Clone, Default)]
+struct Session {
+    headers: SessionHeaders,
+    /// Bumped for every new session (a 404 then starts at most one).
+    generation: u64,
+    /// The client's `initialize` and `notifications/initialized`, replayed for a new session.
+    initialize: Option<String>,
+    initialized: Option<String>,
+}
+
+/// Why a message failed: becomes the JSON-RPC error response to a request.
+enum Fail {
+    Auth(AuthFailure),
+    Upstream(UpstreamError),
+}
+
+impl From<AuthFailure> for Fail {
+    fn from(f: AuthFailure) -> Self {
+        Self::Auth(f)
+    }
+}
+
+impl From<UpstreamError> for Fail {
+    fn from(e: UpstreamError) -> Self {
+        Self::Upstream(e)
+    }
+}
+
+struct Bridge {
+    url: Url,
+    host: String,
+    upstream: Upstream,
+    auth: Auth,
+    out: mpsc::Sender<String>,
+    session: Mutex<Session>,
+    /// Held while a new session is started after a 404.
+    reinit: tokio::sync::Mutex<()>,
+    get_stream: Mutex<Option<tokio::task::AbortHandle>>,
+    /// Set once the server turned out to speak the legacy HTTP+SSE transport.
+    legacy: Mutex<Option<Arc<legacy::Legacy>>>,
+}
+
+/// Marks the message as accepted by the server: the next one may go.
+fn release(accepted: &mut Option<oneshot::Sender<()>>) {
+    if let Some(tx) = accepted.take() {
+        let _ = tx.send(());
+    }
+}
+
+impl Bridge {
+    async fn send_out(&self, line: String) {
+        let _ = self.out.send(line).await;
+    }
+
+    fn session(&self) -> Session {
+        self.session.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn legacy(&self) -> Option<Arc<legacy::Legacy>> {
+        self.legacy.lock().ok().and_then(|l| l.clone())
+    }
+
+    /// Forwards one message; a failed request gets its error response.
+    async fn handle(self: Arc<Self>, text: String, kind: Kind, accepted: oneshot::Sender<()>) {
+        let mut accepted = Some(accepted);
+        let result = match self.legacy() {
+            Some(legacy) => {
+                release(&mut accepted);
+                legacy.post(&self, &text).await
+            }
+            None => Arc::clone(&self).forward(&text, &kind, &mut accepted).await,
+        };
+        release(&mut accepted);
+        let Err(fail) = result else { return };
+        let (code, message, data_code, hint) = match &fail {
+            Fail::Auth(f) => (
+                jsonrpc::AUTH_REQUIRED,
+                f.message.clone(),
+                f.code,
+                Some(f.hint.clone()),
+            ),
+            Fail::Upstream(e) => (jsonrpc::UPSTREAM_ERROR, e.message.clone(), e.code, None),
+        };
+        match &kind {
+            Kind::Request { id, method } => {
+                tracing::info!(%method, error = %message, "answering the request with an error");
+                self.send_out(jsonrpc::error_response(
+                    id,
+                    code,
+                    &message,
+                    data_code,
+                    hint.as_deref(),
+                ))
+                .await;
+            }
+            _ => tracing::warn!(error = %message, "a message could not be delivered to the server"),
+        }
+    }
+
+    /// POSTs with the bearer, renewing it on 401 (refresh, then sign-in) and 403 insufficient_scope
+    /// (step-up); returns the first answer that is neither, with the session headers it was sent with.
+    async fn post_authorized(
+        &self,
+        url: &Url,
+        text: &str,
+        session: &SessionHeaders,
+    ) -> Result<reqwest::Response, Fail> {
+        let (mut refreshed, mut signed_in, mut stepped_up) = (false, false, false);
+        loop {
+            let (token, generation) = self.auth.bearer().await?;
+            if token.is_none() {
+                // Nothing to refresh: a 401 goes straight to the sign-in.
+                refreshed = true;
+            }
+            let response = self
+                .upstream
+                .post(url, token.as_ref(), session, text)
+                .send()
+                .await
+                .map_err(|e| UpstreamError::from_reqwest(&e, &self.host))?;
+            match response.status() {
+                StatusCode::UNAUTHORIZED => {
+                    let step = if !refreshed {
+                        refreshed = true;
+                        Step::Refresh
+                    } else if !signed_in {
+                        signed_in = true;
+                        Step::SignIn
+                    } else {
+                        return Err(Fail::Auth(AuthFailure {
+                            message: format!(
+                                "{} refuses the token even after a new sign-in; run `context-harness mcp auth {}` and check the account's access",
+                                self.url, self.url
+                            ),
+                            code: "auth_failed",
+                            hint: format!("context-harness mcp auth {}", self.url),
+                        }));
+                    };
+                    self.auth.recover(generation, step).await?;
+                }
+                StatusCode::FORBIDDEN if !stepped_up => {
+                    let Some(scopes) = upstream::insufficient_scope(&response) else {
+                        return Ok(response);
+                    };
+                    stepped_up = true;
+                    self.auth
+                        .recover(generation, Step::MoreScope(scopes))
+                        .await?;
+                }
+                _ => return Ok(response),
+            }
+        }
+    }
+
+    /// Streamable HTTP: POSTs one message and relays its answer.
+    async fn forward(
+        self: Arc<Self>,
+        text: &str,
+        kind: &Kind,
+        accepted: &mut Option<oneshot::Sender<()>>,
+    ) -> Result<(), Fail> {
+        let is_initialize = matches!(kind, Kind::Request { method, .. } if method == "initialize");
+        if matches!(kind, Kind::Request { .. }) && !is_initialize {
+            // Requests do not hold back later messages.
+            release(accepted);
+        }
+        let mut resent = false;
+        let (response, generation) = loop {
+            let session = self.session();
+            let headers = if is_initialize {
+                SessionHeaders::default()
+            } else {
+                session.headers.clone()
+            };
+            let response = self.post_authorized(&self.url, text, &headers).await?;
+            let status = response.status();
+            if status == StatusCode::NOT_FOUND && headers.session_id.is_some() && !resent {
+                // The session is gone: a new one, then this message once more.
+                resent = true;
+                drop(response);
+                self.new_session(session.generation).await?;
+                continue;
+            }
+            if is_initialize && matches!(status.as_u16(), 400 | 404 | 405) {
+                // Decided by the status alone (MCP "Backwards Compatibility").
+                drop(response);
+                tracing::info!(%status, "the server does not take POSTs here; trying the legacy HTTP+SSE transport");
+                let legacy = legacy::Legacy::connect(&self).await?;
+                if let Ok(mut slot) = self.legacy.lock() {
+                    *slot = Some(Arc::clone(&legacy));
+                }
+                release(accepted);
+                return legacy.post(&self, text).await;
+            }
+            break (response, session.generation);
+        };
+        let status = response.status();
+        if !status.is_success() {
+            let media = upstream::media_type(&response);
+            return Err(Fail::Upstream(UpstreamError::new(
+                "network_error",
+                format!(
+                    "the MCP server at {} answered HTTP {}{}",
+                    self.host,
+                    status.as_u16(),
+                    if media.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({media})")
+                    }
+                ),
+            )));
+        }
+        let new_session_id = upstream::session_id(&response);
+        if !is_initialize {
+            release(accepted);
+        }
+        let request_id = match kind {
+            Kind::Request { id, .. } => Some(id.clone()),
+            _ => None,
+        };
+        let media = upstream::media_type(&response);
+        let mut answer: Option<String> = None;
+        if status == StatusCode::ACCEPTED || request_id.is_none() && media.is_empty() {
+            // A notification or a response: accepted, nothing to relay.
+        } else if media == "text/event-stream" {
+            let mut events = EventStream::new(response, &self.host);
+            while let Some(event) = events.next().await {
+                let event = event?;
+                if let Some(line) = self.relay_event(&event).await
+                    && request_id.is_some()
+                    && jsonrpc::response_id(&line) == request_id
+                {
+                    answer = Some(line);
+                    // The server closes the stream after the answer; do not wait for it.
+                    break;
+                }
+            }
+        } else if media == "application/json" {
+            let body = upstream::read_body(response, &self.host).await?;
+            if jsonrpc::classify(&body).is_none() {
+                return Err(Fail::Upstream(UpstreamError::new(
+                    "network_error",
+                    format!(
+                        "the MCP server at {} answered with a body that is not JSON",
+                        self.host
+                    ),
+                )));
+            }
+            let line = jsonrpc::one_line(&body);
+            answer = Some(line.clone());
+            self.send_out(line).await;
+        } else if request_id.is_some() {
+            return Err(Fail::Upstream(UpstreamError::new(
+                "network_error",
+                format!(
+                    "the MCP server at {} answered with {}, not JSON-RPC",
+                    self.host,
+                    if media.is_empty() {
+                        "no content type"
+                    } else {
+                        &media
+                    }
+                ),
+            )));
+        }
+        if request_id.is_some() && answer.is_none() {
+            return Err(Fail::Upstream(UpstreamError::new(
+                "network_error",
+                format!(
+                    "the MCP server at {} ended its answer without a response",
+                    self.host
+                ),
+            )));
+        }
+        if is_initialize {
+            let protocol_version = answer.as_deref().and_then(jsonrpc::protocol_version);
+            if let Ok(mut session) = self.session.lock() {
+                session.headers = SessionHeaders {
+                    session_id: new_session_id,
+                    protocol_version,
+                };
+                session.generation = session.generation.wrapping_add(1);
+                session.initialize = Some(text.to_owned());
+                session.initialized = None;
+            }
+            self.stop_get_stream();
+        }
+        if matches!(kind, Kind::Notification { method } if method == "notifications/initialized") {
+            let generation = {
+                let Ok(mut session) = self.session.lock() else {
+                    return Ok(());
+                };
+                session.initialized = Some(text.to_owned());
+                session.generation
+            };
+            self.start_get_stream(generation);
+        }
+        let _ = generation;
+        Ok(())
+    }
+
+    /// Relays one SSE event's message to stdout (non-`message` events and non-JSON data are
+    /// dropped with a note); returns the line relayed.
+    async fn relay_event(&self, event: &upstream::Event) -> Option<String> {
+        if event.data.is_empty() || event.event.as_deref().is_some_and(|e| e != "message") {
+            return None;
+        }
+        if jsonrpc::classify(&event.data).is_none() {
+            tracing::warn!("the server sent an event that is not JSON; dropped");
+            return None;
+        }
+        let line = jsonrpc::one_line(&event.data);
+        self.send_out(line.clone()).await;
+        Some(line)
+    }
+
+    /// Starts a new session after a 404, once for all the requests that saw `generation` fail:
+    /// the client's `initialize` (its answer kept from the client) and `notifications/initialized`.
+    async fn new_session(self: &Arc<Self>, generation: u64) -> Result<(), Fail> {
+        let _guard = self.reinit.lock().await;
+        let session = self.session();
+        if session.generation != generation {
+            return Ok(());
+        }
+        let Some(initialize) = session.initialize.clone() else {
+            return Err(Fail::Upstream(UpstreamError::new(
+                "network_error",
+                "the server ended the session before it was initialized",
+            )));
+        };
+        tracing::info!("the server ended the session (404); starting a new one");
+        self.stop_get_stream();
+        let response = self
+            .post_authorized(&self.url, &initialize, &SessionHeaders::default())
+            .await?;
+        if !response.status().is_success() {
+            return Err(Fail::Upstream(UpstreamError::new(
+                "network_error",
+                format!(
+                    "starting a new session failed: HTTP {}",
+                    response.status().as_u16()
+                ),
+            )));
+        }
+        let session_id = upstream::session_id(&response);
+        let init_id = jsonrpc::classify(&initialize).and_then(|k| match k {
+            Kind::Request { id, .. } => Some(id),
+            _ => None,
+        });
+        let answer = if upstream::media_type(&response) == "text/event-stream" {
+            let mut events = EventStream::new(response, &self.host);
+            let mut answer = None;
+            while let Some(event) = events.next().await {
+                let event = event?;
+                if jsonrpc::response_id(&event.data).is_some()
+                    && jsonrpc::response_id(&event.data) == init_id
+                {
+                    answer = Some(event.data);
+                    break;
+                }
+            }
+            answer
+        } else {
+            Some(upstream::read_body(response, &self.host).await?)
+        };
+        let headers = SessionHeaders {
+            session_id,
+            protocol_version: answer.as_deref().and_then(jsonrpc::protocol_version),
+        };
+        if let Some(initialized) = &session.initialized {
+            let response = self
+                .post_authorized(&self.url, initialized, &headers)
+                .await?;
+            if !response.status().is_success() {
+                tracing::warn!(status = %response.status(), "the new session refused notifications/initialized");
+            }
+        }
+        let generation = {
+            let Ok(mut current) = self.session.lock() else {
+                return Ok(());
+            };
+            current.headers = headers;
+            current.generation = current.generation.wrapping_add(1);
+            current.generation
+        };
+        if session.initialized.is_some() {
+            self.start_get_stream(generation);
+        }
+        Ok(())
+    }
+
+    fn stop_get_stream(&self) {
+        if let Some(handle) = self.get_stream.lock().ok().and_then(|mut h| h.take()) {
+            handle.abort();
+        }
+    }
+
+    fn start_get_stream(self: &Arc<Self>, generation: u64) {
+        let task = tokio::spawn(Arc::clone(self).get_stream(generation));
+        if let Ok(mut slot) = self.get_stream.lock()
+            && let Some(old) = slot.replace(task.abort_handle())
+        {
+            old.abort();
+        }
+    }
+
+    /// The GET stream for server-initiated messages, resumed with `Last-Event-ID` after a drop.
+    async fn get_stream(self: Arc<Self>, generation: u64) {
+        let mut last_event_id: Option<String> = None;
+        let mut failures = 0u32;
+        let mut refreshed = false;
+        let mut retry = Duration::from_millis(500);
+        loop {
+            let session = self.session();
+            if session.generation != generation {
+                return;
+            }
+            let Ok((token, auth_generation)) = self.auth.bearer().await else {
+                return;
+            };
+            let mut request = self
+                .upstream
+                .request(
+                    reqwest::Method::GET,
+                    &self.url,
+                    token.as_ref(),
+                    &session.headers,
+                )
+                .header(reqwest::header::ACCEPT, "text/event-stream");
+            if let Some(id) = &last_event_id {
+                request = request.header("last-event-id", id);
+            }
+            let outcome = match request.send().await {
+                Ok(response) => match response.status() {
+                    StatusCode::METHOD_NOT_ALLOWED => {
+                        tracing::debug!("the server offers no GET stream (405)");
+                        return;
+                    }
+                    StatusCode::UNAUTHORIZED if !refreshed && token.is_some() => {
+                        refreshed = true;
+                        if self
+                            .auth
+                            .recover(auth_generation, Step::Refresh)
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                        continue;
+                    }
+                    status
+                        if status.is_success()
+                            && upstream::media_type(&response) == "text/event-stream" =>
+                    {
+                        refreshed = false;
+                        let mut events = EventStream::new(response, &self.host);
+                        let mut got_any = false;
+                        while let Some(Ok(event)) = events.next().await {
+                            got_any = true;
+                            if let Some(id) = &event.id {
+                                last_event_id = Some(id.clone());
+                            }
+                            if let Some(ms) = event.retry {
+                                retry = Duration::from_millis(ms.clamp(100, 30_000));
+                            }
+                            self.relay_event(&event).await;
+                        }
+                        got_any
+                    }
+                    status => {
+                        tracing::debug!(%status, "the GET stream was refused");
+                        if matches!(status.as_u16(), 400 | 401 | 403 | 404) {
+                            return;
+                        }
+                        false
+                    }
+                },
+                Err(e) => {
+                    tracing::debug!(error = %e.without_url(), "the GET stream failed");
+                    false
+                }
+            };
+            if outcome {
+                failures = 0;
+            } else {
+                failures = failures.saturating_add(1);
+                if failures > MAX_GET_FAILURES {
+                    tracing::warn!("giving up the GET stream for server notifications");
+                    return;
+                }
+            }
+            tracing::debug!(
+                resume = last_event_id.is_some(),
+                "reconnecting the GET stream"
+            );
+            tokio::time::sleep(retry.saturating_mul(failures.max(1))).await;
+        }
+    }
+
+    /// Ends the session: `DELETE` with the session id (405: the server does not allow it).
+    async fn close(&self) {
+        self.stop_get_stream();
+        if let Some(legacy) = self.legacy() {
+            legacy.close();
+            return;
+        }
+        let session = self.session();
+        if session.headers.session_id.is_none() {
+            return;
+        }
+        // Never a sign-in on the way out: the token in hand, if any.
+        let token = self.auth.in_hand();
+        let request = self.upstream.request(
+            reqwest::Method::DELETE,
+            &self.url,
+            token.as_ref(),
+            &session.headers,
+        );
+        match tokio::time::timeout(Duration::from_secs(5), request.send()).await {
+            Ok(Ok(response)) => {
+                tracing::debug!(status = %response.status(), "session deleted");
+            }
+            Ok(Err(e)) => tracing::debug!(error = %e.without_url(), "DELETE failed"),
+            Err(_) => tracing::debug!("DELETE timed out"),
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! The HTTP side: one `reqwest` client (rustls with the `ring` provider, as the providers crate sets
+//! it up; no redirects, so a bearer never follows one), requests with the MCP headers, and answers
+//! read as a bounded JSON body or as an SSE stream (`sse-stream`, the parser of the official Rust
+//! SDK's transports), each message at most [`MAX_MESSAGE_BYTES`].
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use context_harness_providers::AccessToken;
+use futures_util::{Stream, StreamExt, TryStreamExt};
+use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
+use url::Url;
+
+use super::jsonrpc::MAX_MESSAGE_BYTES;
+
+/// `Accept` of every POST (MCP Streamable HTTP: the client MUST list both).
+const ACCEPT_POST: &str = "application/json, text/event-stream";
+
+/// An upstream failure, for a JSON-RPC error response. Holds no secret (reqwest errors are shown
+/// without their URL; URLs here carry no token anyway).
+#[derive(Debug, Clone)]
+pub(crate) struct UpstreamError {
+    pub(crate) message: String,
+    /// The stable code: `network_error`, `timeout` or `message_too_large`.
+    pub(crate) code: &'static str,
+}
+
+impl UpstreamError {
+    pub(crate) fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            code,
+        }
+    }
+
+    pub(crate) fn from_reqwest(e: &reqwest::Error, host: &str) -> Self {
+        if e.is_timeout() {
+            Self::new(
+                "timeout",
+                format!("the MCP server at {host} did not answer in time"),
+            )
+        } else if e.is_connect() {
+            Self::new(
+                "network_error",
+                format!("cannot connect to the MCP server at {host}"),
+            )
+        } else {
+            Self::new(
+                "network_error",
+                format!(
+                    "the connection to the MCP server at {host} broke or its answer was unreadable"
+                ),
+            )
+        }
+    }
+
+    fn too_large() -> Self {
+        Self::new(
+            "message_too_large",
+            format!(
+                "the server sent a message over {} MiB",
+                MAX_MESSAGE_BYTES / (1024 * 1024)
+            ),
+        )
+    }
+}
+
+/// The session headers of a request.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SessionHeaders {
+    /// `Mcp-Session-Id`.
+    pub(crate) session_id: Option<String>,
+    /// `MCP-Protocol-Version` (after the negotiation).
+    pub(crate) protocol_version: Option<String>,
+}
+
+/// The client and the headers every request carries.
+pub(crate) struct Upstream {
+    client: reqwest::Client,
+    extra: HeaderMap,
+}
+
+impl Upstream {
+    /// Builds the client. `extra` are the `--header` values (marked sensitive: they may be keys).
+    pub(crate) fn new(extra: HeaderMap) -> anyhow::Result<Self> {
+        // reqwest is built with `rustls-no-provider`: `ring` becomes the process default (an `Err`
+        // means another part of the program installed it first).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("context-harness/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self { client, extra })
+    }
+
+    /// A request with the bearer, the `--header` values and the session headers.
+    pub(crate) fn request(
+        &self,
+        method: reqwest::Method,
+        url: &Url,
+        bearer: Option<&AccessToken>,
+        session: &SessionHeaders,
+    ) -> reqwest::RequestBuilder {
+        let mut headers = self.extra.clone();
+        if let Some(token) = bearer
+            && let Ok(mut value) = HeaderValue::from_str(&format!("Bearer {}", token.secret()))
+        {
+            value.set_sensitive(true);
+            headers.insert(header::AUTHORIZATION, value);
+        }
+        if let Some(id) = session.session_id.as_deref()
+            && let Ok(value) = HeaderValue::from_str(id)
+        {
+            headers.insert(HeaderName::from_static("mcp-session-id"), value);
+        }
+        if let Some(version) = session.protocol_version.as_deref()
+            && let Ok(value) = HeaderValue::from_str(version)
+        {
+            headers.insert(HeaderName::from_static("mcp-protocol-version"), value);
+        }
+        self.client.request(method, url.clone()).headers(headers)
+    }
+
+    /// A POST of one message.
+    pub(crate) fn post(
+        &self,
+        url: &Url,
+        bearer: Option<&AccessToken>,
+        session: &SessionHeaders,
+        body: &str,
+    ) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::POST, url, bearer, session)
+            .header(header::ACCEPT, ACCEPT_POST)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body.to_owned())
+    }
+}
+
+/// The `Mcp-Session-Id` of an answer.
+pub(crate) fn session_id(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 1024)
+        .map(str::to_owned)
+}
+
+/// The media type of an answer, lowercased, without parameters.
+pub(crate) fn media_type(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// The scopes of a 403 `WWW-Authenticate: Bearer error="insufficient_scope", scope="…"` (RFC 6750
+/// §3.1); `None` for any other 403.
+pub(crate) fn insufficient_scope(response: &reqwest::Response) -> Option<Vec<String>> {
+    for value in response.headers().get_all(header::WWW_AUTHENTICATE) {
+        let Ok(value) = value.to_str() else { continue };
+        for challenge in context_harness_providers::discovery::parse_www_authenticate(value) {
+            if challenge.is_bearer() && challenge.param("error") == Some("insufficient_scope") {
+                let scopes: Vec<String> = challenge
+                    .param("scope")
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect();
+                return (!scopes.is_empty()).then_some(scopes);
+            }
+        }
+    }
+    None
+}
+
+/// Reads a whole body as UTF-8 text, at most [`MAX_MESSAGE_BYTES`].
+pub(crate) async fn read_body(
+    response: reqwest::Response,
+    host: &str,
+) -> Result<String, UpstreamError> {
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| UpstreamError::from_reqwest(&e, host))?;
+        if body.len().saturating_add(chunk.len()) > MAX_MESSAGE_BYTES {
+            return Err(UpstreamError::too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    String::from_utf8(body)
+        .map_err(|_| UpstreamError::new("network_error", "the server's answer is not UTF-8"))
+}
+
+/// One SSE event.
+#[derive(Debug)]
+pub(crate) struct Event {
+    /// The `event` field (`None` means `message`).
+    pub(crate) event: Option<String>,
+    pub(crate) data: String,
+    pub(crate) id: Option<String>,
+    /// The `retry` field, in milliseconds.
+    pub(crate) retry: Option<u64>,
+}
+
+type Events = Pin<Box<dyn Stream<Item = Result<sse_stream::Sse, sse_stream::Error>> + Send>>;
+
+/// An SSE answer being read.
+pub(crate) struct EventStream {
+    events: Events,
+    /// Bytes received since the last event: the size limit of one event.
+    pending: Arc<AtomicUsize>,
+    host: String,
+}
+
+impl EventStream {
+    pub(crate) fn new(response: reqwest::Response, host: &str) -> Self {
+        let pending = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&pending);
+        let bytes = response
+            .bytes_stream()
+            .map_err(std::io::Error::other)
+            .and_then(move |chunk: bytes::Bytes| {
+                let total = counter
+                    .fetch_add(chunk.len(), Ordering::Relaxed)
+                    .saturating_add(chunk.len());
+                // Over the limit plus one read's worth: one event is too large.
+                let result = if total > MAX_MESSAGE_BYTES.saturating_add(64 * 1024) {
+                    Err(std::io::Error::other("message too large"))
+                } else {
+                    Ok(chunk)
+                };
+                std::future::ready(result)
+            });
+        Self {
+            events: Box::pin(sse_stream::SseByteStream::new(bytes)),
+            pending,
+            host: host.to_owned(),
+        }
+    }
+
+    /// The next event with data; `None` at the end of the stream.
+    pub(crate) async fn next(&mut self) -> Option<Result<Event, UpstreamError>> {
+        loop {
+            let item = self.events.next().await?;
+            self.pending.store(0, Ordering::Relaxed);
+            match item {
+                Ok(sse) => {
+                    let Some(data) = sse.data else {
+                        // A block with only an id or a retry (a priming event): nothing to forward,
+                        // but its id counts for a resumption.
+                        if sse.id.is_some() || sse.retry.is_some() {
+                            return Some(Ok(Event {
+                                event: sse.event,
+                                data: String::new(),
+                                id: sse.id,
+                                retry: sse.retry,
+                            }));
+                        }
+                        continue;
+                    };
+                    if data.len() > MAX_MESSAGE_BYTES {
+                        return Some(Err(UpstreamError::too_large()));
+                    }
+                    return Some(Ok(Event {
+                        event: sse.event,
+                        data,
+                        id: sse.id,
+                        retry: sse.retry,
+                    }));
+                }
+                Err(sse_stream::Error::Body(e)) if e.to_string() == "message too large" => {
+                    return Some(Err(UpstreamError::too_large()));
+                }
+                Err(_) => {
+                    return Some(Err(UpstreamError::new(
+                        "network_error",
+                        format!("the event stream from {} broke off", self.host),
+                    )));
+                }
+            }
+        }
+    }
+}

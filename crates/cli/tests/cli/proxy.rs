@@ -1,0 +1,571 @@
+//! `mcp proxy <url>` end to end, against real MCP servers built with the official TypeScript SDK
+//! (`tests/mcp-servers/server.mjs`: `StreamableHTTPServerTransport` with sessions, the GET stream and
+//! the SDK's event store; the legacy `SSEServerTransport`; `requireBearerAuth` checking tokens of the
+//! local oidc-provider by introspection). The client side is this test, speaking the stdio transport
+//! to the binary: every stdout line must be a JSON-RPC message.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::util::{AuthServer, Home, browser_script, http, repo_root, require, require_server};
+
+fn mcp_servers_dir() -> PathBuf {
+    repo_root().join("tests/mcp-servers")
+}
+
+/// node, and the SDK servers' packages (`cargo xtask test` installs them).
+fn require_mcp_servers() -> bool {
+    require_server()
+        && require(
+            mcp_servers_dir()
+                .join("node_modules/@modelcontextprotocol/sdk")
+                .is_dir(),
+            "tests/mcp-servers/node_modules",
+        )
+}
+
+/// A TypeScript-SDK MCP server on a loopback port, stopped on drop.
+struct McpServer {
+    child: Child,
+    url: String,
+    legacy_url: String,
+}
+
+impl McpServer {
+    fn start(env: &[(&str, &str)]) -> Self {
+        let mut child = Command::new("node")
+            .arg(mcp_servers_dir().join("server.mjs"))
+            .arg("--exit-on-stdin-close")
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start node");
+        let mut line = String::new();
+        let _ = BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line);
+        let ready: Value = serde_json::from_str(&line).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("MCP server did not start: {line:?}")
+        });
+        Self {
+            child,
+            url: ready["url"].as_str().expect("url").to_owned(),
+            legacy_url: ready["legacy_url"].as_str().expect("legacy_url").to_owned(),
+        }
+    }
+
+    fn base(&self) -> &str {
+        self.url.trim_end_matches("/mcp")
+    }
+
+    fn stats(&self) -> Value {
+        let (status, body) = http("GET", &format!("{}/test/stats", self.base()), &[], "");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).expect("stats json")
+    }
+
+    fn hook(&self, name: &str) -> Value {
+        let (status, body) = http("POST", &format!("{}/test/{name}", self.base()), &[], "");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).expect("hook json")
+    }
+}
+
+impl Drop for McpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The binary as a stdio MCP server for this test.
+struct Proxy {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+impl Proxy {
+    fn spawn(home: &Home, url: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut args = vec!["-v", "mcp", "proxy", url, "--port", "0", "--timeout", "30"];
+        args.extend_from_slice(extra);
+        let mut child = home
+            .cmd(&args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn the proxy");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = child.stderr.take().expect("stderr");
+        let stderr = std::thread::spawn(move || {
+            let mut all = String::new();
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        });
+        let stdin = child.stdin.take();
+        Self {
+            child,
+            stdin,
+            lines,
+            stderr,
+        }
+    }
+
+    fn send(&mut self, message: &Value) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{message}").expect("write to the proxy");
+        stdin.flush().expect("flush");
+    }
+
+    /// The next stdout line, which must be a JSON-RPC 2.0 message.
+    fn recv_within(&self, within: Duration) -> Option<Value> {
+        let line = self.lines.recv_timeout(within).ok()?;
+        let value: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("stdout holds a line that is not JSON ({e}): {line:?}"));
+        assert_eq!(value["jsonrpc"], "2.0", "not JSON-RPC: {line}");
+        Some(value)
+    }
+
+    fn recv(&self) -> Value {
+        self.recv_within(Duration::from_secs(60))
+            .expect("an answer within 60 s")
+    }
+
+    /// Sends a request and returns its response (server notifications before it are skipped).
+    fn call(&mut self, id: i64, method: &str, params: Value) -> Value {
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        loop {
+            let message = self.recv();
+            if message["id"] == id {
+                return message;
+            }
+        }
+    }
+
+    fn initialize(&mut self) -> Value {
+        let answer = self.call(
+            1,
+            "initialize",
+            json!({
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "proxy-test-client", "version": "9.9.9", "x-extra": true},
+            }),
+        );
+        self.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        answer
+    }
+
+    /// Closes stdin and waits: the exit code, the stdout lines left, stderr.
+    fn finish(mut self) -> (i32, Vec<Value>, String) {
+        drop(self.stdin.take());
+        let status = self.child.wait().expect("wait");
+        let mut rest = Vec::new();
+        while let Some(v) = self.recv_within(Duration::from_millis(100)) {
+            rest.push(v);
+        }
+        let stderr = self.stderr.join().unwrap_or_default();
+        (status.code().unwrap_or(-1), rest, stderr)
+    }
+}
+
+fn text_of(answer: &Value) -> &str {
+    answer["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no text content: {answer}"))
+}
+
+/// initialize → tools/list → tools/call, with SSE answers (the SDK's default) and JSON answers.
+#[test]
+fn proxy_round_trips_with_sse_and_json_answers() {
+    if !require_mcp_servers() {
+        return;
+    }
+    for json_answers in ["0", "1"] {
+        let server = McpServer::start(&[("MCP_JSON", json_answers)]);
+        let home = Home::new();
+        let mut proxy = Proxy::spawn(&home, &server.url, &[], &[]);
+        let init = proxy.initialize();
+        assert_eq!(init["result"]["protocolVersion"], "2025-06-18", "{init}");
+        let list = proxy.call(2, "tools/list", json!({}));
+        let names: Vec<&str> = list["result"]["tools"]
+            .as_array()
+            .expect("tools")
+            .iter()
+            .filter_map(|t| t["name"].as_str())
+            .collect();
+        assert!(names.contains(&"echo"), "{list}");
+        let call = proxy.call(
+            3,
+            "tools/call",
+            json!({"name": "echo", "arguments": {"text": "héllo\nworld"}}),
+        );
+        assert_eq!(text_of(&call), "héllo\nworld");
+        // Two requests in flight at once both come back.
+        proxy.send(&json!({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"add","arguments":{"a":1,"b":2}}}));
+        proxy.send(&json!({"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"add","arguments":{"a":3,"b":4}}}));
+        let mut seen = [proxy.recv(), proxy.recv()];
+        seen.sort_by_key(|v| v["id"].as_i64());
+        assert_eq!(text_of(&seen[0]), "3");
+        assert_eq!(text_of(&seen[1]), "7");
+
+        let (code, rest, stderr) = proxy.finish();
+        assert_eq!(code, 0, "{stderr}");
+        assert!(rest.is_empty(), "{rest:?}");
+        let stats = server.stats();
+        assert_eq!(
+            stats["deletes"], 1,
+            "stdin EOF deletes the session: {stats}"
+        );
+        // The client's clientInfo reached the server unchanged.
+        assert_eq!(
+            stats["client_infos"][0],
+            json!({"name": "proxy-test-client", "version": "9.9.9", "x-extra": true})
+        );
+        // Every request after initialize carried the negotiated version.
+        let versions = stats["protocol_versions"].as_array().expect("versions");
+        assert!(!versions.is_empty());
+        assert!(versions.iter().all(|v| v == "2025-06-18"), "{stats}");
+        assert_eq!(stats["initialize"], 1);
+    }
+}
+
+/// Server-initiated messages come through the GET stream, which is resumed with Last-Event-ID.
+#[test]
+fn proxy_relays_the_get_stream_and_resumes_it() {
+    if !require_mcp_servers() {
+        return;
+    }
+    let server = McpServer::start(&[]);
+    let home = Home::new();
+    let mut proxy = Proxy::spawn(&home, &server.url, &[], &[]);
+    proxy.initialize();
+    let is_list_changed = |v: &Value| v["method"] == "notifications/tools/list_changed";
+    // The notification is sent while the GET stream may still be opening: ask until one arrives.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut got = false;
+    while !got && Instant::now() < deadline {
+        server.hook("notify");
+        got = proxy
+            .recv_within(Duration::from_millis(500))
+            .is_some_and(|v| is_list_changed(&v));
+    }
+    assert!(got, "no notification through the GET stream");
+    let cut = server.hook("cut-streams");
+    assert_eq!(cut["cut"], 1, "{cut}");
+    // Sent while the stream is down: the server stores it; the resumed stream replays it.
+    server.hook("notify");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut replayed = false;
+    while !replayed && Instant::now() < deadline {
+        replayed = proxy
+            .recv_within(Duration::from_millis(500))
+            .is_some_and(|v| is_list_changed(&v));
+    }
+    assert!(replayed, "no notification after the stream was cut");
+    let stats = server.stats();
+    assert!(
+        !stats["last_event_ids"].as_array().expect("ids").is_empty(),
+        "the GET stream was resumed with Last-Event-ID: {stats}"
+    );
+    let (code, _, stderr) = proxy.finish();
+    assert_eq!(code, 0, "{stderr}");
+}
+
+/// A 404 on a request with a session id: a new session (initialize replayed), the request resent.
+#[test]
+fn proxy_starts_a_new_session_after_404() {
+    if !require_mcp_servers() {
+        return;
+    }
+    let server = McpServer::start(&[]);
+    let home = Home::new();
+    let mut proxy = Proxy::spawn(&home, &server.url, &[], &[]);
+    proxy.initialize();
+    assert_eq!(server.hook("drop-sessions")["dropped"], 1);
+    let call = proxy.call(
+        2,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"text": "again"}}),
+    );
+    assert_eq!(text_of(&call), "again");
+    let stats = server.stats();
+    assert_eq!(stats["initialize"], 2, "{stats}");
+    assert!(stats["not_found"].as_u64() >= Some(1), "{stats}");
+    // The replayed initialize's answer did not reach the client: only the call's answer came.
+    let (code, rest, stderr) = proxy.finish();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(rest.iter().all(|v| v["id"] != 1), "{rest:?}");
+}
+
+/// A server with only the legacy HTTP+SSE transport: POST answered 404, the GET stream then used.
+#[test]
+fn proxy_falls_back_to_the_legacy_sse_transport() {
+    if !require_mcp_servers() {
+        return;
+    }
+    let server = McpServer::start(&[]);
+    let home = Home::new();
+    let mut proxy = Proxy::spawn(&home, &server.legacy_url, &[], &[]);
+    let init = proxy.initialize();
+    assert!(init["result"]["serverInfo"].is_object(), "{init}");
+    let call = proxy.call(
+        2,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"text": "legacy"}}),
+    );
+    assert_eq!(text_of(&call), "legacy");
+    let (code, _, stderr) = proxy.finish();
+    assert_eq!(code, 0, "{stderr}");
+    let stats = server.stats();
+    assert_eq!(stats["legacy_gets"], 1, "{stats}");
+    assert!(stats["legacy_posts"].as_u64() >= Some(3), "{stats}");
+}
+
+/// Upstream failures become error responses to the request: a server that is gone.
+#[test]
+fn proxy_answers_upstream_failures_with_json_rpc_errors() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    drop(listener);
+    let home = Home::new();
+    let mut proxy = Proxy::spawn(&home, &format!("http://127.0.0.1:{port}/mcp"), &[], &[]);
+    let answer = proxy.call(7, "tools/list", json!({}));
+    assert_eq!(answer["error"]["code"], -32000, "{answer}");
+    assert_eq!(answer["error"]["data"]["code"], "network_error", "{answer}");
+    // A line that is not JSON gets a parse error, and the bridge goes on.
+    proxy
+        .stdin
+        .as_mut()
+        .expect("stdin")
+        .write_all(b"this is not json\n")
+        .expect("write");
+    let parse = proxy.recv();
+    assert_eq!(parse["error"]["code"], -32700, "{parse}");
+    let (code, _, stderr) = proxy.finish();
+    assert_eq!(code, 0, "{stderr}");
+}
+
+/// Starts the oidc-provider and an SDK server protected by it, and signs in with `mcp auth <url>`.
+fn signed_in(as_env: &[(&str, &str)], mcp_env: &[(&str, &str)]) -> (AuthServer, McpServer, Home) {
+    let auth = AuthServer::start(as_env);
+    let mut env = vec![("MCP_ISSUER", auth.issuer.as_str())];
+    env.extend_from_slice(mcp_env);
+    let server = McpServer::start(&env);
+    let home = Home::new();
+    let run = home.run_env(
+        &["mcp", "auth", &server.url, "--port", "0", "--timeout", "60"],
+        &[("BROWSER", &browser_script("follow.mjs"))],
+    );
+    run.expect_code(0);
+    (auth, server, home)
+}
+
+/// With stored tokens: forwarded with the bearer, no discovery, no 401.
+#[test]
+fn proxy_uses_the_stored_tokens() {
+    if !require_mcp_servers() {
+        return;
+    }
+    let (auth, server, home) = signed_in(&[("AS_AUTO_APPROVE", "1")], &[]);
+    let before = auth.stats();
+    let unauthorized = server.stats()["unauthorized"].clone();
+    let mut proxy = Proxy::spawn(&home, &server.url, &[], &[]);
+    proxy.initialize();
+    let call = proxy.call(
+        2,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"text": "with a token"}}),
+    );
+    assert_eq!(text_of(&call), "with a token");
+    let (code, _, stderr) = proxy.finish();
+    assert_eq!(code, 0, "{stderr}");
+    let stats = server.stats();
+    assert_eq!(stats["unauthorized"], unauthorized, "{stats}");
+    assert_eq!(stats["last_authorization_scheme"], "Bearer");
+    // Start-up read the store only: no discovery, no token request.
+    let after = auth.stats();
+    assert_eq!(before["well_known"], after["well_known"], "{after}");
+    assert_eq!(before["token_requests"], after["token_requests"], "{after}");
+    // The token never reached stdout or stderr.
+    let token = home.run(&["mcp", "token", &server.url]);
+    assert!(!stderr.contains(token.stdout.trim()));
+}
+
+/// A token revoked at the server: 401 → refresh → the request retried; no error reaches the client.
+/// Then a token that expires mid-session (2 s lifetime): refreshed on time, every answer a success.
+#[test]
+fn proxy_refreshes_after_401_and_on_expiry() {
+    if !require_mcp_servers() {
+        return;
+    }
+    let (auth, server, home) = signed_in(&[("AS_AUTO_APPROVE", "1")], &[]);
+    let mut proxy = Proxy::spawn(&home, &server.url, &[], &[]);
+    proxy.initialize();
+    let unauthorized = server.stats()["unauthorized"].as_u64().unwrap_or(0);
+    server.hook("revoke-tokens");
+    let call = proxy.call(
+        2,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"text": "after revocation"}}),
+    );
+    assert_eq!(text_of(&call), "after revocation", "{call}");
+    assert_eq!(
+        server.stats()["unauthorized"].as_u64(),
+        Some(unauthorized + 1)
+    );
+    assert_eq!(auth.stats()["refresh_requests"], 1);
+
+    // From now on tokens live 4 s: revoke once more so the bridge gets one, then keep calling
+    // until it has refreshed on its own, without a 401 (its margin is half the lifetime).
+    let (status, answer) = http(
+        "POST",
+        &format!("{}/test/control", auth.issuer),
+        &[("Content-Type", "application/json")],
+        r#"{"access_token_ttl":4}"#,
+    );
+    assert_eq!(status, 200, "{answer}");
+    server.hook("revoke-tokens");
+    // Refreshes the server saw that no 401 caused.
+    let unprompted = || {
+        let refreshes = auth.stats()["refresh_requests"].as_u64().unwrap_or(0);
+        let refused = server.stats()["unauthorized"].as_u64().unwrap_or(0) - unauthorized;
+        refreshes.saturating_sub(refused)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut id = 10;
+    while unprompted() < 1 && Instant::now() < deadline {
+        id += 1;
+        let answer = proxy.call(
+            id,
+            "tools/call",
+            json!({"name": "echo", "arguments": {"text": "tick"}}),
+        );
+        assert_eq!(
+            text_of(&answer),
+            "tick",
+            "an error reached the client: {answer}"
+        );
+    }
+    assert!(
+        unprompted() >= 1,
+        "the bridge refreshed the expiring token before the server refused it: {}",
+        auth.stats()
+    );
+    let (code, _, stderr) = proxy.finish();
+    assert_eq!(code, 0, "{stderr}");
+}
+
+/// 403 insufficient_scope → a sign-in for the union of scopes → the call retried once.
+#[test]
+fn proxy_steps_up_on_insufficient_scope() {
+    if !require_mcp_servers() {
+        return;
+    }
+    let (auth, server, home) =
+        signed_in(&[("AS_AUTO_APPROVE", "1")], &[("MCP_STEP_UP_TOOL", "add")]);
+    let before = auth.stats()["authorization_code_requests"].clone();
+    let mut proxy = Proxy::spawn(
+        &home,
+        &server.url,
+        &[],
+        &[("BROWSER", &browser_script("follow.mjs"))],
+    );
+    proxy.initialize();
+    let call = proxy.call(
+        2,
+        "tools/call",
+        json!({"name": "add", "arguments": {"a": 20, "b": 22}}),
+    );
+    assert_eq!(text_of(&call), "42", "{call}");
+    assert_eq!(server.stats()["forbidden"], 1);
+    assert_eq!(
+        auth.stats()["authorization_code_requests"].as_u64(),
+        before.as_u64().map(|n| n + 1)
+    );
+    let (code, _, stderr) = proxy.finish();
+    assert_eq!(code, 0, "{stderr}");
+    let token = home.run(&["mcp", "token", &server.url, "--json"]);
+    token.expect_code(0);
+}
+
+/// No tokens at all: the first request starts the sign-in (URL on stderr), then goes through.
+#[test]
+fn proxy_signs_in_on_first_use() {
+    if !require_mcp_servers() {
+        return;
+    }
+    let auth = AuthServer::start(&[("AS_AUTO_APPROVE", "1")]);
+    let server = McpServer::start(&[("MCP_ISSUER", auth.issuer.as_str())]);
+    let home = Home::new();
+    let mut proxy = Proxy::spawn(
+        &home,
+        &server.url,
+        &[],
+        &[("BROWSER", &browser_script("follow.mjs"))],
+    );
+    let init = proxy.initialize();
+    assert!(init["result"]["serverInfo"].is_object(), "{init}");
+    let (code, _, stderr) = proxy.finish();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("/auth?"), "the URL is on stderr: {stderr}");
+    assert_eq!(stderr.matches("needs a sign-in").count(), 1, "{stderr}");
+    // Shared with the other commands.
+    home.run(&["mcp", "status", &server.url]).expect_code(0);
+}
+
+/// Sign-in impossible (the user refuses): every request, the initialize included, gets a JSON-RPC
+/// error naming `context-harness mcp auth <url>`; one browser opening only; exit 0 at EOF.
+#[test]
+fn proxy_reports_an_impossible_sign_in_as_json_rpc_errors() {
+    if !require_mcp_servers() {
+        return;
+    }
+    let auth = AuthServer::start(&[("AS_DENY", "1")]);
+    let server = McpServer::start(&[("MCP_ISSUER", auth.issuer.as_str())]);
+    let home = Home::new();
+    let mut proxy = Proxy::spawn(
+        &home,
+        &server.url,
+        &[],
+        &[("BROWSER", &browser_script("follow.mjs"))],
+    );
+    let fix = format!("context-harness mcp auth {}", server.url);
+    let init = proxy.initialize();
+    assert_eq!(init["error"]["code"], -32003, "{init}");
+    let message = init["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(&fix), "{init}");
+    let later = proxy.call(2, "tools/list", json!({}));
+    assert!(
+        later["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&fix),
+        "{later}"
+    );
+    let (code, _, stderr) = proxy.finish();
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stderr.matches("needs a sign-in;").count(), 1, "{stderr}");
+}
