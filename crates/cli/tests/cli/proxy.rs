@@ -424,6 +424,13 @@ fn proxy_refreshes_after_401_and_on_expiry() {
     let (auth, server, home) = signed_in(&[("AS_AUTO_APPROVE", "1")], &[]);
     let mut proxy = Proxy::spawn(&home, &server.url, &[], &[]);
     proxy.initialize();
+    // The bridge opens its GET stream after `notifications/initialized`, concurrently with what follows;
+    // revoking before that stream is open would make its 401 count too. Wait until the server has it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.stats()["gets"].as_u64().unwrap_or(0) < 1 {
+        assert!(Instant::now() < deadline, "the GET stream never opened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let unauthorized = server.stats()["unauthorized"].as_u64().unwrap_or(0);
     server.hook("revoke-tokens");
     let call = proxy.call(
