@@ -173,3 +173,34 @@ fn providers_toml_from_other_platforms_loads() {
     assert!(run.stderr.contains("providers.toml"), "{run:#?}");
     assert!(run.stderr.contains("not UTF-8"), "{run:#?}");
 }
+
+/// `response_mode`: `query` and `form_post` reach the loopback listener and load; `fragment` (and
+/// JWT modes) never would, so `providers.toml` is refused with exit 13 naming file, table and
+/// reason, instead of a sign-in that times out after the user approved.
+#[test]
+fn response_modes_that_cannot_reach_the_listener_are_refused_at_load() {
+    for (mode, code) in [
+        ("query", 0),
+        ("form_post", 0),
+        ("fragment", 13),
+        ("query.jwt", 13),
+    ] {
+        let home = Home::new();
+        let text = format!("{VALID}extra_auth_params = {{ response_mode = \"{mode}\" }}\n");
+        write_providers(&home, text.as_bytes());
+        let run = home.run(&["mcp", "providers"]);
+        run.expect_code(code);
+        if code == 13 {
+            let file = home.path().join("providers.toml");
+            assert!(run.stderr.contains(&file.display().to_string()), "{run:#?}");
+            assert!(
+                run.stderr.contains("providers.ok.extra_auth_params"),
+                "{run:#?}"
+            );
+            assert!(
+                run.stderr.contains("never reach the loopback listener"),
+                "{run:#?}"
+            );
+        }
+    }
+}
