@@ -109,4 +109,4 @@ pub use config::{
 };
 pub use error::{Error, PortAttempt, Result};
 pub use response::{AuthorizationCode, CallbackResponse, normalize_pasted_url, parse_redirect_url};
-pub use server::CallbackServer;
+pub use server::{CallbackServer, MAX_FORM_BODY};

@@ -90,12 +90,28 @@ pub(crate) fn method_not_allowed() -> Response<Body> {
     let mut response = page(
         StatusCode::METHOD_NOT_ALLOWED,
         "Method not allowed",
-        "Only GET is accepted here. You can close this tab.",
+        "Only GET and POST are accepted here. You can close this tab.",
     );
     response
         .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("GET"));
+        .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
     response
+}
+
+pub(crate) fn unsupported_media_type() -> Response<Body> {
+    page(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "Unsupported content type",
+        "A sign-in response sent with POST must be a form (application/x-www-form-urlencoded). You can close this tab.",
+    )
+}
+
+pub(crate) fn payload_too_large() -> Response<Body> {
+    page(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "Request too large",
+        "This sign-in response is larger than any valid one. You can close this tab.",
+    )
 }
 
 /// `message_html` must already be escaped where it holds outside text.

@@ -11,6 +11,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use context_harness_pkce::State;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -151,6 +152,9 @@ impl CallbackServer {
     /// - A missing or wrong `state` (an old tab, or a forged request), a repeated parameter or
     ///   an unreadable query gets a 400 page and the wait **goes on**: a stray request must not
     ///   end the sign-in the user is doing.
+    /// - `POST {path}` with an `application/x-www-form-urlencoded` body (`response_mode=form_post`)
+    ///   is read (up to [`MAX_FORM_BODY`], else 413) and judged exactly like a `GET`'s query; a
+    ///   `POST` with another content type gets 415.
     /// - Other paths get 404 and other methods 405; the wait goes on.
     ///
     /// The timeout counts from this call.
@@ -386,7 +390,7 @@ async fn serve_connection(
     let service = service_fn(move |request| {
         seen.head_seen.store(true, Ordering::SeqCst);
         let shared = Arc::clone(&shared);
-        async move { Ok::<_, Infallible>(handle(&shared, id, &request)) }
+        async move { Ok::<_, Infallible>(handle(&shared, id, request).await) }
     });
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     let served = timeout(deadline, async {
@@ -417,21 +421,84 @@ async fn serve_connection(
     id
 }
 
-/// Answers one request. Never logs the query: it holds the code and the state.
-fn handle(shared: &Shared, id: u64, request: &Request<Incoming>) -> Response<Body> {
+/// The largest `response_mode=form_post` body read (16 KiB; a code, a state and an `iss` are a
+/// few hundred bytes). Larger bodies get 413.
+pub const MAX_FORM_BODY: usize = 16 * 1024;
+
+/// The parameters of a callback: the query of a `GET`, or the form body of a `POST`
+/// (`response_mode=form_post`, OAuth 2.0 Form Post Response Mode). `Err` is the page to answer.
+async fn callback_params(
+    id: u64,
+    request: Request<Incoming>,
+) -> Result<Option<String>, Response<Body>> {
+    if request.method() == Method::GET {
+        return Ok(request.uri().query().map(str::to_owned));
+    }
+    if request.method() != Method::POST {
+        tracing::debug!(connection = id, "request with another method: 405");
+        return Err(page::method_not_allowed());
+    }
+    let form = request
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mt| {
+            mt.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !form {
+        tracing::debug!(connection = id, "POST without a form body: 415");
+        return Err(page::unsupported_media_type());
+    }
+    let declared = request
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_FORM_BODY as u64) {
+        tracing::debug!(connection = id, "form body over the limit: 413");
+        return Err(page::payload_too_large());
+    }
+    let body = match Limited::new(request.into_body(), MAX_FORM_BODY)
+        .collect()
+        .await
+    {
+        Ok(body) => body.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            tracing::debug!(connection = id, "form body over the limit: 413");
+            return Err(page::payload_too_large());
+        }
+        Err(_) => {
+            return Err(page::rejected(Rejection::Malformed(
+                "the form body could not be read",
+            )));
+        }
+    };
+    match String::from_utf8(body.to_vec()) {
+        Ok(text) => Ok(Some(text)),
+        Err(_) => Err(page::rejected(Rejection::Malformed(
+            "the form body is not UTF-8",
+        ))),
+    }
+}
+
+/// Answers one request. Never logs the query or the form body: they hold the code and the state.
+async fn handle(shared: &Shared, id: u64, request: Request<Incoming>) -> Response<Body> {
     if request.uri().path() != shared.path {
         tracing::debug!(connection = id, "request for another path: 404");
         return page::not_found();
     }
-    if request.method() != Method::GET {
-        tracing::debug!(connection = id, "request with another method: 405");
-        return page::method_not_allowed();
-    }
+    let params = match callback_params(id, request).await {
+        Ok(params) => params,
+        Err(page) => return page,
+    };
     if shared.finished.load(Ordering::SeqCst) {
         tracing::debug!(connection = id, "callback after the flow finished: 400");
         return page::already_completed();
     }
-    match evaluate(request.uri().query(), &shared.expected) {
+    // Exactly the same checks for a query and a form body (state, `iss`, single use).
+    match evaluate(params.as_deref(), &shared.expected) {
         Verdict::Reject(rejection) => {
             if rejection == Rejection::StateMismatch {
                 shared.mismatch_seen.store(true, Ordering::SeqCst);

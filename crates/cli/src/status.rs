@@ -149,22 +149,28 @@ pub(crate) fn run(ctx: &Context, provider: Option<&str>, json: bool) -> anyhow::
         return Ok(exit::OK);
     };
 
-    let display_name = if looks_like_url(provider) {
-        provider.to_owned()
+    let row = if looks_like_url(provider) {
+        let mut row = row(&service, provider, provider);
+        row.server_url = Some(provider.to_owned());
+        row
     } else {
-        match service.registry()?.get(provider) {
-            Ok(p) => p.display_name.clone(),
-            // Tokens of a provider no longer configured are still shown.
-            Err(e) => match service.get_tokens(provider) {
-                Ok(_) => provider.to_owned(),
-                Err(_) => return Err(e.into()),
-            },
+        // Exactly the row the list shows (tokens of a provider no longer configured included, even
+        // when they cannot be read); `not_found` only for a name the list does not have either.
+        let (names, servers) = known_names(&service)?;
+        match names.get(provider) {
+            Some(display) => {
+                let mut row = row(&service, provider, display);
+                row.server_url = servers.get(provider).cloned();
+                row
+            }
+            None => {
+                return Err(service.registry()?.get(provider).err().map_or_else(
+                    || anyhow::anyhow!("unknown provider `{provider}`"),
+                    Into::into,
+                ));
+            }
         }
     };
-    let mut row = row(&service, provider, &display_name);
-    if looks_like_url(provider) {
-        row.server_url = Some(provider.to_owned());
-    }
     if json {
         print_stdout(&json!({ "providers": [row.to_json(now)] }).to_string())?;
     } else {
@@ -208,6 +214,23 @@ pub(crate) fn run(ctx: &Context, provider: Option<&str>, json: bool) -> anyhow::
 /// Every configured provider, every MCP server signed in to, plus any provider with stored tokens
 /// that is no longer configured.
 fn all_rows(service: &OAuthService) -> anyhow::Result<Vec<Row>> {
+    let (names, servers) = known_names(service)?;
+    Ok(names
+        .iter()
+        .map(|(name, display)| {
+            let mut row = row(service, name, display);
+            row.server_url = servers.get(name).cloned();
+            row
+        })
+        .collect())
+}
+
+/// The names `mcp status` lists, with display names, and the MCP server URL of those that are
+/// servers: every configured provider, every MCP server signed in to, and every name with stored
+/// tokens (a token file or a keyring marker). No tokens are read.
+fn known_names(
+    service: &OAuthService,
+) -> anyhow::Result<(BTreeMap<String, String>, BTreeMap<String, String>)> {
     let registry = service.registry()?;
     let mut names: BTreeMap<String, String> = registry
         .iter()
@@ -234,12 +257,5 @@ fn all_rows(service: &OAuthService) -> anyhow::Result<Vec<Row>> {
             }
         }
     }
-    Ok(names
-        .iter()
-        .map(|(name, display)| {
-            let mut row = row(service, name, display);
-            row.server_url = servers.get(name).cloned();
-            row
-        })
-        .collect())
+    Ok((names, servers))
 }

@@ -207,10 +207,13 @@ impl PollOutcome {
                 return Self::OAuthError { error, interval };
             }
             Err(e) if e.status().is_some_and(|s| s >= 500) => {
-                return Self::Transport(Error::new(
-                    ErrorCode::NetworkError,
-                    format!("polling the token endpoint: {e}"),
-                ));
+                return Self::Transport(
+                    Error::new(
+                        ErrorCode::NetworkError,
+                        format!("polling the token endpoint: {e}"),
+                    )
+                    .with_hint(crate::error::SERVER_TROUBLE_HINT),
+                );
             }
             Err(e) => {
                 return Self::Fatal(Error::new(

@@ -1129,6 +1129,9 @@ impl Discoverer<'_> {
                 if let Some(refused) = crate::http::refusal_in(&e) {
                     return Err(refused_error(refused, "the MCP server"));
                 }
+                if let Some(err) = crate::http::tls_trust_failure(&e, "the MCP server") {
+                    return Err(err.with_source(e));
+                }
                 return Err(Error::new(
                     ErrorCode::NetworkError,
                     format!(

@@ -195,6 +195,11 @@ impl Error {
     }
 }
 
+/// The hint of a [`ErrorCode::NetworkError`] whose cause is an answer the server did send (5xx, a
+/// rate limit, a redirect, an oversized body): the default hint, which points at the network
+/// connection and proxy settings, is only for transport failures (connect, DNS, TLS, timeouts).
+pub(crate) const SERVER_TROUBLE_HINT: &str = "the server answered but could not serve the request; retry later, and if it persists check the endpoint URL or the server's status";
+
 /// The next step a person should take for `code`, when one is obvious.
 fn default_hint(code: ErrorCode, provider: &str) -> Option<String> {
     match code {

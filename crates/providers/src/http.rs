@@ -18,6 +18,15 @@
 //! proxy resolves the target: address checks of domain names are then the proxy's job. IP literals,
 //! fixed names such as `localhost`, schemes and the discovery-time [`UrlPolicy::check_resolved`]
 //! still apply. Set `NO_PROXY` for hosts that must be judged locally.
+//!
+//! **Loopback is never proxied.** The proxy variables come from the service's
+//! [`Environment`](crate::Environment) ([`ProxyEnv`]), and the loopback destinations
+//! ([`LOOPBACK_NO_PROXY`]: `localhost` and its subdomains, 127.0.0.0/8, `::1`) are always added to
+//! `NO_PROXY`: a local authorization or MCP server is reached directly, so an authorization code and
+//! its PKCE verifier never travel in clear text to a proxy (issue 13 item 5).
+//!
+//! **TLS trust.** A certificate the trust store does not accept is reported as such
+//! ([`tls_trust_failure`]), naming `SSL_CERT_FILE` / `SSL_CERT_DIR`, instead of as a network failure.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
@@ -94,28 +103,89 @@ impl reqwest::dns::Resolve for PolicyResolver {
     }
 }
 
-/// The host names of the proxies `reqwest` takes from the environment.
-fn proxy_hosts() -> Vec<String> {
-    [
-        "ALL_PROXY",
-        "all_proxy",
-        "HTTP_PROXY",
-        "http_proxy",
-        "HTTPS_PROXY",
-        "https_proxy",
-    ]
-    .iter()
-    .filter_map(|var| std::env::var(var).ok())
-    .filter_map(|value| {
-        let value = value.trim();
-        let url = if value.contains("://") {
-            Url::parse(value)
-        } else {
-            Url::parse(&format!("http://{value}"))
-        };
-        url.ok()?.host_str().map(str::to_owned)
-    })
-    .collect()
+/// The destinations that never go through a proxy, in `NO_PROXY` syntax: `localhost` (which also
+/// covers `*.localhost`, RFC 6761 §6.3), 127.0.0.0/8, `::1` and IPv4-mapped 127.0.0.0/8.
+pub(crate) const LOOPBACK_NO_PROXY: &str = "localhost,127.0.0.0/8,::1,::ffff:127.0.0.0/104";
+
+/// The proxy settings of an [`Environment`](crate::Environment): the first set of `X_PROXY` /
+/// `x_proxy` for `ALL`, `HTTP`, `HTTPS` and `NO`, as curl and `reqwest` read them. Under CGI
+/// (`REQUEST_METHOD` set) `HTTP_PROXY` is ignored, since a request header can set it ("httpoxy").
+#[derive(Clone, Default, PartialEq, Eq)]
+pub(crate) struct ProxyEnv {
+    all: Option<String>,
+    http: Option<String>,
+    https: Option<String>,
+    no: Option<String>,
+}
+
+impl ProxyEnv {
+    /// Reads the proxy variables from `env`.
+    pub(crate) fn from_env(env: &crate::Environment) -> Self {
+        let first = |names: [&str; 2]| names.iter().find_map(|n| env.get(n)).map(str::to_owned);
+        let cgi = env.get("REQUEST_METHOD").is_some();
+        Self {
+            all: first(["ALL_PROXY", "all_proxy"]),
+            http: first(["HTTP_PROXY", "http_proxy"]).filter(|_| !cgi),
+            https: first(["HTTPS_PROXY", "https_proxy"]),
+            no: first(["NO_PROXY", "no_proxy"]),
+        }
+    }
+
+    /// `NO_PROXY` with the loopback destinations added ([`LOOPBACK_NO_PROXY`]).
+    pub(crate) fn no_proxy(&self) -> String {
+        match self.no.as_deref().map(str::trim) {
+            Some(no) if !no.is_empty() => format!("{no},{LOOPBACK_NO_PROXY}"),
+            _ => LOOPBACK_NO_PROXY.to_owned(),
+        }
+    }
+
+    /// The `reqwest` proxies: `HTTP_PROXY` for `http` URLs, `HTTPS_PROXY` for `https` URLs,
+    /// `ALL_PROXY` for either when the specific one is unset; each with [`no_proxy`](Self::no_proxy).
+    /// A value `reqwest` cannot parse is skipped (as `reqwest` itself does with the environment).
+    fn proxies(&self) -> Vec<reqwest::Proxy> {
+        let no = || reqwest::NoProxy::from_string(&self.no_proxy());
+        let mut proxies = Vec::new();
+        if let Some(p) = self.http.as_deref().or(self.all.as_deref())
+            && let Ok(proxy) = reqwest::Proxy::http(p)
+        {
+            proxies.push(proxy.no_proxy(no()));
+        }
+        if let Some(p) = self.https.as_deref().or(self.all.as_deref())
+            && let Ok(proxy) = reqwest::Proxy::https(p)
+        {
+            proxies.push(proxy.no_proxy(no()));
+        }
+        proxies
+    }
+
+    /// The host names of the configured proxies (resolved without judging: the user chose them).
+    fn hosts(&self) -> Vec<String> {
+        [&self.all, &self.http, &self.https]
+            .into_iter()
+            .flatten()
+            .filter_map(|value| {
+                let value = value.trim();
+                let url = if value.contains("://") {
+                    Url::parse(value)
+                } else {
+                    Url::parse(&format!("http://{value}"))
+                };
+                url.ok()?.host_str().map(str::to_owned)
+            })
+            .collect()
+    }
+}
+
+impl std::fmt::Debug for ProxyEnv {
+    // A proxy URL may carry a password: show only which variables are set.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyEnv")
+            .field("all", &self.all.is_some())
+            .field("http", &self.http.is_some())
+            .field("https", &self.https.is_some())
+            .field("no", &self.no.is_some())
+            .finish()
+    }
 }
 
 /// Which client slot serves `policy`: 0 for user-configured URLs, then one per trust level.
@@ -133,13 +203,15 @@ fn slot(policy: Option<UrlPolicy>) -> usize {
 /// cached token) never touch them.
 pub(crate) struct Http {
     settings: HttpSettings,
+    proxy: ProxyEnv,
     clients: [OnceLock<reqwest::Client>; 4],
 }
 
 impl Http {
-    pub(crate) fn new(settings: HttpSettings) -> Self {
+    pub(crate) fn new(settings: HttpSettings, proxy: ProxyEnv) -> Self {
         Self {
             settings,
+            proxy,
             clients: Default::default(),
         }
     }
@@ -177,11 +249,16 @@ impl Http {
         // reqwest is built with `rustls-no-provider`: install `ring` as the process default. An
         // `Err` only means some other code installed a provider first, which is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = reqwest::Client::builder();
+        // The proxies come from the service's environment, with loopback always direct (see the
+        // module documentation); `no_proxy()` turns off reqwest's own reading of the process's.
+        let mut builder = reqwest::Client::builder().no_proxy();
+        for proxy in self.proxy.proxies() {
+            builder = builder.proxy(proxy);
+        }
         if let Some(policy) = policy {
             builder = builder.dns_resolver(PolicyResolver {
                 policy,
-                proxy_hosts: Arc::new(proxy_hosts()),
+                proxy_hosts: Arc::new(self.proxy.hosts()),
             });
         }
         let client = builder
@@ -272,6 +349,7 @@ impl Http {
                             ErrorCode::NetworkError,
                             format!("{what} at {host} sent an oversized answer (over 1 MiB)"),
                         )
+                        .with_hint(crate::error::SERVER_TROUBLE_HINT)
                         .with_status(status));
                     }
                     body.extend_from_slice(&chunk);
@@ -327,6 +405,9 @@ impl Http {
         if let Some(refused) = refusal_in(&e) {
             return refused_error(refused, &format!("{what} at {host}"));
         }
+        if let Some(err) = tls_trust_failure(&e, &format!("{what} at {host}")) {
+            return err.with_source(e);
+        }
         if e.is_timeout() {
             Error::new(
                 ErrorCode::Timeout,
@@ -355,6 +436,62 @@ impl Http {
     }
 }
 
+/// The error for a TLS handshake that failed because the server's certificate is not trusted
+/// (rustls' `InvalidCertificate`, e.g. an unknown issuer, an expired certificate or another
+/// name), found anywhere in `e`'s source chain; `None` for any other failure.
+///
+/// [`ErrorCode::NetworkError`] (the server cannot be used from here), with a message saying the
+/// certificate of `whom` is not trusted and a hint naming `SSL_CERT_FILE` / `SSL_CERT_DIR`, which
+/// add a corporate or private CA to the trust store.
+pub(crate) fn tls_trust_failure(
+    e: &(dyn std::error::Error + 'static),
+    whom: &str,
+) -> Option<Error> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        // `io::Error::source` skips the error it wraps; rustls' error sits right there.
+        let inner = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|inner| inner as &(dyn std::error::Error + 'static));
+        for candidate in [Some(err), inner].into_iter().flatten() {
+            if let Some(rustls::Error::InvalidCertificate(why)) =
+                candidate.downcast_ref::<rustls::Error>()
+            {
+                return Some(
+                    Error::new(
+                        ErrorCode::NetworkError,
+                        format!(
+                            "the TLS certificate of {whom} is not trusted ({})",
+                            certificate_problem(why)
+                        ),
+                    )
+                    .with_hint(TLS_TRUST_HINT),
+                );
+            }
+        }
+        source = inner.or_else(|| err.source());
+    }
+    None
+}
+
+/// The hint of an untrusted server certificate.
+pub(crate) const TLS_TRUST_HINT: &str = "if the server uses a private or corporate CA, point SSL_CERT_FILE at a PEM file (or SSL_CERT_DIR at a directory) holding that CA's certificate, then retry; otherwise the connection may be intercepted";
+
+/// A few fixed words for a certificate problem (never the certificate's own text).
+fn certificate_problem(why: &rustls::CertificateError) -> &'static str {
+    use rustls::CertificateError as C;
+    match why {
+        C::UnknownIssuer => "issued by an unknown certificate authority",
+        C::Expired | C::ExpiredContext { .. } => "expired",
+        C::NotValidYet | C::NotValidYetContext { .. } => "not valid yet",
+        C::NotValidForName | C::NotValidForNameContext { .. } => "issued for another host name",
+        C::Revoked => "revoked",
+        C::BadSignature => "bad signature",
+        _ => "rejected by the trust store",
+    }
+}
+
 /// The policy refusal somewhere in `e`'s source chain, if the resolver refused the host.
 pub(crate) fn refusal_in<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a Refused> {
     let mut source: Option<&'a (dyn std::error::Error + 'static)> = Some(e);
@@ -365,4 +502,113 @@ pub(crate) fn refusal_in<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option
         source = err.source();
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::Environment;
+
+    /// Whether a request to `url` goes through the proxy, decided exactly as `reqwest` decides it
+    /// for the proxies [`ProxyEnv::proxies`] builds (hyper-util's matcher with our `NO_PROXY`).
+    fn proxied(env: &ProxyEnv, url: &str) -> bool {
+        let matcher = hyper_util::client::proxy::matcher::Matcher::builder()
+            .http(
+                env.http
+                    .clone()
+                    .or_else(|| env.all.clone())
+                    .unwrap_or_default(),
+            )
+            .https(
+                env.https
+                    .clone()
+                    .or_else(|| env.all.clone())
+                    .unwrap_or_default(),
+            )
+            .no(env.no_proxy())
+            .build();
+        matcher
+            .intercept(&url.parse::<hyper::Uri>().unwrap())
+            .is_some()
+    }
+
+    #[test]
+    fn loopback_bypasses_the_proxy_everything_else_keeps_it() {
+        let env = ProxyEnv::from_env(&Environment::from_pairs([
+            ("HTTP_PROXY", "http://proxy.corp:3128"),
+            ("HTTPS_PROXY", "http://proxy.corp:3128"),
+        ]));
+        assert_eq!(env.proxies().len(), 2);
+        for direct in [
+            "http://127.0.0.1:8080/token",
+            "http://127.9.8.7/token",
+            "https://127.0.0.1/token",
+            "http://[::1]:9000/token",
+            "http://localhost:3000/token",
+            "http://LOCALHOST/token",
+            "https://auth.localhost/token",
+            "http://[::ffff:127.0.0.1]/token",
+        ] {
+            assert!(!proxied(&env, direct), "{direct} must not be proxied");
+        }
+        for via_proxy in [
+            "https://as.example.com/token",
+            "http://10.0.0.5/token",
+            "https://128.0.0.1/token",
+            "https://localhost.example.com/token",
+            "https://notlocalhost/token",
+        ] {
+            assert!(proxied(&env, via_proxy), "{via_proxy} must be proxied");
+        }
+    }
+
+    #[test]
+    fn no_proxy_all_proxy_lower_case_and_cgi_are_honoured() {
+        let env = ProxyEnv::from_env(&Environment::from_pairs([
+            ("all_proxy", "socks5h://proxy.corp:1080"),
+            ("no_proxy", "corp.example, 10.0.0.0/8"),
+        ]));
+        assert!(proxied(&env, "https://as.example.com/token"));
+        assert!(proxied(&env, "http://as.example.com/token"));
+        assert!(!proxied(&env, "https://sso.corp.example/token"));
+        assert!(!proxied(&env, "https://10.1.2.3/token"));
+        assert!(!proxied(&env, "http://127.0.0.1/token"));
+        assert_eq!(env.hosts(), vec!["proxy.corp".to_owned()]);
+
+        // Nothing set: nothing proxied, whatever the process environment says.
+        let none = ProxyEnv::from_env(&Environment::empty());
+        assert!(none.proxies().is_empty());
+        assert!(!proxied(&none, "https://as.example.com/token"));
+
+        // CGI: HTTP_PROXY may come from a request header ("httpoxy"), so it is ignored.
+        let cgi = ProxyEnv::from_env(&Environment::from_pairs([
+            ("REQUEST_METHOD", "GET"),
+            ("HTTP_PROXY", "http://evil:8080"),
+        ]));
+        assert!(!proxied(&cgi, "http://as.example.com/token"));
+        // The Debug form never shows a proxy URL (it may hold a password).
+        let secret = ProxyEnv::from_env(&Environment::from_pairs([(
+            "HTTPS_PROXY",
+            "http://user:SECRET@proxy:1",
+        )]));
+        assert!(!format!("{secret:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn certificate_errors_are_found_through_io_errors() {
+        let rustls_err = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, rustls_err);
+        let err = tls_trust_failure(&io, "the token endpoint at x").unwrap();
+        assert_eq!(err.code(), ErrorCode::NetworkError);
+        assert!(err.to_string().contains("not trusted"), "{err}");
+        assert!(
+            err.to_string().contains("unknown certificate authority"),
+            "{err}"
+        );
+        assert!(err.hint().unwrap().contains("SSL_CERT_FILE"));
+        let other = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert!(tls_trust_failure(&other, "x").is_none());
+    }
 }

@@ -379,6 +379,41 @@ impl OAuthProvider {
         if let Some(bad) = self.extra_auth_params.keys().find(|k| reserved(k)) {
             return refuse("extra_auth_params", bad);
         }
+        // `response_mode`: `query` (the default) and `form_post` (the loopback listener accepts a
+        // form POST) reach the listener; `fragment` (or a JWT mode, JARM) would not: the browser
+        // keeps a fragment to itself, and the sign-in would time out after the user approved.
+        for (field, value) in [
+            (
+                "extra_auth_params",
+                self.extra_auth_params
+                    .iter()
+                    .find(|(k, _)| k.trim().eq_ignore_ascii_case("response_mode"))
+                    .map(|(_, v)| v.clone()),
+            ),
+            (
+                "auth_url",
+                Url::parse(self.auth_url.trim()).ok().and_then(|u| {
+                    u.query_pairs()
+                        .find(|(k, _)| k.trim().eq_ignore_ascii_case("response_mode"))
+                        .map(|(_, v)| v.into_owned())
+                }),
+            ),
+        ] {
+            if let Some(mode) = value
+                && !matches!(mode.trim(), "query" | "form_post")
+            {
+                return Err(Error::new(
+                    ErrorCode::ConfigInvalid,
+                    format!(
+                        "providers.{name}.{field}: response_mode `{}` is not supported: the authorization response would never reach the loopback listener",
+                        crate::terminal_text(&mode)
+                    ),
+                )
+                .with_hint(format!(
+                    "use response_mode \"query\" (the default) or \"form_post\" in providers.{name}.{field}, or remove it"
+                )));
+            }
+        }
         for (field, value) in [
             ("auth_url", Some(&self.auth_url)),
             ("device_auth_url", self.device_auth_url.as_ref()),

@@ -376,7 +376,12 @@ impl RegistrationStore {
         else {
             return Ok(None);
         };
-        match serde_json::from_slice::<StoredRegistration>(&bytes) {
+        let parsed = context_harness_storage::decode_text(&bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|text| {
+                serde_json::from_str::<StoredRegistration>(&text).map_err(|e| e.to_string())
+            });
+        match parsed {
             Ok(stored) => Ok(Some(stored)),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "ignoring an unreadable client registration");

@@ -128,11 +128,13 @@ impl ProviderRegistry {
         let Some(bytes) = bytes else {
             return Ok(Self::builtin());
         };
-        let text = String::from_utf8(bytes).map_err(|e| {
+        // UTF-8 with or without a BOM, or UTF-16 with one (files saved by other platforms' tools).
+        let text = context_harness_storage::decode_text(&bytes).map_err(|e| {
             Error::new(
                 ErrorCode::ConfigInvalid,
-                format!("{} is not valid UTF-8", path.display()),
+                format!("{} cannot be read as text: {e}", path.display()),
             )
+            .with_hint("save the file as UTF-8")
             .with_source(e)
         })?;
         let mut registry = Self::from_toml_str(&text, &path.display().to_string())?;
@@ -161,6 +163,17 @@ impl ProviderRegistry {
         let mut registry = Self::builtin();
         for (name, raw) in file.providers {
             let at = line_col(text, raw.span().start);
+            // One naming rule, checked here so a name that would fail at sign-in never loads.
+            check_name(&name).map_err(|m| {
+                Error::new(
+                    ErrorCode::ConfigInvalid,
+                    format!(
+                        "{origin}:{at}: table [providers.{}]: {m}",
+                        context_harness_tokens::terminal_text(&name)
+                    ),
+                )
+                .with_hint(format!("rename the table in {origin}: {NAME_RULE}"))
+            })?;
             let raw = raw.into_inner();
             let provider = raw
                 .build(&name, registry.entries.get(&name).map(|(p, _)| p))
@@ -185,7 +198,8 @@ impl ProviderRegistry {
     /// [`ErrorCode::ConfigInvalid`] if the provider's URLs or name are invalid.
     pub fn insert(&mut self, provider: OAuthProvider) -> Result<()> {
         provider.validate()?;
-        check_name(&provider.name).map_err(|m| Error::new(ErrorCode::ConfigInvalid, m))?;
+        check_name(&provider.name)
+            .map_err(|m| Error::new(ErrorCode::ConfigInvalid, m).with_hint(NAME_RULE.to_owned()))?;
         let source = if OAuthProvider::is_builtin_name(&provider.name) {
             ProviderSource::Overridden
         } else {
@@ -294,20 +308,46 @@ fn line_col(text: &str, offset: usize) -> String {
     format!("{line}:{col}")
 }
 
+/// The naming rule, in words (error hints and the README say the same).
+const NAME_RULE: &str = "provider names are 1-64 characters of a-z, 0-9, `-`, `_`, `.`, not starting with a dot, and not a Windows device name";
+
+/// The one naming rule for configured providers: [`ProviderName`](context_harness_storage::ProviderName)'s
+/// (the name becomes a token file name and a keyring entry), plus no Windows device name
+/// (`con`, `nul`, `aux`, `prn`, `com1`-`com9`, `lpt1`-`lpt9`) before the first dot, since
+/// `tokens/{name}.json` could not be created there. Checked when `providers.toml` is read, so a
+/// name that would fail at sign-in never loads.
 fn check_name(name: &str) -> std::result::Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && !name.starts_with('.');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "provider name `{name}` must be 1-64 characters of a-z, 0-9, `-`, `_`, `.`"
-        ))
+    let shown = context_harness_tokens::terminal_text(name);
+    if let Err(e) = context_harness_storage::ProviderName::new(name) {
+        let reason = match e {
+            context_harness_storage::Error::InvalidName { reason, .. } => reason,
+            _ => "not a valid name",
+        };
+        let lower = name.to_ascii_lowercase();
+        let suggestion =
+            if lower != name && context_harness_storage::ProviderName::new(&lower).is_ok() {
+                format!(" (e.g. `{lower}`)")
+            } else {
+                String::new()
+            };
+        return Err(format!(
+            "provider name `{shown}` is not allowed: {reason}{suggestion}"
+        ));
     }
+    let stem = name.split('.').next().unwrap_or(name);
+    let device = matches!(stem, "con" | "prn" | "aux" | "nul")
+        || ((stem.starts_with("com") || stem.starts_with("lpt"))
+            && stem.len() == 4
+            && stem
+                .as_bytes()
+                .get(3)
+                .is_some_and(|b| (b'1'..=b'9').contains(b)));
+    if device {
+        return Err(format!(
+            "provider name `{shown}` is not allowed: `{stem}` is a reserved device name on Windows"
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]

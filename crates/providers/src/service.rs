@@ -17,8 +17,8 @@ use url::Url;
 
 use crate::browser::{BrowserOpener, SystemBrowser};
 use crate::env::Environment;
-use crate::error::{Error, ErrorCode, Result};
-use crate::http::{Http, HttpSettings};
+use crate::error::{Error, ErrorCode, Result, SERVER_TROUBLE_HINT};
+use crate::http::{Http, HttpSettings, ProxyEnv};
 use crate::provider::{OAuthConfig, RevocationStyle, TokenAuthMethod, check_endpoint};
 use crate::registry::ProviderRegistry;
 
@@ -420,6 +420,7 @@ impl OAuthServiceBuilder {
         } else {
             self.lock_timeout
         };
+        let proxy = ProxyEnv::from_env(&env);
         Ok(OAuthService {
             lock_dir: self.lock_dir.unwrap_or_else(|| storage::tokens_dir(&home)),
             home,
@@ -427,7 +428,7 @@ impl OAuthServiceBuilder {
             store,
             registry,
             browser: self.browser,
-            http: Arc::new(Http::new(self.http)),
+            http: Arc::new(Http::new(self.http, proxy)),
             lock_timeout,
             refresh_retry_budget: self.refresh_retry_budget,
         })
@@ -1237,6 +1238,7 @@ impl OAuthService {
                 ErrorCode::NetworkError,
                 format!("the revocation endpoint answered HTTP {}", raw.status),
             )
+            .with_hint(SERVER_TROUBLE_HINT)
             .with_status(raw.status));
         }
         Ok(true)
@@ -1281,6 +1283,7 @@ impl OAuthService {
                 ErrorCode::NetworkError,
                 format!("GitHub token API answered HTTP {status}; revoke it at {settings}"),
             )
+            .with_hint(SERVER_TROUBLE_HINT)
             .with_status(status)),
         }
     }
@@ -1807,10 +1810,23 @@ fn sanitize_code(code: &str) -> String {
         .collect()
 }
 
+/// The next step for an off-spec HTTP 2xx token answer (issue 13 item 1).
+const OFF_SPEC_ANSWER_HINT: &str = "the server answered, but not as RFC 6749 §5.1 requires (a server problem, not your network); report it to the server's operator, then sign in again";
+
 /// What to do when a server refuses the RFC 8707 `resource` parameter (`invalid_target`).
 const INVALID_TARGET_HINT: &str = "the authorization server refuses the RFC 8707 `resource` parameter; for an MCP server URL, sign in with `mcp auth <url> --no-resource`";
 
 fn classify_response_error(e: &ResponseError, grant: Grant) -> Error {
+    let err = classify_response_error_inner(e, grant);
+    // The answer arrived, so the network is not the cause: never the default "check your network".
+    if err.code() == ErrorCode::NetworkError && err.hint().is_none() {
+        err.with_hint(SERVER_TROUBLE_HINT)
+    } else {
+        err
+    }
+}
+
+fn classify_response_error_inner(e: &ResponseError, grant: Grant) -> Error {
     let what = match grant {
         Grant::Exchange => "exchanging the authorization code",
         Grant::Refresh => "refreshing the token",
@@ -1893,6 +1909,23 @@ fn classify_response_error(e: &ResponseError, grant: Grant) -> Error {
         )
         .with_hint("a proxy, captive portal or wrong token_url is likely; check them and retry")
         .with_status(*status),
+        // A 2xx answer that is not a token response: the server's fault, not the network's.
+        ResponseError::Empty { status } | ResponseError::Malformed { status, .. }
+            if (200..300).contains(status) =>
+        {
+            let reason = match e {
+                ResponseError::Malformed { reason, .. } => reason,
+                _ => "the body is empty",
+            };
+            Error::new(
+                ErrorCode::AuthFailed,
+                format!(
+                    "{what}: the authorization server's answer (HTTP {status}) is not a token response as it should be: {reason}"
+                ),
+            )
+            .with_hint(OFF_SPEC_ANSWER_HINT)
+            .with_status(*status)
+        }
         ResponseError::Empty { status } => Error::new(
             ErrorCode::NetworkError,
             format!("{what}: the token endpoint sent an empty answer (HTTP {status})"),

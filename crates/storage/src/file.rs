@@ -79,11 +79,12 @@ impl TokenStore for FileStore {
 
 /// Parses token JSON read from `path`; any failure is [`Error::Corrupt`] naming the file.
 pub(crate) fn parse_tokens(bytes: &[u8], path: &Path) -> Result<OAuthTokens> {
-    let text = std::str::from_utf8(bytes).map_err(|_| Error::Corrupt {
+    // A BOM, UTF-16 from another platform's editor: decoded in one place (`decode_text`).
+    let text = crate::decode_text(bytes).map_err(|e| Error::Corrupt {
         path: path.to_path_buf(),
-        source: "token file is not valid utf-8".into(),
+        source: format!("token file is {e}").into(),
     })?;
-    OAuthTokens::from_json(text).map_err(|e| Error::Corrupt {
+    OAuthTokens::from_json(&text).map_err(|e| Error::Corrupt {
         path: path.to_path_buf(),
         source: Box::new(e),
     })

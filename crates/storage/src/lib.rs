@@ -87,6 +87,7 @@ mod lock;
 mod memory;
 mod name;
 mod secret;
+mod text;
 mod trust;
 
 use std::fmt;
@@ -109,6 +110,7 @@ pub use lock::ProviderLock;
 pub use memory::MemoryStore;
 pub use name::{MAX_NAME_LEN, ProviderName, canonical_url};
 pub use secret::SecretSlots;
+pub use text::{TextError, decode_text};
 pub use trust::{HOME_DIRS, HOME_FILES, check_dir, check_home, open_trusted, read_trusted};
 
 /// The keyring service name under which every entry is stored (the user name is the provider name).

@@ -259,6 +259,47 @@ fn parse_form(status: u16, body: &[u8]) -> Result<Map<String, Value>, ResponseEr
     Ok(object)
 }
 
+/// The `scope` field of a token response: a space-separated string (RFC 6749 §3.3), or, off-spec but
+/// unambiguous, a JSON array of scope tokens (Twitch sends `["openid","user:read:email"]`), joined with
+/// single spaces. Either way, tokens outside the §3.3 grammar are dropped ([`valid_scope`]); an array
+/// element that is not one token (empty, or holding whitespace) is dropped likewise.
+///
+/// # Errors
+///
+/// [`ResponseError::Malformed`] (status 200) for any other JSON type, or an array with a non-string
+/// element (its meaning is unclear).
+fn scope(value: Option<Value>) -> Result<Option<String>, ResponseError> {
+    let malformed = |reason| ResponseError::Malformed {
+        status: 200,
+        reason,
+    };
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(scope)) => Ok(Some(valid_scope(&scope).0)),
+        Some(Value::Array(items)) => {
+            let mut kept = Vec::with_capacity(items.len());
+            for item in &items {
+                let Value::String(token) = item else {
+                    return Err(malformed("scope array has an element that is not a string"));
+                };
+                // One element is one scope token: `"a b"` is not split into two.
+                let single =
+                    !token.is_empty() && !token.contains(|c: char| c.is_ascii_whitespace());
+                if single {
+                    let (valid, _) = valid_scope(token);
+                    if !valid.is_empty() {
+                        kept.push(valid);
+                    }
+                }
+            }
+            Ok(Some(kept.join(" ")))
+        }
+        Some(_) => Err(malformed(
+            "scope is neither a string nor an array of strings",
+        )),
+    }
+}
+
 /// Parses a token endpoint response (RFC 6749 §5.1/§5.2) received at `now` into tokens.
 ///
 /// Runs [`parse_response_object`] (so an `error` field wins even with HTTP 200), then
@@ -286,9 +327,12 @@ impl OAuthTokens {
     /// - `expires_in`, `refresh_token_expires_in`: a number or a numeric string; absent, `null` or
     ///   `""` means unknown. A lifetime above [`MAX_LIFETIME_SECS`] (one year) is clamped to it, so a
     ///   hostile or broken server cannot push an expiry past what time arithmetic can hold.
+    /// - `token_type`'s case does not matter (`bearer`, `Bearer`, `BEARER`).
     /// - `refresh_token`, `id_token`, `scope`: strings; an empty refresh or ID token counts as absent,
     ///   an empty scope is kept (GitHub Apps send one). Scope tokens outside the RFC 6749 §3.3 grammar
     ///   (controls, escapes, non-ASCII, `"`, `\`) are dropped ([`valid_scope`](crate::valid_scope)).
+    ///   `scope` may also be a JSON array of strings (off-spec, sent by Twitch): it is joined with
+    ///   single spaces; an array holding anything but strings is refused.
     /// - A `null` or empty `error` field is dropped.
     /// - `issued_at` is `now`; a server's own `issued_at` or `refresh_failed_at` field is dropped
     ///   rather than confused with ours. Every other field goes to [`extra`](Self::extra).
@@ -359,8 +403,7 @@ impl OAuthTokens {
             "refresh_token is not a string",
         )?);
         let id_token = nonempty(string(&mut object, "id_token", "id_token is not a string")?);
-        let scope = string(&mut object, "scope", "scope is not a string")?
-            .map(|scope| valid_scope(&scope).0);
+        let scope = scope(object.remove("scope"))?;
         for key in KNOWN_FIELDS {
             object.remove(key);
         }

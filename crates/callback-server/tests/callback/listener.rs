@@ -172,17 +172,20 @@ async fn wrong_path_and_method_then_the_right_request() {
         let favicon = get(v4(port), "/favicon.ico");
         // Even with the right code and state, another path does not count.
         let other_path = get(v4(port), &format!("/callback/{}", &bad_method[9..]));
+        // A POST that is not a form (response_mode=form_post sends one): 415.
         let post = send(v4(port), &request("POST", &bad_method)).unwrap();
+        let put = send(v4(port), &request("PUT", &bad_method)).unwrap();
         let head = send(v4(port), &request("HEAD", &bad_method)).unwrap();
-        (favicon, other_path, post, head, get(v4(port), &good))
+        (favicon, other_path, post, put, head, get(v4(port), &good))
     });
     let response = server.wait(&state).await.unwrap();
     assert_eq!(response.code.secret(), "abc");
-    let (favicon, other_path, post, head, good) = browser.await.unwrap();
+    let (favicon, other_path, post, put, head, good) = browser.await.unwrap();
     assert_eq!(status(&favicon), 404);
     assert_eq!(status(&other_path), 404);
-    assert_eq!(status(&post), 405);
-    assert_eq!(header(&post, "allow"), Some("GET"));
+    assert_eq!(status(&post), 415);
+    assert_eq!(status(&put), 405);
+    assert_eq!(header(&put, "allow"), Some("GET, POST"));
     assert_eq!(status(&head), 405);
     assert_eq!(status(&good), 200);
     assert_port_free(port);
@@ -592,4 +595,94 @@ async fn slowloris_clients_on_both_families_do_not_hold_back_a_valid_callback() 
     assert_eq!(status(&good), 200, "{good}");
     drop(slow);
     assert_port_free(port);
+}
+
+/// `POST {target}` with a form body (and `Content-Length`).
+fn form_post(body: &str, content_type: &str) -> Vec<u8> {
+    format!(
+        "POST /callback HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Issue 13 item 4: `response_mode=form_post` (the browser POSTs the response as a form). Judged
+/// exactly like a GET's query: a wrong state, a repeated parameter, a body that is not a form or
+/// is too large are refused and the wait goes on; the right form completes it once, with `iss`.
+#[tokio::test]
+async fn form_post_is_judged_like_a_query() {
+    let state = State::generate().unwrap();
+    let old_tab = State::generate().unwrap();
+    let server = CallbackServer::bind(ephemeral()).await.unwrap();
+    let port = server.port();
+    let s = state.as_str().to_owned();
+    let old = old_tab.as_str().to_owned();
+    let browser = client(move || {
+        let addr = v4(port);
+        let form = "application/x-www-form-urlencoded";
+        let wrong_state = send(addr, &form_post(&format!("code=old&state={old}"), form)).unwrap();
+        let repeated = send(
+            addr,
+            &form_post(&format!("code=a&state={s}&iss=x&iss=y"), form),
+        )
+        .unwrap();
+        let json = send(
+            addr,
+            &form_post(
+                &format!("{{\"code\":\"a\",\"state\":\"{s}\"}}"),
+                "application/json",
+            ),
+        )
+        .unwrap();
+        let huge = format!("code=a&state={s}&pad={}", "x".repeat(17 * 1024));
+        let too_large = send(addr, &form_post(&huge, form)).unwrap();
+        let good = send(
+            addr,
+            &form_post(
+                &format!("code=form-code&state={s}&iss=https%3A%2F%2Fas.example%2F"),
+                "application/x-www-form-urlencoded; charset=UTF-8",
+            ),
+        )
+        .unwrap();
+        (wrong_state, repeated, json, too_large, good)
+    });
+    let response = server.wait(&state).await.unwrap();
+    assert_eq!(response.code.secret(), "form-code");
+    assert_eq!(response.iss.as_deref(), Some("https://as.example/"));
+    let (wrong_state, repeated, json, too_large, good) = browser.await.unwrap();
+    assert_eq!(status(&wrong_state), 400, "{wrong_state}");
+    assert_eq!(status(&repeated), 400, "{repeated}");
+    assert_eq!(status(&json), 415, "{json}");
+    assert!(json.contains("<html"), "a page, not a bare status");
+    assert_eq!(status(&too_large), 413, "{too_large}");
+    assert_eq!(status(&good), 200, "{good}");
+    assert!(
+        !good.contains("form-code"),
+        "the page never echoes the code"
+    );
+    assert_port_free(port);
+}
+
+/// Single use: once a form POST completed the sign-in, a replayed one is refused.
+#[tokio::test]
+async fn a_replayed_form_post_is_refused() {
+    let state = State::generate().unwrap();
+    let server = CallbackServer::bind(ephemeral().with_timeout(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    let port = server.port();
+    let body = format!("code=once&state={}", state.as_str());
+    let first = form_post(&body, "application/x-www-form-urlencoded");
+    let browser = client(move || send(v4(port), &first).unwrap());
+    let response = server.wait(&state).await.unwrap();
+    assert_eq!(response.code.secret(), "once");
+    assert_eq!(status(&browser.await.unwrap()), 200);
+    // The listener is closed after completion: a replay cannot even connect.
+    assert!(
+        send(
+            v4(port),
+            &form_post(&body, "application/x-www-form-urlencoded")
+        )
+        .is_err()
+    );
 }

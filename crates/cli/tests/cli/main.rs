@@ -16,6 +16,7 @@ mod binary;
 mod browser;
 mod flows;
 mod hostile;
+mod interop;
 mod lifecycle;
 mod mcp;
 mod proxy;

@@ -277,7 +277,9 @@ impl OAuthService {
         else {
             return Ok(None);
         };
-        Ok(serde_json::from_slice(&bytes).ok())
+        Ok(context_harness_storage::decode_text(&bytes)
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok()))
     }
 
     /// Every MCP server signed in to before, as `(provider name, record)`, sorted by name.
@@ -296,7 +298,8 @@ impl OAuthService {
                         return None;
                     }
                 };
-                let record = serde_json::from_slice(&bytes).ok()?;
+                let text = context_harness_storage::decode_text(&bytes).ok()?;
+                let record = serde_json::from_str(&text).ok()?;
                 Some((name, record))
             })
             .collect();

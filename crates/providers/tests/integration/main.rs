@@ -13,6 +13,7 @@ mod flows;
 mod github_stub;
 mod hostile;
 mod interop;
+mod interop_net;
 mod lifecycle;
 mod mcp;
 mod mcp_security;

@@ -300,3 +300,76 @@ fn unencodable_tokens_are_an_error_not_a_file() -> TestResult {
     assert!(!home.path().join("github.json").exists());
     Ok(())
 }
+
+/// Issue 13 item 10: token files re-saved by editors or tools of other platforms (a UTF-8 BOM,
+/// CRLF line endings, UTF-16 LE/BE with a BOM) load; saving again writes plain UTF-8 without a
+/// BOM; a file in another encoding is refused naming the file and the encoding problem.
+#[test]
+fn token_files_from_other_tools_load_and_are_saved_as_plain_utf8() -> TestResult {
+    let home = tempfile::tempdir()?;
+    let dir = home.path().join("tokens");
+    let store = FileStore::new(dir.clone());
+    let expected = OAuthTokens::from_json(SEED_FIXTURE)?;
+    let crlf = SEED_FIXTURE.replace("\r\n", "\n").replace('\n', "\r\n");
+    let utf16 = |big: bool| {
+        let mut out: Vec<u8> = if big {
+            vec![0xFE, 0xFF]
+        } else {
+            vec![0xFF, 0xFE]
+        };
+        for unit in crlf.encode_utf16() {
+            out.extend(if big {
+                unit.to_be_bytes()
+            } else {
+                unit.to_le_bytes()
+            });
+        }
+        out
+    };
+    let variants: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "utf-8 bom",
+            [b"\xEF\xBB\xBF".as_slice(), SEED_FIXTURE.as_bytes()].concat(),
+        ),
+        ("crlf", crlf.clone().into_bytes()),
+        (
+            "bom + crlf",
+            [b"\xEF\xBB\xBF".as_slice(), crlf.as_bytes()].concat(),
+        ),
+        ("utf-16 le", utf16(false)),
+        ("utf-16 be", utf16(true)),
+    ];
+    fs::create_dir_all(&dir)?;
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))?;
+    for (what, bytes) in variants {
+        let file = dir.join("github.json");
+        fs::write(&file, &bytes)?;
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o600))?;
+        let loaded = store
+            .load(&name("github"))
+            .map_err(|e| format!("{what}: {e}"))?
+            .ok_or(what)?;
+        assert_eq!(loaded, expected, "{what}");
+        store.save(&name("github"), &loaded)?;
+        let saved = fs::read(&file)?;
+        assert_eq!(saved.first(), Some(&b'{'), "{what}: saved without a BOM");
+        assert!(std::str::from_utf8(&saved).is_ok(), "{what}");
+        assert!(!saved.contains(&b'\r'), "{what}");
+    }
+
+    // Latin-1 (not UTF-8): refused as corrupt, naming the file and the reason.
+    let file = dir.join("latin.json");
+    fs::write(&file, b"{\"access_token\":\"caf\xE9\"}")?;
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o600))?;
+    let Err(err) = store.load(&name("latin")) else {
+        return Err("a Latin-1 token file must be refused".into());
+    };
+    assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
+    let text = format!(
+        "{err} {:?}",
+        std::error::Error::source(&err).map(ToString::to_string)
+    );
+    assert!(text.contains("latin.json"), "{text}");
+    assert!(text.contains("not UTF-8"), "{text}");
+    Ok(())
+}
