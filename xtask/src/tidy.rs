@@ -1,7 +1,7 @@
 //! Cheap repository rules, enforced by plain `cargo test --workspace` (so CI runs them too):
 //! every member inherits the workspace lints, the crates keep their layering, `pkce` keeps its three
-//! dependencies, xtask never depends on the `cargo`/`git2` crates, and no lower module of `providers`
-//! imports from its `service` module. Add new rules as new `#[test]`s here.
+//! dependencies, xtask never depends on the `cargo`/`git2` crates, no lower module of `providers`
+//! imports from its `service` module, and no source file grows past [`MAX_SOURCE_LINES`]. Add new rules as new `#[test]`s here.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -274,5 +274,79 @@ fn service_import_rule_on_a_fixture() -> Result<()> {
     assert_eq!(service_importers(src)?, ["error/convert.rs", "registry.rs"]);
     assert!(may_import_service("service.rs"));
     assert!(!may_import_service("services.rs"));
+    Ok(())
+}
+
+/// The longest a file under `crates/*/src` may be, in lines (issue 15: "about 800", tests included).
+const MAX_SOURCE_LINES: usize = 850;
+
+/// Files known to be longer, each with the work that shortens it; remove an entry once it is done.
+const KNOWN_LONG: &[(&str, &str)] = &[
+    (
+        "crates/providers/src/discovery.rs",
+        "issue 15 item 1 moves its sans-IO half to crates/protocol",
+    ),
+    (
+        "crates/tokens/src/tests.rs",
+        "a test module; split it by topic",
+    ),
+];
+
+/// The files of `root` (a checkout) under `crates/*/src` longer than `max` lines and not in `known`,
+/// as `path (lines)`.
+fn long_sources(root: &Path, max: usize, known: &[&str]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let crates = root.join("crates");
+    let mut members: Vec<PathBuf> = fs::read_dir(&crates)
+        .with_context(|| format!("cannot list {}", crates.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path().join("src")))
+        .filter(|p| p.is_dir())
+        .collect();
+    members.sort();
+    for src in members {
+        for rel in rust_files(&src)? {
+            let path = src.join(&rel);
+            let shown = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .replace('\\', "/");
+            let lines = fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {shown}"))?
+                .lines()
+                .count();
+            if lines > max && !known.contains(&shown.as_str()) {
+                out.push(format!("{shown} ({lines})"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[test]
+fn no_source_file_is_longer_than_the_limit() -> Result<()> {
+    let known: Vec<&str> = KNOWN_LONG.iter().map(|(path, _)| *path).collect();
+    let long = long_sources(&util::project_root(), MAX_SOURCE_LINES, &known)?;
+    assert!(
+        long.is_empty(),
+        "split these files by job (at most {MAX_SOURCE_LINES} lines, tests included): {long:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn long_source_rule_on_a_fixture() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let root = dir.path();
+    fs::create_dir_all(root.join("crates/a/src/m"))?;
+    fs::create_dir_all(root.join("crates/b/src"))?;
+    fs::write(root.join("crates/a/src/lib.rs"), "x\n".repeat(3))?;
+    fs::write(root.join("crates/a/src/m/big.rs"), "x\n".repeat(4))?;
+    fs::write(root.join("crates/b/src/known.rs"), "x\n".repeat(9))?;
+    fs::write(root.join("crates/b/src/notes.md"), "x\n".repeat(9))?;
+    assert_eq!(
+        long_sources(root, 3, &["crates/b/src/known.rs"])?,
+        ["crates/a/src/m/big.rs (4)"]
+    );
     Ok(())
 }
