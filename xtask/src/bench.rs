@@ -26,7 +26,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result, bail, ensure};
 
-use crate::demo;
 use crate::install::{self, Tool};
 use crate::keyring;
 use crate::local_server::{self, AuthServer};
@@ -330,7 +329,7 @@ pub(crate) fn run(ctx: &Context, args: &BenchArgs) -> Result<()> {
     rows.extend(size_rows(ctx, &bins));
 
     let report = render(&rows, args, &load, started.elapsed());
-    let dir = demo::target_dir(ctx).join("bench");
+    let dir = ctx.target_dir().join("bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     util::write(&dir.join("report.md"), &report)?;
     println!("\n{report}");
@@ -426,7 +425,7 @@ fn build(ctx: &Context) -> Result<Bins> {
         "--example",
         "token-floor",
     ]))?;
-    let release = demo::target_dir(ctx).join("release");
+    let release = ctx.target_dir().join("release");
     Ok(Bins {
         cli: release.join("context-harness"),
         floor: release.join("examples").join("token-floor"),
@@ -752,7 +751,7 @@ fn keyring_row_inside(ctx: &Context, args: &BenchArgs, dir: &Path) -> Result<()>
         std::env::var_os(keyring::MARKER_VAR).is_some(),
         "--keyring-row only runs inside `cargo xtask with-secret-service`"
     );
-    let release = demo::target_dir(ctx).join("release");
+    let release = ctx.target_dir().join("release");
     let bins = Bins {
         cli: release.join("context-harness"),
         floor: release.join("examples").join("token-floor"),
@@ -875,7 +874,7 @@ fn gh_vs_floor(bins: &Bins, floor_home: &Path, tmp: &Path, args: &BenchArgs) -> 
 
 /// Row 5: criterion estimates (median with its 95 % interval) from the `pkce` and `callback-server` benches.
 fn criterion_rows(ctx: &Context) -> Vec<Row> {
-    let home = demo::target_dir(ctx).join("criterion");
+    let home = ctx.target_dir().join("criterion");
     let mut pkce = Row::new("5a", "PKCE pair generation (criterion)", "≤ 1 µs");
     let mut bind = Row::new(
         "5b",

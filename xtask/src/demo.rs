@@ -60,16 +60,7 @@ fn has_display() -> bool {
 
 /// The built `context-harness` for a profile directory (`debug`, `release`), honouring `CARGO_TARGET_DIR`.
 pub(crate) fn cli_binary(ctx: &Context, profile: &str) -> PathBuf {
-    target_dir(ctx).join(profile).join("context-harness")
-}
-
-/// The target directory cargo uses for `ctx`: the override, else `$CARGO_TARGET_DIR`, else `<root>/target`.
-pub(crate) fn target_dir(ctx: &Context) -> PathBuf {
-    match (&ctx.target_dir, std::env::var_os("CARGO_TARGET_DIR")) {
-        (Some(dir), _) => dir.clone(),
-        (None, Some(dir)) if !dir.is_empty() => ctx.root.join(dir),
-        _ => ctx.target_dir(),
-    }
+    ctx.target_dir().join(profile).join("context-harness")
 }
 
 /// The flow proper with an already built `cli`: server, home, auth, status, token, logout (five steps).

@@ -1,8 +1,11 @@
 //! Cheap repository rules, enforced by plain `cargo test --workspace` (so CI runs them too):
 //! every member inherits the workspace lints, the crates keep their layering, `pkce` keeps its three
-//! dependencies, and xtask never depends on the `cargo`/`git2` crates. Add new rules as new `#[test]`s here.
+//! dependencies, xtask never depends on the `cargo`/`git2` crates, no lower module of `providers`
+//! imports from its `service` module, and no source file grows past [`MAX_SOURCE_LINES`]. Add new rules as new `#[test]`s here.
 
 use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context as _, Result, bail};
@@ -76,7 +79,7 @@ fn every_member_inherits_workspace_lints() -> Result<()> {
     let meta = metadata()?;
     let mut offenders = Vec::new();
     for package in packages(&meta)? {
-        let manifest = util::read(std::path::Path::new(str_of(package, "manifest_path")))?;
+        let manifest = util::read(Path::new(str_of(package, "manifest_path")))?;
         if !has_workspace_lints(&manifest) {
             offenders.push(str_of(package, "name").to_owned());
         }
@@ -174,6 +177,176 @@ fn xtask_never_depends_on_cargo_or_git2() -> Result<()> {
     assert!(
         banned.is_empty(),
         "xtask shells out instead of depending on {banned:?}"
+    );
+    Ok(())
+}
+
+/// Whether the `providers` module at `rel` (a path under `crates/providers/src`, `/`-separated) may
+/// import from `crate::service`: only the crate root and the service's own modules may; the lower
+/// modules (device, discovery, registration, http, env, provider, registry, error, ...) must not, so
+/// `providers` has no import cycle through the service.
+fn may_import_service(rel: &str) -> bool {
+    rel == "lib.rs" || rel == "service.rs" || rel.starts_with("service/")
+}
+
+/// Whether `text` (Rust source) refers to the `service` module by path.
+fn imports_service(text: &str) -> bool {
+    text.contains("crate::service") || text.contains("super::service")
+}
+
+/// Every `.rs` file under `dir`, recursively, as paths relative to `dir` with `/` separators.
+fn rust_files(dir: &Path) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut stack: Vec<PathBuf> = vec![dir.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        for entry in
+            fs::read_dir(&current).with_context(|| format!("cannot list {}", current.display()))?
+        {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let rel = path.strip_prefix(dir).unwrap_or(&path);
+                let parts: Vec<String> = rel
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect();
+                out.push(parts.join("/"));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The modules of `src` (a `providers` source tree) that import from the service but may not.
+fn service_importers(src: &Path) -> Result<Vec<String>> {
+    let mut offenders = Vec::new();
+    for rel in rust_files(src)? {
+        if may_import_service(&rel) {
+            continue;
+        }
+        let text =
+            fs::read_to_string(src.join(&rel)).with_context(|| format!("cannot read {rel}"))?;
+        if imports_service(&text) {
+            offenders.push(rel);
+        }
+    }
+    Ok(offenders)
+}
+
+#[test]
+fn lower_provider_modules_never_import_the_service() -> Result<()> {
+    let src = util::project_root().join("crates/providers/src");
+    let offenders = service_importers(&src)?;
+    assert!(
+        offenders.is_empty(),
+        "these providers modules import from `crate::service`; move what they need into a lower module (error.rs, provider_ref.rs, http.rs): {offenders:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn service_import_rule_on_a_fixture() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let src = dir.path();
+    fs::create_dir_all(src.join("service"))?;
+    fs::create_dir_all(src.join("error"))?;
+    fs::write(
+        src.join("lib.rs"),
+        "mod service;\npub use service::OAuthService;\n",
+    )?;
+    fs::write(src.join("service/mod.rs"), "use crate::service::x;\n")?;
+    fs::write(
+        src.join("service/mcp.rs"),
+        "use super::super::service::y;\n",
+    )?;
+    fs::write(src.join("device.rs"), "use crate::error::Error;\n")?;
+    fs::write(
+        src.join("registry.rs"),
+        "x.map_err(crate::service::storage_error)\n",
+    )?;
+    fs::write(
+        src.join("error/convert.rs"),
+        "use super::super::service::Grant;\n",
+    )?;
+    fs::write(src.join("notes.txt"), "crate::service\n")?;
+    assert_eq!(service_importers(src)?, ["error/convert.rs", "registry.rs"]);
+    assert!(may_import_service("service.rs"));
+    assert!(!may_import_service("services.rs"));
+    Ok(())
+}
+
+/// The longest a file under `crates/*/src` may be, in lines (issue 15: "about 800", tests included).
+const MAX_SOURCE_LINES: usize = 850;
+
+/// Files known to be longer, each with the work that shortens it; remove an entry once it is done.
+const KNOWN_LONG: &[(&str, &str)] = &[
+    (
+        "crates/providers/src/discovery.rs",
+        "issue 15 item 1 moves its sans-IO half to crates/protocol",
+    ),
+    (
+        "crates/tokens/src/tests.rs",
+        "a test module; split it by topic",
+    ),
+];
+
+/// The files of `root` (a checkout) under `crates/*/src` longer than `max` lines and not in `known`,
+/// as `path (lines)`.
+fn long_sources(root: &Path, max: usize, known: &[&str]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let crates = root.join("crates");
+    let mut members: Vec<PathBuf> = fs::read_dir(&crates)
+        .with_context(|| format!("cannot list {}", crates.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path().join("src")))
+        .filter(|p| p.is_dir())
+        .collect();
+    members.sort();
+    for src in members {
+        for rel in rust_files(&src)? {
+            let path = src.join(&rel);
+            let shown = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .replace('\\', "/");
+            let lines = fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {shown}"))?
+                .lines()
+                .count();
+            if lines > max && !known.contains(&shown.as_str()) {
+                out.push(format!("{shown} ({lines})"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[test]
+fn no_source_file_is_longer_than_the_limit() -> Result<()> {
+    let known: Vec<&str> = KNOWN_LONG.iter().map(|(path, _)| *path).collect();
+    let long = long_sources(&util::project_root(), MAX_SOURCE_LINES, &known)?;
+    assert!(
+        long.is_empty(),
+        "split these files by job (at most {MAX_SOURCE_LINES} lines, tests included): {long:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn long_source_rule_on_a_fixture() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let root = dir.path();
+    fs::create_dir_all(root.join("crates/a/src/m"))?;
+    fs::create_dir_all(root.join("crates/b/src"))?;
+    fs::write(root.join("crates/a/src/lib.rs"), "x\n".repeat(3))?;
+    fs::write(root.join("crates/a/src/m/big.rs"), "x\n".repeat(4))?;
+    fs::write(root.join("crates/b/src/known.rs"), "x\n".repeat(9))?;
+    fs::write(root.join("crates/b/src/notes.md"), "x\n".repeat(9))?;
+    assert_eq!(
+        long_sources(root, 3, &["crates/b/src/known.rs"])?,
+        ["crates/a/src/m/big.rs (4)"]
     );
     Ok(())
 }

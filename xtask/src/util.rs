@@ -54,11 +54,16 @@ impl Context {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The target directory cargo will use: the override, else `<root>/target`.
+    /// The target directory the cargo commands of this task use (the one definition; `dist`, `bench`,
+    /// `demo` and `release` all ask here): the override (which [`cargo`](Self::cargo) passes on as
+    /// `CARGO_TARGET_DIR`), else the inherited `$CARGO_TARGET_DIR` (relative to the root, where cargo
+    /// runs), else `<root>/target`.
     pub(crate) fn target_dir(&self) -> PathBuf {
-        self.target_dir
-            .clone()
-            .unwrap_or_else(|| self.root.join("target"))
+        resolve_target_dir(
+            &self.root,
+            self.target_dir.as_deref(),
+            std::env::var_os("CARGO_TARGET_DIR").as_deref(),
+        )
     }
 
     /// A `cargo` command run from the root, honouring the target directory override.
@@ -86,6 +91,17 @@ pub(crate) fn project_root() -> PathBuf {
     manifest_dir
         .parent()
         .map_or_else(|| manifest_dir.to_path_buf(), Path::to_path_buf)
+}
+
+/// The target directory cargo uses when run from `root`: `override_dir`, else `env` (the value of
+/// `CARGO_TARGET_DIR`, taken relative to `root` unless absolute; empty counts as unset), else
+/// `<root>/target`.
+fn resolve_target_dir(root: &Path, override_dir: Option<&Path>, env: Option<&OsStr>) -> PathBuf {
+    match (override_dir, env) {
+        (Some(dir), _) => dir.to_path_buf(),
+        (None, Some(dir)) if !dir.is_empty() => root.join(dir),
+        _ => root.join("target"),
+    }
 }
 
 /// The cargo executable: `$CARGO` (set by `cargo run`) or plain `cargo`.
@@ -336,6 +352,36 @@ pub(crate) fn write(path: &Path, contents: impl AsRef<[u8]>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn target_dir_is_the_override_then_cargo_target_dir_then_root_target() {
+        let root = Path::new("/repo");
+        let over = Path::new("/tmp/over");
+        // The override wins: `Context::cargo` passes it to cargo as CARGO_TARGET_DIR.
+        assert_eq!(
+            resolve_target_dir(root, Some(over), Some(OsStr::new("/tmp/env"))),
+            over
+        );
+        // Else the inherited CARGO_TARGET_DIR (the `cargo xtask dist` case), absolute or relative
+        // to the root where cargo runs.
+        assert_eq!(
+            resolve_target_dir(root, None, Some(OsStr::new("/tmp/env"))),
+            Path::new("/tmp/env")
+        );
+        assert_eq!(
+            resolve_target_dir(root, None, Some(OsStr::new("tgt"))),
+            Path::new("/repo/tgt")
+        );
+        // Unset or empty: cargo's default.
+        assert_eq!(
+            resolve_target_dir(root, None, Some(OsStr::new(""))),
+            Path::new("/repo/target")
+        );
+        assert_eq!(
+            resolve_target_dir(root, None, None),
+            Path::new("/repo/target")
+        );
+    }
 
     #[test]
     fn version_is_read_from_the_marked_line() {

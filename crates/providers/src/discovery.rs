@@ -246,7 +246,7 @@ fn de_scopes<'de, D: serde::Deserializer<'de>>(
 ///
 /// [`ErrorCode::ConfigInvalid`] when the text is not an absolute `http`/`https` URL with a host.
 pub fn canonical_resource_uri(url: &str) -> Result<String> {
-    crate::service::canonical_server_url(url)
+    crate::provider_ref::canonical_server_url(url)
 }
 
 /// The path of `url` without a terminating `/` (`""` for the root).

@@ -3,6 +3,13 @@
 use std::error::Error as StdError;
 use std::fmt;
 
+mod convert;
+
+pub(crate) use convert::{
+    Grant, callback_error, classify_response_error, expired_without_rt, not_signed_in,
+    refresh_refused_before, sanitize_code, storage_error,
+};
+
 /// A `Result` whose error is this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -63,6 +63,7 @@ mod env;
 mod error;
 mod http;
 mod provider;
+mod provider_ref;
 pub mod registration;
 mod registry;
 mod service;

@@ -372,7 +372,7 @@ impl RegistrationStore {
     /// The parsed file at `path`, `None` when missing or unparsable.
     fn read(path: &Path) -> Result<Option<StoredRegistration>> {
         let Some(bytes) =
-            context_harness_storage::read_trusted(path).map_err(crate::service::storage_error)?
+            context_harness_storage::read_trusted(path).map_err(crate::error::storage_error)?
         else {
             return Ok(None);
         };
@@ -422,7 +422,7 @@ impl RegistrationStore {
             };
             let Some(json) = slots
                 .load(SECRET_KIND, &name)
-                .map_err(crate::service::storage_error)?
+                .map_err(crate::error::storage_error)?
             else {
                 tracing::warn!(path = %path.display(), "the client registration's secrets are gone from the keyring");
                 return Ok(None);
@@ -464,7 +464,7 @@ impl RegistrationStore {
                 })?;
                 let backend = slots
                     .save(SECRET_KIND, &name, &secrets)
-                    .map_err(crate::service::storage_error)?;
+                    .map_err(crate::error::storage_error)?;
                 if backend == context_harness_storage::Backend::Keyring {
                     stored.registration.client_secret = None;
                     stored.registration.registration_access_token = None;
@@ -478,7 +478,7 @@ impl RegistrationStore {
             Error::new(ErrorCode::Storage, "cannot serialise the registration").with_source(e)
         })?;
         context_harness_storage::write_private_atomic(&path, &bytes)
-            .map_err(crate::service::storage_error)
+            .map_err(crate::error::storage_error)
     }
 
     /// Removes the keyring secrets the file at `path` points to, if any (failures only warn: the file

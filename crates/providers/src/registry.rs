@@ -124,7 +124,7 @@ impl ProviderRegistry {
         let path = home.join(PROVIDERS_FILE);
         // No symbolic link, owned by this user, not writable by others (storage's StrictModes).
         let bytes =
-            context_harness_storage::read_trusted(&path).map_err(crate::service::storage_error)?;
+            context_harness_storage::read_trusted(&path).map_err(crate::error::storage_error)?;
         let Some(bytes) = bytes else {
             return Ok(Self::builtin());
         };

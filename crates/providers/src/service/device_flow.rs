@@ -5,28 +5,10 @@ use std::time::{Duration, SystemTime};
 use context_harness_storage::ProviderName;
 use context_harness_tokens as tokens;
 
-use super::{
-    AuthOutcome, AuthenticateOptions, Grant, OAuthService, classify_response_error, client_auth,
-    retry,
-};
+use super::{AuthOutcome, AuthenticateOptions, McpServerRecord, OAuthService, SignInFlow, retry};
 use crate::device::{self, DeviceAuthorization, PollOutcome, TokioClock};
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::{Error, ErrorCode, Grant, Result, classify_response_error, sanitize_code};
 use crate::provider::{OAuthConfig, check_endpoint};
-
-/// Which sign-in flow [`OAuthService::authenticate`] runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum SignInFlow {
-    /// Authorization code + PKCE through the browser and the loopback redirect (the default).
-    #[default]
-    Browser,
-    /// The device authorization grant: show a code, the user approves on any device, poll.
-    /// Fails with [`ErrorCode::ConfigMissing`] when the provider has no device endpoint.
-    Device,
-    /// The device grant when the provider has a device endpoint, else the browser flow (for
-    /// sessions where no browser can be opened).
-    DeviceIfAvailable,
-}
 
 impl OAuthService {
     pub(super) fn use_device_flow(
@@ -56,7 +38,7 @@ impl OAuthService {
         provider: &str,
         name: &ProviderName,
         config: &OAuthConfig,
-        record: Option<&super::McpServerRecord>,
+        record: Option<&McpServerRecord>,
         options: &AuthenticateOptions,
     ) -> Result<AuthOutcome> {
         let p = &config.provider;
@@ -83,17 +65,8 @@ impl OAuthService {
         if let Some(audience) = &p.audience {
             form.push(("audience", audience));
         }
-        let (form, basic) = client_auth(config, form);
-        let basic_ref = basic.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
         let raw = self
-            .http
-            .post_form(
-                &device_url,
-                &form,
-                basic_ref,
-                "device authorization endpoint",
-                p.url_policy,
-            )
+            .post_with_client_auth(config, &device_url, &form, "device authorization endpoint")
             .await?;
         let object =
             tokens::parse_response_object(raw.status, raw.content_type.as_deref(), &raw.body)
@@ -108,14 +81,10 @@ impl OAuthService {
                             },
                             format!(
                                 "the device authorization request was refused (`{}`)",
-                                super::sanitize_code(code)
+                                sanitize_code(code)
                             ),
                         )
-                        .with_oauth(
-                            super::sanitize_code(code),
-                            None,
-                            raw.status,
-                        );
+                        .with_oauth(sanitize_code(code), None, raw.status);
                     }
                     err
                 })?;
@@ -165,22 +134,13 @@ impl OAuthService {
             if let Some(resource) = &p.resource {
                 form.push(("resource", resource.as_str()));
             }
-            let (form, basic) = client_auth(config, form);
             let token_url = &token_url;
             async move {
-                let basic_ref = basic.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
                 let mut backoff = retry::Backoff::default();
                 loop {
                     let sent_at = SystemTime::now();
                     let raw = match self
-                        .http
-                        .post_form(
-                            token_url,
-                            &form,
-                            basic_ref,
-                            "token endpoint",
-                            config.provider.url_policy,
-                        )
+                        .post_with_client_auth(config, token_url, &form, "token endpoint")
                         .await
                     {
                         Ok(raw) => raw,

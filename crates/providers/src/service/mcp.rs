@@ -1,5 +1,6 @@
-//! The service side of MCP server sign-in (a server URL as the provider) and of issuer-only
-//! providers: discovery, dynamic registration, and the stored per-server record.
+//! What is specific to an MCP server URL as the provider: discovery (RFC 9728 then RFC 8414),
+//! dynamic client registration (RFC 7591), the stored per-server record, and the binding of tokens
+//! to the server they were issued for.
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -7,23 +8,15 @@ use std::time::SystemTime;
 use context_harness_callback_server as callback;
 use serde::{Deserialize, Serialize};
 
-use super::{CLIENT_ID_KEY, OAuthService, provider_name};
-use crate::discovery::{self, Discoverer, METADATA_CACHE_TTL, McpServerInfo, UrlPolicy, printable};
-use crate::error::{Error, ErrorCode, Result};
+use super::OAuthService;
+use crate::discovery::{self, Discoverer, McpServerInfo, UrlPolicy, printable};
+use crate::error::{Error, ErrorCode, Result, storage_error};
 use crate::provider::{
     ClientSecret, DEFAULT_PORTS, OAuthConfig, OAuthProvider, RedirectHost, check_endpoint,
 };
+use crate::provider_ref::{canonical_server_url, is_url, provider_name};
 use crate::registration::{self, ClientRegistration, RegistrationStore};
-use crate::registry::resolve_client_id;
 use crate::tokens::OAuthTokens;
-
-/// Whether `provider` is meant as a server URL rather than a registry name: it starts with `http:`
-/// or `https:` (no provider name contains `:`), so a malformed URL is reported as one.
-pub(crate) fn is_url(provider: &str) -> bool {
-    let p = provider.trim_start();
-    let lower = p.get(..6).map(str::to_ascii_lowercase).unwrap_or_default();
-    lower.starts_with("https:") || lower.starts_with("http:")
-}
 
 /// What was learnt about an MCP server at sign-in, kept so refresh, logout and status need no
 /// discovery (`home/mcp/<provider-name>.json`, 0600). Holds no secrets.
@@ -230,20 +223,6 @@ pub(super) fn check_tokens_server(provider: &str, tokens: &OAuthTokens) -> Resul
     }
 }
 
-/// The canonical form of an MCP server URL (the one parser: `context_harness_storage::canonical_url`).
-pub(crate) fn canonical_server_url(provider: &str) -> Result<String> {
-    context_harness_storage::canonical_url(provider).map_err(|e| {
-        Error::new(
-            ErrorCode::ConfigInvalid,
-            format!("`{}` is not a usable server URL", printable(provider)),
-        )
-        .with_source(e)
-        .with_hint(
-            "give the server's http(s) URL without user info, fragment, spaces or backslashes",
-        )
-    })
-}
-
 impl OAuthService {
     /// Discovers an MCP server (RFC 9728 then RFC 8414/OIDC) without signing in.
     ///
@@ -272,8 +251,7 @@ impl OAuthService {
     pub fn mcp_server_record(&self, provider: &str) -> Result<Option<McpServerRecord>> {
         let name = provider_name(provider)?;
         let path = record_path(&self.home, name.as_str());
-        let Some(bytes) =
-            context_harness_storage::read_trusted(&path).map_err(super::storage_error)?
+        let Some(bytes) = context_harness_storage::read_trusted(&path).map_err(storage_error)?
         else {
             return Ok(None);
         };
@@ -319,98 +297,10 @@ impl OAuthService {
             Error::new(ErrorCode::Storage, "cannot serialise the MCP server record").with_source(e)
         })?;
         context_harness_storage::write_private_atomic(&record_path(&self.home, name), &bytes)
-            .map_err(super::storage_error)
+            .map_err(storage_error)
     }
 
-    /// Resolves the configuration for a sign-in: an MCP server URL (discovery + registration), an
-    /// issuer-only provider (discovery, cached), or a plain registry entry.
-    pub(super) async fn prepare_sign_in(
-        &self,
-        provider: &str,
-        client_id: Option<&str>,
-        ports: Option<&[u16]>,
-        no_resource: bool,
-    ) -> Result<Prepared> {
-        if is_url(provider) {
-            return self
-                .prepare_mcp(provider, client_id, ports, no_resource)
-                .await;
-        }
-        if no_resource {
-            return Err(Error::new(
-                ErrorCode::ConfigInvalid,
-                "leaving out `resource` is for MCP server URLs",
-            )
-            .with_hint(
-                "for a configured provider, remove `resource` from its providers.toml entry",
-            ));
-        }
-        let registry = self.registry()?;
-        let template = registry.get(provider)?;
-        if template.needs_discovery() {
-            let discovered = self.discovered_template(template).await?;
-            let client_id = resolve_client_id(&discovered, client_id, &self.env)?;
-            let secret = self
-                .env
-                .get(&discovered.client_secret_env())
-                .map(ClientSecret::new);
-            return Ok(Prepared {
-                config: discovered.to_config(client_id, secret),
-                dynamic_issuer: None,
-                info: None,
-                record: None,
-            });
-        }
-        Ok(Prepared {
-            config: self.resolve_config(provider, client_id)?,
-            dynamic_issuer: None,
-            info: None,
-            record: None,
-        })
-    }
-
-    /// A configured provider with its missing endpoints filled from the issuer's metadata (cached
-    /// in `home/cache/discovery` for a day).
-    pub(super) async fn discovered_template(
-        &self,
-        template: &OAuthProvider,
-    ) -> Result<OAuthProvider> {
-        let Some(issuer) = template.issuer.clone() else {
-            return Ok(template.clone());
-        };
-        let home = self.home.clone();
-        let cached = {
-            let issuer = issuer.clone();
-            tokio::task::spawn_blocking(move || {
-                discovery::load_cached_metadata(&home, &issuer, METADATA_CACHE_TTL)
-            })
-            .await
-            .ok()
-            .flatten()
-        };
-        let url = check_endpoint(&issuer, &format!("providers.{}.issuer", template.name))?;
-        let policy = UrlPolicy::new(discovery::class_of_url(&url).await);
-        let metadata = match cached {
-            Some(m) => m,
-            None => {
-                let m = Discoverer {
-                    http: &self.http,
-                    policy,
-                }
-                .authorization_server(&issuer)
-                .await?;
-                discovery::store_cached_metadata(&self.home, &m);
-                m
-            }
-        };
-        let mut provider = template.clone();
-        discovery::apply_metadata(&mut provider, &metadata)?;
-        provider.url_policy = Some(policy);
-        provider.validate()?;
-        Ok(provider)
-    }
-
-    async fn prepare_mcp(
+    pub(super) async fn prepare_mcp(
         &self,
         server_url: &str,
         client_id: Option<&str>,
@@ -517,60 +407,40 @@ impl OAuthService {
         Ok(config_from_registration(&provider, &registration))
     }
 
-    /// The configuration for refreshing or revoking stored `tokens` of `provider`: for an MCP
-    /// server its record and registration, for an issuer-only provider the discovered endpoints.
-    pub(super) async fn stored_config(
+    /// The configuration for refreshing or revoking stored `tokens` of MCP server `provider`: its
+    /// record (checked against what the tokens are bound to) and its registration, else the client
+    /// id stored with the tokens.
+    pub(super) async fn mcp_stored_config(
         &self,
         provider: &str,
         tokens: &OAuthTokens,
+        stored_id: Option<String>,
     ) -> Result<OAuthConfig> {
-        let stored_id = tokens
-            .extra
-            .get(CLIENT_ID_KEY)
-            .and_then(|v| v.as_str())
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned);
-        if is_url(provider) {
-            let name = provider_name(provider)?;
-            let Some(record) = self.mcp_server_record(provider)? else {
-                return Err(Error::new(
-                    ErrorCode::AuthRequired,
-                    format!("no sign-in record for {provider}"),
-                ));
-            };
-            check_record_binding(provider, &record, tokens)?;
-            let mut template = record.to_provider(name.as_str());
-            template.url_policy = Some(server_policy(&record.server_url).await);
-            let registration = self.registrations().load(&record.issuer)?;
-            return Ok(match registration {
-                Some(r) if stored_id.as_deref().is_none_or(|id| id == r.client_id) => {
-                    config_from_registration(&template, &r)
-                }
-                _ => {
-                    let Some(id) = stored_id else {
-                        return Err(Error::new(
-                            ErrorCode::AuthRequired,
-                            format!("no client registration for {provider}"),
-                        ));
-                    };
-                    template.to_config(id, None)
-                }
-            });
-        }
-        let registry = self.registry()?;
-        let mut template = registry.get(provider)?.clone();
-        if template.needs_discovery() {
-            template = self.discovered_template(&template).await?;
-        }
-        let client_id = match stored_id {
-            Some(id) => id,
-            None => resolve_client_id(&template, None, &self.env)?,
+        let name = provider_name(provider)?;
+        let Some(record) = self.mcp_server_record(provider)? else {
+            return Err(Error::new(
+                ErrorCode::AuthRequired,
+                format!("no sign-in record for {provider}"),
+            ));
         };
-        let secret = self
-            .env
-            .get(&template.client_secret_env())
-            .map(ClientSecret::new);
-        Ok(template.to_config(client_id, secret))
+        check_record_binding(provider, &record, tokens)?;
+        let mut template = record.to_provider(name.as_str());
+        template.url_policy = Some(server_policy(&record.server_url).await);
+        let registration = self.registrations().load(&record.issuer)?;
+        Ok(match registration {
+            Some(r) if stored_id.as_deref().is_none_or(|id| id == r.client_id) => {
+                config_from_registration(&template, &r)
+            }
+            _ => {
+                let Some(id) = stored_id else {
+                    return Err(Error::new(
+                        ErrorCode::AuthRequired,
+                        format!("no client registration for {provider}"),
+                    ));
+                };
+                template.to_config(id, None)
+            }
+        })
     }
 
     /// After a refresh refused with `invalid_client`: drop the dynamic registration so the next
@@ -674,16 +544,6 @@ pub(super) fn is_invalid_client(e: &Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_are_recognised() {
-        assert!(is_url("https://mcp.example.com/mcp"));
-        assert!(is_url("HTTP://127.0.0.1:9/mcp"));
-        assert!(!is_url("github"));
-        assert!(!is_url("http"));
-        assert!(is_url("http:/127.0.0.1/mcp"));
-        assert!(is_url(" https:///x"));
-    }
 
     #[test]
     fn registration_uris_cover_every_fallback_port() -> Result<()> {

@@ -1,0 +1,135 @@
+//! Configuration resolution for every provider: what a sign-in uses (a registry entry, an
+//! issuer-only provider completed by RFC 8414 discovery, or an MCP server URL, whose specifics are
+//! in `mcp`), and what refresh and revocation use for stored tokens.
+
+use context_harness_tokens::OAuthTokens;
+
+use super::mcp::Prepared;
+use super::{CLIENT_ID_KEY, OAuthService};
+use crate::discovery::{self, Discoverer, METADATA_CACHE_TTL, UrlPolicy};
+use crate::error::{Error, ErrorCode, Result};
+use crate::provider::{ClientSecret, OAuthConfig, OAuthProvider, check_endpoint};
+use crate::provider_ref::is_url;
+use crate::registry::resolve_client_id;
+
+impl OAuthService {
+    /// Resolves the configuration for a sign-in: an MCP server URL (discovery + registration), an
+    /// issuer-only provider (discovery, cached), or a plain registry entry.
+    pub(super) async fn prepare_sign_in(
+        &self,
+        provider: &str,
+        client_id: Option<&str>,
+        ports: Option<&[u16]>,
+        no_resource: bool,
+    ) -> Result<Prepared> {
+        if is_url(provider) {
+            return self
+                .prepare_mcp(provider, client_id, ports, no_resource)
+                .await;
+        }
+        if no_resource {
+            return Err(Error::new(
+                ErrorCode::ConfigInvalid,
+                "leaving out `resource` is for MCP server URLs",
+            )
+            .with_hint(
+                "for a configured provider, remove `resource` from its providers.toml entry",
+            ));
+        }
+        let registry = self.registry()?;
+        let template = registry.get(provider)?;
+        if template.needs_discovery() {
+            let discovered = self.discovered_template(template).await?;
+            let client_id = resolve_client_id(&discovered, client_id, &self.env)?;
+            let secret = self
+                .env
+                .get(&discovered.client_secret_env())
+                .map(ClientSecret::new);
+            return Ok(Prepared {
+                config: discovered.to_config(client_id, secret),
+                dynamic_issuer: None,
+                info: None,
+                record: None,
+            });
+        }
+        Ok(Prepared {
+            config: self.resolve_config(provider, client_id)?,
+            dynamic_issuer: None,
+            info: None,
+            record: None,
+        })
+    }
+
+    /// A configured provider with its missing endpoints filled from the issuer's metadata (cached
+    /// in `home/cache/discovery` for a day).
+    pub(super) async fn discovered_template(
+        &self,
+        template: &OAuthProvider,
+    ) -> Result<OAuthProvider> {
+        let Some(issuer) = template.issuer.clone() else {
+            return Ok(template.clone());
+        };
+        let home = self.home.clone();
+        let cached = {
+            let issuer = issuer.clone();
+            tokio::task::spawn_blocking(move || {
+                discovery::load_cached_metadata(&home, &issuer, METADATA_CACHE_TTL)
+            })
+            .await
+            .ok()
+            .flatten()
+        };
+        let url = check_endpoint(&issuer, &format!("providers.{}.issuer", template.name))?;
+        let policy = UrlPolicy::new(discovery::class_of_url(&url).await);
+        let metadata = match cached {
+            Some(m) => m,
+            None => {
+                let m = Discoverer {
+                    http: &self.http,
+                    policy,
+                }
+                .authorization_server(&issuer)
+                .await?;
+                discovery::store_cached_metadata(&self.home, &m);
+                m
+            }
+        };
+        let mut provider = template.clone();
+        discovery::apply_metadata(&mut provider, &metadata)?;
+        provider.url_policy = Some(policy);
+        provider.validate()?;
+        Ok(provider)
+    }
+
+    /// The configuration for refreshing or revoking stored `tokens` of `provider`: for an MCP
+    /// server its record and registration, for an issuer-only provider the discovered endpoints.
+    pub(super) async fn stored_config(
+        &self,
+        provider: &str,
+        tokens: &OAuthTokens,
+    ) -> Result<OAuthConfig> {
+        let stored_id = tokens
+            .extra
+            .get(CLIENT_ID_KEY)
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned);
+        if is_url(provider) {
+            return self.mcp_stored_config(provider, tokens, stored_id).await;
+        }
+        let registry = self.registry()?;
+        let mut template = registry.get(provider)?.clone();
+        if template.needs_discovery() {
+            template = self.discovered_template(&template).await?;
+        }
+        let client_id = match stored_id {
+            Some(id) => id,
+            None => resolve_client_id(&template, None, &self.env)?,
+        };
+        let secret = self
+            .env
+            .get(&template.client_secret_env())
+            .map(ClientSecret::new);
+        Ok(template.to_config(client_id, secret))
+    }
+}

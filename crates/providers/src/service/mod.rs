@@ -1,0 +1,385 @@
+//! [`OAuthService`]: sign-in, storage, refresh and logout, composed from the member crates.
+//!
+//! This module holds the service, its builder and the local-only reads; each flow has its own
+//! module: `sign_in` (browser), `device_flow` (RFC 8628), `refresh`, `logout` (and revocation),
+//! `config` (configuration resolution for every provider), `mcp` (what is specific to an MCP
+//! server URL), `token_endpoint` (client authentication and the form post), `store` (loads, saves,
+//! the provider lock, the recovery file) and `retry` (transient answers).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use context_harness_storage as storage;
+use context_harness_tokens as tokens;
+
+use storage::{StorageMode, TokenStore};
+use tokens::{AuthStatus, OAuthTokens};
+
+use crate::browser::{BrowserOpener, SystemBrowser};
+use crate::env::Environment;
+use crate::error::{Error, ErrorCode, Result, not_signed_in, storage_error};
+use crate::http::{Http, HttpSettings};
+use crate::provider::{OAuthConfig, check_endpoint};
+use crate::provider_ref::provider_name;
+use crate::registry::ProviderRegistry;
+
+mod config;
+mod device_flow;
+mod logout;
+mod mcp;
+mod options;
+mod refresh;
+mod retry;
+mod sign_in;
+mod store;
+mod token_endpoint;
+
+pub use mcp::McpServerRecord;
+pub use options::{
+    AuthOutcome, AuthenticateOptions, BrowserErrorHandler, LogoutOutcome, PastedRedirects,
+    RejectedPasteHandler, Revocation, SignInFlow, TokenRevocation,
+};
+use store::load_newest;
+
+/// The cap of the refresh margin (the seed's 60 s). Tokens are refreshed when they expire within
+/// `min(EXPIRY_BUFFER, half their lifetime)` ([`OAuthTokens::refresh_margin`]), so a token that lives
+/// 60 s or less is still used for the first half of its life instead of being refreshed on every use.
+pub const EXPIRY_BUFFER: Duration = tokens::DEFAULT_EXPIRY_BUFFER;
+
+/// How long a refresh keeps retrying answers that mean "try again later" (HTTP 429, HTTP 503,
+/// `temporarily_unavailable`) before it fails with [`ErrorCode::NetworkError`]. Each wait follows
+/// the server's `Retry-After` (at most 10 s), else an exponential back-off with jitter.
+pub const REFRESH_RETRY_BUDGET: Duration = retry::REFRESH_RETRY_BUDGET;
+
+/// The key under which the client id a token set belongs to is kept beside the tokens (it is not
+/// secret; refresh must use the same client the grant was issued to).
+const CLIENT_ID_KEY: &str = "client_id";
+
+/// Builder for [`OAuthService`].
+#[must_use]
+pub struct OAuthServiceBuilder {
+    home: Option<PathBuf>,
+    env: Option<Environment>,
+    store: Option<Arc<dyn TokenStore>>,
+    storage_mode: StorageMode,
+    registry: Option<ProviderRegistry>,
+    browser: Arc<dyn BrowserOpener>,
+    http: HttpSettings,
+    lock_dir: Option<PathBuf>,
+    lock_timeout: Duration,
+    refresh_retry_budget: Duration,
+}
+
+impl fmt::Debug for OAuthServiceBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuthServiceBuilder")
+            .field("home", &self.home)
+            .field("http", &self.http)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OAuthServiceBuilder {
+    /// The context-harness home (default: `$CONTEXT_HARNESS_HOME`, else `~/.context-harness`).
+    pub fn home(mut self, home: impl Into<PathBuf>) -> Self {
+        self.home = Some(home.into());
+        self
+    }
+
+    /// The environment to read `{SERVICE}_CLIENT_ID`/`_SECRET` and the home from (default: the
+    /// process environment).
+    pub fn environment(mut self, env: Environment) -> Self {
+        self.env = Some(env);
+        self
+    }
+
+    /// The token store (default: `storage::open_store(mode, home)` with [`storage_mode`](Self::storage_mode)).
+    pub fn store(mut self, store: Arc<dyn TokenStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The storage mode used when no store is given (default `Auto`).
+    pub fn storage_mode(mut self, mode: StorageMode) -> Self {
+        self.storage_mode = mode;
+        self
+    }
+
+    /// The provider registry (default: built-ins plus `home/providers.toml`, loaded on first use).
+    pub fn registry(mut self, registry: ProviderRegistry) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// The browser opener (default [`SystemBrowser`]).
+    pub fn browser(mut self, opener: impl BrowserOpener + 'static) -> Self {
+        self.browser = Arc::new(opener);
+        self
+    }
+
+    /// HTTP timeouts.
+    pub fn http_settings(mut self, settings: HttpSettings) -> Self {
+        self.http = settings;
+        self
+    }
+
+    /// Where per-provider refresh locks live (default `storage::tokens_dir(home)`).
+    pub fn lock_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.lock_dir = Some(dir.into());
+        self
+    }
+
+    /// How long to wait for another process's refresh (default: request timeout + 30 s).
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// How long a refresh keeps retrying "try again later" answers (default
+    /// [`REFRESH_RETRY_BUDGET`], 30 s). `Duration::ZERO` tries once.
+    pub fn refresh_retry_budget(mut self, budget: Duration) -> Self {
+        self.refresh_retry_budget = budget;
+        self
+    }
+
+    /// Builds the service. Cheap: no HTTP client, no registry file read, no network.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::ConfigMissing`] if no home is given and none can be derived from the
+    /// environment; [`ErrorCode::Storage`] if the default store cannot be opened, or if the home
+    /// directory, one of its directories or `providers.toml` is owned by another user or writable by
+    /// group or others (see `storage::check_home`; the hint names the `chmod`/`chown` that fixes it).
+    pub fn build(self) -> Result<OAuthService> {
+        let env = self.env.unwrap_or_else(Environment::from_process);
+        let Some(home) = self.home.or_else(|| env.home_dir()) else {
+            return Err(Error::new(
+                ErrorCode::ConfigMissing,
+                "cannot locate the context-harness home directory",
+            )
+            .with_hint("set CONTEXT_HARNESS_HOME or HOME"));
+        };
+        // StrictModes: refuse a home (or tokens/, mcp/, ..., providers.toml) another user could write.
+        storage::check_home(&home).map_err(storage_error)?;
+        let store = match self.store {
+            Some(store) => store,
+            None => {
+                Arc::from(storage::open_store(self.storage_mode, &home).map_err(storage_error)?)
+            }
+        };
+        let registry = OnceLock::new();
+        if let Some(r) = self.registry {
+            let _ = registry.set(r);
+        }
+        let lock_timeout = if self.lock_timeout.is_zero() {
+            self.http.request_timeout + Duration::from_secs(30)
+        } else {
+            self.lock_timeout
+        };
+        Ok(OAuthService {
+            lock_dir: self.lock_dir.unwrap_or_else(|| storage::tokens_dir(&home)),
+            home,
+            env,
+            store,
+            registry,
+            browser: self.browser,
+            http: Arc::new(Http::new(self.http)),
+            lock_timeout,
+            refresh_retry_budget: self.refresh_retry_budget,
+        })
+    }
+}
+
+/// OAuth 2.1 + PKCE sign-in, token storage, refresh and logout for one user's providers.
+///
+/// Async methods need a tokio runtime; the sync ones ([`cached_valid_token`](Self::cached_valid_token),
+/// [`get_status`](Self::get_status), [`get_tokens`](Self::get_tokens)) need none and never touch the
+/// network or build the HTTP client.
+///
+/// ```no_run
+/// use context_harness_providers::{AuthenticateOptions, OAuthService};
+///
+/// # async fn run() -> Result<(), context_harness_providers::Error> {
+/// let service = OAuthService::new()?;
+/// if service.cached_valid_token("github")?.is_none() {
+///     service.authenticate("github", AuthenticateOptions::new()).await?;
+/// }
+/// let bearer = service.get_bearer_token("github").await?;
+/// // send `Authorization: Bearer {bearer.secret()}`
+/// # let _ = bearer;
+/// # Ok(())
+/// # }
+/// ```
+pub struct OAuthService {
+    home: PathBuf,
+    env: Environment,
+    store: Arc<dyn TokenStore>,
+    registry: OnceLock<ProviderRegistry>,
+    browser: Arc<dyn BrowserOpener>,
+    http: Arc<Http>,
+    lock_dir: PathBuf,
+    lock_timeout: Duration,
+    refresh_retry_budget: Duration,
+}
+
+impl fmt::Debug for OAuthService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuthService")
+            .field("home", &self.home)
+            .field("store", &self.store.name())
+            .field("http_client_built", &self.http.is_built())
+            .finish_non_exhaustive()
+    }
+}
+
+impl OAuthService {
+    /// A service with every default (process environment, default home and store).
+    ///
+    /// # Errors
+    ///
+    /// See [`OAuthServiceBuilder::build`].
+    pub fn new() -> Result<Self> {
+        Self::builder().build()
+    }
+
+    /// A builder for a configured service.
+    pub fn builder() -> OAuthServiceBuilder {
+        OAuthServiceBuilder {
+            home: None,
+            env: None,
+            store: None,
+            storage_mode: StorageMode::Auto,
+            registry: None,
+            browser: Arc::new(SystemBrowser),
+            http: HttpSettings::default(),
+            lock_dir: None,
+            lock_timeout: Duration::ZERO,
+            refresh_retry_budget: REFRESH_RETRY_BUDGET,
+        }
+    }
+
+    /// The context-harness home directory.
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// The token store in use.
+    pub fn store(&self) -> &dyn TokenStore {
+        self.store.as_ref()
+    }
+
+    /// The environment snapshot in use.
+    pub fn environment(&self) -> &Environment {
+        &self.env
+    }
+
+    /// Whether the HTTP client has been built (it is built on first network use only).
+    pub fn http_client_built(&self) -> bool {
+        self.http.is_built()
+    }
+
+    /// The provider registry (loads `providers.toml` on first use).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::ConfigInvalid`] for a malformed `providers.toml`.
+    pub fn registry(&self) -> Result<&ProviderRegistry> {
+        if let Some(registry) = self.registry.get() {
+            return Ok(registry);
+        }
+        let loaded = ProviderRegistry::load(&self.home)?;
+        Ok(self.registry.get_or_init(|| loaded))
+    }
+
+    /// The provider with its credentials resolved (call arg, `{SERVICE}_CLIENT_ID`, configuration).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::NotFound`], [`ErrorCode::ConfigMissing`], [`ErrorCode::ConfigInvalid`].
+    pub fn resolve_config(&self, provider: &str, client_id: Option<&str>) -> Result<OAuthConfig> {
+        self.registry()?.resolve(provider, client_id, &self.env)
+    }
+
+    /// Where `provider`'s tokens are (or would be) stored, for people.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::NotFound`] for a name that cannot be a provider name.
+    pub fn storage_location(&self, provider: &str) -> Result<String> {
+        Ok(self.store.location(&provider_name(provider)?))
+    }
+
+    /// The stored tokens if the access token is still valid beyond its refresh margin
+    /// (`min(`[`EXPIRY_BUFFER`]`, half its lifetime)`): the fast path for `mcp token`. Reads the
+    /// store only: no runtime, no HTTP client, no registry.
+    ///
+    /// `Ok(None)` means "use [`ensure_valid_token`](Self::ensure_valid_token)" (not signed in, or
+    /// expired).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::NotFound`] for an invalid name; [`ErrorCode::Storage`] if the store fails.
+    pub fn cached_valid_token(&self, provider: &str) -> Result<Option<OAuthTokens>> {
+        let name = provider_name(provider)?;
+        let tokens = load_newest(self.store.as_ref(), &self.recovery_path(&name), &name)?;
+        if let Some(tokens) = &tokens {
+            mcp::check_tokens_server(provider, tokens)?;
+        }
+        Ok(tokens.filter(|t| !t.needs_refresh_at(SystemTime::now(), EXPIRY_BUFFER)))
+    }
+
+    /// The stored tokens, whatever their state (the seed's `get_tokens`).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::AuthRequired`] when none are stored; [`ErrorCode::Storage`].
+    pub fn get_tokens(&self, provider: &str) -> Result<OAuthTokens> {
+        let name = provider_name(provider)?;
+        match load_newest(self.store.as_ref(), &self.recovery_path(&name), &name)? {
+            Some(tokens) => {
+                mcp::check_tokens_server(provider, &tokens)?;
+                Ok(tokens)
+            }
+            None => Err(not_signed_in(provider)),
+        }
+    }
+
+    /// The authentication status: not authenticated, authenticated, expired (within the refresh
+    /// margin, `min(60 s, half the lifetime)`), or refresh failed (the server refused the refresh
+    /// token).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::NotFound`] for an invalid name; [`ErrorCode::Storage`].
+    pub fn get_status(&self, provider: &str) -> Result<AuthStatus> {
+        let name = provider_name(provider)?;
+        Ok(
+            match load_newest(self.store.as_ref(), &self.recovery_path(&name), &name)? {
+                None => AuthStatus::NotAuthenticated,
+                Some(tokens) => {
+                    tokens.status_at(SystemTime::now(), tokens.refresh_margin(EXPIRY_BUFFER))
+                }
+            },
+        )
+    }
+
+    /// Sends `Authorization: Bearer` GET to `url` with a valid token (refreshing first if needed)
+    /// and returns the status and body. Used by the examples and for `resources_url`.
+    ///
+    /// # Errors
+    ///
+    /// As [`ensure_valid_token`](Self::ensure_valid_token), plus [`ErrorCode::ConfigInvalid`] for a
+    /// non-HTTPS URL and [`ErrorCode::NetworkError`]/[`ErrorCode::Timeout`].
+    pub async fn get_with_token(&self, provider: &str, url: &str) -> Result<(u16, Vec<u8>)> {
+        let url = check_endpoint(url, "url")?;
+        let tokens = self.ensure_valid_token(provider).await?;
+        let request = self
+            .http
+            .get(&url, None)?
+            .bearer_auth(tokens.access_token.secret());
+        let raw = self.http.send(request, &url, "API").await?;
+        Ok((raw.status, raw.body))
+    }
+}

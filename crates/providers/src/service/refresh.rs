@@ -1,0 +1,340 @@
+//! Keeping tokens valid: [`OAuthService::ensure_valid_token`] and
+//! [`OAuthService::refresh_tokens`] (RFC 6749 §6), single-flight across processes under the
+//! provider lock, with transient answers waited out and a rotated refresh token never lost.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use context_harness_storage as storage;
+use context_harness_tokens as tokens;
+use storage::{ProviderLock, ProviderName};
+use tokens::{AccessToken, OAuthTokens};
+use url::Url;
+
+use super::store::remove_recovery;
+use super::{CLIENT_ID_KEY, EXPIRY_BUFFER, OAuthService, mcp, retry};
+use crate::error::{
+    Error, ErrorCode, Grant, Result, classify_response_error, expired_without_rt, not_signed_in,
+    refresh_refused_before,
+};
+use crate::provider::{OAuthConfig, check_endpoint};
+use crate::provider_ref::{is_url, provider_name};
+
+impl OAuthService {
+    /// Valid tokens for `provider`, refreshed first when the access token expires within its refresh
+    /// margin, `min(`[`EXPIRY_BUFFER`]`, half its lifetime)`. Refreshes are single-flight across
+    /// processes whatever the lifetime: a per-provider file lock, under which the stored tokens are
+    /// re-read, and tokens that changed while waiting for it (another process refreshed) are used
+    /// unless they have actually expired. A token that is still valid but has no refresh token is
+    /// returned as it is.
+    ///
+    /// Answers meaning "try again later" (HTTP 429/503, `temporarily_unavailable`) are retried within
+    /// [`REFRESH_RETRY_BUDGET`](crate::REFRESH_RETRY_BUDGET). Once the server has answered, the new tokens are saved even if this
+    /// future is dropped; if the store fails, they go to a 0600 recovery file beside the token files
+    /// (a warning says where), which every later read prefers until a save to the store succeeds.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::AuthRequired`] when not signed in; [`ErrorCode::TokenExpired`] when expired
+    /// without a refresh token; [`ErrorCode::TokenRefreshFailed`] when the server refuses the
+    /// refresh token (the stored tokens stay, marked); [`ErrorCode::NetworkError`]/
+    /// [`ErrorCode::Timeout`]/[`ErrorCode::AuthFailed`] for transport and server faults (storage is
+    /// untouched; [`ErrorCode::NetworkError`] naming the status when the server still asks to wait
+    /// after the retry budget); [`ErrorCode::Storage`].
+    pub async fn ensure_valid_token(&self, provider: &str) -> Result<OAuthTokens> {
+        self.ensure_inner(provider)
+            .await
+            .map_err(|e| e.for_provider(provider))
+    }
+
+    async fn ensure_inner(&self, provider: &str) -> Result<OAuthTokens> {
+        let name = provider_name(provider)?;
+        let Some(tokens) = self.load(&name).await? else {
+            return Err(self.missing_tokens(provider));
+        };
+        mcp::check_tokens_server(provider, &tokens)?;
+        if !tokens.needs_refresh_at(SystemTime::now(), EXPIRY_BUFFER) {
+            return Ok(tokens);
+        }
+        self.refresh_locked(provider, &name, &tokens, false).await
+    }
+
+    /// The access token from [`ensure_valid_token`](Self::ensure_valid_token).
+    ///
+    /// # Errors
+    ///
+    /// As [`ensure_valid_token`](Self::ensure_valid_token).
+    pub async fn get_bearer_token(&self, provider: &str) -> Result<AccessToken> {
+        Ok(self.ensure_valid_token(provider).await?.access_token)
+    }
+
+    /// Refreshes now, whether or not the access token has expired (single-flight like
+    /// [`ensure_valid_token`](Self::ensure_valid_token): if another process refreshed meanwhile,
+    /// its result is returned).
+    ///
+    /// # Errors
+    ///
+    /// As [`ensure_valid_token`](Self::ensure_valid_token); without a refresh token,
+    /// [`ErrorCode::TokenExpired`] whose message says so and how long the access token stays valid.
+    pub async fn refresh_tokens(&self, provider: &str) -> Result<OAuthTokens> {
+        async {
+            let name = provider_name(provider)?;
+            let Some(tokens) = self.load(&name).await? else {
+                return Err(self.missing_tokens(provider));
+            };
+            self.refresh_locked(provider, &name, &tokens, true).await
+        }
+        .await
+        .map_err(|e| e.for_provider(provider))
+    }
+
+    async fn refresh_locked(
+        &self,
+        provider: &str,
+        name: &ProviderName,
+        seen: &OAuthTokens,
+        force: bool,
+    ) -> Result<OAuthTokens> {
+        // Fail fast, before taking the lock, on what no refresh can fix.
+        if seen.refresh_token.is_none() {
+            return no_refresh_token(seen, force);
+        }
+        if !force && seen.refresh_failed_at.is_some() {
+            return Err(refresh_refused_before());
+        }
+        let lock = self.lock(name).await?;
+        let Some(current) = self.load_locked(name).await? else {
+            return Err(not_signed_in(provider));
+        };
+        // Tokens that changed while we waited for the lock were refreshed (or signed in) by someone
+        // else: use them unless they have actually expired. Comparing with the refresh margin here
+        // would refresh again a token that lives less than twice the margin (a refresh storm).
+        if current != *seen && !current.is_expired_at(SystemTime::now(), Duration::ZERO) {
+            tracing::debug!(provider, "another process refreshed the tokens");
+            return Ok(current);
+        }
+        if !force && !current.needs_refresh_at(SystemTime::now(), EXPIRY_BUFFER) {
+            return Ok(current);
+        }
+        let Some(refresh_token) = current.refresh_token.clone() else {
+            return no_refresh_token(&current, force);
+        };
+        if !force && current.refresh_failed_at.is_some() {
+            return Err(refresh_refused_before());
+        }
+        if current.is_refresh_token_expired_at(SystemTime::now()) {
+            return Err(Error::new(
+                ErrorCode::TokenExpired,
+                "the refresh token has expired",
+            ));
+        }
+        // The client and endpoints come from the tokens read under the lock: another process may
+        // have signed in again (with another client) since `seen` was read.
+        let config = self.stored_config(provider, &current).await?;
+        let token_url = check_endpoint(
+            &config.provider.token_url,
+            &format!("providers.{provider}.token_url"),
+        )?;
+
+        tracing::debug!(provider, "refreshing the access token");
+        let mut form: Vec<(&str, &str)> = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.secret()),
+        ];
+        if let Some(resource) = &config.provider.resource {
+            form.push(("resource", resource));
+        }
+        match self.refresh_request(&config, &token_url, &form).await {
+            Ok(fresh) => {
+                let mut merged = current.merge_refresh(fresh);
+                mcp::carry_binding(&current, &mut merged);
+                merged.refresh_failed_at = None;
+                merged
+                    .extra
+                    .insert(CLIENT_ID_KEY.to_owned(), config.client_id.clone().into());
+                // The server may have rotated the refresh token: from here on the old one is dead,
+                // so the new set must be kept whatever happens (see `save_rotation`).
+                self.save_rotation(provider, name, merged.clone(), lock)
+                    .await?;
+                tracing::info!(provider, "access token refreshed");
+                Ok(merged)
+            }
+            Err(e) if mcp::is_invalid_client(&e) && is_url(provider) => {
+                // The dynamically registered client is gone: its refresh token is useless. Forget
+                // the registration so the next sign-in registers again, and mark the tokens.
+                self.forget_registration(provider);
+                let mut marked = current;
+                marked.mark_refresh_failed(SystemTime::now());
+                if let Err(save_error) = self.save(name, marked).await {
+                    tracing::warn!(provider, error = %save_error, "could not record the refresh failure");
+                }
+                Err(Error::new(
+                    ErrorCode::TokenRefreshFailed,
+                    "the server no longer accepts this client (invalid_client); sign in again to register a new one",
+                ))
+            }
+            Err(e) if e.code() == ErrorCode::TokenRefreshFailed => {
+                // Terminal: keep the tokens (nothing is deleted silently) but record the refusal so
+                // `get_status` reports it and no process retries with a dead refresh token.
+                let mut marked = current;
+                marked.mark_refresh_failed(SystemTime::now());
+                if let Err(save_error) = self.save(name, marked).await {
+                    tracing::warn!(provider, error = %save_error, "could not record the refresh failure");
+                }
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Saves the tokens of a refresh the server has answered, holding `lock` until done. The server
+    /// may have rotated the refresh token, which makes the stored one dead (and, at a server with
+    /// reuse detection, dangerous: replaying it revokes the whole grant, RFC 9700 §4.14.2). So:
+    ///
+    /// - the save runs on its own blocking task, which completes (and only then releases the lock)
+    ///   even if the caller's future is dropped;
+    /// - when the store fails, it is tried once more; then the tokens go to the 0600 recovery file
+    ///   beside the token files (for a keyring store, that is the file fallback), with a warning that
+    ///   says where. Every later read prefers that file, and the next refresh under the lock moves
+    ///   it back into the store;
+    /// - only when nothing can be written is this an error.
+    async fn save_rotation(
+        &self,
+        provider: &str,
+        name: &ProviderName,
+        tokens: OAuthTokens,
+        lock: ProviderLock,
+    ) -> Result<()> {
+        let store = Arc::clone(&self.store);
+        let recovery = self.recovery_path(name);
+        let name = name.clone();
+        let provider = provider.to_owned();
+        let task = tokio::task::spawn_blocking(move || {
+            let _lock = lock;
+            let first = match store.save(&name, &tokens) {
+                Ok(()) => return remove_recovery(&recovery).map(drop),
+                Err(e) => e,
+            };
+            tracing::debug!(provider, error = %first, "saving the refreshed tokens failed; retrying once");
+            let second = match store.save(&name, &tokens) {
+                Ok(()) => return remove_recovery(&recovery).map(drop),
+                Err(e) => e,
+            };
+            let json = tokens.to_json().map_err(|e| {
+                Error::new(ErrorCode::Storage, "cannot encode the refreshed tokens").with_source(e)
+            })?;
+            match storage::write_private_atomic(&recovery, json.as_bytes()) {
+                Ok(()) => {
+                    tracing::warn!(
+                        "could not save the refreshed tokens for {provider} to the {} store ({second}); \
+                         they are in {} until the store works again",
+                        store.name(),
+                        recovery.display()
+                    );
+                    Ok(())
+                }
+                Err(third) => Err(Error::new(
+                    ErrorCode::Storage,
+                    format!(
+                        "the refreshed tokens could not be saved ({second}), nor to {} ({third})",
+                        recovery.display()
+                    ),
+                )
+                .with_hint(format!(
+                    "free space or fix permissions, then run `context-harness mcp auth {provider}`"
+                ))
+                .with_source(second)),
+            }
+        });
+        task.await.unwrap_or_else(|e| {
+            Err(Error::new(ErrorCode::Storage, "saving the refreshed tokens failed").with_source(e))
+        })
+    }
+
+    /// A refresh request, retrying transient answers (HTTP 429/503, `temporarily_unavailable`)
+    /// within the retry budget ([`REFRESH_RETRY_BUDGET`](crate::REFRESH_RETRY_BUDGET) by default), waiting as `Retry-After` says
+    /// or backing off.
+    async fn refresh_request(
+        &self,
+        config: &OAuthConfig,
+        url: &Url,
+        form: &[(&str, &str)],
+    ) -> Result<OAuthTokens> {
+        let started = Instant::now();
+        let mut backoff = retry::Backoff::default();
+        loop {
+            let sent_at = SystemTime::now();
+            let raw = self
+                .post_with_client_auth(config, url, form, "token endpoint")
+                .await?;
+            if let Some(transient) = retry::transient(&raw, SystemTime::now()) {
+                let wait = backoff.next_wait(transient.retry_after);
+                if started.elapsed().saturating_add(wait) > self.refresh_retry_budget {
+                    return Err(retry::gave_up("refreshing the token", &transient));
+                }
+                tracing::info!(
+                    status = transient.status,
+                    wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                    "the token endpoint asked to try again later; waiting"
+                );
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            return tokens::parse_token_response(
+                raw.status,
+                raw.content_type.as_deref(),
+                &raw.body,
+                sent_at,
+            )
+            .map_err(|e| classify_response_error(&e, Grant::Refresh));
+        }
+    }
+
+    fn missing_tokens(&self, provider: &str) -> Error {
+        if is_url(provider) {
+            return not_signed_in(provider);
+        }
+        match self.registry() {
+            Ok(registry) if !registry.contains(provider) => match registry.get(provider) {
+                Err(e) => e,
+                Ok(_) => not_signed_in(provider),
+            },
+            _ => not_signed_in(provider),
+        }
+    }
+}
+
+/// What to do with tokens that have no refresh token: a forced refresh says so (and until when the
+/// access token stays valid); otherwise a still-valid token is used as it is, and an expired one
+/// is [`expired_without_rt`].
+fn no_refresh_token(tokens: &OAuthTokens, force: bool) -> Result<OAuthTokens> {
+    let now = SystemTime::now();
+    if tokens.is_expired_at(now, Duration::ZERO) {
+        return Err(expired_without_rt());
+    }
+    if !force {
+        return Ok(tokens.clone());
+    }
+    let validity = match tokens.expires_at() {
+        None => "the access token has no known expiry".to_owned(),
+        Some(at) => format!(
+            "the access token stays valid for another {}",
+            human_duration(at.duration_since(now).unwrap_or_default())
+        ),
+    };
+    Err(Error::new(
+        ErrorCode::TokenExpired,
+        format!("cannot refresh: the server issued no refresh token; {validity}"),
+    ))
+}
+
+/// `1 h 5 min`, `4 min 10 s`, `12 s`.
+fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    match (h, m) {
+        (0, 0) => format!("{s} s"),
+        (0, _) => format!("{m} min {s} s"),
+        _ => format!("{h} h {m} min"),
+    }
+}
