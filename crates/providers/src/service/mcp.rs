@@ -13,7 +13,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::provider::{
     ClientSecret, DEFAULT_PORTS, OAuthConfig, OAuthProvider, RedirectHost, check_endpoint,
 };
-use crate::registration::{self, ClientRegistration, RegistrationStore};
+use crate::registration::{self, ClientRegistration, RegistrationAuth as _, RegistrationStore};
 use crate::registry::resolve_client_id;
 use crate::tokens::OAuthTokens;
 
