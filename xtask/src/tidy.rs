@@ -1,6 +1,7 @@
 //! Cheap repository rules, enforced by plain `cargo test --workspace` (so CI runs them too):
 //! every member inherits the workspace lints, the crates keep their layering, `pkce` keeps its three
-//! dependencies, and xtask never depends on the `cargo`/`git2` crates. Add new rules as new `#[test]`s here.
+//! dependencies, `protocol` does no I/O, and xtask never depends on the `cargo`/`git2` crates. Add new
+//! rules as new `#[test]`s here.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -18,6 +19,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("context-harness-tokens", 1),
     ("context-harness-callback-server", 1),
     ("context-harness-storage", 1),
+    ("context-harness-protocol", 1),
     ("context-harness-providers", 2),
     ("context-harness-cli", 3),
     ("xtask", 4),
@@ -25,6 +27,34 @@ const LAYERS: &[(&str, u8)] = &[
 
 /// `pkce`'s non-optional normal dependencies, exactly (issue 2: "sha2, base64ct, getrandom, nothing else").
 const PKCE_DEPS: &[&str] = &["sha2", "base64ct", "getrandom"];
+
+/// `protocol`'s normal dependencies, at most: the sans-IO protocol crate parses and builds, nothing more.
+const PROTOCOL_DEPS: &[&str] = &["url", "serde", "serde_json", "context-harness-tokens"];
+
+/// Crates that do I/O (async runtime, HTTP, TLS): `protocol` lists none of them, of any kind.
+const IO_CRATES: &[&str] = &[
+    "tokio",
+    "reqwest",
+    "hyper",
+    "hyper-util",
+    "rustls",
+    "mio",
+    "socket2",
+];
+
+/// Texts that mean I/O in Rust source: files, sockets, name resolution, processes, an async runtime.
+const IO_PATTERNS: &[&str] = &[
+    "std::fs",
+    "std::net::TcpStream",
+    "std::net::TcpListener",
+    "std::net::UdpSocket",
+    "ToSocketAddrs",
+    "std::process",
+    "std::env::var",
+    "tokio::",
+    "reqwest::",
+    "hyper::",
+];
 
 fn metadata() -> Result<Value> {
     let root = util::project_root();
@@ -176,4 +206,106 @@ fn xtask_never_depends_on_cargo_or_git2() -> Result<()> {
         "xtask shells out instead of depending on {banned:?}"
     );
     Ok(())
+}
+
+/// The I/O rule's offences: dependencies outside [`PROTOCOL_DEPS`] (normal ones) or in [`IO_CRATES`]
+/// (any kind), and source files mentioning an [`IO_PATTERNS`] text. `sources` are `(path, text)`.
+fn io_violations(deps: &[(String, String, bool)], sources: &[(String, String)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, kind, _) in deps {
+        if IO_CRATES.contains(&name.as_str()) {
+            out.push(format!("depends on {name} ({kind})"));
+        } else if kind == "normal" && !PROTOCOL_DEPS.contains(&name.as_str()) {
+            out.push(format!("depends on {name}, not one of {PROTOCOL_DEPS:?}"));
+        }
+    }
+    for (path, text) in sources {
+        for (number, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or_default();
+            for pattern in IO_PATTERNS {
+                if code.contains(pattern) {
+                    out.push(format!("{path}:{}: `{pattern}`", number + 1));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The `.rs` files under `dir`, recursively, as `(path, text)`.
+fn rust_sources(dir: &std::path::Path) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).with_context(|| format!("read {}", dir.display()))? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push((path.display().to_string(), util::read(&path)?));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[test]
+fn protocol_does_no_io() -> Result<()> {
+    let meta = metadata()?;
+    let protocol = packages(&meta)?
+        .iter()
+        .find(|p| str_of(p, "name") == "context-harness-protocol")
+        .context("context-harness-protocol is a member")?;
+    let src = util::project_root().join("crates/protocol/src");
+    let sources = rust_sources(&src)?;
+    assert!(
+        sources.iter().any(|(path, _)| path.ends_with("lib.rs")),
+        "no sources found under {}",
+        src.display()
+    );
+    let offences = io_violations(&deps(protocol), &sources);
+    if !offences.is_empty() {
+        bail!("context-harness-protocol must stay sans-IO: {offences:?}");
+    }
+    Ok(())
+}
+
+#[test]
+fn io_rule_catches_a_violating_fixture() {
+    let dep = |name: &str, kind: &str| (name.to_owned(), kind.to_owned(), false);
+    let clean_deps = [
+        dep("url", "normal"),
+        dep("serde", "normal"),
+        dep("proptest", "dev"),
+    ];
+    let clean = [(
+        "lib.rs".to_owned(),
+        "use url::Url;\n// a comment may say std::fs::read\nfn f() {}\n".to_owned(),
+    )];
+    assert_eq!(io_violations(&clean_deps, &clean), Vec::<String>::new());
+    let bad_deps = [
+        dep("url", "normal"),
+        dep("reqwest", "normal"),
+        dep("tokio", "dev"),
+        dep("context-harness-storage", "normal"),
+    ];
+    let bad = [(
+        "src/fetch.rs".to_owned(),
+        "use std::fs::File;\nfn f() { let _ = std::net::TcpStream::connect(\"x:1\"); tokio::spawn(async {}); }\n"
+            .to_owned(),
+    )];
+    let offences = io_violations(&bad_deps, &bad);
+    for needle in [
+        "reqwest (normal)",
+        "tokio (dev)",
+        "context-harness-storage",
+        "src/fetch.rs:1: `std::fs`",
+        "src/fetch.rs:2: `std::net::TcpStream`",
+        "src/fetch.rs:2: `tokio::`",
+    ] {
+        assert!(
+            offences.iter().any(|o| o.contains(needle)),
+            "{needle} not in {offences:?}"
+        );
+    }
 }
