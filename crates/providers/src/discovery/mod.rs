@@ -10,8 +10,9 @@
 //!   point at link-local, metadata or (unless the starting URL is private too) private addresses.
 //!
 //! The parsers, URL construction and metadata types are the sans-IO
-//! [`context_harness_protocol`]'s, re-exported here; this module does the fetching ([`ssrf`]
-//! decides which hosts may be contacted, [`cache`] keeps issuer metadata between runs).
+//! [`context_harness_protocol`]'s, re-exported here; this module does the fetching (its `ssrf`
+//! part decides which hosts may be contacted through [`UrlPolicy`], its `cache` part keeps issuer
+//! metadata between runs in [`metadata_cache_dir`]).
 
 mod cache;
 mod ssrf;
