@@ -1,7 +1,8 @@
 //! Cheap repository rules, enforced by plain `cargo test --workspace` (so CI runs them too):
 //! every member inherits the workspace lints, the crates keep their layering, `pkce` keeps its three
-//! dependencies, xtask never depends on the `cargo`/`git2` crates, no lower module of `providers`
-//! imports from its `service` module, and no source file grows past [`MAX_SOURCE_LINES`]. Add new rules as new `#[test]`s here.
+//! dependencies, `protocol` does no I/O, xtask never depends on the `cargo`/`git2` crates, no lower
+//! module of `providers` imports from its `service` module, and no source file grows past
+//! [`MAX_SOURCE_LINES`]. Add new rules as new `#[test]`s here.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -21,6 +22,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("context-harness-tokens", 1),
     ("context-harness-callback-server", 1),
     ("context-harness-storage", 1),
+    ("context-harness-protocol", 1),
     ("context-harness-providers", 2),
     ("context-harness-cli", 3),
     ("xtask", 4),
@@ -28,6 +30,34 @@ const LAYERS: &[(&str, u8)] = &[
 
 /// `pkce`'s non-optional normal dependencies, exactly (issue 2: "sha2, base64ct, getrandom, nothing else").
 const PKCE_DEPS: &[&str] = &["sha2", "base64ct", "getrandom"];
+
+/// `protocol`'s normal dependencies, at most: the sans-IO protocol crate parses and builds, nothing more.
+const PROTOCOL_DEPS: &[&str] = &["url", "serde", "serde_json", "context-harness-tokens"];
+
+/// Crates that do I/O (async runtime, HTTP, TLS): `protocol` lists none of them, of any kind.
+const IO_CRATES: &[&str] = &[
+    "tokio",
+    "reqwest",
+    "hyper",
+    "hyper-util",
+    "rustls",
+    "mio",
+    "socket2",
+];
+
+/// Texts that mean I/O in Rust source: files, sockets, name resolution, processes, an async runtime.
+const IO_PATTERNS: &[&str] = &[
+    "std::fs",
+    "std::net::TcpStream",
+    "std::net::TcpListener",
+    "std::net::UdpSocket",
+    "ToSocketAddrs",
+    "std::process",
+    "std::env::var",
+    "tokio::",
+    "reqwest::",
+    "hyper::",
+];
 
 fn metadata() -> Result<Value> {
     let root = util::project_root();
@@ -281,16 +311,10 @@ fn service_import_rule_on_a_fixture() -> Result<()> {
 const MAX_SOURCE_LINES: usize = 850;
 
 /// Files known to be longer, each with the work that shortens it; remove an entry once it is done.
-const KNOWN_LONG: &[(&str, &str)] = &[
-    (
-        "crates/providers/src/discovery.rs",
-        "issue 15 item 1 moves its sans-IO half to crates/protocol",
-    ),
-    (
-        "crates/tokens/src/tests.rs",
-        "a test module; split it by topic",
-    ),
-];
+const KNOWN_LONG: &[(&str, &str)] = &[(
+    "crates/tokens/src/tests.rs",
+    "a test module; split it by topic",
+)];
 
 /// The files of `root` (a checkout) under `crates/*/src` longer than `max` lines and not in `known`,
 /// as `path (lines)`.
@@ -349,4 +373,97 @@ fn long_source_rule_on_a_fixture() -> Result<()> {
         ["crates/a/src/m/big.rs (4)"]
     );
     Ok(())
+}
+
+/// The I/O rule's offences: dependencies outside [`PROTOCOL_DEPS`] (normal ones) or in [`IO_CRATES`]
+/// (any kind), and source files mentioning an [`IO_PATTERNS`] text. `sources` are `(path, text)`.
+fn io_violations(deps: &[(String, String, bool)], sources: &[(String, String)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, kind, _) in deps {
+        if IO_CRATES.contains(&name.as_str()) {
+            out.push(format!("depends on {name} ({kind})"));
+        } else if kind == "normal" && !PROTOCOL_DEPS.contains(&name.as_str()) {
+            out.push(format!("depends on {name}, not one of {PROTOCOL_DEPS:?}"));
+        }
+    }
+    for (path, text) in sources {
+        for (number, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or_default();
+            for pattern in IO_PATTERNS {
+                if code.contains(pattern) {
+                    out.push(format!("{path}:{}: `{pattern}`", number + 1));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The `.rs` files under `dir`, recursively, as `(path, text)` ([`rust_files`] with their text).
+fn rust_sources(dir: &Path) -> Result<Vec<(String, String)>> {
+    rust_files(dir)?
+        .into_iter()
+        .map(|rel| Ok((rel.clone(), util::read(&dir.join(&rel))?)))
+        .collect()
+}
+
+#[test]
+fn protocol_does_no_io() -> Result<()> {
+    let meta = metadata()?;
+    let protocol = packages(&meta)?
+        .iter()
+        .find(|p| str_of(p, "name") == "context-harness-protocol")
+        .context("context-harness-protocol is a member")?;
+    let src = util::project_root().join("crates/protocol/src");
+    let sources = rust_sources(&src)?;
+    assert!(
+        sources.iter().any(|(path, _)| path.ends_with("lib.rs")),
+        "no sources found under {}",
+        src.display()
+    );
+    let offences = io_violations(&deps(protocol), &sources);
+    if !offences.is_empty() {
+        bail!("context-harness-protocol must stay sans-IO: {offences:?}");
+    }
+    Ok(())
+}
+
+#[test]
+fn io_rule_catches_a_violating_fixture() {
+    let dep = |name: &str, kind: &str| (name.to_owned(), kind.to_owned(), false);
+    let clean_deps = [
+        dep("url", "normal"),
+        dep("serde", "normal"),
+        dep("proptest", "dev"),
+    ];
+    let clean = [(
+        "lib.rs".to_owned(),
+        "use url::Url;\n// a comment may say std::fs::read\nfn f() {}\n".to_owned(),
+    )];
+    assert_eq!(io_violations(&clean_deps, &clean), Vec::<String>::new());
+    let bad_deps = [
+        dep("url", "normal"),
+        dep("reqwest", "normal"),
+        dep("tokio", "dev"),
+        dep("context-harness-storage", "normal"),
+    ];
+    let bad = [(
+        "src/fetch.rs".to_owned(),
+        "use std::fs::File;\nfn f() { let _ = std::net::TcpStream::connect(\"x:1\"); tokio::spawn(async {}); }\n"
+            .to_owned(),
+    )];
+    let offences = io_violations(&bad_deps, &bad);
+    for needle in [
+        "reqwest (normal)",
+        "tokio (dev)",
+        "context-harness-storage",
+        "src/fetch.rs:1: `std::fs`",
+        "src/fetch.rs:2: `std::net::TcpStream`",
+        "src/fetch.rs:2: `tokio::`",
+    ] {
+        assert!(
+            offences.iter().any(|o| o.contains(needle)),
+            "{needle} not in {offences:?}"
+        );
+    }
 }

@@ -1,158 +1,28 @@
 //! RFC 8628 device authorization grant: start, show the user code, poll.
 //!
-//! The poller takes a [`DeviceClock`] so its timing (interval, `slow_down`, expiry, back-off) is
-//! tested without waiting; [`TokioClock`] is the real one.
+//! The rules (the answer's parsing, `slow_down`, back-off, expiry) are the sans-IO
+//! [`context_harness_protocol`]'s [`DevicePoller`], re-exported here; this module runs it with a
+//! [`DeviceClock`] so its timing is tested without waiting; [`TokioClock`] is the real one.
 
-use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use context_harness_tokens::{self as tokens, OAuthTokens, ResponseError};
-use serde_json::{Map, Value};
+pub use context_harness_protocol::{
+    DEFAULT_INTERVAL, DeviceAuthorization, DeviceClock, DeviceCode, DevicePoller, MAX_BACKOFF,
+    MAX_EXPIRES_IN, MAX_INTERVAL, MIN_INTERVAL, NextPoll, PollStep, SLOW_DOWN_STEP,
+};
+use context_harness_tokens::OAuthTokens;
 
-use crate::discovery::printable;
-use crate::error::{Error, ErrorCode, Result};
-
-/// The poll interval when the server names none (RFC 8628 §3.2).
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
-
-/// What `slow_down` adds to the interval (RFC 8628 §3.5).
-pub const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
-
-/// The longest wait between polls after transport errors (exponential back-off cap).
-pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
-
-/// The shortest poll interval honoured (a server's `0` or a missing value never means "poll in a
-/// loop").
-pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
-
-/// The longest poll interval honoured, from the device authorization answer or a `slow_down`: 5
-/// minutes. A larger server value (up to `i64::MAX` seconds has been seen from a hostile server) is
-/// clamped to it, so no time computation can overflow.
-pub const MAX_INTERVAL: Duration = Duration::from_secs(300);
-
-/// The longest device-code lifetime honoured (`expires_in`): 1 hour. RFC 8628 servers use 5 to 30
-/// minutes; a larger value is clamped to it. The caller's timeout bounds the wait further.
-pub const MAX_EXPIRES_IN: Duration = Duration::from_secs(3600);
-
-/// A server-supplied number of seconds as a duration within `[min, max]`.
-fn clamp_secs(secs: u64, min: Duration, max: Duration) -> Duration {
-    Duration::from_secs(secs).clamp(min, max)
-}
+use crate::error::{Error, Result};
 
 /// The device-code grant type.
-pub const GRANT_TYPE: &str = crate::registration::DEVICE_CODE_GRANT;
+pub const GRANT_TYPE: &str = context_harness_protocol::DEVICE_CODE_GRANT;
 
-/// A device code: secret (it redeems the grant), redacted `Debug`, no `Display`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct DeviceCode(String);
-
-impl DeviceCode {
-    /// Wraps a device code.
-    pub fn new(code: impl Into<String>) -> Self {
-        Self(code.into())
-    }
-
-    /// The code itself; send it only to the token endpoint.
-    pub fn secret(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for DeviceCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("DeviceCode(<redacted>)")
-    }
-}
-
-/// The device authorization response (RFC 8628 §3.2).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct DeviceAuthorization {
-    /// The code the poller redeems (secret).
-    pub device_code: DeviceCode,
-    /// The code the user types at [`verification_uri`](Self::verification_uri) (shown by design).
-    pub user_code: String,
-    /// Where the user goes.
-    pub verification_uri: String,
-    /// The same with the user code filled in, if the server gives one.
-    pub verification_uri_complete: Option<String>,
-    /// How long the codes are valid, clamped to at most [`MAX_EXPIRES_IN`].
-    pub expires_in: Duration,
-    /// The minimum time between polls, clamped to [`MIN_INTERVAL`]`..=`[`MAX_INTERVAL`].
-    pub interval: Duration,
-}
-
-impl DeviceAuthorization {
-    /// Parses a device authorization response object (accepts GitHub's `verification_url` and
-    /// numeric strings). `expires_in` and `interval` are clamped to [`MAX_EXPIRES_IN`] and
-    /// [`MIN_INTERVAL`]`..=`[`MAX_INTERVAL`]; the strings are kept as sent (print them through
-    /// [`terminal_text`](crate::terminal_text)).
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorCode::AuthFailed`] naming the missing or malformed field.
-    pub fn from_object(object: &Map<String, Value>) -> Result<Self> {
-        let string = |key: &str| {
-            object
-                .get(key)
-                .and_then(Value::as_str)
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-        };
-        let seconds = |key: &str| match object.get(key) {
-            Some(Value::Number(n)) => n.as_u64(),
-            Some(Value::String(s)) => s.trim().parse().ok(),
-            _ => None,
-        };
-        let missing = |key: &str| {
-            Error::new(
-                ErrorCode::AuthFailed,
-                format!("the device authorization response has no `{key}`"),
-            )
-        };
-        let device_code = string("device_code").ok_or_else(|| missing("device_code"))?;
-        let user_code = string("user_code").ok_or_else(|| missing("user_code"))?;
-        let verification_uri = string("verification_uri")
-            .or_else(|| string("verification_url"))
-            .ok_or_else(|| missing("verification_uri"))?;
-        for uri in
-            std::iter::once(&verification_uri).chain(string("verification_uri_complete").as_ref())
-        {
-            if !(uri.starts_with("https://") || uri.starts_with("http://")) {
-                return Err(Error::new(
-                    ErrorCode::AuthFailed,
-                    format!("the verification URI `{}` is not http(s)", printable(uri)),
-                ));
-            }
-        }
-        let expires_in = seconds("expires_in").ok_or_else(|| missing("expires_in"))?;
-        let interval = seconds("interval")
-            .filter(|s| *s > 0)
-            .map_or(DEFAULT_INTERVAL, |s| {
-                clamp_secs(s, MIN_INTERVAL, MAX_INTERVAL)
-            });
-        Ok(Self {
-            device_code: DeviceCode(device_code),
-            user_code,
-            verification_uri,
-            verification_uri_complete: string("verification_uri_complete"),
-            expires_in: clamp_secs(expires_in, Duration::ZERO, MAX_EXPIRES_IN),
-            interval,
-        })
-    }
-}
-
-/// Time for the poller: monotonic now and sleeping. Inject a fake one in tests.
-pub trait DeviceClock: Send + Sync {
-    /// Monotonic time.
-    fn now(&self) -> Instant;
-    /// Waits `duration`.
-    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
-}
+/// The outcome of one poll of the token endpoint, with this crate's [`Error`] for transport and
+/// fatal failures (see [`context_harness_protocol::PollOutcome`]).
+pub type PollOutcome = context_harness_protocol::PollOutcome<Error>;
 
 /// The real clock (tokio's timer).
 #[derive(Debug, Clone, Copy, Default)]
@@ -168,81 +38,21 @@ impl DeviceClock for TokioClock {
     }
 }
 
-/// The outcome of one poll of the token endpoint.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum PollOutcome {
-    /// Tokens were issued.
-    Tokens(OAuthTokens),
-    /// An OAuth error (`authorization_pending`, `slow_down`, `access_denied`, …) with the server's
-    /// `interval` if it sent one (GitHub does with `slow_down`), clamped like the answer's.
-    OAuthError {
-        /// The error code.
-        error: String,
-        /// The server's new interval, if any.
-        interval: Option<Duration>,
-    },
-    /// A connection failure or timeout: back off and retry until the codes expire.
-    Transport(Error),
-    /// Any other failure: stop.
-    Fatal(Error),
-}
-
-impl PollOutcome {
-    /// Classifies a token-endpoint answer.
-    pub fn from_response(
-        status: u16,
-        content_type: Option<&str>,
-        body: &[u8],
-        sent_at: SystemTime,
-    ) -> Self {
-        let object = match tokens::parse_response_object(status, content_type, body) {
-            Ok(object) => object,
-            Err(ResponseError::OAuth { error, .. }) => {
-                // Read the interval separately: parse_response_object's error does not carry it.
-                let interval = serde_json::from_slice::<Value>(body)
-                    .ok()
-                    .and_then(|v| v.get("interval").and_then(Value::as_u64))
-                    .map(|s| clamp_secs(s, MIN_INTERVAL, MAX_INTERVAL));
-                return Self::OAuthError { error, interval };
-            }
-            Err(e) if e.status().is_some_and(|s| s >= 500) => {
-                return Self::Transport(
-                    Error::new(
-                        ErrorCode::NetworkError,
-                        format!("polling the token endpoint: {e}"),
-                    )
-                    .with_hint(crate::error::SERVER_TROUBLE_HINT),
-                );
-            }
-            Err(e) => {
-                return Self::Fatal(Error::new(
-                    ErrorCode::AuthFailed,
-                    format!("polling the token endpoint: {e}"),
-                ));
-            }
-        };
-        match OAuthTokens::from_response_object(object, sent_at) {
-            Ok(t) => Self::Tokens(t),
-            Err(e) => Self::Fatal(Error::new(
-                ErrorCode::AuthFailed,
-                format!("polling the token endpoint: {e}"),
-            )),
-        }
-    }
-}
-
-/// Polls until the user approves, denies, or the codes expire (RFC 8628 §3.4–3.5).
+/// Polls until the user approves, denies, or the codes expire (RFC 8628 §3.4–3.5), sleeping on
+/// `clock` as [`DevicePoller`] says.
 ///
 /// Waits `interval` before every poll; `authorization_pending` continues; `slow_down` adds 5 s for
 /// this and every later poll (or uses the server's `interval` if larger), never beyond
 /// [`MAX_INTERVAL`]; `access_denied` →
-/// [`ErrorCode::AuthCancelled`]; `expired_token`/`token_expired`/`invalid_grant`, or the local
-/// deadline → [`ErrorCode::Timeout`]; transport errors back off exponentially (capped at 60 s).
+/// [`ErrorCode::AuthCancelled`](crate::ErrorCode::AuthCancelled);
+/// `expired_token`/`token_expired`/`invalid_grant`, or the local deadline →
+/// [`ErrorCode::Timeout`](crate::ErrorCode::Timeout); transport errors back off exponentially
+/// (capped at 60 s).
 ///
 /// # Errors
 ///
-/// As above, plus [`ErrorCode::AuthFailed`] for any other server error.
+/// As above, plus [`ErrorCode::AuthFailed`](crate::ErrorCode::AuthFailed) for any other server
+/// error.
 pub async fn poll_until_done<F, Fut>(
     clock: &dyn DeviceClock,
     authorization: &DeviceAuthorization,
@@ -252,75 +62,26 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = PollOutcome>,
 {
-    let started = clock.now();
-    // Checked: `expires_in` is clamped by the parser, but the struct's fields are public.
-    let deadline = started
-        .checked_add(authorization.expires_in.min(MAX_EXPIRES_IN))
-        .unwrap_or(started);
-    let mut interval = authorization.interval.clamp(MIN_INTERVAL, MAX_INTERVAL);
-    let mut backoff: Option<Duration> = None;
-    let expired = || {
-        Error::new(
-            ErrorCode::Timeout,
-            "the device code expired before the sign-in was approved",
-        )
-        .with_hint("run the sign-in again and enter the code before it expires")
-    };
+    let mut poller = DevicePoller::new(authorization, clock.now());
     loop {
-        let wait = backoff.unwrap_or(interval);
-        if clock.now().checked_add(wait).is_none_or(|t| t > deadline) {
-            // Waiting would pass the deadline: the code cannot be redeemed any more.
-            let remaining = deadline.saturating_duration_since(clock.now());
-            clock.sleep(remaining).await;
-            return Err(expired());
+        match poller.next_poll(clock.now()) {
+            NextPoll::After(wait) => clock.sleep(wait).await,
+            NextPoll::Expired { remaining } => {
+                // Waiting would pass the deadline: the code cannot be redeemed any more.
+                clock.sleep(remaining).await;
+                return Err(DevicePoller::expired().into());
+            }
         }
-        clock.sleep(wait).await;
-        match poll().await {
-            PollOutcome::Tokens(tokens) => return Ok(tokens),
-            PollOutcome::OAuthError {
-                error,
-                interval: server_interval,
-            } => {
-                backoff = None;
-                match error.as_str() {
-                    "authorization_pending" => {}
-                    "slow_down" => {
-                        interval = interval.saturating_add(SLOW_DOWN_STEP);
-                        if let Some(server) = server_interval {
-                            interval = interval.max(server);
-                        }
-                        interval = interval.min(MAX_INTERVAL);
-                        tracing::debug!(interval_s = interval.as_secs(), "device flow: slow_down");
-                    }
-                    "access_denied" => {
-                        return Err(Error::new(
-                            ErrorCode::AuthCancelled,
-                            "the device sign-in was denied",
-                        )
-                        .with_oauth("access_denied", None, 400));
-                    }
-                    "expired_token" | "token_expired" | "invalid_grant" => {
-                        return Err(expired().with_oauth(printable(&error), None, 400));
-                    }
-                    other => {
-                        let code = printable(other);
-                        return Err(Error::new(
-                            ErrorCode::AuthFailed,
-                            format!("the device sign-in failed: the server answered `{code}`"),
-                        )
-                        .with_oauth(code, None, 400));
-                    }
-                }
+        match poller.on_outcome(poll().await) {
+            PollStep::Done(tokens) => return Ok(tokens),
+            PollStep::Pending => {}
+            PollStep::SlowedDown { interval } => {
+                tracing::debug!(interval_s = interval.as_secs(), "device flow: slow_down");
             }
-            PollOutcome::Transport(e) => {
-                let next = backoff
-                    .unwrap_or(interval)
-                    .saturating_mul(2)
-                    .min(MAX_BACKOFF.max(interval));
-                tracing::debug!(error = %e, backoff_s = next.as_secs(), "device flow: poll failed; backing off");
-                backoff = Some(next);
+            PollStep::BackingOff { error, backoff } => {
+                tracing::debug!(error = %error, backoff_s = backoff.as_secs(), "device flow: poll failed; backing off");
             }
-            PollOutcome::Fatal(e) => return Err(e),
+            PollStep::Failed(e) => return Err(e),
         }
     }
 }
@@ -332,8 +93,12 @@ pub type DevicePrompt = Arc<dyn Fn(&DeviceAuthorization) + Send + Sync>;
 mod tests {
     use std::collections::VecDeque;
     use std::sync::Mutex;
+    use std::time::SystemTime;
+
+    use serde_json::{Map, Value};
 
     use super::*;
+    use crate::ErrorCode;
 
     /// A clock that advances instantly and records every sleep and poll time.
     struct FakeClock {

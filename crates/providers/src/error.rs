@@ -207,6 +207,44 @@ impl Error {
 /// connection and proxy settings, is only for transport failures (connect, DNS, TLS, timeouts).
 pub(crate) const SERVER_TROUBLE_HINT: &str = "the server answered but could not serve the request; retry later, and if it persists check the endpoint URL or the server's status";
 
+/// A protocol error with this crate's code and, where there is a clear one, the next step.
+impl From<context_harness_protocol::ProtocolError> for Error {
+    fn from(mut e: context_harness_protocol::ProtocolError) -> Self {
+        use context_harness_protocol::ErrorKind;
+        let (code, hint) = match e.kind() {
+            ErrorKind::InvalidUrl => (ErrorCode::ConfigInvalid, None),
+            ErrorKind::PkceUnsupported => (
+                ErrorCode::AuthFailed,
+                Some(
+                    "ask the server operator to publish code_challenge_methods_supported, or \
+                     configure the endpoints by hand in providers.toml",
+                ),
+            ),
+            ErrorKind::RegistrationRefused => (
+                ErrorCode::AuthFailed,
+                Some(
+                    "the server may not allow dynamic registration; pass --client-id with a \
+                     pre-registered client",
+                ),
+            ),
+            ErrorKind::Denied => (ErrorCode::AuthCancelled, None),
+            ErrorKind::Expired => (
+                ErrorCode::Timeout,
+                Some("run the sign-in again and enter the code before it expires"),
+            ),
+            ErrorKind::ServerError => (ErrorCode::NetworkError, Some(SERVER_TROUBLE_HINT)),
+            _ => (ErrorCode::AuthFailed, None),
+        };
+        let mut error = Self::new(code, e.message());
+        error.0.hint = hint.map(str::to_owned);
+        error.0.oauth_error = e.oauth_error().map(str::to_owned);
+        error.0.oauth_error_description = e.oauth_error_description().map(str::to_owned);
+        error.0.http_status = e.http_status();
+        error.0.source = e.take_source();
+        error
+    }
+}
+
 /// The next step a person should take for `code`, when one is obvious.
 fn default_hint(code: ErrorCode, provider: &str) -> Option<String> {
     match code {

@@ -70,6 +70,7 @@ mod service;
 
 pub use context_harness_callback_server as callback;
 pub use context_harness_pkce as pkce;
+pub use context_harness_protocol as protocol;
 pub use context_harness_storage as storage;
 pub use context_harness_tokens as tokens;
 

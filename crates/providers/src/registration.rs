@@ -5,12 +5,10 @@
 //! another server (MCP 2026-07-28 "Authorization Server Binding"). Its secrets follow the tokens'
 //! backend (see [`RegistrationStore`]).
 
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use url::Url;
 
 use crate::discovery::{UrlPolicy, printable};
@@ -20,85 +18,17 @@ use crate::http::Http;
 /// The `client_name` sent when registering.
 pub const CLIENT_NAME: &str = "context-harness";
 
-/// The device-code grant type (RFC 8628 §3.4).
-pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+pub use context_harness_protocol::{ClientRegistration, DEVICE_CODE_GRANT};
 
-/// A client registered at one authorization server (RFC 7591 §3.2.1 response, plus the issuer).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct ClientRegistration {
-    /// The issuer this client belongs to (the key).
-    pub issuer: String,
-    /// The issued client id.
-    pub client_id: String,
-    /// The issued secret, if the server made the client confidential anyway.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_secret: Option<String>,
-    /// When the secret expires (unix seconds; 0 = never).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_secret_expires_at: Option<u64>,
-    /// When the client id was issued (unix seconds).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_id_issued_at: Option<u64>,
-    /// The redirect URIs the server registered (it may change what was asked for).
-    #[serde(default)]
-    pub redirect_uris: Vec<String>,
-    /// The grant types the server registered.
-    #[serde(default)]
-    pub grant_types: Vec<String>,
-    /// How the client authenticates at the token endpoint (`none` for a public client).
-    #[serde(default = "default_auth_method")]
-    pub token_endpoint_auth_method: String,
-    /// RFC 7592 management URL, if given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub registration_client_uri: Option<String>,
-    /// RFC 7592 management token, if given (secret).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub registration_access_token: Option<String>,
+/// The token-endpoint authentication method of a registration as this crate knows it (`None` = a
+/// public client).
+pub(crate) trait RegistrationAuth {
+    /// `client_secret_post` or `client_secret_basic` when the registration has a secret.
+    fn auth_method(&self) -> Option<crate::TokenAuthMethod>;
 }
 
-fn default_auth_method() -> String {
-    "none".to_owned()
-}
-
-impl fmt::Debug for ClientRegistration {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientRegistration")
-            .field("issuer", &self.issuer)
-            .field("client_id", &self.client_id)
-            .field(
-                "client_secret",
-                &self.client_secret.as_ref().map(|_| "<redacted>"),
-            )
-            .field("redirect_uris", &self.redirect_uris)
-            .field("grant_types", &self.grant_types)
-            .field(
-                "token_endpoint_auth_method",
-                &self.token_endpoint_auth_method,
-            )
-            .finish_non_exhaustive()
-    }
-}
-
-impl ClientRegistration {
-    /// Whether this registration can be used for a sign-in with `redirect_uris` (all of them
-    /// registered) and `grant_type` (registered, or the server did not say), and its secret (if any)
-    /// has not expired.
-    pub fn fits(&self, redirect_uris: &[String], grant_type: &str, now: SystemTime) -> bool {
-        let uris_ok = redirect_uris.iter().all(|u| self.redirect_uris.contains(u));
-        let grant_ok =
-            self.grant_types.is_empty() || self.grant_types.iter().any(|g| g == grant_type);
-        let secret_ok = match (self.client_secret.as_ref(), self.client_secret_expires_at) {
-            (Some(_), Some(at)) if at > 0 => {
-                (at as f64) > context_harness_tokens::unix_seconds(now) + 60.0
-            }
-            _ => true,
-        };
-        uris_ok && grant_ok && secret_ok
-    }
-
-    /// The token-endpoint authentication method as this crate knows it (`None` = public client).
-    pub(crate) fn auth_method(&self) -> Option<crate::TokenAuthMethod> {
+impl RegistrationAuth for ClientRegistration {
+    fn auth_method(&self) -> Option<crate::TokenAuthMethod> {
         self.client_secret.as_ref()?;
         Some(match self.token_endpoint_auth_method.as_str() {
             "client_secret_post" => crate::TokenAuthMethod::ClientSecretPost,
@@ -107,7 +37,8 @@ impl ClientRegistration {
     }
 }
 
-/// The RFC 7591 registration request body for a native public client.
+/// The RFC 7591 registration request body for a native public client named [`CLIENT_NAME`] (see
+/// [`context_harness_protocol::registration_request`]).
 ///
 /// ```
 /// use context_harness_providers::registration::registration_request;
@@ -121,20 +52,12 @@ pub fn registration_request(
     extra_grant_types: &[&str],
     scope: Option<&str>,
 ) -> Value {
-    let mut grant_types = vec!["authorization_code", "refresh_token"];
-    grant_types.extend_from_slice(extra_grant_types);
-    let mut body = json!({
-        "client_name": CLIENT_NAME,
-        "application_type": "native",
-        "redirect_uris": redirect_uris,
-        "grant_types": grant_types,
-        "response_types": ["code"],
-        "token_endpoint_auth_method": "none",
-    });
-    if let (Some(scope), Some(map)) = (scope.filter(|s| !s.is_empty()), body.as_object_mut()) {
-        map.insert("scope".to_owned(), Value::String(scope.to_owned()));
-    }
-    body
+    context_harness_protocol::registration_request(
+        CLIENT_NAME,
+        redirect_uris,
+        extra_grant_types,
+        scope,
+    )
 }
 
 /// Registers a client at `endpoint` (RFC 7591 §3.1) for `issuer`, under `policy` (the endpoint
@@ -177,6 +100,7 @@ pub(crate) async fn register(
 
 /// Reads an RFC 7591 §3.2 answer: a 2xx JSON object with `client_id` (fields the server left out
 /// are taken from `request`), or an error (`invalid_redirect_uri`, `invalid_client_metadata`, …).
+/// See [`context_harness_protocol::parse_registration_response`].
 ///
 /// # Errors
 ///
@@ -188,63 +112,13 @@ pub fn parse_registration_response(
     issuer: &str,
     request: &Value,
 ) -> Result<ClientRegistration> {
-    let body = request;
-    let object = context_harness_tokens::parse_response_object(
+    Ok(context_harness_protocol::parse_registration_response(
         status,
         content_type,
         raw_body,
-    )
-    .map_err(|e| match &e {
-        context_harness_tokens::ResponseError::OAuth {
-            error, description, status, ..
-        } => Error::new(
-            ErrorCode::AuthFailed,
-            format!(
-                "dynamic client registration at {} was refused (`{}`)",
-                printable(issuer),
-                printable(error)
-            ),
-        )
-        .with_oauth(printable(error), description.clone(), *status)
-        .with_hint("the server may not allow dynamic registration; pass --client-id with a pre-registered client"),
-        other => Error::new(
-            ErrorCode::AuthFailed,
-            format!("dynamic client registration at {} failed: {other}", printable(issuer)),
-        )
-        .with_hint("the server may not allow dynamic registration; pass --client-id with a pre-registered client"),
-    })?;
-    if !(200..300).contains(&status) {
-        return Err(Error::new(
-            ErrorCode::AuthFailed,
-            format!("dynamic client registration answered HTTP {}", status),
-        )
-        .with_status(status));
-    }
-    let mut value = Value::Object(object);
-    if let Some(map) = value.as_object_mut() {
-        map.insert("issuer".to_owned(), Value::String(issuer.to_owned()));
-        // Servers may omit what they accepted unchanged: keep what was asked for.
-        for key in ["redirect_uris", "grant_types", "token_endpoint_auth_method"] {
-            if !map.contains_key(key)
-                && let Some(v) = body.get(key)
-            {
-                map.insert(key.to_owned(), v.clone());
-            }
-        }
-    }
-    let registration: ClientRegistration = serde_json::from_value(value).map_err(|e| {
-        Error::new(
-            ErrorCode::AuthFailed,
-            format!("the registration response is unusable ({e})"),
-        )
-    })?;
-    if registration.client_id.trim().is_empty() {
-        return Err(Error::new(
-            ErrorCode::AuthFailed,
-            "the registration response has no client_id",
-        ));
-    }
-    Ok(registration)
+        issuer,
+        request,
+    )?)
 }
 
 /// Checks a stored registration with RFC 7592 (`GET registration_client_uri`) when the server gave
@@ -520,7 +394,30 @@ impl RegistrationStore {
 
 #[cfg(test)]
 mod tests {
+    use std::time::SystemTime;
+
+    use serde_json::json;
+
     use super::*;
+
+    /// A confidential client of `issuer` (`ClientRegistration` is non-exhaustive: built from JSON).
+    fn registration(
+        issuer: &str,
+        secret: &str,
+        management: Option<(&str, &str)>,
+    ) -> ClientRegistration {
+        let mut value = json!({
+            "issuer": issuer, "client_id": "abc", "client_secret": secret,
+            "client_secret_expires_at": 0, "client_id_issued_at": 1, "redirect_uris": uris(),
+            "grant_types": ["authorization_code"],
+            "token_endpoint_auth_method": "client_secret_basic",
+        });
+        if let (Some((uri, token)), Some(map)) = (management, value.as_object_mut()) {
+            map.insert("registration_client_uri".into(), uri.into());
+            map.insert("registration_access_token".into(), token.into());
+        }
+        serde_json::from_value(value).unwrap_or_else(|e| panic!("{e}"))
+    }
 
     fn uris() -> Vec<String> {
         [8080, 3000, 57548]
@@ -616,18 +513,7 @@ mod tests {
     fn store_round_trip_is_private_and_keyed_by_issuer() {
         let home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let store = RegistrationStore::new(home.path());
-        let reg = ClientRegistration {
-            issuer: "https://as.example.com/tenant".into(),
-            client_id: "abc".into(),
-            client_secret: Some("s3cret".into()),
-            client_secret_expires_at: Some(0),
-            client_id_issued_at: Some(1),
-            redirect_uris: uris(),
-            grant_types: vec!["authorization_code".into()],
-            token_endpoint_auth_method: "client_secret_basic".into(),
-            registration_client_uri: None,
-            registration_access_token: None,
-        };
+        let reg = registration("https://as.example.com/tenant", "s3cret", None);
         assert!(!format!("{reg:?}").contains("s3cret"));
         store.save(&reg).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(store.load(&reg.issuer).ok().flatten().as_ref(), Some(&reg));
@@ -692,18 +578,11 @@ mod tests {
         );
         let entry =
             Entry::new_in_store(&mock, KEYRING_SERVICE, &user).unwrap_or_else(|e| panic!("{e}"));
-        let reg = ClientRegistration {
-            issuer: issuer.into(),
-            client_id: "abc".into(),
-            client_secret: Some("s3cret-value".into()),
-            client_secret_expires_at: Some(0),
-            client_id_issued_at: Some(1),
-            redirect_uris: uris(),
-            grant_types: vec!["authorization_code".into()],
-            token_endpoint_auth_method: "client_secret_basic".into(),
-            registration_client_uri: Some("https://as.example.com/reg/abc".into()),
-            registration_access_token: Some("rat-value".into()),
-        };
+        let reg = registration(
+            issuer,
+            "s3cret-value",
+            Some(("https://as.example.com/reg/abc", "rat-value")),
+        );
         ok(store.save(&reg));
         let path = store.path_for(issuer).unwrap_or_else(|e| panic!("{e}"));
         let file = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));

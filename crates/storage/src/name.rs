@@ -4,6 +4,8 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
+use context_harness_protocol::ServerUrl;
+
 use crate::error::{Error, Result};
 
 /// The longest accepted provider name, in bytes (names are ASCII).
@@ -79,7 +81,7 @@ impl ProviderName {
     ///
     /// [`Error::InvalidName`] when [`canonical_url`] refuses the text.
     pub fn from_url(url: &str) -> Result<Self> {
-        let parsed = ParsedUrl::parse(url)?;
+        let parsed = parse_url(url)?;
         if let Some(plain) = parsed.plain_name() {
             return Self::new(&plain);
         }
@@ -193,82 +195,29 @@ fn sanitize(text: &str) -> String {
 /// [`Error::InvalidName`] naming the reason, for any of the refusals above or a text that does not
 /// parse as an absolute URL.
 pub fn canonical_url(url: &str) -> Result<String> {
-    Ok(ParsedUrl::parse(url)?.canonical())
+    Ok(parse_url(url)?.canonical())
 }
 
-/// A server URL parsed with the `url` crate and checked (see [`canonical_url`]).
-struct ParsedUrl {
-    scheme: String,
-    /// Lowercase; IPv6 literals in brackets.
-    host: String,
-    /// `None` for the scheme's default port.
-    port: Option<u16>,
-    /// Without a trailing `/` (`""` for the root).
-    path: String,
-    /// `None` when absent or empty.
-    query: Option<String>,
+/// A server URL parsed and checked by the workspace's one URL parser,
+/// [`context_harness_protocol::ServerUrl`] (see [`canonical_url`]).
+fn parse_url(text: &str) -> Result<ServerUrl> {
+    ServerUrl::parse(text).map_err(|e| Error::invalid_name(text, e.reason()))
 }
 
-impl ParsedUrl {
-    fn parse(text: &str) -> Result<Self> {
-        if text.contains('\\') {
-            return Err(Error::invalid_name(text, "url contains a backslash"));
-        }
-        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(Error::invalid_name(
-                text,
-                "url contains whitespace or control characters",
-            ));
-        }
-        // `scheme://` then the host: the parser would quietly repair `https:/x` and `https:///x`.
-        let written_scheme = match text.split_once("://") {
-            Some((scheme, rest)) if !rest.starts_with('/') => scheme,
-            _ => {
-                return Err(Error::invalid_name(
-                    text,
-                    "not an absolute url (scheme://host)",
-                ));
-            }
-        };
-        let Ok(url) = url::Url::parse(text) else {
-            return Err(Error::invalid_name(text, "not a valid url"));
-        };
-        if !written_scheme.eq_ignore_ascii_case(url.scheme()) {
-            return Err(Error::invalid_name(text, "not a valid url"));
-        }
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(Error::invalid_name(text, "url scheme is not http or https"));
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(Error::invalid_name(
-                text,
-                "url contains user info (user@host)",
-            ));
-        }
-        if url.fragment().is_some() {
-            return Err(Error::invalid_name(text, "url contains a fragment (#…)"));
-        }
-        let host = match url.host_str() {
-            Some(host) if !host.is_empty() => host.to_ascii_lowercase(),
-            _ => return Err(Error::invalid_name(text, "url has no host")),
-        };
-        let path = url.path();
-        let path = path.strip_suffix('/').unwrap_or(path).to_owned();
-        Ok(Self {
-            scheme: url.scheme().to_owned(),
-            host,
-            port: url.port(),
-            path,
-            query: url.query().filter(|q| !q.is_empty()).map(str::to_owned),
-        })
-    }
-
+/// The parts of a provider name derived from a [`ServerUrl`].
+trait NameParts {
     /// The readable name when the URL is in the plain (injective) form, else `None`.
+    fn plain_name(&self) -> Option<String>;
+    /// The text that the readable prefix of a hashed name is made from.
+    fn readable_source(&self) -> String;
+}
+
+impl NameParts for ServerUrl {
     fn plain_name(&self) -> Option<String> {
-        if self.scheme != "https" || self.port.is_some() || self.query.is_some() {
+        if self.scheme() != "https" || self.port().is_some() || self.query().is_some() {
             return None;
         }
-        let host = self.host.as_str();
+        let host = self.host();
         let host_ok = host.contains('.')
             && !host.contains("--")
             && !host.starts_with(['.', '-'])
@@ -282,8 +231,8 @@ impl ParsedUrl {
             return None;
         }
         let mut name = host.to_owned();
-        if !self.path.is_empty() {
-            for segment in self.path.trim_start_matches('/').split('/') {
+        if !self.path().is_empty() {
+            for segment in self.path().trim_start_matches('/').split('/') {
                 // Segments hold no '-' or '.', so splitting the name back is unambiguous.
                 if segment.is_empty()
                     || !segment
@@ -299,30 +248,14 @@ impl ParsedUrl {
         (name.len() <= MAX_NAME_LEN).then_some(name)
     }
 
-    /// The normalised URL that the hash suffix is computed from.
-    fn canonical(&self) -> String {
-        let mut out = format!("{}://{}", self.scheme, self.host);
-        if let Some(port) = self.port {
-            out.push(':');
-            out.push_str(&port.to_string());
-        }
-        out.push_str(&self.path);
-        if let Some(query) = &self.query {
-            out.push('?');
-            out.push_str(query);
-        }
-        out
-    }
-
-    /// The text that the readable prefix of a hashed name is made from.
     fn readable_source(&self) -> String {
-        let mut out = self.host.clone();
-        if let Some(port) = self.port {
+        let mut out = self.host().to_owned();
+        if let Some(port) = self.port() {
             out.push('-');
             out.push_str(&port.to_string());
         }
-        out.push_str(&self.path);
-        if let Some(query) = &self.query {
+        out.push_str(self.path());
+        if let Some(query) = self.query() {
             out.push('-');
             out.push_str(query);
         }

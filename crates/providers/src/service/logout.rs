@@ -9,7 +9,7 @@ use url::Url;
 
 use super::store::{blocking, remove_recovery};
 use super::{LogoutOutcome, OAuthService, Revocation, TokenRevocation};
-use crate::error::{Error, ErrorCode, Result, storage_error};
+use crate::error::{Error, ErrorCode, Result, SERVER_TROUBLE_HINT, storage_error};
 use crate::provider::{OAuthConfig, RevocationStyle, check_endpoint};
 use crate::provider_ref::provider_name;
 
@@ -189,6 +189,7 @@ impl OAuthService {
                 ErrorCode::NetworkError,
                 format!("the revocation endpoint answered HTTP {}", raw.status),
             )
+            .with_hint(SERVER_TROUBLE_HINT)
             .with_status(raw.status));
         }
         Ok(true)
@@ -233,6 +234,7 @@ impl OAuthService {
                 ErrorCode::NetworkError,
                 format!("GitHub token API answered HTTP {status}; revoke it at {settings}"),
             )
+            .with_hint(SERVER_TROUBLE_HINT)
             .with_status(status)),
         }
     }

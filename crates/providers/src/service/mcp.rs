@@ -15,7 +15,7 @@ use crate::provider::{
     ClientSecret, DEFAULT_PORTS, OAuthConfig, OAuthProvider, RedirectHost, check_endpoint,
 };
 use crate::provider_ref::{canonical_server_url, is_url, provider_name};
-use crate::registration::{self, ClientRegistration, RegistrationStore};
+use crate::registration::{self, ClientRegistration, RegistrationAuth as _, RegistrationStore};
 use crate::tokens::OAuthTokens;
 
 /// What was learnt about an MCP server at sign-in, kept so refresh, logout and status need no

@@ -1,0 +1,165 @@
+//! The crate's error type: what went wrong ([`ErrorKind`]) and a message fit for a person. No hint
+//! text: the program embedding this crate decides what the next step is (a command, a button, …).
+
+use std::error::Error as StdError;
+use std::fmt;
+
+/// A `Result` whose error is [`ProtocolError`].
+pub type Result<T, E = ProtocolError> = std::result::Result<T, E>;
+
+type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// What kind of protocol failure a [`ProtocolError`] is. Branch on it to choose an error code and a
+/// next step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A URL the caller gave (a configured server, an issuer) cannot be used: not an absolute
+    /// `http`/`https` URL with a host, credentials in it, a query on an issuer.
+    InvalidUrl,
+    /// A server's answer was refused or is unusable (malformed metadata, a missing field, an issuer
+    /// or resource that does not match, an answer that is not a token response).
+    InvalidResponse,
+    /// The authorization server does not announce PKCE `S256` (`code_challenge_methods_supported`),
+    /// so no sign-in may start (OAuth 2.1 §7.5.2, MCP "Authorization Server Metadata Discovery").
+    PkceUnsupported,
+    /// Dynamic client registration (RFC 7591 §3.2.2) was refused or failed: the server may not
+    /// allow it, so a pre-registered client is needed.
+    RegistrationRefused,
+    /// The user (or the server on the user's behalf) denied the device sign-in (RFC 8628 §3.5
+    /// `access_denied`).
+    Denied,
+    /// The device code expired before the sign-in was approved (RFC 8628 §3.5 `expired_token`, or
+    /// the local deadline).
+    Expired,
+    /// The server failed (HTTP 5xx): worth retrying later.
+    ServerError,
+}
+
+/// An error of this crate: an [`ErrorKind`], a printable message (server-supplied text in it is
+/// passed through [`terminal_text`](context_harness_tokens::terminal_text)), and, when the server
+/// answered with one, the OAuth `error` code, its description and the HTTP status.
+///
+/// Neither `Display` nor `Debug` ever contains a token, a code or a client secret; the server's
+/// `error_description` is kept out of `Display` (see
+/// [`oauth_error_description`](Self::oauth_error_description)).
+pub struct ProtocolError(Box<Inner>);
+
+struct Inner {
+    kind: ErrorKind,
+    message: String,
+    oauth_error: Option<String>,
+    oauth_error_description: Option<String>,
+    http_status: Option<u16>,
+    source: Option<BoxError>,
+}
+
+impl ProtocolError {
+    /// An error of `kind` with `message` (already printable).
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self(Box::new(Inner {
+            kind,
+            message: message.into(),
+            oauth_error: None,
+            oauth_error_description: None,
+            http_status: None,
+            source: None,
+        }))
+    }
+
+    /// Adds the server's OAuth `error` code (printable), `error_description` and HTTP status.
+    #[must_use]
+    pub fn with_oauth(
+        mut self,
+        error: impl Into<String>,
+        description: Option<String>,
+        status: u16,
+    ) -> Self {
+        self.0.oauth_error = Some(error.into());
+        self.0.oauth_error_description = description;
+        self.0.http_status = Some(status);
+        self
+    }
+
+    /// Adds the HTTP status of the answer that caused the error.
+    #[must_use]
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.0.http_status = Some(status);
+        self
+    }
+
+    /// Adds the underlying error.
+    #[must_use]
+    pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+        self.0.source = Some(source.into());
+        self
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.0.kind
+    }
+
+    /// The message (the same text as `Display`).
+    pub fn message(&self) -> &str {
+        &self.0.message
+    }
+
+    /// The OAuth `error` code the server answered with, if any.
+    pub fn oauth_error(&self) -> Option<&str> {
+        self.0.oauth_error.as_deref()
+    }
+
+    /// The server's `error_description`, if any (server-written: not part of `Display`).
+    pub fn oauth_error_description(&self) -> Option<&str> {
+        self.0.oauth_error_description.as_deref()
+    }
+
+    /// The HTTP status of the answer that caused the error, if any.
+    pub fn http_status(&self) -> Option<u16> {
+        self.0.http_status
+    }
+
+    /// Takes the underlying error out (for callers that wrap this error in their own).
+    pub fn take_source(&mut self) -> Option<BoxError> {
+        self.0.source.take()
+    }
+}
+
+impl fmt::Debug for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("ProtocolError");
+        d.field("kind", &self.0.kind)
+            .field("message", &self.0.message);
+        if let Some(oauth_error) = &self.0.oauth_error {
+            d.field("oauth_error", oauth_error);
+        }
+        if let Some(status) = self.0.http_status {
+            d.field("http_status", &status);
+        }
+        if let Some(source) = &self.0.source {
+            d.field("source", source);
+        }
+        d.finish()
+    }
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.message)
+    }
+}
+
+impl StdError for ProtocolError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.0
+            .source
+            .as_deref()
+            .map(|source| source as &(dyn StdError + 'static))
+    }
+}
+
+/// A server-supplied string made safe and short for messages: the workspace's one sanitiser.
+pub(crate) fn printable(s: &str) -> String {
+    context_harness_tokens::terminal_text(s)
+}
