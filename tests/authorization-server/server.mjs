@@ -62,8 +62,9 @@
 //   POST /test/device   {"user_code":"...","action":"approve"|"deny"} completes a device-flow sign-in
 //                       for the fixed user without a browser (as if they had approved or denied it)
 //   POST /test/delete-client {"client_id":"..."} deletes a dynamically registered client
-//   GET  /test/stats also counts "registration_requests", "device_authorization_requests" and
-//                       "well_known" ({path: hits}).
+//   GET  /test/stats also counts "registration_requests", "device_authorization_requests",
+//                       "well_known" ({path: hits}) and "response_modes" ({mode: authorization
+//                       requests}; "query" when the request names none).
 // Access tokens issued for a resource indicator (RFC 8707, any loopback URL) are JWTs whose `aud` is
 // that resource (development signing keys).
 // AS_ISSUER_PATH=/tenant1 mounts the provider under that path (issuer http://127.0.0.1:PORT/tenant1);
@@ -117,6 +118,7 @@ const zeroStats = () => ({
   registration_requests: 0,
   device_authorization_requests: 0,
   well_known: {},
+  response_modes: {},
 });
 let stats = zeroStats();
 // TEST-ONLY: secrets of the last token request, so a test can assert they never reach the logs.
@@ -505,6 +507,10 @@ async function startServer() {
       }
       if (url.pathname === '/reg' && req.method === 'POST') stats.registration_requests += 1;
       if (url.pathname === '/device/auth' && req.method === 'POST') stats.device_authorization_requests += 1;
+      if (url.pathname === '/auth') {
+        const mode = url.searchParams.get('response_mode') ?? 'query';
+        stats.response_modes[mode] = (stats.response_modes[mode] ?? 0) + 1;
+      }
       if (url.pathname.startsWith('/interaction/')) return interaction(req, res, url);
       if (url.pathname === '/token' && req.method === 'POST') return tokenEndpoint(req, res);
       if (url.pathname === '/token/revocation' && req.method === 'POST') {

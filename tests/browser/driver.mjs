@@ -45,6 +45,19 @@ const FLAGS = [
   '--disable-sync',
 ];
 
+// Whether the page is (or was, when it is already navigating away) a response_mode=form_post page:
+// a form POSTing to the loopback redirect URI.
+async function autoSubmitsToRedirect(page, redirectUri) {
+  if (page.url().startsWith(redirectUri)) return true;
+  try {
+    const actions = await page.locator('form[method="post"]').evaluateAll((forms) => forms.map((f) => f.action));
+    return actions.some((a) => a.startsWith(redirectUri));
+  } catch {
+    // The page navigated while being read: the auto-submit is under way.
+    return page.url().startsWith(redirectUri) || (await page.title().catch(() => '')) === 'Submitting Callback';
+  }
+}
+
 async function main() {
   if (!start) throw new Error('usage: driver.mjs URL');
   const redirectUri = new URL(start).searchParams.get('redirect_uri');
@@ -77,6 +90,10 @@ async function main() {
         const button = action === 'deny' ? deny : approve;
         log(`consent page: clicking ${action}`);
         await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), button.click()]);
+      } else if (await autoSubmitsToRedirect(page, redirectUri)) {
+        // response_mode=form_post: the server's page POSTs code and state to the redirect URI itself.
+        log('form_post page: waiting for its auto-submit to reach the loopback redirect');
+        await page.waitForURL((u) => u.href.startsWith(redirectUri), { waitUntil: 'load' });
       } else {
         const title = await page.title();
         throw new Error(`unexpected page ${new URL(page.url()).pathname}: ${title}`);

@@ -241,11 +241,10 @@ impl Http {
         self.client(policy)
     }
 
-    fn client(&self, policy: Option<UrlPolicy>) -> Result<&reqwest::Client> {
-        let cell = &self.clients[slot(policy)];
-        if let Some(client) = cell.get() {
-            return Ok(client);
-        }
+    /// A `reqwest` client builder with the shared setup: `ring` installed as the rustls provider,
+    /// the proxies of the service's environment (loopback always direct), the connect timeout, no
+    /// redirects and the user agent. No overall request timeout (a caller may stream).
+    pub(crate) fn builder(&self) -> reqwest::ClientBuilder {
         // reqwest is built with `rustls-no-provider`: install `ring` as the process default. An
         // `Err` only means some other code installed a provider first, which is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -255,6 +254,20 @@ impl Http {
         for proxy in self.proxy.proxies() {
             builder = builder.proxy(proxy);
         }
+        builder
+            .connect_timeout(self.settings.connect_timeout)
+            // Never follow redirects: a token endpoint that redirects is misconfigured, and following
+            // would re-send credentials to wherever it points.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("context-harness/", env!("CARGO_PKG_VERSION")))
+    }
+
+    fn client(&self, policy: Option<UrlPolicy>) -> Result<&reqwest::Client> {
+        let cell = &self.clients[slot(policy)];
+        if let Some(client) = cell.get() {
+            return Ok(client);
+        }
+        let mut builder = self.builder();
         if let Some(policy) = policy {
             builder = builder.dns_resolver(PolicyResolver {
                 policy,
@@ -262,12 +275,7 @@ impl Http {
             });
         }
         let client = builder
-            .connect_timeout(self.settings.connect_timeout)
             .timeout(self.settings.request_timeout)
-            // Never follow redirects: a token endpoint that redirects is misconfigured, and following
-            // would re-send credentials to wherever it points.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("context-harness/", env!("CARGO_PKG_VERSION")))
             // Loopback http is allowed; every URL is checked by `check_endpoint` or `UrlPolicy::check`.
             .https_only(false)
             .build()
@@ -438,15 +446,14 @@ impl Http {
 
 /// The error for a TLS handshake that failed because the server's certificate is not trusted
 /// (rustls' `InvalidCertificate`, e.g. an unknown issuer, an expired certificate or another
-/// name), found anywhere in `e`'s source chain; `None` for any other failure.
+/// name), found anywhere in `e`'s source chain (such as a `reqwest::Error`); `None` for any other
+/// failure.
 ///
 /// [`ErrorCode::NetworkError`] (the server cannot be used from here), with a message saying the
-/// certificate of `whom` is not trusted and a hint naming `SSL_CERT_FILE` / `SSL_CERT_DIR`, which
-/// add a corporate or private CA to the trust store.
-pub(crate) fn tls_trust_failure(
-    e: &(dyn std::error::Error + 'static),
-    whom: &str,
-) -> Option<Error> {
+/// certificate of `whom` (e.g. "the MCP server at mcp.example.com") is not trusted and a hint naming
+/// `SSL_CERT_FILE` / `SSL_CERT_DIR`, which add a corporate or private CA to the trust store. The
+/// message holds only `whom` and fixed words, never the certificate's text.
+pub fn tls_trust_failure(e: &(dyn std::error::Error + 'static), whom: &str) -> Option<Error> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = source {
         // `io::Error::source` skips the error it wraps; rustls' error sits right there.

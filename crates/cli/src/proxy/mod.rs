@@ -93,7 +93,7 @@ pub(crate) fn run(ctx: &Context, args: ProxyArgs) -> anyhow::Result<u8> {
         .build()
         .context("cannot start the async runtime")?;
     let result = runtime.block_on(async {
-        let upstream = Upstream::new(extra)?;
+        let upstream = Upstream::new(&service, extra)?;
         let (out_tx, out_rx) = mpsc::channel::<String>(MAX_IN_FLIGHT);
         let writer = tokio::spawn(write_stdout(out_rx));
         let bridge = Arc::new(Bridge {
@@ -364,7 +364,12 @@ impl Bridge {
                 f.code,
                 Some(f.hint.clone()),
             ),
-            Fail::Upstream(e) => (jsonrpc::UPSTREAM_ERROR, e.message.clone(), e.code, None),
+            Fail::Upstream(e) => (
+                jsonrpc::UPSTREAM_ERROR,
+                e.message.clone(),
+                e.code,
+                e.hint.clone(),
+            ),
         };
         match &kind {
             Kind::Request { id, method } => {

@@ -1,14 +1,14 @@
-//! The HTTP side: one `reqwest` client (rustls with the `ring` provider, as the providers crate sets
-//! it up; no redirects, so a bearer never follows one), requests with the MCP headers, and answers
+//! The HTTP side: one `reqwest` client (built by [`OAuthService::http_client_builder`], so rustls
+//! with the `ring` provider, the same proxy decision as the sign-in traffic with loopback servers
+//! always reached directly, and no redirects, so a bearer never follows one), requests with the MCP headers, and answers
 //! read as a bounded JSON body or as an SSE stream (`sse-stream`, the parser of the official Rust
 //! SDK's transports), each message at most [`MAX_MESSAGE_BYTES`].
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
-use context_harness_providers::AccessToken;
+use context_harness_providers::{AccessToken, OAuthService, tls_trust_failure};
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use url::Url;
@@ -25,6 +25,8 @@ pub(crate) struct UpstreamError {
     pub(crate) message: String,
     /// The stable code: `network_error`, `timeout` or `message_too_large`.
     pub(crate) code: &'static str,
+    /// What to do about it (`data.hint` of the JSON-RPC error), when there is advice.
+    pub(crate) hint: Option<String>,
 }
 
 impl UpstreamError {
@@ -32,10 +34,25 @@ impl UpstreamError {
         Self {
             message: message.into(),
             code,
+            hint: None,
         }
     }
 
     pub(crate) fn from_reqwest(e: &reqwest::Error, host: &str) -> Self {
+        // An untrusted certificate says so and names SSL_CERT_FILE / SSL_CERT_DIR, as the sign-in
+        // traffic does; the message carries the hint too, since many clients show only the message.
+        if let Some(err) = tls_trust_failure(e, &format!("the MCP server at {host}")) {
+            let hint = err.hint().map(str::to_owned);
+            let message = match &hint {
+                Some(hint) => format!("{err}; {hint}"),
+                None => err.to_string(),
+            };
+            return Self {
+                message,
+                code: "network_error",
+                hint,
+            };
+        }
         if e.is_timeout() {
             Self::new(
                 "timeout",
@@ -83,16 +100,11 @@ pub(crate) struct Upstream {
 }
 
 impl Upstream {
-    /// Builds the client. `extra` are the `--header` values (marked sensitive: they may be keys).
-    pub(crate) fn new(extra: HeaderMap) -> anyhow::Result<Self> {
-        // reqwest is built with `rustls-no-provider`: `ring` becomes the process default (an `Err`
-        // means another part of the program installed it first).
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("context-harness/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+    /// Builds the client with `service`'s setup (proxies from its environment, loopback direct, TLS,
+    /// connect timeout, no redirects). `extra` are the `--header` values (marked sensitive: they may
+    /// be keys).
+    pub(crate) fn new(service: &OAuthService, extra: HeaderMap) -> anyhow::Result<Self> {
+        let client = service.http_client_builder().build()?;
         Ok(Self { client, extra })
     }
 

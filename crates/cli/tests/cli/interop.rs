@@ -1,10 +1,14 @@
-//! Issue 13 items 9 and 10 through the binary, where the exit code and message are the contract:
-//! one provider naming rule checked when `providers.toml` is read, `mcp status NAME` agreeing with
-//! the list, and files re-saved by other platforms' tools.
+//! Issue 13 items 6, 9 and 10 through the binary, where the exit code and message are the
+//! contract: TLS trust failures naming `SSL_CERT_FILE` / `SSL_CERT_DIR` (which the child's process
+//! environment then sets), one provider naming rule checked when `providers.toml` is read,
+//! `mcp status NAME` agreeing with the list, and files re-saved by other platforms' tools.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::tls_stub::{hashed_dir, https_stub, private_ca};
 use crate::util::Home;
 
 const VALID: &str = r#"
@@ -203,4 +207,86 @@ fn response_modes_that_cannot_reach_the_listener_are_refused_at_load() {
             );
         }
     }
+}
+
+/// A token endpoint behind a certificate of a private CA (a **local HTTPS stub** with a
+/// certificate of a private CA made by `openssl` at test time, reproducing a corporate CA): `mcp
+/// refresh` first fails with exit 11 saying the certificate is not trusted and naming
+/// `SSL_CERT_FILE` / `SSL_CERT_DIR`, the stored tokens untouched; then `SSL_CERT_FILE=<cert>`, and
+/// a hashed `SSL_CERT_DIR` holding it, each make the same refresh succeed.
+#[test]
+fn ssl_cert_file_and_dir_make_a_private_ca_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(pki) = private_ca(dir.path()) else {
+        return;
+    };
+    let served = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&served);
+    let base = https_stub(&pki.cert, &pki.key, move |method, target, body| {
+        if method != "POST" || target != "/token" || !body.contains("grant_type=refresh_token") {
+            return "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                .to_owned();
+        }
+        let n = count.fetch_add(1, Ordering::SeqCst) + 1;
+        let json = format!(
+            r#"{{"access_token":"private-ca-at-{n}","token_type":"Bearer","expires_in":3600}}"#
+        );
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
+            json.len()
+        )
+    });
+    let home = Home::new();
+    let text = format!(
+        "[providers.private]\nauth_url = \"{base}/authorize\"\ntoken_url = \"{base}/token\"\nclient_id = \"private-client\"\n"
+    );
+    write_providers(&home, text.as_bytes());
+    let tokens = home.path().join("tokens");
+    fs::create_dir_all(&tokens).unwrap();
+    fs::set_permissions(&tokens, fs::Permissions::from_mode(0o700)).unwrap();
+    let file = home.token_file("private");
+    fs::write(
+        &file,
+        r#"{"access_token":"old-at","token_type":"Bearer","expires_in":1,"refresh_token":"old-rt","scope":null,"issued_at":1}"#,
+    )
+    .unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+
+    // Untrusted: said so, with the variables that fix it; nothing reached the stub or the store.
+    let run = home.run(&["mcp", "refresh", "private"]);
+    run.expect_code(11);
+    assert!(run.stderr.contains("certificate"), "{run:#?}");
+    assert!(run.stderr.contains("not trusted"), "{run:#?}");
+    assert!(
+        run.stderr.contains("SSL_CERT_FILE") && run.stderr.contains("SSL_CERT_DIR"),
+        "{run:#?}"
+    );
+    assert!(!run.stderr.contains("check your network"), "{run:#?}");
+    assert_eq!(served.load(Ordering::SeqCst), 0);
+    assert_eq!(home.tokens("private")["access_token"], "old-at");
+
+    // SSL_CERT_FILE naming the CA's certificate: the refresh goes through.
+    let cert_file = pki.ca.display().to_string();
+    let run = home.run_env(
+        &["mcp", "refresh", "private"],
+        &[("SSL_CERT_FILE", &cert_file)],
+    );
+    run.expect_code(0);
+    assert_eq!(served.load(Ordering::SeqCst), 1);
+    assert_eq!(home.tokens("private")["access_token"], "private-ca-at-1");
+    // The refresh answer had no refresh_token: the stored one is kept.
+    assert_eq!(home.tokens("private")["refresh_token"], "old-rt");
+
+    // SSL_CERT_DIR in `openssl rehash` form: the same.
+    let Some(certs) = hashed_dir(&pki.ca, dir.path()) else {
+        return;
+    };
+    let cert_dir = certs.display().to_string();
+    let run = home.run_env(
+        &["mcp", "refresh", "private"],
+        &[("SSL_CERT_DIR", &cert_dir)],
+    );
+    run.expect_code(0);
+    assert_eq!(served.load(Ordering::SeqCst), 2);
+    assert_eq!(home.tokens("private")["access_token"], "private-ca-at-2");
 }

@@ -23,4 +23,7 @@ mod proxy;
 mod registration_secrets;
 mod secrets;
 mod strict;
+// Shared with the providers' integration tests: a self-signed HTTPS stub made with `openssl`.
+#[path = "../../../providers/tests/integration/tls_stub.rs"]
+mod tls_stub;
 mod util;

@@ -368,6 +368,127 @@ fn proxy_answers_upstream_failures_with_json_rpc_errors() {
     assert_eq!(code, 0, "{stderr}");
 }
 
+/// A stub proxy: records the first line of every connection (a `CONNECT` or an absolute-form
+/// request), answers 502 and closes. It never forwards anything.
+fn recording_proxy() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = std::sync::Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut line = String::new();
+            let _ = BufReader::new(&mut stream).read_line(&mut line);
+            log.lock().expect("log").push(line.trim().to_owned());
+            let _ = stream.write_all(
+                b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    (url, seen)
+}
+
+/// `HTTP_PROXY`/`HTTPS_PROXY`/`ALL_PROXY` (both spellings) set and `NO_PROXY` empty: the proxy
+/// still reaches the loopback SDK server directly, as the sign-in traffic does (issue 13 item 5),
+/// and the stub proxy sees nothing.
+#[test]
+fn proxy_never_sends_loopback_traffic_to_a_proxy() {
+    if !require_mcp_servers() {
+        return;
+    }
+    let (proxy_url, seen) = recording_proxy();
+    let server = McpServer::start(&[]);
+    let home = Home::new();
+    let mut env: Vec<(&str, &str)> = ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"]
+        .into_iter()
+        .chain(["http_proxy", "https_proxy", "all_proxy"])
+        .map(|name| (name, proxy_url.as_str()))
+        .collect();
+    env.extend([("NO_PROXY", ""), ("no_proxy", "")]);
+    // `localhost` as well as 127.0.0.1.
+    let localhost = server.url.replace("127.0.0.1", "localhost");
+    for url in [server.url.as_str(), localhost.as_str()] {
+        let mut proxy = Proxy::spawn(&home, url, &[], &env);
+        let init = proxy.initialize();
+        assert_eq!(init["result"]["protocolVersion"], "2025-06-18", "{init}");
+        let call = proxy.call(
+            2,
+            "tools/call",
+            json!({"name": "echo", "arguments": {"text": "direct"}}),
+        );
+        assert_eq!(text_of(&call), "direct");
+        let (code, _, stderr) = proxy.finish();
+        assert_eq!(code, 0, "{stderr}");
+    }
+    assert_eq!(server.stats()["initialize"], 2);
+    assert!(
+        seen.lock().expect("log").is_empty(),
+        "the proxy saw {:?}",
+        seen.lock().expect("log")
+    );
+}
+
+/// An MCP server whose certificate is issued by a private CA (a **local HTTPS stub** reproducing
+/// a corporate CA; it answers `initialize` like a server without sessions): the request gets a
+/// JSON-RPC error saying the certificate is not trusted and naming `SSL_CERT_FILE`, in the message
+/// and in `data.hint`; with `SSL_CERT_FILE` naming the CA the same request succeeds.
+#[test]
+fn proxy_names_ssl_cert_file_when_the_server_certificate_is_not_trusted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(pki) = crate::tls_stub::private_ca(dir.path()) else {
+        return;
+    };
+    let base = crate::tls_stub::https_stub(&pki.cert, &pki.key, |method, _, body| {
+        let answer = |status: &str, json: &str| {
+            format!(
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
+                json.len()
+            )
+        };
+        match method {
+            "POST" if body.contains(r#""method":"initialize""#) => answer(
+                "200 OK",
+                r#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-06-18","capabilities":{},"serverInfo":{"name":"private-ca-stub","version":"1"}}}"#,
+            ),
+            "POST" => answer("202 Accepted", ""),
+            _ => answer("405 Method Not Allowed", ""),
+        }
+    });
+    let url = format!("{base}/mcp");
+    let home = Home::new();
+    let mut proxy = Proxy::spawn(&home, &url, &[], &[]);
+    let answer = proxy.call(
+        1,
+        "initialize",
+        json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}),
+    );
+    assert_eq!(answer["error"]["code"], -32000, "{answer}");
+    assert_eq!(answer["error"]["data"]["code"], "network_error", "{answer}");
+    let message = answer["error"]["message"].as_str().expect("message");
+    assert!(message.contains("certificate"), "{answer}");
+    assert!(message.contains("not trusted"), "{answer}");
+    assert!(message.contains("SSL_CERT_FILE"), "{answer}");
+    let hint = answer["error"]["data"]["hint"].as_str().expect("hint");
+    assert!(
+        hint.contains("SSL_CERT_FILE") && hint.contains("SSL_CERT_DIR"),
+        "{answer}"
+    );
+    let (code, _, stderr) = proxy.finish();
+    assert_eq!(code, 0, "{stderr}");
+
+    let ca = pki.ca.display().to_string();
+    let mut proxy = Proxy::spawn(&home, &url, &[], &[("SSL_CERT_FILE", &ca)]);
+    let init = proxy.initialize();
+    assert_eq!(
+        init["result"]["serverInfo"]["name"], "private-ca-stub",
+        "{init}"
+    );
+    let (code, _, stderr) = proxy.finish();
+    assert_eq!(code, 0, "{stderr}");
+}
+
 /// Starts the oidc-provider and an SDK server protected by it, and signs in with `mcp auth <url>`.
 fn signed_in(as_env: &[(&str, &str)], mcp_env: &[(&str, &str)]) -> (AuthServer, McpServer, Home) {
     let auth = AuthServer::start(as_env);

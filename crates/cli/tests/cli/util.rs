@@ -241,6 +241,9 @@ extra_auth_params = {{ prompt = "consent" }}
             "LOCAL_CLIENT_SECRET",
             "GITHUB_CLIENT_ID",
             "ATLASSIAN_CLIENT_ID",
+            // The trust store reads these: a test sets them when it means to.
+            "SSL_CERT_FILE",
+            "SSL_CERT_DIR",
         ] {
             cmd.env_remove(var);
         }

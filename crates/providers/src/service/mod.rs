@@ -281,6 +281,19 @@ impl OAuthService {
         self.http.is_built()
     }
 
+    /// A `reqwest` client builder for other HTTP traffic of the program (e.g. an MCP proxy), set up
+    /// as this service's own clients: rustls with the `ring` provider, the proxies of the service's
+    /// [`Environment`] (`HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`/`NO_PROXY`, never the process
+    /// environment read behind its back) with loopback destinations always direct, the
+    /// [`HttpSettings::connect_timeout`], no redirects and the context-harness user agent.
+    ///
+    /// It sets no overall request timeout (the caller may stream answers) and no SSRF policy.
+    /// Report a transport failure with [`tls_trust_failure`](crate::tls_trust_failure) first, so an
+    /// untrusted certificate is named as such.
+    pub fn http_client_builder(&self) -> reqwest::ClientBuilder {
+        self.http.builder()
+    }
+
     /// The provider registry (loads `providers.toml` on first use).
     ///
     /// # Errors

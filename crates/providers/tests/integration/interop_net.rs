@@ -4,11 +4,11 @@
 //! reproduces documented provider quirks (Twitch's `scope` array) and broken servers (an HTTP 200
 //! that is not a token response). It is not any provider itself; the tests are offline. The proxy
 //! test signs in against the real local oidc-provider through a stub "proxy" that only records
-//! whether anyone connected. The TLS stub serves a self-signed certificate made at test time with
-//! the `openssl` command.
+//! whether anyone connected. The TLS stub (`tls_stub.rs`) serves a certificate of a private CA made
+//! at test time with the `openssl` command.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,34 +20,10 @@ use context_harness_providers::{
 
 use crate::mcp::start;
 use crate::support::{Harness, HttpBrowser, captured_logs, service_for};
+use crate::tls_stub::{https_stub, private_ca, read_request};
 
 /// A token endpoint answer: status, content type, body.
 type Answer = (u16, &'static str, String);
-
-/// Reads one HTTP/1.1 request (request line, headers, `Content-Length` body) from `stream`.
-fn read_request(stream: &mut impl Read) -> Option<(String, String, String)> {
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let mut parts = line.split_whitespace();
-    let method = parts.next()?.to_owned();
-    let target = parts.next()?.to_owned();
-    let mut len = 0usize;
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).ok()? == 0 || h.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':')
-            && k.trim().eq_ignore_ascii_case("content-length")
-        {
-            len = v.trim().parse().ok()?;
-        }
-    }
-    let mut body = vec![0; len];
-    reader.read_exact(&mut body).ok()?;
-    Some((method, target, String::from_utf8_lossy(&body).into_owned()))
-}
 
 /// The quirky authorization server's answer to one request: `/authorize` sends the browser straight
 /// back with a code; `/token` gives `answer`.
@@ -270,95 +246,32 @@ client_id = "remote-client"
     );
 }
 
-/// Makes a self-signed certificate for `localhost`/127.0.0.1 with the `openssl` command; returns
-/// the (certificate, key) PEM paths, or `None` (test skipped, noted) when `openssl` is missing.
-pub(crate) fn self_signed(
-    dir: &std::path::Path,
-) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
-    let cert = dir.join("cert.pem");
-    let key = dir.join("key.pem");
-    let status = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status();
-    match status {
-        Ok(s) if s.success() => Some((cert, key)),
-        _ => {
-            eprintln!("note: `openssl` is not available; TLS trust test skipped");
-            None
-        }
-    }
-}
-
 /// Starts an HTTPS token-endpoint stub with the certificate at `cert`/`key`; returns its base URL.
 fn tls_stub(cert: &std::path::Path, key: &std::path::Path) -> String {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let certs = vec![CertificateDer::from_pem_file(cert).unwrap()];
-    let key = PrivateKeyDer::from_pem_file(key).unwrap();
-    let config = Arc::new(
-        rustls::ServerConfig::builder()
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .unwrap(),
-    );
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!(
-        "https://localhost:{}",
-        listener.local_addr().unwrap().port()
-    );
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-            let Ok(conn) = rustls::ServerConnection::new(Arc::clone(&config)) else {
-                continue;
-            };
-            let mut tls = rustls::StreamOwned::new(conn, stream);
-            // An untrusting client aborts the handshake here: nothing to answer.
-            let Some((method, target, _)) = read_request(&mut tls) else {
-                continue;
-            };
-            let answer: Answer = (
-                200,
-                "application/json",
-                r#"{"access_token":"tls-at-0123456789","token_type":"Bearer","expires_in":3600}"#
-                    .to_owned(),
-            );
-            let _ = tls.write_all(respond(&method, &target, &answer).as_bytes());
-            let _ = tls.flush();
-        }
-    });
-    base
+    https_stub(cert, key, |method, target, _| {
+        let answer: Answer = (
+            200,
+            "application/json",
+            r#"{"access_token":"tls-at-0123456789","token_type":"Bearer","expires_in":3600}"#
+                .to_owned(),
+        );
+        respond(method, target, &answer)
+    })
 }
 
 /// A server whose certificate the trust store does not accept: the error says the certificate is
 /// not trusted and names SSL_CERT_FILE / SSL_CERT_DIR, not "check your network". (That
-/// `SSL_CERT_FILE` then makes it work is tested through the CLI, which can set the process
-/// environment: `crates/cli/tests/cli/interop.rs`.)
+/// `SSL_CERT_FILE` / `SSL_CERT_DIR` then make it work is tested through the CLI, which can set the
+/// process environment the trust store reads: `ssl_cert_file_and_dir_make_a_private_ca_trusted` in
+/// `crates/cli/tests/cli/interop.rs`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_untrusted_certificate_says_so_and_names_ssl_cert_file() {
     captured_logs();
     let dir = tempfile::tempdir().unwrap();
-    let Some((cert, key)) = self_signed(dir.path()) else {
+    let Some(pki) = private_ca(dir.path()) else {
         return;
     };
-    let base = tls_stub(&cert, &key);
+    let base = tls_stub(&pki.cert, &pki.key);
     let home = tempfile::tempdir().unwrap();
     std::fs::write(home.path().join("providers.toml"), stub_toml(&base)).unwrap();
     let service = service_for(

@@ -20,3 +20,4 @@ mod mcp_security;
 mod offline;
 mod ssrf;
 mod support;
+mod tls_stub;
