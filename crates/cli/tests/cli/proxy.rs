@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -29,34 +29,28 @@ fn require_mcp_servers() -> bool {
         )
 }
 
-/// A TypeScript-SDK MCP server on a loopback port, stopped on drop.
+/// A TypeScript-SDK MCP server on a loopback port (started by `context-harness-test-support`), stopped
+/// on drop.
 struct McpServer {
-    child: Child,
+    _server: context_harness_test_support::McpServer,
     url: String,
     legacy_url: String,
 }
 
 impl McpServer {
     fn start(env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new("node")
-            .arg(mcp_servers_dir().join("server.mjs"))
-            .arg("--exit-on-stdin-close")
-            .envs(env.iter().copied())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start node");
-        let mut line = String::new();
-        let _ = BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line);
-        let ready: Value = serde_json::from_str(&line).unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!("MCP server did not start: {line:?}")
-        });
+        let server = context_harness_test_support::McpServer::start(
+            &repo_root(),
+            env,
+            context_harness_test_support::ServerLog::Inherit,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         Self {
-            child,
-            url: ready["url"].as_str().expect("url").to_owned(),
-            legacy_url: ready["legacy_url"].as_str().expect("legacy_url").to_owned(),
+            url: server.url().to_owned(),
+            legacy_url: server
+                .ready_str("legacy_url")
+                .unwrap_or_else(|e| panic!("{e}")),
+            _server: server,
         }
     }
 
@@ -74,13 +68,6 @@ impl McpServer {
         let (status, body) = http("POST", &format!("{}/test/{name}", self.base()), &[], "");
         assert_eq!(status, 200, "{body}");
         serde_json::from_str(&body).expect("hook json")
-    }
-}
-
-impl Drop for McpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
