@@ -17,7 +17,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, bail, ensure};
+use anyhow::{Context as _, Result, ensure};
 
 use crate::install;
 use crate::local_server::{self, AuthServer};
@@ -38,44 +38,23 @@ pub(crate) struct Measured {
     pub(crate) rss_kb: f64,
 }
 
-/// The TypeScript-SDK server, stopped on drop.
+/// The TypeScript-SDK server (started by `context-harness-test-support`), stopped on drop.
 struct McpServer {
-    child: Child,
-    _stdin: Option<ChildStdin>,
+    _server: context_harness_test_support::McpServer,
     url: String,
-}
-
-impl Drop for McpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl McpServer {
     fn start(root: &Path, issuer: &str) -> Result<Self> {
-        let mut child = Command::new("node")
-            .arg(root.join(install::MCP_SERVERS_DIR).join("server.mjs"))
-            .arg("--exit-on-stdin-close")
-            .env("MCP_ISSUER", issuer)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("cannot start node")?;
-        let stdin = child.stdin.take();
-        let mut line = String::new();
-        if let Some(stdout) = child.stdout.take() {
-            let _ = BufReader::new(stdout).read_line(&mut line);
-        }
-        let Some(url) = local_server::json_string(&line, "url") else {
-            let _ = child.kill();
-            bail!("the MCP test server did not start: {line:?}");
-        };
+        let server = context_harness_test_support::McpServer::start(
+            root,
+            &[("MCP_ISSUER", issuer)],
+            context_harness_test_support::ServerLog::Discard,
+        )
+        .map_err(|e| anyhow::anyhow!("the MCP test server did not start: {e}"))?;
         Ok(Self {
-            child,
-            _stdin: stdin,
-            url,
+            url: server.url().to_owned(),
+            _server: server,
         })
     }
 }

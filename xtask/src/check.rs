@@ -26,7 +26,7 @@ pub(crate) struct TestArgs {
 /// Variable naming the Chromium binary for the browser tests.
 pub(crate) const CHROMIUM_VAR: &str = "CONTEXT_HARNESS_TEST_CHROMIUM";
 /// Variable naming the authorization server's `node_modules` for the end-to-end tests.
-pub(crate) const NODE_MODULES_VAR: &str = "CONTEXT_HARNESS_TEST_NODE_MODULES";
+pub(crate) use context_harness_test_support::NODE_MODULES_VAR;
 
 /// What the prerequisite step found; decides how the tests run.
 #[derive(Debug, Default)]

@@ -19,10 +19,9 @@ pub(crate) const CARGO_DENY_VERSION: &str = "0.20.2";
 /// The Chromium binary the browser tests drive.
 pub(crate) const CHROMIUM: &str = "/usr/bin/chromium";
 
-/// The local authorization server's directory, relative to the root.
-pub(crate) const AUTH_SERVER_DIR: &str = "tests/authorization-server";
-/// The MCP servers built with the official TypeScript SDK (and `mcp-remote` for the bench).
-pub(crate) const MCP_SERVERS_DIR: &str = "tests/mcp-servers";
+/// The local authorization server's directory and the MCP servers built with the official TypeScript SDK
+/// (and `mcp-remote` for the bench), relative to the root: defined once, by the test servers' launcher.
+pub(crate) use context_harness_test_support::{AUTH_SERVER_DIR, MCP_SERVERS_DIR};
 
 /// A program the test suites need and the Debian package that provides it.
 #[derive(Debug, Clone, Copy)]

@@ -5,15 +5,12 @@
 //! std only: a few lines of HTTP/1.1 over `TcpStream` and a tiny JSON field reader are enough for the
 //! server's one-line answers, and keep xtask's dependencies minimal (STYLE §B9).
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
-
-use crate::install;
 
 /// The public native client the server registers (PKCE, no secret).
 pub(crate) const PUBLIC_CLIENT: &str = "ch-public";
@@ -21,12 +18,10 @@ pub(crate) const PUBLIC_CLIENT: &str = "ch-public";
 /// The stand-in browser script, relative to the root.
 const FOLLOW_SCRIPT: &str = "tests/browser/follow.mjs";
 
-/// A running local authorization server; stopped on drop.
+/// A running local authorization server (started by `context-harness-test-support`); stopped on drop.
 #[derive(Debug)]
 pub(crate) struct AuthServer {
-    child: Child,
-    /// Kept open: the server runs with `--exit-on-stdin-close`, so it also dies with xtask.
-    stdin: Option<ChildStdin>,
+    _server: context_harness_test_support::AuthorizationServer,
     /// `http://127.0.0.1:PORT`.
     pub(crate) issuer: String,
     /// The TCP port.
@@ -37,40 +32,16 @@ impl AuthServer {
     /// Starts `server.mjs` on an ephemeral port with these `AS_*` variables and waits for its ready line.
     /// The server's own log goes to `log` (it only writes diagnostics there).
     pub(crate) fn start(root: &Path, env: &[(&str, &str)], log: &Path) -> Result<Self> {
-        let dir = root.join(install::AUTH_SERVER_DIR);
-        let log_file = std::fs::File::create(log)
-            .with_context(|| format!("cannot create {}", log.display()))?;
-        let mut child = Command::new("node")
-            .arg(dir.join("server.mjs"))
-            .args(["0", "--exit-on-stdin-close"])
-            .current_dir(&dir)
-            .env("NODE_PATH", install::node_modules_dir(root))
-            .envs(env.iter().copied())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(log_file)
-            .spawn()
-            .context("cannot start node (package nodejs)")?;
-        let stdin = child.stdin.take();
-        let mut line = String::new();
-        if let Some(stdout) = child.stdout.take() {
-            let _ = BufReader::new(stdout).read_line(&mut line);
-        }
-        let issuer = json_string(&line, "issuer");
-        let port = json_number(&line, "port").and_then(|p| u16::try_from(p as u64).ok());
-        let (Some(issuer), Some(port)) = (issuer, port) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!(
-                "the local authorization server did not start (ready line {line:?}); its log:\n{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        };
+        let server = context_harness_test_support::AuthorizationServer::start(
+            root,
+            env,
+            context_harness_test_support::ServerLog::File(log.to_path_buf()),
+        )
+        .map_err(|e| anyhow::anyhow!("the local authorization server did not start: {e}"))?;
         Ok(Self {
-            child,
-            stdin,
-            issuer,
-            port,
+            issuer: server.issuer().to_owned(),
+            port: server.port(),
+            _server: server,
         })
     }
 
@@ -141,15 +112,6 @@ ports = [{ports}]
     }
 }
 
-impl Drop for AuthServer {
-    fn drop(&mut self) {
-        // Closing stdin is enough (--exit-on-stdin-close); kill makes sure.
-        drop(self.stdin.take());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The `BROWSER` value that runs the stand-in browser (plain HTTP, follows the redirects of an auto-approving
 /// server until the loopback callback).
 pub(crate) fn follow_browser(root: &Path) -> String {
@@ -198,13 +160,6 @@ pub(crate) fn json_number(text: &str, key: &str) -> Option<f64> {
     json_number_span(text, key).map(|(v, _)| v)
 }
 
-/// The string at `"key":` in JSON text (first occurrence; no escape sequences expected).
-pub(crate) fn json_string(text: &str, key: &str) -> Option<String> {
-    let start = value_start(text, key)?;
-    let rest = text[start..].strip_prefix('"')?;
-    rest.find('"').map(|end| rest[..end].to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,10 +167,6 @@ mod tests {
     #[test]
     fn json_fields_are_read() {
         let line = r#"{"issuer":"http://127.0.0.1:4321","port":4321,"pid":7}"#;
-        assert_eq!(
-            json_string(line, "issuer").as_deref(),
-            Some("http://127.0.0.1:4321")
-        );
         assert_eq!(json_number(line, "port"), Some(4321.0));
         let pretty = "{\n  \"issued_at\": 1700000000.25,\n  \"expires_in\": 3600\n}";
         let (v, span) = json_number_span(pretty, "issued_at").unwrap_or((0.0, 0..0));

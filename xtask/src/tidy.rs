@@ -23,6 +23,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("context-harness-callback-server", 1),
     ("context-harness-storage", 1),
     ("context-harness-protocol", 1),
+    ("context-harness-test-support", 1),
     ("context-harness-providers", 2),
     ("context-harness-cli", 3),
     ("xtask", 4),

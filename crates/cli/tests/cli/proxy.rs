@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -29,34 +29,28 @@ fn require_mcp_servers() -> bool {
         )
 }
 
-/// A TypeScript-SDK MCP server on a loopback port, stopped on drop.
+/// A TypeScript-SDK MCP server on a loopback port (started by `context-harness-test-support`), stopped
+/// on drop.
 struct McpServer {
-    child: Child,
+    _server: context_harness_test_support::McpServer,
     url: String,
     legacy_url: String,
 }
 
 impl McpServer {
     fn start(env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new("node")
-            .arg(mcp_servers_dir().join("server.mjs"))
-            .arg("--exit-on-stdin-close")
-            .envs(env.iter().copied())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start node");
-        let mut line = String::new();
-        let _ = BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line);
-        let ready: Value = serde_json::from_str(&line).unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!("MCP server did not start: {line:?}")
-        });
+        let server = context_harness_test_support::McpServer::start(
+            &repo_root(),
+            env,
+            context_harness_test_support::ServerLog::Inherit,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         Self {
-            child,
-            url: ready["url"].as_str().expect("url").to_owned(),
-            legacy_url: ready["legacy_url"].as_str().expect("legacy_url").to_owned(),
+            url: server.url().to_owned(),
+            legacy_url: server
+                .ready_str("legacy_url")
+                .unwrap_or_else(|e| panic!("{e}")),
+            _server: server,
         }
     }
 
@@ -77,19 +71,12 @@ impl McpServer {
     }
 }
 
-impl Drop for McpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The binary as a stdio MCP server for this test.
 struct Proxy {
     child: Child,
     stdin: Option<ChildStdin>,
     lines: mpsc::Receiver<String>,
-    stderr: std::thread::JoinHandle<String>,
+    stderr: Option<std::thread::JoinHandle<String>>,
 }
 
 impl Proxy {
@@ -129,7 +116,7 @@ impl Proxy {
             child,
             stdin,
             lines,
-            stderr,
+            stderr: Some(stderr),
         }
     }
 
@@ -148,9 +135,20 @@ impl Proxy {
         Some(value)
     }
 
-    fn recv(&self) -> Value {
-        self.recv_within(Duration::from_secs(60))
-            .expect("an answer within 60 s")
+    /// The next message; no answer within 60 s fails the test with the bridge's stderr (it runs
+    /// with `-v`), so a hang says where it hung.
+    fn recv(&mut self) -> Value {
+        if let Some(message) = self.recv_within(Duration::from_secs(60)) {
+            return message;
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let stderr = self
+            .stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        panic!("no answer within 60 s; the bridge's stderr:\n{stderr}");
     }
 
     /// Sends a request and returns its response (server notifications before it are skipped).
@@ -186,7 +184,11 @@ impl Proxy {
         while let Some(v) = self.recv_within(Duration::from_millis(100)) {
             rest.push(v);
         }
-        let stderr = self.stderr.join().unwrap_or_default();
+        let stderr = self
+            .stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
         (status.code().unwrap_or(-1), rest, stderr)
     }
 }

@@ -11,14 +11,9 @@ use serde_json::Value;
 /// The binary under test.
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_context-harness");
 
-/// The repository root.
-pub(crate) fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+pub(crate) use context_harness_test_support::repo_root;
 
-fn is_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
+use context_harness_test_support::is_ci;
 
 /// `true` when `present`; otherwise fails under `CI=true`, or prints a note and returns `false`.
 pub(crate) fn require(present: bool, what: &str) -> bool {
@@ -35,10 +30,7 @@ pub(crate) fn require(present: bool, what: &str) -> bool {
 
 /// The authorization server's `node_modules` (`CONTEXT_HARNESS_TEST_NODE_MODULES` or the default).
 pub(crate) fn node_modules() -> PathBuf {
-    std::env::var_os("CONTEXT_HARNESS_TEST_NODE_MODULES").map_or_else(
-        || repo_root().join("tests/authorization-server/node_modules"),
-        PathBuf::from,
-    )
+    context_harness_test_support::node_modules(&repo_root())
 }
 
 /// The Chromium binary (`CONTEXT_HARNESS_TEST_CHROMIUM` or `/usr/bin/chromium`).
@@ -73,9 +65,9 @@ pub(crate) fn browser_script(name: &str) -> String {
     )
 }
 
-/// The local oidc-provider, stopped on drop.
+/// The local oidc-provider (started by `context-harness-test-support`), stopped on drop.
 pub(crate) struct AuthServer {
-    child: Child,
+    _server: context_harness_test_support::AuthorizationServer,
     pub(crate) issuer: String,
     _logs: tempfile::TempDir,
 }
@@ -84,31 +76,13 @@ impl AuthServer {
     /// Starts the server with these `AS_*` variables and waits for its ready line.
     pub(crate) fn start(env: &[(&str, &str)]) -> Self {
         let logs = tempfile::tempdir().expect("tempdir");
-        let log = logs.path().join("server.log");
-        let mut child = Command::new("node")
-            .arg(repo_root().join("tests/authorization-server/server.mjs"))
-            .args(["0", "--exit-on-stdin-close"])
-            .env("NODE_PATH", node_modules())
-            .envs(env.iter().copied())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("start node");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let ready: Value = serde_json::from_str(&line).unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!(
-                "authorization server did not start: {line:?}\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            )
-        });
-        let issuer = ready["issuer"].as_str().expect("issuer").to_owned();
+        let log = context_harness_test_support::ServerLog::File(logs.path().join("server.log"));
+        let server =
+            context_harness_test_support::AuthorizationServer::start(&repo_root(), env, log)
+                .unwrap_or_else(|e| panic!("{e}"));
         Self {
-            child,
-            issuer,
+            issuer: server.issuer().to_owned(),
+            _server: server,
             _logs: logs,
         }
     }
@@ -136,13 +110,6 @@ impl AuthServer {
         assert_eq!(status, 200, "{answer}");
         let v: Value = serde_json::from_str(&answer).expect("introspection json");
         v["active"] == Value::Bool(true)
-    }
-}
-
-impl Drop for AuthServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

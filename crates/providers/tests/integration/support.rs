@@ -2,9 +2,8 @@
 //! log capture.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -33,10 +32,9 @@ pub(crate) fn test_client() -> reqwest::Client {
         .unwrap()
 }
 
-/// A running `node server.mjs`, killed on drop.
+/// The local authorization server (started by `context-harness-test-support`), stopped on drop.
 pub(crate) struct AuthServer {
-    child: Child,
-    _stdin: ChildStdin,
+    _server: context_harness_test_support::AuthorizationServer,
     pub(crate) issuer: String,
     http: reqwest::Client,
 }
@@ -45,52 +43,29 @@ impl AuthServer {
     /// Starts the server with extra environment. `None` (after a note on stderr) when node or the
     /// npm packages are missing outside CI; in CI (`CI=true`) that is a failure.
     pub(crate) fn start(env: &[(&str, &str)]) -> Option<Self> {
-        let dir = server_dir();
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-        if !dir.join("node_modules/oidc-provider/package.json").exists() {
+        use context_harness_test_support as support;
+        let root = support::repo_root();
+        let ci = support::is_ci();
+        if !support::node_modules(&root).join("oidc-provider").is_dir() {
             let msg = format!(
                 "the local authorization server is not installed: run `npm ci` in {}",
-                dir.display()
+                server_dir().display()
             );
             assert!(!ci, "{msg}");
             eprintln!("note: skipping: {msg}");
             return None;
         }
-        let mut command = Command::new("node");
-        command
-            .arg("server.mjs")
-            .arg("0")
-            .arg("--exit-on-stdin-close")
-            .current_dir(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        if std::env::var_os("CH_TEST_SERVER_LOGS").is_some() {
-            command.stderr(Stdio::inherit());
-        }
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let mut child = match command.spawn() {
-            Ok(child) => child,
-            Err(e) => {
-                let msg = format!("cannot start node: {e}");
-                assert!(!ci, "{msg}");
-                eprintln!("note: skipping: {msg}");
-                return None;
-            }
+        let log = if std::env::var_os("CH_TEST_SERVER_LOGS").is_some() {
+            support::ServerLog::Inherit
+        } else {
+            support::ServerLog::Discard
         };
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let ready: Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("server did not print its ready line ({e}): {line:?}"));
-        let issuer = ready["issuer"].as_str().unwrap().to_owned();
+        // Installed but not starting is a failure everywhere, never a skip.
+        let server =
+            support::AuthorizationServer::start(&root, env, log).unwrap_or_else(|e| panic!("{e}"));
         Some(Self {
-            child,
-            _stdin: stdin,
-            issuer,
+            issuer: server.issuer().to_owned(),
+            _server: server,
             http: test_client(),
         })
     }
@@ -173,13 +148,6 @@ impl AuthServer {
             .unwrap()
             .status();
         assert!(status.is_success(), "{status}");
-    }
-}
-
-impl Drop for AuthServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
