@@ -9,24 +9,23 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use context_harness_protocol::{
-    DEFAULT_INTERVAL, DeviceAuthorization, DeviceClock, DeviceCode, DevicePoller, MAX_BACKOFF,
-    MAX_EXPIRES_IN, MAX_INTERVAL, MIN_INTERVAL, NextPoll, PollStep, SLOW_DOWN_STEP,
+pub(crate) use context_harness_protocol::{
+    DeviceAuthorization, DeviceClock, DevicePoller, NextPoll, PollStep,
 };
 use context_harness_tokens::OAuthTokens;
 
 use crate::error::{Error, Result};
 
 /// The device-code grant type.
-pub const GRANT_TYPE: &str = context_harness_protocol::DEVICE_CODE_GRANT;
+pub(crate) const GRANT_TYPE: &str = context_harness_protocol::DEVICE_CODE_GRANT;
 
 /// The outcome of one poll of the token endpoint, with this crate's [`Error`] for transport and
 /// fatal failures (see [`context_harness_protocol::PollOutcome`]).
-pub type PollOutcome = context_harness_protocol::PollOutcome<Error>;
+pub(crate) type PollOutcome = context_harness_protocol::PollOutcome<Error>;
 
 /// The real clock (tokio's timer).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct TokioClock;
+pub(crate) struct TokioClock;
 
 impl DeviceClock for TokioClock {
     fn now(&self) -> Instant {
@@ -53,7 +52,7 @@ impl DeviceClock for TokioClock {
 ///
 /// As above, plus [`ErrorCode::AuthFailed`](crate::ErrorCode::AuthFailed) for any other server
 /// error.
-pub async fn poll_until_done<F, Fut>(
+pub(crate) async fn poll_until_done<F, Fut>(
     clock: &dyn DeviceClock,
     authorization: &DeviceAuthorization,
     mut poll: F,
@@ -87,7 +86,7 @@ where
 }
 
 /// A callback shown the user code and verification URI (the CLI prints them).
-pub type DevicePrompt = Arc<dyn Fn(&DeviceAuthorization) + Send + Sync>;
+pub(crate) type DevicePrompt = Arc<dyn Fn(&DeviceAuthorization) + Send + Sync>;
 
 #[cfg(test)]
 mod tests {
@@ -95,6 +94,9 @@ mod tests {
     use std::sync::Mutex;
     use std::time::SystemTime;
 
+    use context_harness_protocol::{
+        DEFAULT_INTERVAL, MAX_EXPIRES_IN, MAX_INTERVAL, SLOW_DOWN_STEP,
+    };
     use serde_json::{Map, Value};
 
     use super::*;

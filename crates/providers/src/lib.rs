@@ -57,14 +57,14 @@
 //! only built when a request is actually needed.
 
 mod browser;
-pub mod device;
-pub mod discovery;
+mod device;
+mod discovery;
 mod env;
 mod error;
 mod http;
 mod provider;
 mod provider_ref;
-pub mod registration;
+mod registration;
 mod registry;
 mod service;
 
@@ -75,6 +75,10 @@ pub use context_harness_storage as storage;
 pub use context_harness_tokens as tokens;
 
 pub use browser::{BrowserOpener, SystemBrowser, is_secret_env_name};
+pub use discovery::UrlPolicy;
+/// Tests only: let a loopback stub play a public host under a reserved `.test` name (RFC 6761).
+#[doc(hidden)]
+pub use discovery::{NetworkClass, register_test_host, register_test_host_answers};
 pub use env::{Environment, HOME_ENV, env_prefix};
 pub use error::{Error, ErrorCode, Result};
 pub use http::{HttpSettings, tls_trust_failure};

@@ -16,9 +16,9 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::http::Http;
 
 /// The `client_name` sent when registering.
-pub const CLIENT_NAME: &str = "context-harness";
+pub(crate) const CLIENT_NAME: &str = "context-harness";
 
-pub use context_harness_protocol::{ClientRegistration, DEVICE_CODE_GRANT};
+pub(crate) use context_harness_protocol::{ClientRegistration, DEVICE_CODE_GRANT};
 
 /// The token-endpoint authentication method of a registration as this crate knows it (`None` = a
 /// public client).
@@ -39,15 +39,7 @@ impl RegistrationAuth for ClientRegistration {
 
 /// The RFC 7591 registration request body for a native public client named [`CLIENT_NAME`] (see
 /// [`context_harness_protocol::registration_request`]).
-///
-/// ```
-/// use context_harness_providers::registration::registration_request;
-///
-/// let body = registration_request(&["http://127.0.0.1:8080/callback".to_owned()], &[], None);
-/// assert_eq!(body["application_type"], "native");
-/// assert_eq!(body["token_endpoint_auth_method"], "none");
-/// ```
-pub fn registration_request(
+pub(crate) fn registration_request(
     redirect_uris: &[String],
     extra_grant_types: &[&str],
     scope: Option<&str>,
@@ -105,7 +97,7 @@ pub(crate) async fn register(
 /// # Errors
 ///
 /// [`ErrorCode::AuthFailed`] with the server's error code, if any.
-pub fn parse_registration_response(
+pub(crate) fn parse_registration_response(
     status: u16,
     content_type: Option<&str>,
     raw_body: &[u8],
@@ -200,20 +192,21 @@ struct RegistrationSecrets {
 /// in file storage (or when the keyring cannot be written in auto mode, with a warning) they stay in
 /// the 0600 file, like the tokens.
 #[derive(Debug, Clone)]
-pub struct RegistrationStore {
+pub(crate) struct RegistrationStore {
     dir: PathBuf,
     secrets: Option<context_harness_storage::SecretSlots>,
 }
 
 impl RegistrationStore {
     /// The store in `home/registrations`, keeping secrets in the files.
-    pub fn new(home: &Path) -> Self {
+    #[cfg(test)]
+    pub(crate) fn new(home: &Path) -> Self {
         Self::with_secrets(home, None)
     }
 
     /// The store in `home/registrations`, keeping secrets in `secrets` (the token store's
     /// [`secrets`](context_harness_storage::TokenStore::secrets)) when given.
-    pub fn with_secrets(
+    pub(crate) fn with_secrets(
         home: &Path,
         secrets: Option<context_harness_storage::SecretSlots>,
     ) -> Self {
@@ -238,7 +231,8 @@ impl RegistrationStore {
     /// # Errors
     ///
     /// [`ErrorCode::ConfigInvalid`] when the issuer is not a URL.
-    pub fn path_for(&self, issuer: &str) -> Result<PathBuf> {
+    #[cfg(test)]
+    pub(crate) fn path_for(&self, issuer: &str) -> Result<PathBuf> {
         let name = Self::name_for(issuer)?;
         Ok(self.dir.join(format!("{}.json", name.as_str())))
     }
@@ -272,7 +266,7 @@ impl RegistrationStore {
     /// [`ErrorCode::ConfigInvalid`] when the issuer is not a URL; [`ErrorCode::Storage`] when the
     /// file cannot be read, or is a symbolic link, owned by another user or writable by others, or
     /// when its secrets are in the keyring and the keyring cannot be read (never a fallback).
-    pub fn load(&self, issuer: &str) -> Result<Option<ClientRegistration>> {
+    pub(crate) fn load(&self, issuer: &str) -> Result<Option<ClientRegistration>> {
         let name = Self::name_for(issuer)?;
         let path = self.dir.join(format!("{}.json", name.as_str()));
         let Some(stored) = Self::read(&path)? else {
@@ -317,7 +311,7 @@ impl RegistrationStore {
     /// # Errors
     ///
     /// [`ErrorCode::Storage`] (including a keyring failure in keyring mode).
-    pub fn save(&self, registration: &ClientRegistration) -> Result<()> {
+    pub(crate) fn save(&self, registration: &ClientRegistration) -> Result<()> {
         let name = Self::name_for(&registration.issuer)?;
         let path = self.dir.join(format!("{}.json", name.as_str()));
         let has_secrets = registration.client_secret.is_some()
@@ -376,7 +370,7 @@ impl RegistrationStore {
     /// # Errors
     ///
     /// [`ErrorCode::Storage`].
-    pub fn delete(&self, issuer: &str) -> Result<bool> {
+    pub(crate) fn delete(&self, issuer: &str) -> Result<bool> {
         let name = Self::name_for(issuer)?;
         let path = self.dir.join(format!("{}.json", name.as_str()));
         self.forget_keyring_secrets(&path, &name);

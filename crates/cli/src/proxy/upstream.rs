@@ -177,7 +177,7 @@ pub(crate) fn media_type(response: &reqwest::Response) -> String {
 pub(crate) fn insufficient_scope(response: &reqwest::Response) -> Option<Vec<String>> {
     for value in response.headers().get_all(header::WWW_AUTHENTICATE) {
         let Ok(value) = value.to_str() else { continue };
-        for challenge in context_harness_providers::discovery::parse_www_authenticate(value) {
+        for challenge in context_harness_providers::protocol::parse_www_authenticate(value) {
             if challenge.is_bearer() && challenge.param("error") == Some("insufficient_scope") {
                 let scopes: Vec<String> = challenge
                     .param("scope")

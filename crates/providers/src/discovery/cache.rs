@@ -15,7 +15,7 @@ struct CachedMetadata {
 }
 
 /// `home/cache/discovery`: where issuer metadata is cached (0600 JSON, one file per issuer).
-pub fn metadata_cache_dir(home: &Path) -> PathBuf {
+pub(crate) fn metadata_cache_dir(home: &Path) -> PathBuf {
     home.join("cache").join("discovery")
 }
 

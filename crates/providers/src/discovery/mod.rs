@@ -21,17 +21,14 @@ use std::time::Duration;
 
 use url::Url;
 
-pub use cache::metadata_cache_dir;
 pub(crate) use cache::{load_cached_metadata, store_cached_metadata};
 use context_harness_protocol::parse_config_url;
-pub use context_harness_protocol::{
+pub(crate) use context_harness_protocol::{
     AuthorizationServerMetadata, Challenge, ProtectedResourceMetadata,
     authorization_server_metadata_urls, bearer_resource_metadata, issuers_match,
     parse_www_authenticate, protected_resource_metadata_urls, resource_matches,
 };
-pub use ssrf::{
-    NetworkClass, UrlPolicy, classify_ip, register_test_host, register_test_host_answers,
-};
+pub use ssrf::{NetworkClass, UrlPolicy, register_test_host, register_test_host_answers};
 pub(crate) use ssrf::{
     Refused, class_of_url, is_public_test_host, refused_error, resolve_classified,
 };
@@ -40,10 +37,10 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::http::{Http, RawResponse};
 
 /// The MCP protocol revision announced on discovery requests (`MCP-Protocol-Version`).
-pub const MCP_PROTOCOL_VERSION: &str = "2026-07-28";
+pub(crate) const MCP_PROTOCOL_VERSION: &str = "2026-07-28";
 
 /// How long discovered authorization-server metadata of a configured provider is reused.
-pub const METADATA_CACHE_TTL: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const METADATA_CACHE_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// The canonical form of an MCP server URI (RFC 8707 `resource`, MCP "Canonical Server URI"):
 /// lowercase scheme and host, no default port, dot segments resolved, and no trailing `/` (the root
@@ -52,20 +49,10 @@ pub const METADATA_CACHE_TTL: Duration = Duration::from_secs(24 * 3600);
 /// workspace ([`context_harness_protocol::ServerUrl`]), so the name tokens are stored under and
 /// the server requests reach are derived from the same form.
 ///
-/// ```
-/// use context_harness_providers::discovery::canonical_resource_uri;
-///
-/// assert_eq!(canonical_resource_uri("https://MCP.example.com/mcp/")?, "https://mcp.example.com/mcp");
-/// assert_eq!(canonical_resource_uri("https://example.com:443/")?, "https://example.com");
-/// assert_eq!(canonical_resource_uri("http://127.0.0.1:8931/mcp")?, "http://127.0.0.1:8931/mcp");
-/// assert!(canonical_resource_uri("https://evil.example\\@good.example/mcp").is_err());
-/// # Ok::<(), context_harness_providers::Error>(())
-/// ```
-///
 /// # Errors
 ///
 /// [`ErrorCode::ConfigInvalid`] when the text is not an absolute `http`/`https` URL with a host.
-pub fn canonical_resource_uri(url: &str) -> Result<String> {
+pub(crate) fn canonical_resource_uri(url: &str) -> Result<String> {
     crate::provider_ref::canonical_server_url(url)
 }
 
@@ -391,7 +378,7 @@ impl Discoverer<'_> {
 ///
 /// [`ErrorCode::AuthFailed`] when the metadata lacks an endpoint the provider needs, or lacks S256
 /// while the provider uses PKCE.
-pub fn apply_metadata(
+pub(crate) fn apply_metadata(
     provider: &mut crate::OAuthProvider,
     metadata: &AuthorizationServerMetadata,
 ) -> Result<()> {

@@ -23,7 +23,7 @@ pub enum NetworkClass {
 }
 
 /// The class of one IP address (IPv4-mapped and NAT64 IPv6 addresses are judged by their IPv4).
-pub fn classify_ip(ip: IpAddr) -> NetworkClass {
+pub(crate) fn classify_ip(ip: IpAddr) -> NetworkClass {
     match ip {
         IpAddr::V4(v4) => classify_v4(v4),
         IpAddr::V6(v6) => {

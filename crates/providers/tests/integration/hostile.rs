@@ -4,16 +4,14 @@
 
 use std::time::{Duration, SystemTime};
 
-use context_harness_providers::device::{
-    DeviceAuthorization, MAX_EXPIRES_IN, MAX_INTERVAL, MIN_INTERVAL, PollOutcome,
+use context_harness_providers::protocol::{
+    AuthorizationServerMetadata, ClientRegistration, DeviceAuthorization, MAX_EXPIRES_IN,
+    MAX_INTERVAL, MIN_INTERVAL, ProtectedResourceMetadata, bearer_resource_metadata,
+    parse_registration_response, parse_www_authenticate, registration_request,
 };
-use context_harness_providers::discovery::{
-    AuthorizationServerMetadata, ProtectedResourceMetadata, bearer_resource_metadata,
-    parse_www_authenticate,
-};
-use context_harness_providers::registration::{
-    ClientRegistration, parse_registration_response, registration_request,
-};
+
+/// A poll outcome as the protocol crate classifies it.
+type PollOutcome = context_harness_providers::protocol::PollOutcome;
 use context_harness_providers::tokens::{is_scope_token, is_unsafe_for_terminal};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
@@ -170,7 +168,7 @@ proptest! {
         client_id in any_value(),
     ) {
         let uris = vec!["http://127.0.0.1:8080/callback".to_owned()];
-        let request = registration_request(&uris, &[], None);
+        let request = registration_request("context-harness", &uris, &[], None);
         let _ = parse_registration_response(status, None, &body, "https://as.example", &request);
         let answer = json!({
             "client_id": client_id, "client_secret": "s",

@@ -13,10 +13,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 
-use context_harness_providers::discovery::{
-    NetworkClass, register_test_host, register_test_host_answers,
-};
 use context_harness_providers::{AuthenticateOptions, ErrorCode};
+use context_harness_providers::{NetworkClass, register_test_host, register_test_host_answers};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
