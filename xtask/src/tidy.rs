@@ -2,7 +2,8 @@
 //! every member inherits the workspace lints, the crates keep their layering, `pkce` keeps its three
 //! dependencies, `protocol` does no I/O, xtask never depends on the `cargo`/`git2` crates, no lower
 //! module of `providers` imports from its `service` module, and no source file grows past
-//! [`MAX_SOURCE_LINES`]. Add new rules as new `#[test]`s here.
+//! [`MAX_SOURCE_LINES`], and the README's workspace table lists exactly the members, each opening with a
+//! `//!` doc. Add new rules as new `#[test]`s here.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -467,4 +468,78 @@ fn io_rule_catches_a_violating_fixture() {
             "{needle} not in {offences:?}"
         );
     }
+}
+
+/// The README's "Workspace" table: `(path, package)` of each row.
+fn readme_workspace_rows(readme: &str) -> Vec<(String, String)> {
+    let Some(start) = readme.find("## Workspace") else {
+        return Vec::new();
+    };
+    readme[start..]
+        .lines()
+        .skip(1)
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split('|').map(|c| c.trim().trim_matches('`')).collect();
+            match cells.as_slice() {
+                ["", path, package, ..] if !path.starts_with('-') && *path != "crate" => {
+                    Some(((*path).to_owned(), (*package).to_owned()))
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// The shape is said once and kept true: every workspace member is a row of the README's workspace
+/// table (path and package), every row is a member, and each crate opens with a `//!` doc.
+#[test]
+fn readme_workspace_table_matches_the_members() -> Result<()> {
+    let meta = metadata()?;
+    let root = util::project_root();
+    let mut members = BTreeSet::new();
+    for package in packages(&meta)? {
+        let manifest = PathBuf::from(str_of(package, "manifest_path"));
+        let dir = manifest.parent().context("manifest has a directory")?;
+        let rel = dir
+            .strip_prefix(&root)
+            .unwrap_or(dir)
+            .to_string_lossy()
+            .replace('\\', "/");
+        let main = ["src/lib.rs", "src/main.rs"]
+            .iter()
+            .map(|f| dir.join(f))
+            .find(|p| p.is_file())
+            .with_context(|| format!("{rel} has no src/lib.rs or src/main.rs"))?;
+        let text = util::read(&main)?;
+        if !text.trim_start().starts_with("//!") {
+            bail!(
+                "{} must open with a `//!` doc saying its one job",
+                main.display()
+            );
+        }
+        members.insert((rel, str_of(package, "name").to_owned()));
+    }
+    let rows: BTreeSet<(String, String)> =
+        readme_workspace_rows(&util::read(&root.join("README.md"))?)
+            .into_iter()
+            .collect();
+    assert_eq!(
+        rows, members,
+        "README.md's workspace table and the workspace members differ"
+    );
+    Ok(())
+}
+
+#[test]
+fn readme_workspace_rows_are_read() {
+    let text = "# x\n\n## Workspace\n\n| crate | package | job |\n|---|---|---|\n| `crates/a` | `pkg-a` | does a |\n| `xtask` | `xtask` | tasks |\n\n## Next\n| `crates/b` | `b` | no |\n";
+    assert_eq!(
+        readme_workspace_rows(text),
+        vec![
+            ("crates/a".to_owned(), "pkg-a".to_owned()),
+            ("xtask".to_owned(), "xtask".to_owned())
+        ]
+    );
 }
