@@ -5,7 +5,7 @@ use context_harness_callback_server as callback;
 use context_harness_storage as storage;
 use context_harness_tokens::ResponseError;
 
-use super::{Error, ErrorCode};
+use super::{Error, ErrorCode, SERVER_TROUBLE_HINT};
 
 /// What a token request is for (changes how errors are classified).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,12 +92,25 @@ pub(crate) fn sanitize_code(code: &str) -> String {
         .collect()
 }
 
+/// The next step for an off-spec HTTP 2xx token answer (issue 13 item 1).
+const OFF_SPEC_ANSWER_HINT: &str = "the server answered, but not as RFC 6749 §5.1 requires (a server problem, not your network); report it to the server's operator, then sign in again";
+
 /// What to do when a server refuses the RFC 8707 `resource` parameter (`invalid_target`).
 const INVALID_TARGET_HINT: &str = "the authorization server refuses the RFC 8707 `resource` parameter; for an MCP server URL, sign in with `mcp auth <url> --no-resource`";
 
 /// A token-endpoint answer that is not a token response (RFC 6749 §5.2), classified for `grant`:
 /// a refusal, a server fault, rate limiting (RFC 6585 §4), or an unreadable body.
 pub(crate) fn classify_response_error(e: &ResponseError, grant: Grant) -> Error {
+    let err = classify_response_error_inner(e, grant);
+    // The answer arrived, so the network is not the cause: never the default "check your network".
+    if err.code() == ErrorCode::NetworkError && err.hint().is_none() {
+        err.with_hint(SERVER_TROUBLE_HINT)
+    } else {
+        err
+    }
+}
+
+fn classify_response_error_inner(e: &ResponseError, grant: Grant) -> Error {
     let what = match grant {
         Grant::Exchange => "exchanging the authorization code",
         Grant::Refresh => "refreshing the token",
@@ -180,6 +193,23 @@ pub(crate) fn classify_response_error(e: &ResponseError, grant: Grant) -> Error 
         )
         .with_hint("a proxy, captive portal or wrong token_url is likely; check them and retry")
         .with_status(*status),
+        // A 2xx answer that is not a token response: the server's fault, not the network's.
+        ResponseError::Empty { status } | ResponseError::Malformed { status, .. }
+            if (200..300).contains(status) =>
+        {
+            let reason = match e {
+                ResponseError::Malformed { reason, .. } => reason,
+                _ => "the body is empty",
+            };
+            Error::new(
+                ErrorCode::AuthFailed,
+                format!(
+                    "{what}: the authorization server's answer (HTTP {status}) is not a token response as it should be: {reason}"
+                ),
+            )
+            .with_hint(OFF_SPEC_ANSWER_HINT)
+            .with_status(*status)
+        }
         ResponseError::Empty { status } => Error::new(
             ErrorCode::NetworkError,
             format!("{what}: the token endpoint sent an empty answer (HTTP {status})"),
