@@ -83,6 +83,7 @@ mod file;
 mod fs;
 #[cfg(feature = "keyring")]
 mod keyring;
+mod layout;
 mod lock;
 mod memory;
 mod name;
@@ -106,6 +107,10 @@ pub use keyring::{DEFAULT_KEYRING_TIMEOUT, KeyringStore};
 /// [`KeyringStore::with_credential_store`].
 #[cfg(feature = "keyring")]
 pub use keyring_core;
+pub use layout::{
+    CACHE_DIR, DISCOVERY_CACHE_DIR, HomeLayout, MCP_DIR, PROVIDERS_FILE, REGISTRATIONS_DIR,
+    TOKENS_DIR,
+};
 pub use lock::ProviderLock;
 pub use memory::MemoryStore;
 pub use name::{MAX_NAME_LEN, ProviderName, canonical_url};
@@ -266,9 +271,10 @@ impl FromStr for StorageMode {
     }
 }
 
-/// The token directory under a `CONTEXT_HARNESS_HOME` directory: `home/tokens`.
+/// The token directory under a `CONTEXT_HARNESS_HOME` directory: `home/tokens`
+/// ([`HomeLayout::tokens_dir`]).
 pub fn tokens_dir(home: &Path) -> PathBuf {
-    home.join("tokens")
+    HomeLayout::new(home).tokens_dir()
 }
 
 /// Opens the store for `mode` with its token files in `home/tokens` (`home` is the
