@@ -165,47 +165,34 @@ pub trait TokenStore: Send + Sync {
     }
 }
 
-impl<T: TokenStore + ?Sized> TokenStore for Box<T> {
-    fn save(&self, provider: &ProviderName, tokens: &OAuthTokens) -> Result<()> {
-        (**self).save(provider, tokens)
-    }
-    fn load(&self, provider: &ProviderName) -> Result<Option<OAuthTokens>> {
-        (**self).load(provider)
-    }
-    fn delete(&self, provider: &ProviderName) -> Result<bool> {
-        (**self).delete(provider)
-    }
-    fn name(&self) -> &'static str {
-        (**self).name()
-    }
-    fn location(&self, provider: &ProviderName) -> String {
-        (**self).location(provider)
-    }
-    fn secrets(&self) -> Option<SecretSlots> {
-        (**self).secrets()
-    }
+/// `TokenStore` for a smart pointer to a store: every method forwards to the store it points to.
+macro_rules! forward_token_store {
+    ($($pointer:ident)::+) => {
+        impl<T: TokenStore + ?Sized> TokenStore for $($pointer)::+<T> {
+            fn save(&self, provider: &ProviderName, tokens: &OAuthTokens) -> Result<()> {
+                (**self).save(provider, tokens)
+            }
+            fn load(&self, provider: &ProviderName) -> Result<Option<OAuthTokens>> {
+                (**self).load(provider)
+            }
+            fn delete(&self, provider: &ProviderName) -> Result<bool> {
+                (**self).delete(provider)
+            }
+            fn name(&self) -> &'static str {
+                (**self).name()
+            }
+            fn location(&self, provider: &ProviderName) -> String {
+                (**self).location(provider)
+            }
+            fn secrets(&self) -> Option<SecretSlots> {
+                (**self).secrets()
+            }
+        }
+    };
 }
 
-impl<T: TokenStore + ?Sized> TokenStore for std::sync::Arc<T> {
-    fn save(&self, provider: &ProviderName, tokens: &OAuthTokens) -> Result<()> {
-        (**self).save(provider, tokens)
-    }
-    fn load(&self, provider: &ProviderName) -> Result<Option<OAuthTokens>> {
-        (**self).load(provider)
-    }
-    fn delete(&self, provider: &ProviderName) -> Result<bool> {
-        (**self).delete(provider)
-    }
-    fn name(&self) -> &'static str {
-        (**self).name()
-    }
-    fn location(&self, provider: &ProviderName) -> String {
-        (**self).location(provider)
-    }
-    fn secrets(&self) -> Option<SecretSlots> {
-        (**self).secrets()
-    }
-}
+forward_token_store!(Box);
+forward_token_store!(std::sync::Arc);
 
 /// Which backend [`open_store`] uses; the CLI's `--storage` / `CONTEXT_HARNESS_STORAGE`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
