@@ -135,14 +135,10 @@ impl From<io::Error> for Error {
     }
 }
 
-/// Writes provider-controlled text with control characters replaced, so an error message
-/// cannot rewrite the user's terminal.
+/// Writes provider-controlled text through the one terminal sanitiser (control, format and bidi
+/// characters replaced, no length cap here), so an error message cannot rewrite the user's terminal.
 fn write_sanitized(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
-    use fmt::Write as _;
-    for c in s.chars() {
-        f.write_char(if c.is_control() { '\u{FFFD}' } else { c })?;
-    }
-    Ok(())
+    f.write_str(&context_harness_tokens::terminal_text_max(s, usize::MAX))
 }
 
 /// One port that [`CallbackServer::bind`](crate::CallbackServer::bind) could not use.
@@ -160,5 +156,25 @@ pub struct PortAttempt {
 impl fmt::Display for PortAttempt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "port {} ({}: {})", self.port, self.address, self.error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_text_goes_through_the_terminal_sanitiser() {
+        let e = Error::Authorization {
+            error: "bad\u{1b}[2J".to_owned(),
+            description: Some("see\u{202E}txt.exe\nnow".to_owned()),
+            uri: None,
+            iss: None,
+        };
+        let shown = e.to_string();
+        assert_eq!(
+            shown,
+            "authorization server returned error \"bad\u{FFFD}[2J\": see\u{FFFD}txt.exe now"
+        );
     }
 }

@@ -4,6 +4,7 @@
 use std::fmt;
 
 use context_harness_pkce::State;
+use context_harness_tokens::REDACTED;
 
 use crate::error::{Error, Result};
 
@@ -34,7 +35,7 @@ impl AuthorizationCode {
 
 impl fmt::Debug for AuthorizationCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AuthorizationCode([redacted])")
+        write!(f, "AuthorizationCode({REDACTED})")
     }
 }
 
@@ -67,7 +68,7 @@ impl fmt::Debug for CallbackResponse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CallbackResponse")
             .field("code", &self.code)
-            .field("state", &format_args!("[redacted]"))
+            .field("state", &format_args!("{REDACTED}"))
             .field("iss", &self.iss)
             .finish()
     }

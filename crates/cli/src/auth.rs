@@ -15,12 +15,12 @@ use std::io::{BufRead, IsTerminal};
 use std::time::{Duration, SystemTime};
 
 use context_harness_providers::{
-    AuthenticateOptions, BrowserOpener, DEFAULT_PORTS, PastedRedirects, SignInFlow, SystemBrowser,
-    terminal_text,
+    AuthenticateOptions, BrowserOpener, DEFAULT_PORTS, PastedRedirects, ProviderRef, SignInFlow,
+    SystemBrowser, terminal_text,
 };
 
 use crate::args::AuthArgs;
-use crate::context::{Context, looks_like_url};
+use crate::context::Context;
 use crate::exit;
 use crate::timefmt;
 
@@ -176,7 +176,7 @@ fn pasted_lines() -> PastedRedirects {
 pub(crate) fn run(ctx: &Context, args: AuthArgs) -> anyhow::Result<u8> {
     tracing::info!(provider = %args.provider, "starting the sign-in");
     let service = ctx.service()?;
-    let is_url = looks_like_url(&args.provider);
+    let is_url = ProviderRef::is_server_url(&args.provider);
     // A named provider is resolved up front (no network): an unknown name or a missing client id
     // fails before anything starts. An MCP server URL is discovered by the service.
     let (display_name, default_ports) = if is_url {

@@ -99,13 +99,3 @@ pub(crate) fn print_stdout(text: &str) -> anyhow::Result<()> {
         _ => Ok(()),
     }
 }
-
-/// Whether `provider` is an MCP server URL rather than a registry name.
-pub(crate) fn looks_like_url(provider: &str) -> bool {
-    let lower = provider
-        .trim()
-        .get(..8)
-        .map(str::to_ascii_lowercase)
-        .unwrap_or_default();
-    lower.starts_with("https://") || lower.starts_with("http://")
-}

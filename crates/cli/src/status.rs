@@ -8,11 +8,11 @@ use std::time::SystemTime;
 use context_harness_providers::storage::ProviderName;
 use context_harness_providers::{
     AuthStatus, EXPIRY_BUFFER, Error as ProviderError, ErrorCode, OAuthService, OAuthTokens,
-    terminal_text,
+    ProviderRef, terminal_text,
 };
 use serde_json::{Value, json};
 
-use crate::context::{Context, looks_like_url, print_stdout, safe_lines};
+use crate::context::{Context, print_stdout, safe_lines};
 use crate::exit::{self, Failure};
 use crate::timefmt;
 
@@ -149,7 +149,7 @@ pub(crate) fn run(ctx: &Context, provider: Option<&str>, json: bool) -> anyhow::
         return Ok(exit::OK);
     };
 
-    let row = if looks_like_url(provider) {
+    let row = if ProviderRef::is_server_url(provider) {
         let mut row = row(&service, provider, provider);
         row.server_url = Some(provider.to_owned());
         row
@@ -241,7 +241,7 @@ fn known_names(
         names.insert(name.clone(), record.server_url.clone());
         servers.insert(name, record.server_url);
     }
-    let dir = context_harness_providers::storage::tokens_dir(service.home());
+    let dir = context_harness_providers::storage::HomeLayout::new(service.home()).tokens_dir();
     if let Ok(entries) = std::fs::read_dir(&dir) {
         for entry in entries.flatten() {
             let file = entry.file_name();

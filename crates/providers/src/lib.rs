@@ -86,6 +86,7 @@ pub use provider::{
     ClientSecret, DEFAULT_PORTS, OAuthConfig, OAuthProvider, RESERVED_AUTH_PARAMS, RedirectHost,
     RevocationStyle, TokenAuthMethod,
 };
+pub use provider_ref::ProviderRef;
 pub use registry::{PROVIDERS_FILE, ProviderRegistry, ProviderSource};
 pub use service::{
     AuthOutcome, AuthenticateOptions, BrowserErrorHandler, EXPIRY_BUFFER, LogoutOutcome,

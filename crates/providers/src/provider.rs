@@ -1,7 +1,6 @@
 //! Provider templates ([`OAuthProvider`]) and runtime configuration with credentials ([`OAuthConfig`]).
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::IpAddr;
 
 use url::Url;
@@ -442,27 +441,9 @@ impl OAuthProvider {
     }
 }
 
-/// A client secret: no `Display`, redacted `Debug`, never written to disk by this crate.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ClientSecret(String);
-
-impl ClientSecret {
-    /// Wraps a secret.
-    pub fn new(secret: impl Into<String>) -> Self {
-        Self(secret.into())
-    }
-
-    /// The secret itself. Send it only to the provider's token or revocation endpoint.
-    pub fn secret(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for ClientSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ClientSecret(<redacted>)")
-    }
-}
+/// A client secret: no `Display`, redacted `Debug`, never written to disk by this crate (the
+/// tokens crate's one secret type).
+pub use context_harness_tokens::ClientSecret;
 
 /// A provider plus the credentials to use it (the seed's `OAuthConfig`).
 #[derive(Debug, Clone, PartialEq, Eq)]

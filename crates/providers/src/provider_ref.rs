@@ -1,54 +1,153 @@
-//! What a caller names as the provider: a registry name (`github`) or an MCP server URL, and the
-//! storage name ([`ProviderName`]) each maps to.
+//! What a caller names as the provider: a registry name (`github`) or an MCP server URL, parsed once
+//! into a [`ProviderRef`] that carries the storage name ([`ProviderName`]) each maps to.
+
+use std::fmt;
 
 use context_harness_storage::ProviderName;
 
 use crate::error::{Error, ErrorCode, Result};
 
-/// Whether `provider` is meant as a server URL rather than a registry name: it starts with `http:`
-/// or `https:` (no provider name contains `:`), so a malformed URL is reported as one.
-pub(crate) fn is_url(provider: &str) -> bool {
-    let p = provider.trim_start();
-    let lower = p.get(..6).map(str::to_ascii_lowercase).unwrap_or_default();
-    lower.starts_with("https:") || lower.starts_with("http:")
+/// A provider as the caller named it, parsed once: a registry name, or an MCP server URL with its
+/// canonical form and the storage name derived from that form.
+///
+/// Every public [`OAuthService`](crate::OAuthService) method that takes a `&str` provider parses
+/// it with [`ProviderRef::parse`] first and passes the result inward, so the question "is this a
+/// URL" has one answer everywhere.
+///
+/// ```
+/// use context_harness_providers::ProviderRef;
+///
+/// let named = ProviderRef::parse("github")?;
+/// assert_eq!(named.name().as_str(), "github");
+/// assert_eq!(named.server_url(), None);
+///
+/// let server = ProviderRef::parse("HTTPS://MCP.example.com/mcp/")?;
+/// assert_eq!(server.server_url(), Some("https://mcp.example.com/mcp"));
+/// assert_eq!(server.name().as_str(), "mcp.example.com-mcp");
+/// assert_eq!(server.as_str(), "HTTPS://MCP.example.com/mcp/");
+/// # Ok::<(), context_harness_providers::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProviderRef {
+    /// A provider of the registry (built in or from `providers.toml`), by its name.
+    Named(ProviderName),
+    /// An MCP server, by its URL.
+    McpServer {
+        /// The canonical server URL (`context_harness_storage::canonical_url`).
+        url: String,
+        /// The storage name derived from the canonical URL ([`ProviderName::from_url`]).
+        name: ProviderName,
+        /// The URL as the caller wrote it (what messages show).
+        given: String,
+    },
 }
 
-/// The canonical form of an MCP server URL (the one parser: `context_harness_storage::canonical_url`).
-pub(crate) fn canonical_server_url(provider: &str) -> Result<String> {
-    context_harness_storage::canonical_url(provider).map_err(|e| {
-        Error::new(
-            ErrorCode::ConfigInvalid,
-            format!(
-                "`{}` is not a usable server URL",
-                crate::terminal_text(provider)
-            ),
-        )
-        .with_source(e)
-        .with_hint(
-            "give the server's http(s) URL without user info, fragment, spaces or backslashes",
-        )
-    })
-}
-
-/// The storage name of `provider`: a registry name as is, a server URL mapped with
-/// [`ProviderName::from_url`] (so `mcp token <url>` finds what `mcp auth <url>` stored).
-pub(crate) fn provider_name(provider: &str) -> Result<ProviderName> {
-    if is_url(provider) {
-        return ProviderName::from_url(provider).map_err(|e| {
-            Error::new(
-                ErrorCode::ConfigInvalid,
-                format!("`{provider}` is not a usable server URL"),
-            )
-            .with_source(e)
-        });
+impl ProviderRef {
+    /// Parses what a caller named as the provider. A text that starts with `http:` or `https:`
+    /// (no provider name contains `:`) is a server URL, so a malformed URL is reported as one.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::ConfigInvalid`] for a server URL that `canonical_url` refuses (user info,
+    /// fragment, spaces, backslashes, no host); [`ErrorCode::NotFound`] for a name that cannot be a
+    /// provider name (`a-z`, `0-9`, `-`, `_`, `.`, at most 64 characters).
+    pub fn parse(provider: &str) -> Result<Self> {
+        if !Self::is_server_url(provider) {
+            let name = ProviderName::new(provider).map_err(|e| {
+                Error::new(
+                    ErrorCode::NotFound,
+                    format!("`{provider}` is not a valid provider name"),
+                )
+                .with_source(e)
+            })?;
+            return Ok(Self::Named(name));
+        }
+        Self::parse_server_url(provider)
     }
-    ProviderName::new(provider).map_err(|e| {
-        Error::new(
-            ErrorCode::NotFound,
-            format!("`{provider}` is not a valid provider name"),
-        )
-        .with_source(e)
-    })
+
+    /// Parses `server_url` as an MCP server URL, whatever it starts with.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::ConfigInvalid`] for a text that `canonical_url` refuses.
+    pub(crate) fn parse_server_url(provider: &str) -> Result<Self> {
+        let url = canonical_server_url(provider)?;
+        let name = ProviderName::from_url(provider).map_err(|e| unusable_url(provider, e))?;
+        Ok(Self::McpServer {
+            url,
+            name,
+            given: provider.to_owned(),
+        })
+    }
+
+    /// Whether `provider` is meant as a server URL rather than a registry name: it starts (after
+    /// leading whitespace) with `http:` or `https:`, in any case. Nothing is validated.
+    pub fn is_server_url(provider: &str) -> bool {
+        let p = provider.trim_start();
+        let lower = p.get(..6).map(str::to_ascii_lowercase).unwrap_or_default();
+        lower.starts_with("https:") || lower.starts_with("http:")
+    }
+
+    /// The storage name: the registry name, or the one derived from the canonical server URL.
+    pub fn name(&self) -> &ProviderName {
+        match self {
+            Self::Named(name) | Self::McpServer { name, .. } => name,
+        }
+    }
+
+    /// The canonical server URL of an MCP server; `None` for a registry name.
+    pub fn server_url(&self) -> Option<&str> {
+        match self {
+            Self::Named(_) => None,
+            Self::McpServer { url, .. } => Some(url),
+        }
+    }
+
+    /// Whether this is an MCP server URL.
+    pub fn is_mcp_server(&self) -> bool {
+        matches!(self, Self::McpServer { .. })
+    }
+
+    /// The text as the caller wrote it (what messages and hints show).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Named(name) => name.as_str(),
+            Self::McpServer { given, .. } => given,
+        }
+    }
+}
+
+/// The canonical form of an MCP server URL (see [`ProviderRef::parse_server_url`]).
+pub(crate) fn canonical_server_url(provider: &str) -> Result<String> {
+    context_harness_storage::canonical_url(provider).map_err(|e| unusable_url(provider, e))
+}
+
+/// The error for a server URL that `canonical_url` refuses.
+fn unusable_url(provider: &str, e: context_harness_storage::Error) -> Error {
+    Error::new(
+        ErrorCode::ConfigInvalid,
+        format!(
+            "`{}` is not a usable server URL",
+            crate::terminal_text(provider)
+        ),
+    )
+    .with_source(e)
+    .with_hint("give the server's http(s) URL without user info, fragment, spaces or backslashes")
+}
+
+impl fmt::Display for ProviderRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ProviderRef {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s)
+    }
 }
 
 #[cfg(test)]
@@ -57,11 +156,48 @@ mod tests {
 
     #[test]
     fn urls_are_recognised() {
-        assert!(is_url("https://mcp.example.com/mcp"));
-        assert!(is_url("HTTP://127.0.0.1:9/mcp"));
-        assert!(!is_url("github"));
-        assert!(!is_url("http"));
-        assert!(is_url("http:/127.0.0.1/mcp"));
-        assert!(is_url(" https:///x"));
+        assert!(ProviderRef::is_server_url("https://mcp.example.com/mcp"));
+        assert!(ProviderRef::is_server_url("HTTP://127.0.0.1:9/mcp"));
+        assert!(!ProviderRef::is_server_url("github"));
+        assert!(!ProviderRef::is_server_url("http"));
+        assert!(ProviderRef::is_server_url("http:/127.0.0.1/mcp"));
+        assert!(ProviderRef::is_server_url(" https:///x"));
+    }
+
+    #[test]
+    fn names_and_urls_parse_once_with_their_errors()
+    -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let named = ProviderRef::parse("github")?;
+        assert_eq!(named, ProviderRef::Named(ProviderName::new("github")?));
+        assert!(!named.is_mcp_server());
+        assert_eq!(named.to_string(), "github");
+
+        let local = ProviderRef::parse("http://127.0.0.1:8931/mcp/")?;
+        assert_eq!(local.server_url(), Some("http://127.0.0.1:8931/mcp"));
+        assert_eq!(
+            local.name(),
+            &ProviderName::from_url("http://127.0.0.1:8931/mcp")?
+        );
+        assert_eq!(local.as_str(), "http://127.0.0.1:8931/mcp/");
+
+        let bad_name = ProviderRef::parse("Git Hub").err();
+        assert_eq!(bad_name.map(|e| e.code()), Some(ErrorCode::NotFound));
+        for bad in [
+            "http:/127.0.0.1/mcp",
+            " https://x.example/mcp",
+            "https://user@x.example/mcp",
+            "https://x.example/mcp#f",
+            "https://evil.example\\@good.example",
+            "https://x.example/\u{1b}[2J",
+        ] {
+            let Err(e) = ProviderRef::parse(bad) else {
+                panic!("{bad:?} parsed");
+            };
+            assert_eq!(e.code(), ErrorCode::ConfigInvalid, "{bad:?}");
+            assert!(e.to_string().contains("is not a usable server URL"), "{e}");
+            assert!(!e.to_string().contains('\u{1b}'), "{e}");
+            assert!(e.hint().is_some_and(|h| h.contains("user info")), "{bad:?}");
+        }
+        Ok(())
     }
 }

@@ -11,7 +11,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::provider::{ClientSecret, OAuthConfig, OAuthProvider, RevocationStyle, TokenAuthMethod};
 
 /// The configuration file name inside the context-harness home.
-pub const PROVIDERS_FILE: &str = "providers.toml";
+pub const PROVIDERS_FILE: &str = context_harness_storage::PROVIDERS_FILE;
 
 /// Where a registry entry came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,7 +121,7 @@ impl ProviderRegistry {
     /// [`ErrorCode::Storage`] if it exists but cannot be read, is a symbolic link, is owned by another
     /// user or is writable by group or others.
     pub fn load(home: &Path) -> Result<Self> {
-        let path = home.join(PROVIDERS_FILE);
+        let path = context_harness_storage::HomeLayout::new(home).providers_toml();
         // No symbolic link, owned by this user, not writable by others (storage's StrictModes).
         let bytes =
             context_harness_storage::read_trusted(&path).map_err(crate::error::storage_error)?;

@@ -83,6 +83,7 @@ mod file;
 mod fs;
 #[cfg(feature = "keyring")]
 mod keyring;
+mod layout;
 mod lock;
 mod memory;
 mod name;
@@ -106,6 +107,10 @@ pub use keyring::{DEFAULT_KEYRING_TIMEOUT, KeyringStore};
 /// [`KeyringStore::with_credential_store`].
 #[cfg(feature = "keyring")]
 pub use keyring_core;
+pub use layout::{
+    CACHE_DIR, DISCOVERY_CACHE_DIR, HomeLayout, MCP_DIR, PROVIDERS_FILE, REGISTRATIONS_DIR,
+    TOKENS_DIR,
+};
 pub use lock::ProviderLock;
 pub use memory::MemoryStore;
 pub use name::{MAX_NAME_LEN, ProviderName, canonical_url};
@@ -160,47 +165,34 @@ pub trait TokenStore: Send + Sync {
     }
 }
 
-impl<T: TokenStore + ?Sized> TokenStore for Box<T> {
-    fn save(&self, provider: &ProviderName, tokens: &OAuthTokens) -> Result<()> {
-        (**self).save(provider, tokens)
-    }
-    fn load(&self, provider: &ProviderName) -> Result<Option<OAuthTokens>> {
-        (**self).load(provider)
-    }
-    fn delete(&self, provider: &ProviderName) -> Result<bool> {
-        (**self).delete(provider)
-    }
-    fn name(&self) -> &'static str {
-        (**self).name()
-    }
-    fn location(&self, provider: &ProviderName) -> String {
-        (**self).location(provider)
-    }
-    fn secrets(&self) -> Option<SecretSlots> {
-        (**self).secrets()
-    }
+/// `TokenStore` for a smart pointer to a store: every method forwards to the store it points to.
+macro_rules! forward_token_store {
+    ($($pointer:ident)::+) => {
+        impl<T: TokenStore + ?Sized> TokenStore for $($pointer)::+<T> {
+            fn save(&self, provider: &ProviderName, tokens: &OAuthTokens) -> Result<()> {
+                (**self).save(provider, tokens)
+            }
+            fn load(&self, provider: &ProviderName) -> Result<Option<OAuthTokens>> {
+                (**self).load(provider)
+            }
+            fn delete(&self, provider: &ProviderName) -> Result<bool> {
+                (**self).delete(provider)
+            }
+            fn name(&self) -> &'static str {
+                (**self).name()
+            }
+            fn location(&self, provider: &ProviderName) -> String {
+                (**self).location(provider)
+            }
+            fn secrets(&self) -> Option<SecretSlots> {
+                (**self).secrets()
+            }
+        }
+    };
 }
 
-impl<T: TokenStore + ?Sized> TokenStore for std::sync::Arc<T> {
-    fn save(&self, provider: &ProviderName, tokens: &OAuthTokens) -> Result<()> {
-        (**self).save(provider, tokens)
-    }
-    fn load(&self, provider: &ProviderName) -> Result<Option<OAuthTokens>> {
-        (**self).load(provider)
-    }
-    fn delete(&self, provider: &ProviderName) -> Result<bool> {
-        (**self).delete(provider)
-    }
-    fn name(&self) -> &'static str {
-        (**self).name()
-    }
-    fn location(&self, provider: &ProviderName) -> String {
-        (**self).location(provider)
-    }
-    fn secrets(&self) -> Option<SecretSlots> {
-        (**self).secrets()
-    }
-}
+forward_token_store!(Box);
+forward_token_store!(std::sync::Arc);
 
 /// Which backend [`open_store`] uses; the CLI's `--storage` / `CONTEXT_HARNESS_STORAGE`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -266,9 +258,10 @@ impl FromStr for StorageMode {
     }
 }
 
-/// The token directory under a `CONTEXT_HARNESS_HOME` directory: `home/tokens`.
+/// The token directory under a `CONTEXT_HARNESS_HOME` directory: `home/tokens`
+/// ([`HomeLayout::tokens_dir`]).
 pub fn tokens_dir(home: &Path) -> PathBuf {
-    home.join("tokens")
+    HomeLayout::new(home).tokens_dir()
 }
 
 /// Opens the store for `mode` with its token files in `home/tokens` (`home` is the

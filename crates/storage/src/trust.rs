@@ -20,12 +20,19 @@ use std::io::{self, Read};
 use std::path::Path;
 
 use crate::error::{Error, Result, TrustProblem};
+use crate::layout;
 
 /// The directories under the home directory that [`check_home`] checks (when they exist).
-pub const HOME_DIRS: [&str; 5] = ["tokens", "mcp", "registrations", "cache", "cache/discovery"];
+pub const HOME_DIRS: [&str; 5] = [
+    layout::TOKENS_DIR,
+    layout::MCP_DIR,
+    layout::REGISTRATIONS_DIR,
+    layout::CACHE_DIR,
+    layout::DISCOVERY_CACHE_DIR,
+];
 
 /// The files directly under the home directory that [`check_home`] checks (when they exist).
-pub const HOME_FILES: [&str; 1] = ["providers.toml"];
+pub const HOME_FILES: [&str; 1] = [layout::PROVIDERS_FILE];
 
 /// Checks the home directory and the directories and files this program keeps in it
 /// ([`HOME_DIRS`], [`HOME_FILES`]) the way OpenSSH's `StrictModes` checks `~/.ssh`: each that exists

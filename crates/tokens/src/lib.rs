@@ -57,7 +57,7 @@ mod tokens;
 
 pub use error::{Error, ErrorKind, Result};
 pub use response::{MAX_BODY_LEN, ResponseError, parse_response_object, parse_token_response};
-pub use secret::{AccessToken, IdToken, RefreshToken};
+pub use secret::{AccessToken, ClientSecret, IdToken, REDACTED, RefreshToken, SecretString};
 pub use status::{AuthStatus, UnknownAuthStatus};
 pub use terminal::{
     MAX_TERMINAL_CHARS, REPLACEMENT, TerminalText, is_format_char, is_scope_token,

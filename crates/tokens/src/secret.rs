@@ -1,8 +1,13 @@
-//! Secret newtypes: redacted `Debug`, no `Display`, an explicit accessor.
+//! Secret newtypes: redacted `Debug`, no `Display`, an explicit accessor. The one definition of
+//! secret strings in the workspace: the providers crate re-exports [`ClientSecret`] from here; the
+//! callback-server's single-use `AuthorizationCode` (not `Clone`) prints [`REDACTED`] too, and `pkce`, which depends on nothing of ours, spells its redaction with [`REDACTED`] too).
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+/// What every secret type's `Debug` prints in place of the value: `Name([redacted])`.
+pub const REDACTED: &str = "[redacted]";
 
 macro_rules! secret_type {
     ($(#[$meta:meta])* $name:ident) => {
@@ -38,12 +43,22 @@ macro_rules! secret_type {
 
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(concat!(stringify!($name), "([redacted])"))
+                write!(f, "{}({REDACTED})", stringify!($name))
             }
         }
     };
 }
 
+secret_type!(
+    /// A secret string of no more specific kind (a `state` value, a password), for callers that
+    /// need the redaction without a type of their own.
+    SecretString
+);
+secret_type!(
+    /// An OAuth client secret (RFC 6749 §2.3.1), sent only to the token and revocation endpoints
+    /// and never written to disk by this workspace's files (the keyring may hold one).
+    ClientSecret
+);
 secret_type!(
     /// An OAuth access token (RFC 6749 §1.4), sent as `Authorization: Bearer <token>`.
     AccessToken
@@ -56,3 +71,24 @@ secret_type!(
     /// An OpenID Connect ID token (a signed JWT that identifies the user).
     IdToken
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_secret_type_redacts_with_the_one_spelling() {
+        let shown = [
+            format!("{:?}", SecretString::new("hunter2")),
+            format!("{:?}", ClientSecret::new("hunter2")),
+            format!("{:#?}", AccessToken::new("hunter2")),
+            format!("{:?}", RefreshToken::new("hunter2")),
+            format!("{:?}", IdToken::new("hunter2")),
+        ];
+        for text in &shown {
+            assert!(!text.contains("hunter2"), "{text}");
+            assert!(text.ends_with(&format!("({REDACTED})")), "{text}");
+        }
+        assert_eq!(shown[1], "ClientSecret([redacted])");
+    }
+}

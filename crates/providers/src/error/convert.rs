@@ -5,7 +5,7 @@ use context_harness_callback_server as callback;
 use context_harness_storage as storage;
 use context_harness_tokens::ResponseError;
 
-use super::{Error, ErrorCode};
+use super::{Error, ErrorCode, SERVER_TROUBLE_HINT};
 
 /// What a token request is for (changes how errors are classified).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,19 +92,19 @@ pub(crate) fn sanitize_code(code: &str) -> String {
         .collect()
 }
 
+/// The next step for an off-spec HTTP 2xx token answer.
+const OFF_SPEC_ANSWER_HINT: &str = "the server answered, but not as RFC 6749 §5.1 requires (a server problem, not your network); report it to the server's operator, then sign in again";
+
 /// What to do when a server refuses the RFC 8707 `resource` parameter (`invalid_target`).
 const INVALID_TARGET_HINT: &str = "the authorization server refuses the RFC 8707 `resource` parameter; for an MCP server URL, sign in with `mcp auth <url> --no-resource`";
 
 /// A token-endpoint answer that is not a token response (RFC 6749 §5.2), classified for `grant`:
 /// a refusal, a server fault, rate limiting (RFC 6585 §4), or an unreadable body.
-/// The next step for an off-spec HTTP 2xx token answer.
-const OFF_SPEC_ANSWER_HINT: &str = "the server answered, but not as RFC 6749 §5.1 requires (a server problem, not your network); report it to the server's operator, then sign in again";
-
 pub(crate) fn classify_response_error(e: &ResponseError, grant: Grant) -> Error {
     let err = classify_response_error_inner(e, grant);
     // The answer arrived, so the network is not the cause: never the default "check your network".
     if err.code() == ErrorCode::NetworkError && err.hint().is_none() {
-        err.with_hint(super::SERVER_TROUBLE_HINT)
+        err.with_hint(SERVER_TROUBLE_HINT)
     } else {
         err
     }

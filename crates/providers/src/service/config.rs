@@ -9,7 +9,7 @@ use super::{CLIENT_ID_KEY, OAuthService};
 use crate::discovery::{self, Discoverer, METADATA_CACHE_TTL, UrlPolicy};
 use crate::error::{Error, ErrorCode, Result};
 use crate::provider::{ClientSecret, OAuthConfig, OAuthProvider, check_endpoint};
-use crate::provider_ref::is_url;
+use crate::provider_ref::ProviderRef;
 use crate::registry::resolve_client_id;
 
 impl OAuthService {
@@ -17,16 +17,17 @@ impl OAuthService {
     /// issuer-only provider (discovery, cached), or a plain registry entry.
     pub(super) async fn prepare_sign_in(
         &self,
-        provider: &str,
+        target: &ProviderRef,
         client_id: Option<&str>,
         ports: Option<&[u16]>,
         no_resource: bool,
     ) -> Result<Prepared> {
-        if is_url(provider) {
+        if target.is_mcp_server() {
             return self
-                .prepare_mcp(provider, client_id, ports, no_resource)
+                .prepare_mcp(target, client_id, ports, no_resource)
                 .await;
         }
+        let provider = target.as_str();
         if no_resource {
             return Err(Error::new(
                 ErrorCode::ConfigInvalid,
@@ -105,7 +106,7 @@ impl OAuthService {
     /// server its record and registration, for an issuer-only provider the discovered endpoints.
     pub(super) async fn stored_config(
         &self,
-        provider: &str,
+        target: &ProviderRef,
         tokens: &OAuthTokens,
     ) -> Result<OAuthConfig> {
         let stored_id = tokens
@@ -114,11 +115,11 @@ impl OAuthService {
             .and_then(|v| v.as_str())
             .filter(|s| !s.is_empty())
             .map(str::to_owned);
-        if is_url(provider) {
-            return self.mcp_stored_config(provider, tokens, stored_id).await;
+        if target.is_mcp_server() {
+            return self.mcp_stored_config(target, tokens, stored_id).await;
         }
         let registry = self.registry()?;
-        let mut template = registry.get(provider)?.clone();
+        let mut template = registry.get(target.as_str())?.clone();
         if template.needs_discovery() {
             template = self.discovered_template(&template).await?;
         }

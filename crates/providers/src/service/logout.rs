@@ -11,7 +11,7 @@ use super::store::{blocking, remove_recovery};
 use super::{LogoutOutcome, OAuthService, Revocation, TokenRevocation};
 use crate::error::{Error, ErrorCode, Result, SERVER_TROUBLE_HINT, storage_error};
 use crate::provider::{OAuthConfig, RevocationStyle, check_endpoint};
-use crate::provider_ref::provider_name;
+use crate::provider_ref::ProviderRef;
 
 impl OAuthService {
     /// Deletes the stored tokens without contacting the server. Returns whether any existed.
@@ -20,11 +20,12 @@ impl OAuthService {
     ///
     /// [`ErrorCode::Storage`].
     pub fn logout_local(&self, provider: &str) -> Result<bool> {
-        let name = provider_name(provider)?;
+        let target = ProviderRef::parse(provider)?;
+        let name = target.name();
         // Under the refresh lock, like `logout`: a refresh in flight cannot bring the tokens back.
-        let _lock = self.lock_blocking(&name)?;
-        let recovered = remove_recovery(&self.recovery_path(&name))?;
-        Ok(self.store.delete(&name).map_err(storage_error)? || recovered)
+        let _lock = self.lock_blocking(name)?;
+        let recovered = remove_recovery(&self.recovery_path(name))?;
+        Ok(self.store.delete(name).map_err(storage_error)? || recovered)
     }
 
     /// Signs out: revokes at the server when possible (RFC 7009: the refresh token and the access
@@ -38,12 +39,13 @@ impl OAuthService {
     /// Revocation failures are reported in [`LogoutOutcome::revocation`], not as errors.
     pub async fn logout(&self, provider: &str) -> Result<LogoutOutcome> {
         async {
-            let name = provider_name(provider)?;
+            let target = ProviderRef::parse(provider)?;
+            let name = target.name().clone();
             // Under the refresh lock, so a refresh in flight elsewhere cannot store a new grant
             // after we revoked and deleted this one.
             let _lock = self.lock(&name).await?;
             let (revocation, tokens) = match self.load(&name).await {
-                Ok(Some(tokens)) => match self.revoke(provider, &tokens).await {
+                Ok(Some(tokens)) => match self.revoke(&target, &tokens).await {
                     Ok(per_token) => (summarize(&per_token), per_token),
                     Err(e) => {
                         tracing::info!(provider, error = %e, "revocation failed; deleting local tokens anyway");
@@ -88,14 +90,19 @@ impl OAuthService {
     /// Revokes `tokens` at the server: one [`TokenRevocation`] per token tried. `Err` only when
     /// nothing could be tried (a bad endpoint); an empty list means "not attempted" (no endpoint, no
     /// configuration), carried as a single entry with [`Revocation::NotAttempted`].
-    async fn revoke(&self, provider: &str, tokens: &OAuthTokens) -> Result<Vec<TokenRevocation>> {
+    async fn revoke(
+        &self,
+        target: &ProviderRef,
+        tokens: &OAuthTokens,
+    ) -> Result<Vec<TokenRevocation>> {
+        let provider = target.as_str();
         let not_attempted = |reason: String| {
             vec![TokenRevocation {
                 token: "tokens",
                 result: Revocation::NotAttempted { reason },
             }]
         };
-        let config = match self.stored_config(provider, tokens).await {
+        let config = match self.stored_config(target, tokens).await {
             Ok(config) => config,
             Err(e) if e.code() == ErrorCode::NotFound => {
                 return Ok(not_attempted(

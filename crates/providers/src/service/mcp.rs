@@ -14,7 +14,7 @@ use crate::error::{Error, ErrorCode, Result, storage_error};
 use crate::provider::{
     ClientSecret, DEFAULT_PORTS, OAuthConfig, OAuthProvider, RedirectHost, check_endpoint,
 };
-use crate::provider_ref::{canonical_server_url, is_url, provider_name};
+use crate::provider_ref::ProviderRef;
 use crate::registration::{self, ClientRegistration, RegistrationAuth as _, RegistrationStore};
 use crate::tokens::OAuthTokens;
 
@@ -134,8 +134,8 @@ async fn server_policy(server_url: &str) -> UrlPolicy {
 }
 
 /// `home/mcp`: one record per signed-in MCP server.
-pub(crate) fn records_dir(home: &Path) -> PathBuf {
-    home.join("mcp")
+fn records_dir(home: &Path) -> PathBuf {
+    context_harness_storage::HomeLayout::new(home).mcp_dir()
 }
 
 fn record_path(home: &Path, name: &str) -> PathBuf {
@@ -206,11 +206,10 @@ pub(super) fn carry_binding(old: &OAuthTokens, new: &mut OAuthTokens) {
 /// Refuses tokens of an MCP server that were issued for another server URL than `provider`'s
 /// canonical form (tokens without a binding, stored before it existed, pass: their name is
 /// derived from the canonical URL).
-pub(super) fn check_tokens_server(provider: &str, tokens: &OAuthTokens) -> Result<()> {
-    if !is_url(provider) {
+pub(super) fn check_tokens_server(target: &ProviderRef, tokens: &OAuthTokens) -> Result<()> {
+    let Some(canonical) = target.server_url() else {
         return Ok(());
-    }
-    let canonical = canonical_server_url(provider)?;
+    };
     match Binding::read(tokens) {
         Some(bound) if bound.server_url != canonical => Err(Error::new(
             ErrorCode::AuthRequired,
@@ -232,7 +231,13 @@ impl OAuthService {
     /// missing or refused (resource or issuer mismatch, no S256, a forbidden address);
     /// [`ErrorCode::NetworkError`]/[`ErrorCode::Timeout`].
     pub async fn discover_mcp_server(&self, server_url: &str) -> Result<McpServerInfo> {
-        canonical_server_url(server_url)?;
+        self.discover_server(&ProviderRef::parse_server_url(server_url)?)
+            .await
+    }
+
+    /// [`discover_mcp_server`](Self::discover_mcp_server) for a parsed server URL.
+    async fn discover_server(&self, target: &ProviderRef) -> Result<McpServerInfo> {
+        let server_url = target.as_str();
         let url = check_endpoint(server_url, "server URL")?;
         let policy = UrlPolicy::new(discovery::class_of_url(&url).await);
         Discoverer {
@@ -249,8 +254,12 @@ impl OAuthService {
     ///
     /// [`ErrorCode::NotFound`] for something that is neither.
     pub fn mcp_server_record(&self, provider: &str) -> Result<Option<McpServerRecord>> {
-        let name = provider_name(provider)?;
-        let path = record_path(&self.home, name.as_str());
+        self.stored_record(&ProviderRef::parse(provider)?)
+    }
+
+    /// [`mcp_server_record`](Self::mcp_server_record) for a parsed provider.
+    fn stored_record(&self, target: &ProviderRef) -> Result<Option<McpServerRecord>> {
+        let path = record_path(&self.home, target.name().as_str());
         let Some(bytes) = context_harness_storage::read_trusted(&path).map_err(storage_error)?
         else {
             return Ok(None);
@@ -302,13 +311,13 @@ impl OAuthService {
 
     pub(super) async fn prepare_mcp(
         &self,
-        server_url: &str,
+        target: &ProviderRef,
         client_id: Option<&str>,
         ports: Option<&[u16]>,
         no_resource: bool,
     ) -> Result<Prepared> {
-        let name = provider_name(server_url)?;
-        let info = self.discover_mcp_server(server_url).await?;
+        let name = target.name();
+        let info = self.discover_server(target).await?;
         let issuer = info.authorization_server.issuer.clone();
         let preconfigured = client_id.map(str::trim).filter(|s| !s.is_empty());
         let mut record = McpServerRecord::from_info(&info, preconfigured.is_none())?;
@@ -386,7 +395,7 @@ impl OAuthService {
     /// Drops the registration that was refused and registers again (once per sign-in).
     pub(super) async fn reregister(
         &self,
-        provider: &str,
+        target: &ProviderRef,
         prepared: &Prepared,
         ports: Option<&[u16]>,
     ) -> Result<OAuthConfig> {
@@ -399,7 +408,7 @@ impl OAuthService {
         tracing::info!(issuer = %issuer, "the server refused the registered client (invalid_client); registering again");
         self.registrations().delete(issuer)?;
         let registration = self.registration_for(info, ports, true).await?;
-        let name = provider_name(provider)?;
+        let name = target.name();
         let mut record = McpServerRecord::from_info(info, true)?;
         record.no_resource = prepared.record.as_ref().is_some_and(|r| r.no_resource);
         let mut provider = record.to_provider(name.as_str());
@@ -412,18 +421,18 @@ impl OAuthService {
     /// id stored with the tokens.
     pub(super) async fn mcp_stored_config(
         &self,
-        provider: &str,
+        target: &ProviderRef,
         tokens: &OAuthTokens,
         stored_id: Option<String>,
     ) -> Result<OAuthConfig> {
-        let name = provider_name(provider)?;
-        let Some(record) = self.mcp_server_record(provider)? else {
+        let (provider, name) = (target.as_str(), target.name());
+        let Some(record) = self.stored_record(target)? else {
             return Err(Error::new(
                 ErrorCode::AuthRequired,
                 format!("no sign-in record for {provider}"),
             ));
         };
-        check_record_binding(provider, &record, tokens)?;
+        check_record_binding(target, &record, tokens)?;
         let mut template = record.to_provider(name.as_str());
         template.url_policy = Some(server_policy(&record.server_url).await);
         let registration = self.registrations().load(&record.issuer)?;
@@ -445,8 +454,8 @@ impl OAuthService {
 
     /// After a refresh refused with `invalid_client`: drop the dynamic registration so the next
     /// sign-in registers again.
-    pub(super) fn forget_registration(&self, provider: &str) {
-        if let Ok(Some(record)) = self.mcp_server_record(provider)
+    pub(super) fn forget_registration(&self, target: &ProviderRef) {
+        if let Ok(Some(record)) = self.stored_record(target)
             && record.dynamic_client
             && let Err(e) = self.registrations().delete(&record.issuer)
         {
@@ -458,11 +467,16 @@ impl OAuthService {
 /// Refuses to send `tokens` anywhere on the strength of `record` unless the record is the one they
 /// were issued with: the same canonical server URL, issuer, token and revocation endpoints.
 fn check_record_binding(
-    provider: &str,
+    target: &ProviderRef,
     record: &McpServerRecord,
     tokens: &OAuthTokens,
 ) -> Result<()> {
-    let canonical = canonical_server_url(provider)?;
+    let Some(canonical) = target.server_url() else {
+        return Err(Error::new(
+            ErrorCode::AuthRequired,
+            format!("{target} is not an MCP server URL"),
+        ));
+    };
     let refuse = |why: String| {
         Err(Error::new(ErrorCode::AuthRequired, why)
             .with_hint(format!("sign in again: `mcp auth {canonical}`")))

@@ -22,7 +22,7 @@ use crate::env::Environment;
 use crate::error::{Error, ErrorCode, Result, not_signed_in, storage_error};
 use crate::http::{Http, HttpSettings, ProxyEnv};
 use crate::provider::{OAuthConfig, check_endpoint};
-use crate::provider_ref::provider_name;
+use crate::provider_ref::ProviderRef;
 use crate::registry::ProviderRegistry;
 
 mod config;
@@ -125,7 +125,7 @@ impl OAuthServiceBuilder {
         self
     }
 
-    /// Where per-provider refresh locks live (default `storage::tokens_dir(home)`).
+    /// Where per-provider refresh locks live (default `storage::HomeLayout::lock_dir`, `home/tokens`).
     pub fn lock_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.lock_dir = Some(dir.into());
         self
@@ -180,7 +180,9 @@ impl OAuthServiceBuilder {
         };
         let proxy = ProxyEnv::from_env(&env);
         Ok(OAuthService {
-            lock_dir: self.lock_dir.unwrap_or_else(|| storage::tokens_dir(&home)),
+            lock_dir: self
+                .lock_dir
+                .unwrap_or_else(|| storage::HomeLayout::new(&home).lock_dir()),
             home,
             env,
             store,
@@ -322,7 +324,7 @@ impl OAuthService {
     ///
     /// [`ErrorCode::NotFound`] for a name that cannot be a provider name.
     pub fn storage_location(&self, provider: &str) -> Result<String> {
-        Ok(self.store.location(&provider_name(provider)?))
+        Ok(self.store.location(ProviderRef::parse(provider)?.name()))
     }
 
     /// The stored tokens if the access token is still valid beyond its refresh margin
@@ -336,10 +338,11 @@ impl OAuthService {
     ///
     /// [`ErrorCode::NotFound`] for an invalid name; [`ErrorCode::Storage`] if the store fails.
     pub fn cached_valid_token(&self, provider: &str) -> Result<Option<OAuthTokens>> {
-        let name = provider_name(provider)?;
-        let tokens = load_newest(self.store.as_ref(), &self.recovery_path(&name), &name)?;
+        let target = ProviderRef::parse(provider)?;
+        let name = target.name();
+        let tokens = load_newest(self.store.as_ref(), &self.recovery_path(name), name)?;
         if let Some(tokens) = &tokens {
-            mcp::check_tokens_server(provider, tokens)?;
+            mcp::check_tokens_server(&target, tokens)?;
         }
         Ok(tokens.filter(|t| !t.needs_refresh_at(SystemTime::now(), EXPIRY_BUFFER)))
     }
@@ -350,10 +353,11 @@ impl OAuthService {
     ///
     /// [`ErrorCode::AuthRequired`] when none are stored; [`ErrorCode::Storage`].
     pub fn get_tokens(&self, provider: &str) -> Result<OAuthTokens> {
-        let name = provider_name(provider)?;
-        match load_newest(self.store.as_ref(), &self.recovery_path(&name), &name)? {
+        let target = ProviderRef::parse(provider)?;
+        let name = target.name();
+        match load_newest(self.store.as_ref(), &self.recovery_path(name), name)? {
             Some(tokens) => {
-                mcp::check_tokens_server(provider, &tokens)?;
+                mcp::check_tokens_server(&target, &tokens)?;
                 Ok(tokens)
             }
             None => Err(not_signed_in(provider)),
@@ -368,9 +372,10 @@ impl OAuthService {
     ///
     /// [`ErrorCode::NotFound`] for an invalid name; [`ErrorCode::Storage`].
     pub fn get_status(&self, provider: &str) -> Result<AuthStatus> {
-        let name = provider_name(provider)?;
+        let target = ProviderRef::parse(provider)?;
+        let name = target.name();
         Ok(
-            match load_newest(self.store.as_ref(), &self.recovery_path(&name), &name)? {
+            match load_newest(self.store.as_ref(), &self.recovery_path(name), name)? {
                 None => AuthStatus::NotAuthenticated,
                 Some(tokens) => {
                     tokens.status_at(SystemTime::now(), tokens.refresh_margin(EXPIRY_BUFFER))

@@ -18,7 +18,7 @@ use crate::error::{
     refresh_refused_before,
 };
 use crate::provider::{OAuthConfig, check_endpoint};
-use crate::provider_ref::{is_url, provider_name};
+use crate::provider_ref::ProviderRef;
 
 impl OAuthService {
     /// Valid tokens for `provider`, refreshed first when the access token expires within its refresh
@@ -48,15 +48,15 @@ impl OAuthService {
     }
 
     async fn ensure_inner(&self, provider: &str) -> Result<OAuthTokens> {
-        let name = provider_name(provider)?;
-        let Some(tokens) = self.load(&name).await? else {
-            return Err(self.missing_tokens(provider));
+        let target = ProviderRef::parse(provider)?;
+        let Some(tokens) = self.load(target.name()).await? else {
+            return Err(self.missing_tokens(&target));
         };
-        mcp::check_tokens_server(provider, &tokens)?;
+        mcp::check_tokens_server(&target, &tokens)?;
         if !tokens.needs_refresh_at(SystemTime::now(), EXPIRY_BUFFER) {
             return Ok(tokens);
         }
-        self.refresh_locked(provider, &name, &tokens, false).await
+        self.refresh_locked(&target, &tokens, false).await
     }
 
     /// The access token from [`ensure_valid_token`](Self::ensure_valid_token).
@@ -78,11 +78,11 @@ impl OAuthService {
     /// [`ErrorCode::TokenExpired`] whose message says so and how long the access token stays valid.
     pub async fn refresh_tokens(&self, provider: &str) -> Result<OAuthTokens> {
         async {
-            let name = provider_name(provider)?;
-            let Some(tokens) = self.load(&name).await? else {
-                return Err(self.missing_tokens(provider));
+            let target = ProviderRef::parse(provider)?;
+            let Some(tokens) = self.load(target.name()).await? else {
+                return Err(self.missing_tokens(&target));
             };
-            self.refresh_locked(provider, &name, &tokens, true).await
+            self.refresh_locked(&target, &tokens, true).await
         }
         .await
         .map_err(|e| e.for_provider(provider))
@@ -90,11 +90,11 @@ impl OAuthService {
 
     async fn refresh_locked(
         &self,
-        provider: &str,
-        name: &ProviderName,
+        target: &ProviderRef,
         seen: &OAuthTokens,
         force: bool,
     ) -> Result<OAuthTokens> {
+        let (provider, name) = (target.as_str(), target.name());
         // Fail fast, before taking the lock, on what no refresh can fix.
         if seen.refresh_token.is_none() {
             return no_refresh_token(seen, force);
@@ -130,7 +130,7 @@ impl OAuthService {
         }
         // The client and endpoints come from the tokens read under the lock: another process may
         // have signed in again (with another client) since `seen` was read.
-        let config = self.stored_config(provider, &current).await?;
+        let config = self.stored_config(target, &current).await?;
         let token_url = check_endpoint(
             &config.provider.token_url,
             &format!("providers.{provider}.token_url"),
@@ -159,10 +159,10 @@ impl OAuthService {
                 tracing::info!(provider, "access token refreshed");
                 Ok(merged)
             }
-            Err(e) if mcp::is_invalid_client(&e) && is_url(provider) => {
+            Err(e) if mcp::is_invalid_client(&e) && target.is_mcp_server() => {
                 // The dynamically registered client is gone: its refresh token is useless. Forget
                 // the registration so the next sign-in registers again, and mark the tokens.
-                self.forget_registration(provider);
+                self.forget_registration(target);
                 let mut marked = current;
                 marked.mark_refresh_failed(SystemTime::now());
                 if let Err(save_error) = self.save(name, marked).await {
@@ -290,8 +290,9 @@ impl OAuthService {
         }
     }
 
-    fn missing_tokens(&self, provider: &str) -> Error {
-        if is_url(provider) {
+    fn missing_tokens(&self, target: &ProviderRef) -> Error {
+        let provider = target.as_str();
+        if target.is_mcp_server() {
             return not_signed_in(provider);
         }
         match self.registry() {

@@ -16,7 +16,7 @@ use super::store::{blocking, remove_recovery};
 use super::{AuthOutcome, AuthenticateOptions, CLIENT_ID_KEY, McpServerRecord, OAuthService, mcp};
 use crate::error::{Error, ErrorCode, Grant, Result, callback_error};
 use crate::provider::{OAuthConfig, check_endpoint};
-use crate::provider_ref::provider_name;
+use crate::provider_ref::ProviderRef;
 use crate::tokens::OAuthTokens;
 
 /// Lines pasted within this time of each other are one paste (a wrapped URL).
@@ -50,10 +50,11 @@ impl OAuthService {
         provider: &str,
         mut options: AuthenticateOptions,
     ) -> Result<AuthOutcome> {
-        let name = provider_name(provider)?;
+        let target = ProviderRef::parse(provider)?;
+        let name = target.name().clone();
         let prepared = self
             .prepare_sign_in(
-                provider,
+                &target,
                 options.client_id.as_deref(),
                 options.ports.as_deref(),
                 options.no_resource,
@@ -72,7 +73,7 @@ impl OAuthService {
             return match result {
                 Err(e) if prepared.dynamic_issuer.is_some() && mcp::is_invalid_client(&e) => {
                     let config = self
-                        .reregister(provider, &prepared, options.ports.as_deref())
+                        .reregister(&target, &prepared, options.ports.as_deref())
                         .await?;
                     self.authenticate_device(
                         provider,
@@ -98,7 +99,7 @@ impl OAuthService {
         {
             Err(e) if prepared.dynamic_issuer.is_some() && mcp::is_invalid_client(&e) => {
                 let config = self
-                    .reregister(provider, &prepared, options.ports.as_deref())
+                    .reregister(&target, &prepared, options.ports.as_deref())
                     .await?;
                 self.browser_sign_in(
                     provider,

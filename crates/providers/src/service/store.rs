@@ -55,7 +55,9 @@ impl OAuthService {
     /// Where tokens go when the store fails right after a refresh: `tokens/<name>.recovery` (0600),
     /// beside the token files.
     pub(super) fn recovery_path(&self, name: &ProviderName) -> PathBuf {
-        storage::tokens_dir(&self.home).join(format!("{}.recovery", name.as_str()))
+        storage::HomeLayout::new(&self.home)
+            .tokens_dir()
+            .join(format!("{}.recovery", name.as_str()))
     }
 
     /// Saves `tokens` to the store (off the async threads).
