@@ -20,7 +20,7 @@ use tokens::{AuthStatus, OAuthTokens};
 use crate::browser::{BrowserOpener, SystemBrowser};
 use crate::env::Environment;
 use crate::error::{Error, ErrorCode, Result, not_signed_in, storage_error};
-use crate::http::{Http, HttpSettings};
+use crate::http::{Http, HttpSettings, ProxyEnv};
 use crate::provider::{OAuthConfig, check_endpoint};
 use crate::provider_ref::provider_name;
 use crate::registry::ProviderRegistry;
@@ -178,6 +178,7 @@ impl OAuthServiceBuilder {
         } else {
             self.lock_timeout
         };
+        let proxy = ProxyEnv::from_env(&env);
         Ok(OAuthService {
             lock_dir: self.lock_dir.unwrap_or_else(|| storage::tokens_dir(&home)),
             home,
@@ -185,7 +186,7 @@ impl OAuthServiceBuilder {
             store,
             registry,
             browser: self.browser,
-            http: Arc::new(Http::new(self.http)),
+            http: Arc::new(Http::new(self.http, proxy)),
             lock_timeout,
             refresh_retry_budget: self.refresh_retry_budget,
         })
