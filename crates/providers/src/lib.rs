@@ -56,6 +56,7 @@
 //! (plain `http` only to loopback hosts). The HTTP client follows no redirects, uses rustls, and is
 //! only built when a request is actually needed.
 
+mod app;
 mod browser;
 pub mod device;
 pub mod discovery;
@@ -73,6 +74,7 @@ pub use context_harness_pkce as pkce;
 pub use context_harness_storage as storage;
 pub use context_harness_tokens as tokens;
 
+pub use app::App;
 pub use browser::{BrowserOpener, SystemBrowser, is_secret_env_name};
 pub use env::{Environment, HOME_ENV, env_prefix};
 pub use error::{Error, ErrorCode, Result};

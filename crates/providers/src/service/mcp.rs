@@ -376,7 +376,11 @@ impl OAuthService {
         if device_ok {
             extra.push(registration::DEVICE_CODE_GRANT);
         }
-        let body = registration::registration_request(&redirect_uris, &extra, None);
+        let mut body = registration::registration_request(&redirect_uris, &extra, None);
+        // RFC 7591 §2 `client_name`: the embedding application's name.
+        if let Some(map) = body.as_object_mut() {
+            map.insert("client_name".to_owned(), self.app.client_name().into());
+        }
         let registration =
             registration::register(&self.http, &endpoint, issuer, &body, info.policy).await?;
         store.save(&registration)?;
