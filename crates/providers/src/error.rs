@@ -200,6 +200,24 @@ impl Error {
     pub fn is_auth_required(&self) -> bool {
         self.0.code == ErrorCode::AuthRequired
     }
+
+    /// Whether signing in (again) is what cures this error: not signed in
+    /// ([`ErrorCode::AuthRequired`], also for stored tokens bound to another server), expired
+    /// without a refresh token ([`ErrorCode::TokenExpired`]), or the refresh token refused
+    /// ([`ErrorCode::TokenRefreshFailed`], RFC 6749 §5.2 `invalid_grant`).
+    pub fn needs_sign_in(&self) -> bool {
+        matches!(
+            self.0.code,
+            ErrorCode::AuthRequired | ErrorCode::TokenExpired | ErrorCode::TokenRefreshFailed
+        )
+    }
+
+    /// Whether trying again later may succeed without changing anything: the server could not be
+    /// reached, answered with a server error or a rate limit ([`ErrorCode::NetworkError`]), or did
+    /// not answer in time ([`ErrorCode::Timeout`]).
+    pub fn is_transient(&self) -> bool {
+        matches!(self.0.code, ErrorCode::NetworkError | ErrorCode::Timeout)
+    }
 }
 
 /// The hint of a [`ErrorCode::NetworkError`] whose cause is an answer the server did send (5xx, a

@@ -85,9 +85,9 @@ pub use provider::{
 };
 pub use registry::{PROVIDERS_FILE, ProviderRegistry, ProviderSource};
 pub use service::{
-    AuthOutcome, AuthenticateOptions, BrowserErrorHandler, EXPIRY_BUFFER, LogoutOutcome,
-    McpServerRecord, OAuthService, OAuthServiceBuilder, PastedRedirects, REFRESH_RETRY_BUDGET,
-    RejectedPasteHandler, Revocation, SignInFlow, TokenRevocation,
+    AuthOutcome, AuthenticateOptions, EXPIRY_BUFFER, LogoutOutcome, McpServerRecord, OAuthService,
+    OAuthServiceBuilder, PastedRedirects, REFRESH_RETRY_BUDGET, Revocation, SignInFlow, SignInUi,
+    TokenRevocation,
 };
 pub use tokens::{AccessToken, AuthStatus, OAuthTokens, RefreshToken};
 /// The one sanitiser for outside text printed to a terminal (from the tokens crate).

@@ -286,11 +286,7 @@ impl Auth {
             .flow(SignInFlow::Browser)
             .browser(show)
             .without_resource(s.no_resource)
-            .on_browser_error(move |_url, err| {
-                if let Some(tx) = failed_tx.lock().ok().and_then(|mut t| t.take()) {
-                    let _ = tx.send(err.to_string());
-                }
-            });
+            .ui(BrowserFailed(failed_tx));
         if !s.ports.is_empty() {
             options = options.ports(s.ports.clone());
         }
@@ -369,4 +365,16 @@ fn is_transient(e: &Error) -> bool {
         e.code(),
         ErrorCode::NetworkError | ErrorCode::Timeout | ErrorCode::Storage
     )
+}
+
+/// Reports the first browser failure of a sign-in over a channel (the proxy then fails the
+/// request instead of waiting for a sign-in nobody can see).
+struct BrowserFailed(Mutex<Option<tokio::sync::oneshot::Sender<String>>>);
+
+impl context_harness_providers::SignInUi for BrowserFailed {
+    fn browser_failed(&self, _url: &str, err: &std::io::Error) {
+        if let Some(tx) = self.0.lock().ok().and_then(|mut t| t.take()) {
+            let _ = tx.send(err.to_string());
+        }
+    }
 }

@@ -90,18 +90,7 @@ impl OAuthService {
                 })?;
         let authorization = DeviceAuthorization::from_object(&object)?;
 
-        match &options.device_prompt {
-            Some(prompt) => prompt(&authorization),
-            None => tracing::warn!(
-                user_code = %authorization.user_code,
-                "to sign in, open {} and enter the code {}",
-                authorization
-                    .verification_uri_complete
-                    .as_deref()
-                    .unwrap_or(&authorization.verification_uri),
-                authorization.user_code
-            ),
-        }
+        options.ui_or_default().device_code(&authorization);
         tracing::info!(
             provider,
             expires_in_s = authorization.expires_in.as_secs(),

@@ -39,8 +39,8 @@ mod token_endpoint;
 
 pub use mcp::McpServerRecord;
 pub use options::{
-    AuthOutcome, AuthenticateOptions, BrowserErrorHandler, LogoutOutcome, PastedRedirects,
-    RejectedPasteHandler, Revocation, SignInFlow, TokenRevocation,
+    AuthOutcome, AuthenticateOptions, LogoutOutcome, PastedRedirects, Revocation, SignInFlow,
+    SignInUi, TokenRevocation,
 };
 use store::load_newest;
 
