@@ -4,6 +4,9 @@ use std::error::Error as StdError;
 use std::fmt;
 
 mod convert;
+mod next_step;
+
+pub use next_step::NextStep;
 
 pub(crate) use convert::{
     Grant, callback_error, classify_response_error, expired_without_rt, not_signed_in,
@@ -101,6 +104,7 @@ struct Inner {
     code: ErrorCode,
     message: String,
     hint: Option<String>,
+    next_step: Option<NextStep>,
     provider: Option<String>,
     oauth_error: Option<String>,
     oauth_error_description: Option<String>,
@@ -114,6 +118,7 @@ impl Error {
             code,
             message: message.into(),
             hint: None,
+            next_step: None,
             provider: None,
             oauth_error: None,
             oauth_error_description: None,
@@ -124,6 +129,13 @@ impl Error {
 
     pub(crate) fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.0.hint = Some(hint.into());
+        self
+    }
+
+    /// Sets the next step, and the hint to its plain-language text.
+    pub(crate) fn with_step(mut self, step: NextStep) -> Self {
+        self.0.hint = Some(step.to_string());
+        self.0.next_step = Some(step);
         self
     }
 
@@ -160,7 +172,10 @@ impl Error {
             self.0.provider = Some(provider.to_owned());
         }
         if self.0.hint.is_none() {
-            self.0.hint = default_hint(self.0.code, provider);
+            match default_step(self.0.code, provider) {
+                Some(step) => self = self.with_step(step),
+                None => self.0.hint = default_hint(self.0.code),
+            }
         }
         self
     }
@@ -170,10 +185,18 @@ impl Error {
         self.0.code
     }
 
-    /// What to do next, e.g. ``run `context-harness mcp auth atlassian` ``, when there is a clear
-    /// next step.
+    /// What to do next in plain words (e.g. "sign in to atlassian", "retry later"), when there is
+    /// a clear next step. It names no command of any program; see [`next_step`](Self::next_step)
+    /// for the same advice as data.
     pub fn hint(&self) -> Option<&str> {
         self.0.hint.as_deref()
+    }
+
+    /// What to do next as data, for a program to render as its own commands (the CLI prints
+    /// `run `context-harness mcp auth github`` for [`NextStep::SignIn`]). `None` when the advice
+    /// is only the [`hint`](Self::hint) text (retry later, check the network, fix a file).
+    pub fn next_step(&self) -> Option<&NextStep> {
+        self.0.next_step.as_ref()
     }
 
     /// The provider the failed operation was for, when there was one.
@@ -225,18 +248,22 @@ impl Error {
 /// connection and proxy settings, is only for transport failures (connect, DNS, TLS, timeouts).
 pub(crate) const SERVER_TROUBLE_HINT: &str = "the server answered but could not serve the request; retry later, and if it persists check the endpoint URL or the server's status";
 
-/// The next step a person should take for `code`, when one is obvious.
-fn default_hint(code: ErrorCode, provider: &str) -> Option<String> {
+/// The next step for `code` about `provider`, when one is obvious.
+fn default_step(code: ErrorCode, provider: &str) -> Option<NextStep> {
+    let provider = provider.to_owned();
     match code {
         ErrorCode::AuthRequired | ErrorCode::TokenExpired | ErrorCode::TokenRefreshFailed => {
-            Some(format!("run `context-harness mcp auth {provider}`"))
+            Some(NextStep::SignIn { provider })
         }
-        ErrorCode::AuthCancelled => Some(format!(
-            "run `context-harness mcp auth {provider}` again and approve the request"
-        )),
-        ErrorCode::NotFound => {
-            Some("run `context-harness mcp providers` to list known providers".to_owned())
-        }
+        ErrorCode::AuthCancelled => Some(NextStep::SignInAndApprove { provider }),
+        ErrorCode::NotFound => Some(NextStep::ListProviders),
+        _ => None,
+    }
+}
+
+/// The plain-language hint for `code` when there is no [`NextStep`].
+fn default_hint(code: ErrorCode) -> Option<String> {
+    match code {
         ErrorCode::NetworkError => {
             Some("check your network connection and proxy settings, then retry".to_owned())
         }
@@ -303,9 +330,19 @@ mod tests {
     }
 
     #[test]
-    fn provider_hint_names_the_command() {
+    fn provider_hint_is_a_step_naming_no_command() {
         let err = Error::new(ErrorCode::AuthRequired, "not signed in").for_provider("atlassian");
-        assert_eq!(err.hint(), Some("run `context-harness mcp auth atlassian`"));
+        assert_eq!(err.hint(), Some("sign in to atlassian"));
+        assert_eq!(
+            err.next_step(),
+            Some(&NextStep::SignIn {
+                provider: "atlassian".to_owned()
+            })
+        );
+        assert!(err.needs_sign_in());
+        let err = Error::new(ErrorCode::Timeout, "slow").for_provider("atlassian");
+        assert_eq!(err.next_step(), None);
+        assert!(err.hint().is_some() && err.is_transient());
         assert_eq!(err.provider(), Some("atlassian"));
         assert_eq!(err.to_string(), "not signed in");
     }

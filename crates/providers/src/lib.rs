@@ -77,7 +77,7 @@ pub use context_harness_tokens as tokens;
 pub use app::App;
 pub use browser::{BrowserOpener, SystemBrowser, is_secret_env_name};
 pub use env::{Environment, HOME_ENV, env_prefix};
-pub use error::{Error, ErrorCode, Result};
+pub use error::{Error, ErrorCode, NextStep, Result};
 pub use http::HttpSettings;
 pub use provider::{
     ClientSecret, DEFAULT_PORTS, OAuthConfig, OAuthProvider, RESERVED_AUTH_PARAMS, RedirectHost,

@@ -189,30 +189,32 @@ pub fn parse_registration_response(
     request: &Value,
 ) -> Result<ClientRegistration> {
     let body = request;
-    let object = context_harness_tokens::parse_response_object(
-        status,
-        content_type,
-        raw_body,
-    )
-    .map_err(|e| match &e {
-        context_harness_tokens::ResponseError::OAuth {
-            error, description, status, ..
-        } => Error::new(
-            ErrorCode::AuthFailed,
-            format!(
-                "dynamic client registration at {} was refused (`{}`)",
-                printable(issuer),
-                printable(error)
-            ),
-        )
-        .with_oauth(printable(error), description.clone(), *status)
-        .with_hint("the server may not allow dynamic registration; pass --client-id with a pre-registered client"),
-        other => Error::new(
-            ErrorCode::AuthFailed,
-            format!("dynamic client registration at {} failed: {other}", printable(issuer)),
-        )
-        .with_hint("the server may not allow dynamic registration; pass --client-id with a pre-registered client"),
-    })?;
+    let object = context_harness_tokens::parse_response_object(status, content_type, raw_body)
+        .map_err(|e| match &e {
+            context_harness_tokens::ResponseError::OAuth {
+                error,
+                description,
+                status,
+                ..
+            } => Error::new(
+                ErrorCode::AuthFailed,
+                format!(
+                    "dynamic client registration at {} was refused (`{}`)",
+                    printable(issuer),
+                    printable(error)
+                ),
+            )
+            .with_oauth(printable(error), description.clone(), *status)
+            .with_step(crate::NextStep::UsePreRegisteredClient),
+            other => Error::new(
+                ErrorCode::AuthFailed,
+                format!(
+                    "dynamic client registration at {} failed: {other}",
+                    printable(issuer)
+                ),
+            )
+            .with_step(crate::NextStep::UsePreRegisteredClient),
+        })?;
     if !(200..300).contains(&status) {
         return Err(Error::new(
             ErrorCode::AuthFailed,
@@ -418,7 +420,7 @@ impl RegistrationStore {
                         path.display()
                     ),
                 )
-                .with_hint("use --storage auto or --storage keyring"));
+                .with_step(crate::NextStep::UseKeyringStorage));
             };
             let Some(json) = slots
                 .load(SECRET_KIND, &name)
@@ -601,7 +603,10 @@ mod tests {
             .unwrap_or_else(|| panic!("accepted {code}"));
             assert_eq!(err.code(), ErrorCode::AuthFailed);
             assert_eq!(err.oauth_error(), Some(code));
-            assert!(err.hint().is_some_and(|h| h.contains("--client-id")));
+            assert_eq!(
+                err.next_step(),
+                Some(&crate::NextStep::UsePreRegisteredClient)
+            );
         }
         for (status, body) in [
             (404, &b"<html>no</html>"[..]),

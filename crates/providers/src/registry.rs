@@ -332,19 +332,17 @@ pub(crate) fn resolve_client_id(
     {
         return Ok(id.trim().to_owned());
     }
-    let hint = match &provider.setup_url {
-        Some(url) => format!("set {var} — create an OAuth app at {url}"),
-        None => format!(
-            "set {var}, pass --client-id, or add client_id to [providers.{}]",
-            provider.name
-        ),
+    let step = crate::NextStep::SetClientId {
+        env_var: var,
+        provider: provider.name.clone(),
+        setup_url: provider.setup_url.clone(),
     };
     Err(Error::new(
         ErrorCode::ConfigMissing,
         format!("no client id configured for {}", provider.display_name),
     )
     .with_provider(&provider.name)
-    .with_hint(hint))
+    .with_step(step))
 }
 
 /// `line:column` (both 1-based) of byte `offset` in `text`.

@@ -26,9 +26,9 @@ impl OAuthService {
                 ErrorCode::ConfigMissing,
                 format!("{provider} has no device authorization endpoint (RFC 8628)"),
             )
-            .with_hint(format!(
-                "sign in with the browser (drop --device), or set device_auth_url in [providers.{provider}]"
-            ))),
+            .with_step(crate::NextStep::UseBrowserFlow {
+                provider: provider.to_owned(),
+            })),
         }
     }
 
@@ -176,7 +176,7 @@ impl OAuthService {
                             options.timeout.as_secs()
                         ),
                     )
-                    .with_hint("run the sign-in again, or allow more time with --timeout")
+                    .with_step(crate::NextStep::AllowMoreTime)
                 } else {
                     e
                 }

@@ -364,7 +364,7 @@ impl OAuthService {
                     printable(issuer)
                 ),
             )
-            .with_hint("register an OAuth client at the server and pass its id with --client-id"));
+            .with_step(crate::NextStep::RegisterClient));
         };
         let endpoint = info.policy.check(endpoint, "registration_endpoint")?;
         let mut extra = Vec::new();
@@ -468,8 +468,11 @@ fn check_record_binding(
 ) -> Result<()> {
     let canonical = canonical_server_url(provider)?;
     let refuse = |why: String| {
-        Err(Error::new(ErrorCode::AuthRequired, why)
-            .with_hint(format!("sign in again: `mcp auth {canonical}`")))
+        Err(
+            Error::new(ErrorCode::AuthRequired, why).with_step(crate::NextStep::SignIn {
+                provider: canonical.to_owned(),
+            }),
+        )
     };
     if record.server_url != canonical {
         return refuse(format!(

@@ -279,9 +279,9 @@ impl OAuthService {
                         recovery.display()
                     ),
                 )
-                .with_hint(format!(
-                    "free space or fix permissions, then run `context-harness mcp auth {provider}`"
-                ))
+                .with_step(crate::NextStep::FixStorageThenSignIn {
+                    provider: provider.to_owned(),
+                })
                 .with_source(second)),
             }
         });
