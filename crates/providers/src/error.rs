@@ -340,9 +340,9 @@ mod tests {
             })
         );
         assert!(err.needs_sign_in());
-        let err = Error::new(ErrorCode::Timeout, "slow").for_provider("atlassian");
-        assert_eq!(err.next_step(), None);
-        assert!(err.hint().is_some() && err.is_transient());
+        let slow = Error::new(ErrorCode::Timeout, "slow").for_provider("atlassian");
+        assert_eq!(slow.next_step(), None);
+        assert!(slow.hint().is_some() && slow.is_transient() && !slow.needs_sign_in());
         assert_eq!(err.provider(), Some("atlassian"));
         assert_eq!(err.to_string(), "not signed in");
     }

@@ -12,7 +12,12 @@
 //!   is single-flight across processes (429/503 waited out, a rotated refresh token never lost),
 //!   and logout with revocation of both tokens. A sync fast path, [`OAuthService::cached_valid_token`], reads the
 //!   store only.
-//! - [`Error`] with [`ErrorCode`] and a [`hint`](Error::hint) saying what to do next.
+//! - [`Error`] with [`ErrorCode`], a [`hint`](Error::hint) saying what to do next, the same as data
+//!   ([`next_step`](Error::next_step)) and predicates ([`needs_sign_in`](Error::needs_sign_in)).
+//! - [`App`]: a program that embeds the library signs in under its own name
+//!   ([`OAuthServiceBuilder::app`]): its keyring service, home, `User-Agent` and client name; see
+//!   `examples/my_tool.rs`. [`OAuthService::token`] returns a valid token, signing in only when
+//!   needed, and one [`SignInUi`] shows what the user must do.
 //!
 //! # Example
 //!
