@@ -14,9 +14,10 @@
 use std::io::{BufRead, IsTerminal};
 use std::time::{Duration, SystemTime};
 
+use context_harness_providers::protocol::DeviceAuthorization;
 use context_harness_providers::{
-    AuthenticateOptions, BrowserOpener, DEFAULT_PORTS, PastedRedirects, ProviderRef, SignInFlow,
-    SystemBrowser, terminal_text,
+    AuthenticateOptions, BrowserOpener, DEFAULT_PORTS, Error as ProviderError, PastedRedirects,
+    ProviderRef, SignInFlow, SignInUi, SystemBrowser, terminal_text,
 };
 
 use crate::args::AuthArgs;
@@ -31,6 +32,52 @@ pub(crate) enum Opener {
     System,
     /// Printed for the user to open; the reason is shown.
     Manual(&'static str),
+}
+
+/// What the sign-in tells the user on stderr (server text through the terminal sanitiser).
+struct Terminal {
+    display_name: String,
+    /// Whether to offer pasting the redirect address after a browser failure.
+    offer_paste: bool,
+}
+
+impl SignInUi for Terminal {
+    fn browser_failed(&self, url: &str, err: &std::io::Error) {
+        eprintln!(
+            "Could not open a browser ({}). Open this URL to sign in to {}:\n\n    {url}\n",
+            terminal_text(&err.to_string()),
+            self.display_name
+        );
+        if self.offer_paste {
+            eprintln!("Or paste the address the browser was redirected to here and press Enter.");
+        }
+    }
+
+    fn device_code(&self, device: &DeviceAuthorization) {
+        // Shown even with -q: the user must type the code.
+        // The code and URIs are the server's text: through the terminal sanitiser.
+        eprintln!(
+            "To sign in to {}, open {} and enter the code\n\n    {}\n",
+            self.display_name,
+            terminal_text(&device.verification_uri),
+            terminal_text(&device.user_code)
+        );
+        if let Some(complete) = &device.verification_uri_complete {
+            eprintln!("(or open {})", terminal_text(complete));
+        }
+        eprintln!(
+            "Waiting for the approval (the code expires in {} min)…",
+            device.expires_in.as_secs().div_ceil(60)
+        );
+    }
+
+    fn paste_rejected(&self, err: &ProviderError) {
+        // Shown even with -q: the user is waiting on it.
+        eprintln!("That address was not accepted: {err}.");
+        eprintln!(
+            "Paste the address again (the whole of it), or finish the sign-in in the browser."
+        );
+    }
 }
 
 /// What the user sees around the browser step (runs on the opener's thread).
@@ -221,44 +268,14 @@ pub(crate) fn run(ctx: &Context, args: AuthArgs) -> anyhow::Result<u8> {
         options = options.scopes(args.scopes.clone());
     }
     options = options.without_resource(args.no_resource);
-    let display_for_error = display_name.clone();
-    options = options.on_browser_error(move |url, err| {
-        eprintln!(
-            "Could not open a browser ({}). Open this URL to sign in to {display_for_error}:\n\n    {url}\n",
-            terminal_text(&err.to_string())
-        );
-        if stdin_tty && !quiet {
-            eprintln!("Or paste the address the browser was redirected to here and press Enter.");
-        }
-    });
-    let display_for_device = display_name.clone();
-    options = options.device_prompt(move |device| {
-        // Shown even with -q: the user must type the code.
-        // The code and URIs are the server's text: through the terminal sanitiser.
-        eprintln!(
-            "To sign in to {display_for_device}, open {} and enter the code\n\n    {}\n",
-            terminal_text(&device.verification_uri),
-            terminal_text(&device.user_code)
-        );
-        if let Some(complete) = &device.verification_uri_complete {
-            eprintln!("(or open {})", terminal_text(complete));
-        }
-        eprintln!(
-            "Waiting for the approval (the code expires in {} min)…",
-            device.expires_in.as_secs().div_ceil(60)
-        );
+    let paste = flow == SignInFlow::Browser && (matches!(opener, Opener::Manual(_)) || stdin_tty);
+    options = options.ui(Terminal {
+        display_name: display_name.clone(),
+        offer_paste: stdin_tty && !quiet,
     });
     // Manual: always race stdin. System browser: only a terminal (the user may paste after a failure).
-    if flow == SignInFlow::Browser && (matches!(opener, Opener::Manual(_)) || stdin_tty) {
-        options = options
-            .pasted_redirects(pasted_lines())
-            .on_rejected_paste(|err| {
-                // Shown even with -q: the user is waiting on it.
-                eprintln!("That address was not accepted: {err}.");
-                eprintln!(
-                    "Paste the address again (the whole of it), or finish the sign-in in the browser."
-                );
-            });
+    if paste {
+        options = options.pasted_redirects(pasted_lines());
     }
 
     let started = std::time::Instant::now();

@@ -20,7 +20,7 @@
 use std::fmt;
 use std::io::Write;
 
-use context_harness_providers::{Error as ProviderError, ErrorCode};
+use context_harness_providers::{Error as ProviderError, ErrorCode, NextStep};
 
 use context_harness_providers::terminal_text;
 
@@ -75,6 +75,49 @@ impl fmt::Display for Failure {
 
 impl std::error::Error for Failure {}
 
+/// The next step of a provider error as this program's commands and flags (the library's
+/// [`NextStep`] is data; its plain hint is used for advice that names no command).
+pub(crate) fn hint_text(e: &ProviderError) -> Option<String> {
+    let Some(step) = e.next_step() else {
+        return e.hint().map(str::to_owned);
+    };
+    Some(match step {
+        NextStep::SignIn { provider } => format!("run `context-harness mcp auth {provider}`"),
+        NextStep::SignInAndApprove { provider } => {
+            format!("run `context-harness mcp auth {provider}` again and approve the request")
+        }
+        NextStep::SignInWithoutResource => "the authorization server refuses the RFC 8707 `resource` parameter; for an MCP server URL, sign in with `mcp auth <url> --no-resource`".to_owned(),
+        NextStep::ListProviders => {
+            "run `context-harness mcp providers` to list known providers".to_owned()
+        }
+        NextStep::UsePreRegisteredClient => "the server may not allow dynamic registration; pass --client-id with a pre-registered client".to_owned(),
+        NextStep::RegisterClient => {
+            "register an OAuth client at the server and pass its id with --client-id".to_owned()
+        }
+        NextStep::SetClientId {
+            env_var,
+            provider,
+            setup_url: None,
+        } => format!("set {env_var}, pass --client-id, or add client_id to [providers.{provider}]"),
+        NextStep::ChoosePorts => "free one of the ports or choose others with --port".to_owned(),
+        NextStep::UseKeyringStorage => "use --storage auto or --storage keyring".to_owned(),
+        NextStep::UseBrowserFlow { provider } => format!(
+            "sign in with the browser (drop --device), or set device_auth_url in [providers.{provider}]"
+        ),
+        NextStep::AllowMoreTime => {
+            "run the sign-in again, or allow more time with --timeout".to_owned()
+        }
+        NextStep::FixPermissions { command } => {
+            format!("run `{command}` (after checking who changed it), then try again")
+        }
+        NextStep::FixStorageThenSignIn { provider } => format!(
+            "free space or fix permissions, then run `context-harness mcp auth {provider}`"
+        ),
+        // A step added later: the library's own words.
+        _ => step.to_string(),
+    })
+}
+
 /// Prints `err` (and its next step) to stderr and returns the exit code.
 ///
 /// Neither the providers' errors nor ours contain secrets; the server's `error_description` and the
@@ -83,7 +126,7 @@ pub(crate) fn report(err: &anyhow::Error, ctx: &Context) -> u8 {
     let (code, hint, description) = if let Some(e) = err.downcast_ref::<ProviderError>() {
         (
             code_for(e.code()),
-            e.hint().map(str::to_owned),
+            hint_text(e),
             e.oauth_error_description().map(terminal_text),
         )
     } else if let Some(f) = err.downcast_ref::<Failure>() {
@@ -117,6 +160,35 @@ pub(crate) fn report(err: &anyhow::Error, ctx: &Context) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The library's hints name no command; the CLI renders the step with its flags.
+    #[test]
+    fn next_steps_render_as_cli_flags() {
+        use context_harness_providers::{Environment, ProviderRegistry};
+        let registry = ProviderRegistry::from_toml_str(
+            "[providers.acme]\nauth_url = \"https://acme.example/auth\"\ntoken_url = \"https://acme.example/token\"\n",
+            "providers.toml",
+        );
+        let Ok(registry) = registry else {
+            panic!("{registry:?}");
+        };
+        let Err(err) = registry.resolve("acme", None, &Environment::empty()) else {
+            panic!("resolved without a client id");
+        };
+        assert_eq!(
+            err.hint(),
+            Some("set ACME_CLIENT_ID, or add client_id to [providers.acme]")
+        );
+        assert_eq!(
+            hint_text(&err).as_deref(),
+            Some("set ACME_CLIENT_ID, pass --client-id, or add client_id to [providers.acme]")
+        );
+        let Err(err) = registry.resolve("atlassian", None, &Environment::empty()) else {
+            panic!("resolved without a client id");
+        };
+        assert_eq!(hint_text(&err).as_deref(), err.hint());
+        assert!(hint_text(&err).is_some_and(|h| h.starts_with("set ATLASSIAN_CLIENT_ID — ")));
+    }
 
     #[test]
     fn every_error_code_has_its_own_exit_code() {

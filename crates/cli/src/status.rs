@@ -52,7 +52,7 @@ impl Row {
             "error": self.tokens.as_ref().err().map(|e| json!({
                 "code": e.code().as_str(),
                 "message": e.to_string(),
-                "hint": e.hint(),
+                "hint": exit::hint_text(e),
             })),
         })
     }
@@ -96,8 +96,8 @@ impl Row {
             Ok(None) => {}
             Err(e) => {
                 let _ = writeln!(out, "  error:    {}", safe_lines(&e.to_string()));
-                if let Some(hint) = e.hint() {
-                    let _ = writeln!(out, "  hint:     {}", safe_lines(hint));
+                if let Some(hint) = exit::hint_text(e) {
+                    let _ = writeln!(out, "  hint:     {}", safe_lines(&hint));
                 }
             }
         }
@@ -181,7 +181,7 @@ pub(crate) fn run(ctx: &Context, provider: Option<&str>, json: bool) -> anyhow::
         (Err(e), _) => Err(Failure::new(
             exit::code_for(e.code()),
             format!("cannot read the tokens for {provider}: {e}"),
-            e.hint().map(str::to_owned),
+            exit::hint_text(e),
         )
         .into()),
         (_, Some(AuthStatus::NotAuthenticated)) => Err(Failure::new(

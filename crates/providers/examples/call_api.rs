@@ -14,7 +14,16 @@
 
 use std::process::ExitCode;
 
-use context_harness_providers::{AuthenticateOptions, Error, OAuthService};
+use context_harness_providers::{AuthenticateOptions, Error, OAuthService, SignInUi};
+
+/// Shows the sign-in URL when no browser can be opened.
+struct ShowUrl;
+
+impl SignInUi for ShowUrl {
+    fn browser_failed(&self, url: &str, _error: &std::io::Error) {
+        eprintln!("Open this URL in a browser to sign in:\n  {url}");
+    }
+}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -38,19 +47,16 @@ async fn main() -> ExitCode {
 async fn run(provider: &str, url: Option<String>) -> Result<(), Error> {
     let service = OAuthService::new()?;
 
-    // Fast path: a cached, still-valid token needs no network at all.
+    // Fast path: a cached, still-valid token needs no network at all. Otherwise one call refreshes,
+    // or signs in only when that is what helps (`Error::needs_sign_in`).
     if service.cached_valid_token(provider)?.is_none() {
-        match service.ensure_valid_token(provider).await {
-            Ok(_) => {}
-            Err(e) if e.is_auth_required() || e.hint().is_some_and(|h| h.contains("mcp auth")) => {
-                let options = AuthenticateOptions::new().on_browser_error(|url, _| {
-                    eprintln!("Open this URL in a browser to sign in:\n  {url}");
-                });
-                let outcome = service.authenticate(provider, options).await?;
-                eprintln!("signed in; tokens stored in {}", outcome.location);
-            }
-            Err(e) => return Err(e),
-        }
+        service
+            .token_with(provider, AuthenticateOptions::new().ui(ShowUrl))
+            .await?;
+        eprintln!(
+            "signed in; tokens stored in {}",
+            service.storage_location(provider)?
+        );
     }
 
     let url = match url {

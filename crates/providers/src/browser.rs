@@ -22,7 +22,7 @@ use std::process::{Command, Stdio};
 /// ```
 pub trait BrowserOpener: Send + Sync {
     /// Shows `url` to the user. An `Err` means the user has not seen it: the service then reports the
-    /// URL through [`AuthenticateOptions::on_browser_error`](crate::AuthenticateOptions) (or a
+    /// URL through [`SignInUi::browser_failed`](crate::SignInUi::browser_failed) (by default a
     /// `tracing` warning) and keeps waiting for the callback.
     ///
     /// # Errors

@@ -6,7 +6,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub(crate) use context_harness_protocol::{
@@ -84,9 +83,6 @@ where
         }
     }
 }
-
-/// A callback shown the user code and verification URI (the CLI prints them).
-pub(crate) type DevicePrompt = Arc<dyn Fn(&DeviceAuthorization) + Send + Sync>;
 
 #[cfg(test)]
 mod tests {

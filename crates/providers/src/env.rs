@@ -76,13 +76,9 @@ impl Environment {
 
     /// The context-harness home directory: `$CONTEXT_HARNESS_HOME`, else `$HOME/.context-harness`
     /// (`%USERPROFILE%` on Windows). `None` when neither is set.
+    /// For another program's home see [`App::home_dir`](crate::App::home_dir).
     pub fn home_dir(&self) -> Option<PathBuf> {
-        if let Some(home) = self.get(HOME_ENV) {
-            return Some(PathBuf::from(home));
-        }
-        self.get("HOME")
-            .or_else(|| self.get("USERPROFILE"))
-            .map(|home| PathBuf::from(home).join(".context-harness"))
+        crate::App::default().home_dir(self)
     }
 }
 

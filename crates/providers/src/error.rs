@@ -4,6 +4,9 @@ use std::error::Error as StdError;
 use std::fmt;
 
 mod convert;
+mod next_step;
+
+pub use next_step::NextStep;
 
 pub(crate) use convert::{
     Grant, callback_error, classify_response_error, expired_without_rt, not_signed_in,
@@ -101,6 +104,7 @@ struct Inner {
     code: ErrorCode,
     message: String,
     hint: Option<String>,
+    next_step: Option<NextStep>,
     provider: Option<String>,
     oauth_error: Option<String>,
     oauth_error_description: Option<String>,
@@ -114,6 +118,7 @@ impl Error {
             code,
             message: message.into(),
             hint: None,
+            next_step: None,
             provider: None,
             oauth_error: None,
             oauth_error_description: None,
@@ -124,6 +129,13 @@ impl Error {
 
     pub(crate) fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.0.hint = Some(hint.into());
+        self
+    }
+
+    /// Sets the next step, and the hint to its plain-language text.
+    pub(crate) fn with_step(mut self, step: NextStep) -> Self {
+        self.0.hint = Some(step.to_string());
+        self.0.next_step = Some(step);
         self
     }
 
@@ -160,7 +172,10 @@ impl Error {
             self.0.provider = Some(provider.to_owned());
         }
         if self.0.hint.is_none() {
-            self.0.hint = default_hint(self.0.code, provider);
+            match default_step(self.0.code, provider) {
+                Some(step) => self = self.with_step(step),
+                None => self.0.hint = default_hint(self.0.code),
+            }
         }
         self
     }
@@ -170,10 +185,18 @@ impl Error {
         self.0.code
     }
 
-    /// What to do next, e.g. ``run `context-harness mcp auth atlassian` ``, when there is a clear
-    /// next step.
+    /// What to do next in plain words (e.g. "sign in to atlassian", "retry later"), when there is
+    /// a clear next step. It names no command of any program; see [`next_step`](Self::next_step)
+    /// for the same advice as data.
     pub fn hint(&self) -> Option<&str> {
         self.0.hint.as_deref()
+    }
+
+    /// What to do next as data, for a program to render as its own commands (the CLI prints
+    /// `run `context-harness mcp auth github`` for [`NextStep::SignIn`]). `None` when the advice
+    /// is only the [`hint`](Self::hint) text (retry later, check the network, fix a file).
+    pub fn next_step(&self) -> Option<&NextStep> {
+        self.0.next_step.as_ref()
     }
 
     /// The provider the failed operation was for, when there was one.
@@ -200,6 +223,24 @@ impl Error {
     pub fn is_auth_required(&self) -> bool {
         self.0.code == ErrorCode::AuthRequired
     }
+
+    /// Whether signing in (again) is what cures this error: not signed in
+    /// ([`ErrorCode::AuthRequired`], also for stored tokens bound to another server), expired
+    /// without a refresh token ([`ErrorCode::TokenExpired`]), or the refresh token refused
+    /// ([`ErrorCode::TokenRefreshFailed`], RFC 6749 §5.2 `invalid_grant`).
+    pub fn needs_sign_in(&self) -> bool {
+        matches!(
+            self.0.code,
+            ErrorCode::AuthRequired | ErrorCode::TokenExpired | ErrorCode::TokenRefreshFailed
+        )
+    }
+
+    /// Whether trying again later may succeed without changing anything: the server could not be
+    /// reached, answered with a server error or a rate limit ([`ErrorCode::NetworkError`]), or did
+    /// not answer in time ([`ErrorCode::Timeout`]).
+    pub fn is_transient(&self) -> bool {
+        matches!(self.0.code, ErrorCode::NetworkError | ErrorCode::Timeout)
+    }
 }
 
 /// The hint of a [`ErrorCode::NetworkError`] whose cause is an answer the server did send (5xx, a
@@ -211,32 +252,26 @@ pub(crate) const SERVER_TROUBLE_HINT: &str = "the server answered but could not 
 impl From<context_harness_protocol::ProtocolError> for Error {
     fn from(mut e: context_harness_protocol::ProtocolError) -> Self {
         use context_harness_protocol::ErrorKind;
-        let (code, hint) = match e.kind() {
-            ErrorKind::InvalidUrl => (ErrorCode::ConfigInvalid, None),
-            ErrorKind::PkceUnsupported => (
-                ErrorCode::AuthFailed,
-                Some(
-                    "ask the server operator to publish code_challenge_methods_supported, or \
-                     configure the endpoints by hand in providers.toml",
-                ),
-            ),
-            ErrorKind::RegistrationRefused => (
-                ErrorCode::AuthFailed,
-                Some(
-                    "the server may not allow dynamic registration; pass --client-id with a \
-                     pre-registered client",
-                ),
-            ),
-            ErrorKind::Denied => (ErrorCode::AuthCancelled, None),
-            ErrorKind::Expired => (
-                ErrorCode::Timeout,
-                Some("run the sign-in again and enter the code before it expires"),
-            ),
-            ErrorKind::ServerError => (ErrorCode::NetworkError, Some(SERVER_TROUBLE_HINT)),
-            _ => (ErrorCode::AuthFailed, None),
+        let code = match e.kind() {
+            ErrorKind::InvalidUrl => ErrorCode::ConfigInvalid,
+            ErrorKind::Denied => ErrorCode::AuthCancelled,
+            ErrorKind::Expired => ErrorCode::Timeout,
+            ErrorKind::ServerError => ErrorCode::NetworkError,
+            _ => ErrorCode::AuthFailed,
         };
         let mut error = Self::new(code, e.message());
-        error.0.hint = hint.map(str::to_owned);
+        error = match e.kind() {
+            ErrorKind::PkceUnsupported => error.with_hint(
+                "ask the server operator to publish code_challenge_methods_supported, or \
+                 configure the endpoints by hand in providers.toml",
+            ),
+            ErrorKind::RegistrationRefused => error.with_step(NextStep::UsePreRegisteredClient),
+            ErrorKind::Expired => {
+                error.with_hint("run the sign-in again and enter the code before it expires")
+            }
+            ErrorKind::ServerError => error.with_hint(SERVER_TROUBLE_HINT),
+            _ => error,
+        };
         error.0.oauth_error = e.oauth_error().map(str::to_owned);
         error.0.oauth_error_description = e.oauth_error_description().map(str::to_owned);
         error.0.http_status = e.http_status();
@@ -245,18 +280,22 @@ impl From<context_harness_protocol::ProtocolError> for Error {
     }
 }
 
-/// The next step a person should take for `code`, when one is obvious.
-fn default_hint(code: ErrorCode, provider: &str) -> Option<String> {
+/// The next step for `code` about `provider`, when one is obvious.
+fn default_step(code: ErrorCode, provider: &str) -> Option<NextStep> {
+    let provider = provider.to_owned();
     match code {
         ErrorCode::AuthRequired | ErrorCode::TokenExpired | ErrorCode::TokenRefreshFailed => {
-            Some(format!("run `context-harness mcp auth {provider}`"))
+            Some(NextStep::SignIn { provider })
         }
-        ErrorCode::AuthCancelled => Some(format!(
-            "run `context-harness mcp auth {provider}` again and approve the request"
-        )),
-        ErrorCode::NotFound => {
-            Some("run `context-harness mcp providers` to list known providers".to_owned())
-        }
+        ErrorCode::AuthCancelled => Some(NextStep::SignInAndApprove { provider }),
+        ErrorCode::NotFound => Some(NextStep::ListProviders),
+        _ => None,
+    }
+}
+
+/// The plain-language hint for `code` when there is no [`NextStep`].
+fn default_hint(code: ErrorCode) -> Option<String> {
+    match code {
         ErrorCode::NetworkError => {
             Some("check your network connection and proxy settings, then retry".to_owned())
         }
@@ -323,9 +362,19 @@ mod tests {
     }
 
     #[test]
-    fn provider_hint_names_the_command() {
+    fn provider_hint_is_a_step_naming_no_command() {
         let err = Error::new(ErrorCode::AuthRequired, "not signed in").for_provider("atlassian");
-        assert_eq!(err.hint(), Some("run `context-harness mcp auth atlassian`"));
+        assert_eq!(err.hint(), Some("sign in to atlassian"));
+        assert_eq!(
+            err.next_step(),
+            Some(&NextStep::SignIn {
+                provider: "atlassian".to_owned()
+            })
+        );
+        assert!(err.needs_sign_in());
+        let slow = Error::new(ErrorCode::Timeout, "slow").for_provider("atlassian");
+        assert_eq!(slow.next_step(), None);
+        assert!(slow.hint().is_some() && slow.is_transient() && !slow.needs_sign_in());
         assert_eq!(err.provider(), Some("atlassian"));
         assert_eq!(err.to_string(), "not signed in");
     }

@@ -205,6 +205,8 @@ pub(crate) struct Http {
     settings: HttpSettings,
     proxy: ProxyEnv,
     clients: [OnceLock<reqwest::Client>; 4],
+    /// Whose `User-Agent` and MCP `clientInfo` requests carry.
+    app: crate::App,
 }
 
 impl Http {
@@ -213,7 +215,19 @@ impl Http {
             settings,
             proxy,
             clients: Default::default(),
+            app: crate::App::default(),
         }
+    }
+
+    /// Sends requests as `app` (`User-Agent`, MCP `clientInfo`).
+    pub(crate) fn with_app(mut self, app: crate::App) -> Self {
+        self.app = app;
+        self
+    }
+
+    /// The application requests are sent for.
+    pub(crate) fn app(&self) -> &crate::App {
+        &self.app
     }
 
     /// Whether a client has been built (tests assert the fast path leaves them unbuilt).
@@ -259,7 +273,7 @@ impl Http {
             // Never follow redirects: a token endpoint that redirects is misconfigured, and following
             // would re-send credentials to wherever it points.
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("context-harness/", env!("CARGO_PKG_VERSION")))
+            .user_agent(self.app.user_agent())
     }
 
     fn client(&self, policy: Option<UrlPolicy>) -> Result<&reqwest::Client> {

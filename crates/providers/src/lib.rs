@@ -12,7 +12,12 @@
 //!   is single-flight across processes (429/503 waited out, a rotated refresh token never lost),
 //!   and logout with revocation of both tokens. A sync fast path, [`OAuthService::cached_valid_token`], reads the
 //!   store only.
-//! - [`Error`] with [`ErrorCode`] and a [`hint`](Error::hint) saying what to do next.
+//! - [`Error`] with [`ErrorCode`], a [`hint`](Error::hint) saying what to do next, the same as data
+//!   ([`next_step`](Error::next_step)) and predicates ([`needs_sign_in`](Error::needs_sign_in)).
+//! - [`App`]: a program that embeds the library signs in under its own name
+//!   ([`OAuthServiceBuilder::app`]): its keyring service, home, `User-Agent` and client name; see
+//!   `examples/my_tool.rs`. [`OAuthService::token`] returns a valid token, signing in only when
+//!   needed, and one [`SignInUi`] shows what the user must do.
 //!
 //! # Example
 //!
@@ -56,6 +61,7 @@
 //! (plain `http` only to loopback hosts). The HTTP client follows no redirects, uses rustls, and is
 //! only built when a request is actually needed.
 
+mod app;
 mod browser;
 mod device;
 mod discovery;
@@ -74,13 +80,14 @@ pub use context_harness_protocol as protocol;
 pub use context_harness_storage as storage;
 pub use context_harness_tokens as tokens;
 
+pub use app::App;
 pub use browser::{BrowserOpener, SystemBrowser, is_secret_env_name};
 pub use discovery::UrlPolicy;
 /// Tests only: let a loopback stub play a public host under a reserved `.test` name (RFC 6761).
 #[doc(hidden)]
 pub use discovery::{NetworkClass, register_test_host, register_test_host_answers};
 pub use env::{Environment, HOME_ENV, env_prefix};
-pub use error::{Error, ErrorCode, Result};
+pub use error::{Error, ErrorCode, NextStep, Result};
 pub use http::{HttpSettings, tls_trust_failure};
 pub use provider::{
     ClientSecret, DEFAULT_PORTS, OAuthConfig, OAuthProvider, RESERVED_AUTH_PARAMS, RedirectHost,
@@ -89,9 +96,9 @@ pub use provider::{
 pub use provider_ref::ProviderRef;
 pub use registry::{PROVIDERS_FILE, ProviderRegistry, ProviderSource};
 pub use service::{
-    AuthOutcome, AuthenticateOptions, BrowserErrorHandler, EXPIRY_BUFFER, LogoutOutcome,
-    McpServerRecord, OAuthService, OAuthServiceBuilder, PastedRedirects, REFRESH_RETRY_BUDGET,
-    RejectedPasteHandler, Revocation, SignInFlow, TokenRevocation,
+    AuthOutcome, AuthenticateOptions, EXPIRY_BUFFER, LogoutOutcome, McpServerRecord, OAuthService,
+    OAuthServiceBuilder, PastedRedirects, REFRESH_RETRY_BUDGET, Revocation, SignInFlow, SignInUi,
+    TokenRevocation,
 };
 pub use tokens::{AccessToken, AuthStatus, OAuthTokens, RefreshToken};
 /// The one sanitiser for outside text printed to a terminal (from the tokens crate).

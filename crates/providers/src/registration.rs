@@ -286,7 +286,7 @@ impl RegistrationStore {
                         path.display()
                     ),
                 )
-                .with_hint("use --storage auto or --storage keyring"));
+                .with_step(crate::NextStep::UseKeyringStorage));
             };
             let Some(json) = slots
                 .load(SECRET_KIND, &name)
@@ -492,7 +492,10 @@ mod tests {
             .unwrap_or_else(|| panic!("accepted {code}"));
             assert_eq!(err.code(), ErrorCode::AuthFailed);
             assert_eq!(err.oauth_error(), Some(code));
-            assert!(err.hint().is_some_and(|h| h.contains("--client-id")));
+            assert_eq!(
+                err.next_step(),
+                Some(&crate::NextStep::UsePreRegisteredClient)
+            );
         }
         for (status, body) in [
             (404, &b"<html>no</html>"[..]),

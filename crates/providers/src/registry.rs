@@ -93,6 +93,8 @@ impl ProviderSource {
 pub struct ProviderRegistry {
     entries: BTreeMap<String, (OAuthProvider, ProviderSource)>,
     file: Option<PathBuf>,
+    /// How hints name the home when no `providers.toml` was loaded (`$CONTEXT_HARNESS_HOME`).
+    home_label: Option<String>,
 }
 
 impl Default for ProviderRegistry {
@@ -110,7 +112,46 @@ impl ProviderRegistry {
                 .map(|p| (p.name.clone(), (p, ProviderSource::Builtin)))
                 .collect(),
             file: None,
+            home_label: None,
         }
+    }
+
+    /// A registry without any provider, for a program that adds its own with
+    /// [`insert`](Self::insert) (MCP server URLs need no entry).
+    ///
+    /// ```
+    /// use context_harness_providers::ProviderRegistry;
+    ///
+    /// let registry = ProviderRegistry::empty();
+    /// assert!(!registry.contains("github"));
+    /// assert_eq!(registry.iter().count(), 0);
+    /// ```
+    pub fn empty() -> Self {
+        Self {
+            entries: BTreeMap::new(),
+            file: None,
+            home_label: None,
+        }
+    }
+
+    /// What [`load`](Self::load) gives without the built-in providers: only those configured in
+    /// `home/providers.toml` (a configured entry named like a built-in is kept).
+    ///
+    /// # Errors
+    ///
+    /// As [`load`](Self::load).
+    pub fn load_without_builtins(home: &Path) -> Result<Self> {
+        let mut registry = Self::load(home)?;
+        registry
+            .entries
+            .retain(|_, (_, source)| *source != ProviderSource::Builtin);
+        Ok(registry)
+    }
+
+    /// Names the home as `label` (e.g. `$MY_TOOL_HOME`) in hints when no `providers.toml` was read.
+    pub(crate) fn with_home_label(mut self, label: String) -> Self {
+        self.home_label = Some(label);
+        self
     }
 
     /// The built-ins plus `home/providers.toml` when that file exists.
@@ -232,7 +273,13 @@ impl ProviderRegistry {
                 "use one of {}, or add [providers.{name}] to {}",
                 known.join(", "),
                 self.file.as_deref().map_or_else(
-                    || format!("$CONTEXT_HARNESS_HOME/{PROVIDERS_FILE}"),
+                    || {
+                        let home = self
+                            .home_label
+                            .as_deref()
+                            .unwrap_or("$CONTEXT_HARNESS_HOME");
+                        format!("{home}/{PROVIDERS_FILE}")
+                    },
                     |p| p.display().to_string()
                 )
             ))
@@ -285,19 +332,17 @@ pub(crate) fn resolve_client_id(
     {
         return Ok(id.trim().to_owned());
     }
-    let hint = match &provider.setup_url {
-        Some(url) => format!("set {var} — create an OAuth app at {url}"),
-        None => format!(
-            "set {var}, pass --client-id, or add client_id to [providers.{}]",
-            provider.name
-        ),
+    let step = crate::NextStep::SetClientId {
+        env_var: var,
+        provider: provider.name.clone(),
+        setup_url: provider.setup_url.clone(),
     };
     Err(Error::new(
         ErrorCode::ConfigMissing,
         format!("no client id configured for {}", provider.display_name),
     )
     .with_provider(&provider.name)
-    .with_hint(hint))
+    .with_step(step))
 }
 
 /// `line:column` (both 1-based) of byte `offset` in `text`.

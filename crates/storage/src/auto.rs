@@ -88,6 +88,8 @@ impl Marker {
 pub struct AutoStore {
     file: FileStore,
     mode: StorageMode,
+    /// The keyring service name (shown by `location`; the keyring store holds its own copy).
+    service: String,
     #[cfg(feature = "keyring")]
     keyring: Option<KeyringStore>,
     /// Set once the keyring proved unusable in this process.
@@ -99,24 +101,26 @@ impl AutoStore {
     /// An auto store over `dir` (usually `$CONTEXT_HARNESS_HOME/tokens`) and, with the `keyring`
     /// feature, this platform's keyring. Without the feature it is the file store plus the record.
     pub fn new(dir: PathBuf) -> Self {
-        Self::build(dir, StorageMode::Auto)
+        Self::build(dir, StorageMode::Auto, crate::KEYRING_SERVICE)
     }
 
     /// An auto store over `dir` and the given keyring store (e.g. one made with
     /// [`KeyringStore::with_credential_store`] or a shorter timeout).
     #[cfg(feature = "keyring")]
     pub fn with_keyring(dir: PathBuf, keyring: KeyringStore) -> Self {
-        let mut store = Self::build(dir, StorageMode::Auto);
+        let mut store = Self::build(dir, StorageMode::Auto, crate::KEYRING_SERVICE);
+        keyring.service().clone_into(&mut store.service);
         store.keyring = Some(keyring);
         store
     }
 
-    pub(crate) fn build(dir: PathBuf, mode: StorageMode) -> Self {
+    pub(crate) fn build(dir: PathBuf, mode: StorageMode, service: &str) -> Self {
         Self {
             file: FileStore::new(dir),
             mode,
+            service: service.to_owned(),
             #[cfg(feature = "keyring")]
-            keyring: (mode != StorageMode::File).then(KeyringStore::new),
+            keyring: (mode != StorageMode::File).then(|| KeyringStore::new().with_service(service)),
             #[cfg(feature = "keyring")]
             keyring_down: AtomicBool::new(false),
         }
@@ -370,7 +374,7 @@ impl TokenStore for AutoStore {
         if in_keyring {
             format!(
                 "system keyring (service \"{}\", user \"{}\")",
-                crate::KEYRING_SERVICE,
+                self.service,
                 provider.as_str()
             )
         } else {

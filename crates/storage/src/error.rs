@@ -269,7 +269,7 @@ impl fmt::Display for Error {
             Self::RecordedElsewhere { provider, backend } => write!(
                 f,
                 "the tokens of {provider} are recorded as kept in the {}, which this storage mode does not read \
-                 (use --storage auto, or sign in again)",
+                 (use the `auto` storage mode, or sign in again)",
                 match backend {
                     crate::Backend::Keyring => "system keyring",
                     crate::Backend::File => "token file",

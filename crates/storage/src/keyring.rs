@@ -18,8 +18,8 @@ pub const DEFAULT_KEYRING_TIMEOUT: Duration = Duration::from_secs(3);
 /// dot, so it can never be a provider name.
 const PROBE_USER: &str = ".probe";
 
-/// Stores each provider's token JSON in the system keyring: service [`KEYRING_SERVICE`](crate::KEYRING_SERVICE), user = the
-/// provider name.
+/// Stores each provider's token JSON in the system keyring: service [`KEYRING_SERVICE`](crate::KEYRING_SERVICE)
+/// (or the one given to [`KeyringStore::with_service`]), user = the provider name.
 ///
 /// The platform store is the Secret Service (over D-Bus, via `dbus-secret-service-keyring-store`) on
 /// Linux and FreeBSD, the Keychain on macOS and the Credential Manager on Windows; elsewhere every call
@@ -38,6 +38,8 @@ const PROBE_USER: &str = ".probe";
 pub struct KeyringStore {
     shared: Arc<Shared>,
     timeout: Duration,
+    /// The keyring service name of every entry (an application's name, not a secret).
+    service: Arc<str>,
 }
 
 struct Shared {
@@ -63,6 +65,7 @@ impl std::fmt::Debug for KeyringStore {
                     Source::Given(_) => "given",
                 },
             )
+            .field("service", &self.service)
             .field("timeout", &self.timeout)
             .field("wedged", &self.shared.wedged.load(Ordering::Relaxed))
             .finish()
@@ -95,7 +98,21 @@ impl KeyringStore {
                 wedged: AtomicBool::new(false),
             }),
             timeout: DEFAULT_KEYRING_TIMEOUT,
+            service: Arc::from(KEYRING_SERVICE),
         }
+    }
+
+    /// Uses `service` as the keyring service name of every entry instead of
+    /// [`KEYRING_SERVICE`](crate::KEYRING_SERVICE) (an embedding program's own name, so that its
+    /// entries are its own).
+    pub fn with_service(mut self, service: impl Into<String>) -> Self {
+        self.service = Arc::from(service.into());
+        self
+    }
+
+    /// The keyring service name of every entry.
+    pub fn service(&self) -> &str {
+        &self.service
     }
 
     /// Changes the bound on each call (default [`DEFAULT_KEYRING_TIMEOUT`]).
@@ -129,7 +146,7 @@ impl KeyringStore {
     ///
     /// [`Error::Keyring`] saying why the keyring cannot be used.
     pub fn probe(&self) -> Result<()> {
-        let value = "context-harness keyring probe".to_owned();
+        let value = format!("{} keyring probe", self.service);
         let expect = value.clone();
         let round_trip = self
             .call(PROBE_USER, move |entry| {
@@ -173,6 +190,7 @@ impl KeyringStore {
             ));
         }
         let shared = Arc::clone(&self.shared);
+        let service = Arc::clone(&self.service);
         let user = user.to_owned();
         let (tx, rx) = mpsc::sync_channel(1);
         std::thread::Builder::new()
@@ -180,7 +198,7 @@ impl KeyringStore {
             .spawn(move || {
                 let result = shared
                     .store()
-                    .and_then(|store| Entry::new_in_store(&store, KEYRING_SERVICE, &user))
+                    .and_then(|store| Entry::new_in_store(&store, &service, &user))
                     .and_then(|entry| op(&entry));
                 // The receiver is gone when the caller timed out; nothing to do then.
                 let _ = tx.send(result);
@@ -315,7 +333,8 @@ impl TokenStore for KeyringStore {
 
     fn location(&self, provider: &ProviderName) -> String {
         format!(
-            "system keyring (service \"{KEYRING_SERVICE}\", user \"{}\")",
+            "system keyring (service \"{}\", user \"{}\")",
+            self.service,
             provider.as_str()
         )
     }

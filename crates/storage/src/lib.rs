@@ -274,8 +274,26 @@ pub fn tokens_dir(home: &Path) -> PathBuf {
 ///
 /// [`Error::KeyringUnsupported`] for [`StorageMode::Keyring`] when built without the `keyring` feature.
 pub fn open_store(mode: StorageMode, home: &Path) -> Result<Box<dyn TokenStore>> {
+    open_store_for(mode, home, KEYRING_SERVICE)
+}
+
+/// [`open_store`] for a program of its own: keyring entries get `keyring_service` as their service
+/// name instead of [`KEYRING_SERVICE`] (token files stay in `home/tokens`). Does no I/O.
+///
+/// # Errors
+///
+/// [`Error::KeyringUnsupported`] for [`StorageMode::Keyring`] when built without the `keyring` feature.
+pub fn open_store_for(
+    mode: StorageMode,
+    home: &Path,
+    keyring_service: &str,
+) -> Result<Box<dyn TokenStore>> {
     if mode == StorageMode::Keyring && !cfg!(feature = "keyring") {
         return Err(Error::KeyringUnsupported);
     }
-    Ok(Box::new(AutoStore::build(tokens_dir(home), mode)))
+    Ok(Box::new(AutoStore::build(
+        tokens_dir(home),
+        mode,
+        keyring_service,
+    )))
 }

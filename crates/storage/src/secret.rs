@@ -11,7 +11,8 @@ use crate::keyring::KeyringStore;
 /// Where a token store keeps secrets that are not tokens, obtained from
 /// [`TokenStore::secrets`](crate::TokenStore::secrets).
 ///
-/// Each secret is one keyring entry with service [`KEYRING_SERVICE`](crate::KEYRING_SERVICE) and user
+/// Each secret is one keyring entry with the token store's service (default
+/// [`KEYRING_SERVICE`](crate::KEYRING_SERVICE)) and user
 /// `<kind>:<name>` (e.g. `registration:auth.example.com`); the colon keeps it apart from every
 /// provider name. A store that keeps tokens only in files has no `SecretSlots` (the secret then stays
 /// in its 0600 file, as the tokens do).

@@ -131,10 +131,12 @@ impl Auth {
         if let Some(generation) = self.known_empty() {
             return Ok((None, generation));
         }
+        tracing::debug!("the token is within its refresh margin; waiting for the gate");
         let _gate = self.gate.lock().await;
         if let Some((token, generation)) = self.fresh() {
             return Ok((Some(token), generation));
         }
+        tracing::debug!("renewing the token within its margin");
         match self.service.ensure_valid_token(&self.url).await {
             Ok(tokens) => {
                 let (token, generation) = self.set(tokens);
@@ -286,11 +288,7 @@ impl Auth {
             .flow(SignInFlow::Browser)
             .browser(show)
             .without_resource(s.no_resource)
-            .on_browser_error(move |_url, err| {
-                if let Some(tx) = failed_tx.lock().ok().and_then(|mut t| t.take()) {
-                    let _ = tx.send(err.to_string());
-                }
-            });
+            .ui(BrowserFailed(failed_tx));
         if !s.ports.is_empty() {
             options = options.ports(s.ports.clone());
         }
@@ -369,4 +367,16 @@ fn is_transient(e: &Error) -> bool {
         e.code(),
         ErrorCode::NetworkError | ErrorCode::Timeout | ErrorCode::Storage
     )
+}
+
+/// Reports the first browser failure of a sign-in over a channel (the proxy then fails the
+/// request instead of waiting for a sign-in nobody can see).
+struct BrowserFailed(Mutex<Option<tokio::sync::oneshot::Sender<String>>>);
+
+impl context_harness_providers::SignInUi for BrowserFailed {
+    fn browser_failed(&self, _url: &str, err: &std::io::Error) {
+        if let Some(tx) = self.0.lock().ok().and_then(|mut t| t.take()) {
+            let _ = tx.send(err.to_string());
+        }
+    }
 }

@@ -134,15 +134,31 @@ async fn write_stdout(mut rx: mpsc::Receiver<String>) {
 /// Reads stdin line by line (each at most [`MAX_MESSAGE_BYTES`]) and dispatches; returns the exit
 /// code once stdin ends (answers in flight first) or a signal comes.
 async fn serve(bridge: Arc<Bridge>) -> u8 {
-    let mut stdin = tokio::io::BufReader::with_capacity(64 * 1024, tokio::io::stdin());
+    // `read_line` keeps a partly read line in its own state, so it is not cancellation-safe: racing
+    // it in `select!` against the reaping below would drop the first half of a line that arrived in
+    // two pieces (a client writing the message, then its line break). It runs in a task of its own
+    // and hands over whole lines; a channel's `recv` is cancellation-safe. Capacity 1 keeps stdin
+    // read no faster than messages are dispatched.
+    let (line_tx, mut lines) = mpsc::channel::<std::io::Result<Option<Line>>>(1);
+    let reader = tokio::spawn(async move {
+        let mut stdin = tokio::io::BufReader::with_capacity(64 * 1024, tokio::io::stdin());
+        loop {
+            let line = read_line(&mut stdin).await;
+            let end = !matches!(line, Ok(Some(_)));
+            if line_tx.send(line).await.is_err() || end {
+                break;
+            }
+        }
+    });
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     let mut tasks = tokio::task::JoinSet::new();
     let mut previous: Option<oneshot::Receiver<()>> = None;
     let mut terminate = signal_stream();
     loop {
         let line = tokio::select! {
-            line = read_line(&mut stdin) => line,
+            line = lines.recv() => line.unwrap_or(Ok(None)),
             () = &mut terminate => {
+                reader.abort();
                 tracing::info!("signal received; closing the session");
                 bridge.close().await;
                 return exit::OK;
@@ -198,6 +214,7 @@ async fn serve(bridge: Arc<Bridge>) -> u8 {
             drop(permit);
         });
     }
+    reader.abort();
     // End of input: the answers in flight first (a signal cuts that short), then the DELETE.
     tokio::select! {
         () = async { while tasks.join_next().await.is_some() {} } => {}
@@ -347,6 +364,7 @@ impl Bridge {
 
     /// Forwards one message; a failed request gets its error response.
     async fn handle(self: Arc<Self>, text: String, kind: Kind, accepted: oneshot::Sender<()>) {
+        tracing::debug!(message = ?kind, "forwarding a message");
         let mut accepted = Some(accepted);
         let result = match self.legacy() {
             Some(legacy) => {
@@ -408,6 +426,11 @@ impl Bridge {
                 .send()
                 .await
                 .map_err(|e| UpstreamError::from_reqwest(&e, &self.host))?;
+            tracing::debug!(
+                status = response.status().as_u16(),
+                generation,
+                "the server answered the POST"
+            );
             match response.status() {
                 StatusCode::UNAUTHORIZED => {
                     let step = if !refreshed {
@@ -517,6 +540,7 @@ impl Bridge {
             let mut events = EventStream::new(response, &self.host);
             while let Some(event) = events.next().await {
                 let event = event?;
+                tracing::trace!(id = ?event.id, kind = ?event.event, response = ?jsonrpc::response_id(&event.data), "an event of the POST's stream");
                 if let Some(line) = self.relay_event(&event).await
                     && request_id.is_some()
                     && jsonrpc::response_id(&line) == request_id

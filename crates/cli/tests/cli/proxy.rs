@@ -81,7 +81,7 @@ struct Proxy {
 
 impl Proxy {
     fn spawn(home: &Home, url: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut args = vec!["-v", "mcp", "proxy", url, "--port", "0", "--timeout", "30"];
+        let mut args = vec!["-vv", "mcp", "proxy", url, "--port", "0", "--timeout", "30"];
         args.extend_from_slice(extra);
         let mut child = home
             .cmd(&args)
@@ -123,6 +123,15 @@ impl Proxy {
     fn send(&mut self, message: &Value) {
         let stdin = self.stdin.as_mut().expect("stdin open");
         writeln!(stdin, "{message}").expect("write to the proxy");
+        stdin.flush().expect("flush");
+    }
+
+    /// Writes `bytes` to the bridge's stdin as they are (no line break added) and flushes.
+    fn send_raw(&mut self, bytes: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin
+            .write_all(bytes.as_bytes())
+            .expect("write to the proxy");
         stdin.flush().expect("flush");
     }
 
@@ -197,6 +206,34 @@ fn text_of(answer: &Value) -> &str {
     answer["result"]["content"][0]["text"]
         .as_str()
         .unwrap_or_else(|| panic!("no text content: {answer}"))
+}
+
+/// A message that reaches stdin in two pieces is one message: here the first half of request 3
+/// arrives with request 2, and its end only after the answer to 2 (so the bridge finishes other work
+/// while it holds half a line). Nothing is lost or reordered.
+#[test]
+fn proxy_reassembles_a_message_written_in_pieces() {
+    if !require_mcp_servers() {
+        return;
+    }
+    let server = McpServer::start(&[]);
+    let home = Home::new();
+    let mut proxy = Proxy::spawn(&home, &server.url, &[], &[]);
+    proxy.initialize();
+    let second = json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"text":"whole"}}});
+    let third = json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"text":"in two pieces"}}}).to_string();
+    let (head, tail) = third.split_at(third.len() / 2);
+    proxy.send_raw(&format!("{second}\n{head}"));
+    let answer = proxy.recv();
+    assert_eq!(answer["id"], 2, "{answer}");
+    assert_eq!(text_of(&answer), "whole");
+    proxy.send_raw(&format!("{tail}\n"));
+    let answer = proxy.recv();
+    assert_eq!(answer["id"], 3, "{answer}");
+    assert_eq!(text_of(&answer), "in two pieces");
+    let (code, rest, stderr) = proxy.finish();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(rest.is_empty(), "{rest:?}");
 }
 
 /// initialize → tools/list → tools/call, with SSE answers (the SDK's default) and JSON answers.

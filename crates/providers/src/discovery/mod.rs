@@ -131,7 +131,7 @@ impl Discoverer<'_> {
             "params": {
                 "protocolVersion": MCP_PROTOCOL_VERSION,
                 "capabilities": {},
-                "clientInfo": {"name": "context-harness", "version": env!("CARGO_PKG_VERSION")},
+                "clientInfo": {"name": self.http.app().client_info().0, "version": self.http.app().client_info().1},
             },
         });
         let request = self

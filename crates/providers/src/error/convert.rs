@@ -5,7 +5,7 @@ use context_harness_callback_server as callback;
 use context_harness_storage as storage;
 use context_harness_tokens::ResponseError;
 
-use super::{Error, ErrorCode, SERVER_TROUBLE_HINT};
+use super::{Error, ErrorCode, NextStep, SERVER_TROUBLE_HINT};
 
 /// What a token request is for (changes how errors are classified).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,9 +22,7 @@ pub(crate) fn storage_error(e: storage::Error) -> Error {
     // A refused (untrusted) file or directory: the message names it, the hint the exact fix.
     if let Some(fix) = e.fix() {
         return Error::new(ErrorCode::Storage, e.to_string())
-            .with_hint(format!(
-                "run `{fix}` (after checking who changed it), then try again"
-            ))
+            .with_step(NextStep::FixPermissions { command: fix })
             .with_source(e);
     }
     Error::new(ErrorCode::Storage, format!("token storage failed: {e}")).with_source(e)
@@ -69,14 +67,14 @@ pub(crate) fn callback_error(e: callback::Error) -> Error {
     let mut err = Error::new(code, message);
     match &e {
         C::AllPortsBusy { .. } => {
-            err = err.with_hint("free one of the ports or choose others with --port");
+            err = err.with_step(NextStep::ChoosePorts);
         }
         C::StateMismatch => {
             err =
                 err.with_hint("paste the URL the browser shows after the sign-in you just started");
         }
         C::Authorization { error, .. } if error == "invalid_target" => {
-            err = err.with_hint(INVALID_TARGET_HINT);
+            err = err.with_step(NextStep::SignInWithoutResource);
         }
         _ => {}
     }
@@ -94,9 +92,6 @@ pub(crate) fn sanitize_code(code: &str) -> String {
 
 /// The next step for an off-spec HTTP 2xx token answer.
 const OFF_SPEC_ANSWER_HINT: &str = "the server answered, but not as RFC 6749 §5.1 requires (a server problem, not your network); report it to the server's operator, then sign in again";
-
-/// What to do when a server refuses the RFC 8707 `resource` parameter (`invalid_target`).
-const INVALID_TARGET_HINT: &str = "the authorization server refuses the RFC 8707 `resource` parameter; for an MCP server URL, sign in with `mcp auth <url> --no-resource`";
 
 /// A token-endpoint answer that is not a token response (RFC 6749 §5.2), classified for `grant`:
 /// a refusal, a server fault, rate limiting (RFC 6585 §4), or an unreadable body.
@@ -157,7 +152,7 @@ fn classify_response_error_inner(e: &ResponseError, grant: Grant) -> Error {
             let err =
                 Error::new(kind, message).with_oauth(code.clone(), description.clone(), *status);
             if code == "invalid_target" {
-                return err.with_hint(INVALID_TARGET_HINT);
+                return err.with_step(NextStep::SignInWithoutResource);
             }
             err
         }

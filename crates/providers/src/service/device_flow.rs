@@ -26,9 +26,9 @@ impl OAuthService {
                 ErrorCode::ConfigMissing,
                 format!("{provider} has no device authorization endpoint (RFC 8628)"),
             )
-            .with_hint(format!(
-                "sign in with the browser (drop --device), or set device_auth_url in [providers.{provider}]"
-            ))),
+            .with_step(crate::NextStep::UseBrowserFlow {
+                provider: provider.to_owned(),
+            })),
         }
     }
 
@@ -90,18 +90,7 @@ impl OAuthService {
                 })?;
         let authorization = DeviceAuthorization::from_object(&object)?;
 
-        match &options.device_prompt {
-            Some(prompt) => prompt(&authorization),
-            None => tracing::warn!(
-                user_code = %authorization.user_code,
-                "to sign in, open {} and enter the code {}",
-                authorization
-                    .verification_uri_complete
-                    .as_deref()
-                    .unwrap_or(&authorization.verification_uri),
-                authorization.user_code
-            ),
-        }
+        options.ui_or_default().device_code(&authorization);
         tracing::info!(
             provider,
             expires_in_s = authorization.expires_in.as_secs(),
@@ -187,7 +176,7 @@ impl OAuthService {
                             options.timeout.as_secs()
                         ),
                     )
-                    .with_hint("run the sign-in again, or allow more time with --timeout")
+                    .with_step(crate::NextStep::AllowMoreTime)
                 } else {
                     e
                 }

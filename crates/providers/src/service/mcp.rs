@@ -373,7 +373,7 @@ impl OAuthService {
                     printable(issuer)
                 ),
             )
-            .with_hint("register an OAuth client at the server and pass its id with --client-id"));
+            .with_step(crate::NextStep::RegisterClient));
         };
         let endpoint = info.policy.check(endpoint, "registration_endpoint")?;
         let mut extra = Vec::new();
@@ -385,7 +385,11 @@ impl OAuthService {
         if device_ok {
             extra.push(registration::DEVICE_CODE_GRANT);
         }
-        let body = registration::registration_request(&redirect_uris, &extra, None);
+        let mut body = registration::registration_request(&redirect_uris, &extra, None);
+        // RFC 7591 §2 `client_name`: the embedding application's name.
+        if let Some(map) = body.as_object_mut() {
+            map.insert("client_name".to_owned(), self.app.client_name().into());
+        }
         let registration =
             registration::register(&self.http, &endpoint, issuer, &body, info.policy).await?;
         store.save(&registration)?;
@@ -478,8 +482,11 @@ fn check_record_binding(
         ));
     };
     let refuse = |why: String| {
-        Err(Error::new(ErrorCode::AuthRequired, why)
-            .with_hint(format!("sign in again: `mcp auth {canonical}`")))
+        Err(
+            Error::new(ErrorCode::AuthRequired, why).with_step(crate::NextStep::SignIn {
+                provider: canonical.to_owned(),
+            }),
+        )
     };
     if record.server_url != canonical {
         return refuse(format!(

@@ -17,6 +17,7 @@ use context_harness_tokens as tokens;
 use storage::{StorageMode, TokenStore};
 use tokens::{AuthStatus, OAuthTokens};
 
+use crate::app::App;
 use crate::browser::{BrowserOpener, SystemBrowser};
 use crate::env::Environment;
 use crate::error::{Error, ErrorCode, Result, not_signed_in, storage_error};
@@ -38,8 +39,8 @@ mod token_endpoint;
 
 pub use mcp::McpServerRecord;
 pub use options::{
-    AuthOutcome, AuthenticateOptions, BrowserErrorHandler, LogoutOutcome, PastedRedirects,
-    RejectedPasteHandler, Revocation, SignInFlow, TokenRevocation,
+    AuthOutcome, AuthenticateOptions, LogoutOutcome, PastedRedirects, Revocation, SignInFlow,
+    SignInUi, TokenRevocation,
 };
 use store::load_newest;
 
@@ -60,11 +61,14 @@ const CLIENT_ID_KEY: &str = "client_id";
 /// Builder for [`OAuthService`].
 #[must_use]
 pub struct OAuthServiceBuilder {
+    app: Option<String>,
+    app_version: Option<String>,
     home: Option<PathBuf>,
     env: Option<Environment>,
     store: Option<Arc<dyn TokenStore>>,
-    storage_mode: StorageMode,
+    storage_mode: Option<StorageMode>,
     registry: Option<ProviderRegistry>,
+    builtin_providers: bool,
     browser: Arc<dyn BrowserOpener>,
     http: HttpSettings,
     lock_dir: Option<PathBuf>,
@@ -75,6 +79,7 @@ pub struct OAuthServiceBuilder {
 impl fmt::Debug for OAuthServiceBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OAuthServiceBuilder")
+            .field("app", &self.app)
             .field("home", &self.home)
             .field("http", &self.http)
             .finish_non_exhaustive()
@@ -82,7 +87,34 @@ impl fmt::Debug for OAuthServiceBuilder {
 }
 
 impl OAuthServiceBuilder {
-    /// The context-harness home (default: `$CONTEXT_HARNESS_HOME`, else `~/.context-harness`).
+    /// Signs in as the program `name` instead of context-harness (see [`App`]): its keyring
+    /// service, its home `$NAME_HOME` else `~/.name`, its `NAME_STORAGE` variable, its
+    /// `User-Agent`, RFC 7591 `client_name` and MCP `clientInfo`. Checked by
+    /// [`build`](Self::build): 1 to 64 lowercase ASCII letters, digits and `-`, starting with a
+    /// letter.
+    pub fn app(mut self, name: impl Into<String>) -> Self {
+        self.app = Some(name.into());
+        self
+    }
+
+    /// The version in the `User-Agent` and the MCP `clientInfo` (default: this crate's version).
+    /// Checked by [`build`](Self::build) ([`App::with_version`]).
+    pub fn app_version(mut self, version: impl Into<String>) -> Self {
+        self.app_version = Some(version.into());
+        self
+    }
+
+    /// Whether the default registry includes the built-in providers (`github`, `atlassian`;
+    /// default `true`). With `false` it holds only what `providers.toml` configures; add providers
+    /// in code with [`registry`](Self::registry) and [`ProviderRegistry::insert`]. MCP server URLs
+    /// need no registry entry either way.
+    pub fn builtin_providers(mut self, builtins: bool) -> Self {
+        self.builtin_providers = builtins;
+        self
+    }
+
+    /// The home directory (default: `$CONTEXT_HARNESS_HOME`, else `~/.context-harness`; for an
+    /// [`app`](Self::app) `$NAME_HOME`, else `~/.name`).
     pub fn home(mut self, home: impl Into<PathBuf>) -> Self {
         self.home = Some(home.into());
         self
@@ -101,9 +133,10 @@ impl OAuthServiceBuilder {
         self
     }
 
-    /// The storage mode used when no store is given (default `Auto`).
+    /// The storage mode used when no store is given (default: the application's `NAME_STORAGE`
+    /// variable, e.g. `CONTEXT_HARNESS_STORAGE`, else `Auto`).
     pub fn storage_mode(mut self, mode: StorageMode) -> Self {
-        self.storage_mode = mode;
+        self.storage_mode = Some(mode);
         self
     }
 
@@ -153,20 +186,39 @@ impl OAuthServiceBuilder {
     /// directory, one of its directories or `providers.toml` is owned by another user or writable by
     /// group or others (see `storage::check_home`; the hint names the `chmod`/`chown` that fixes it).
     pub fn build(self) -> Result<OAuthService> {
+        let app = match &self.app {
+            Some(name) => App::new(name)?,
+            None => App::default(),
+        };
+        let app = match &self.app_version {
+            Some(version) => app.with_version(version)?,
+            None => app,
+        };
         let env = self.env.unwrap_or_else(Environment::from_process);
-        let Some(home) = self.home.or_else(|| env.home_dir()) else {
+        let Some(home) = self.home.or_else(|| app.home_dir(&env)) else {
             return Err(Error::new(
                 ErrorCode::ConfigMissing,
-                "cannot locate the context-harness home directory",
+                format!("cannot locate the {} home directory", app.name()),
             )
-            .with_hint("set CONTEXT_HARNESS_HOME or HOME"));
+            .with_hint(format!("set {} or HOME", app.home_env())));
+        };
+        let storage_mode = match (self.storage_mode, env.get(&app.storage_env())) {
+            (Some(mode), _) => mode,
+            (None, None) => StorageMode::Auto,
+            (None, Some(value)) => value.parse().map_err(|e| {
+                Error::new(
+                    ErrorCode::ConfigInvalid,
+                    format!("{}: {e}", app.storage_env()),
+                )
+            })?,
         };
         // StrictModes: refuse a home (or tokens/, mcp/, ..., providers.toml) another user could write.
         storage::check_home(&home).map_err(storage_error)?;
         let store = match self.store {
             Some(store) => store,
             None => {
-                Arc::from(storage::open_store(self.storage_mode, &home).map_err(storage_error)?)
+                let store = storage::open_store_for(storage_mode, &home, app.keyring_service());
+                Arc::from(store.map_err(storage_error)?)
             }
         };
         let registry = OnceLock::new();
@@ -188,7 +240,9 @@ impl OAuthServiceBuilder {
             store,
             registry,
             browser: self.browser,
-            http: Arc::new(Http::new(self.http, proxy)),
+            http: Arc::new(Http::new(self.http, proxy).with_app(app.clone())),
+            app,
+            builtin_providers: self.builtin_providers,
             lock_timeout,
             refresh_retry_budget: self.refresh_retry_budget,
         })
@@ -216,6 +270,8 @@ impl OAuthServiceBuilder {
 /// # }
 /// ```
 pub struct OAuthService {
+    app: App,
+    builtin_providers: bool,
     home: PathBuf,
     env: Environment,
     store: Arc<dyn TokenStore>,
@@ -250,11 +306,14 @@ impl OAuthService {
     /// A builder for a configured service.
     pub fn builder() -> OAuthServiceBuilder {
         OAuthServiceBuilder {
+            app: None,
+            app_version: None,
             home: None,
             env: None,
             store: None,
-            storage_mode: StorageMode::Auto,
+            storage_mode: None,
             registry: None,
+            builtin_providers: true,
             browser: Arc::new(SystemBrowser),
             http: HttpSettings::default(),
             lock_dir: None,
@@ -263,9 +322,15 @@ impl OAuthService {
         }
     }
 
-    /// The context-harness home directory.
+    /// The home directory (tokens, MCP records, registrations, cache, `providers.toml`).
     pub fn home(&self) -> &Path {
         &self.home
+    }
+
+    /// The application the service signs in as (context-harness unless
+    /// [`OAuthServiceBuilder::app`] said otherwise).
+    pub fn app(&self) -> &App {
+        &self.app
     }
 
     /// The token store in use.
@@ -305,7 +370,12 @@ impl OAuthService {
         if let Some(registry) = self.registry.get() {
             return Ok(registry);
         }
-        let loaded = ProviderRegistry::load(&self.home)?;
+        let loaded = if self.builtin_providers {
+            ProviderRegistry::load(&self.home)?
+        } else {
+            ProviderRegistry::load_without_builtins(&self.home)?
+        };
+        let loaded = loaded.with_home_label(format!("${}", self.app.home_env()));
         Ok(self.registry.get_or_init(|| loaded))
     }
 

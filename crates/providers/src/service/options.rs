@@ -1,5 +1,6 @@
 //! What callers pass to and get back from the service: [`AuthenticateOptions`] (with
-//! [`SignInFlow`]), [`AuthOutcome`], [`LogoutOutcome`], [`Revocation`] and [`TokenRevocation`].
+//! [`SignInFlow`] and the [`SignInUi`] that talks to the user), [`AuthOutcome`], [`LogoutOutcome`],
+//! [`Revocation`] and [`TokenRevocation`].
 
 use std::fmt;
 use std::io;
@@ -28,14 +29,72 @@ pub enum SignInFlow {
 
 /// Redirect URLs pasted by the user, one message per paste, in order; closed at the end of input.
 /// Each is checked like a request to the loopback listener; one that fails the checks is reported
-/// (see [`AuthenticateOptions::on_rejected_paste`]) and the sign-in keeps waiting.
+/// (see [`SignInUi::paste_rejected`]) and the sign-in keeps waiting.
 pub type PastedRedirects = tokio::sync::mpsc::Receiver<String>;
 
-/// Called with the reason when a pasted redirect URL is not accepted (the sign-in goes on).
-pub type RejectedPasteHandler = Arc<dyn Fn(&Error) + Send + Sync>;
+/// What a sign-in tells the user, in one place (set with [`AuthenticateOptions::ui`]).
+///
+/// Every method has a default that logs a `tracing` warning (or nothing), so an implementation
+/// overrides only what it shows. Methods are called from the sign-in's task and must not block
+/// for long. Nothing passed here is a secret: the authorization URL carries the PKCE challenge
+/// and `state`, never the verifier; the device flow's user code is meant to be shown.
+///
+/// ```
+/// use context_harness_providers::{AuthenticateOptions, SignInUi, protocol::DeviceAuthorization};
+///
+/// struct Terminal;
+///
+/// impl SignInUi for Terminal {
+///     fn browser_failed(&self, url: &str, _error: &std::io::Error) {
+///         eprintln!("Open this URL to sign in:\n  {url}");
+///     }
+///     fn device_code(&self, device: &DeviceAuthorization) {
+///         eprintln!("Open {} and enter {}", device.verification_uri, device.user_code);
+///     }
+/// }
+///
+/// let options = AuthenticateOptions::new().ui(Terminal);
+/// # let _ = options;
+/// ```
+pub trait SignInUi: Send + Sync {
+    /// The browser sign-in is about to open `url` (RFC 6749 §4.1.1) with the browser opener.
+    /// Default: nothing (the opener itself may say so).
+    fn opening_browser(&self, url: &str) {
+        let _ = url;
+    }
 
-/// Called with the authorization URL and the error when the browser could not be opened.
-pub type BrowserErrorHandler = Arc<dyn Fn(&str, &io::Error) + Send + Sync>;
+    /// The browser opener failed: show `url` so the user can open it by hand (the sign-in keeps
+    /// waiting for the callback). Default: a `tracing` warning with the URL.
+    fn browser_failed(&self, url: &str, error: &io::Error) {
+        tracing::warn!(error = %error, "could not open a browser; open this URL to sign in: {url}");
+    }
+
+    /// The device authorization grant (RFC 8628 §3.3) needs the user to open the verification URI
+    /// and enter the user code. Default: a `tracing` warning with both.
+    fn device_code(&self, device: &crate::device::DeviceAuthorization) {
+        tracing::warn!(
+            user_code = %device.user_code,
+            "to sign in, open {} and enter the code {}",
+            device
+                .verification_uri_complete
+                .as_deref()
+                .unwrap_or(&device.verification_uri),
+            device.user_code
+        );
+    }
+
+    /// A pasted redirect URL was not accepted (wrong sign-in, malformed); the sign-in keeps
+    /// waiting. Default: a `tracing` warning with the reason.
+    fn paste_rejected(&self, error: &Error) {
+        tracing::warn!(error = %error, "the pasted redirect URL was not accepted; still waiting");
+    }
+}
+
+/// The [`SignInUi`] used when none is given: every default.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct DefaultUi;
+
+impl SignInUi for DefaultUi {}
 
 /// Options for [`OAuthService::authenticate`](crate::OAuthService::authenticate).
 ///
@@ -62,16 +121,13 @@ pub struct AuthenticateOptions {
     pub timeout: Duration,
     /// Opener for this sign-in, instead of the service's.
     pub browser: Option<Arc<dyn BrowserOpener>>,
-    /// Called when the opener fails, with the URL to show; default: a `tracing` warning with the URL.
-    pub on_browser_error: Option<BrowserErrorHandler>,
+    /// What the sign-in tells the user (browser failure, device code, rejected paste); default:
+    /// `tracing` warnings.
+    pub ui: Option<Arc<dyn SignInUi>>,
     /// Redirect URLs pasted by the user, raced against the loopback listener (for `--no-browser`).
     pub pasted_redirects: Option<PastedRedirects>,
-    /// Told why a pasted redirect URL was not accepted; default: a `tracing` warning.
-    pub on_rejected_paste: Option<RejectedPasteHandler>,
     /// Browser (default) or device authorization grant (RFC 8628).
     pub flow: SignInFlow,
-    /// Shows the device flow's user code and verification URI; default: a `tracing` warning.
-    pub device_prompt: Option<crate::device::DevicePrompt>,
     /// The device flow's clock (tests inject a fake one); default: tokio's timer.
     pub device_clock: Option<Arc<dyn crate::device::DeviceClock>>,
     /// For an MCP server URL: leave out the RFC 8707 `resource` parameter (for authorization
@@ -88,12 +144,10 @@ impl Default for AuthenticateOptions {
             ports: None,
             timeout: Duration::from_secs(300),
             browser: None,
-            on_browser_error: None,
+            ui: None,
             pasted_redirects: None,
-            on_rejected_paste: None,
             no_resource: false,
             flow: SignInFlow::Browser,
-            device_prompt: None,
             device_clock: None,
         }
     }
@@ -107,6 +161,7 @@ impl fmt::Debug for AuthenticateOptions {
             .field("ports", &self.ports)
             .field("timeout", &self.timeout)
             .field("browser", &self.browser.is_some())
+            .field("ui", &self.ui.is_some())
             .field("pasted_redirects", &self.pasted_redirects.is_some())
             .field("flow", &self.flow)
             .finish_non_exhaustive()
@@ -154,30 +209,22 @@ impl AuthenticateOptions {
         self
     }
 
-    /// Calls `handler(url, error)` when the browser cannot be opened.
+    /// Talks to the user through `ui` (see [`SignInUi`]).
     #[must_use]
-    pub fn on_browser_error(
-        mut self,
-        handler: impl Fn(&str, &io::Error) + Send + Sync + 'static,
-    ) -> Self {
-        self.on_browser_error = Some(Arc::new(handler));
+    pub fn ui(mut self, ui: impl SignInUi + 'static) -> Self {
+        self.ui = Some(Arc::new(ui));
         self
+    }
+
+    /// The [`SignInUi`] in use: the one given, else the defaults.
+    pub(crate) fn ui_or_default(&self) -> Arc<dyn SignInUi> {
+        self.ui.clone().unwrap_or_else(|| Arc::new(DefaultUi))
     }
 
     /// Chooses the browser flow or the device authorization grant.
     #[must_use]
     pub fn flow(mut self, flow: SignInFlow) -> Self {
         self.flow = flow;
-        self
-    }
-
-    /// Calls `prompt` with the device flow's user code and verification URI (show them to the user).
-    #[must_use]
-    pub fn device_prompt(
-        mut self,
-        prompt: impl Fn(&crate::device::DeviceAuthorization) + Send + Sync + 'static,
-    ) -> Self {
-        self.device_prompt = Some(Arc::new(prompt));
         self
     }
 
@@ -203,13 +250,6 @@ impl AuthenticateOptions {
     #[must_use]
     pub fn without_resource(mut self, no_resource: bool) -> Self {
         self.no_resource = no_resource;
-        self
-    }
-
-    /// Sets what is told the reason when a pasted redirect URL is not accepted.
-    #[must_use]
-    pub fn on_rejected_paste(mut self, handler: impl Fn(&Error) + Send + Sync + 'static) -> Self {
-        self.on_rejected_paste = Some(Arc::new(handler));
         self
     }
 }

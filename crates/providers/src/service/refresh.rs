@@ -12,7 +12,7 @@ use tokens::{AccessToken, OAuthTokens};
 use url::Url;
 
 use super::store::remove_recovery;
-use super::{CLIENT_ID_KEY, EXPIRY_BUFFER, OAuthService, mcp, retry};
+use super::{AuthenticateOptions, CLIENT_ID_KEY, EXPIRY_BUFFER, OAuthService, mcp, retry};
 use crate::error::{
     Error, ErrorCode, Grant, Result, classify_response_error, expired_without_rt, not_signed_in,
     refresh_refused_before,
@@ -66,6 +66,45 @@ impl OAuthService {
     /// As [`ensure_valid_token`](Self::ensure_valid_token).
     pub async fn get_bearer_token(&self, provider: &str) -> Result<AccessToken> {
         Ok(self.ensure_valid_token(provider).await?.access_token)
+    }
+
+    /// A valid access token for `provider`, signing in only when needed: the stored token if it is
+    /// valid beyond its refresh margin, else a refreshed one (single-flight under the provider
+    /// lock), else — when the error [needs a sign-in](crate::Error::needs_sign_in): not signed in,
+    /// expired without a refresh token, refresh token refused — an interactive sign-in with the
+    /// default [`AuthenticateOptions`] (the system browser; `tracing` warnings for the user). See
+    /// [`token_with`](Self::token_with) to choose the options and the [`SignInUi`](crate::SignInUi).
+    ///
+    /// # Errors
+    ///
+    /// As [`ensure_valid_token`](Self::ensure_valid_token) for errors that a sign-in does not
+    /// cure (unknown provider, network, storage), and as [`authenticate`](Self::authenticate).
+    pub async fn token(&self, provider: &str) -> Result<AccessToken> {
+        self.token_with(provider, AuthenticateOptions::new()).await
+    }
+
+    /// [`token`](Self::token) with the sign-in's `options` (used only when a sign-in is needed).
+    ///
+    /// # Errors
+    ///
+    /// As [`token`](Self::token).
+    pub async fn token_with(
+        &self,
+        provider: &str,
+        options: AuthenticateOptions,
+    ) -> Result<AccessToken> {
+        match self.ensure_valid_token(provider).await {
+            Ok(tokens) => Ok(tokens.access_token),
+            Err(e) if e.needs_sign_in() => {
+                tracing::info!(provider, code = %e.code(), "signing in: {e}");
+                Ok(self
+                    .authenticate(provider, options)
+                    .await?
+                    .tokens
+                    .access_token)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Refreshes now, whether or not the access token has expired (single-flight like
@@ -240,9 +279,9 @@ impl OAuthService {
                         recovery.display()
                     ),
                 )
-                .with_hint(format!(
-                    "free space or fix permissions, then run `context-harness mcp auth {provider}`"
-                ))
+                .with_step(crate::NextStep::FixStorageThenSignIn {
+                    provider: provider.to_owned(),
+                })
                 .with_source(second)),
             }
         });

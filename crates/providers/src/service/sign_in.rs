@@ -167,6 +167,8 @@ impl OAuthService {
             .browser
             .clone()
             .unwrap_or_else(|| Arc::clone(&self.browser));
+        let ui = options.ui_or_default();
+        ui.opening_browser(url.as_str());
         let url_for_opener = url.to_string();
         // The opener runs beside the listener: a text browser named in $BROWSER (lynx, w3m, curl)
         // runs in the foreground until it exits, and its request to the callback must be answered
@@ -202,13 +204,7 @@ impl OAuthService {
                     opener_done = true;
                     let opened = opened.unwrap_or_else(|e| Err(io::Error::other(e.to_string())));
                     if let Err(e) = opened {
-                        match &options.on_browser_error {
-                            Some(handler) => handler(url.as_str(), &e),
-                            None => tracing::warn!(
-                                error = %e,
-                                "could not open a browser; open this URL to sign in: {url}"
-                            ),
-                        }
+                        ui.browser_failed(url.as_str(), &e);
                     }
                 }
                 line = async {
@@ -246,11 +242,7 @@ impl OAuthService {
                             }
                             // Like a bad request at the listener: say why, keep waiting.
                             Err(e @ (callback::Error::InvalidCallback { .. } | callback::Error::StateMismatch)) => {
-                                let err = callback_error(e);
-                                match &options.on_rejected_paste {
-                                    Some(handler) => handler(&err),
-                                    None => tracing::warn!(error = %err, "the pasted redirect URL was not accepted; still waiting"),
-                                }
+                                ui.paste_rejected(&callback_error(e));
                             }
                             // An error response for this very sign-in (denied, server error).
                             Err(e) => return Err(to_error(e)),

@@ -4,7 +4,7 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use context_harness_providers::{
-    AuthStatus, AuthenticateOptions, Environment, ErrorCode, HttpSettings, Revocation,
+    AuthStatus, AuthenticateOptions, Environment, ErrorCode, HttpSettings, NextStep, Revocation,
 };
 use serde_json::json;
 
@@ -285,7 +285,13 @@ async fn invalid_grant_marks_refresh_failed_and_keeps_tokens() {
     let err = h.service.ensure_valid_token("local").await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::TokenRefreshFailed);
     assert_eq!(err.oauth_error(), Some("invalid_grant"));
-    assert_eq!(err.hint(), Some("run `context-harness mcp auth local`"));
+    assert_eq!(
+        err.next_step(),
+        Some(&NextStep::SignIn {
+            provider: "local".to_owned()
+        })
+    );
+    assert!(err.needs_sign_in());
     assert_eq!(server.stats().await["refresh_requests"], 1);
 
     // Tokens retained, marked; status says so.

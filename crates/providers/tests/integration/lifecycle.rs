@@ -18,7 +18,8 @@ use context_harness_providers::{
 };
 use serde_json::{Value, json};
 
-use crate::support::{AuthServer, Harness, captured_logs, test_client};
+use crate::support::{AuthServer, DeviceUi, Harness, captured_logs, test_client};
+use context_harness_providers::protocol::DeviceAuthorization;
 
 fn opts() -> AuthenticateOptions {
     AuthenticateOptions::new()
@@ -532,9 +533,11 @@ async fn device_polling_waits_out_a_429() {
         .await;
     let h = Harness::new(&server.issuer);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let options = opts().flow(SignInFlow::Device).device_prompt(move |a| {
-        let _ = tx.send(a.user_code.clone());
-    });
+    let options = opts()
+        .flow(SignInFlow::Device)
+        .ui(DeviceUi(move |a: &DeviceAuthorization| {
+            let _ = tx.send(a.user_code.clone());
+        }));
     let issuer = server.issuer.clone();
     // Approve once the first poll (the one answered 429) has reached the server.
     let driver = tokio::spawn(async move {

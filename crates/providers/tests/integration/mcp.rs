@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::support::{AuthServer, Harness, captured_logs, test_client};
+use crate::support::{AuthServer, DeviceUi, Harness, captured_logs, test_client};
+use context_harness_providers::protocol::DeviceAuthorization;
 
 pub(crate) fn opts() -> AuthenticateOptions {
     AuthenticateOptions::new()
@@ -493,10 +494,12 @@ async fn device_sign_in(
     Duration,
 ) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let options = opts().flow(SignInFlow::Device).device_prompt(move |a| {
-        assert!(a.verification_uri.starts_with("http://127.0.0.1:"));
-        let _ = tx.send(a.user_code.clone());
-    });
+    let options = opts()
+        .flow(SignInFlow::Device)
+        .ui(DeviceUi(move |a: &DeviceAuthorization| {
+            assert!(a.verification_uri.starts_with("http://127.0.0.1:"));
+            let _ = tx.send(a.user_code.clone());
+        }));
     let issuer = server.issuer.clone();
     let driver = tokio::spawn(async move {
         let user_code = rx.recv().await.unwrap();
@@ -610,7 +613,7 @@ async fn device_flow_wait_is_bounded_by_the_timeout() {
     let options = opts()
         .timeout(Duration::from_secs(2))
         .flow(SignInFlow::Device)
-        .device_prompt(|_| {});
+        .ui(DeviceUi(|_: &DeviceAuthorization| {}));
     let started = Instant::now();
     let err = h.service.authenticate("local", options).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::Timeout, "{err:?}");

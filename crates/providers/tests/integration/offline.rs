@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use context_harness_providers::storage::MemoryStore;
 use context_harness_providers::{
-    AuthStatus, AuthenticateOptions, Environment, ErrorCode, OAuthService,
+    AuthStatus, AuthenticateOptions, Environment, ErrorCode, NextStep, OAuthService,
 };
 
 fn service(home: &std::path::Path, env: Environment) -> OAuthService {
@@ -40,7 +40,13 @@ async fn unknown_provider_is_not_found_and_unauthenticated_is_auth_required() {
     assert_eq!(err.code(), ErrorCode::NotFound);
     let err = service.ensure_valid_token("github").await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::AuthRequired);
-    assert_eq!(err.hint(), Some("run `context-harness mcp auth github`"));
+    assert_eq!(err.hint(), Some("sign in to github"));
+    assert_eq!(
+        err.next_step(),
+        Some(&NextStep::SignIn {
+            provider: "github".to_owned()
+        })
+    );
     assert_eq!(
         service.get_status("github").unwrap(),
         AuthStatus::NotAuthenticated

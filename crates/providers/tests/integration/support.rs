@@ -370,3 +370,16 @@ impl Write for CaptureWriter {
         Ok(())
     }
 }
+
+/// A [`SignInUi`](context_harness_providers::SignInUi) that hands the device flow's code to `F`
+/// and keeps every other default.
+pub(crate) struct DeviceUi<F>(pub(crate) F);
+
+impl<F> context_harness_providers::SignInUi for DeviceUi<F>
+where
+    F: Fn(&context_harness_providers::protocol::DeviceAuthorization) + Send + Sync,
+{
+    fn device_code(&self, device: &context_harness_providers::protocol::DeviceAuthorization) {
+        (self.0)(device);
+    }
+}

@@ -84,6 +84,47 @@ fn mock_round_trip_records_keyring_and_migrates_seed_file() -> TestResult {
     Ok(())
 }
 
+/// An embedding program's service name: entries, secret slots and the shown location are under it,
+/// and nothing is written under the default service.
+#[test]
+fn keyring_service_is_a_parameter() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = mock_store()?;
+    let keyring = KeyringStore::with_credential_store(store.clone()).with_service("my-tool");
+    assert_eq!(keyring.service(), "my-tool");
+    let auto = AutoStore::with_keyring(dir.path().to_path_buf(), keyring);
+    let github = name("github");
+    auto.save(&github, &numbered(1, 0)?)?;
+    assert!(
+        Entry::new_in_store(&store, "my-tool", "github")?
+            .get_password()?
+            .contains("tok-1")
+    );
+    assert!(matches!(
+        Entry::new_in_store(&store, KEYRING_SERVICE, "github")?.get_password(),
+        Err(keyring_core::Error::NoEntry)
+    ));
+    let location = auto.location(&github);
+    assert!(location.contains("\"my-tool\""), "{location}");
+    assert!(!location.contains(KEYRING_SERVICE), "{location}");
+    // Secrets that are not tokens share the service.
+    let slots = auto.secrets().ok_or("no secret slots")?;
+    assert_eq!(
+        slots.save("registration", &github, "s3cret")?,
+        Backend::Keyring
+    );
+    let user = context_harness_storage::SecretSlots::user("registration", &github);
+    assert_eq!(
+        Entry::new_in_store(&store, "my-tool", &user)?.get_password()?,
+        "s3cret"
+    );
+    assert!(auto.delete(&github)?);
+    assert!(auto.load(&github)?.is_none());
+    // The default is unchanged.
+    assert_eq!(KeyringStore::new().service(), KEYRING_SERVICE);
+    Ok(())
+}
+
 #[test]
 fn locked_keyring_falls_back_to_file_and_reads_never_touch_the_keyring() -> TestResult {
     let dir = tempfile::tempdir()?;

@@ -1,0 +1,245 @@
+//! [`App`]: the names a program that embeds this library signs in under.
+//!
+//! Every name the library would otherwise fix to `context-harness` is read from here: the keyring
+//! service, the home directory and its environment variable, the storage-mode variable, the HTTP
+//! `User-Agent`, the RFC 7591 `client_name` and the MCP `clientInfo`. The default is
+//! context-harness itself, so the `context-harness` binary changes nothing.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::env::{Environment, env_prefix};
+use crate::error::{Error, ErrorCode, Result};
+
+/// The longest accepted application name, in bytes.
+const MAX_NAME_LEN: usize = 64;
+
+/// The longest accepted application version, in bytes.
+const MAX_VERSION_LEN: usize = 64;
+
+/// The identity of the program using the library (set with
+/// [`OAuthServiceBuilder::app`](crate::OAuthServiceBuilder::app)).
+///
+/// | what | `App::new("my-tool")` | default (`context-harness`) |
+/// |---|---|---|
+/// | keyring service ([`keyring_service`](Self::keyring_service)) | `my-tool` | `context-harness` |
+/// | home variable ([`home_env`](Self::home_env)) | `MY_TOOL_HOME` | `CONTEXT_HARNESS_HOME` |
+/// | default home ([`home_dir`](Self::home_dir)) | `~/.my-tool` | `~/.context-harness` |
+/// | storage variable ([`storage_env`](Self::storage_env)) | `MY_TOOL_STORAGE` | `CONTEXT_HARNESS_STORAGE` |
+/// | `User-Agent` ([`user_agent`](Self::user_agent)) | `my-tool/<version>` | `context-harness/0.1.0` |
+/// | RFC 7591 `client_name`, MCP `clientInfo.name` | `my-tool` | `context-harness` |
+///
+/// The home holds `tokens/` (token files and refresh locks), `mcp/`, `registrations/`, `cache/`
+/// and `providers.toml`; the per-provider variables `{SERVICE}_CLIENT_ID` / `_SECRET` do not
+/// depend on the application.
+///
+/// ```
+/// use context_harness_providers::{App, Environment};
+///
+/// let app = App::new("my-tool")?.with_version("2.1.0")?;
+/// assert_eq!(app.home_env(), "MY_TOOL_HOME");
+/// assert_eq!(app.user_agent(), "my-tool/2.1.0");
+/// let env = Environment::from_pairs([("HOME", "/home/u")]);
+/// assert_eq!(app.home_dir(&env), Some("/home/u/.my-tool".into()));
+/// assert!(App::new("My Tool").is_err());
+/// # Ok::<(), context_harness_providers::Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct App {
+    name: String,
+    version: String,
+}
+
+impl Default for App {
+    /// context-harness itself, at this crate's version.
+    fn default() -> Self {
+        Self {
+            name: "context-harness".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        }
+    }
+}
+
+impl fmt::Debug for App {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "App({}/{})", self.name, self.version)
+    }
+}
+
+impl App {
+    /// An application called `name`, at this crate's version until
+    /// [`with_version`](Self::with_version) says otherwise.
+    ///
+    /// `name` is 1 to 64 bytes of lowercase ASCII letters, digits and `-`, starting with a letter
+    /// and not ending with `-` (so it is a valid keyring service, directory name, environment
+    /// variable stem and HTTP product token, RFC 9110 §10.1.5).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::ConfigInvalid`] for any other name.
+    pub fn new(name: &str) -> Result<Self> {
+        let valid = !name.is_empty()
+            && name.len() <= MAX_NAME_LEN
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && !name.ends_with('-')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !valid {
+            return Err(Error::new(
+                ErrorCode::ConfigInvalid,
+                format!(
+                    "invalid application name {:?}",
+                    crate::terminal_text_max(name, MAX_NAME_LEN)
+                ),
+            )
+            .with_hint(
+                "use 1 to 64 lowercase letters, digits and '-', starting with a letter, e.g. \"my-tool\"",
+            ));
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        })
+    }
+
+    /// Sets the version sent in the `User-Agent` and the MCP `clientInfo` (default: this crate's).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::ConfigInvalid`] unless `version` is 1 to 64 HTTP token characters
+    /// (RFC 9110 §5.6.2: letters, digits and ``!#$%&'*+-.^_`|~``).
+    pub fn with_version(mut self, version: &str) -> Result<Self> {
+        let tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+        if version.is_empty() || version.len() > MAX_VERSION_LEN || !version.chars().all(tchar) {
+            return Err(Error::new(
+                ErrorCode::ConfigInvalid,
+                format!(
+                    "invalid application version {:?}",
+                    crate::terminal_text_max(version, MAX_VERSION_LEN)
+                ),
+            )
+            .with_hint("use a version such as \"1.2.3\" (no spaces or slashes)"));
+        }
+        version.clone_into(&mut self.version);
+        Ok(self)
+    }
+
+    /// The application's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The application's version.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The keyring service of every entry the application stores: its name.
+    pub fn keyring_service(&self) -> &str {
+        &self.name
+    }
+
+    /// The environment variable naming the home directory: `{NAME}_HOME` (`MY_TOOL_HOME`).
+    pub fn home_env(&self) -> String {
+        format!("{}_HOME", env_prefix(&self.name))
+    }
+
+    /// The environment variable naming the storage mode (`auto`, `keyring`, `file`):
+    /// `{NAME}_STORAGE` (`MY_TOOL_STORAGE`). Read when the builder is given no storage mode.
+    pub fn storage_env(&self) -> String {
+        format!("{}_STORAGE", env_prefix(&self.name))
+    }
+
+    /// The home directory: `${NAME}_HOME`, else `$HOME/.{name}` (`%USERPROFILE%` on Windows).
+    /// `None` when neither is set.
+    pub fn home_dir(&self, env: &Environment) -> Option<PathBuf> {
+        if let Some(home) = env.get(&self.home_env()) {
+            return Some(PathBuf::from(home));
+        }
+        env.get("HOME")
+            .or_else(|| env.get("USERPROFILE"))
+            .map(|home| PathBuf::from(home).join(format!(".{}", self.name)))
+    }
+
+    /// The HTTP `User-Agent` (RFC 9110 §10.1.5): `{name}/{version}`.
+    pub fn user_agent(&self) -> String {
+        format!("{}/{}", self.name, self.version)
+    }
+
+    /// The `client_name` of a dynamic client registration (RFC 7591 §2).
+    pub fn client_name(&self) -> &str {
+        &self.name
+    }
+
+    /// The MCP `initialize` request's `clientInfo` (`name`, `version`) sent when probing a server.
+    pub fn client_info(&self) -> (&str, &str) {
+        (&self.name, &self.version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_context_harness() {
+        let app = App::default();
+        assert_eq!(app.keyring_service(), "context-harness");
+        assert_eq!(app.keyring_service(), crate::storage::KEYRING_SERVICE);
+        assert_eq!(app.home_env(), crate::HOME_ENV);
+        assert_eq!(app.storage_env(), "CONTEXT_HARNESS_STORAGE");
+        assert_eq!(
+            app.user_agent(),
+            concat!("context-harness/", env!("CARGO_PKG_VERSION"))
+        );
+        let env = Environment::from_pairs([("HOME", "/home/u")]);
+        assert_eq!(env.home_dir(), app.home_dir(&env));
+    }
+
+    #[test]
+    fn names_follow_the_app() {
+        let app = App::new("my-tool").and_then(|a| a.with_version("2.0.0-beta.1"));
+        let Ok(app) = app else {
+            panic!("valid app refused: {app:?}");
+        };
+        let env = Environment::from_pairs([("HOME", "/home/u"), ("CONTEXT_HARNESS_HOME", "/ch")]);
+        assert_eq!(app.home_dir(&env), Some(PathBuf::from("/home/u/.my-tool")));
+        let env = Environment::from_pairs([("HOME", "/home/u"), ("MY_TOOL_HOME", "/mt")]);
+        assert_eq!(app.home_dir(&env), Some(PathBuf::from("/mt")));
+        assert_eq!(app.home_dir(&Environment::empty()), None);
+        assert_eq!(app.storage_env(), "MY_TOOL_STORAGE");
+        assert_eq!(app.user_agent(), "my-tool/2.0.0-beta.1");
+        assert_eq!(app.client_name(), "my-tool");
+        assert_eq!(app.client_info(), ("my-tool", "2.0.0-beta.1"));
+    }
+
+    #[test]
+    fn bad_names_and_versions_are_refused() {
+        for bad in [
+            "",
+            "My-Tool",
+            "-x",
+            "x-",
+            "1tool",
+            "my tool",
+            "my_tool",
+            "a/b",
+            "../x",
+            "é",
+            "x\u{1b}[2J",
+        ] {
+            let err = App::new(bad).err();
+            assert_eq!(
+                err.map(|e| e.code()),
+                Some(ErrorCode::ConfigInvalid),
+                "{bad:?}"
+            );
+        }
+        assert!(App::new(&"a".repeat(64)).is_ok());
+        assert!(App::new(&"a".repeat(65)).is_err());
+        for bad in ["", "1 2", "1/2", "v\r\nX-Evil: 1", &"1".repeat(65)] {
+            assert!(App::default().with_version(bad).is_err(), "{bad:?}");
+        }
+    }
+}
