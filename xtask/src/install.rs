@@ -257,11 +257,16 @@ pub(crate) fn ensure_python_venv(root: &Path) -> Result<bool> {
     }
     let mut cmd = Command::new(&python);
     cmd.current_dir(&dir)
-        .args(["-m", "pip", "install", "--disable-pip-version-check", "--quiet"])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--quiet",
+        ])
         .args(["-r", "requirements.txt"]);
     util::run(&mut cmd)?;
-    fs::write(&marker, "")
-        .with_context(|| format!("cannot write {}", marker.display()))?;
+    fs::write(&marker, "").with_context(|| format!("cannot write {}", marker.display()))?;
     Ok(true)
 }
 

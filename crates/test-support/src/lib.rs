@@ -322,7 +322,9 @@ impl PythonMcpServer {
         let script = root.join(PYTHON_MCP_SERVER_DIR).join("server.py");
         let mut command = Command::new(python(root));
         // Unbuffered, and no bytecode written into the repository.
-        command.env("PYTHONUNBUFFERED", "1").env("PYTHONDONTWRITEBYTECODE", "1");
+        command
+            .env("PYTHONUNBUFFERED", "1")
+            .env("PYTHONDONTWRITEBYTECODE", "1");
         let server = TestServer::start_program(
             command,
             "the Python MCP test server's venv (run `cargo xtask test`)",
