@@ -13,6 +13,8 @@ Usage: .venv/bin/python server.py [--exit-on-stdin-close]
 Environment:
   MCP_ISSUER=URL   require bearer tokens of this oidc-provider, checked by introspection (else no auth)
   MCP_JSON=1       answer POSTs with application/json instead of an SSE stream
+  MCP_SCOPES=...   the scopes every request needs (default "mcp:tools"; the SDK answers 403 insufficient_scope,
+                   without a `scope=` parameter, and lists them as `scopes_supported` in its metadata)
 Once listening it prints one JSON line to stdout and nothing else: {"url": ".../mcp", "port": P}.
 
 Tools: `echo {text}` -> text; `add {a, b}` -> a + b.
@@ -99,7 +101,7 @@ def build_app(url: str) -> Any:
             "auth": AuthSettings(
                 issuer_url=issuer,
                 resource_server_url=url,
-                required_scopes=["mcp:tools"],
+                required_scopes=os.environ.get("MCP_SCOPES", "mcp:tools").split(),
                 # The verifier checks `aud` itself.
                 validate_token_resource=False,
             ),
