@@ -28,6 +28,9 @@
 //   AS_ACCESS_TOKEN_TTL=N    access-token lifetime in seconds (default 3600)
 //   AS_TOKEN_FAULT=MODE      fault at the token endpoint: 500 | html | garbage | reset | slow | invalid_grant
 //   AS_TOKEN_FAULT_DELAY_MS  delay for the `slow` fault (default 10000)
+//   AS_OPAQUE_ACCESS_TOKENS=1  access tokens for a resource are opaque (stored, so /token/introspection
+//                            answers for them, with `aud` = the resource) instead of JWTs (which
+//                            oidc-provider does not store and so cannot introspect)
 //
 // Test hooks (TEST-ONLY):
 //   GET  /test/stats    -> {"token_requests":n,"refresh_requests":n,"authorization_code_requests":n,
@@ -89,6 +92,7 @@ const envInt = (name, fallback) => {
 };
 
 const TEST_USER = 'test-user';
+const opaqueAccessTokens = envFlag('AS_OPAQUE_ACCESS_TOKENS');
 
 const control = {
   auto_approve: envFlag('AS_AUTO_APPROVE'),
@@ -239,8 +243,9 @@ async function startServer() {
             scope: 'mcp:tools mcp:resources',
             audience: resourceIndicator,
             accessTokenTTL: control.access_token_ttl,
-            // A JWT so tests can read `aud` (= the resource) without introspection.
-            accessTokenFormat: 'jwt',
+            // A JWT so tests can read `aud` (= the resource) without introspection; opaque for resource
+            // servers that introspect (AS_OPAQUE_ACCESS_TOKENS).
+            accessTokenFormat: opaqueAccessTokens ? 'opaque' : 'jwt',
           };
         },
       },

@@ -1,5 +1,5 @@
-//! Prerequisites of the test suites: Debian packages, cargo-deny, and the npm packages of the local
-//! authorization server. Checks first (the fast path does nothing), installs what is missing when it
+//! Prerequisites of the test suites: Debian packages, cargo-deny, the npm packages of the local
+//! authorization server and MCP servers, and the Python MCP server's virtual environment. Checks first (the fast path does nothing), installs what is missing when it
 //! can (root → `apt-get`), and otherwise fails with the command to run.
 //!
 //! `demo` will need [`ensure_node_modules`] and the `nodejs` package too; call them from there.
@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::SystemTime;
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 
 use crate::util::{self, Context};
 
@@ -21,7 +21,9 @@ pub(crate) const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// The local authorization server's directory and the MCP servers built with the official TypeScript SDK
 /// (and `mcp-remote` for the bench), relative to the root: defined once, by the test servers' launcher.
-pub(crate) use context_harness_test_support::{AUTH_SERVER_DIR, MCP_SERVERS_DIR};
+pub(crate) use context_harness_test_support::{
+    AUTH_SERVER_DIR, MCP_SERVERS_DIR, PYTHON_MCP_SERVER_DIR,
+};
 
 /// A program the test suites need and the Debian package that provides it.
 #[derive(Debug, Clone, Copy)]
@@ -78,6 +80,14 @@ pub(crate) const NODE_TOOLS: &[Tool] = &[
         purpose: "local authorization server",
     },
 ];
+
+/// Python with its `venv` module, for the MCP server built with the official Python SDK.
+pub(crate) const PYTHON_TOOLS: &[Tool] = &[Tool {
+    program: "python3",
+    // Debian's python3 lacks `venv` (ensurepip) without this package, which depends on python3.
+    package: "python3-venv",
+    purpose: "Python MCP test server",
+}];
 
 /// `true` if the tool's program can be found.
 pub(crate) fn present(tool: &Tool) -> bool {
@@ -216,6 +226,50 @@ fn ensure_node_modules_in(root: &Path, dir_name: &str) -> Result<bool> {
     Ok(true)
 }
 
+/// Written into the venv once `pip install -r requirements.txt` succeeded (pip writes no such file itself).
+const VENV_MARKER: &str = ".requirements-installed";
+
+/// Makes the Python MCP test server's venv (`python3 -m venv .venv`) and installs its pinned packages
+/// (`pip install -r requirements.txt`) when the venv is missing or older than `requirements.txt`. Returns
+/// `false` when there is no `requirements.txt` (nothing to install).
+pub(crate) fn ensure_python_venv(root: &Path) -> Result<bool> {
+    let dir = root.join(PYTHON_MCP_SERVER_DIR);
+    let requirements = dir.join("requirements.txt");
+    if !requirements.exists() {
+        println!("no {PYTHON_MCP_SERVER_DIR}/requirements.txt: nothing to install");
+        return Ok(false);
+    }
+    let venv = dir.join(".venv");
+    let marker = venv.join(VENV_MARKER);
+    let fresh = matches!((mtime(&marker), mtime(&requirements)), (Some(i), Some(r)) if i >= r);
+    if fresh {
+        println!("{PYTHON_MCP_SERVER_DIR}/.venv is up to date");
+        return Ok(true);
+    }
+    ensure_tools(PYTHON_TOOLS)?;
+    let python = context_harness_test_support::python(root);
+    if !python.is_file() {
+        let mut cmd = Command::new("python3");
+        cmd.current_dir(&dir).args(["-m", "venv", ".venv"]);
+        util::run(&mut cmd).with_context(|| {
+            "cannot make the venv; on Debian install python3-venv (`sudo apt-get install python3-venv`)"
+        })?;
+    }
+    let mut cmd = Command::new(&python);
+    cmd.current_dir(&dir)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--quiet",
+        ])
+        .args(["-r", "requirements.txt"]);
+    util::run(&mut cmd)?;
+    fs::write(&marker, "").with_context(|| format!("cannot write {}", marker.display()))?;
+    Ok(true)
+}
+
 fn mtime(path: &Path) -> Option<SystemTime> {
     fs::metadata(path).and_then(|m| m.modified()).ok()
 }
@@ -226,7 +280,12 @@ mod tests {
 
     #[test]
     fn every_tool_names_a_package() {
-        for tool in KEYRING_TOOLS.iter().chain(BROWSER_TOOLS).chain(NODE_TOOLS) {
+        for tool in KEYRING_TOOLS
+            .iter()
+            .chain(BROWSER_TOOLS)
+            .chain(NODE_TOOLS)
+            .chain(PYTHON_TOOLS)
+        {
             assert!(!tool.package.is_empty() && !tool.program.is_empty());
         }
     }
@@ -238,6 +297,17 @@ mod tests {
         assert!(tmp.is_some());
         if let Some(dir) = tmp {
             assert!(matches!(ensure_node_modules(dir), Ok(false)));
+        }
+    }
+
+    #[test]
+    fn no_requirements_txt_means_no_venv() {
+        let tmp = util::TempDir::new("xtask-venv").ok();
+        let dir = tmp.as_ref().map(util::TempDir::path);
+        assert!(dir.is_some());
+        if let Some(dir) = dir {
+            assert!(matches!(ensure_python_venv(dir), Ok(false)));
+            assert!(!dir.join(PYTHON_MCP_SERVER_DIR).join(".venv").exists());
         }
     }
 }

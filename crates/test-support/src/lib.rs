@@ -1,8 +1,9 @@
 //! Starts the repository's local test servers — one launcher for every test suite and for xtask.
 //!
-//! The servers are node programs in the repository: the authorization server
-//! (`tests/authorization-server/server.mjs`, node `oidc-provider` on loopback) and the MCP servers built with
-//! the official TypeScript SDK (`tests/mcp-servers/server.mjs`). Each is started with port `0` where it takes
+//! The servers are programs in the repository: the authorization server
+//! (`tests/authorization-server/server.mjs`, node `oidc-provider` on loopback), the MCP servers built with
+//! the official TypeScript SDK (`tests/mcp-servers/server.mjs`) and the one built with the official Python
+//! SDK (`tests/mcp-servers/python/server.py`, run by the venv's python). Each is started with port `0` where it takes
 //! one and `--exit-on-stdin-close`, prints one JSON "ready" line on stdout (its URLs and port), and is stopped
 //! when the returned value is dropped (stdin closed, then killed). Test-only: not published.
 //!
@@ -27,6 +28,8 @@ use serde_json::Value;
 pub const AUTH_SERVER_DIR: &str = "tests/authorization-server";
 /// The MCP test servers' directory, relative to the repository root.
 pub const MCP_SERVERS_DIR: &str = "tests/mcp-servers";
+/// The Python MCP test server's directory (its `.venv` is made by `cargo xtask test`), relative to the root.
+pub const PYTHON_MCP_SERVER_DIR: &str = "tests/mcp-servers/python";
 /// Overrides where the authorization server's `node_modules` are (default: `AUTH_SERVER_DIR/node_modules`).
 pub const NODE_MODULES_VAR: &str = "CONTEXT_HARNESS_TEST_NODE_MODULES";
 
@@ -57,6 +60,21 @@ pub fn servers_installed(root: &Path) -> bool {
             .is_dir()
 }
 
+/// The python of the Python MCP test server's virtual environment under `root`, whether or not it exists.
+pub fn python(root: &Path) -> PathBuf {
+    root.join(PYTHON_MCP_SERVER_DIR).join(".venv/bin/python")
+}
+
+/// Whether the Python MCP test server's venv, with the `mcp` package in it, is installed under `root`.
+pub fn python_installed(root: &Path) -> bool {
+    let lib = root.join(PYTHON_MCP_SERVER_DIR).join(".venv/lib");
+    python(root).is_file()
+        && std::fs::read_dir(lib).is_ok_and(|dirs| {
+            dirs.flatten()
+                .any(|d| d.path().join("site-packages/mcp").is_dir())
+        })
+}
+
 /// Where a server's own diagnostics (stderr) go.
 #[derive(Debug)]
 pub enum ServerLog {
@@ -68,7 +86,7 @@ pub enum ServerLog {
     File(PathBuf),
 }
 
-/// A test server that did not start: node missing, or no ready line (with the server's log when known).
+/// A test server that did not start: its program missing, or no ready line (with the server's log when known).
 #[derive(Debug)]
 pub struct StartError(String);
 
@@ -80,15 +98,18 @@ impl fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-/// A running node test server; stopped on drop.
+/// A running test server (a node or python program); stopped on drop.
 #[derive(Debug)]
-pub struct NodeServer {
+pub struct TestServer {
     child: Child,
     stdin: Option<ChildStdin>,
     ready: Value,
 }
 
-impl NodeServer {
+/// The name [`TestServer`] had when every test server was a node program.
+pub type NodeServer = TestServer;
+
+impl TestServer {
     /// Runs `node <script> <args…> --exit-on-stdin-close` in the script's directory with `env` added (and
     /// `NODE_PATH` set to `node_path` when given), and waits for its JSON ready line.
     ///
@@ -102,6 +123,26 @@ impl NodeServer {
         log: ServerLog,
     ) -> Result<Self, StartError> {
         let mut command = Command::new("node");
+        if let Some(path) = node_path {
+            command.env("NODE_PATH", path);
+        }
+        Self::start_program(command, "node (package nodejs)", script, args, env, log)
+    }
+
+    /// Runs `<command> <script> <args…> --exit-on-stdin-close` (`command` names the program, e.g. a venv's
+    /// python, and may carry variables of its own) in the script's directory with `env` added, and waits
+    /// for its JSON ready line. `program` names the program in errors.
+    ///
+    /// # Errors
+    /// [`StartError`] when the program cannot be started or the first stdout line is not a JSON object.
+    pub fn start_program(
+        mut command: Command,
+        program: &str,
+        script: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        log: ServerLog,
+    ) -> Result<Self, StartError> {
         command
             .arg(script)
             .args(args)
@@ -111,9 +152,6 @@ impl NodeServer {
             .stdout(Stdio::piped());
         if let Some(dir) = script.parent() {
             command.current_dir(dir);
-        }
-        if let Some(path) = node_path {
-            command.env("NODE_PATH", path);
         }
         let log_file = match &log {
             ServerLog::Discard => {
@@ -133,7 +171,7 @@ impl NodeServer {
         };
         let mut child = command
             .spawn()
-            .map_err(|e| StartError(format!("cannot start node (package nodejs): {e}")))?;
+            .map_err(|e| StartError(format!("cannot start {program}: {e}")))?;
         let stdin = child.stdin.take();
         let mut line = String::new();
         if let Some(stdout) = child.stdout.take() {
@@ -177,7 +215,7 @@ impl NodeServer {
     }
 }
 
-impl Drop for NodeServer {
+impl Drop for TestServer {
     fn drop(&mut self) {
         // Closing stdin is enough (--exit-on-stdin-close); kill makes sure.
         drop(self.stdin.take());
@@ -262,5 +300,50 @@ impl McpServer {
     /// [`StartError`] when the field is missing.
     pub fn ready_str(&self, key: &str) -> Result<String, StartError> {
         self.server.ready_str(key)
+    }
+}
+
+/// The MCP server built with the official Python SDK (`tests/mcp-servers/python/server.py`: `MCPServer`
+/// with Streamable HTTP sessions, RFC 9728 metadata and an introspecting token verifier) on loopback, run by
+/// the venv's python ([`python`]).
+#[derive(Debug)]
+pub struct PythonMcpServer {
+    server: TestServer,
+    url: String,
+}
+
+impl PythonMcpServer {
+    /// Starts it with these variables (`MCP_ISSUER` names the authorization server whose introspection
+    /// endpoint it asks; that server must run with `AS_OPAQUE_ACCESS_TOKENS=1`).
+    ///
+    /// # Errors
+    /// [`StartError`] when the venv is missing, it does not start or its ready line lacks `url`.
+    pub fn start(root: &Path, env: &[(&str, &str)], log: ServerLog) -> Result<Self, StartError> {
+        let script = root.join(PYTHON_MCP_SERVER_DIR).join("server.py");
+        let mut command = Command::new(python(root));
+        // Unbuffered, and no bytecode written into the repository.
+        command
+            .env("PYTHONUNBUFFERED", "1")
+            .env("PYTHONDONTWRITEBYTECODE", "1");
+        let server = TestServer::start_program(
+            command,
+            "the Python MCP test server's venv (run `cargo xtask test`)",
+            &script,
+            &[],
+            env,
+            log,
+        )?;
+        let url = server.ready_str("url")?;
+        Ok(Self { server, url })
+    }
+
+    /// The Streamable HTTP endpoint, `http://127.0.0.1:PORT/mcp`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The ready line.
+    pub fn ready(&self) -> &Value {
+        self.server.ready()
     }
 }

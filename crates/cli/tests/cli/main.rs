@@ -20,6 +20,7 @@ mod interop;
 mod lifecycle;
 mod mcp;
 mod proxy;
+mod proxy_python;
 mod registration_secrets;
 mod secrets;
 mod strict;

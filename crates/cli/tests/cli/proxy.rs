@@ -71,8 +71,8 @@ impl McpServer {
     }
 }
 
-/// The binary as a stdio MCP server for this test.
-struct Proxy {
+/// The binary as a stdio MCP server for a test (shared with `proxy_python.rs`).
+pub(crate) struct Proxy {
     child: Child,
     stdin: Option<ChildStdin>,
     lines: mpsc::Receiver<String>,
@@ -80,7 +80,7 @@ struct Proxy {
 }
 
 impl Proxy {
-    fn spawn(home: &Home, url: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
+    pub(crate) fn spawn(home: &Home, url: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let mut args = vec!["-vv", "mcp", "proxy", url, "--port", "0", "--timeout", "30"];
         args.extend_from_slice(extra);
         let mut child = home
@@ -120,7 +120,7 @@ impl Proxy {
         }
     }
 
-    fn send(&mut self, message: &Value) {
+    pub(crate) fn send(&mut self, message: &Value) {
         let stdin = self.stdin.as_mut().expect("stdin open");
         writeln!(stdin, "{message}").expect("write to the proxy");
         stdin.flush().expect("flush");
@@ -136,7 +136,7 @@ impl Proxy {
     }
 
     /// The next stdout line, which must be a JSON-RPC 2.0 message.
-    fn recv_within(&self, within: Duration) -> Option<Value> {
+    pub(crate) fn recv_within(&self, within: Duration) -> Option<Value> {
         let line = self.lines.recv_timeout(within).ok()?;
         let value: Value = serde_json::from_str(&line)
             .unwrap_or_else(|e| panic!("stdout holds a line that is not JSON ({e}): {line:?}"));
@@ -146,7 +146,7 @@ impl Proxy {
 
     /// The next message; no answer within 60 s fails the test with the bridge's stderr (it runs
     /// with `-v`), so a hang says where it hung.
-    fn recv(&mut self) -> Value {
+    pub(crate) fn recv(&mut self) -> Value {
         if let Some(message) = self.recv_within(Duration::from_secs(60)) {
             return message;
         }
@@ -161,7 +161,7 @@ impl Proxy {
     }
 
     /// Sends a request and returns its response (server notifications before it are skipped).
-    fn call(&mut self, id: i64, method: &str, params: Value) -> Value {
+    pub(crate) fn call(&mut self, id: i64, method: &str, params: Value) -> Value {
         self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
         loop {
             let message = self.recv();
@@ -171,7 +171,7 @@ impl Proxy {
         }
     }
 
-    fn initialize(&mut self) -> Value {
+    pub(crate) fn initialize(&mut self) -> Value {
         let answer = self.call(
             1,
             "initialize",
@@ -186,7 +186,7 @@ impl Proxy {
     }
 
     /// Closes stdin and waits: the exit code, the stdout lines left, stderr.
-    fn finish(mut self) -> (i32, Vec<Value>, String) {
+    pub(crate) fn finish(mut self) -> (i32, Vec<Value>, String) {
         drop(self.stdin.take());
         let status = self.child.wait().expect("wait");
         let mut rest = Vec::new();
@@ -202,7 +202,7 @@ impl Proxy {
     }
 }
 
-fn text_of(answer: &Value) -> &str {
+pub(crate) fn text_of(answer: &Value) -> &str {
     answer["result"]["content"][0]["text"]
         .as_str()
         .unwrap_or_else(|| panic!("no text content: {answer}"))

@@ -390,7 +390,7 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
-fn form_encode(pairs: &[(&str, &str)]) -> String {
+pub(crate) fn form_encode(pairs: &[(&str, &str)]) -> String {
     pairs
         .iter()
         .map(|(k, v)| format!("{}={}", pct(k), pct(v)))
