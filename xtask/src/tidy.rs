@@ -543,3 +543,45 @@ fn readme_workspace_rows_are_read() {
         ]
     );
 }
+
+/// The `providers` files other than `http.rs` that name the HTTP library (`reqwest`).
+fn http_library_outside_http(sources: &[(String, String)]) -> Vec<String> {
+    sources
+        .iter()
+        .filter(|(path, _)| path != "http.rs")
+        .filter(|(_, text)| {
+            text.lines()
+                .any(|l| l.split("//").next().unwrap_or_default().contains("reqwest"))
+        })
+        .map(|(path, _)| path.clone())
+        .collect()
+}
+
+/// One HTTP boundary: in `providers`, only `http.rs` touches the HTTP library's types.
+#[test]
+fn only_the_http_module_touches_the_http_library() -> Result<()> {
+    let sources = rust_sources(&util::project_root().join("crates/providers/src"))?;
+    let offenders = http_library_outside_http(&sources);
+    assert!(
+        offenders.is_empty(),
+        "move these requests into http.rs: {offenders:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn http_library_rule_on_a_fixture() {
+    let file = |path: &str, text: &str| (path.to_owned(), text.to_owned());
+    let sources = [
+        file("http.rs", "use reqwest::Client;"),
+        file(
+            "discovery/mod.rs",
+            "// reqwest is mentioned in a comment only\nfn f() {}",
+        ),
+        file("service/logout.rs", "let m = reqwest::Method::DELETE;"),
+    ];
+    assert_eq!(
+        http_library_outside_http(&sources),
+        vec!["service/logout.rs".to_owned()]
+    );
+}

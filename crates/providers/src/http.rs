@@ -64,7 +64,58 @@ pub(crate) struct RawResponse {
     pub(crate) content_type: Option<String>,
     /// The `Retry-After` header as sent (RFC 9110 §10.2.3), read by the transient-answer retries.
     pub(crate) retry_after: Option<String>,
+    /// Every `WWW-Authenticate` value (RFC 9110 §11.6.1), each cut to [`MAX_HEADER_VALUE`] bytes.
+    pub(crate) www_authenticate: Vec<String>,
     pub(crate) body: Vec<u8>,
+}
+
+/// The longest header value kept from an answer, in bytes.
+const MAX_HEADER_VALUE: usize = 8 * 1024;
+
+/// An HTTP method, so that no code outside this module names the HTTP library's types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Method {
+    Get,
+    Post,
+    Delete,
+}
+
+/// How a request authenticates, if at all.
+#[derive(Clone, Copy)]
+pub(crate) enum Credentials<'a> {
+    /// RFC 6750 §2.1 `Authorization: Bearer`.
+    Bearer(&'a str),
+    /// RFC 7617 HTTP Basic with `(user, password)` as given (not form-encoded).
+    Basic(&'a str, &'a str),
+}
+
+/// One request, described without the HTTP library's types: `accept` is the `Accept` header, a
+/// `json` body is sent as `application/json`, `headers` are added as given.
+pub(crate) struct Request<'a> {
+    pub(crate) method: Method,
+    pub(crate) url: &'a Url,
+    pub(crate) accept: &'a str,
+    pub(crate) json: Option<String>,
+    pub(crate) headers: &'a [(&'static str, &'a str)],
+    pub(crate) credentials: Option<Credentials<'a>>,
+    /// Read the body (up to 1 MiB); `false` keeps the status and headers only (a probe whose
+    /// answer may be an endless event stream).
+    pub(crate) read_body: bool,
+}
+
+impl<'a> Request<'a> {
+    /// A request of `method` to `url` accepting JSON, with nothing else set.
+    pub(crate) fn new(method: Method, url: &'a Url) -> Self {
+        Self {
+            method,
+            url,
+            accept: "application/json",
+            json: None,
+            headers: &[],
+            credentials: None,
+            read_body: true,
+        }
+    }
 }
 
 /// The DNS resolver of a policy client: the addresses it returns are the only ones connected to,
@@ -334,15 +385,55 @@ impl Http {
             // reqwest marks the Authorization header value sensitive.
             request = request.basic_auth(user, Some(password));
         }
-        self.send(request, url, what).await
+        self.send(request, url, what, true).await
     }
 
-    /// Sends a prepared request and reads the whole answer (up to 1 MiB).
-    pub(crate) async fn send(
+    /// Sends `request` under `policy` (`None` for a user-configured URL) and reads the answer.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::AuthFailed`] when `policy` refuses the URL; [`ErrorCode::NetworkError`] or
+    /// [`ErrorCode::Timeout`] when the exchange fails or the body is over 1 MiB.
+    pub(crate) async fn fetch(
+        &self,
+        request: Request<'_>,
+        what: &str,
+        policy: Option<UrlPolicy>,
+    ) -> Result<RawResponse> {
+        let url = request.url;
+        let method = match request.method {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+            Method::Delete => reqwest::Method::DELETE,
+        };
+        let mut builder = self
+            .client_for(url, policy, "server-supplied URL")?
+            .request(method, url.clone())
+            .header(reqwest::header::ACCEPT, request.accept);
+        for (name, value) in request.headers {
+            builder = builder.header(*name, *value);
+        }
+        builder = match request.credentials {
+            // reqwest marks the Authorization header value sensitive.
+            Some(Credentials::Bearer(token)) => builder.bearer_auth(token),
+            Some(Credentials::Basic(user, password)) => builder.basic_auth(user, Some(password)),
+            None => builder,
+        };
+        if let Some(json) = request.json {
+            builder = builder
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(json);
+        }
+        self.send(builder, url, what, request.read_body).await
+    }
+
+    /// Sends a prepared request and reads the whole answer (up to 1 MiB) when `read_body`.
+    async fn send(
         &self,
         request: reqwest::RequestBuilder,
         url: &Url,
         what: &str,
+        read_body: bool,
     ) -> Result<RawResponse> {
         let host = url.host_str().unwrap_or("server").to_owned();
         // With "http answer" below, brackets the network time (`cargo xtask bench` subtracts it).
@@ -362,8 +453,19 @@ impl Http {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .map(|v| v.chars().take(64).collect());
+        let www_authenticate = response
+            .headers()
+            .get_all(reqwest::header::WWW_AUTHENTICATE)
+            .iter()
+            // `to_str` keeps visible ASCII only, so the cut is on a character boundary.
+            .filter_map(|v| v.to_str().ok())
+            .map(|v| v.get(..MAX_HEADER_VALUE).unwrap_or(v).to_owned())
+            .collect();
         let mut body = Vec::new();
         loop {
+            if !read_body {
+                break;
+            }
             match response.chunk().await {
                 Ok(Some(chunk)) => {
                     if body.len() + chunk.len() > MAX_BODY {
@@ -385,41 +487,9 @@ impl Http {
             status,
             content_type,
             retry_after,
+            www_authenticate,
             body,
         })
-    }
-
-    /// Builds a GET (`Accept: application/json`) under `policy` (`None` for a user-configured URL).
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorCode::AuthFailed`] when `policy` refuses the URL.
-    pub(crate) fn get(
-        &self,
-        url: &Url,
-        policy: Option<UrlPolicy>,
-    ) -> Result<reqwest::RequestBuilder> {
-        Ok(self
-            .client_for(url, policy, "server-supplied URL")?
-            .get(url.clone())
-            .header(reqwest::header::ACCEPT, "application/json"))
-    }
-
-    /// Builds an arbitrary request (GitHub's `DELETE` revocation, RFC 7591 registration) under
-    /// `policy` (`None` for a user-configured URL).
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorCode::AuthFailed`] when `policy` refuses the URL.
-    pub(crate) fn request(
-        &self,
-        method: reqwest::Method,
-        url: &Url,
-        policy: Option<UrlPolicy>,
-    ) -> Result<reqwest::RequestBuilder> {
-        Ok(self
-            .client_for(url, policy, "server-supplied URL")?
-            .request(method, url.clone()))
     }
 
     fn transport_error(&self, e: reqwest::Error, what: &str, host: &str) -> Error {
@@ -523,6 +593,23 @@ pub(crate) fn refusal_in<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option
         source = err.source();
     }
     None
+}
+
+/// The HTTP client set-up shared with the program (the only place outside the service's own requests
+/// that hands out the HTTP library's types).
+impl crate::OAuthService {
+    /// A `reqwest` client builder for other HTTP traffic of the program (e.g. an MCP proxy), set up
+    /// as this service's own clients: rustls with the `ring` provider, the proxies of the service's
+    /// [`Environment`] (`HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`/`NO_PROXY`, never the process
+    /// environment read behind its back) with loopback destinations always direct, the
+    /// [`HttpSettings::connect_timeout`], no redirects and the context-harness user agent.
+    ///
+    /// It sets no overall request timeout (the caller may stream answers) and no SSRF policy.
+    /// Report a transport failure with [`tls_trust_failure`](crate::tls_trust_failure) first, so an
+    /// untrusted certificate is named as such.
+    pub fn http_client_builder(&self) -> reqwest::ClientBuilder {
+        self.http().builder()
+    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use url::Url;
 
 use crate::discovery::{UrlPolicy, printable};
 use crate::error::{Error, ErrorCode, Result};
-use crate::http::Http;
+use crate::http::{Credentials, Http, Method, Request};
 
 /// The `client_name` sent when registering.
 pub(crate) const CLIENT_NAME: &str = "context-harness";
@@ -65,13 +65,12 @@ pub(crate) async fn register(
     body: &Value,
     policy: UrlPolicy,
 ) -> Result<ClientRegistration> {
-    let request = http
-        .request(reqwest::Method::POST, endpoint, Some(policy))?
-        .header(reqwest::header::ACCEPT, "application/json")
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(body.to_string());
+    let request = Request {
+        json: Some(body.to_string()),
+        ..Request::new(Method::Post, endpoint)
+    };
     let raw = http
-        .send(request, endpoint, "registration endpoint")
+        .fetch(request, "registration endpoint", Some(policy))
         .await?;
     let registration = parse_registration_response(
         raw.status,
@@ -135,11 +134,12 @@ pub(crate) async fn still_registered(
             return true;
         }
     };
-    let Ok(request) = http.get(&url, Some(policy)) else {
-        return true;
+    let request = Request {
+        credentials: Some(Credentials::Bearer(token)),
+        ..Request::new(Method::Get, &url)
     };
     match http
-        .send(request.bearer_auth(token), &url, "registration endpoint")
+        .fetch(request, "registration endpoint", Some(policy))
         .await
     {
         Ok(raw) if matches!(raw.status, 400 | 401 | 403 | 404) => false,

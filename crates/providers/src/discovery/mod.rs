@@ -34,7 +34,7 @@ pub(crate) use ssrf::{
 };
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::http::{Http, RawResponse};
+use crate::http::{Http, Method, RawResponse, Request};
 
 /// The MCP protocol revision announced on discovery requests (`MCP-Protocol-Version`).
 pub(crate) const MCP_PROTOCOL_VERSION: &str = "2026-07-28";
@@ -115,11 +115,11 @@ pub(crate) struct Discoverer<'a> {
 impl Discoverer<'_> {
     async fn get(&self, url: &Url, what: &str) -> Result<RawResponse> {
         // The policy client's resolver judges the host (the same lookup that is connected to).
-        let request = self
-            .http
-            .get(url, Some(self.policy))?
-            .header("MCP-Protocol-Version", MCP_PROTOCOL_VERSION);
-        self.http.send(request, url, what).await
+        let request = Request {
+            headers: &[("MCP-Protocol-Version", MCP_PROTOCOL_VERSION)],
+            ..Request::new(Method::Get, url)
+        };
+        self.http.fetch(request, what, Some(self.policy)).await
     }
 
     /// Probes the MCP server without a token and returns the `WWW-Authenticate` challenges of a 401.
@@ -134,43 +134,22 @@ impl Discoverer<'_> {
                 "clientInfo": {"name": self.http.app().client_info().0, "version": self.http.app().client_info().1},
             },
         });
-        let request = self
-            .http
-            .request(reqwest::Method::POST, server, Some(self.policy))?
-            .header(
-                reqwest::header::ACCEPT,
-                "application/json, text/event-stream",
-            )
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header("MCP-Protocol-Version", MCP_PROTOCOL_VERSION)
-            .body(body.to_string());
-        let response = match request.send().await {
-            Ok(r) => r,
-            Err(e) => {
-                let e = e.without_url();
-                if let Some(refused) = crate::http::refusal_in(&e) {
-                    return Err(refused_error(refused, "the MCP server"));
-                }
-                if let Some(err) = crate::http::tls_trust_failure(&e, "the MCP server") {
-                    return Err(err.with_source(e));
-                }
-                return Err(Error::new(
-                    ErrorCode::NetworkError,
-                    format!(
-                        "cannot reach the MCP server at {}",
-                        server.host_str().unwrap_or("?")
-                    ),
-                )
-                .with_source(e));
-            }
+        let request = Request {
+            accept: "application/json, text/event-stream",
+            json: Some(body.to_string()),
+            headers: &[("MCP-Protocol-Version", MCP_PROTOCOL_VERSION)],
+            read_body: false,
+            ..Request::new(Method::Post, server)
         };
-        let status = response.status().as_u16();
-        let challenges = response
-            .headers()
-            .get_all(reqwest::header::WWW_AUTHENTICATE)
+        let answer = self
+            .http
+            .fetch(request, "the MCP server", Some(self.policy))
+            .await?;
+        let status = answer.status;
+        let challenges = answer
+            .www_authenticate
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(parse_www_authenticate)
+            .flat_map(|v| parse_www_authenticate(v))
             .collect();
         tracing::debug!(status, "MCP server probe");
         Ok(if status == 401 {

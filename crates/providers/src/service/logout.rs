@@ -10,6 +10,7 @@ use url::Url;
 use super::store::{blocking, remove_recovery};
 use super::{LogoutOutcome, OAuthService, Revocation, TokenRevocation};
 use crate::error::{Error, ErrorCode, Result, SERVER_TROUBLE_HINT, storage_error};
+use crate::http::{Credentials, Method, Request};
 use crate::provider::{OAuthConfig, RevocationStyle, check_endpoint};
 use crate::provider_ref::ProviderRef;
 
@@ -227,14 +228,16 @@ impl OAuthService {
             "providers.github.revocation_url",
         )?;
         let body = serde_json::json!({ "access_token": tokens.access_token.secret() }).to_string();
-        let request = self
+        let request = Request {
+            accept: "application/vnd.github+json",
+            json: Some(body),
+            credentials: Some(Credentials::Basic(&config.client_id, secret.secret())),
+            ..Request::new(Method::Delete, &url)
+        };
+        let raw = self
             .http
-            .request(reqwest::Method::DELETE, &url, config.provider.url_policy)?
-            .basic_auth(&config.client_id, Some(secret.secret()))
-            .header(reqwest::header::ACCEPT, "application/vnd.github+json")
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body);
-        let raw = self.http.send(request, &url, "GitHub token API").await?;
+            .fetch(request, "GitHub token API", config.provider.url_policy)
+            .await?;
         match raw.status {
             200..=299 | 404 => Ok(Revocation::Revoked), // 404: the token is already gone
             status => Err(Error::new(

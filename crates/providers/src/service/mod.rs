@@ -21,7 +21,7 @@ use crate::app::App;
 use crate::browser::{BrowserOpener, SystemBrowser};
 use crate::env::Environment;
 use crate::error::{Error, ErrorCode, Result, not_signed_in, storage_error};
-use crate::http::{Http, HttpSettings, ProxyEnv};
+use crate::http::{Credentials, Http, HttpSettings, Method, ProxyEnv, Request};
 use crate::provider::{OAuthConfig, check_endpoint};
 use crate::provider_ref::ProviderRef;
 use crate::registry::ProviderRegistry;
@@ -294,6 +294,11 @@ impl fmt::Debug for OAuthService {
 }
 
 impl OAuthService {
+    /// The HTTP client of this service.
+    pub(crate) fn http(&self) -> &Http {
+        &self.http
+    }
+
     /// A service with every default (process environment, default home and store).
     ///
     /// # Errors
@@ -346,19 +351,6 @@ impl OAuthService {
     /// Whether the HTTP client has been built (it is built on first network use only).
     pub fn http_client_built(&self) -> bool {
         self.http.is_built()
-    }
-
-    /// A `reqwest` client builder for other HTTP traffic of the program (e.g. an MCP proxy), set up
-    /// as this service's own clients: rustls with the `ring` provider, the proxies of the service's
-    /// [`Environment`] (`HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`/`NO_PROXY`, never the process
-    /// environment read behind its back) with loopback destinations always direct, the
-    /// [`HttpSettings::connect_timeout`], no redirects and the context-harness user agent.
-    ///
-    /// It sets no overall request timeout (the caller may stream answers) and no SSRF policy.
-    /// Report a transport failure with [`tls_trust_failure`](crate::tls_trust_failure) first, so an
-    /// untrusted certificate is named as such.
-    pub fn http_client_builder(&self) -> reqwest::ClientBuilder {
-        self.http.builder()
     }
 
     /// The provider registry (loads `providers.toml` on first use).
@@ -464,11 +456,11 @@ impl OAuthService {
     pub async fn get_with_token(&self, provider: &str, url: &str) -> Result<(u16, Vec<u8>)> {
         let url = check_endpoint(url, "url")?;
         let tokens = self.ensure_valid_token(provider).await?;
-        let request = self
-            .http
-            .get(&url, None)?
-            .bearer_auth(tokens.access_token.secret());
-        let raw = self.http.send(request, &url, "API").await?;
+        let request = Request {
+            credentials: Some(Credentials::Bearer(tokens.access_token.secret())),
+            ..Request::new(Method::Get, &url)
+        };
+        let raw = self.http.fetch(request, "API", None).await?;
         Ok((raw.status, raw.body))
     }
 }

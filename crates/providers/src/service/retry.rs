@@ -142,6 +142,7 @@ mod tests {
             status,
             content_type: Some("application/json".to_owned()),
             retry_after: retry_after.map(str::to_owned),
+            www_authenticate: Vec::new(),
             body: body.as_bytes().to_vec(),
         }
     }
