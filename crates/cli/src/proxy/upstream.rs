@@ -151,6 +151,67 @@ impl Upstream {
     }
 }
 
+/// The protected-resource metadata of a step-up: each fetch at most this long…
+const PRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// …and at most this large.
+const PRM_MAX_BYTES: usize = 256 * 1024;
+
+impl Upstream {
+    /// The `scopes_supported` of the server's protected-resource metadata (RFC 9728 §2; MCP "Scope
+    /// Selection Strategy"), from the first of `candidates` that serves a document for
+    /// `server_url` (one whose `resource`, when present, names it). Fetched without the bearer or
+    /// the `--header` values, no redirects, each at most [`PRM_TIMEOUT`] and [`PRM_MAX_BYTES`].
+    /// `None` when no candidate serves one, or it lists no scopes; failures are logged only (the
+    /// caller then has no scope to ask for and says so).
+    pub(crate) async fn scopes_supported(
+        &self,
+        candidates: &[Url],
+        server_url: &str,
+    ) -> Option<Vec<String>> {
+        for url in candidates {
+            let host = url.host_str().unwrap_or("server");
+            let response = match self
+                .client
+                .get(url.clone())
+                .header(header::ACCEPT, "application/json")
+                .timeout(PRM_TIMEOUT)
+                .send()
+                .await
+            {
+                Ok(response) => response,
+                Err(e) => {
+                    tracing::debug!(url = %url, error = %e.without_url(), "no protected-resource metadata here");
+                    continue;
+                }
+            };
+            if !response.status().is_success() {
+                tracing::debug!(url = %url, status = %response.status(), "no protected-resource metadata here");
+                continue;
+            }
+            let Ok(body) = read_body_max(response, host, PRM_MAX_BYTES).await else {
+                tracing::debug!(url = %url, "the protected-resource metadata is unreadable");
+                continue;
+            };
+            let metadata: context_harness_providers::protocol::ProtectedResourceMetadata =
+                match serde_json::from_str(&body) {
+                    Ok(metadata) => metadata,
+                    Err(_) => {
+                        tracing::debug!(url = %url, "not protected-resource metadata JSON");
+                        continue;
+                    }
+                };
+            if let Some(resource) = &metadata.resource
+                && !context_harness_providers::protocol::resource_matches(resource, server_url)
+            {
+                tracing::debug!(url = %url, "protected-resource metadata for another resource; ignored");
+                continue;
+            }
+            return metadata.scopes_supported.filter(|s| !s.is_empty());
+        }
+        None
+    }
+}
+
 /// The `Mcp-Session-Id` of an answer.
 pub(crate) fn session_id(response: &reqwest::Response) -> Option<String> {
     response
@@ -172,24 +233,53 @@ pub(crate) fn media_type(response: &reqwest::Response) -> String {
         .unwrap_or_default()
 }
 
-/// The scopes of a 403 `WWW-Authenticate: Bearer error="insufficient_scope", scope="…"` (RFC 6750
-/// §3.1); `None` for any other 403.
-pub(crate) fn insufficient_scope(response: &reqwest::Response) -> Option<Vec<String>> {
+/// What a 403 answer says in its `WWW-Authenticate: Bearer …` challenge (RFC 6750 §3.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Forbidden {
+    /// `error="insufficient_scope"`: the token lacks a scope the request needs.
+    InsufficientScope {
+        /// The `scope` parameter's valid RFC 6749 §3.3 scope tokens; empty when the server names
+        /// none (absent or empty `scope`, as the official Python SDK answers): then the MCP "Scope
+        /// Selection Strategy" applies (the protected-resource metadata's `scopes_supported`).
+        scopes: Vec<String>,
+        /// The challenge's `resource_metadata` URL (RFC 9728 §5.1), unchecked.
+        resource_metadata: Option<String>,
+    },
+    /// Any other 403: the server refuses this request to this token (or to no token).
+    Other {
+        /// The challenge's `error` code, if any, made printable.
+        error: Option<String>,
+    },
+}
+
+/// Reads the challenge of a 403 answer.
+pub(crate) fn forbidden(response: &reqwest::Response) -> Forbidden {
+    let mut error = None;
     for value in response.headers().get_all(header::WWW_AUTHENTICATE) {
         let Ok(value) = value.to_str() else { continue };
         for challenge in context_harness_providers::protocol::parse_www_authenticate(value) {
-            if challenge.is_bearer() && challenge.param("error") == Some("insufficient_scope") {
-                let scopes: Vec<String> = challenge
-                    .param("scope")
-                    .unwrap_or_default()
-                    .split_whitespace()
-                    .map(str::to_owned)
-                    .collect();
-                return (!scopes.is_empty()).then_some(scopes);
+            if !challenge.is_bearer() {
+                continue;
+            }
+            match challenge.param("error") {
+                Some("insufficient_scope") => {
+                    let scope = challenge
+                        .param("scope")
+                        .map(|s| context_harness_providers::tokens::valid_scope(s).0)
+                        .unwrap_or_default();
+                    return Forbidden::InsufficientScope {
+                        scopes: scope.split_whitespace().map(str::to_owned).collect(),
+                        resource_metadata: challenge.param("resource_metadata").map(str::to_owned),
+                    };
+                }
+                Some(other) if error.is_none() => {
+                    error = Some(context_harness_providers::terminal_text_max(other, 64));
+                }
+                _ => {}
             }
         }
     }
-    None
+    Forbidden::Other { error }
 }
 
 /// Reads a whole body as UTF-8 text, at most [`MAX_MESSAGE_BYTES`].
@@ -197,11 +287,20 @@ pub(crate) async fn read_body(
     response: reqwest::Response,
     host: &str,
 ) -> Result<String, UpstreamError> {
+    read_body_max(response, host, MAX_MESSAGE_BYTES).await
+}
+
+/// Reads a whole body as UTF-8 text, at most `max` bytes.
+async fn read_body_max(
+    response: reqwest::Response,
+    host: &str,
+    max: usize,
+) -> Result<String, UpstreamError> {
     let mut body = Vec::new();
     let mut stream = response.bytes_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| UpstreamError::from_reqwest(&e, host))?;
-        if body.len().saturating_add(chunk.len()) > MAX_MESSAGE_BYTES {
+        if body.len().saturating_add(chunk.len()) > max {
             return Err(UpstreamError::too_large());
         }
         body.extend_from_slice(&chunk);
