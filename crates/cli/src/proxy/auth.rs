@@ -270,7 +270,8 @@ impl Auth {
         let record = self.service.mcp_server_record(&self.url).ok().flatten();
         let mut wanted = challenge.scopes.clone();
         if wanted.is_empty() {
-            let candidates = self.metadata_urls(
+            let candidates = metadata_urls(
+                &self.url,
                 record.as_ref().map(|r| r.resource_metadata_url.as_str()),
                 challenge.resource_metadata.as_deref(),
             );
@@ -390,40 +391,6 @@ impl Auth {
                     .map(|t| t.scopes().into_iter().map(str::to_owned).collect())
             })
             .unwrap_or_default()
-    }
-
-    /// Where to look for the protected-resource metadata, in order, without duplicates: the
-    /// challenge's `resource_metadata` when it is on the server's origin (a hostile server must not
-    /// aim the bridge elsewhere), the record's URL (checked at discovery), the RFC 9728 well-known
-    /// URLs of the server URL.
-    fn metadata_urls(&self, recorded: Option<&str>, challenge: Option<&str>) -> Vec<url::Url> {
-        let origin = url::Url::parse(&self.url).ok().map(|u| u.origin());
-        let mut urls: Vec<url::Url> = Vec::new();
-        let from_challenge = challenge
-            .and_then(|c| url::Url::parse(c.trim()).ok())
-            .filter(|u| matches!(u.scheme(), "http" | "https"));
-        let recorded = recorded.and_then(|r| url::Url::parse(r).ok());
-        if let Some(url) = from_challenge {
-            if Some(url.origin()) == origin || Some(&url) == recorded.as_ref() {
-                urls.push(url);
-            } else {
-                tracing::info!(
-                    "the challenge's resource_metadata is on another origin; not fetched"
-                );
-            }
-        }
-        urls.extend(recorded);
-        urls.extend(
-            context_harness_providers::protocol::protected_resource_metadata_urls(&self.url)
-                .unwrap_or_default(),
-        );
-        let mut unique: Vec<url::Url> = Vec::new();
-        for url in urls {
-            if !unique.contains(&url) {
-                unique.push(url);
-            }
-        }
-        unique
     }
 
     /// `context-harness mcp auth <url> --scope …` for `scopes` (a placeholder when none is known).
@@ -617,5 +584,92 @@ impl context_harness_providers::SignInUi for BrowserFailed {
         if let Some(tx) = self.0.lock().ok().and_then(|mut t| t.take()) {
             let _ = tx.send(err.to_string());
         }
+    }
+}
+
+/// Where to look for the protected-resource metadata of `server_url`, in order, without
+/// duplicates: the challenge's `resource_metadata` when it is on the server's origin (a hostile
+/// server must not aim the bridge elsewhere) or is the recorded one, the record's URL (checked at
+/// discovery), the RFC 9728 well-known URLs of the server URL.
+fn metadata_urls(
+    server_url: &str,
+    recorded: Option<&str>,
+    challenge: Option<&str>,
+) -> Vec<url::Url> {
+    let origin = url::Url::parse(server_url).ok().map(|u| u.origin());
+    let mut urls: Vec<url::Url> = Vec::new();
+    let from_challenge = challenge
+        .and_then(|c| url::Url::parse(c.trim()).ok())
+        .filter(|u| matches!(u.scheme(), "http" | "https"));
+    let recorded = recorded
+        .and_then(|r| url::Url::parse(r).ok())
+        .filter(|u| matches!(u.scheme(), "http" | "https"));
+    if let Some(url) = from_challenge {
+        if Some(url.origin()) == origin || Some(&url) == recorded.as_ref() {
+            urls.push(url);
+        } else {
+            tracing::info!("the challenge's resource_metadata is on another origin; not fetched");
+        }
+    }
+    urls.extend(recorded);
+    urls.extend(
+        context_harness_providers::protocol::protected_resource_metadata_urls(server_url)
+            .unwrap_or_default(),
+    );
+    let mut unique: Vec<url::Url> = Vec::new();
+    for url in urls {
+        if !unique.contains(&url) {
+            unique.push(url);
+        }
+    }
+    unique
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(urls: Vec<url::Url>) -> Vec<String> {
+        urls.into_iter().map(String::from).collect()
+    }
+
+    #[test]
+    fn metadata_urls_stay_on_known_ground() {
+        let server = "https://mcp.ex/mcp";
+        let path = "https://mcp.ex/.well-known/oauth-protected-resource/mcp";
+        let root = "https://mcp.ex/.well-known/oauth-protected-resource";
+        assert_eq!(strings(metadata_urls(server, None, None)), [path, root]);
+        // The challenge's URL on the server's origin comes first; a duplicate is dropped.
+        assert_eq!(
+            strings(metadata_urls(server, None, Some("https://mcp.ex/prm"))),
+            ["https://mcp.ex/prm", path, root]
+        );
+        assert_eq!(
+            strings(metadata_urls(server, Some(path), Some(path))),
+            [path, root]
+        );
+        // Another origin (or scheme) is not fetched, unless it is the recorded URL.
+        for hostile in [
+            "http://169.254.169.254/latest/meta-data",
+            "http://mcp.ex/prm",
+            "https://mcp.ex:8443/prm",
+            "file:///etc/passwd",
+            "not a url",
+        ] {
+            assert_eq!(
+                strings(metadata_urls(server, None, Some(hostile))),
+                [path, root],
+                "{hostile}"
+            );
+        }
+        let recorded = "https://as.ex/prm";
+        assert_eq!(
+            strings(metadata_urls(server, Some(recorded), Some(recorded))),
+            [recorded, path, root]
+        );
+        assert_eq!(
+            strings(metadata_urls(server, Some(recorded), None)),
+            [recorded, path, root]
+        );
     }
 }

@@ -254,8 +254,13 @@ pub(crate) enum Forbidden {
 
 /// Reads the challenge of a 403 answer.
 pub(crate) fn forbidden(response: &reqwest::Response) -> Forbidden {
+    forbidden_in(response.headers())
+}
+
+/// [`forbidden`] on the headers of the answer.
+fn forbidden_in(headers: &HeaderMap) -> Forbidden {
     let mut error = None;
-    for value in response.headers().get_all(header::WWW_AUTHENTICATE) {
+    for value in headers.get_all(header::WWW_AUTHENTICATE) {
         let Ok(value) = value.to_str() else { continue };
         for challenge in context_harness_providers::protocol::parse_www_authenticate(value) {
             if !challenge.is_bearer() {
@@ -396,6 +401,72 @@ impl EventStream {
                     )));
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn challenge(values: &[&str]) -> Forbidden {
+        let mut headers = HeaderMap::new();
+        for v in values {
+            headers.append(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_str(v).expect("header"),
+            );
+        }
+        forbidden_in(&headers)
+    }
+
+    fn scope(scopes: &[&str], metadata: Option<&str>) -> Forbidden {
+        Forbidden::InsufficientScope {
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            resource_metadata: metadata.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn reads_the_403_challenge() {
+        let rm = "https://mcp.ex/.well-known/oauth-protected-resource/mcp";
+        let cases: Vec<(Vec<String>, Forbidden)> = vec![
+            // The spec's example, and the official Python SDK's (no `scope`).
+            (
+                vec![format!(
+                    r#"Bearer error="insufficient_scope", scope="files:read files:write", resource_metadata="{rm}""#
+                )],
+                scope(&["files:read", "files:write"], Some(rm)),
+            ),
+            (
+                vec![r#"Bearer error="insufficient_scope", error_description="Required scope: mcp:resources""#.to_owned()],
+                scope(&[], None),
+            ),
+            // An empty `scope`, and one with only invalid tokens, name none.
+            (vec![r#"Bearer error="insufficient_scope", scope="""#.to_owned()], scope(&[], None)),
+            (
+                vec![r#"Bearer error="insufficient_scope", scope="a\"b c\\d""#.to_owned()],
+                scope(&[], None),
+            ),
+            // Case-insensitive scheme; another scheme first; the Bearer one in a second header.
+            (vec![r#"bearer error="insufficient_scope", scope="x""#.to_owned()], scope(&["x"], None)),
+            (
+                vec![r#"Basic realm="r""#.to_owned(), r#"Bearer error="insufficient_scope", scope="y""#.to_owned()],
+                scope(&["y"], None),
+            ),
+            // Plain 403s.
+            (vec![], Forbidden::Other { error: None }),
+            (vec![r#"Basic realm="r""#.to_owned()], Forbidden::Other { error: None }),
+            (
+                vec![r#"Bearer error="invalid_token""#.to_owned()],
+                Forbidden::Other { error: Some("invalid_token".to_owned()) },
+            ),
+            // Not Bearer: its `error` is not ours to read.
+            (vec![r#"DPoP error="insufficient_scope", scope="z""#.to_owned()], Forbidden::Other { error: None }),
+        ];
+        for (values, expected) in cases {
+            let values: Vec<&str> = values.iter().map(String::as_str).collect();
+            assert_eq!(challenge(&values), expected, "{values:?}");
         }
     }
 }
