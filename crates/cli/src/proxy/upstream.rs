@@ -412,10 +412,10 @@ mod tests {
     fn challenge(values: &[&str]) -> Forbidden {
         let mut headers = HeaderMap::new();
         for v in values {
-            headers.append(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_str(v).expect("header"),
-            );
+            let Ok(value) = HeaderValue::from_str(v) else {
+                panic!("not a header value: {v:?}");
+            };
+            headers.append(header::WWW_AUTHENTICATE, value);
         }
         forbidden_in(&headers)
     }
