@@ -4,6 +4,13 @@
 //! `insufficient_scope`) — the interactive sign-in of `mcp auth`, single-flight: every task waiting
 //! for a token waits on one sign-in, and at most one browser opens per sign-in.
 //!
+//! A step-up asks for the union of the scopes the token holds, the `--scope` values, the stored
+//! record's and the challenge's `scope`; when the challenge names none (the official Python SDK's
+//! 403), the protected-resource metadata's `scopes_supported` (MCP "Scope Selection Strategy"). It
+//! runs once per token: when it cannot help (nothing new to ask for, the sign-in failed, or the
+//! server still refuses the new token), the request gets an `auth_failed` [`AuthFailure`] whose hint
+//! names `context-harness mcp auth <url> --scope …`, and so do later requests refused the same way.
+//!
 //! When a sign-in is impossible (no browser, timed out, refused), every waiting and later request
 //! gets an [`AuthFailure`] naming `context-harness mcp auth <url>`; a later request first looks at the
 //! store again, so a sign-in done meanwhile in a terminal is picked up without a restart.
@@ -16,6 +23,7 @@ use context_harness_providers::{
     OAuthTokens, SignInFlow, SystemBrowser,
 };
 
+use super::upstream::Upstream;
 use crate::auth::{Opener, choose_opener};
 
 /// Sign-in options, as `mcp auth <url>` takes them.
@@ -47,8 +55,29 @@ pub(crate) enum Step {
     Refresh,
     /// A 401 again after a refresh: sign in.
     SignIn,
-    /// 403 `insufficient_scope` with these scopes: sign in for the union.
-    MoreScope(Vec<String>),
+}
+
+/// A 403 `error="insufficient_scope"` challenge (RFC 6750 §3.1).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ScopeChallenge {
+    /// Its `scope` (valid scope tokens only); empty when it names none.
+    pub(crate) scopes: Vec<String>,
+    /// Its `resource_metadata` URL, unchecked.
+    pub(crate) resource_metadata: Option<String>,
+}
+
+/// A token the server refused for scope that no step-up fixes.
+struct ScopeRefusal {
+    /// The generation of the refused token.
+    generation: u64,
+    /// The scopes asked for (a challenge naming others may still step up).
+    asked: Vec<String>,
+    failure: AuthFailure,
+}
+
+/// Scopes that say nothing about a resource's access: a step-up for only these cannot help.
+fn grants_access(scope: &str) -> bool {
+    !matches!(scope, "offline_access" | "openid")
 }
 
 struct Current {
@@ -67,6 +96,10 @@ pub(crate) struct Auth {
     current: Mutex<Current>,
     /// Held while refreshing or signing in; holds the last sign-in failure.
     gate: tokio::sync::Mutex<Option<AuthFailure>>,
+    /// The last scope refusal no step-up could fix (at most one browser per token and scope set).
+    refusal: Mutex<Option<ScopeRefusal>>,
+    /// The scopes of the last step-up sign-in.
+    asked: Mutex<Vec<String>>,
 }
 
 impl Auth {
@@ -89,6 +122,8 @@ impl Auth {
                 generation: 0,
             }),
             gate: tokio::sync::Mutex::new(None),
+            refusal: Mutex::new(None),
+            asked: Mutex::new(Vec::new()),
         }
     }
 
@@ -194,41 +229,181 @@ impl Auth {
                 }
             },
             Step::SignIn => self.sign_in(&mut gate, None).await.map(drop),
-            Step::MoreScope(scopes) => {
-                let mut union: Vec<String> = Vec::new();
-                let record_scopes = self
-                    .service
-                    .mcp_server_record(&self.url)
-                    .ok()
-                    .flatten()
-                    .map(|r| r.scopes)
-                    .unwrap_or_default();
-                let held: Vec<String> = self
-                    .current
-                    .lock()
-                    .ok()
-                    .and_then(|c| {
-                        c.tokens
-                            .as_ref()
-                            .map(|t| t.scopes().into_iter().map(str::to_owned).collect())
-                    })
-                    .unwrap_or_default();
-                for scope in record_scopes
-                    .into_iter()
-                    .chain(self.settings.scopes.iter().cloned())
-                    .chain(held)
-                    .chain(scopes)
-                {
-                    if !union.contains(&scope) {
-                        union.push(scope);
-                    }
+        }
+    }
+
+    /// The step-up of MCP "Step-Up Authorization Flow" after the token of `generation` got a 403
+    /// `insufficient_scope`: a sign-in for the union of the scopes held, the `--scope` values, the
+    /// stored record's, and the challenge's — or, when it names none, the `scopes_supported` of the
+    /// protected-resource metadata (RFC 9728), fetched with `upstream` from the challenge's
+    /// `resource_metadata` (on the server's origin only), the record's, or the well-known URLs. A
+    /// no-op when another task renewed the token meanwhile (the caller retries).
+    ///
+    /// # Errors
+    ///
+    /// An `auth_failed` [`AuthFailure`] (hint: `mcp auth <url> --scope …`) when there is no scope
+    /// the token lacks, when the sign-in fails (refused, timed out, no browser; its code kept when
+    /// it is `network_error` or `storage`: the authorization server or the store failed), or when
+    /// this token and scope set already met that fate.
+    pub(crate) async fn step_up(
+        &self,
+        generation: u64,
+        challenge: ScopeChallenge,
+        upstream: &Upstream,
+    ) -> Result<(), AuthFailure> {
+        let mut gate = self.gate.lock().await;
+        if self.generation() != generation {
+            return Ok(());
+        }
+        if let Some(failure) = self.refused(generation, &challenge.scopes) {
+            // Tried already: no second browser. A sign-in done meanwhile in a terminal counts.
+            if let Ok(Some(stored)) = self.service.cached_valid_token(&self.url)
+                && self.in_hand().as_ref() != Some(&stored.access_token)
+            {
+                tracing::info!("picking up the tokens stored meanwhile");
+                self.set(stored);
+                return Ok(());
+            }
+            return Err(failure);
+        }
+        let held = self.held_scopes();
+        let record = self.service.mcp_server_record(&self.url).ok().flatten();
+        let mut wanted = challenge.scopes.clone();
+        if wanted.is_empty() {
+            let candidates = metadata_urls(
+                &self.url,
+                record.as_ref().map(|r| r.resource_metadata_url.as_str()),
+                challenge.resource_metadata.as_deref(),
+            );
+            match upstream.scopes_supported(&candidates, &self.url).await {
+                Some(scopes) => {
+                    tracing::info!(scopes = %scopes.join(" "), "the server names no scope; asking for its scopes_supported");
+                    wanted = scopes;
                 }
-                tracing::info!(scopes = %union.join(" "), "the server asks for more scope; signing in again");
-                // A step-up is a new request of the user: a previous failure does not block it.
-                *gate = None;
-                self.sign_in(&mut gate, Some(union)).await.map(drop)
+                None => tracing::info!(
+                    "the server names no scope and its protected-resource metadata lists none"
+                ),
             }
         }
+        let mut union: Vec<String> = Vec::new();
+        for scope in held
+            .iter()
+            .cloned()
+            .chain(self.settings.scopes.iter().cloned())
+            .chain(record.map(|r| r.scopes).unwrap_or_default())
+            .chain(wanted)
+        {
+            if !union.contains(&scope) {
+                union.push(scope);
+            }
+        }
+        let lacking = union.iter().any(|s| grants_access(s) && !held.contains(s));
+        if !lacking {
+            let hint = self.scope_hint(&[]);
+            let failure = AuthFailure {
+                message: format!(
+                    "{} refuses the token for this request (HTTP 403 insufficient_scope) and names no scope it lacks; run `{hint}` with the scope the server needs, then retry",
+                    self.url
+                ),
+                code: ErrorCode::AuthFailed.as_str(),
+                hint,
+            };
+            self.remember_refusal(generation, union, failure.clone());
+            return Err(failure);
+        }
+        tracing::info!(scopes = %union.join(" "), "the server asks for more scope; signing in again");
+        if let Ok(mut asked) = self.asked.lock() {
+            asked.clone_from(&union);
+        }
+        // A step-up is a new request of the user: a previous failure does not block it.
+        *gate = None;
+        match self.sign_in(&mut gate, Some(union.clone())).await {
+            Ok(_) => Ok(()),
+            Err(inner) => {
+                let hint = self.scope_hint(&union);
+                let failure = AuthFailure {
+                    message: format!(
+                        "{} refuses the token for this request (HTTP 403 insufficient_scope) and the sign-in for more scope failed ({}); run `{hint}` in a terminal, then retry",
+                        self.url, inner.code
+                    ),
+                    code: if matches!(inner.code, "network_error" | "storage") {
+                        inner.code
+                    } else {
+                        ErrorCode::AuthFailed.as_str()
+                    },
+                    hint,
+                };
+                eprintln!("context-harness: {}", failure.message);
+                self.remember_refusal(generation, union, failure.clone());
+                Err(failure)
+            }
+        }
+    }
+
+    /// The failure for a token of `generation` refused for scope again right after its step-up;
+    /// remembered, so later requests refused the same way do not open another browser.
+    pub(crate) fn scope_still_refused(&self, generation: u64) -> AuthFailure {
+        let asked = self.asked.lock().map(|a| a.clone()).unwrap_or_default();
+        let hint = self.scope_hint(&asked);
+        let failure = AuthFailure {
+            message: format!(
+                "{} still refuses the token after a sign-in for more scope (HTTP 403 insufficient_scope; asked for: {}): the authorization server did not grant what the server needs, or the account lacks it; run `{hint}` with the scope the server needs, then retry",
+                self.url,
+                if asked.is_empty() {
+                    "no scope".to_owned()
+                } else {
+                    asked.join(" ")
+                }
+            ),
+            code: ErrorCode::AuthFailed.as_str(),
+            hint,
+        };
+        self.remember_refusal(generation, asked, failure.clone());
+        failure
+    }
+
+    /// The remembered refusal of `generation`, unless the challenge names a scope not asked yet.
+    fn refused(&self, generation: u64, named: &[String]) -> Option<AuthFailure> {
+        let refusal = self.refusal.lock().ok()?;
+        let refusal = refusal.as_ref()?;
+        (refusal.generation == generation && named.iter().all(|s| refusal.asked.contains(s)))
+            .then(|| refusal.failure.clone())
+    }
+
+    fn remember_refusal(&self, generation: u64, asked: Vec<String>, failure: AuthFailure) {
+        if let Ok(mut refusal) = self.refusal.lock() {
+            *refusal = Some(ScopeRefusal {
+                generation,
+                asked,
+                failure,
+            });
+        }
+    }
+
+    /// The scopes the token in hand was granted (its `scope`; empty when unknown).
+    fn held_scopes(&self) -> Vec<String> {
+        self.current
+            .lock()
+            .ok()
+            .and_then(|c| {
+                c.tokens
+                    .as_ref()
+                    .map(|t| t.scopes().into_iter().map(str::to_owned).collect())
+            })
+            .unwrap_or_default()
+    }
+
+    /// `context-harness mcp auth <url> --scope …` for `scopes` (a placeholder when none is known).
+    fn scope_hint(&self, scopes: &[String]) -> String {
+        let mut hint = self.hint();
+        if scopes.is_empty() {
+            hint.push_str(" --scope <scope>");
+        }
+        for scope in scopes {
+            hint.push_str(" --scope ");
+            hint.push_str(scope);
+        }
+        hint
     }
 
     /// The interactive sign-in (caller holds the gate). After a failure, only the store is looked at
@@ -261,6 +436,8 @@ impl Auth {
         let s = &self.settings;
         let url = self.url.clone();
         let quiet = s.quiet;
+        // A step-up says what failed itself (its fix names the scopes).
+        let step_up = scopes.is_some();
         let opener = choose_opener(false);
         let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<String>();
         let failed_tx = Mutex::new(Some(failed_tx));
@@ -323,10 +500,39 @@ impl Auth {
                 Ok(self.set(outcome.tokens))
             }
             Err(failure) => {
-                eprintln!("context-harness: {}", failure.message);
+                if !step_up {
+                    eprintln!("context-harness: {}", failure.message);
+                }
                 *gate = Some(failure.clone());
                 Err(failure)
             }
+        }
+    }
+
+    /// A 403 that is not `insufficient_scope`: the server at `host` refuses this request to this
+    /// token (or to no token); `error` is the challenge's `error` code, if any. Code `auth_failed`:
+    /// a sign-in, perhaps with another account, is the way out, never a retry.
+    pub(crate) fn forbidden(&self, host: &str, error: Option<String>) -> AuthFailure {
+        AuthFailure {
+            message: format!(
+                "the MCP server at {host} refuses this request (HTTP 403 Forbidden{}); check the account's access, or sign in again with `context-harness mcp auth {}`",
+                error.map(|e| format!(", {e}")).unwrap_or_default(),
+                self.url
+            ),
+            code: ErrorCode::AuthFailed.as_str(),
+            hint: self.hint(),
+        }
+    }
+
+    /// A 401 again after a refresh and a sign-in: code `auth_failed`.
+    pub(crate) fn unauthorized_again(&self) -> AuthFailure {
+        AuthFailure {
+            message: format!(
+                "{} refuses the token even after a new sign-in; run `context-harness mcp auth {}` and check the account's access",
+                self.url, self.url
+            ),
+            code: ErrorCode::AuthFailed.as_str(),
+            hint: self.hint(),
         }
     }
 
@@ -378,5 +584,92 @@ impl context_harness_providers::SignInUi for BrowserFailed {
         if let Some(tx) = self.0.lock().ok().and_then(|mut t| t.take()) {
             let _ = tx.send(err.to_string());
         }
+    }
+}
+
+/// Where to look for the protected-resource metadata of `server_url`, in order, without
+/// duplicates: the challenge's `resource_metadata` when it is on the server's origin (a hostile
+/// server must not aim the bridge elsewhere) or is the recorded one, the record's URL (checked at
+/// discovery), the RFC 9728 well-known URLs of the server URL.
+fn metadata_urls(
+    server_url: &str,
+    recorded: Option<&str>,
+    challenge: Option<&str>,
+) -> Vec<url::Url> {
+    let origin = url::Url::parse(server_url).ok().map(|u| u.origin());
+    let mut urls: Vec<url::Url> = Vec::new();
+    let from_challenge = challenge
+        .and_then(|c| url::Url::parse(c.trim()).ok())
+        .filter(|u| matches!(u.scheme(), "http" | "https"));
+    let recorded = recorded
+        .and_then(|r| url::Url::parse(r).ok())
+        .filter(|u| matches!(u.scheme(), "http" | "https"));
+    if let Some(url) = from_challenge {
+        if Some(url.origin()) == origin || Some(&url) == recorded.as_ref() {
+            urls.push(url);
+        } else {
+            tracing::info!("the challenge's resource_metadata is on another origin; not fetched");
+        }
+    }
+    urls.extend(recorded);
+    urls.extend(
+        context_harness_providers::protocol::protected_resource_metadata_urls(server_url)
+            .unwrap_or_default(),
+    );
+    let mut unique: Vec<url::Url> = Vec::new();
+    for url in urls {
+        if !unique.contains(&url) {
+            unique.push(url);
+        }
+    }
+    unique
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(urls: Vec<url::Url>) -> Vec<String> {
+        urls.into_iter().map(String::from).collect()
+    }
+
+    #[test]
+    fn metadata_urls_stay_on_known_ground() {
+        let server = "https://mcp.ex/mcp";
+        let path = "https://mcp.ex/.well-known/oauth-protected-resource/mcp";
+        let root = "https://mcp.ex/.well-known/oauth-protected-resource";
+        assert_eq!(strings(metadata_urls(server, None, None)), [path, root]);
+        // The challenge's URL on the server's origin comes first; a duplicate is dropped.
+        assert_eq!(
+            strings(metadata_urls(server, None, Some("https://mcp.ex/prm"))),
+            ["https://mcp.ex/prm", path, root]
+        );
+        assert_eq!(
+            strings(metadata_urls(server, Some(path), Some(path))),
+            [path, root]
+        );
+        // Another origin (or scheme) is not fetched, unless it is the recorded URL.
+        for hostile in [
+            "http://169.254.169.254/latest/meta-data",
+            "http://mcp.ex/prm",
+            "https://mcp.ex:8443/prm",
+            "file:///etc/passwd",
+            "not a url",
+        ] {
+            assert_eq!(
+                strings(metadata_urls(server, None, Some(hostile))),
+                [path, root],
+                "{hostile}"
+            );
+        }
+        let recorded = "https://as.ex/prm";
+        assert_eq!(
+            strings(metadata_urls(server, Some(recorded), Some(recorded))),
+            [recorded, path, root]
+        );
+        assert_eq!(
+            strings(metadata_urls(server, Some(recorded), None)),
+            [recorded, path, root]
+        );
     }
 }

@@ -54,6 +54,21 @@ impl Legacy {
             }
             break response;
         };
+        match response.status() {
+            StatusCode::FORBIDDEN => {
+                let error = match super::upstream::forbidden(&response) {
+                    super::upstream::Forbidden::InsufficientScope { .. } => {
+                        Some("insufficient_scope".to_owned())
+                    }
+                    super::upstream::Forbidden::Other { error } => error,
+                };
+                return Err(Fail::Auth(bridge.auth.forbidden(&bridge.host, error)));
+            }
+            StatusCode::UNAUTHORIZED => {
+                return Err(Fail::Auth(bridge.auth.unauthorized_again()));
+            }
+            _ => {}
+        }
         if !response.status().is_success()
             || super::upstream::media_type(&response) != "text/event-stream"
         {

@@ -39,9 +39,9 @@ use url::Url;
 use crate::args::ProxyArgs;
 use crate::context::Context;
 use crate::exit;
-use auth::{Auth, AuthFailure, SignInSettings, Step};
+use auth::{Auth, AuthFailure, ScopeChallenge, SignInSettings, Step};
 use jsonrpc::{Kind, MAX_MESSAGE_BYTES};
-use upstream::{EventStream, SessionHeaders, Upstream, UpstreamError};
+use upstream::{EventStream, Forbidden, SessionHeaders, Upstream, UpstreamError};
 
 /// Messages read from stdin and not yet answered (or accepted), at most.
 const MAX_IN_FLIGHT: usize = 64;
@@ -440,26 +440,31 @@ impl Bridge {
                         signed_in = true;
                         Step::SignIn
                     } else {
-                        return Err(Fail::Auth(AuthFailure {
-                            message: format!(
-                                "{} refuses the token even after a new sign-in; run `context-harness mcp auth {}` and check the account's access",
-                                self.url, self.url
-                            ),
-                            code: "auth_failed",
-                            hint: format!("context-harness mcp auth {}", self.url),
-                        }));
+                        return Err(Fail::Auth(self.auth.unauthorized_again()));
                     };
                     self.auth.recover(generation, step).await?;
                 }
-                StatusCode::FORBIDDEN if !stepped_up => {
-                    let Some(scopes) = upstream::insufficient_scope(&response) else {
-                        return Ok(response);
-                    };
-                    stepped_up = true;
-                    self.auth
-                        .recover(generation, Step::MoreScope(scopes))
-                        .await?;
-                }
+                StatusCode::FORBIDDEN => match upstream::forbidden(&response) {
+                    Forbidden::InsufficientScope {
+                        scopes,
+                        resource_metadata,
+                    } => {
+                        if stepped_up {
+                            return Err(Fail::Auth(self.auth.scope_still_refused(generation)));
+                        }
+                        stepped_up = true;
+                        let challenge = ScopeChallenge {
+                            scopes,
+                            resource_metadata,
+                        };
+                        self.auth
+                            .step_up(generation, challenge, &self.upstream)
+                            .await?;
+                    }
+                    Forbidden::Other { error } => {
+                        return Err(Fail::Auth(self.auth.forbidden(&self.host, error)));
+                    }
+                },
                 _ => return Ok(response),
             }
         }
@@ -781,6 +786,15 @@ impl Bridge {
                             self.relay_event(&event).await;
                         }
                         got_any
+                    }
+                    StatusCode::FORBIDDEN => {
+                        // Never a step-up from here (no request waits on this stream; a request's
+                        // own 403 steps up), and never a retry loop.
+                        tracing::info!(
+                            refusal = ?upstream::forbidden(&response),
+                            "the server refuses the GET stream (403); no server-initiated messages"
+                        );
+                        return;
                     }
                     status => {
                         tracing::debug!(%status, "the GET stream was refused");

@@ -737,3 +737,152 @@ fn proxy_reports_an_impossible_sign_in_as_json_rpc_errors() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(stderr.matches("needs a sign-in;").count(), 1, "{stderr}");
 }
+
+/// A quirky MCP server (a local stub: no SDK server answers this way): every POST gets `post_403`
+/// (HTTP 403 with that `WWW-Authenticate`, or none) except an `initialize` when `post_403` is
+/// `None`, which gets a JSON answer; GET `/mcp` gets a bare 403; the metadata URLs 404. Returns its
+/// URL and the paths of the requests it saw (`METHOD /path`).
+fn forbidding_server(
+    post_403: Option<&'static str>,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/mcp", listener.local_addr().expect("addr"));
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = std::sync::Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut reader = BufReader::new(&mut stream);
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let mut length = 0usize;
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap_or(0) == 0 || header.trim().is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = header.split_once(':')
+                    && name.eq_ignore_ascii_case("content-length")
+                {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; length];
+            let _ = reader.read_exact(&mut body);
+            let mut parts = line.split_whitespace();
+            let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            log.lock().expect("log").push(format!("{method} {path}"));
+            let body = String::from_utf8_lossy(&body);
+            let answer = match (method, path, post_403) {
+                ("POST", "/mcp", Some(challenge)) => {
+                    format!("HTTP/1.1 403 Forbidden\r\n{challenge}Content-Length: 0\r\n")
+                }
+                ("POST", "/mcp", None) if body.contains("\"initialize\"") => {
+                    let json = r#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-06-18","capabilities":{},"serverInfo":{"name":"stub","version":"1"}}}"#;
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nMcp-Session-Id: s1\r\nContent-Length: {}\r\n\r\n{json}",
+                        json.len()
+                    )
+                }
+                ("POST", "/mcp", None) => {
+                    "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n".to_owned()
+                }
+                ("GET", "/mcp", _) => "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n".to_owned(),
+                _ => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n".to_owned(),
+            };
+            let answer = if answer.contains("\r\n\r\n") {
+                answer
+            } else {
+                format!("{answer}\r\n")
+            };
+            let _ = stream.write_all(
+                answer
+                    .replacen("\r\n", "\r\nConnection: close\r\n", 1)
+                    .as_bytes(),
+            );
+        }
+    });
+    (url, seen)
+}
+
+/// 403s that no step-up fixes are authorization errors (`auth_failed`, -32003, hint naming
+/// `mcp auth <url>`), never `network_error`, and open no browser: a plain 403; a 403
+/// `insufficient_scope` with an empty `scope` and no protected-resource metadata to name one (the
+/// bridge looked for it, then says to run `mcp auth <url> --scope <scope>`).
+#[test]
+fn proxy_answers_403s_without_a_usable_scope_as_authorization_errors() {
+    let cases = [
+        (
+            "WWW-Authenticate: Bearer error=\"insufficient_scope\", scope=\"\"\r\n",
+            "--scope <scope>",
+            "insufficient_scope",
+        ),
+        ("", "", "HTTP 403 Forbidden"),
+        (
+            "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n",
+            "",
+            "HTTP 403 Forbidden, invalid_token",
+        ),
+    ];
+    for (challenge, hint_tail, says) in cases {
+        let (url, seen) = forbidding_server(Some(challenge));
+        let home = Home::new();
+        let mut proxy = Proxy::spawn(&home, &url, &[], &[]);
+        let fix = format!("context-harness mcp auth {url}");
+        for id in [1, 2] {
+            let answer = proxy.call(id, "initialize", json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}));
+            assert_eq!(answer["error"]["code"], -32003, "{answer}");
+            assert_eq!(answer["error"]["data"]["code"], "auth_failed", "{answer}");
+            let message = answer["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains(says) && message.contains(&fix), "{answer}");
+            assert_eq!(
+                answer["error"]["data"]["hint"],
+                format!("{fix} {hint_tail}").trim_end(),
+                "{answer}"
+            );
+        }
+        let (code, rest, stderr) = proxy.finish();
+        assert_eq!(code, 0, "{stderr}");
+        assert!(rest.is_empty(), "{rest:?}");
+        assert!(!stderr.contains("needs a sign-in"), "{stderr}");
+        let seen = seen.lock().expect("seen").clone();
+        let metadata = seen
+            .iter()
+            .filter(|r| r.contains("/.well-known/oauth-protected-resource"))
+            .count();
+        if challenge.contains("insufficient_scope") {
+            assert!(metadata >= 1, "the metadata was looked for: {seen:?}");
+        } else {
+            assert_eq!(metadata, 0, "{seen:?}");
+        }
+    }
+}
+
+/// A 403 on the GET stream (no step-up from a stream no request waits on) ends it: the bridge says
+/// so and does not reconnect (one GET).
+#[test]
+fn proxy_stops_the_get_stream_on_a_403() {
+    let (url, seen) = forbidding_server(None);
+    let home = Home::new();
+    let mut proxy = Proxy::spawn(&home, &url, &[], &[]);
+    let init = proxy.initialize();
+    assert_eq!(init["result"]["serverInfo"]["name"], "stub", "{init}");
+    let gets = || {
+        seen.lock()
+            .expect("seen")
+            .iter()
+            .filter(|r| *r == "GET /mcp")
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while gets() < 1 {
+        assert!(Instant::now() < deadline, "the GET stream never opened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (code, _, stderr) = proxy.finish();
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(gets(), 1, "{:?}", seen.lock().expect("seen"));
+    assert!(stderr.contains("refuses the GET stream (403)"), "{stderr}");
+}

@@ -36,9 +36,16 @@ struct PythonServer {
 
 impl PythonServer {
     fn start(issuer: &str) -> Self {
+        Self::start_with(issuer, &[])
+    }
+
+    /// With more environment (`MCP_SCOPES`, `MCP_JSON`).
+    fn start_with(issuer: &str, env: &[(&str, &str)]) -> Self {
+        let mut env = env.to_vec();
+        env.push(("MCP_ISSUER", issuer));
         let server = context_harness_test_support::PythonMcpServer::start(
             &repo_root(),
-            &[("MCP_ISSUER", issuer)],
+            &env,
             context_harness_test_support::ServerLog::Inherit,
         )
         .unwrap_or_else(|e| panic!("{e}"));
@@ -294,4 +301,267 @@ fn introspection(auth: &AuthServer, token: &str) -> Value {
     );
     assert_eq!(status, 200, "{body}");
     serde_json::from_str(&body).expect("introspection json")
+}
+
+/// The scopes the authorization server says `token` grants (RFC 7662 `scope`).
+fn granted(auth: &AuthServer, token: &str) -> Vec<String> {
+    introspection(auth, token)["scope"]
+        .as_str()
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The stored access token of `url` (as `mcp token` prints it).
+fn stored_token(home: &Home, url: &str) -> String {
+    let run = home.run(&["mcp", "token", url]);
+    run.expect_code(0);
+    run.stdout.trim().to_owned()
+}
+
+/// `mcp auth <url> --scope …` through the oidc-provider (auto-approving) and follow.mjs.
+fn sign_in_with_scopes(home: &Home, url: &str, scopes: &[&str]) {
+    let mut args = vec!["mcp", "auth", url, "--port", "0", "--timeout", "60"];
+    for scope in scopes {
+        args.extend_from_slice(&["--scope", scope]);
+    }
+    home.run_env(&args, &[("BROWSER", &browser_script("follow.mjs"))])
+        .expect_code(0);
+}
+
+/// Rewrites the stored MCP server record's `scopes` (as a record written before the server
+/// required more would read), so only the protected-resource metadata can name the missing scope.
+fn forget_recorded_scopes(home: &Home, keep: &[&str]) {
+    let dir = home.path().join("mcp");
+    let entries: Vec<_> = std::fs::read_dir(&dir)
+        .expect("the mcp record directory")
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .collect();
+    assert_eq!(entries.len(), 1, "one record in {}", dir.display());
+    let path = entries[0].path();
+    let mut record: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("read the record"))
+            .expect("record json");
+    record["scopes"] = json!(keep);
+    std::fs::write(&path, record.to_string()).expect("write the record");
+}
+
+/// The Python SDK's 403 `insufficient_scope` names no `scope`: the bridge asks for the
+/// `scopes_supported` of the server's protected-resource metadata (MCP "Scope Selection Strategy"),
+/// fetched afresh since the stored record lists only the scope the token has, signs in once for the
+/// union (one browser opening), and retries; the client sees only answers.
+#[test]
+fn proxy_steps_up_when_the_python_sdk_server_names_no_scope() {
+    if !require_python_server() {
+        return;
+    }
+    let auth = auth_server();
+    let server =
+        PythonServer::start_with(&auth.issuer, &[("MCP_SCOPES", "mcp:tools mcp:resources")]);
+    let home = Home::new();
+    sign_in_with_scopes(&home, &server.url, &["mcp:tools"]);
+    let old = stored_token(&home, &server.url);
+    let old_scopes = granted(&auth, &old);
+    assert!(
+        old_scopes.contains(&"mcp:tools".to_owned()),
+        "{old_scopes:?}"
+    );
+    assert!(
+        !old_scopes.contains(&"mcp:resources".to_owned()),
+        "{old_scopes:?}"
+    );
+    forget_recorded_scopes(&home, &["mcp:tools"]);
+
+    let codes = auth.stats()["authorization_code_requests"].as_u64();
+    let prm = "/.well-known/oauth-protected-resource/mcp";
+    let prm_hits = server.stats()["well_known"][prm].as_u64().unwrap_or(0);
+    let mut proxy = Proxy::spawn(
+        &home,
+        &server.url,
+        &[],
+        &[("BROWSER", &browser_script("follow.mjs"))],
+    );
+    let init = proxy.initialize();
+    assert_eq!(
+        init["result"]["serverInfo"]["name"], "context-harness-python-test-server",
+        "{init}"
+    );
+    let call = proxy.call(
+        2,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"text": "stepped up"}}),
+    );
+    assert_eq!(text_of(&call), "stepped up", "{call}");
+    let (code, rest, stderr) = proxy.finish();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(rest.is_empty(), "{rest:?}");
+    assert_eq!(stderr.matches("needs a sign-in").count(), 1, "{stderr}");
+    let stats = server.stats();
+    assert_eq!(
+        stats["forbidden"], 1,
+        "one 403, then the stepped-up token: {stats}"
+    );
+    assert!(
+        stats["well_known"][prm].as_u64().unwrap_or(0) > prm_hits,
+        "the metadata was fetched: {stats}"
+    );
+    assert_eq!(
+        auth.stats()["authorization_code_requests"].as_u64(),
+        codes.map(|n| n + 1),
+        "one new sign-in"
+    );
+    // The new sign-in asked for both scopes: the stored token (shared with `mcp token`) has them.
+    let new = stored_token(&home, &server.url);
+    assert_ne!(new, old);
+    let new_scopes = granted(&auth, &new);
+    for scope in ["mcp:tools", "mcp:resources"] {
+        assert!(new_scopes.contains(&scope.to_owned()), "{new_scopes:?}");
+    }
+    let status = home.run(&["mcp", "status", &server.url, "--json"]);
+    status.expect_code(0);
+    assert!(status.stdout.contains("mcp:resources"), "{}", status.stdout);
+}
+
+/// A step-up that cannot help: the server requires a scope the authorization server does not grant
+/// (`mcp:admin`). One sign-in for the union, the server still refuses, and every request (the
+/// initialize included, and a later one, with no second browser) gets a JSON-RPC error: not
+/// `network_error` but `auth_failed`, with a hint naming `mcp auth <url> --scope …`.
+#[test]
+fn proxy_reports_a_step_up_that_cannot_help() {
+    if !require_python_server() {
+        return;
+    }
+    let auth = auth_server();
+    let server = PythonServer::start_with(&auth.issuer, &[("MCP_SCOPES", "mcp:tools mcp:admin")]);
+    let home = Home::new();
+    sign_in_with_scopes(&home, &server.url, &["mcp:tools"]);
+    let codes = auth.stats()["authorization_code_requests"].as_u64();
+    let mut proxy = Proxy::spawn(
+        &home,
+        &server.url,
+        &[],
+        &[("BROWSER", &browser_script("follow.mjs"))],
+    );
+    let fix = format!("context-harness mcp auth {} --scope", server.url);
+    let init = proxy.initialize();
+    assert_scope_refusal(&init, &fix);
+    assert!(
+        init["error"]["data"]["hint"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("--scope mcp:admin"),
+        "{init}"
+    );
+    let later = proxy.call(2, "tools/list", json!({}));
+    assert_scope_refusal(&later, &fix);
+    let (code, rest, stderr) = proxy.finish();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(rest.is_empty(), "{rest:?}");
+    assert_eq!(stderr.matches("needs a sign-in;").count(), 1, "{stderr}");
+    // oidc-provider grants what it knows and drops `mcp:admin`: the new token is refused too.
+    assert_eq!(
+        auth.stats()["authorization_code_requests"].as_u64(),
+        codes.map(|n| n + 1),
+        "exactly one new sign-in"
+    );
+    for answer in [&init, &later] {
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("still refuses the token"), "{answer}");
+    }
+}
+
+/// A step-up the user refuses (the authorization server answers `access_denied`): the request gets
+/// the `auth_failed` error naming `mcp auth <url> --scope mcp:tools --scope mcp:resources …`, a later
+/// one too without a second browser opening; once that command is run in a terminal, the client's
+/// next request goes through with the tokens it stored, without a restart.
+#[test]
+fn proxy_reports_a_refused_step_up_and_picks_up_a_terminal_sign_in() {
+    if !require_python_server() {
+        return;
+    }
+    let auth = auth_server();
+    let server =
+        PythonServer::start_with(&auth.issuer, &[("MCP_SCOPES", "mcp:tools mcp:resources")]);
+    let home = Home::new();
+    sign_in_with_scopes(&home, &server.url, &["mcp:tools"]);
+    control(&auth, &json!({"deny": true}));
+    let codes = auth.stats()["authorization_code_requests"].as_u64();
+    let mut proxy = Proxy::spawn(
+        &home,
+        &server.url,
+        &[],
+        &[("BROWSER", &browser_script("follow.mjs"))],
+    );
+    let fix = format!("context-harness mcp auth {} --scope", server.url);
+    let init = proxy.initialize();
+    assert_scope_refusal(&init, &fix);
+    let hint = init["error"]["data"]["hint"].as_str().unwrap_or_default();
+    assert!(hint.contains("--scope mcp:tools"), "{init}");
+    assert!(hint.contains("--scope mcp:resources"), "{init}");
+    let again = proxy.call(5, "tools/list", json!({}));
+    assert_scope_refusal(&again, &fix);
+    assert_eq!(
+        auth.stats()["authorization_code_requests"].as_u64(),
+        codes,
+        "no sign-in completed"
+    );
+
+    // The fix, run in a terminal meanwhile; the client's next initialize then succeeds.
+    control(&auth, &json!({"deny": false}));
+    sign_in_with_scopes(&home, &server.url, &["mcp:tools", "mcp:resources"]);
+    let init = proxy.call(
+        6,
+        "initialize",
+        json!({
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "proxy-test-client", "version": "9.9.9"},
+        }),
+    );
+    assert_eq!(
+        init["result"]["serverInfo"]["name"], "context-harness-python-test-server",
+        "{init}"
+    );
+    let (code, rest, stderr) = proxy.finish();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(rest.is_empty(), "{rest:?}");
+    assert_eq!(
+        stderr.matches("needs a sign-in;").count(),
+        1,
+        "one browser opening: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{fix} mcp:tools --scope mcp:resources")),
+        "stderr names the fix too: {stderr}"
+    );
+}
+
+/// Merges `patch` into the authorization server's control state.
+fn control(auth: &AuthServer, patch: &Value) {
+    let (status, body) = http(
+        "POST",
+        &format!("{}/test/control", auth.issuer),
+        &[("Content-Type", "application/json")],
+        &patch.to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+}
+
+/// A JSON-RPC error for a 403 `insufficient_scope` no step-up fixed.
+#[track_caller]
+fn assert_scope_refusal(answer: &Value, fix: &str) {
+    assert_eq!(answer["error"]["code"], -32003, "{answer}");
+    assert_eq!(answer["error"]["data"]["code"], "auth_failed", "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("insufficient_scope"), "{answer}");
+    assert!(message.contains(fix), "{answer}");
+    assert!(
+        answer["error"]["data"]["hint"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with(fix),
+        "{answer}"
+    );
 }
