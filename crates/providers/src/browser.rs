@@ -111,6 +111,25 @@ const TEXT_BROWSERS: [&str; 9] = [
     "lynx", "links", "links2", "elinks", "w3m", "eww", "netrik", "retawq", "curl",
 ];
 
+/// Whether a `$BROWSER` value (entries separated by `:`) names a browser that runs in the terminal
+/// (lynx, w3m, curl, …): such a browser reads stdin and writes stdout, so a program whose stdin and
+/// stdout carry something else (the `mcp proxy` JSON-RPC channel) must not start it.
+///
+/// ```
+/// use context_harness_providers::browser_needs_terminal;
+///
+/// assert!(browser_needs_terminal("w3m %s"));
+/// assert!(browser_needs_terminal("firefox:/usr/bin/lynx"));
+/// assert!(!browser_needs_terminal("firefox"));
+/// ```
+pub fn browser_needs_terminal(browser_env: &str) -> bool {
+    browser_env
+        .split(':')
+        .filter_map(|entry| entry.split_ascii_whitespace().next())
+        .filter_map(|program| Path::new(program).file_name()?.to_str())
+        .any(|name| TEXT_BROWSERS.contains(&name))
+}
+
 /// The argument vector of one `$BROWSER` entry for `url`: split at whitespace, `%s` replaced by
 /// the URL and `%%` by `%`; the URL appended when no `%s` was present.
 fn browser_command(entry: &str, url: &str) -> Vec<String> {

@@ -81,7 +81,7 @@ pub use context_harness_storage as storage;
 pub use context_harness_tokens as tokens;
 
 pub use app::App;
-pub use browser::{BrowserOpener, SystemBrowser, is_secret_env_name};
+pub use browser::{BrowserOpener, SystemBrowser, browser_needs_terminal, is_secret_env_name};
 pub use discovery::UrlPolicy;
 /// Tests only: let a loopback stub play a public host under a reserved `.test` name (RFC 6761).
 #[doc(hidden)]

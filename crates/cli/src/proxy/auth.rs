@@ -438,7 +438,17 @@ impl Auth {
         let quiet = s.quiet;
         // A step-up says what failed itself (its fix names the scopes).
         let step_up = scopes.is_some();
-        let opener = choose_opener(false);
+        // A text browser (lynx, w3m, …) would read the JSON-RPC stdin and write into the JSON-RPC
+        // stdout: the URL goes to stderr instead.
+        let text_browser = std::env::var("BROWSER")
+            .is_ok_and(|b| context_harness_providers::browser_needs_terminal(&b));
+        let opener = if text_browser {
+            Opener::Manual(
+                "BROWSER names a text browser, which would share the bridge's stdin and stdout",
+            )
+        } else {
+            choose_opener(false)
+        };
         let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<String>();
         let failed_tx = Mutex::new(Some(failed_tx));
         let show = move |auth_url: &str| -> std::io::Result<()> {

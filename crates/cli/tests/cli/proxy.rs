@@ -81,7 +81,10 @@ pub(crate) struct Proxy {
 
 impl Proxy {
     pub(crate) fn spawn(home: &Home, url: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut args = vec!["-vv", "mcp", "proxy", url, "--port", "0", "--timeout", "30"];
+        let mut args = vec!["-vv", "mcp", "proxy", url, "--port", "0"];
+        if !extra.contains(&"--timeout") {
+            args.extend_from_slice(&["--timeout", "30"]);
+        }
         args.extend_from_slice(extra);
         let mut child = home
             .cmd(&args)
@@ -736,6 +739,50 @@ fn proxy_reports_an_impossible_sign_in_as_json_rpc_errors() {
     let (code, _, stderr) = proxy.finish();
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(stderr.matches("needs a sign-in;").count(), 1, "{stderr}");
+}
+
+/// `BROWSER` naming a text browser (w3m here: a script that would write to its stdout and leave a
+/// mark) is never started by the bridge, whose stdin and stdout are the JSON-RPC channel: the URL
+/// goes to stderr with the reason, and stdout holds only JSON-RPC.
+#[test]
+fn proxy_never_starts_a_text_browser() {
+    if !require_mcp_servers() {
+        return;
+    }
+    let auth = AuthServer::start(&[("AS_AUTO_APPROVE", "1")]);
+    let server = McpServer::start(&[("MCP_ISSUER", auth.issuer.as_str())]);
+    let home = Home::new();
+    let bin = home.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("bin dir");
+    let mark = home.path().join("w3m-ran");
+    let w3m = bin.join("w3m");
+    std::fs::write(
+        &w3m,
+        format!(
+            "#!/bin/sh\necho 'not JSON-RPC'\ntouch '{}'\n",
+            mark.display()
+        ),
+    )
+    .expect("w3m script");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&w3m, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let browser = format!("{} %s", w3m.display());
+    let mut proxy = Proxy::spawn(
+        &home,
+        &server.url,
+        &["--timeout", "2"],
+        &[("BROWSER", browser.as_str())],
+    );
+    // The sign-in cannot finish (nobody opens the URL): the client gets the error that names the fix.
+    let init = proxy.initialize();
+    assert_eq!(init["error"]["code"], -32003, "{init}");
+    let (code, rest, stderr) = proxy.finish();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(rest.iter().all(|m| m["jsonrpc"] == "2.0"), "{rest:?}");
+    assert!(!mark.exists(), "the text browser was started");
+    assert!(stderr.contains("BROWSER names a text browser"), "{stderr}");
 }
 
 /// A quirky MCP server (a local stub: no SDK server answers this way): every POST gets `post_403`
