@@ -18,7 +18,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
-/// What kind of failure an [`Error`] is: the seed's `ErrorCode`, plus `Storage` and `ConfigInvalid`.
+/// What kind of failure an [`Error`] is: the Python original's `ErrorCode`, plus `Storage` and
+/// `ConfigInvalid`.
 ///
 /// Each code has a stable snake_case string ([`as_str`](Self::as_str)) for JSON output and a distinct
 /// meaning a program can branch on (the CLI maps each to its own exit code).

@@ -86,7 +86,8 @@ pub const RESERVED_AUTH_PARAMS: [&str; 13] = [
     "client_secret",
 ];
 
-/// A provider template: endpoints, scopes and quirks, without credentials (the seed's `OAuthProvider`).
+/// A provider template: endpoints, scopes and quirks, without credentials (the Python original's
+/// `OAuthProvider`).
 ///
 /// Built-ins come from [`OAuthProvider::github`] and [`OAuthProvider::atlassian`]; custom ones from
 /// `providers.toml` (see [`ProviderRegistry`](crate::ProviderRegistry)) or [`OAuthProvider::new`].
@@ -445,7 +446,7 @@ impl OAuthProvider {
 /// tokens crate's one secret type).
 pub use context_harness_tokens::ClientSecret;
 
-/// A provider plus the credentials to use it (the seed's `OAuthConfig`).
+/// A provider plus the credentials to use it (the Python original's `OAuthConfig`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuthConfig {
     /// The provider template.

@@ -549,7 +549,7 @@ mod tests {
         assert_eq!(store.load(&reg.issuer).ok().flatten(), None);
     }
 
-    /// Issue 14 item 9: with a keyring-backed token store, a registration's secrets go to the keyring
+    /// With a keyring-backed token store, a registration's secrets go to the keyring
     /// (keyring-core's mock store here; the real Secret Service is exercised by the CLI tests) and never
     /// into the file; a failing keyring read is an error, not a fallback.
     #[cfg(feature = "keyring")]

@@ -64,12 +64,12 @@ impl Marker {
 ///
 /// * **Save**: providers recorded as "file" go straight to the file (no D-Bus, no threads). Otherwise
 ///   the keyring is tried (the write itself is the probe, bounded to ≈ 3 s); on success the choice is
-///   recorded and any older plaintext file for that provider (e.g. one written by the Python seed) is
+///   recorded and any older plaintext file for that provider (e.g. one written by the Python original) is
 ///   removed. If the keyring is unavailable, locked or times out, the tokens are written to the file, a
 ///   one-line warning says where they went, the choice is recorded, and the keyring is not tried again
 ///   in this process.
 /// * **Load**: reads the recorded backend and nothing else. With no record, only the file is read
-///   (the keyring first in [`StorageMode::Keyring`]), so files written by the seed are found and a
+///   (the keyring first in [`StorageMode::Keyring`]), so files written by the Python original are found and a
 ///   provider that was never saved costs no keyring round trip. A provider recorded as "keyring" is
 ///   read from the keyring only: a failed or timed-out keyring read is an error that says so, never a
 ///   fallback to a (stale) file copy, and an entry gone from the keyring means "not signed in".
@@ -132,7 +132,7 @@ impl AutoStore {
     }
 
     /// Which backend holds `provider`'s tokens according to the record (`None`: nothing recorded,
-    /// e.g. never saved by this crate, or a file written by the seed).
+    /// e.g. never saved by this crate, or a file written by the Python original).
     ///
     /// # Errors
     ///
@@ -307,7 +307,7 @@ impl TokenStore for AutoStore {
                 backend: Backend::Keyring,
             }),
             (Some(Marker::Keyring), _) => self.load_keyring(provider),
-            // Nothing recorded: a file of the seed (or an older version), or nothing at all.
+            // Nothing recorded: a file of the Python original (or an older version), or nothing at all.
             (None, StorageMode::Keyring) => match self.load_keyring(provider)? {
                 Some(tokens) => Ok(Some(tokens)),
                 None => self.file.load(provider),
