@@ -52,14 +52,7 @@ impl OAuthService {
     ) -> Result<AuthOutcome> {
         let target = ProviderRef::parse(provider)?;
         let name = target.name().clone();
-        let prepared = self
-            .prepare_sign_in(
-                &target,
-                options.client_id.as_deref(),
-                options.ports.as_deref(),
-                options.no_resource,
-            )
-            .await?;
+        let prepared = self.prepare_sign_in(&target, &options).await?;
         if self.use_device_flow(provider, &prepared.config, options.flow)? {
             let result = self
                 .authenticate_device(
