@@ -186,71 +186,69 @@ impl AutoStore {
     }
 
     /// Saves to the keyring; on failure falls back to the file (auto mode) or reports it (keyring mode).
-    #[cfg(feature = "keyring")]
+    /// Without the `keyring` feature: [`crate::Error::KeyringUnsupported`] in keyring mode, the file
+    /// otherwise.
     fn save_keyring_first(
         &self,
         provider: &ProviderName,
         tokens: &OAuthTokens,
         old: Option<Marker>,
     ) -> Result<()> {
-        let attempt = match self.live_keyring() {
-            Some(keyring) => keyring.save(provider, tokens),
-            None => Err(crate::Error::keyring(
-                crate::KeyringErrorKind::Unavailable,
-                Some("the keyring failed earlier in this process".into()),
-            )),
-        };
-        match attempt {
-            Ok(()) => {
-                self.set_marker(provider, old, Marker::Keyring)?;
-                // The keyring holds the tokens now; do not leave an older plaintext copy behind.
-                if let Err(err) = self.file.delete(provider) {
+        #[cfg(not(feature = "keyring"))]
+        {
+            if self.mode == StorageMode::Keyring {
+                return Err(crate::Error::KeyringUnsupported);
+            }
+            self.save_file(provider, tokens, old, false)
+        }
+        #[cfg(feature = "keyring")]
+        {
+            let attempt = match self.live_keyring() {
+                Some(keyring) => keyring.save(provider, tokens),
+                None => Err(crate::Error::keyring(
+                    crate::KeyringErrorKind::Unavailable,
+                    Some("the keyring failed earlier in this process".into()),
+                )),
+            };
+            match attempt {
+                Ok(()) => {
+                    self.set_marker(provider, old, Marker::Keyring)?;
+                    // The keyring holds the tokens now; do not leave an older plaintext copy behind.
+                    if let Err(err) = self.file.delete(provider) {
+                        tracing::warn!(
+                            provider = provider.as_str(),
+                            error = %err,
+                            "could not remove the old token file after saving to the keyring"
+                        );
+                    }
+                    Ok(())
+                }
+                Err(err @ crate::Error::Encode { .. }) => Err(err),
+                Err(err) if self.mode == StorageMode::Keyring => {
+                    self.keyring_failed(&err);
+                    Err(err)
+                }
+                Err(err) => {
+                    self.keyring_failed(&err);
+                    // A write that timed out was abandoned, not undone: it may still land in the keyring
+                    // (say, once the user unlocks it), so signing out must clear the keyring as well.
+                    let abandoned = matches!(
+                        err,
+                        crate::Error::Keyring {
+                            kind: crate::KeyringErrorKind::TimedOut,
+                            ..
+                        }
+                    );
+                    self.save_file(provider, tokens, old, abandoned)?;
                     tracing::warn!(
                         provider = provider.as_str(),
-                        error = %err,
-                        "could not remove the old token file after saving to the keyring"
+                        "{err}; tokens saved to {} instead (mode 0600)",
+                        self.file.location(provider)
                     );
+                    Ok(())
                 }
-                Ok(())
-            }
-            Err(err @ crate::Error::Encode { .. }) => Err(err),
-            Err(err) if self.mode == StorageMode::Keyring => {
-                self.keyring_failed(&err);
-                Err(err)
-            }
-            Err(err) => {
-                self.keyring_failed(&err);
-                // A write that timed out was abandoned, not undone: it may still land in the keyring
-                // (say, once the user unlocks it), so signing out must clear the keyring as well.
-                let abandoned = matches!(
-                    err,
-                    crate::Error::Keyring {
-                        kind: crate::KeyringErrorKind::TimedOut,
-                        ..
-                    }
-                );
-                self.save_file(provider, tokens, old, abandoned)?;
-                tracing::warn!(
-                    provider = provider.as_str(),
-                    "{err}; tokens saved to {} instead (mode 0600)",
-                    self.file.location(provider)
-                );
-                Ok(())
             }
         }
-    }
-
-    #[cfg(not(feature = "keyring"))]
-    fn save_keyring_first(
-        &self,
-        provider: &ProviderName,
-        tokens: &OAuthTokens,
-        old: Option<Marker>,
-    ) -> Result<()> {
-        if self.mode == StorageMode::Keyring {
-            return Err(crate::Error::KeyringUnsupported);
-        }
-        self.save_file(provider, tokens, old, false)
     }
 
     /// Reads the keyring, and only the keyring: a failure (unavailable, locked, timed out) is an error
