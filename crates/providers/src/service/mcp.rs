@@ -515,13 +515,8 @@ fn check_record_binding(
 /// sign-in started with, so an authorization response that an attacker's metadata routed through
 /// another server's authorization endpoint arrives on the wrong path and is not accepted.
 pub(crate) fn issuer_redirect_path(issuer: &str) -> Result<String> {
-    let name = context_harness_storage::ProviderName::from_url(issuer).map_err(|e| {
-        Error::new(
-            ErrorCode::AuthFailed,
-            format!("issuer `{}` is not a usable URL", printable(issuer)),
-        )
-        .with_source(e)
-    })?;
+    let name =
+        crate::provider_ref::issuer_name(issuer, ErrorCode::AuthFailed, "is not a usable URL")?;
     Ok(format!("{}/{name}", callback::DEFAULT_PATH))
 }
 
