@@ -1,4 +1,4 @@
-//! `cargo xtask bench`: the performance budget (issue 9) as one markdown table, printed last on stdout and
+//! `cargo xtask bench`: the performance budget as one markdown table, printed last on stdout and
 //! written to `target/bench/report.md`.
 //!
 //! Every comparison is a ratio measured in the same run: the programs are interleaved (a, b, a, b, …, the

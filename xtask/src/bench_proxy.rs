@@ -1,4 +1,4 @@
-//! Bench rows 7a–7c (issue 16): `context-harness mcp proxy` beside `mcp-remote` (npm, run with node), in
+//! Bench rows 7a–7c: `context-harness mcp proxy` beside `mcp-remote` (npm, run with node), in
 //! one run, against the TypeScript-SDK server of `tests/mcp-servers` protected by the local
 //! authorization server, with stored tokens (signed in first with `mcp auth <url>`):
 //!
@@ -22,7 +22,7 @@ use anyhow::{Context as _, Result, ensure};
 use crate::install;
 use crate::local_server::{self, AuthServer};
 
-/// Requests per side for the latency row (the issue asks for at least 50).
+/// Requests per side for the latency row (at least 50, for a stable median).
 const REQUESTS: usize = 60;
 
 /// The measured numbers of one bridge.

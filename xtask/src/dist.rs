@@ -95,7 +95,7 @@ pub(crate) fn run(ctx: &Context, args: &DistArgs) -> Result<Artifacts> {
     if !built.is_file() {
         bail!("cargo build did not produce {}", built.display());
     }
-    // The shipped binary must be a position-independent executable (issue 14, item 12).
+    // The shipped binary must be a position-independent executable (ASLR for its code).
     if cfg!(target_os = "linux") && elf_type(&built)? != Some(ET_DYN) {
         bail!(
             "{} is not a position-independent executable (ELF type is not ET_DYN)",

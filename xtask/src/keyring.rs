@@ -1,6 +1,6 @@
 //! A private, unlocked Secret Service (gnome-keyring in its own D-Bus session) for the keyring tests.
 //!
-//! The recipe (`../shared/KEYRING.md`): a temporary directory holding a private `XDG_RUNTIME_DIR` (0700) and a
+//! The recipe: a temporary directory holding a private `XDG_RUNTIME_DIR` (0700) and a
 //! fresh `XDG_DATA_HOME`; `dbus-run-session -- <xtask> inside-secret-service -- <command>`; inside, a throwaway
 //! password piped into `gnome-keyring-daemon --unlock --components=secrets` creates an unlocked default
 //! collection; we wait until `org.freedesktop.secrets` has an owner on the bus, set

@@ -3,7 +3,7 @@
 //! `providers.toml` entry for it, and point `BROWSER` at the stand-in browser `tests/browser/follow.mjs`.
 //!
 //! std only: a few lines of HTTP/1.1 over `TcpStream` and a tiny JSON field reader are enough for the
-//! server's one-line answers, and keep xtask's dependencies minimal (STYLE §B9).
+//! server's one-line answers, and keep xtask's dependencies minimal (as `xtask/Cargo.toml` asks).
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
-/// The ports tried by default, in order (what users registered in the seed's docs).
+/// The ports tried by default, in order (what users of the Python original registered).
 pub const DEFAULT_PORTS: [u16; 3] = [8080, 3000, 57548];
 
 /// The default redirect path.
@@ -27,7 +27,7 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum RedirectHost {
-    /// `http://localhost:{port}/callback`: the default, what the seed's docs register. Both
+    /// `http://localhost:{port}/callback`: the default, what users of the Python original register. Both
     /// address families are bound so whichever one the browser resolves `localhost` to reaches
     /// this listener.
     #[default]

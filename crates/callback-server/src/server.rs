@@ -438,10 +438,8 @@ async fn callback_params(
         tracing::debug!(connection = id, "request with another method: 405");
         return Err(page::method_not_allowed());
     }
-    let form = request
-        .headers()
-        .get(hyper::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
+    let header = |name| request.headers().get(name).and_then(|v| v.to_str().ok());
+    let form = header(hyper::header::CONTENT_TYPE)
         .and_then(|v| v.split(';').next())
         .is_some_and(|mt| {
             mt.trim()
@@ -451,11 +449,7 @@ async fn callback_params(
         tracing::debug!(connection = id, "POST without a form body: 415");
         return Err(page::unsupported_media_type());
     }
-    let declared = request
-        .headers()
-        .get(hyper::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    let declared = header(hyper::header::CONTENT_LENGTH).and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|len| len > MAX_FORM_BODY as u64) {
         tracing::debug!(connection = id, "form body over the limit: 413");
         return Err(page::payload_too_large());

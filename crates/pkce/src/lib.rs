@@ -236,7 +236,7 @@ impl CodeChallenge {
     }
 }
 
-/// A verifier together with its S256 challenge: the seed's `PKCEChallenge`.
+/// A verifier together with its S256 challenge: the Python original's `PKCEChallenge`.
 #[derive(Debug)]
 pub struct PkceChallenge {
     verifier: CodeVerifier,

@@ -131,14 +131,14 @@ impl fmt::Debug for ProtocolError {
         let mut d = f.debug_struct("ProtocolError");
         d.field("kind", &self.0.kind)
             .field("message", &self.0.message);
-        if let Some(oauth_error) = &self.0.oauth_error {
-            d.field("oauth_error", oauth_error);
-        }
-        if let Some(status) = self.0.http_status {
-            d.field("http_status", &status);
-        }
-        if let Some(source) = &self.0.source {
-            d.field("source", source);
+        // The optional fields, only when set.
+        let optional: [(&str, Option<&dyn fmt::Debug>); 3] = [
+            ("oauth_error", self.0.oauth_error.as_ref().map(|v| v as _)),
+            ("http_status", self.0.http_status.as_ref().map(|v| v as _)),
+            ("source", self.0.source.as_ref().map(|v| v as _)),
+        ];
+        for (name, value) in optional.into_iter().filter_map(|(n, v)| Some((n, v?))) {
+            d.field(name, value);
         }
         d.finish()
     }
@@ -152,10 +152,7 @@ impl fmt::Display for ProtocolError {
 
 impl StdError for ProtocolError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.0
-            .source
-            .as_deref()
-            .map(|source| source as &(dyn StdError + 'static))
+        Some(self.0.source.as_deref()?)
     }
 }
 

@@ -84,16 +84,17 @@ where
     }
 }
 
+/// The driver against an instant clock. The polling rules themselves (intervals, `slow_down`,
+/// back-off, clamping) and the parsing of answers are tested in `context-harness-protocol`
+/// (`device.rs`); here, that [`poll_until_done`] waits as the rules say and maps the outcome to this
+/// crate's errors.
 #[cfg(test)]
 mod tests {
     use std::collections::VecDeque;
     use std::sync::Mutex;
     use std::time::SystemTime;
 
-    use context_harness_protocol::{
-        DEFAULT_INTERVAL, MAX_EXPIRES_IN, MAX_INTERVAL, SLOW_DOWN_STEP,
-    };
-    use serde_json::{Map, Value};
+    use context_harness_protocol::{MAX_EXPIRES_IN, MAX_INTERVAL, SLOW_DOWN_STEP};
 
     use super::*;
     use crate::ErrorCode;
@@ -159,12 +160,8 @@ mod tests {
     }
 
     fn tokens() -> PollOutcome {
-        PollOutcome::from_response(
-            200,
-            Some("application/json"),
-            br#"{"access_token":"at","token_type":"Bearer"}"#,
-            SystemTime::now(),
-        )
+        let at = context_harness_tokens::AccessToken::new("at");
+        PollOutcome::Tokens(OAuthTokens::new(at, "Bearer", SystemTime::now()))
     }
 
     fn run(
@@ -197,26 +194,6 @@ mod tests {
     }
 
     #[test]
-    fn parses_the_response_and_defaults_the_interval() {
-        let a = auth(600, None);
-        assert_eq!(a.interval, DEFAULT_INTERVAL);
-        assert_eq!(a.expires_in, Duration::from_secs(600));
-        assert!(!format!("{a:?}").contains("dc-secret"));
-        let github: Map<String, Value> = serde_json::from_str(
-            r#"{"device_code":"d","user_code":"U","verification_url":"https://github.com/login/device","expires_in":"900","interval":"5"}"#,
-        )
-        .unwrap_or_default();
-        let a = DeviceAuthorization::from_object(&github).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(a.verification_uri, "https://github.com/login/device");
-        assert_eq!(a.expires_in, Duration::from_secs(900));
-        let bad: Map<String, Value> = serde_json::from_str(
-            r#"{"device_code":"d","user_code":"U","verification_uri":"javascript:x","expires_in":9}"#,
-        )
-        .unwrap_or_default();
-        assert!(DeviceAuthorization::from_object(&bad).is_err());
-    }
-
-    #[test]
     fn waits_the_default_interval_between_polls() {
         let (result, sleeps, polls) = run(
             &auth(600, None),
@@ -229,33 +206,6 @@ mod tests {
         assert!(result.is_ok());
         assert_eq!(sleeps, vec![Duration::from_secs(5); 3]);
         assert_eq!(polls, [5, 10, 15].map(Duration::from_secs).to_vec());
-    }
-
-    #[test]
-    fn slow_down_adds_five_seconds_for_every_later_poll() {
-        let (result, sleeps, _) = run(
-            &auth(600, Some(2)),
-            vec![
-                err("slow_down"),
-                err("authorization_pending"),
-                err("slow_down"),
-                tokens(),
-            ],
-        );
-        assert!(result.is_ok());
-        assert_eq!(sleeps, [2, 7, 7, 12].map(Duration::from_secs).to_vec());
-        // The server's larger interval wins (GitHub sends one).
-        let (_, sleeps, _) = run(
-            &auth(600, Some(5)),
-            vec![
-                PollOutcome::OAuthError {
-                    error: "slow_down".into(),
-                    interval: Some(Duration::from_secs(30)),
-                },
-                tokens(),
-            ],
-        );
-        assert_eq!(sleeps, [5, 30].map(Duration::from_secs).to_vec());
     }
 
     #[test]
@@ -308,27 +258,6 @@ mod tests {
         assert_eq!(polls, [5, 10].map(Duration::from_secs).to_vec());
     }
 
-    #[test]
-    fn transport_errors_back_off_exponentially() {
-        let transport = || PollOutcome::Transport(Error::new(ErrorCode::NetworkError, "reset"));
-        let (result, sleeps, _) = run(
-            &auth(100_000, Some(5)),
-            vec![
-                transport(),
-                transport(),
-                transport(),
-                transport(),
-                err("authorization_pending"),
-                tokens(),
-            ],
-        );
-        assert!(result.is_ok());
-        assert_eq!(
-            sleeps,
-            [5, 10, 20, 40, 60, 5].map(Duration::from_secs).to_vec()
-        );
-    }
-
     /// The reported crash: `interval: i64::MAX` aborted with "overflow when adding duration to
     /// instant". Now the interval is clamped and the poller ends at the (clamped) deadline.
     #[test]
@@ -346,55 +275,8 @@ mod tests {
             interval: Some(Duration::MAX),
         };
         let transport = || PollOutcome::Transport(Error::new(ErrorCode::NetworkError, "reset"));
-        let mut fields = auth(600, Some(5));
-        fields.interval = Duration::MAX;
-        fields.expires_in = Duration::MAX;
-        let (result, sleeps, _) = run(&fields, vec![slow(), transport(), transport(), tokens()]);
+        let (result, sleeps, _) = run(&a, vec![slow(), transport(), transport(), tokens()]);
         assert!(result.is_ok());
         assert!(sleeps.iter().all(|s| *s <= MAX_INTERVAL), "{sleeps:?}");
-        // A huge `interval` in a poll answer is clamped too.
-        match PollOutcome::from_response(
-            400,
-            None,
-            br#"{"error":"slow_down","interval":18446744073709551615}"#,
-            SystemTime::now(),
-        ) {
-            PollOutcome::OAuthError { interval, .. } => assert_eq!(interval, Some(MAX_INTERVAL)),
-            other => panic!("{other:?}"),
-        }
-        // Zero means the default, tiny values the minimum.
-        assert_eq!(auth(600, Some(0)).interval, DEFAULT_INTERVAL);
-    }
-
-    #[test]
-    fn http_200_errors_and_5xx_are_classified() {
-        match PollOutcome::from_response(
-            200,
-            Some("application/json"),
-            br#"{"error":"authorization_pending"}"#,
-            SystemTime::now(),
-        ) {
-            PollOutcome::OAuthError { error, .. } => assert_eq!(error, "authorization_pending"),
-            other => panic!("{other:?}"),
-        }
-        match PollOutcome::from_response(
-            400,
-            None,
-            br#"{"error":"slow_down","interval":10}"#,
-            SystemTime::now(),
-        ) {
-            PollOutcome::OAuthError { interval, .. } => {
-                assert_eq!(interval, Some(Duration::from_secs(10)))
-            }
-            other => panic!("{other:?}"),
-        }
-        assert!(matches!(
-            PollOutcome::from_response(502, Some("text/plain"), b"bad gateway", SystemTime::now()),
-            PollOutcome::Transport(_)
-        ));
-        assert!(matches!(
-            PollOutcome::from_response(200, Some("text/html"), b"<html>", SystemTime::now()),
-            PollOutcome::Fatal(_)
-        ));
     }
 }

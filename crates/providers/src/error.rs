@@ -18,7 +18,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
-/// What kind of failure an [`Error`] is: the seed's `ErrorCode`, plus `Storage` and `ConfigInvalid`.
+/// What kind of failure an [`Error`] is: the Python original's `ErrorCode`, plus `Storage` and
+/// `ConfigInvalid`.
 ///
 /// Each code has a stable snake_case string ([`as_str`](Self::as_str)) for JSON output and a distinct
 /// meaning a program can branch on (the CLI maps each to its own exit code).
@@ -311,20 +312,16 @@ impl fmt::Debug for Error {
         let mut d = f.debug_struct("Error");
         d.field("code", &self.0.code)
             .field("message", &self.0.message);
-        if let Some(hint) = &self.0.hint {
-            d.field("hint", hint);
-        }
-        if let Some(provider) = &self.0.provider {
-            d.field("provider", provider);
-        }
-        if let Some(oauth_error) = &self.0.oauth_error {
-            d.field("oauth_error", oauth_error);
-        }
-        if let Some(status) = self.0.http_status {
-            d.field("http_status", &status);
-        }
-        if let Some(source) = &self.0.source {
-            d.field("source", source);
+        // The optional fields, only when set.
+        let optional: [(&str, Option<&dyn fmt::Debug>); 5] = [
+            ("hint", self.0.hint.as_ref().map(|v| v as _)),
+            ("provider", self.0.provider.as_ref().map(|v| v as _)),
+            ("oauth_error", self.0.oauth_error.as_ref().map(|v| v as _)),
+            ("http_status", self.0.http_status.as_ref().map(|v| v as _)),
+            ("source", self.0.source.as_ref().map(|v| v as _)),
+        ];
+        for (name, value) in optional.into_iter().filter_map(|(n, v)| Some((n, v?))) {
+            d.field(name, value);
         }
         d.finish()
     }
@@ -338,10 +335,7 @@ impl fmt::Display for Error {
 
 impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.0
-            .source
-            .as_deref()
-            .map(|source| source as &(dyn StdError + 'static))
+        Some(self.0.source.as_deref()?)
     }
 }
 

@@ -23,7 +23,7 @@
 //! [`Environment`](crate::Environment) ([`ProxyEnv`]), and the loopback destinations
 //! ([`LOOPBACK_NO_PROXY`]: `localhost` and its subdomains, 127.0.0.0/8, `::1`) are always added to
 //! `NO_PROXY`: a local authorization or MCP server is reached directly, so an authorization code and
-//! its PKCE verifier never travel in clear text to a proxy (issue 13 item 5).
+//! its PKCE verifier never travel in clear text to a proxy.
 //!
 //! **TLS trust.** A certificate the trust store does not accept is reported as such
 //! ([`tls_trust_failure`]), naming `SSL_CERT_FILE` / `SSL_CERT_DIR`, instead of as a network failure.

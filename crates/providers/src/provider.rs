@@ -86,7 +86,8 @@ pub const RESERVED_AUTH_PARAMS: [&str; 13] = [
     "client_secret",
 ];
 
-/// A provider template: endpoints, scopes and quirks, without credentials (the seed's `OAuthProvider`).
+/// A provider template: endpoints, scopes and quirks, without credentials (the Python original's
+/// `OAuthProvider`).
 ///
 /// Built-ins come from [`OAuthProvider::github`] and [`OAuthProvider::atlassian`]; custom ones from
 /// `providers.toml` (see [`ProviderRegistry`](crate::ProviderRegistry)) or [`OAuthProvider::new`].
@@ -445,7 +446,7 @@ impl OAuthProvider {
 /// tokens crate's one secret type).
 pub use context_harness_tokens::ClientSecret;
 
-/// A provider plus the credentials to use it (the seed's `OAuthConfig`).
+/// A provider plus the credentials to use it (the Python original's `OAuthConfig`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuthConfig {
     /// The provider template.
@@ -484,12 +485,8 @@ pub(crate) fn is_loopback_host(host: &url::Host<&str>) -> bool {
 ///
 /// `what` names the setting in the error (`providers.acme.token_url`).
 pub(crate) fn check_endpoint(value: &str, what: &str) -> Result<Url> {
-    let url = Url::parse(value.trim()).map_err(|e| {
-        Error::new(
-            ErrorCode::ConfigInvalid,
-            format!("{what}: not a valid URL ({e})"),
-        )
-    })?;
+    let invalid = |why: String| Error::new(ErrorCode::ConfigInvalid, format!("{what}: {why}"));
+    let url = Url::parse(value.trim()).map_err(|e| invalid(format!("not a valid URL ({e})")))?;
     match url.scheme() {
         "https" => {}
         "http" => {
@@ -497,38 +494,30 @@ pub(crate) fn check_endpoint(value: &str, what: &str) -> Result<Url> {
                 is_loopback_host(&host) || crate::discovery::is_public_test_host(&host)
             });
             if !loopback {
-                return Err(Error::new(
-                    ErrorCode::ConfigInvalid,
-                    format!("{what}: plain http is allowed only for loopback hosts; use https"),
+                return Err(invalid(
+                    "plain http is allowed only for loopback hosts; use https".into(),
                 ));
             }
         }
         other => {
-            return Err(Error::new(
-                ErrorCode::ConfigInvalid,
-                format!("{what}: scheme `{other}` is not allowed; use https"),
-            ));
+            return Err(invalid(format!(
+                "scheme `{other}` is not allowed; use https"
+            )));
         }
     }
-    if url.host().is_none() {
-        return Err(Error::new(
-            ErrorCode::ConfigInvalid,
-            format!("{what}: the URL has no host"),
-        ));
+    let refusal = if url.host().is_none() {
+        Some("the URL has no host")
+    } else if !url.username().is_empty() || url.password().is_some() {
+        Some("credentials in the URL are not allowed")
+    } else if url.fragment().is_some() {
+        Some("a URL fragment is not allowed")
+    } else {
+        None
+    };
+    match refusal {
+        Some(why) => Err(invalid(why.into())),
+        None => Ok(url),
     }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(Error::new(
-            ErrorCode::ConfigInvalid,
-            format!("{what}: credentials in the URL are not allowed"),
-        ));
-    }
-    if url.fragment().is_some() {
-        return Err(Error::new(
-            ErrorCode::ConfigInvalid,
-            format!("{what}: a URL fragment is not allowed"),
-        ));
-    }
-    Ok(url)
 }
 
 #[cfg(test)]

@@ -150,6 +150,22 @@ impl std::str::FromStr for ProviderRef {
     }
 }
 
+/// The file-system-safe name of an authorization server's `issuer` URL (the cache file and the
+/// redirect path use it).
+///
+/// # Errors
+///
+/// `code` with "issuer `…` `why`" when the URL cannot name one.
+pub(crate) fn issuer_name(issuer: &str, code: ErrorCode, why: &str) -> Result<ProviderName> {
+    ProviderName::from_url(issuer).map_err(|e| {
+        Error::new(
+            code,
+            format!("issuer `{}` {why}", crate::terminal_text(issuer)),
+        )
+        .with_source(e)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -686,7 +686,7 @@ pkce = true
                 "[providers.github]\nextra_auth_params = { state = \"x\" }\n",
                 "providers.github.extra_auth_params: parameter `state`",
             ),
-            // Reserved parameters, wherever they are configured (issue 14, item 10).
+            // Reserved parameters (`state`, `code_challenge`, `resource`, …), wherever they are configured.
             (
                 "[providers.github]\nextra_auth_params = { prompt = \"consent\", resource = \"https://other\" }\n",
                 "providers.github.extra_auth_params: parameter `resource`",

@@ -64,12 +64,12 @@ impl Marker {
 ///
 /// * **Save**: providers recorded as "file" go straight to the file (no D-Bus, no threads). Otherwise
 ///   the keyring is tried (the write itself is the probe, bounded to ≈ 3 s); on success the choice is
-///   recorded and any older plaintext file for that provider (e.g. one written by the Python seed) is
+///   recorded and any older plaintext file for that provider (e.g. one written by the Python original) is
 ///   removed. If the keyring is unavailable, locked or times out, the tokens are written to the file, a
 ///   one-line warning says where they went, the choice is recorded, and the keyring is not tried again
 ///   in this process.
 /// * **Load**: reads the recorded backend and nothing else. With no record, only the file is read
-///   (the keyring first in [`StorageMode::Keyring`]), so files written by the seed are found and a
+///   (the keyring first in [`StorageMode::Keyring`]), so files written by the Python original are found and a
 ///   provider that was never saved costs no keyring round trip. A provider recorded as "keyring" is
 ///   read from the keyring only: a failed or timed-out keyring read is an error that says so, never a
 ///   fallback to a (stale) file copy, and an entry gone from the keyring means "not signed in".
@@ -132,7 +132,7 @@ impl AutoStore {
     }
 
     /// Which backend holds `provider`'s tokens according to the record (`None`: nothing recorded,
-    /// e.g. never saved by this crate, or a file written by the seed).
+    /// e.g. never saved by this crate, or a file written by the Python original).
     ///
     /// # Errors
     ///
@@ -186,71 +186,69 @@ impl AutoStore {
     }
 
     /// Saves to the keyring; on failure falls back to the file (auto mode) or reports it (keyring mode).
-    #[cfg(feature = "keyring")]
+    /// Without the `keyring` feature: [`crate::Error::KeyringUnsupported`] in keyring mode, the file
+    /// otherwise.
     fn save_keyring_first(
         &self,
         provider: &ProviderName,
         tokens: &OAuthTokens,
         old: Option<Marker>,
     ) -> Result<()> {
-        let attempt = match self.live_keyring() {
-            Some(keyring) => keyring.save(provider, tokens),
-            None => Err(crate::Error::keyring(
-                crate::KeyringErrorKind::Unavailable,
-                Some("the keyring failed earlier in this process".into()),
-            )),
-        };
-        match attempt {
-            Ok(()) => {
-                self.set_marker(provider, old, Marker::Keyring)?;
-                // The keyring holds the tokens now; do not leave an older plaintext copy behind.
-                if let Err(err) = self.file.delete(provider) {
+        #[cfg(not(feature = "keyring"))]
+        {
+            if self.mode == StorageMode::Keyring {
+                return Err(crate::Error::KeyringUnsupported);
+            }
+            self.save_file(provider, tokens, old, false)
+        }
+        #[cfg(feature = "keyring")]
+        {
+            let attempt = match self.live_keyring() {
+                Some(keyring) => keyring.save(provider, tokens),
+                None => Err(crate::Error::keyring(
+                    crate::KeyringErrorKind::Unavailable,
+                    Some("the keyring failed earlier in this process".into()),
+                )),
+            };
+            match attempt {
+                Ok(()) => {
+                    self.set_marker(provider, old, Marker::Keyring)?;
+                    // The keyring holds the tokens now; do not leave an older plaintext copy behind.
+                    if let Err(err) = self.file.delete(provider) {
+                        tracing::warn!(
+                            provider = provider.as_str(),
+                            error = %err,
+                            "could not remove the old token file after saving to the keyring"
+                        );
+                    }
+                    Ok(())
+                }
+                Err(err @ crate::Error::Encode { .. }) => Err(err),
+                Err(err) if self.mode == StorageMode::Keyring => {
+                    self.keyring_failed(&err);
+                    Err(err)
+                }
+                Err(err) => {
+                    self.keyring_failed(&err);
+                    // A write that timed out was abandoned, not undone: it may still land in the keyring
+                    // (say, once the user unlocks it), so signing out must clear the keyring as well.
+                    let abandoned = matches!(
+                        err,
+                        crate::Error::Keyring {
+                            kind: crate::KeyringErrorKind::TimedOut,
+                            ..
+                        }
+                    );
+                    self.save_file(provider, tokens, old, abandoned)?;
                     tracing::warn!(
                         provider = provider.as_str(),
-                        error = %err,
-                        "could not remove the old token file after saving to the keyring"
+                        "{err}; tokens saved to {} instead (mode 0600)",
+                        self.file.location(provider)
                     );
+                    Ok(())
                 }
-                Ok(())
-            }
-            Err(err @ crate::Error::Encode { .. }) => Err(err),
-            Err(err) if self.mode == StorageMode::Keyring => {
-                self.keyring_failed(&err);
-                Err(err)
-            }
-            Err(err) => {
-                self.keyring_failed(&err);
-                // A write that timed out was abandoned, not undone: it may still land in the keyring
-                // (say, once the user unlocks it), so signing out must clear the keyring as well.
-                let abandoned = matches!(
-                    err,
-                    crate::Error::Keyring {
-                        kind: crate::KeyringErrorKind::TimedOut,
-                        ..
-                    }
-                );
-                self.save_file(provider, tokens, old, abandoned)?;
-                tracing::warn!(
-                    provider = provider.as_str(),
-                    "{err}; tokens saved to {} instead (mode 0600)",
-                    self.file.location(provider)
-                );
-                Ok(())
             }
         }
-    }
-
-    #[cfg(not(feature = "keyring"))]
-    fn save_keyring_first(
-        &self,
-        provider: &ProviderName,
-        tokens: &OAuthTokens,
-        old: Option<Marker>,
-    ) -> Result<()> {
-        if self.mode == StorageMode::Keyring {
-            return Err(crate::Error::KeyringUnsupported);
-        }
-        self.save_file(provider, tokens, old, false)
     }
 
     /// Reads the keyring, and only the keyring: a failure (unavailable, locked, timed out) is an error
@@ -307,7 +305,7 @@ impl TokenStore for AutoStore {
                 backend: Backend::Keyring,
             }),
             (Some(Marker::Keyring), _) => self.load_keyring(provider),
-            // Nothing recorded: a file of the seed (or an older version), or nothing at all.
+            // Nothing recorded: a file of the Python original (or an older version), or nothing at all.
             (None, StorageMode::Keyring) => match self.load_keyring(provider)? {
                 Some(tokens) => Ok(Some(tokens)),
                 None => self.file.load(provider),

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::fs::{read_private, remove_if_exists, tighten_dir, write_private_atomic};
 use crate::{ProviderName, TokenStore};
 
-/// Stores each provider's tokens in `<dir>/<provider>.json`, in the seed's JSON format.
+/// Stores each provider's tokens in `<dir>/<provider>.json`, in the Python original's JSON format.
 ///
 /// The directory is created 0700 and every file 0600 at creation; writes are atomic
 /// ([`write_private_atomic`]). A directory or file another user could have written (group/other

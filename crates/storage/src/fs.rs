@@ -173,21 +173,43 @@ pub(crate) fn tighten_dir(dir: &Path) {
         // Only a directory that passes `check_dir` (ours, not writable by others) is tightened here; a
         // writable or foreign one is refused by the caller's check instead of being quietly repaired.
         if meta.is_dir() && mode & 0o077 != 0 && crate::trust::check_dir(dir).is_ok() {
-            match fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE)) {
-                Ok(()) => tracing::warn!(
-                    path = %dir.display(),
-                    "token directory was accessible to other users (mode {mode:o}); tightened to 700"
-                ),
-                Err(err) => tracing::warn!(
-                    path = %dir.display(),
-                    error = %err,
-                    "token directory is accessible to other users (mode {mode:o}) and could not be tightened"
-                ),
-            }
+            let result = fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE));
+            report_tightening(
+                dir,
+                "token directory",
+                "accessible to",
+                mode,
+                DIR_MODE,
+                result,
+            );
         }
     }
     #[cfg(not(unix))]
     let _ = dir;
+}
+
+/// Warns that `what` at `path` had group/other bits (`mode`) and was tightened to `to`, or could
+/// not be (`result`); `access` says what others could do (`"readable by"`).
+#[cfg(unix)]
+fn report_tightening(
+    path: &Path,
+    what: &str,
+    access: &str,
+    mode: u32,
+    to: u32,
+    result: io::Result<()>,
+) {
+    match result {
+        Ok(()) => tracing::warn!(
+            path = %path.display(),
+            "{what} was {access} other users (mode {mode:o}); tightened to {to:o}"
+        ),
+        Err(err) => tracing::warn!(
+            path = %path.display(),
+            error = %err,
+            "{what} is {access} other users (mode {mode:o}) and could not be tightened"
+        ),
+    }
 }
 
 /// If the open `file` has group/other bits, chmod it (through the descriptor) to 0600 and warn.
@@ -196,17 +218,8 @@ pub(crate) fn tighten_file(file: &File, path: &Path) {
     if let Ok(meta) = file.metadata() {
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
-            match file.set_permissions(fs::Permissions::from_mode(FILE_MODE)) {
-                Ok(()) => tracing::warn!(
-                    path = %path.display(),
-                    "token file was readable by other users (mode {mode:o}); tightened to 600"
-                ),
-                Err(err) => tracing::warn!(
-                    path = %path.display(),
-                    error = %err,
-                    "token file is readable by other users (mode {mode:o}) and could not be tightened"
-                ),
-            }
+            let result = file.set_permissions(fs::Permissions::from_mode(FILE_MODE));
+            report_tightening(path, "token file", "readable by", mode, FILE_MODE, result);
         }
     }
     #[cfg(not(unix))]

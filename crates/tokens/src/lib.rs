@@ -17,7 +17,7 @@
 //! assert!(!tokens.is_expired_at(now, DEFAULT_EXPIRY_BUFFER));
 //! assert!(tokens.is_expired_at(now + Duration::from_secs(3600 - 30), DEFAULT_EXPIRY_BUFFER));
 //!
-//! // Round-trips through the stored (Python seed compatible) JSON.
+//! // Round-trips through the stored (compatible with the Python original) JSON.
 //! let json = tokens.to_json()?;
 //! assert_eq!(OAuthTokens::from_json(&json)?, tokens);
 //!

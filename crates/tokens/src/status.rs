@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// Where a provider's sign-in stands; the seed's `AuthStatus`, with the same snake_case names.
+/// Where a provider's sign-in stands; the Python original's `AuthStatus`, with the same snake_case names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthStatus {
@@ -28,7 +28,7 @@ impl AuthStatus {
         Self::TokenRefreshFailed,
     ];
 
-    /// The snake_case name, e.g. `"token_expired"` (the seed's enum values).
+    /// The snake_case name, e.g. `"token_expired"` (the Python original's enum values).
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::NotAuthenticated => "not_authenticated",

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use crate::error::{Error, ErrorKind, Result};
 use crate::{AccessToken, AuthStatus, IdToken, RefreshToken};
 
-/// How long before the real expiry a token already counts as expired: 60 seconds, as in the seed.
+/// How long before the real expiry a token already counts as expired: 60 seconds, as in the Python original.
 ///
 /// The margin covers clock skew and the time a request spends in flight.
 pub const DEFAULT_EXPIRY_BUFFER: Duration = Duration::from_secs(60);
@@ -35,9 +35,9 @@ pub(crate) const KNOWN_FIELDS: [&str; 9] = [
 
 /// A token set as received from a token endpoint and as stored on disk.
 ///
-/// The JSON form uses the Python seed's field names (`access_token`, `token_type`, `expires_in`,
+/// The JSON form uses the Python original's field names (`access_token`, `token_type`, `expires_in`,
 /// `refresh_token`, `scope`, `issued_at`, with `issued_at` a float of unix seconds), so token files the
-/// original context-harness wrote load unchanged. The seed's six fields are always written (`null` when
+/// original context-harness wrote load unchanged. Its six fields are always written (`null` when
 /// absent); the additions (`id_token`, `refresh_token_expires_in`, `refresh_failed_at`) are written only
 /// when set, and any other field is kept in [`extra`](Self::extra) and written back as it came.
 ///
@@ -137,14 +137,14 @@ pub(crate) fn lenient_u64(value: &Value) -> std::result::Result<Option<u64>, &'s
 impl Serialize for OAuthTokens {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(None)?;
-        // The seed's six fields, always present, in the seed's order.
+        // The six original fields, always present, in the original order.
         map.serialize_entry("access_token", &self.access_token)?;
         map.serialize_entry("token_type", &self.token_type)?;
         map.serialize_entry("expires_in", &self.expires_in)?;
         map.serialize_entry("refresh_token", &self.refresh_token)?;
         map.serialize_entry("scope", &self.scope)?;
         map.serialize_entry("issued_at", &self.issued_at)?;
-        // Additions, only when set, so files stay close to the seed's.
+        // Additions, only when set, so files stay close to the original ones.
         if let Some(id_token) = &self.id_token {
             map.serialize_entry("id_token", id_token)?;
         }
@@ -187,8 +187,8 @@ impl fmt::Debug for OAuthTokens {
     }
 }
 
-/// Converts a time to unix seconds as a float (the seed's `issued_at` format); times before the epoch
-/// give `0.0`.
+/// Converts a time to unix seconds as a float (the Python original's `issued_at` format); times
+/// before the epoch give `0.0`.
 pub fn unix_seconds(time: SystemTime) -> f64 {
     time.duration_since(UNIX_EPOCH)
         .map_or(0.0, |elapsed| elapsed.as_secs_f64())
@@ -333,7 +333,7 @@ impl OAuthTokens {
         self.scopes().contains(&scope)
     }
 
-    /// Serialises to the stored JSON format (pretty-printed, seed field names).
+    /// Serialises to the stored JSON format (pretty-printed, the Python original's field names).
     ///
     /// # Errors
     ///
@@ -346,7 +346,7 @@ impl OAuthTokens {
         serde_json::to_string_pretty(self).map_err(|e| Error::from_json(&e, false))
     }
 
-    /// Parses the stored JSON format, including token files written by the Python seed.
+    /// Parses the stored JSON format, including token files written by the Python original.
     ///
     /// `expires_in` and `refresh_token_expires_in` may be numbers or numeric strings; unknown fields go
     /// to [`extra`](Self::extra).

@@ -1,4 +1,4 @@
-//! Integration tests: token files in the Python seed's format, and a serialisation round-trip property.
+//! Integration tests: token files in the Python original's format, and a serialisation round-trip property.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -37,13 +37,13 @@ fn seed_token_file_loads_unchanged() {
     assert_eq!(tokens.refresh_token_expires_in, None);
     assert_eq!(tokens.refresh_failed_at, None);
 
-    // Expiry as the seed computes it: issued_at + expires_in - 60 s.
+    // Expiry as the Python original computes it: issued_at + expires_in - 60 s.
     let issued = UNIX_EPOCH + Duration::from_secs_f64(1_713_012_345.678_901_2);
     assert!(!tokens.is_expired_at(issued + Duration::from_secs(3539), DEFAULT_EXPIRY_BUFFER));
     assert!(tokens.is_expired_at(issued + Duration::from_secs(3541), DEFAULT_EXPIRY_BUFFER));
     assert!(tokens.is_expired(DEFAULT_EXPIRY_BUFFER), "issued in 2024");
 
-    // Writing it back gives the same JSON value, field for field (the Python seed can read it).
+    // Writing it back gives the same JSON value, field for field (the Python original can read it).
     let written: Value = serde_json::from_str(&tokens.to_json().unwrap()).unwrap();
     let original: Value = serde_json::from_str(SEED_TOKEN).unwrap();
     assert_eq!(written, original);

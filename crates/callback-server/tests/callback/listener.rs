@@ -511,7 +511,7 @@ async fn extreme_settings_do_not_panic() {
     assert_eq!(status(&browser.await.unwrap()), 200);
 }
 
-/// Issue 14 item 8: idle connections on one family used to take every connection slot, so the
+/// Idle connections on one family used to take every connection slot, so the
 /// other listener was never served until the sign-in timed out.
 async fn valid_callback_after_idle_connections(valid_on_ipv6: bool) {
     let state = State::generate().unwrap();
@@ -606,7 +606,7 @@ fn form_post(body: &str, content_type: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Issue 13 item 4: `response_mode=form_post` (the browser POSTs the response as a form). Judged
+/// `response_mode=form_post` (the browser POSTs the response as a form). Judged
 /// exactly like a GET's query: a wrong state, a repeated parameter, a body that is not a form or
 /// is too large are refused and the wait goes on; the right form completes it once, with `iss`.
 #[tokio::test]

@@ -2,7 +2,7 @@
 
 use crate::util::BIN;
 
-/// The binary is a position-independent executable on Linux (issue 14, item 12): ELF `e_type` (the
+/// The binary is a position-independent executable on Linux: ELF `e_type` (the
 /// 2 bytes at offset 16, little-endian on every Linux target we build) is `ET_DYN` (3), not
 /// `ET_EXEC` (2), so its code is address-randomised.
 #[test]

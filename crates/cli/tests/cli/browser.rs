@@ -111,7 +111,7 @@ fn real_browser_sign_in_token_refresh_and_logout() {
     home.run(&["mcp", "status", "local"]).expect_code(3);
 }
 
-/// `response_mode=form_post` (issue 13 item 4) in a real headless Chromium against the real
+/// `response_mode=form_post` in a real headless Chromium against the real
 /// oidc-provider: the server answers the consent with its auto-submitting form, the browser POSTs
 /// `code`, `state` and `iss` to the loopback listener, and the sign-in succeeds. The server saw
 /// exactly one authorization request, with `response_mode=form_post` (oidc-provider then never

@@ -1,4 +1,4 @@
-//! A hostile authorization server against the binary (issue 14 items 3 and 4).
+//! A hostile authorization server against the binary: hostile numbers and terminal escapes.
 //!
 //! The server here is a small local **stub reproducing a hostile server**: no real authorization
 //! server sends an `interval` of `i64::MAX` or terminal escape sequences in its answers, so the
@@ -187,7 +187,7 @@ fn hostile_error_description_is_sanitised() {
     assert_clean("stdout", &run.stdout);
 }
 
-/// Reserved parameters in `providers.toml` (issue 14, item 10): refused at load with exit 13, the
+/// Reserved parameters in `providers.toml`: refused at load with exit 13, the
 /// message naming the file, the table and the parameter. No server is needed: loading fails first.
 #[test]
 fn reserved_parameters_in_providers_toml_are_refused() {

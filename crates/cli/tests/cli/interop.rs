@@ -1,4 +1,4 @@
-//! Issue 13 items 6, 9 and 10 through the binary, where the exit code and message are the
+//! Interoperability through the binary, where the exit code and message are the
 //! contract: TLS trust failures naming `SSL_CERT_FILE` / `SSL_CERT_DIR` (which the child's process
 //! environment then sets), one provider naming rule checked when `providers.toml` is read,
 //! `mcp status NAME` agreeing with the list, and files re-saved by other platforms' tools.

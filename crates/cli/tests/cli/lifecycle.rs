@@ -1,4 +1,4 @@
-//! Token lifecycle through the binary (issue 12), against the repository's oidc-provider: no refresh
+//! Token lifecycle through the binary, against the repository's oidc-provider: no refresh
 //! storm with short-lived tokens, the real reason when there is no refresh token, and a complete
 //! logout reported once per token. The failing revocation is the server's documented
 //! `revocation_fault` test hook (a quirk-stub behaviour on top of the real server).

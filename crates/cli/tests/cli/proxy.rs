@@ -433,7 +433,7 @@ fn recording_proxy() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) 
 }
 
 /// `HTTP_PROXY`/`HTTPS_PROXY`/`ALL_PROXY` (both spellings) set and `NO_PROXY` empty: the proxy
-/// still reaches the loopback SDK server directly, as the sign-in traffic does (issue 13 item 5),
+/// still reaches the loopback SDK server directly, as the sign-in traffic does (loopback is never proxied),
 /// and the stub proxy sees nothing.
 #[test]
 fn proxy_never_sends_loopback_traffic_to_a_proxy() {

@@ -1,4 +1,4 @@
-//! Issue 14 item 9 (second half), against the real Secret Service (gnome-keyring in the private session
+//! A registration's secrets, against the real Secret Service (gnome-keyring in the private session
 //! of `cargo xtask with-secret-service` / `cargo xtask test`): with `--storage keyring`, the dynamically
 //! registered client's `registration_access_token` (and `client_secret`, when a server issues one)
 //! lives in the keyring next to the tokens, and no file under the home holds it or the tokens.

@@ -1,6 +1,7 @@
-//! Issue 14 item 5, end to end: another local user's hand in the home directory (a token file swapped
-//! for a symbolic link, a group-writable home, directories or files they own) makes every command stop
-//! with exit 12 (storage), naming the path and the command that fixes it — and print no token.
+//! StrictModes for the home directory, end to end: another local user's hand in the home
+//! directory (a token file swapped for a symbolic link, a group-writable home, directories or files
+//! they own) makes every command stop with exit 12 (storage), naming the path and the command that
+//! fixes it — and print no token.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::Path;

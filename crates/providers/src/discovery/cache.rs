@@ -5,8 +5,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use super::{AuthorizationServerMetadata, issuers_match, printable};
-use crate::error::{Error, ErrorCode, Result};
+use super::{AuthorizationServerMetadata, issuers_match};
+use crate::error::{ErrorCode, Result};
 
 #[derive(Serialize, Deserialize)]
 struct CachedMetadata {
@@ -20,13 +20,11 @@ pub(crate) fn metadata_cache_dir(home: &Path) -> PathBuf {
 }
 
 fn cache_path(home: &Path, issuer: &str) -> Result<PathBuf> {
-    let name = context_harness_storage::ProviderName::from_url(issuer).map_err(|e| {
-        Error::new(
-            ErrorCode::ConfigInvalid,
-            format!("issuer `{}` cannot name a cache file", printable(issuer)),
-        )
-        .with_source(e)
-    })?;
+    let name = crate::provider_ref::issuer_name(
+        issuer,
+        ErrorCode::ConfigInvalid,
+        "cannot name a cache file",
+    )?;
     Ok(metadata_cache_dir(home).join(format!("{}.json", name.as_str())))
 }
 

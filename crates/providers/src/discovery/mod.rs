@@ -414,41 +414,18 @@ pub(crate) fn apply_metadata(
 mod tests {
     use super::*;
 
+    /// The canonical form itself is tested in `context-harness-protocol` (`well_known.rs`); here,
+    /// that the wrapper keeps it and maps a refusal to [`ErrorCode::ConfigInvalid`].
     #[test]
-    fn canonical_uris() {
-        let cases = [
-            (
-                "https://MCP.example.com/mcp/",
-                "https://mcp.example.com/mcp",
-            ),
-            ("https://mcp.example.com", "https://mcp.example.com"),
-            ("https://mcp.example.com/", "https://mcp.example.com"),
-            (
-                "HTTPS://mcp.example.com:443/Mcp",
-                "https://mcp.example.com/Mcp",
-            ),
-            (
-                "https://mcp.example.com:8443/mcp",
-                "https://mcp.example.com:8443/mcp",
-            ),
-            ("http://[::1]:9000/mcp", "http://[::1]:9000/mcp"),
-            ("https://ex.com/a?x=1", "https://ex.com/a?x=1"),
-        ];
-        for (input, want) in cases {
-            assert_eq!(
-                canonical_resource_uri(input).ok().as_deref(),
-                Some(want),
-                "{input}"
-            );
-        }
-        assert!(canonical_resource_uri("ftp://ex.com/").is_err());
-        assert!(canonical_resource_uri("not a url").is_err());
-        // What parsers read differently is refused, never guessed at.
+    fn canonical_uri_wrapper() {
+        assert_eq!(
+            canonical_resource_uri("HTTPS://MCP.example.com:443/mcp/").ok(),
+            Some("https://mcp.example.com/mcp".to_owned())
+        );
         for bad in [
-            "https://mcp.example.com:8443/mcp#frag",
-            "https://u:p@ex.com/a?x=1",
-            "https://evil.example\\@good.example/mcp",
-            "https://good.example/mcp ",
+            "ftp://ex.com/",
+            "https://u:p@ex.com/a",
+            "https://ex.com/mcp#frag",
         ] {
             let err = canonical_resource_uri(bad).err();
             assert_eq!(

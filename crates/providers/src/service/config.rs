@@ -5,7 +5,7 @@
 use context_harness_tokens::OAuthTokens;
 
 use super::mcp::Prepared;
-use super::{CLIENT_ID_KEY, OAuthService};
+use super::{AuthenticateOptions, CLIENT_ID_KEY, OAuthService};
 use crate::discovery::{self, Discoverer, METADATA_CACHE_TTL, UrlPolicy};
 use crate::error::{Error, ErrorCode, Result};
 use crate::provider::{ClientSecret, OAuthConfig, OAuthProvider, check_endpoint};
@@ -14,21 +14,19 @@ use crate::registry::resolve_client_id;
 
 impl OAuthService {
     /// Resolves the configuration for a sign-in: an MCP server URL (discovery + registration), an
-    /// issuer-only provider (discovery, cached), or a plain registry entry.
+    /// issuer-only provider (discovery, cached), or a plain registry entry; `options` gives the
+    /// client id, ports and `no_resource` of the sign-in.
     pub(super) async fn prepare_sign_in(
         &self,
         target: &ProviderRef,
-        client_id: Option<&str>,
-        ports: Option<&[u16]>,
-        no_resource: bool,
+        options: &AuthenticateOptions,
     ) -> Result<Prepared> {
+        let client_id = options.client_id.as_deref();
         if target.is_mcp_server() {
-            return self
-                .prepare_mcp(target, client_id, ports, no_resource)
-                .await;
+            return self.prepare_mcp(target, options).await;
         }
         let provider = target.as_str();
-        if no_resource {
+        if options.no_resource {
             return Err(Error::new(
                 ErrorCode::ConfigInvalid,
                 "leaving out `resource` is for MCP server URLs",

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use context_harness_callback_server as callback;
 use serde::{Deserialize, Serialize};
 
-use super::OAuthService;
+use super::{AuthenticateOptions, OAuthService};
 use crate::discovery::{self, Discoverer, McpServerInfo, UrlPolicy, printable};
 use crate::error::{Error, ErrorCode, Result, storage_error};
 use crate::provider::{
@@ -309,13 +309,15 @@ impl OAuthService {
             .map_err(storage_error)
     }
 
+    /// [`OAuthService::prepare_sign_in`] for an MCP server URL: discovery, then a configured client
+    /// id or dynamic registration.
     pub(super) async fn prepare_mcp(
         &self,
         target: &ProviderRef,
-        client_id: Option<&str>,
-        ports: Option<&[u16]>,
-        no_resource: bool,
+        options: &AuthenticateOptions,
     ) -> Result<Prepared> {
+        let (client_id, ports) = (options.client_id.as_deref(), options.ports.as_deref());
+        let no_resource = options.no_resource;
         let name = target.name();
         let info = self.discover_server(target).await?;
         let issuer = info.authorization_server.issuer.clone();
@@ -513,13 +515,8 @@ fn check_record_binding(
 /// sign-in started with, so an authorization response that an attacker's metadata routed through
 /// another server's authorization endpoint arrives on the wrong path and is not accepted.
 pub(crate) fn issuer_redirect_path(issuer: &str) -> Result<String> {
-    let name = context_harness_storage::ProviderName::from_url(issuer).map_err(|e| {
-        Error::new(
-            ErrorCode::AuthFailed,
-            format!("issuer `{}` is not a usable URL", printable(issuer)),
-        )
-        .with_source(e)
-    })?;
+    let name =
+        crate::provider_ref::issuer_name(issuer, ErrorCode::AuthFailed, "is not a usable URL")?;
     Ok(format!("{}/{name}", callback::DEFAULT_PATH))
 }
 

@@ -44,7 +44,7 @@ pub use options::{
 };
 use store::load_newest;
 
-/// The cap of the refresh margin (the seed's 60 s). Tokens are refreshed when they expire within
+/// The cap of the refresh margin (the Python original's 60 s). Tokens are refreshed when they expire within
 /// `min(EXPIRY_BUFFER, half their lifetime)` ([`OAuthTokens::refresh_margin`]), so a token that lives
 /// 60 s or less is still used for the first half of its life instead of being refreshed on every use.
 pub const EXPIRY_BUFFER: Duration = tokens::DEFAULT_EXPIRY_BUFFER;
@@ -409,7 +409,7 @@ impl OAuthService {
         Ok(tokens.filter(|t| !t.needs_refresh_at(SystemTime::now(), EXPIRY_BUFFER)))
     }
 
-    /// The stored tokens, whatever their state (the seed's `get_tokens`).
+    /// The stored tokens, whatever their state (the Python original's `get_tokens`).
     ///
     /// # Errors
     ///

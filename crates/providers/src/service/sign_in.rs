@@ -52,65 +52,48 @@ impl OAuthService {
     ) -> Result<AuthOutcome> {
         let target = ProviderRef::parse(provider)?;
         let name = target.name().clone();
-        let prepared = self
-            .prepare_sign_in(
-                &target,
-                options.client_id.as_deref(),
-                options.ports.as_deref(),
-                options.no_resource,
-            )
-            .await?;
-        if self.use_device_flow(provider, &prepared.config, options.flow)? {
-            let result = self
-                .authenticate_device(
-                    provider,
-                    &name,
-                    &prepared.config,
-                    prepared.record.as_ref(),
-                    &options,
-                )
-                .await;
-            return match result {
-                Err(e) if prepared.dynamic_issuer.is_some() && mcp::is_invalid_client(&e) => {
-                    let config = self
-                        .reregister(&target, &prepared, options.ports.as_deref())
-                        .await?;
-                    self.authenticate_device(
-                        provider,
-                        &name,
-                        &config,
-                        prepared.record.as_ref(),
-                        &options,
-                    )
-                    .await
-                }
-                other => other,
-            };
-        }
-        match self
-            .browser_sign_in(
+        let prepared = self.prepare_sign_in(&target, &options).await?;
+        let device = self.use_device_flow(provider, &prepared.config, options.flow)?;
+        let record = prepared.record.as_ref();
+        let first = self
+            .sign_in_with(
+                device,
                 provider,
                 &name,
                 &prepared.config,
-                prepared.record.as_ref(),
+                record,
                 &mut options,
             )
-            .await
-        {
+            .await;
+        match first {
+            // A dynamically registered client the server no longer knows: register again, once.
             Err(e) if prepared.dynamic_issuer.is_some() && mcp::is_invalid_client(&e) => {
                 let config = self
                     .reregister(&target, &prepared, options.ports.as_deref())
                     .await?;
-                self.browser_sign_in(
-                    provider,
-                    &name,
-                    &config,
-                    prepared.record.as_ref(),
-                    &mut options,
-                )
-                .await
+                self.sign_in_with(device, provider, &name, &config, record, &mut options)
+                    .await
             }
             other => other,
+        }
+    }
+
+    /// The device flow (`device`) or the browser flow with a resolved configuration.
+    async fn sign_in_with(
+        &self,
+        device: bool,
+        provider: &str,
+        name: &ProviderName,
+        config: &OAuthConfig,
+        record: Option<&McpServerRecord>,
+        options: &mut AuthenticateOptions,
+    ) -> Result<AuthOutcome> {
+        if device {
+            self.authenticate_device(provider, name, config, record, options)
+                .await
+        } else {
+            self.browser_sign_in(provider, name, config, record, options)
+                .await
         }
     }
 

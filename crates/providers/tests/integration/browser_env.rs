@@ -1,4 +1,4 @@
-//! Issue 14 item 9 (first half): the browser started for a sign-in must not inherit secrets.
+//! The browser started for a sign-in must not inherit secrets.
 //!
 //! The parent test starts this test binary again as a child process whose environment holds
 //! `*_CLIENT_SECRET`, `*_TOKEN` and a harmless marker, with `$BROWSER` naming a small script that

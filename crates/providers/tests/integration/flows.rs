@@ -331,7 +331,7 @@ async fn token_endpoint_faults_leave_storage_untouched() {
     let cases = [
         ("500", ErrorCode::NetworkError),
         ("html", ErrorCode::NetworkError),
-        // An unreadable HTTP 200 is the server's fault, not the network's (issue 13 item 1).
+        // An unreadable HTTP 200 is the server's fault, not the network's.
         ("garbage", ErrorCode::AuthFailed),
         ("reset", ErrorCode::NetworkError),
         ("slow", ErrorCode::Timeout),

@@ -1,4 +1,4 @@
-//! Real-world quirks of servers (issue: "the quirks that break sign-in today"), each reproduced
+//! Real-world quirks of servers that would otherwise break sign-in, each reproduced
 //! against the real local oidc-provider and the stand-in MCP server. Where the authorization server
 //! is made to misbehave (an HTML catch-all page at a well-known URL), that is a control of the test
 //! server reproducing a documented quirk, not oidc-provider's own behaviour.

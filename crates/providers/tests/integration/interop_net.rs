@@ -1,4 +1,4 @@
-//! Issue 13 items 1, 5 and 6: off-spec token answers, proxies and loopback, untrusted TLS.
+//! Off-spec token answers, proxies and loopback, untrusted TLS.
 //!
 //! The token answers come from a **small local stub** (std `TcpListener`, one thread) that
 //! reproduces documented provider quirks (Twitch's `scope` array) and broken servers (an HTTP 200

@@ -1,4 +1,4 @@
-//! Token lifecycle under real conditions (issue 12), against the repository's oidc-provider:
+//! Token lifecycle under real conditions, against the repository's oidc-provider:
 //! short-lived tokens and the refresh margin, single-flight refresh across processes, transient
 //! answers waited out, rotations never lost, complete logout.
 //!

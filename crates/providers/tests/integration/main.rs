@@ -1,4 +1,4 @@
-//! Integration tests for `context-harness-providers`: one binary (see STYLE B7).
+//! Integration tests for `context-harness-providers`: one binary, one module per topic.
 //!
 //! Most scenarios run against the repository's real authorization server (`tests/authorization-server`,
 //! node `oidc-provider`), started per test on an ephemeral loopback port. Without `node_modules` there

@@ -1,4 +1,4 @@
-//! Issue 14 item 2: one SSRF policy for every URL a server supplies, enforced in the HTTP client's
+//! One SSRF policy for every URL a server supplies, enforced in the HTTP client's
 //! resolver.
 //!
 //! The server here is a **stub standing in for a hostile public server**: it listens on loopback,

@@ -301,7 +301,7 @@ fn unencodable_tokens_are_an_error_not_a_file() -> TestResult {
     Ok(())
 }
 
-/// Issue 13 item 10: token files re-saved by editors or tools of other platforms (a UTF-8 BOM,
+/// Token files re-saved by editors or tools of other platforms (a UTF-8 BOM,
 /// CRLF line endings, UTF-16 LE/BE with a BOM) load; saving again writes plain UTF-8 without a
 /// BOM; a file in another encoding is refused naming the file and the encoding problem.
 #[test]

@@ -47,7 +47,7 @@ fn mock_round_trip_records_keyring_and_migrates_seed_file() -> TestResult {
         KeyringStore::with_credential_store(store.clone()),
     );
     let github = name("github");
-    // A seed file with no record is read from the file.
+    // A file of the Python original with no record is read from the file.
     fs::write(dir.path().join("github.json"), SEED_FIXTURE)?;
     assert_eq!(
         auto.load(&github)?.ok_or("seed")?.access_token.secret(),
@@ -480,7 +480,7 @@ fn real_secret_service_auto_and_keyring_modes() -> TestResult {
     fs::write(dir.join(format!("{provider}.json")), SEED_FIXTURE)?;
 
     let auto = open_store(StorageMode::Auto, home.path())?;
-    // The seed's file is found, then migrated into the keyring on save.
+    // The Python original's file is found, then migrated into the keyring on save.
     assert_eq!(
         auto.load(&provider)?.ok_or("seed")?.access_token.secret(),
         "gho_seedAccess123"
@@ -527,7 +527,7 @@ fn real_secret_service_auto_and_keyring_modes() -> TestResult {
     Ok(())
 }
 
-/// Issue 14 item 11: a provider recorded as "keyring" with a stale plaintext copy next to it (left by
+/// A provider recorded as "keyring" with a stale plaintext copy next to it (left by
 /// an older version or a removal that failed). Neither a locked nor a timed-out keyring read, nor an
 /// entry gone from the keyring, may hand out the stale copy's old refresh token.
 #[test]

@@ -1,4 +1,4 @@
-//! Issue 14 item 5: StrictModes for the home directory. Each test replays what another local user
+//! StrictModes for the home directory (as OpenSSH's `StrictModes`). Each test replays what another local user
 //! could do in a shared home — swap a file for a symbolic link, make a directory group-writable, plant
 //! a file they own — and checks that it is now refused with [`Error::Untrusted`] naming the path and
 //! the command that fixes it.

@@ -16,7 +16,7 @@ pub(crate) const CHILD_ROLE: &str = "CH_STORAGE_TEST_CHILD";
 /// The token directory a child works in.
 pub(crate) const CHILD_DIR: &str = "CH_STORAGE_TEST_DIR";
 
-/// A token file exactly as the Python seed writes it (`json.dump` of the token response plus a float
+/// A token file exactly as the Python original writes it (`json.dump` of the token response plus a float
 /// `issued_at`).
 pub(crate) const SEED_FIXTURE: &str = r#"{"access_token": "gho_seedAccess123", "token_type": "bearer", "expires_in": 28800, "refresh_token": "ghr_seedRefresh456", "scope": "repo read:org", "issued_at": 1718000000.123456}"#;
 
