@@ -579,3 +579,105 @@ fn http_library_rule_on_a_fixture() {
         vec!["service/logout.rs".to_owned()]
     );
 }
+
+/// The `providers` module graph: for each top-level module (a file or directory under `src`, its
+/// submodules folded in), the other top-level modules it names as `crate::<module>`.
+fn module_graph(
+    sources: &[(String, String)],
+) -> std::collections::BTreeMap<String, BTreeSet<String>> {
+    let top = |path: &str| {
+        let first = path.split('/').next().unwrap_or_default();
+        first.strip_suffix(".rs").unwrap_or(first).to_owned()
+    };
+    let modules: BTreeSet<String> = sources
+        .iter()
+        .map(|(path, _)| top(path))
+        .filter(|m| m != "lib")
+        .collect();
+    let mut graph = std::collections::BTreeMap::new();
+    for (path, text) in sources {
+        let from = top(path);
+        if from == "lib" {
+            continue;
+        }
+        let deps: &mut BTreeSet<String> = graph.entry(from.clone()).or_default();
+        for line in text.lines() {
+            let code = line.split("//").next().unwrap_or_default();
+            for (i, _) in code.match_indices("crate::") {
+                let name: String = code[i + "crate::".len()..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                    .collect();
+                if name != from && modules.contains(&name) {
+                    deps.insert(name);
+                }
+            }
+        }
+    }
+    graph
+}
+
+/// A cycle in `graph`, if any, as the modules along it.
+fn find_cycle(graph: &std::collections::BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        node: &str,
+        graph: &std::collections::BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|n| n == node) {
+            let mut cycle = path[at..].to_vec();
+            cycle.push(node.to_owned());
+            return Some(cycle);
+        }
+        if done.contains(node) {
+            return None;
+        }
+        path.push(node.to_owned());
+        for next in graph.get(node).into_iter().flatten() {
+            if let Some(cycle) = visit(next, graph, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.insert(node.to_owned());
+        None
+    }
+    let mut done = BTreeSet::new();
+    graph
+        .keys()
+        .find_map(|node| visit(node, graph, &mut Vec::new(), &mut done))
+}
+
+/// `providers` has no import cycle between its modules: each names only lower ones.
+#[test]
+fn providers_modules_import_no_cycle() -> Result<()> {
+    let sources = rust_sources(&util::project_root().join("crates/providers/src"))?;
+    let graph = module_graph(&sources);
+    assert!(
+        graph.contains_key("service") && graph.contains_key("http"),
+        "{graph:?}"
+    );
+    if let Some(cycle) = find_cycle(&graph) {
+        bail!("import cycle in providers: {}", cycle.join(" -> "));
+    }
+    Ok(())
+}
+
+#[test]
+fn import_cycle_rule_on_a_fixture() {
+    let file = |path: &str, text: &str| (path.to_owned(), text.to_owned());
+    let acyclic = [
+        file("lib.rs", "mod a; mod b;"),
+        file("a.rs", "use crate::b::X; // crate::a in a comment"),
+        file("b/mod.rs", "fn f() {}"),
+        file("b/inner.rs", "use crate::error::E;"),
+    ];
+    assert_eq!(find_cycle(&module_graph(&acyclic)), None);
+    let cyclic = [
+        file("a.rs", "use crate::b::X;"),
+        file("b/inner.rs", "fn g() { crate::a::f(); }"),
+    ];
+    let cycle = find_cycle(&module_graph(&cyclic)).unwrap_or_default();
+    assert_eq!(cycle, vec!["a", "b", "a"]);
+}

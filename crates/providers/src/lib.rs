@@ -73,6 +73,7 @@ mod provider_ref;
 mod registration;
 mod registry;
 mod service;
+mod ssrf;
 
 pub use context_harness_callback_server as callback;
 pub use context_harness_pkce as pkce;
@@ -82,10 +83,6 @@ pub use context_harness_tokens as tokens;
 
 pub use app::App;
 pub use browser::{BrowserOpener, SystemBrowser, browser_needs_terminal, is_secret_env_name};
-pub use discovery::UrlPolicy;
-/// Tests only: let a loopback stub play a public host under a reserved `.test` name (RFC 6761).
-#[doc(hidden)]
-pub use discovery::{NetworkClass, register_test_host, register_test_host_answers};
 pub use env::{Environment, HOME_ENV, env_prefix};
 pub use error::{Error, ErrorCode, NextStep, Result};
 pub use http::{HttpSettings, tls_trust_failure};
@@ -100,6 +97,10 @@ pub use service::{
     OAuthServiceBuilder, PastedRedirects, REFRESH_RETRY_BUDGET, Revocation, SignInFlow, SignInUi,
     TokenRevocation,
 };
+pub use ssrf::UrlPolicy;
+/// Tests only: let a loopback stub play a public host under a reserved `.test` name (RFC 6761).
+#[doc(hidden)]
+pub use ssrf::{NetworkClass, register_test_host, register_test_host_answers};
 pub use tokens::{AccessToken, AuthStatus, OAuthTokens, RefreshToken};
 /// The one sanitiser for outside text printed to a terminal (from the tokens crate).
 pub use tokens::{MAX_TERMINAL_CHARS, TerminalText, terminal_text, terminal_text_max};

@@ -143,8 +143,8 @@ pub struct OAuthProvider {
     /// The SSRF policy of the endpoints: `None` when the user configured them (built-ins,
     /// providers.toml), `Some` when they were learnt from a server (an MCP server's record, an
     /// issuer's metadata); then every request to them runs under that policy (see
-    /// [`UrlPolicy`](crate::discovery::UrlPolicy)).
-    pub url_policy: Option<crate::discovery::UrlPolicy>,
+    /// [`UrlPolicy`](crate::ssrf::UrlPolicy)).
+    pub url_policy: Option<crate::ssrf::UrlPolicy>,
 }
 
 impl OAuthProvider {
@@ -491,7 +491,7 @@ pub(crate) fn check_endpoint(value: &str, what: &str) -> Result<Url> {
         "https" => {}
         "http" => {
             let loopback = url.host().is_some_and(|host| {
-                is_loopback_host(&host) || crate::discovery::is_public_test_host(&host)
+                is_loopback_host(&host) || crate::ssrf::is_public_test_host(&host)
             });
             if !loopback {
                 return Err(invalid(

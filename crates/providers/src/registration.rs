@@ -11,9 +11,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
 
-use crate::discovery::{UrlPolicy, printable};
+use crate::discovery::printable;
 use crate::error::{Error, ErrorCode, Result};
 use crate::http::{Credentials, Http, Method, Request};
+use crate::ssrf::UrlPolicy;
 
 /// The `client_name` sent when registering.
 pub(crate) const CLIENT_NAME: &str = "context-harness";

@@ -10,27 +10,23 @@
 //!   point at link-local, metadata or (unless the starting URL is private too) private addresses.
 //!
 //! The parsers, URL construction and metadata types are the sans-IO
-//! [`context_harness_protocol`]'s, re-exported here; this module does the fetching (its `ssrf`
-//! part decides which hosts may be contacted through [`UrlPolicy`], its `cache` part keeps issuer
+//! [`context_harness_protocol`]'s, re-exported here; this module does the fetching ([`crate::ssrf`]
+//! decides which hosts may be contacted through [`UrlPolicy`]; its `cache` part keeps issuer
 //! metadata between runs in [`metadata_cache_dir`]).
 
 mod cache;
-mod ssrf;
 
 use std::time::Duration;
 
 use url::Url;
 
+use crate::ssrf::UrlPolicy;
 pub(crate) use cache::{load_cached_metadata, store_cached_metadata};
 use context_harness_protocol::parse_config_url;
 pub(crate) use context_harness_protocol::{
     AuthorizationServerMetadata, Challenge, ProtectedResourceMetadata,
     authorization_server_metadata_urls, bearer_resource_metadata, issuers_match,
     parse_www_authenticate, protected_resource_metadata_urls, resource_matches,
-};
-pub use ssrf::{NetworkClass, UrlPolicy, register_test_host, register_test_host_answers};
-pub(crate) use ssrf::{
-    Refused, class_of_url, is_public_test_host, refused_error, resolve_classified,
 };
 
 use crate::error::{Error, ErrorCode, Result};
@@ -450,7 +446,7 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{e}")),
             challenge_scope: Some("read write".into()),
             authorization_server: metadata,
-            policy: UrlPolicy::new(NetworkClass::Public),
+            policy: UrlPolicy::new(crate::ssrf::NetworkClass::Public),
         };
         assert_eq!(info.default_scopes(), ["read", "write", "offline_access"]);
         info.challenge_scope = None;

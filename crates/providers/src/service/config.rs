@@ -6,11 +6,12 @@ use context_harness_tokens::OAuthTokens;
 
 use super::mcp::Prepared;
 use super::{AuthenticateOptions, CLIENT_ID_KEY, OAuthService};
-use crate::discovery::{self, Discoverer, METADATA_CACHE_TTL, UrlPolicy};
+use crate::discovery::{self, Discoverer, METADATA_CACHE_TTL};
 use crate::error::{Error, ErrorCode, Result};
 use crate::provider::{ClientSecret, OAuthConfig, OAuthProvider, check_endpoint};
 use crate::provider_ref::ProviderRef;
 use crate::registry::resolve_client_id;
+use crate::ssrf::UrlPolicy;
 
 impl OAuthService {
     /// Resolves the configuration for a sign-in: an MCP server URL (discovery + registration), an
@@ -79,7 +80,7 @@ impl OAuthService {
             .flatten()
         };
         let url = check_endpoint(&issuer, &format!("providers.{}.issuer", template.name))?;
-        let policy = UrlPolicy::new(discovery::class_of_url(&url).await);
+        let policy = UrlPolicy::new(crate::ssrf::class_of_url(&url).await);
         let metadata = match cached {
             Some(m) => m,
             None => {

@@ -9,13 +9,14 @@ use context_harness_callback_server as callback;
 use serde::{Deserialize, Serialize};
 
 use super::{AuthenticateOptions, OAuthService};
-use crate::discovery::{self, Discoverer, McpServerInfo, UrlPolicy, printable};
+use crate::discovery::{Discoverer, McpServerInfo, printable};
 use crate::error::{Error, ErrorCode, Result, storage_error};
 use crate::provider::{
     ClientSecret, DEFAULT_PORTS, OAuthConfig, OAuthProvider, RedirectHost, check_endpoint,
 };
 use crate::provider_ref::ProviderRef;
 use crate::registration::{self, ClientRegistration, RegistrationAuth as _, RegistrationStore};
+use crate::ssrf::UrlPolicy;
 use crate::tokens::OAuthTokens;
 
 /// What was learnt about an MCP server at sign-in, kept so refresh, logout and status need no
@@ -127,8 +128,8 @@ impl McpServerRecord {
 /// gave (resolved again now; an unparsable URL gets the strictest policy).
 async fn server_policy(server_url: &str) -> UrlPolicy {
     let class = match url::Url::parse(server_url) {
-        Ok(url) => discovery::class_of_url(&url).await,
-        Err(_) => discovery::NetworkClass::Public,
+        Ok(url) => crate::ssrf::class_of_url(&url).await,
+        Err(_) => crate::ssrf::NetworkClass::Public,
     };
     UrlPolicy::new(class)
 }
@@ -239,7 +240,7 @@ impl OAuthService {
     async fn discover_server(&self, target: &ProviderRef) -> Result<McpServerInfo> {
         let server_url = target.as_str();
         let url = check_endpoint(server_url, "server URL")?;
-        let policy = UrlPolicy::new(discovery::class_of_url(&url).await);
+        let policy = UrlPolicy::new(crate::ssrf::class_of_url(&url).await);
         Discoverer {
             http: &self.http,
             policy,

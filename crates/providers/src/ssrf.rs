@@ -5,8 +5,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use url::Url;
 
-use super::{AuthorizationServerMetadata, printable};
+use context_harness_protocol::AuthorizationServerMetadata;
+
 use crate::error::{Error, ErrorCode, Result};
+use crate::terminal_text as printable;
 
 /// What kind of network a URL's host is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
