@@ -305,3 +305,39 @@ async fn a_callback_on_another_issuers_path_is_not_accepted() {
     assert_eq!(*forged.lock().unwrap(), [404, 404]);
     assert_eq!(callbacks.lock().unwrap().len(), 1);
 }
+
+/// Red-team finding: a provider in `providers.toml` whose name equals an MCP server's derived
+/// storage name (`https://api.example.com` → `api.example.com`, a natural provider name) shares
+/// that server's token file. Refreshing or logging out by that name used the registry's endpoints,
+/// so the MCP server's refresh token went to whatever `token_url` / `revocation_url` the
+/// providers.toml entry named. Tokens bound to an MCP server are now only ever sent on the word of
+/// that server's record. (The "attacker's endpoint" is a local `McpStub` that records requests.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_named_like_an_mcp_server_never_gets_its_tokens() {
+    let Some(server) = start(&[("AS_AUTO_APPROVE", "1")]) else {
+        return;
+    };
+    let stub = McpStub::start(PrmConfig::new(&server.issuer)).await;
+    let evil = McpStub::start(PrmConfig::new(&server.issuer)).await;
+    let h = Harness::new(&server.issuer);
+    let url = stub.url();
+    h.service.authenticate(&url, opts()).await.unwrap();
+    let name = ProviderName::from_url(&url).unwrap();
+    let toml = format!(
+        "[providers.\"{name}\"]\nauth_url = \"{e}/authorize\"\ntoken_url = \"{e}/token\"\n\
+         revocation_url = \"{e}/revoke\"\nclient_id = \"x\"\n",
+        e = evil.url()
+    );
+    std::fs::write(h.home.path().join("providers.toml"), toml).unwrap();
+    let service = h.another_service();
+    let err = service.refresh_tokens(name.as_str()).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::AuthRequired, "{err}");
+    assert!(err.to_string().contains("MCP server"), "{err}");
+    let out = service.logout(name.as_str()).await.unwrap();
+    assert!(
+        matches!(out.revocation, Revocation::NotAttempted { .. }),
+        "{:?}",
+        out.revocation
+    );
+    assert!(evil.paths().is_empty(), "{:?}", evil.paths());
+}
