@@ -440,14 +440,17 @@ impl Bridge {
                         signed_in = true;
                         Step::SignIn
                     } else {
-                        return Err(Fail::Auth(AuthFailure {
+                        let failure = AuthFailure {
                             message: format!(
                                 "{} refuses the token even after a new sign-in; run `context-harness mcp auth {}` and check the account's access",
                                 self.url, self.url
                             ),
                             code: "auth_failed",
                             hint: format!("context-harness mcp auth {}", self.url),
-                        }));
+                        };
+                        // Another sign-in would be refused the same way: no browser per request.
+                        self.auth.give_up(failure.clone()).await;
+                        return Err(Fail::Auth(failure));
                     };
                     self.auth.recover(generation, step).await?;
                 }
@@ -557,6 +560,17 @@ impl Bridge {
                     "network_error",
                     format!(
                         "the MCP server at {} answered with a body that is not JSON",
+                        self.host
+                    ),
+                )));
+            }
+            if request_id.is_some() && jsonrpc::response_id(&body) != request_id {
+                // Relaying it would leave the request unanswered and show the client an answer
+                // to an id it may never have asked.
+                return Err(Fail::Upstream(UpstreamError::new(
+                    "network_error",
+                    format!(
+                        "the MCP server at {} answered with a response to another request",
                         self.host
                     ),
                 )));
