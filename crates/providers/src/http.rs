@@ -600,7 +600,7 @@ pub(crate) fn refusal_in<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option
 impl crate::OAuthService {
     /// A `reqwest` client builder for other HTTP traffic of the program (e.g. an MCP proxy), set up
     /// as this service's own clients: rustls with the `ring` provider, the proxies of the service's
-    /// [`Environment`] (`HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`/`NO_PROXY`, never the process
+    /// [`Environment`](crate::Environment) (`HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`/`NO_PROXY`, never the process
     /// environment read behind its back) with loopback destinations always direct, the
     /// [`HttpSettings::connect_timeout`], no redirects and the context-harness user agent.
     ///
