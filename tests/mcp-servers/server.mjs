@@ -20,7 +20,8 @@
 //        POST /test/drop-sessions → forget every session (the next request with its id gets 404);
 //        POST /test/notify → notifications/tools/list_changed on every session's GET stream;
 //        POST /test/cut-streams → end every open GET stream (the client should resume with Last-Event-ID);
-//        POST /test/revoke-tokens → refuse every access token seen so far (a revocation, as this server sees it).
+//        POST /test/revoke-tokens → refuse every access token seen so far (a revocation, as this server sees it);
+//        POST /test/refuse-all → refuse every access token from now on, even fresh ones (a misconfigured server).
 
 import { randomUUID, createPublicKey, verify, constants } from 'node:crypto';
 import * as z from 'zod/v4';
@@ -37,6 +38,7 @@ const issuer = process.env.MCP_ISSUER ?? '';
 const jsonAnswers = ['1', 'true'].includes(process.env.MCP_JSON ?? '');
 const stepUpTool = process.env.MCP_STEP_UP_TOOL ?? '';
 const revoked = new Set();
+let refuseAll = false;
 
 const stats = {
   initialize: 0, posts: 0, gets: 0, deletes: 0, unauthorized: 0, forbidden: 0, not_found: 0,
@@ -92,6 +94,7 @@ if (issuer) {
       const aud = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
       if (!aud.includes(mcpUrl.href)) throw new InvalidTokenError('Token was not issued for this server');
       if (revoked.has(claims.jti)) throw new InvalidTokenError('Token was revoked');
+      if (refuseAll) throw new InvalidTokenError('This server refuses every token');
       return {
         token, clientId: claims.client_id, scopes: (claims.scope ?? '').split(' ').filter(Boolean),
         expiresAt: claims.exp, resource: mcpUrl,
@@ -100,6 +103,10 @@ if (issuer) {
   };
   // TEST-ONLY: revocation as the resource server sees it (a JWT stays valid at the AS): every token
   // seen so far is refused from now on.
+  app.post('/test/refuse-all', (_req, res) => {
+    refuseAll = true;
+    res.json({ refuse_all: true });
+  });
   app.post('/test/revoke-tokens', (_req, res) => {
     for (const jti of seen) revoked.add(jti);
     res.json({ revoked: revoked.size });

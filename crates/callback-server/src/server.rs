@@ -322,7 +322,8 @@ async fn accept(
 /// One served connection, as its listener's [`Slots`] sees it.
 #[derive(Default)]
 struct Slot {
-    /// A complete request head arrived (the connection is doing real work).
+    /// A complete request arrived (the head, and a `POST`'s form body): the connection is doing
+    /// real work.
     head_seen: AtomicBool,
     /// The connection task has ended.
     done: AtomicBool,
@@ -387,10 +388,15 @@ async fn serve_connection(
 ) -> u64 {
     let _ = stream.set_nodelay(true);
     let seen = Arc::clone(&slot.0);
-    let service = service_fn(move |request| {
-        seen.head_seen.store(true, Ordering::SeqCst);
+    let service = service_fn(move |request: Request<Incoming>| {
+        // A POST is doing real work only once its form body is in: until then it may be a
+        // slowloris trickling the body, which must stay evictable like a half-sent head.
+        if request.method() != Method::POST {
+            seen.head_seen.store(true, Ordering::SeqCst);
+        }
         let shared = Arc::clone(&shared);
-        async move { Ok::<_, Infallible>(handle(&shared, id, request).await) }
+        let seen = Arc::clone(&seen);
+        async move { Ok::<_, Infallible>(handle(&shared, id, request, &seen).await) }
     });
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     let served = timeout(deadline, async {
@@ -478,12 +484,20 @@ async fn callback_params(
 }
 
 /// Answers one request. Never logs the query or the form body: they hold the code and the state.
-async fn handle(shared: &Shared, id: u64, request: Request<Incoming>) -> Response<Body> {
+async fn handle(
+    shared: &Shared,
+    id: u64,
+    request: Request<Incoming>,
+    slot: &Slot,
+) -> Response<Body> {
     if request.uri().path() != shared.path {
+        slot.head_seen.store(true, Ordering::SeqCst);
         tracing::debug!(connection = id, "request for another path: 404");
         return page::not_found();
     }
-    let params = match callback_params(id, request).await {
+    let params = callback_params(id, request).await;
+    slot.head_seen.store(true, Ordering::SeqCst);
+    let params = match params {
         Ok(params) => params,
         Err(page) => return page,
     };

@@ -686,3 +686,56 @@ async fn a_replayed_form_post_is_refused() {
         .is_err()
     );
 }
+
+/// Red-team finding: a `POST` whose head is complete but whose form body trickles in (or never
+/// comes) counted as "mid-request", so it could not be evicted: a few of them took every slot and
+/// the browser's real callback was closed until they hit their deadline. Such connections are now
+/// evictable like half-sent heads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_form_bodies_do_not_hold_back_a_valid_callback() {
+    let state = State::generate().unwrap();
+    // Header timeout and wait timeout far beyond the bound asserted below: the callback must be
+    // served because the slow bodies cannot hold it back, not because they time out.
+    let server = CallbackServer::bind(
+        ephemeral()
+            .with_max_connections(2)
+            .with_header_read_timeout(Duration::from_secs(60))
+            .with_timeout(Duration::from_secs(40)),
+    )
+    .await
+    .unwrap();
+    let port = server.port();
+    let target = callback(&state, "despite-slow-bodies");
+    let started = Instant::now();
+    let browser = client(move || {
+        // Each slow client asks for `100 Continue`, which the listener sends only once it is
+        // reading the body: so every slot is known to hold a body-reading connection before the
+        // browser connects (no race with the accept loop).
+        let slow: Vec<_> = (0..2)
+            .map(|_| {
+                let mut s = connect(v4(port)).unwrap();
+                s.write_all(
+                    b"POST /callback HTTP/1.1\r\nHost: localhost\r\n\
+                      Content-Type: application/x-www-form-urlencoded\r\n\
+                      Expect: 100-continue\r\nContent-Length: 4000\r\n\r\n",
+                )
+                .unwrap();
+                let mut interim = [0u8; 25];
+                std::io::Read::read_exact(&mut s, &mut interim).unwrap();
+                assert!(interim.starts_with(b"HTTP/1.1 100 Continue"));
+                s.write_all(b"code=a&st").unwrap();
+                s
+            })
+            .collect();
+        let good = get(v4(port), &target);
+        (slow, good)
+    });
+    let response = server.wait(&state).await;
+    let elapsed = started.elapsed();
+    assert_eq!(response.unwrap().code.secret(), "despite-slow-bodies");
+    assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
+    let (slow, good) = browser.await.unwrap();
+    assert_eq!(status(&good), 200, "{good}");
+    drop(slow);
+    assert_port_free(port);
+}

@@ -546,6 +546,12 @@ impl Auth {
         }
     }
 
+    /// Remembers that the token of a fresh sign-in was refused at once: later requests get
+    /// `failure` instead of another browser (a sign-in stored meanwhile is still picked up).
+    pub(crate) async fn give_up(&self, failure: AuthFailure) {
+        *self.gate.lock().await = Some(failure);
+    }
+
     fn hint(&self) -> String {
         format!("context-harness mcp auth {}", self.url)
     }

@@ -259,7 +259,10 @@ impl Bridge {
                         signed_in = true;
                         Step::SignIn
                     } else {
-                        return Err(Fail::Auth(self.auth.unauthorized_again()));
+                        let failure = self.auth.unauthorized_again();
+                        // Another sign-in would be refused the same way: no browser per request.
+                        self.auth.give_up(failure.clone()).await;
+                        return Err(Fail::Auth(failure));
                     };
                     self.auth.recover(generation, step).await?;
                 }
@@ -381,6 +384,17 @@ impl Bridge {
                     "network_error",
                     format!(
                         "the MCP server at {} answered with a body that is not JSON",
+                        self.host
+                    ),
+                )));
+            }
+            if request_id.is_some() && jsonrpc::response_id(&body) != request_id {
+                // Relaying it would leave the request unanswered and show the client an answer
+                // to an id it may never have asked.
+                return Err(Fail::Upstream(UpstreamError::new(
+                    "network_error",
+                    format!(
+                        "the MCP server at {} answered with a response to another request",
                         self.host
                     ),
                 )));
@@ -596,7 +610,13 @@ impl Bridge {
                         let mut got_any = false;
                         while let Some(Ok(event)) = events.next().await {
                             got_any = true;
-                            if let Some(id) = &event.id {
+                            // Only an id that can go back in a `Last-Event-ID` header is kept: one
+                            // with control characters (or absurdly long) would make every reconnect
+                            // fail to build its request, and the stream would be given up.
+                            if let Some(id) = &event.id
+                                && id.len() <= 1024
+                                && id.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
+                            {
                                 last_event_id = Some(id.clone());
                             }
                             if let Some(ms) = event.retry {

@@ -933,3 +933,91 @@ fn proxy_stops_the_get_stream_on_a_403() {
     assert_eq!(gets(), 1, "{:?}", seen.lock().expect("seen"));
     assert!(stderr.contains("refuses the GET stream (403)"), "{stderr}");
 }
+
+/// A small local **stub reproducing a hostile MCP server** (no SDK server answers a request with a
+/// response to another id): every POST gets `application/json` with `answer` as the body.
+fn hostile_json_server(answer: &'static str) -> String {
+    use std::io::Read as _;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/mcp", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = line.split_once(':')
+                    && k.eq_ignore_ascii_case("content-length")
+                {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    url
+}
+
+/// Red-team finding: a JSON answer to a request that is a response to *another* id was relayed as
+/// the answer, so the client's request never got one (it waited forever) and the client saw a
+/// response to an id it never asked. Now the request gets an error response and the stray
+/// answer is dropped.
+#[test]
+fn proxy_answers_a_request_whose_json_answer_names_another_id() {
+    let url = hostile_json_server(r#"{"jsonrpc":"2.0","id":999,"result":{"forged":true}}"#);
+    let home = Home::new();
+    let mut proxy = Proxy::spawn(&home, &url, &[], &[]);
+    proxy.send(&json!({"jsonrpc": "2.0", "id": 5, "method": "tools/list", "params": {}}));
+    let answer = proxy
+        .recv_within(Duration::from_secs(30))
+        .expect("an answer to request 5");
+    assert_eq!(answer["id"], 5, "{answer}");
+    assert_eq!(answer["error"]["code"], -32000, "{answer}");
+    assert_eq!(answer["error"]["data"]["code"], "network_error", "{answer}");
+    let (code, rest, stderr) = proxy.finish();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(rest.is_empty(), "nothing else reaches the client: {rest:?}");
+}
+
+/// Red-team finding: a server that refuses every token, even one from a fresh sign-in (a resource
+/// or audience misconfiguration), made the bridge open a browser for a new sign-in on *every*
+/// request. After one sign-in whose token is refused at once, later requests get the error without
+/// another browser (a sign-in done meanwhile with `mcp auth` is still picked up from the store).
+#[test]
+fn proxy_opens_no_browser_storm_for_a_server_that_refuses_every_token() {
+    if !require_mcp_servers() {
+        return;
+    }
+    let (auth, server, home) = signed_in(&[("AS_AUTO_APPROVE", "1")], &[]);
+    let mut proxy = Proxy::spawn(
+        &home,
+        &server.url,
+        &[],
+        &[("BROWSER", &browser_script("follow.mjs"))],
+    );
+    proxy.initialize();
+    server.hook("refuse-all");
+    let before = auth.stats()["authorization_code_requests"]
+        .as_u64()
+        .unwrap_or(0);
+    for id in 2..5 {
+        let answer = proxy.call(id, "tools/list", json!({}));
+        assert_eq!(answer["error"]["code"], -32003, "{answer}");
+    }
+    let after = auth.stats()["authorization_code_requests"]
+        .as_u64()
+        .unwrap_or(0);
+    assert_eq!(after, before + 1, "one sign-in, not one per request");
+    let (code, _, stderr) = proxy.finish();
+    assert_eq!(code, 0, "{stderr}");
+}

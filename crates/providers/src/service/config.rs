@@ -4,7 +4,7 @@
 
 use context_harness_tokens::OAuthTokens;
 
-use super::mcp::Prepared;
+use super::mcp::{self, Prepared};
 use super::{AuthenticateOptions, CLIENT_ID_KEY, OAuthService};
 use crate::discovery::{self, Discoverer, METADATA_CACHE_TTL};
 use crate::error::{Error, ErrorCode, Result};
@@ -117,6 +117,7 @@ impl OAuthService {
         if target.is_mcp_server() {
             return self.mcp_stored_config(target, tokens, stored_id).await;
         }
+        mcp::check_not_mcp_tokens(target.as_str(), tokens)?;
         let registry = self.registry()?;
         let mut template = registry.get(target.as_str())?.clone();
         if template.needs_discovery() {

@@ -223,6 +223,26 @@ pub(super) fn check_tokens_server(target: &ProviderRef, tokens: &OAuthTokens) ->
     }
 }
 
+/// Refuses to send `tokens` on the word of a registry provider when they were issued to an MCP
+/// server: a `providers.toml` entry may carry the server's derived name (`https://api.example.com`
+/// is stored as `api.example.com`), and its endpoints must never receive that server's tokens.
+/// [`ErrorCode::ConfigInvalid`], not `AuthRequired`: a sign-in under that name would overwrite the
+/// server's tokens.
+pub(super) fn check_not_mcp_tokens(provider: &str, tokens: &OAuthTokens) -> Result<()> {
+    match Binding::read(tokens) {
+        Some(bound) => Err(Error::new(
+            ErrorCode::ConfigInvalid,
+            format!(
+                "the tokens stored under `{}` were issued to the MCP server {}; refusing to send them to the provider of that name in providers.toml",
+                printable(provider),
+                printable(&bound.server_url)
+            ),
+        )
+        .with_hint("rename the provider in providers.toml, or name the MCP server by its URL")),
+        None => Ok(()),
+    }
+}
+
 impl OAuthService {
     /// Discovers an MCP server (RFC 9728 then RFC 8414/OIDC) without signing in.
     ///

@@ -305,3 +305,49 @@ async fn a_callback_on_another_issuers_path_is_not_accepted() {
     assert_eq!(*forged.lock().unwrap(), [404, 404]);
     assert_eq!(callbacks.lock().unwrap().len(), 1);
 }
+
+/// Red-team finding: a provider in `providers.toml` whose name equals an MCP server's derived
+/// storage name (`https://api.example.com` → `api.example.com`, a natural provider name) shares
+/// that server's token file. Refreshing or logging out by that name used the registry's endpoints,
+/// so the MCP server's refresh token went to whatever `token_url` / `revocation_url` the
+/// providers.toml entry named (and `token` then signed in over them). Tokens bound to an MCP
+/// server are now only ever sent on the word of that server's record. (The "attacker's endpoint" is a local `McpStub` that records requests.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_named_like_an_mcp_server_never_gets_its_tokens() {
+    let Some(server) = start(&[("AS_AUTO_APPROVE", "1")]) else {
+        return;
+    };
+    let stub = McpStub::start(PrmConfig::new(&server.issuer)).await;
+    let evil = McpStub::start(PrmConfig::new(&server.issuer)).await;
+    let h = Harness::new(&server.issuer);
+    let url = stub.url();
+    h.service.authenticate(&url, opts()).await.unwrap();
+    let name = ProviderName::from_url(&url).unwrap();
+    let toml = format!(
+        "[providers.\"{name}\"]\nauth_url = \"{e}/authorize\"\ntoken_url = \"{e}/token\"\n\
+         revocation_url = \"{e}/revoke\"\nclient_id = \"x\"\n",
+        e = evil.url()
+    );
+    std::fs::write(h.home.path().join("providers.toml"), toml).unwrap();
+    let service = h.another_service();
+    let stored = h.stored(name.as_str()).unwrap();
+    let err = service.refresh_tokens(name.as_str()).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ConfigInvalid, "{err}");
+    assert!(err.to_string().contains("MCP server"), "{err}");
+    // Not a "sign in again": `token` must not sign in over the server's tokens either.
+    h.backdate(name.as_str(), 1e7);
+    let err = service.token(name.as_str()).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ConfigInvalid, "{err}");
+    // Nothing stored was replaced.
+    let kept = h.stored(name.as_str()).unwrap();
+    assert_eq!(kept.refresh_token, stored.refresh_token);
+    assert_eq!(kept.extra["mcp_server"], stored.extra["mcp_server"]);
+    // Logout deletes the local tokens (what the user asked for) but revokes nothing there.
+    let out = service.logout(name.as_str()).await.unwrap();
+    assert!(
+        matches!(&out.revocation, Revocation::Failed { message } if message.contains("MCP server")),
+        "{:?}",
+        out.revocation
+    );
+    assert!(evil.paths().is_empty(), "{:?}", evil.paths());
+}
