@@ -7,7 +7,8 @@ use std::fmt;
 /// A `Result` whose error is [`ProtocolError`].
 pub type Result<T, E = ProtocolError> = std::result::Result<T, E>;
 
-type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+/// A boxed underlying error (the `source` of the workspace's error types).
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
 /// What kind of protocol failure a [`ProtocolError`] is. Branch on it to choose an error code and a
 /// next step.
@@ -67,20 +68,6 @@ impl ProtocolError {
         }))
     }
 
-    /// Adds the server's OAuth `error` code (printable), `error_description` and HTTP status.
-    #[must_use]
-    pub fn with_oauth(
-        mut self,
-        error: impl Into<String>,
-        description: Option<String>,
-        status: u16,
-    ) -> Self {
-        self.0.oauth_error = Some(error.into());
-        self.0.oauth_error_description = description;
-        self.0.http_status = Some(status);
-        self
-    }
-
     /// Adds the HTTP status of the answer that caused the error.
     #[must_use]
     pub fn with_status(mut self, status: u16) -> Self {
@@ -105,21 +92,6 @@ impl ProtocolError {
         &self.0.message
     }
 
-    /// The OAuth `error` code the server answered with, if any.
-    pub fn oauth_error(&self) -> Option<&str> {
-        self.0.oauth_error.as_deref()
-    }
-
-    /// The server's `error_description`, if any (server-written: not part of `Display`).
-    pub fn oauth_error_description(&self) -> Option<&str> {
-        self.0.oauth_error_description.as_deref()
-    }
-
-    /// The HTTP status of the answer that caused the error, if any.
-    pub fn http_status(&self) -> Option<u16> {
-        self.0.http_status
-    }
-
     /// Takes the underlying error out (for callers that wrap this error in their own).
     pub fn take_source(&mut self) -> Option<BoxError> {
         self.0.source.take()
@@ -128,32 +100,107 @@ impl ProtocolError {
 
 impl fmt::Debug for ProtocolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("ProtocolError");
-        d.field("kind", &self.0.kind)
-            .field("message", &self.0.message);
-        // The optional fields, only when set.
-        let optional: [(&str, Option<&dyn fmt::Debug>); 3] = [
-            ("oauth_error", self.0.oauth_error.as_ref().map(|v| v as _)),
-            ("http_status", self.0.http_status.as_ref().map(|v| v as _)),
-            ("source", self.0.source.as_ref().map(|v| v as _)),
-        ];
-        for (name, value) in optional.into_iter().filter_map(|(n, v)| Some((n, v?))) {
-            d.field(name, value);
+        debug_error(
+            f,
+            "ProtocolError",
+            &[("kind", &self.0.kind), ("message", &self.0.message)],
+            &[
+                ("oauth_error", self.0.oauth_error.as_ref().map(|v| v as _)),
+                ("http_status", self.0.http_status.as_ref().map(|v| v as _)),
+                ("source", self.0.source.as_ref().map(|v| v as _)),
+            ],
+        )
+    }
+}
+
+crate::impl_message_error!(ProtocolError);
+crate::impl_server_answer!(ProtocolError, pub);
+
+/// Writes an error's `Debug` form: `name { always…, optional… }`, each optional field only when
+/// it is set. Shared by the workspace's error types, so they print alike; holds no secret by
+/// construction (the types keep none).
+///
+/// # Errors
+///
+/// What the formatter returns.
+pub fn debug_error(
+    f: &mut fmt::Formatter<'_>,
+    name: &str,
+    always: &[(&str, &dyn fmt::Debug)],
+    optional: &[(&str, Option<&dyn fmt::Debug>)],
+) -> fmt::Result {
+    let mut d = f.debug_struct(name);
+    for (field, value) in always {
+        d.field(field, value);
+    }
+    for (field, value) in optional {
+        if let Some(value) = value {
+            d.field(field, value);
         }
-        d.finish()
     }
+    d.finish()
 }
 
-impl fmt::Display for ProtocolError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0.message)
-    }
+/// Adds `with_oauth` (visibility `$builder`) and the accessors of what a server answered (RFC 6749 §5.2 `error`, `error_description`, the
+/// HTTP status) to an error type whose private data `self.0` has `oauth_error`,
+/// `oauth_error_description` (`Option<String>`) and `http_status` (`Option<u16>`).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! impl_server_answer {
+    ($ty:ty, $builder:vis) => {
+        impl $ty {
+            /// Adds the server's OAuth `error` code (printable), `error_description` and HTTP
+            /// status.
+            #[must_use]
+            $builder fn with_oauth(
+                mut self,
+                error: impl Into<String>,
+                description: Option<String>,
+                status: u16,
+            ) -> Self {
+                self.0.oauth_error = Some(error.into());
+                self.0.oauth_error_description = description;
+                self.0.http_status = Some(status);
+                self
+            }
+
+            /// The OAuth `error` code the server answered with (e.g. `invalid_grant`), if any.
+            pub fn oauth_error(&self) -> Option<&str> {
+                self.0.oauth_error.as_deref()
+            }
+
+            /// The server's `error_description`, if any. Servers write it; it is not shown by
+            /// `Display`.
+            pub fn oauth_error_description(&self) -> Option<&str> {
+                self.0.oauth_error_description.as_deref()
+            }
+
+            /// The HTTP status of the answer that caused the error, if there was one.
+            pub fn http_status(&self) -> Option<u16> {
+                self.0.http_status
+            }
+        }
+    };
 }
 
-impl StdError for ProtocolError {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        Some(self.0.source.as_deref()?)
-    }
+/// Implements `Display` (the message) and `std::error::Error::source` for an error type whose
+/// private data `self.0` has `message: String` and `source: Option<Box<dyn Error + Send + Sync>>`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! impl_message_error {
+    ($ty:ty) => {
+        impl ::std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(&self.0.message)
+            }
+        }
+
+        impl ::std::error::Error for $ty {
+            fn source(&self) -> Option<&(dyn ::std::error::Error + 'static)> {
+                Some(self.0.source.as_deref()?)
+            }
+        }
+    };
 }
 
 /// A server-supplied string made safe and short for messages: the workspace's one sanitiser.

@@ -62,7 +62,7 @@ pub use device::{
     DevicePoller, MAX_BACKOFF, MAX_EXPIRES_IN, MAX_INTERVAL, MIN_INTERVAL, NextPoll, PollOutcome,
     PollStep, SLOW_DOWN_STEP,
 };
-pub use error::{ErrorKind, ProtocolError, Result};
+pub use error::{BoxError, ErrorKind, ProtocolError, Result, debug_error};
 pub use metadata::{AuthorizationServerMetadata, ProtectedResourceMetadata};
 pub use registration::{ClientRegistration, parse_registration_response, registration_request};
 pub use server_url::{ServerUrl, ServerUrlError, canonical_url};

@@ -1,7 +1,8 @@
 //! The crate's one error type, [`Error`], and its stable classification, [`ErrorCode`].
 
-use std::error::Error as StdError;
 use std::fmt;
+
+use context_harness_protocol::BoxError;
 
 mod convert;
 mod next_step;
@@ -15,8 +16,6 @@ pub(crate) use convert::{
 
 /// A `Result` whose error is this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
 /// What kind of failure an [`Error`] is: the Python original's `ErrorCode`, plus `Storage` and
 /// `ConfigInvalid`.
@@ -150,18 +149,6 @@ impl Error {
         self
     }
 
-    pub(crate) fn with_oauth(
-        mut self,
-        error: impl Into<String>,
-        description: Option<String>,
-        status: u16,
-    ) -> Self {
-        self.0.oauth_error = Some(error.into());
-        self.0.oauth_error_description = description;
-        self.0.http_status = Some(status);
-        self
-    }
-
     pub(crate) fn with_status(mut self, status: u16) -> Self {
         self.0.http_status = Some(status);
         self
@@ -203,21 +190,6 @@ impl Error {
     /// The provider the failed operation was for, when there was one.
     pub fn provider(&self) -> Option<&str> {
         self.0.provider.as_deref()
-    }
-
-    /// The OAuth `error` code the server answered with (e.g. `invalid_grant`), if any.
-    pub fn oauth_error(&self) -> Option<&str> {
-        self.0.oauth_error.as_deref()
-    }
-
-    /// The server's `error_description`, if any. Servers write it; it is not shown by `Display`.
-    pub fn oauth_error_description(&self) -> Option<&str> {
-        self.0.oauth_error_description.as_deref()
-    }
-
-    /// The HTTP status of the answer that caused the error, if there was one.
-    pub fn http_status(&self) -> Option<u16> {
-        self.0.http_status
     }
 
     /// Whether this is [`ErrorCode::AuthRequired`].
@@ -309,35 +281,23 @@ fn default_hint(code: ErrorCode) -> Option<String> {
 
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("Error");
-        d.field("code", &self.0.code)
-            .field("message", &self.0.message);
-        // The optional fields, only when set.
-        let optional: [(&str, Option<&dyn fmt::Debug>); 5] = [
-            ("hint", self.0.hint.as_ref().map(|v| v as _)),
-            ("provider", self.0.provider.as_ref().map(|v| v as _)),
-            ("oauth_error", self.0.oauth_error.as_ref().map(|v| v as _)),
-            ("http_status", self.0.http_status.as_ref().map(|v| v as _)),
-            ("source", self.0.source.as_ref().map(|v| v as _)),
-        ];
-        for (name, value) in optional.into_iter().filter_map(|(n, v)| Some((n, v?))) {
-            d.field(name, value);
-        }
-        d.finish()
+        context_harness_protocol::debug_error(
+            f,
+            "Error",
+            &[("code", &self.0.code), ("message", &self.0.message)],
+            &[
+                ("hint", self.0.hint.as_ref().map(|v| v as _)),
+                ("provider", self.0.provider.as_ref().map(|v| v as _)),
+                ("oauth_error", self.0.oauth_error.as_ref().map(|v| v as _)),
+                ("http_status", self.0.http_status.as_ref().map(|v| v as _)),
+                ("source", self.0.source.as_ref().map(|v| v as _)),
+            ],
+        )
     }
 }
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0.message)
-    }
-}
-
-impl StdError for Error {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        Some(self.0.source.as_deref()?)
-    }
-}
+context_harness_protocol::impl_message_error!(Error);
+context_harness_protocol::impl_server_answer!(Error, pub(crate));
 
 #[cfg(test)]
 mod tests {

@@ -166,24 +166,8 @@ impl OAuthProvider {
             name,
             auth_url: auth_url.into(),
             token_url: token_url.into(),
-            device_auth_url: None,
-            revocation_url: None,
-            revocation_style: RevocationStyle::Rfc7009,
-            resources_url: None,
-            audience: None,
-            scopes: Vec::new(),
-            extra_auth_params: BTreeMap::new(),
-            client_id: None,
-            redirect_host: RedirectHost::Localhost,
-            ports: DEFAULT_PORTS.to_vec(),
-            redirect_path: context_harness_callback_server::DEFAULT_PATH.to_owned(),
-            setup_url: None,
-            pkce: true,
-            issuer: None,
-            iss_parameter_supported: false,
-            resource: None,
             token_auth_method: TokenAuthMethod::ClientSecretBasic,
-            url_policy: None,
+            ..Self::defaults()
         };
         provider.validate()?;
         Ok(provider)
@@ -216,6 +200,36 @@ impl OAuthProvider {
             && (self.auth_url.trim().is_empty() || self.token_url.trim().is_empty())
     }
 
+    /// What every provider starts from: PKCE, client authentication by `client_secret_post`, the
+    /// default loopback redirect, no issuer (no RFC 8414 metadata, no RFC 9207 `iss`), no resource
+    /// indicator and no SSRF policy. The name and endpoints are left empty for the caller to set.
+    fn defaults() -> Self {
+        Self {
+            name: String::new(),
+            display_name: String::new(),
+            auth_url: String::new(),
+            token_url: String::new(),
+            device_auth_url: None,
+            revocation_url: None,
+            revocation_style: RevocationStyle::Rfc7009,
+            resources_url: None,
+            audience: None,
+            scopes: Vec::new(),
+            extra_auth_params: BTreeMap::new(),
+            client_id: None,
+            redirect_host: RedirectHost::Localhost,
+            ports: DEFAULT_PORTS.to_vec(),
+            redirect_path: context_harness_callback_server::DEFAULT_PATH.to_owned(),
+            setup_url: None,
+            pkce: true,
+            issuer: None,
+            iss_parameter_supported: false,
+            resource: None,
+            token_auth_method: TokenAuthMethod::ClientSecretPost,
+            url_policy: None,
+        }
+    }
+
     /// The built-in GitHub OAuth-app provider.
     ///
     /// Tokens do not expire unless the app opts in; there is no RFC 7009 endpoint, so logout uses the
@@ -235,18 +249,9 @@ impl OAuthProvider {
             audience: None,
             scopes: vec!["repo".to_owned(), "read:user".to_owned()],
             extra_auth_params: BTreeMap::new(),
-            client_id: None,
-            redirect_host: RedirectHost::Localhost,
-            ports: DEFAULT_PORTS.to_vec(),
-            redirect_path: context_harness_callback_server::DEFAULT_PATH.to_owned(),
             setup_url: Some("https://github.com/settings/developers".to_owned()),
-            pkce: true,
             // GitHub publishes no RFC 8414 metadata and sends no `iss`.
-            issuer: None,
-            iss_parameter_supported: false,
-            resource: None,
-            token_auth_method: TokenAuthMethod::ClientSecretPost,
-            url_policy: None,
+            ..Self::defaults()
         }
     }
 
@@ -276,17 +281,8 @@ impl OAuthProvider {
                 "offline_access".to_owned(),
             ],
             extra_auth_params: extra,
-            client_id: None,
-            redirect_host: RedirectHost::Localhost,
-            ports: DEFAULT_PORTS.to_vec(),
-            redirect_path: context_harness_callback_server::DEFAULT_PATH.to_owned(),
             setup_url: Some("https://developer.atlassian.com/console/myapps/".to_owned()),
-            pkce: true,
-            issuer: None,
-            iss_parameter_supported: false,
-            resource: None,
-            token_auth_method: TokenAuthMethod::ClientSecretPost,
-            url_policy: None,
+            ..Self::defaults()
         }
     }
 

@@ -73,7 +73,7 @@ pub(crate) async fn register(
     let raw = http
         .fetch(request, "registration endpoint", Some(policy))
         .await?;
-    let registration = parse_registration_response(
+    let registration = context_harness_protocol::parse_registration_response(
         raw.status,
         raw.content_type.as_deref(),
         &raw.body,
@@ -88,29 +88,6 @@ pub(crate) async fn register(
     }
     tracing::info!(issuer, client_id = %registration.client_id, "registered a client (RFC 7591)");
     Ok(registration)
-}
-
-/// Reads an RFC 7591 §3.2 answer: a 2xx JSON object with `client_id` (fields the server left out
-/// are taken from `request`), or an error (`invalid_redirect_uri`, `invalid_client_metadata`, …).
-/// See [`context_harness_protocol::parse_registration_response`].
-///
-/// # Errors
-///
-/// [`ErrorCode::AuthFailed`] with the server's error code, if any.
-pub(crate) fn parse_registration_response(
-    status: u16,
-    content_type: Option<&str>,
-    raw_body: &[u8],
-    issuer: &str,
-    request: &Value,
-) -> Result<ClientRegistration> {
-    Ok(context_harness_protocol::parse_registration_response(
-        status,
-        content_type,
-        raw_body,
-        issuer,
-        request,
-    )?)
 }
 
 /// Checks a stored registration with RFC 7592 (`GET registration_client_uri`) when the server gave
@@ -389,6 +366,7 @@ impl RegistrationStore {
 
 #[cfg(test)]
 mod tests {
+
     use std::time::SystemTime;
 
     use serde_json::json;
@@ -430,7 +408,7 @@ mod tests {
         let request = registration_request(&uris(), &[DEVICE_CODE_GRANT], None);
         assert_eq!(request["client_name"], CLIENT_NAME);
         let issuer = "https://as.example.com";
-        let reg = parse_registration_response(
+        let reg = context_harness_protocol::parse_registration_response(
             201,
             Some("application/json"),
             br#"{"client_id":"c1"}"#,
@@ -443,13 +421,14 @@ mod tests {
             reg.fits(&uris(), "authorization_code", SystemTime::now()),
             "the request's redirect URIs are taken"
         );
-        let err = parse_registration_response(
+        let err = context_harness_protocol::parse_registration_response(
             400,
             Some("application/json"),
             br#"{"error":"invalid_redirect_uri","error_description":"no"}"#,
             issuer,
             &request,
         )
+        .map_err(Error::from)
         .err()
         .unwrap_or_else(|| panic!("accepted a refusal"));
         assert_eq!(err.code(), ErrorCode::AuthFailed);
@@ -458,7 +437,13 @@ mod tests {
             err.next_step(),
             Some(&crate::NextStep::UsePreRegisteredClient)
         );
-        let err = parse_registration_response(404, None, b"<html>no</html>", issuer, &request);
+        let err = context_harness_protocol::parse_registration_response(
+            404,
+            None,
+            b"<html>no</html>",
+            issuer,
+            &request,
+        );
         assert!(err.is_err());
     }
 

@@ -55,45 +55,26 @@ impl OAuthService {
         let prepared = self.prepare_sign_in(&target, &options).await?;
         let device = self.use_device_flow(provider, &prepared.config, options.flow)?;
         let record = prepared.record.as_ref();
-        let first = self
-            .sign_in_with(
-                device,
-                provider,
-                &name,
-                &prepared.config,
-                record,
-                &mut options,
-            )
-            .await;
+        // The device flow (`device`) or the browser flow with a resolved configuration.
+        let sign_in = async |config: &OAuthConfig, options: &mut AuthenticateOptions| {
+            if device {
+                self.authenticate_device(provider, &name, config, record, options)
+                    .await
+            } else {
+                self.browser_sign_in(provider, &name, config, record, options)
+                    .await
+            }
+        };
+        let first = sign_in(&prepared.config, &mut options).await;
         match first {
             // A dynamically registered client the server no longer knows: register again, once.
             Err(e) if prepared.dynamic_issuer.is_some() && mcp::is_invalid_client(&e) => {
                 let config = self
                     .reregister(&target, &prepared, options.ports.as_deref())
                     .await?;
-                self.sign_in_with(device, provider, &name, &config, record, &mut options)
-                    .await
+                sign_in(&config, &mut options).await
             }
             other => other,
-        }
-    }
-
-    /// The device flow (`device`) or the browser flow with a resolved configuration.
-    async fn sign_in_with(
-        &self,
-        device: bool,
-        provider: &str,
-        name: &ProviderName,
-        config: &OAuthConfig,
-        record: Option<&McpServerRecord>,
-        options: &mut AuthenticateOptions,
-    ) -> Result<AuthOutcome> {
-        if device {
-            self.authenticate_device(provider, name, config, record, options)
-                .await
-        } else {
-            self.browser_sign_in(provider, name, config, record, options)
-                .await
         }
     }
 
