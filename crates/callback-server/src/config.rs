@@ -96,46 +96,30 @@ impl CallbackConfig {
         Self::default()
     }
 
-    /// Sets the ports to try, in order (`0` for an ephemeral port).
-    #[must_use]
-    pub fn with_ports(mut self, ports: impl Into<Vec<u16>>) -> Self {
-        self.ports = ports.into();
-        self
-    }
+    context_harness_tokens::builder_setters! {
+        /// Sets the ports to try, in order (`0` for an ephemeral port).
+        #[must_use]
+        pub fn with_ports(ports: impl Into<Vec<u16>>) => ports = ports.into();
 
-    /// Sets the host spelling of the redirect URI.
-    #[must_use]
-    pub fn with_host(mut self, host: RedirectHost) -> Self {
-        self.host = host;
-        self
-    }
+        /// Sets the host spelling of the redirect URI.
+        #[must_use]
+        pub fn with_host(host: RedirectHost) => host = host;
 
-    /// Sets the redirect path (must start with `/`).
-    #[must_use]
-    pub fn with_path(mut self, path: impl Into<String>) -> Self {
-        self.path = path.into();
-        self
-    }
+        /// Sets the redirect path (must start with `/`).
+        #[must_use]
+        pub fn with_path(path: impl Into<String>) => path = path.into();
 
-    /// Sets how long to wait for the authorization response.
-    #[must_use]
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
+        /// Sets how long to wait for the authorization response.
+        #[must_use]
+        pub fn with_timeout(timeout: Duration) => timeout = timeout;
 
-    /// Sets how long one client may take to send its request headers.
-    #[must_use]
-    pub fn with_header_read_timeout(mut self, timeout: Duration) -> Self {
-        self.header_read_timeout = timeout;
-        self
-    }
+        /// Sets how long one client may take to send its request headers.
+        #[must_use]
+        pub fn with_header_read_timeout(timeout: Duration) => header_read_timeout = timeout;
 
-    /// Sets how many connections are served at once.
-    #[must_use]
-    pub fn with_max_connections(mut self, max: usize) -> Self {
-        self.max_connections = max;
-        self
+        /// Sets how many connections are served at once.
+        #[must_use]
+        pub fn with_max_connections(max: usize) => max_connections = max;
     }
 
     /// The redirect URI this configuration advertises for `port`, e.g.

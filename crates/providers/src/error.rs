@@ -66,28 +66,23 @@ impl ErrorCode {
         Self::NetworkError,
         Self::Storage,
     ];
-
-    /// The stable snake_case name, e.g. `"auth_required"`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::AuthRequired => "auth_required",
-            Self::AuthFailed => "auth_failed",
-            Self::AuthCancelled => "auth_cancelled",
-            Self::TokenExpired => "token_expired",
-            Self::TokenRefreshFailed => "token_refresh_failed",
-            Self::ConfigMissing => "config_missing",
-            Self::ConfigInvalid => "config_invalid",
-            Self::NotFound => "not_found",
-            Self::Timeout => "timeout",
-            Self::NetworkError => "network_error",
-            Self::Storage => "storage",
-        }
-    }
 }
 
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+context_harness_tokens::display_as_str! {
+    ErrorCode {
+        /// The stable snake_case name, e.g. `"auth_required"`.
+        pub fn as_str;
+        AuthRequired => "auth_required",
+        AuthFailed => "auth_failed",
+        AuthCancelled => "auth_cancelled",
+        TokenExpired => "token_expired",
+        TokenRefreshFailed => "token_refresh_failed",
+        ConfigMissing => "config_missing",
+        ConfigInvalid => "config_invalid",
+        NotFound => "not_found",
+        Timeout => "timeout",
+        NetworkError => "network_error",
+        Storage => "storage",
     }
 }
 

@@ -461,18 +461,11 @@ impl RawProvider {
                 }
             }
         };
-        if let Some(v) = self.auth_url {
-            provider.auth_url = v;
-        }
-        if let Some(v) = self.token_url {
-            provider.token_url = v;
-        }
-        if self.device_auth_url.is_some() {
-            provider.device_auth_url = self.device_auth_url;
-        }
-        if self.revocation_url.is_some() {
-            provider.revocation_url = self.revocation_url;
-        }
+        // A field the file gives replaces the base's; the others keep the base's value.
+        provider.auth_url = self.auth_url.unwrap_or(provider.auth_url);
+        provider.token_url = self.token_url.unwrap_or(provider.token_url);
+        provider.device_auth_url = self.device_auth_url.or(provider.device_auth_url);
+        provider.revocation_url = self.revocation_url.or(provider.revocation_url);
         if let Some(style) = self.revocation_style {
             provider.revocation_style = match style.as_str() {
                 "rfc7009" => RevocationStyle::Rfc7009,
@@ -485,12 +478,8 @@ impl RawProvider {
                 }
             };
         }
-        if self.resources_url.is_some() {
-            provider.resources_url = self.resources_url;
-        }
-        if self.audience.is_some() {
-            provider.audience = self.audience;
-        }
+        provider.resources_url = self.resources_url.or(provider.resources_url);
+        provider.audience = self.audience.or(provider.audience);
         if let Some(scopes) = self.scopes {
             if let Some(bad) = scopes
                 .iter()
@@ -528,24 +517,14 @@ impl RawProvider {
             }
             provider.ports = ports;
         }
-        if let Some(v) = self.display_name {
-            provider.display_name = v;
-        }
-        if self.setup_url.is_some() {
-            provider.setup_url = self.setup_url;
-        }
-        if let Some(v) = self.pkce {
-            provider.pkce = v;
-        }
-        if self.issuer.is_some() {
-            provider.issuer = self.issuer;
-        }
-        if let Some(v) = self.iss_parameter_supported {
-            provider.iss_parameter_supported = v;
-        }
-        if self.resource.is_some() {
-            provider.resource = self.resource;
-        }
+        provider.display_name = self.display_name.unwrap_or(provider.display_name);
+        provider.setup_url = self.setup_url.or(provider.setup_url);
+        provider.pkce = self.pkce.unwrap_or(provider.pkce);
+        provider.issuer = self.issuer.or(provider.issuer);
+        provider.iss_parameter_supported = self
+            .iss_parameter_supported
+            .unwrap_or(provider.iss_parameter_supported);
+        provider.resource = self.resource.or(provider.resource);
         if let Some(method) = self.token_auth_method {
             provider.token_auth_method = TokenAuthMethod::parse(&method).ok_or_else(|| {
                 format!(
@@ -629,13 +608,31 @@ pkce = true
         let registry =
             parse("[providers.github]\nclient_id = \"Iv1.x\"\n").unwrap_or_else(|e| panic!("{e}"));
         let gh = registry.get("github").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(gh.client_id.as_deref(), Some("Iv1.x"));
-        assert_eq!(gh.token_url, OAuthProvider::github().token_url);
+        // Every field but the one given is the built-in's (required and optional ones alike).
+        let mut want = OAuthProvider::github();
+        want.client_id = Some("Iv1.x".to_owned());
+        assert_eq!(*gh, want);
         assert!(
             registry
                 .iter()
                 .any(|(p, s)| p.name == "github" && s == ProviderSource::Overridden)
         );
+    }
+
+    #[test]
+    fn builtin_override_replaces_the_fields_given() {
+        let registry = parse(
+            "[providers.github]\ndisplay_name = \"GH\"\npkce = false\nsetup_url = \"https://example.com/setup\"\nrevocation_url = \"https://example.com/revoke\"\nauth_url = \"https://example.com/authorize\"\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let gh = registry.get("github").unwrap_or_else(|e| panic!("{e}"));
+        let mut want = OAuthProvider::github();
+        want.display_name = "GH".to_owned();
+        want.pkce = false;
+        want.setup_url = Some("https://example.com/setup".to_owned());
+        want.revocation_url = Some("https://example.com/revoke".to_owned());
+        want.auth_url = "https://example.com/authorize".to_owned();
+        assert_eq!(*gh, want);
     }
 
     #[test]

@@ -207,20 +207,13 @@ pub enum StorageMode {
     File,
 }
 
-impl StorageMode {
-    /// `"auto"`, `"keyring"` or `"file"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Auto => "auto",
-            Self::Keyring => "keyring",
-            Self::File => "file",
-        }
-    }
-}
-
-impl fmt::Display for StorageMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+context_harness_tokens::display_as_str! {
+    StorageMode {
+        /// `"auto"`, `"keyring"` or `"file"`.
+        pub fn as_str;
+        Auto => "auto",
+        Keyring => "keyring",
+        File => "file",
     }
 }
 

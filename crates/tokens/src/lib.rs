@@ -49,6 +49,7 @@
 //!   lifetime short and never log them.
 
 mod error;
+mod macros;
 mod response;
 mod secret;
 mod status;

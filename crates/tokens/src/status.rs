@@ -27,21 +27,16 @@ impl AuthStatus {
         Self::TokenExpired,
         Self::TokenRefreshFailed,
     ];
-
-    /// The snake_case name, e.g. `"token_expired"` (the Python original's enum values).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::NotAuthenticated => "not_authenticated",
-            Self::Authenticated => "authenticated",
-            Self::TokenExpired => "token_expired",
-            Self::TokenRefreshFailed => "token_refresh_failed",
-        }
-    }
 }
 
-impl fmt::Display for AuthStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+crate::display_as_str! {
+    AuthStatus {
+        /// The snake_case name, e.g. `"token_expired"` (the Python original's enum values).
+        pub fn as_str;
+        NotAuthenticated => "not_authenticated",
+        Authenticated => "authenticated",
+        TokenExpired => "token_expired",
+        TokenRefreshFailed => "token_refresh_failed",
     }
 }
 

@@ -155,6 +155,27 @@ impl Discoverer<'_> {
         })
     }
 
+    /// Fetches `what` from each of `urls` in turn (see [`fetch_json`](Self::fetch_json)): the first
+    /// document found, with its URL, or else the last miss (e.g. `HTTP 404`; `None` for no URLs).
+    /// `Err` for what ends the search at once (a refused address, a transport failure).
+    async fn first_found<T: serde::de::DeserializeOwned>(
+        &self,
+        urls: Vec<Url>,
+        what: &str,
+    ) -> Result<std::result::Result<(Url, T), Option<String>>> {
+        let mut last_miss = None;
+        for url in urls {
+            match self.fetch_json::<T>(&url, what).await? {
+                Ok(document) => return Ok(Ok((url, document))),
+                Err(miss) => {
+                    tracing::debug!(url = %url, miss, "no {what} here");
+                    last_miss = Some(miss);
+                }
+            }
+        }
+        Ok(Err(last_miss))
+    }
+
     async fn fetch_json<T: serde::de::DeserializeOwned>(
         &self,
         url: &Url,
@@ -197,19 +218,13 @@ impl Discoverer<'_> {
             }
         }
         candidates.extend(protected_resource_metadata_urls(server_url)?);
-        let mut last_status = None;
-        for url in candidates {
-            match self
-                .fetch_json::<ProtectedResourceMetadata>(&url, "protected-resource metadata")
-                .await?
-            {
-                Ok(prm) => return Ok((url, prm, scope)),
-                Err(miss) => {
-                    tracing::debug!(url = %url, miss, "no protected-resource metadata here");
-                    last_status = Some(miss);
-                }
-            }
-        }
+        let last_status = match self
+            .first_found::<ProtectedResourceMetadata>(candidates, "protected-resource metadata")
+            .await?
+        {
+            Ok((url, prm)) => return Ok((url, prm, scope)),
+            Err(last_miss) => last_miss,
+        };
         Err(Error::new(
             ErrorCode::AuthFailed,
             format!(
@@ -229,33 +244,30 @@ impl Discoverer<'_> {
         issuer: &str,
     ) -> Result<AuthorizationServerMetadata> {
         self.policy.check(issuer, "authorization server issuer")?;
-        let mut last_status = None;
-        for url in authorization_server_metadata_urls(issuer)? {
-            match self
-                .fetch_json::<AuthorizationServerMetadata>(&url, "authorization-server metadata")
-                .await?
-            {
-                Ok(metadata) => {
-                    if !issuers_match(&metadata.issuer, issuer) {
-                        return Err(Error::new(
-                            ErrorCode::AuthFailed,
-                            format!(
-                                "the metadata at {url} names issuer `{}`, not `{}`; refusing it (RFC 8414 §3.3)",
-                                printable(&metadata.issuer),
-                                printable(issuer)
-                            ),
-                        ));
-                    }
-                    self.policy.check_endpoints(&metadata)?;
-                    tracing::debug!(url = %url, "authorization-server metadata found");
-                    return Ok(metadata);
+        let found = self
+            .first_found::<AuthorizationServerMetadata>(
+                authorization_server_metadata_urls(issuer)?,
+                "authorization-server metadata",
+            )
+            .await?;
+        let last_status = match found {
+            Ok((url, metadata)) => {
+                if !issuers_match(&metadata.issuer, issuer) {
+                    return Err(Error::new(
+                        ErrorCode::AuthFailed,
+                        format!(
+                            "the metadata at {url} names issuer `{}`, not `{}`; refusing it (RFC 8414 §3.3)",
+                            printable(&metadata.issuer),
+                            printable(issuer)
+                        ),
+                    ));
                 }
-                Err(miss) => {
-                    tracing::debug!(url = %url, miss, "no authorization-server metadata here");
-                    last_status = Some(miss);
-                }
+                self.policy.check_endpoints(&metadata)?;
+                tracing::debug!(url = %url, "authorization-server metadata found");
+                return Ok(metadata);
             }
-        }
+            Err(last_miss) => last_miss,
+        };
         Err(Error::new(
             ErrorCode::AuthFailed,
             format!(

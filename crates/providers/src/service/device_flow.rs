@@ -1,6 +1,6 @@
 //! The service side of the device authorization grant (RFC 8628).
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use context_harness_storage::ProviderName;
 use context_harness_tokens as tokens;
@@ -125,44 +125,38 @@ impl OAuthService {
             }
             let token_url = &token_url;
             async move {
-                let mut backoff = retry::Backoff::default();
-                loop {
-                    let sent_at = SystemTime::now();
-                    let raw = match self
+                let patience = retry::Patience {
+                    clock,
+                    deadline,
+                    min_wait,
+                    what: "polling the token endpoint",
+                    log_prefix: "device flow: ",
+                };
+                let send = || async {
+                    match self
                         .post_with_client_auth(config, token_url, &form, "token endpoint")
                         .await
                     {
-                        Ok(raw) => raw,
+                        Ok(raw) => Ok(raw),
                         Err(e)
                             if matches!(e.code(), ErrorCode::NetworkError | ErrorCode::Timeout) =>
                         {
-                            return PollOutcome::Transport(e);
+                            Err(PollOutcome::Transport(e))
                         }
-                        Err(e) => return PollOutcome::Fatal(e),
-                    };
-                    if let Some(transient) = retry::transient(&raw, SystemTime::now()) {
-                        let wait = backoff.next_wait(transient.retry_after).max(min_wait);
-                        if clock.now() + wait > deadline {
-                            return PollOutcome::Fatal(retry::gave_up(
-                                "polling the token endpoint",
-                                &transient,
-                            ));
-                        }
-                        tracing::info!(
-                            status = transient.status,
-                            wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                            "device flow: the token endpoint asked to try again later; waiting"
-                        );
-                        clock.sleep(wait).await;
-                        continue;
+                        Err(e) => Err(PollOutcome::Fatal(e)),
                     }
-                    return PollOutcome::from_response(
-                        raw.status,
-                        raw.content_type.as_deref(),
-                        &raw.body,
-                        sent_at,
-                    );
-                }
+                };
+                let (raw, sent_at) =
+                    match retry::send_until_settled(&patience, send, PollOutcome::Fatal).await {
+                        Ok(sent) => sent,
+                        Err(outcome) => return outcome,
+                    };
+                PollOutcome::from_response(
+                    raw.status,
+                    raw.content_type.as_deref(),
+                    &raw.body,
+                    sent_at,
+                )
             }
         };
         let tokens = device::poll_until_done(clock, &bounded, poll)

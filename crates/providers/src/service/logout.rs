@@ -8,7 +8,7 @@ use tokens::OAuthTokens;
 use url::Url;
 
 use super::store::{blocking, remove_recovery};
-use super::{LogoutOutcome, OAuthService, Revocation, TokenRevocation};
+use super::{LogoutOutcome, OAuthService, Revocation, TokenRevocation, for_provider};
 use crate::error::{Error, ErrorCode, Result, SERVER_TROUBLE_HINT, storage_error};
 use crate::http::{Credentials, Method, Request};
 use crate::provider::{OAuthConfig, RevocationStyle, check_endpoint};
@@ -39,7 +39,7 @@ impl OAuthService {
     /// [`ErrorCode::Storage`] if deleting fails; [`ErrorCode::NotFound`] for an invalid name.
     /// Revocation failures are reported in [`LogoutOutcome::revocation`], not as errors.
     pub async fn logout(&self, provider: &str) -> Result<LogoutOutcome> {
-        async {
+        let work = async {
             let target = ProviderRef::parse(provider)?;
             let name = target.name().clone();
             // Under the refresh lock, so a refresh in flight elsewhere cannot store a new grant
@@ -50,7 +50,12 @@ impl OAuthService {
                     Ok(per_token) => (summarize(&per_token), per_token),
                     Err(e) => {
                         tracing::info!(provider, error = %e, "revocation failed; deleting local tokens anyway");
-                        (Revocation::Failed { message: e.to_string() }, Vec::new())
+                        (
+                            Revocation::Failed {
+                                message: e.to_string(),
+                            },
+                            Vec::new(),
+                        )
                     }
                 },
                 Ok(None) => (
@@ -83,9 +88,8 @@ impl OAuthService {
                 tokens,
                 deleted,
             })
-        }
-        .await
-        .map_err(|e| e.for_provider(provider))
+        };
+        for_provider(provider, work).await
     }
 
     /// Revokes `tokens` at the server: one [`TokenRevocation`] per token tried. `Err` only when

@@ -87,94 +87,60 @@ impl fmt::Debug for OAuthServiceBuilder {
 }
 
 impl OAuthServiceBuilder {
-    /// Signs in as the program `name` instead of context-harness (see [`App`]): its keyring
-    /// service, its home `$NAME_HOME` else `~/.name`, its `NAME_STORAGE` variable, its
-    /// `User-Agent`, RFC 7591 `client_name` and MCP `clientInfo`. Checked by
-    /// [`build`](Self::build): 1 to 64 lowercase ASCII letters, digits and `-`, starting with a
-    /// letter.
-    pub fn app(mut self, name: impl Into<String>) -> Self {
-        self.app = Some(name.into());
-        self
-    }
+    context_harness_tokens::builder_setters! {
+        /// Signs in as the program `name` instead of context-harness (see [`App`]): its keyring
+        /// service, its home `$NAME_HOME` else `~/.name`, its `NAME_STORAGE` variable, its
+        /// `User-Agent`, RFC 7591 `client_name` and MCP `clientInfo`. Checked by
+        /// [`build`](Self::build): 1 to 64 lowercase ASCII letters, digits and `-`, starting with a
+        /// letter.
+        pub fn app(name: impl Into<String>) => app = Some(name.into());
 
-    /// The version in the `User-Agent` and the MCP `clientInfo` (default: this crate's version).
-    /// Checked by [`build`](Self::build) ([`App::with_version`]).
-    pub fn app_version(mut self, version: impl Into<String>) -> Self {
-        self.app_version = Some(version.into());
-        self
-    }
+        /// The version in the `User-Agent` and the MCP `clientInfo` (default: this crate's
+        /// version). Checked by [`build`](Self::build) ([`App::with_version`]).
+        pub fn app_version(version: impl Into<String>) => app_version = Some(version.into());
 
-    /// Whether the default registry includes the built-in providers (`github`, `atlassian`;
-    /// default `true`). With `false` it holds only what `providers.toml` configures; add providers
-    /// in code with [`registry`](Self::registry) and [`ProviderRegistry::insert`]. MCP server URLs
-    /// need no registry entry either way.
-    pub fn builtin_providers(mut self, builtins: bool) -> Self {
-        self.builtin_providers = builtins;
-        self
-    }
+        /// Whether the default registry includes the built-in providers (`github`, `atlassian`;
+        /// default `true`). With `false` it holds only what `providers.toml` configures; add
+        /// providers in code with [`registry`](Self::registry) and [`ProviderRegistry::insert`].
+        /// MCP server URLs need no registry entry either way.
+        pub fn builtin_providers(builtins: bool) => builtin_providers = builtins;
 
-    /// The home directory (default: `$CONTEXT_HARNESS_HOME`, else `~/.context-harness`; for an
-    /// [`app`](Self::app) `$NAME_HOME`, else `~/.name`).
-    pub fn home(mut self, home: impl Into<PathBuf>) -> Self {
-        self.home = Some(home.into());
-        self
-    }
+        /// The home directory (default: `$CONTEXT_HARNESS_HOME`, else `~/.context-harness`; for an
+        /// [`app`](Self::app) `$NAME_HOME`, else `~/.name`).
+        pub fn home(home: impl Into<PathBuf>) => home = Some(home.into());
 
-    /// The environment to read `{SERVICE}_CLIENT_ID`/`_SECRET` and the home from (default: the
-    /// process environment).
-    pub fn environment(mut self, env: Environment) -> Self {
-        self.env = Some(env);
-        self
-    }
+        /// The environment to read `{SERVICE}_CLIENT_ID`/`_SECRET` and the home from (default: the
+        /// process environment).
+        pub fn environment(env: Environment) => env = Some(env);
 
-    /// The token store (default: `storage::open_store(mode, home)` with [`storage_mode`](Self::storage_mode)).
-    pub fn store(mut self, store: Arc<dyn TokenStore>) -> Self {
-        self.store = Some(store);
-        self
-    }
+        /// The token store (default: `storage::open_store(mode, home)` with
+        /// [`storage_mode`](Self::storage_mode)).
+        pub fn store(store: Arc<dyn TokenStore>) => store = Some(store);
 
-    /// The storage mode used when no store is given (default: the application's `NAME_STORAGE`
-    /// variable, e.g. `CONTEXT_HARNESS_STORAGE`, else `Auto`).
-    pub fn storage_mode(mut self, mode: StorageMode) -> Self {
-        self.storage_mode = Some(mode);
-        self
-    }
+        /// The storage mode used when no store is given (default: the application's `NAME_STORAGE`
+        /// variable, e.g. `CONTEXT_HARNESS_STORAGE`, else `Auto`).
+        pub fn storage_mode(mode: StorageMode) => storage_mode = Some(mode);
 
-    /// The provider registry (default: built-ins plus `home/providers.toml`, loaded on first use).
-    pub fn registry(mut self, registry: ProviderRegistry) -> Self {
-        self.registry = Some(registry);
-        self
-    }
+        /// The provider registry (default: built-ins plus `home/providers.toml`, loaded on first
+        /// use).
+        pub fn registry(registry: ProviderRegistry) => registry = Some(registry);
 
-    /// The browser opener (default [`SystemBrowser`]).
-    pub fn browser(mut self, opener: impl BrowserOpener + 'static) -> Self {
-        self.browser = Arc::new(opener);
-        self
-    }
+        /// The browser opener (default [`SystemBrowser`]).
+        pub fn browser(opener: impl BrowserOpener + 'static) => browser = Arc::new(opener);
 
-    /// HTTP timeouts.
-    pub fn http_settings(mut self, settings: HttpSettings) -> Self {
-        self.http = settings;
-        self
-    }
+        /// HTTP timeouts.
+        pub fn http_settings(settings: HttpSettings) => http = settings;
 
-    /// Where per-provider refresh locks live (default `storage::HomeLayout::lock_dir`, `home/tokens`).
-    pub fn lock_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.lock_dir = Some(dir.into());
-        self
-    }
+        /// Where per-provider refresh locks live (default `storage::HomeLayout::lock_dir`,
+        /// `home/tokens`).
+        pub fn lock_dir(dir: impl Into<PathBuf>) => lock_dir = Some(dir.into());
 
-    /// How long to wait for another process's refresh (default: request timeout + 30 s).
-    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
-        self.lock_timeout = timeout;
-        self
-    }
+        /// How long to wait for another process's refresh (default: request timeout + 30 s).
+        pub fn lock_timeout(timeout: Duration) => lock_timeout = timeout;
 
-    /// How long a refresh keeps retrying "try again later" answers (default
-    /// [`REFRESH_RETRY_BUDGET`], 30 s). `Duration::ZERO` tries once.
-    pub fn refresh_retry_budget(mut self, budget: Duration) -> Self {
-        self.refresh_retry_budget = budget;
-        self
+        /// How long a refresh keeps retrying "try again later" answers (default
+        /// [`REFRESH_RETRY_BUDGET`], 30 s). `Duration::ZERO` tries once.
+        pub fn refresh_retry_budget(budget: Duration) => refresh_retry_budget = budget;
     }
 
     /// Builds the service. Cheap: no HTTP client, no registry file read, no network.
@@ -463,4 +429,11 @@ impl OAuthService {
         let raw = self.http.fetch(request, "API", None).await?;
         Ok((raw.status, raw.body))
     }
+}
+
+/// Runs a public entry point's `work` and names `provider` in its error, with the code's default
+/// hint or next step when it has none (see `Error::for_provider`); every entry point taking a
+/// provider reports its errors this way.
+async fn for_provider<T>(provider: &str, work: impl Future<Output = Result<T>>) -> Result<T> {
+    work.await.map_err(|e| e.for_provider(provider))
 }

@@ -188,69 +188,49 @@ impl AuthenticateOptions {
         self
     }
 
-    /// Replaces the loopback ports to try.
-    #[must_use]
-    pub fn ports(mut self, ports: impl IntoIterator<Item = u16>) -> Self {
-        self.ports = Some(ports.into_iter().collect());
-        self
-    }
+    context_harness_tokens::builder_setters! {
+        /// Replaces the loopback ports to try.
+        #[must_use]
+        pub fn ports(ports: impl IntoIterator<Item = u16>) => ports =
+            Some(ports.into_iter().collect());
 
-    /// Sets how long to wait for the callback.
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
+        /// Sets how long to wait for the callback.
+        #[must_use]
+        pub fn timeout(timeout: Duration) => timeout = timeout;
 
-    /// Uses `opener` for this sign-in.
-    #[must_use]
-    pub fn browser(mut self, opener: impl BrowserOpener + 'static) -> Self {
-        self.browser = Some(Arc::new(opener));
-        self
-    }
+        /// Uses `opener` for this sign-in.
+        #[must_use]
+        pub fn browser(opener: impl BrowserOpener + 'static) => browser = Some(Arc::new(opener));
 
-    /// Talks to the user through `ui` (see [`SignInUi`]).
-    #[must_use]
-    pub fn ui(mut self, ui: impl SignInUi + 'static) -> Self {
-        self.ui = Some(Arc::new(ui));
-        self
+        /// Talks to the user through `ui` (see [`SignInUi`]).
+        #[must_use]
+        pub fn ui(ui: impl SignInUi + 'static) => ui = Some(Arc::new(ui));
+
+        /// Chooses the browser flow or the device authorization grant.
+        #[must_use]
+        pub fn flow(flow: SignInFlow) => flow = flow;
+
+        /// Uses `clock` for the device flow's polling (tests).
+        #[must_use]
+        pub fn device_clock(clock: impl crate::device::DeviceClock + 'static) => device_clock =
+            Some(Arc::new(clock));
+
+        /// Races the redirect URLs received on `pasted` (typed by the user) against the loopback
+        /// listener. Each is normalised as people paste (surrounding quotes or angle brackets, line
+        /// breaks and spaces from terminal wrapping: RFC 3986 Appendix C) and then checked exactly
+        /// like a callback; the first that passes wins.
+        #[must_use]
+        pub fn pasted_redirects(pasted: PastedRedirects) => pasted_redirects = Some(pasted);
+
+        /// Leaves out the RFC 8707 `resource` parameter for an MCP server URL (see
+        /// [`no_resource`](Self::no_resource)).
+        #[must_use]
+        pub fn without_resource(no_resource: bool) => no_resource = no_resource;
     }
 
     /// The [`SignInUi`] in use: the one given, else the defaults.
     pub(crate) fn ui_or_default(&self) -> Arc<dyn SignInUi> {
         self.ui.clone().unwrap_or_else(|| Arc::new(DefaultUi))
-    }
-
-    /// Chooses the browser flow or the device authorization grant.
-    #[must_use]
-    pub fn flow(mut self, flow: SignInFlow) -> Self {
-        self.flow = flow;
-        self
-    }
-
-    /// Uses `clock` for the device flow's polling (tests).
-    #[must_use]
-    pub fn device_clock(mut self, clock: impl crate::device::DeviceClock + 'static) -> Self {
-        self.device_clock = Some(Arc::new(clock));
-        self
-    }
-
-    /// Races the redirect URLs received on `pasted` (typed by the user) against the loopback
-    /// listener. Each is normalised as people paste (surrounding quotes or angle brackets, line
-    /// breaks and spaces from terminal wrapping: RFC 3986 Appendix C) and then checked exactly like
-    /// a callback; the first that passes wins.
-    #[must_use]
-    pub fn pasted_redirects(mut self, pasted: PastedRedirects) -> Self {
-        self.pasted_redirects = Some(pasted);
-        self
-    }
-
-    /// Leaves out the RFC 8707 `resource` parameter for an MCP server URL (see
-    /// [`no_resource`](Self::no_resource)).
-    #[must_use]
-    pub fn without_resource(mut self, no_resource: bool) -> Self {
-        self.no_resource = no_resource;
-        self
     }
 }
 

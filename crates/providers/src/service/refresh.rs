@@ -3,7 +3,7 @@
 //! provider lock, with transient answers waited out and a rotated refresh token never lost.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use context_harness_storage as storage;
 use context_harness_tokens as tokens;
@@ -12,7 +12,10 @@ use tokens::{AccessToken, OAuthTokens};
 use url::Url;
 
 use super::store::remove_recovery;
-use super::{AuthenticateOptions, CLIENT_ID_KEY, EXPIRY_BUFFER, OAuthService, mcp, retry};
+use super::{
+    AuthenticateOptions, CLIENT_ID_KEY, EXPIRY_BUFFER, OAuthService, for_provider, mcp, retry,
+};
+use crate::device::{DeviceClock, TokioClock};
 use crate::error::{
     Error, ErrorCode, Grant, Result, classify_response_error, expired_without_rt, not_signed_in,
     refresh_refused_before,
@@ -42,9 +45,7 @@ impl OAuthService {
     /// untouched; [`ErrorCode::NetworkError`] naming the status when the server still asks to wait
     /// after the retry budget); [`ErrorCode::Storage`].
     pub async fn ensure_valid_token(&self, provider: &str) -> Result<OAuthTokens> {
-        self.ensure_inner(provider)
-            .await
-            .map_err(|e| e.for_provider(provider))
+        for_provider(provider, self.ensure_inner(provider)).await
     }
 
     async fn ensure_inner(&self, provider: &str) -> Result<OAuthTokens> {
@@ -116,15 +117,14 @@ impl OAuthService {
     /// As [`ensure_valid_token`](Self::ensure_valid_token); without a refresh token,
     /// [`ErrorCode::TokenExpired`] whose message says so and how long the access token stays valid.
     pub async fn refresh_tokens(&self, provider: &str) -> Result<OAuthTokens> {
-        async {
+        let work = async {
             let target = ProviderRef::parse(provider)?;
             let Some(tokens) = self.load(target.name()).await? else {
                 return Err(self.missing_tokens(&target));
             };
             self.refresh_locked(&target, &tokens, true).await
-        }
-        .await
-        .map_err(|e| e.for_provider(provider))
+        };
+        for_provider(provider, work).await
     }
 
     async fn refresh_locked(
@@ -299,34 +299,27 @@ impl OAuthService {
         url: &Url,
         form: &[(&str, &str)],
     ) -> Result<OAuthTokens> {
-        let started = Instant::now();
-        let mut backoff = retry::Backoff::default();
-        loop {
-            let sent_at = SystemTime::now();
-            let raw = self
-                .post_with_client_auth(config, url, form, "token endpoint")
-                .await?;
-            if let Some(transient) = retry::transient(&raw, SystemTime::now()) {
-                let wait = backoff.next_wait(transient.retry_after);
-                if started.elapsed().saturating_add(wait) > self.refresh_retry_budget {
-                    return Err(retry::gave_up("refreshing the token", &transient));
-                }
-                tracing::info!(
-                    status = transient.status,
-                    wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                    "the token endpoint asked to try again later; waiting"
-                );
-                tokio::time::sleep(wait).await;
-                continue;
-            }
-            return tokens::parse_token_response(
-                raw.status,
-                raw.content_type.as_deref(),
-                &raw.body,
-                sent_at,
-            )
-            .map_err(|e| classify_response_error(&e, Grant::Refresh));
-        }
+        let clock = TokioClock;
+        let now = clock.now();
+        let patience = retry::Patience {
+            clock: &clock,
+            // A budget past what an `Instant` can hold is a year: longer than anyone waits.
+            deadline: now
+                .checked_add(self.refresh_retry_budget)
+                .or_else(|| now.checked_add(Duration::from_secs(365 * 86_400)))
+                .unwrap_or(now),
+            min_wait: Duration::ZERO,
+            what: "refreshing the token",
+            log_prefix: "",
+        };
+        let (raw, sent_at) = retry::send_until_settled(
+            &patience,
+            || self.post_with_client_auth(config, url, form, "token endpoint"),
+            std::convert::identity,
+        )
+        .await?;
+        tokens::parse_token_response(raw.status, raw.content_type.as_deref(), &raw.body, sent_at)
+            .map_err(|e| classify_response_error(&e, Grant::Refresh))
     }
 
     fn missing_tokens(&self, target: &ProviderRef) -> Error {

@@ -3,11 +3,13 @@
 //! refusal. The wait is the server's `Retry-After` (seconds or an HTTP-date, RFC 9110 §10.2.3),
 //! capped at [`MAX_RETRY_WAIT`], else a bounded exponential back-off with jitter.
 
+use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
+use crate::device::DeviceClock;
 use crate::error::{Error, ErrorCode};
 use crate::http::RawResponse;
 
@@ -109,6 +111,56 @@ fn random_below(bound: u64) -> u64 {
             .map_or(0, |d| d.as_nanos()),
     );
     hasher.finish() % bound
+}
+
+/// How [`send_until_settled`] waits out transient answers.
+pub(crate) struct Patience<'a> {
+    /// The clock that tells the time and sleeps (the real one, or a test's).
+    pub(crate) clock: &'a dyn DeviceClock,
+    /// No wait may end after this.
+    pub(crate) deadline: Instant,
+    /// The shortest wait between two attempts (e.g. the device-flow poll interval).
+    pub(crate) min_wait: Duration,
+    /// What was being done, for the error after the last transient answer (see [`gave_up`]).
+    pub(crate) what: &'static str,
+    /// Put before the log line of each wait, e.g. `"device flow: "`.
+    pub(crate) log_prefix: &'static str,
+}
+
+/// Sends one token-endpoint request with `send`, again after each transient answer (see
+/// [`transient`]) for as long as the next wait ends by `patience.deadline`; returns the first
+/// answer that is not transient and when it was sent. An error of `send` is returned at once; when
+/// the next wait would overrun the deadline, [`gave_up`]'s error, turned into `E` by `stop`.
+pub(crate) async fn send_until_settled<E, Fut>(
+    patience: &Patience<'_>,
+    mut send: impl FnMut() -> Fut,
+    stop: impl FnOnce(Error) -> E,
+) -> Result<(RawResponse, SystemTime), E>
+where
+    Fut: Future<Output = Result<RawResponse, E>>,
+{
+    let mut backoff = Backoff::default();
+    loop {
+        let sent_at = SystemTime::now();
+        let raw = send().await?;
+        let Some(transient) = transient(&raw, SystemTime::now()) else {
+            return Ok((raw, sent_at));
+        };
+        let wait = backoff
+            .next_wait(transient.retry_after)
+            .max(patience.min_wait);
+        let ends = patience.clock.now().checked_add(wait);
+        if ends.is_none_or(|ends| ends > patience.deadline) {
+            return Err(stop(gave_up(patience.what, &transient)));
+        }
+        tracing::info!(
+            status = transient.status,
+            wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+            "{}the token endpoint asked to try again later; waiting",
+            patience.log_prefix
+        );
+        patience.clock.sleep(wait).await;
+    }
 }
 
 /// The error after the last transient answer: `network_error` naming the status.

@@ -13,7 +13,10 @@ use context_harness_storage::ProviderName;
 use url::Url;
 
 use super::store::{blocking, remove_recovery};
-use super::{AuthOutcome, AuthenticateOptions, CLIENT_ID_KEY, McpServerRecord, OAuthService, mcp};
+use super::{
+    AuthOutcome, AuthenticateOptions, CLIENT_ID_KEY, McpServerRecord, OAuthService, for_provider,
+    mcp,
+};
 use crate::error::{Error, ErrorCode, Grant, Result, callback_error};
 use crate::provider::{OAuthConfig, check_endpoint};
 use crate::provider_ref::ProviderRef;
@@ -40,9 +43,7 @@ impl OAuthService {
         provider: &str,
         options: AuthenticateOptions,
     ) -> Result<AuthOutcome> {
-        self.authenticate_inner(provider, options)
-            .await
-            .map_err(|e| e.for_provider(provider))
+        for_provider(provider, self.authenticate_inner(provider, options)).await
     }
 
     async fn authenticate_inner(
