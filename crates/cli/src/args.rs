@@ -105,33 +105,42 @@ pub(crate) enum McpCommand {
     },
 }
 
-/// Arguments of `context-harness mcp auth`.
+/// The sign-in options `mcp auth` and `mcp proxy` share: they mean the same in both (the proxy signs
+/// in as `mcp auth <url>` would).
 #[derive(Debug, Args)]
-pub(crate) struct AuthArgs {
-    /// The provider name (`github`, `atlassian`, one from providers.toml) or an MCP server URL.
-    pub(crate) provider: String,
-    /// OAuth client id (default: `{PROVIDER}_CLIENT_ID`, then providers.toml).
+pub(crate) struct SignInArgs {
+    /// OAuth client id (default: `{PROVIDER}_CLIENT_ID`, then providers.toml; for a server URL, a
+    /// dynamically registered client).
     #[arg(long, value_name = "ID")]
     pub(crate) client_id: Option<String>,
-    /// Scope to request (repeatable; default: the provider's scopes).
+    /// Scope to request (repeatable; default: the provider's or the server's scopes).
     #[arg(long = "scope", value_name = "SCOPE")]
     pub(crate) scopes: Vec<String>,
-    /// Do not open a browser: print the URL (and accept a pasted redirect URL on a terminal).
-    #[arg(long)]
-    pub(crate) no_browser: bool,
     /// Seconds to wait for the sign-in: the browser coming back, or the device-flow approval.
     #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) timeout: u64,
     /// Loopback port to listen on (repeatable, tried in order; default 8080, 3000, 57548).
     #[arg(long = "port", value_name = "PORT")]
     pub(crate) ports: Vec<u16>,
-    /// Use the device authorization grant (RFC 8628) instead of the browser redirect.
-    #[arg(long)]
-    pub(crate) device: bool,
     /// MCP server URLs only: leave out the RFC 8707 `resource` parameter (for authorization servers
     /// that answer `invalid_target`); remembered, so refresh leaves it out too.
     #[arg(long)]
     pub(crate) no_resource: bool,
+}
+
+/// Arguments of `context-harness mcp auth`.
+#[derive(Debug, Args)]
+pub(crate) struct AuthArgs {
+    /// The provider name (`github`, `atlassian`, one from providers.toml) or an MCP server URL.
+    pub(crate) provider: String,
+    #[command(flatten)]
+    pub(crate) sign_in: SignInArgs,
+    /// Do not open a browser: print the URL (and accept a pasted redirect URL on a terminal).
+    #[arg(long)]
+    pub(crate) no_browser: bool,
+    /// Use the device authorization grant (RFC 8628) instead of the browser redirect.
+    #[arg(long)]
+    pub(crate) device: bool,
 }
 
 /// Arguments of `context-harness mcp proxy`.
@@ -139,21 +148,9 @@ pub(crate) struct AuthArgs {
 pub(crate) struct ProxyArgs {
     /// The MCP server URL (the same one given to `mcp auth`; tokens are shared).
     pub(crate) url: String,
-    /// OAuth client id for a sign-in (as for `mcp auth`).
-    #[arg(long, value_name = "ID")]
-    pub(crate) client_id: Option<String>,
-    /// Scope to request at a sign-in (repeatable; default: the server's).
-    #[arg(long = "scope", value_name = "SCOPE")]
-    pub(crate) scopes: Vec<String>,
-    /// Loopback port for a sign-in (repeatable, tried in order; default 8080, 3000, 57548).
-    #[arg(long = "port", value_name = "PORT")]
-    pub(crate) ports: Vec<u16>,
-    /// Seconds to wait for a sign-in in the browser.
-    #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
-    pub(crate) timeout: u64,
-    /// Leave out the RFC 8707 `resource` parameter at a sign-in (as for `mcp auth`).
-    #[arg(long)]
-    pub(crate) no_resource: bool,
+    /// The sign-in options, when a sign-in is needed (as for `mcp auth`).
+    #[command(flatten)]
+    pub(crate) sign_in: SignInArgs,
     /// An extra header on every request to the server, `'Name: value'` (repeatable).
     #[arg(long = "header", value_name = "HEADER", value_parser = crate::proxy::parse_header)]
     pub(crate) headers: Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>,

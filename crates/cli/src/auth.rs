@@ -229,15 +229,15 @@ pub(crate) fn run(ctx: &Context, args: AuthArgs) -> anyhow::Result<u8> {
     let (display_name, default_ports) = if is_url {
         (args.provider.clone(), DEFAULT_PORTS.to_vec())
     } else {
-        let config = service.resolve_config(&args.provider, args.client_id.as_deref())?;
+        let config = service.resolve_config(&args.provider, args.sign_in.client_id.as_deref())?;
         (config.provider.display_name, config.provider.ports)
     };
     // Names come from providers.toml or the command line: printed through the sanitiser.
     let display_name = terminal_text(&display_name);
-    let ports = if args.ports.is_empty() {
+    let ports = if args.sign_in.ports.is_empty() {
         default_ports
     } else {
-        args.ports.clone()
+        args.sign_in.ports.clone()
     };
     let opener = choose_opener(args.no_browser);
     // --device asks for the device grant; a session where no browser can be opened (not an
@@ -257,17 +257,17 @@ pub(crate) fn run(ctx: &Context, args: AuthArgs) -> anyhow::Result<u8> {
     let quiet = ctx.quiet;
 
     let mut options = AuthenticateOptions::new()
-        .timeout(Duration::from_secs(args.timeout))
+        .timeout(Duration::from_secs(args.sign_in.timeout))
         .ports(ports)
         .flow(flow)
         .browser(notice);
-    if let Some(id) = &args.client_id {
+    if let Some(id) = &args.sign_in.client_id {
         options = options.client_id(id.clone());
     }
-    if !args.scopes.is_empty() {
-        options = options.scopes(args.scopes.clone());
+    if !args.sign_in.scopes.is_empty() {
+        options = options.scopes(args.sign_in.scopes.clone());
     }
-    options = options.without_resource(args.no_resource);
+    options = options.without_resource(args.sign_in.no_resource);
     let paste = flow == SignInFlow::Browser && (matches!(opener, Opener::Manual(_)) || stdin_tty);
     options = options.ui(Terminal {
         display_name: display_name.clone(),

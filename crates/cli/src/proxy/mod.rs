@@ -81,11 +81,11 @@ pub(crate) fn run(ctx: &Context, args: ProxyArgs) -> anyhow::Result<u8> {
         extra.append(name.clone(), value.clone());
     }
     let settings = SignInSettings {
-        client_id: args.client_id.clone(),
-        scopes: args.scopes.clone(),
-        ports: args.ports.clone(),
-        timeout: Duration::from_secs(args.timeout),
-        no_resource: args.no_resource,
+        client_id: args.sign_in.client_id.clone(),
+        scopes: args.sign_in.scopes.clone(),
+        ports: args.sign_in.ports.clone(),
+        timeout: Duration::from_secs(args.sign_in.timeout),
+        no_resource: args.sign_in.no_resource,
         quiet: ctx.quiet,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
