@@ -103,12 +103,8 @@ fn proxy_round_trips_with_the_python_sdk_server() {
     let unauthorized = server.count("unauthorized");
     let introspections = server.count("introspections");
     let mut proxy = Proxy::spawn(&home, &server.url, &[], &[]);
-    let init = proxy.initialize();
+    let init = initialize_python(&mut proxy);
     assert_eq!(init["result"]["protocolVersion"], "2025-06-18", "{init}");
-    assert_eq!(
-        init["result"]["serverInfo"]["name"], "context-harness-python-test-server",
-        "{init}"
-    );
     let list = proxy.call(2, "tools/list", json!({}));
     let names: Vec<&str> = list["result"]["tools"]
         .as_array()
@@ -177,17 +173,8 @@ fn proxy_signs_in_to_the_python_sdk_server_on_first_use() {
     let auth = auth_server();
     let server = PythonServer::start(&auth.issuer);
     let home = Home::new();
-    let mut proxy = Proxy::spawn(
-        &home,
-        &server.url,
-        &[],
-        &[("BROWSER", &browser_script("follow.mjs"))],
-    );
-    let init = proxy.initialize();
-    assert_eq!(
-        init["result"]["serverInfo"]["name"], "context-harness-python-test-server",
-        "{init}"
-    );
+    let mut proxy = spawn_with_browser(&home, &server.url);
+    initialize_python(&mut proxy);
     let call = proxy.call(
         2,
         "tools/call",
@@ -222,12 +209,7 @@ fn proxy_recovers_from_a_token_revoked_at_the_authorization_server() {
         &[("BROWSER", &browser_script("follow.mjs"))],
     )
     .expect_code(0);
-    let mut proxy = Proxy::spawn(
-        &home,
-        &server.url,
-        &[],
-        &[("BROWSER", &browser_script("follow.mjs"))],
-    );
+    let mut proxy = spawn_with_browser(&home, &server.url);
     proxy.initialize();
     // The bridge opens its GET stream after `notifications/initialized`; let it open before the
     // revocation so only the call below meets the 401.
@@ -285,6 +267,26 @@ fn proxy_recovers_from_a_token_revoked_at_the_authorization_server() {
 }
 
 /// The authorization server's introspection answer for `token`.
+/// The bridge for `url`, with the stand-in browser that follows an auto-approved sign-in.
+fn spawn_with_browser(home: &Home, url: &str) -> Proxy {
+    Proxy::spawn(
+        home,
+        url,
+        &[],
+        &[("BROWSER", &browser_script("follow.mjs"))],
+    )
+}
+
+/// `initialize` through the bridge; the answer must come from the Python-SDK server.
+fn initialize_python(proxy: &mut Proxy) -> Value {
+    let init = proxy.initialize();
+    assert_eq!(
+        init["result"]["serverInfo"]["name"], "context-harness-python-test-server",
+        "{init}"
+    );
+    init
+}
+
 fn introspection(auth: &AuthServer, token: &str) -> Value {
     let basic = format!(
         "Basic {}",
@@ -377,17 +379,8 @@ fn proxy_steps_up_when_the_python_sdk_server_names_no_scope() {
     let codes = auth.stats()["authorization_code_requests"].as_u64();
     let prm = "/.well-known/oauth-protected-resource/mcp";
     let prm_hits = server.stats()["well_known"][prm].as_u64().unwrap_or(0);
-    let mut proxy = Proxy::spawn(
-        &home,
-        &server.url,
-        &[],
-        &[("BROWSER", &browser_script("follow.mjs"))],
-    );
-    let init = proxy.initialize();
-    assert_eq!(
-        init["result"]["serverInfo"]["name"], "context-harness-python-test-server",
-        "{init}"
-    );
+    let mut proxy = spawn_with_browser(&home, &server.url);
+    initialize_python(&mut proxy);
     let call = proxy.call(
         2,
         "tools/call",
@@ -438,12 +431,7 @@ fn proxy_reports_a_step_up_that_cannot_help() {
     let home = Home::new();
     sign_in_with_scopes(&home, &server.url, &["mcp:tools"]);
     let codes = auth.stats()["authorization_code_requests"].as_u64();
-    let mut proxy = Proxy::spawn(
-        &home,
-        &server.url,
-        &[],
-        &[("BROWSER", &browser_script("follow.mjs"))],
-    );
+    let mut proxy = spawn_with_browser(&home, &server.url);
     let fix = format!("context-harness mcp auth {} --scope", server.url);
     let init = proxy.initialize();
     assert_scope_refusal(&init, &fix);
@@ -488,12 +476,7 @@ fn proxy_reports_a_refused_step_up_and_picks_up_a_terminal_sign_in() {
     sign_in_with_scopes(&home, &server.url, &["mcp:tools"]);
     control(&auth, &json!({"deny": true}));
     let codes = auth.stats()["authorization_code_requests"].as_u64();
-    let mut proxy = Proxy::spawn(
-        &home,
-        &server.url,
-        &[],
-        &[("BROWSER", &browser_script("follow.mjs"))],
-    );
+    let mut proxy = spawn_with_browser(&home, &server.url);
     let fix = format!("context-harness mcp auth {} --scope", server.url);
     let init = proxy.initialize();
     assert_scope_refusal(&init, &fix);
