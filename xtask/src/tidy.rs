@@ -681,3 +681,269 @@ fn import_cycle_rule_on_a_fixture() {
     let cycle = find_cycle(&module_graph(&cyclic)).unwrap_or_default();
     assert_eq!(cycle, vec!["a", "b", "a"]);
 }
+
+/// The ways production code may open or read a file other than through storage's trusted helpers
+/// (`read_trusted`, `open_trusted`): `(file, pattern, reason)`. Everything under the home directory is
+/// read the trusted way (no symbolic link, no FIFO or device, owner and mode checked, size capped);
+/// each entry here is a file outside it, or an open that never reads.
+const FILE_READ_ALLOWED: &[(&str, &str, &str)] = &[
+    (
+        "crates/storage/src/trust.rs",
+        "OpenOptions",
+        "the trusted open itself (lstat, O_NOFOLLOW|O_NONBLOCK|O_NOCTTY, fstat-checked)",
+    ),
+    (
+        "crates/storage/src/trust.rs",
+        "fs::read_to_string",
+        "/etc/passwd, a system file, for the user name in a `chown` hint; not under the home directory",
+    ),
+    (
+        "crates/storage/src/fs.rs",
+        "OpenOptions",
+        "create_temp: a new 0600 temporary file (O_CREAT|O_EXCL), only written",
+    ),
+    (
+        "crates/storage/src/fs.rs",
+        "File::open",
+        "sync_dir: opens a directory to fsync it; reads nothing",
+    ),
+    (
+        "crates/storage/src/lock.rs",
+        "OpenOptions",
+        "the lock file: O_NOFOLLOW|O_NONBLOCK, fstat-checked, locked and never read",
+    ),
+    (
+        "crates/test-support/src/lib.rs",
+        "fs::read_to_string",
+        "a test server's own log in a temporary directory, for a failing test's message; test-only crate",
+    ),
+];
+
+/// Texts that open or read a file wherever they appear (as whole identifiers).
+const FILE_READ_TEXTS: &[&str] = &["File::open", "File::options", "OpenOptions", "tokio::fs"];
+
+/// Functions of `std::fs` that read a file: flagged as `fs::<name>`, also when imported by name.
+const FS_READ_FUNCTIONS: &[&str] = &["read", "read_to_string"];
+
+fn is_ident_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
+}
+
+/// The start of each occurrence of `needle` in `code` that is not part of a longer identifier.
+fn whole_matches<'a>(code: &'a str, needle: &'a str) -> impl Iterator<Item = usize> + 'a {
+    code.match_indices(needle).filter_map(move |(i, _)| {
+        let before = code[..i].chars().next_back();
+        let after = code[i + needle.len()..].chars().next();
+        (!before.is_some_and(is_ident_char) && !after.is_some_and(is_ident_char)).then_some(i)
+    })
+}
+
+/// The file-reading patterns on one line of code (comments already removed): the
+/// [`FILE_READ_TEXTS`], and `fs::read` / `fs::read_to_string` called by path or imported
+/// (`use std::fs::{self, read_to_string}`).
+fn file_reads_in(code: &str) -> Vec<String> {
+    let mut found: Vec<String> = FILE_READ_TEXTS
+        .iter()
+        .filter(|t| whole_matches(code, t).next().is_some())
+        .map(|t| (*t).to_owned())
+        .collect();
+    for (i, _) in code.match_indices("fs::") {
+        let rest = &code[i + "fs::".len()..];
+        let names: Vec<&str> = match rest.strip_prefix('{') {
+            Some(list) => list
+                .split('}')
+                .next()
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .collect(),
+            None => vec![rest.split(|c| !is_ident_char(c)).next().unwrap_or_default()],
+        };
+        for name in names {
+            if FS_READ_FUNCTIONS.contains(&name) {
+                found.push(format!("fs::{name}"));
+            }
+        }
+    }
+    found
+}
+
+/// Whether an attribute line makes the item after it test-only: `#[cfg(test)]`,
+/// `#[cfg(all(test, unix))]`, but not `#[cfg(not(test))]`.
+fn is_test_cfg(line: &str) -> bool {
+    line.starts_with("#[cfg(")
+        && whole_matches(line, "test").next().is_some()
+        && !line.contains("not(test")
+}
+
+/// The production lines of a Rust source: `(line number, code)` with comments cut off, without the
+/// items under a test-only `cfg` (a test module ends the file: clippy's `items_after_test_module`).
+fn production_lines(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut lines = text.lines().enumerate().peekable();
+    while let Some((index, line)) = lines.next() {
+        let trimmed = line.trim_start();
+        if !is_test_cfg(trimmed) {
+            out.push((
+                index + 1,
+                line.split("//").next().unwrap_or_default().to_owned(),
+            ));
+            continue;
+        }
+        // Skip the test-only item: its other attributes, then up to its closing brace or `;`.
+        let mut depth = 0_i64;
+        let mut opened = false;
+        for (_, line) in lines.by_ref() {
+            let code = line.split("//").next().unwrap_or_default();
+            if !opened && code.trim_start().starts_with("mod ") && code.trim_end().ends_with('{') {
+                return out;
+            }
+            for c in code.chars() {
+                match c {
+                    '{' => {
+                        depth += 1;
+                        opened = true;
+                    }
+                    '}' => depth -= 1,
+                    _ => {}
+                }
+            }
+            let attribute = !opened && code.trim_start().starts_with("#[");
+            if !attribute && ((opened && depth <= 0) || (!opened && code.trim_end().ends_with(';')))
+            {
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Whether `rel` (a path under a crate's `src`) is a test module of its own (`tests.rs`, `tests/…`).
+fn is_test_file(rel: &str) -> bool {
+    rel == "tests.rs"
+        || rel.ends_with("/tests.rs")
+        || rel.starts_with("tests/")
+        || rel.contains("/tests/")
+}
+
+/// The reads of files in production code under `root/crates/*/src` that `allowed` does not cover, as
+/// `path:line: `pattern``, and the `allowed` entries that matched nothing (stale), as `path: pattern`.
+fn file_read_offences(
+    root: &Path,
+    allowed: &[(&str, &str, &str)],
+) -> Result<(Vec<String>, Vec<String>)> {
+    let crates = root.join("crates");
+    let mut members: Vec<PathBuf> = fs::read_dir(&crates)
+        .with_context(|| format!("cannot list {}", crates.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path().join("src")))
+        .filter(|p| p.is_dir())
+        .collect();
+    members.sort();
+    let mut offences = Vec::new();
+    let mut used = BTreeSet::new();
+    for src in members {
+        for (rel, text) in rust_sources(&src)? {
+            if is_test_file(&rel) {
+                continue;
+            }
+            let path = src.join(&rel);
+            let shown = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .replace('\\', "/");
+            for (number, code) in production_lines(&text) {
+                for pattern in file_reads_in(&code) {
+                    match allowed
+                        .iter()
+                        .position(|(file, p, _)| *file == shown && *p == pattern)
+                    {
+                        Some(entry) => {
+                            used.insert(entry);
+                        }
+                        None => offences.push(format!("{shown}:{number}: `{pattern}`")),
+                    }
+                }
+            }
+        }
+    }
+    let stale = allowed
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !used.contains(i))
+        .map(|(_, (file, pattern, _))| format!("{file}: {pattern}"))
+        .collect();
+    Ok((offences, stale))
+}
+
+/// Every file under the home directory is read the one trusted way (storage's `read_trusted` /
+/// `open_trusted`: no symbolic link, FIFO or device, owner and mode checked, size capped): production
+/// code opens or reads no file otherwise, except the few [`FILE_READ_ALLOWED`] reads, each outside the
+/// home directory or not a read, each with its reason.
+#[test]
+fn home_files_are_read_only_the_trusted_way() -> Result<()> {
+    let (offences, stale) = file_read_offences(&util::project_root(), FILE_READ_ALLOWED)?;
+    assert!(
+        offences.is_empty(),
+        "read files under the home directory with context_harness_storage::read_trusted (or open_trusted); \
+         a file elsewhere that must be read otherwise goes into FILE_READ_ALLOWED in xtask/src/tidy.rs \
+         with its reason: {offences:?}"
+    );
+    assert!(
+        stale.is_empty(),
+        "FILE_READ_ALLOWED entries that match nothing any more (remove them): {stale:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn file_read_rule_on_a_fixture() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let root = dir.path();
+    fs::create_dir_all(root.join("crates/a/src/tests"))?;
+    fs::create_dir_all(root.join("crates/b/src"))?;
+    fs::write(
+        root.join("crates/a/src/lib.rs"),
+        "use std::fs::{self, read_to_string};\n\
+         // std::fs::read_to_string(p) in a comment is fine\n\
+         fn recovery(p: &Path) { let t = std::fs::read_to_string(p); }\n\
+         fn data(p: &Path) { let b = fs::read(p); let d = fs::read_dir(p); }\n\
+         use std::os::unix::fs::OpenOptionsExt;\n\
+         #[cfg(not(test))]\n\
+         fn f() { let f = File::open(p); }\n\
+         #[cfg(test)]\n\
+         fn helper() {\n    let x = std::fs::read(p);\n}\n\
+         async fn g() { tokio::fs::read(p).await; }\n\
+         #[cfg(all(test, unix))]\n\
+         #[allow(clippy::unwrap_used)]\n\
+         mod tests {\n    fn t() { std::fs::read_to_string(p); }\n}\n",
+    )?;
+    fs::write(
+        root.join("crates/a/src/tests/mod.rs"),
+        "fn t() { std::fs::read(p); }\n",
+    )?;
+    fs::write(
+        root.join("crates/b/src/trust.rs"),
+        "fn open() { std::fs::OpenOptions::new().read(true).open(p); }\n\
+         fn user() { std::fs::read_to_string(\"/etc/passwd\"); }\n",
+    )?;
+    let allowed = [
+        ("crates/b/src/trust.rs", "OpenOptions", "the trusted open"),
+        ("crates/b/src/gone.rs", "File::open", "no longer there"),
+    ];
+    let (offences, stale) = file_read_offences(root, &allowed)?;
+    assert_eq!(
+        offences,
+        [
+            "crates/a/src/lib.rs:1: `fs::read_to_string`",
+            "crates/a/src/lib.rs:3: `fs::read_to_string`",
+            "crates/a/src/lib.rs:4: `fs::read`",
+            "crates/a/src/lib.rs:7: `File::open`",
+            "crates/a/src/lib.rs:12: `tokio::fs`",
+            "crates/a/src/lib.rs:12: `fs::read`",
+            "crates/b/src/trust.rs:2: `fs::read_to_string`",
+        ]
+    );
+    assert_eq!(stale, ["crates/b/src/gone.rs: File::open"]);
+    Ok(())
+}

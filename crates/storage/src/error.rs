@@ -71,6 +71,15 @@ pub enum Error {
         /// What is wrong with it.
         problem: TrustProblem,
     },
+    /// A file under the home directory is larger than any file this program keeps there
+    /// ([`MAX_FILE_BYTES`](crate::MAX_FILE_BYTES)); it is not read (at most the limit plus one byte
+    /// is, whatever its size claims), so a planted huge file or an endless one cannot exhaust memory.
+    TooLarge {
+        /// The refused file.
+        path: PathBuf,
+        /// The limit it exceeds, in bytes.
+        limit: u64,
+    },
     /// The tokens are recorded as kept in another backend than the one this store may read (e.g. in
     /// the keyring while [`StorageMode::File`](crate::StorageMode::File) never touches the keyring).
     /// Nothing is read from the other backend's possibly stale copy.
@@ -216,6 +225,11 @@ impl Error {
         )
     }
 
+    /// Whether this error is an [`Error::TooLarge`] file.
+    pub fn is_too_large(&self) -> bool {
+        matches!(self, Self::TooLarge { .. })
+    }
+
     /// Whether this error is a [`Error::LockTimeout`].
     pub fn is_lock_timeout(&self) -> bool {
         matches!(self, Self::LockTimeout { .. })
@@ -265,6 +279,13 @@ impl fmt::Display for Error {
                 path.display(),
                 problem.describe(),
                 crate::trust::fix_for(path, *problem)
+            ),
+            Self::TooLarge { path, limit } => write!(
+                f,
+                "refusing to read {}: it is larger than {} KiB, more than any file this program keeps there \
+                 (move it away, or shrink it if you wrote it)",
+                path.display(),
+                limit / 1024
             ),
             Self::RecordedElsewhere { provider, backend } => write!(
                 f,

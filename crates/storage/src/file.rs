@@ -82,7 +82,7 @@ pub(crate) fn parse_tokens(bytes: &[u8], path: &Path) -> Result<OAuthTokens> {
     // A BOM, UTF-16 from another platform's editor: decoded in one place (`decode_text`).
     let text = crate::decode_text(bytes).map_err(|e| Error::Corrupt {
         path: path.to_path_buf(),
-        source: format!("token file is {e}").into(),
+        source: format!("cannot be read as text: {e}").into(),
     })?;
     OAuthTokens::from_json(&text).map_err(|e| Error::Corrupt {
         path: path.to_path_buf(),

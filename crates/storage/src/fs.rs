@@ -239,16 +239,13 @@ pub(crate) fn remove_if_exists(path: &Path) -> Result<bool> {
 }
 
 /// Reads a small private file through [`open_trusted`](crate::open_trusted) (no symbolic link, owned
-/// by the effective user, not group/other-writable): `Ok(None)` when absent; group/other-readable
-/// permissions are tightened to 0600 first.
+/// by the effective user, not group/other-writable) and at most
+/// [`MAX_FILE_BYTES`](crate::MAX_FILE_BYTES), as [`read_trusted`](crate::read_trusted): `Ok(None)`
+/// when absent; group/other-readable permissions are tightened to 0600 first.
 pub(crate) fn read_private(path: &Path) -> Result<Option<Vec<u8>>> {
-    use std::io::Read;
-    let Some(mut file) = crate::trust::open_trusted(path)? else {
+    let Some((file, meta)) = crate::trust::open_checked(path)? else {
         return Ok(None);
     };
     tighten_file(&file, path);
-    let mut buf = Vec::new();
-    file.read_to_end(&mut buf)
-        .map_err(|e| Error::io("read", path, e))?;
-    Ok(Some(buf))
+    crate::trust::read_capped(file, &meta, path).map(Some)
 }

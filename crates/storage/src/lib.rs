@@ -58,7 +58,8 @@
 //!   `StrictModes`, a directory or file another local user could have written (group/other write bits,
 //!   another owner), a symbolic link or a special file is refused with [`Error::Untrusted`], naming the
 //!   path and the `chmod go-w PATH` / `chown USER PATH` that fixes it ([`check_home`], [`open_trusted`]);
-//!   files are opened with `O_NOFOLLOW` and checked with `fstat`. Group/other *read* bits are tightened
+//!   files are opened with `O_NOFOLLOW | O_NONBLOCK`, checked with `fstat` and read up to
+//!   [`MAX_FILE_BYTES`] ([`Error::TooLarge`] past it). Group/other *read* bits are tightened
 //!   to 0700/0600 with a warning. On Windows files inherit
 //!   the ACL of the user's profile directory, which only the user (and administrators) can read.
 //! * **Atomicity.** Writes go to a fresh temporary file in the same directory, are `fsync`ed, renamed
@@ -116,7 +117,9 @@ pub use memory::MemoryStore;
 pub use name::{MAX_NAME_LEN, ProviderName, canonical_url};
 pub use secret::SecretSlots;
 pub use text::{TextError, decode_text};
-pub use trust::{HOME_DIRS, HOME_FILES, check_dir, check_home, open_trusted, read_trusted};
+pub use trust::{
+    HOME_DIRS, HOME_FILES, MAX_FILE_BYTES, check_dir, check_home, open_trusted, read_trusted,
+};
 
 /// The keyring service name under which every entry is stored (the user name is the provider name).
 pub const KEYRING_SERVICE: &str = "context-harness";

@@ -5,11 +5,15 @@
 //! `~/.context-harness`), its directories `tokens/`, `mcp/`, `registrations/`, `cache/`,
 //! `cache/discovery/` and the file `providers.toml` must be owned by the effective user and not writable
 //! by group or others; otherwise the program refuses to use them ([`Error::Untrusted`], naming the
-//! path and the `chmod go-w PATH` / `chown USER PATH` that fixes it). Files are opened with
-//! `O_NOFOLLOW` (a symbolic link is refused, not followed) and `O_NONBLOCK` (a FIFO cannot hang the
-//! open), and the opened descriptor is checked with `fstat`: a regular file, owned by the effective
-//! user, not writable by group or others. Checking the descriptor, not the path, leaves no window in
-//! which the file could be swapped between check and use.
+//! path and the `chmod go-w PATH` / `chown USER PATH` that fixes it). A file that is not a regular
+//! file (`lstat`) is refused without being opened; files are opened with `O_NOFOLLOW` (a symbolic link
+//! is refused, not followed) and `O_NONBLOCK` (a FIFO cannot hang the open), and the opened descriptor
+//! is checked with `fstat`: a regular file, owned by the effective user, not writable by group or
+//! others. Checking the descriptor, not the path, leaves no window in which the file could be swapped
+//! between check and use. Reads stop at [`MAX_FILE_BYTES`] ([`Error::TooLarge`]).
+//!
+//! [`read_trusted`] is the one way a file under the home directory is read; a tidy test in `xtask`
+//! (`home_files_are_read_only_the_trusted_way`) fails on any other file read in production code.
 //!
 //! The parents of the home directory are not checked (a home under a sticky, root-owned `/tmp` is
 //! fine). On platforms other than Unix these checks compile to nothing: files there inherit the ACL of
@@ -77,20 +81,49 @@ pub fn check_dir(dir: &Path) -> Result<bool> {
     Ok(true)
 }
 
-/// Opens `path` for reading if it is a file this user can trust: its directory passes [`check_dir`],
-/// the open does not follow a symbolic link (`O_NOFOLLOW`), and the opened file (`fstat`) is a regular
-/// file owned by the effective user and not writable by group or others. `Ok(None)` when the file or
-/// its directory does not exist.
+/// The most bytes [`read_trusted`] reads from one file under the home directory: 4 MiB. A larger
+/// file is refused ([`Error::TooLarge`]) before anything is read.
 ///
-/// This is the one way files under the home directory are opened for reading.
+/// The largest files this program writes there hold one HTTP response each (token files, recovery
+/// files, client registrations, cached metadata), and the HTTP client reads at most 1 MiB of any
+/// response; stored as pretty-printed JSON with a few fields of our own they stay well under 4 MiB.
+/// `providers.toml` (hand-written), the `mcp/*.json` records and the `*.backend` records are a few
+/// KiB at most. The cap keeps a planted huge file, or a device that never ends, from exhausting
+/// memory: at most this many bytes plus one are ever read, whatever `fstat` says.
+pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Opens `path` for reading if it is a file this user can trust: its directory passes [`check_dir`],
+/// the path is a regular file (`lstat`: a symbolic link, FIFO, socket, device or directory is refused
+/// without being opened), the open does not follow a symbolic link and cannot block
+/// (`O_NOFOLLOW | O_NONBLOCK | O_NOCTTY`), and the opened file (`fstat`, so a file swapped in after
+/// the `lstat` is caught) is a regular file owned by the effective user and not writable by group or
+/// others. `Ok(None)` when the file or its directory does not exist.
+///
+/// To read the file, use [`read_trusted`], which also caps its size.
 ///
 /// # Errors
 ///
 /// [`Error::Untrusted`] (symbolic link, not a regular file, foreign owner, group/other-writable, or
 /// such a directory) with the fix; [`Error::Io`] when it cannot be opened or examined.
 pub fn open_trusted(path: &Path) -> Result<Option<File>> {
+    Ok(open_checked(path)?.map(|(file, _)| file))
+}
+
+/// [`open_trusted`], also returning the opened file's metadata (its `fstat`).
+pub(crate) fn open_checked(path: &Path) -> Result<Option<(File, std::fs::Metadata)>> {
     if !check_dir(crate::fs::parent_dir(path))? {
         return Ok(None);
+    }
+    // Refuse what is not a regular file before opening it: opening a device can have effects of its
+    // own (a tape rewinds, a modem hangs up), and a FIFO or link is refused below anyway.
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            return Err(Error::untrusted(path, TrustProblem::Symlink));
+        }
+        Ok(meta) if !meta.is_file() => return Err(Error::untrusted(path, TrustProblem::NotFile)),
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("examine", path, e)),
     }
     let mut opts = std::fs::OpenOptions::new();
     opts.read(true);
@@ -110,42 +143,66 @@ pub fn open_trusted(path: &Path) -> Result<Option<File>> {
             return Err(Error::io("open", path, e));
         }
     };
-    check_open_file(&file, path)?;
-    Ok(Some(file))
+    let meta = check_open_file(&file, path)?;
+    Ok(Some((file, meta)))
 }
 
-/// Reads a whole file with [`open_trusted`]: `Ok(None)` when it (or its directory) does not exist.
+/// Reads a whole file with [`open_trusted`], at most [`MAX_FILE_BYTES`]: `Ok(None)` when it (or its
+/// directory) does not exist.
 ///
-/// Use it for any file under the home directory: records, registrations, cached metadata,
-/// `providers.toml`.
+/// This is the one way files under the home directory are read: records, registrations, cached
+/// metadata, recovery files, `providers.toml` (a tidy test in `xtask` finds any other read).
 ///
 /// # Errors
 ///
-/// As [`open_trusted`], and [`Error::Io`] when reading fails.
+/// As [`open_trusted`]; [`Error::TooLarge`] when the file holds more than [`MAX_FILE_BYTES`] (nothing
+/// past the cap is read); [`Error::Io`] when reading fails.
 pub fn read_trusted(path: &Path) -> Result<Option<Vec<u8>>> {
-    let Some(mut file) = open_trusted(path)? else {
+    let Some((file, meta)) = open_checked(path)? else {
         return Ok(None);
     };
-    let mut buf = Vec::new();
-    file.read_to_end(&mut buf)
+    read_capped(file, &meta, path).map(Some)
+}
+
+/// Reads the opened `file` (whose `fstat` is `meta`) to its end, refusing it with
+/// [`Error::TooLarge`] past [`MAX_FILE_BYTES`]: by its size before reading, and by what it yields
+/// (at most the cap plus one byte is read, so a file that grows or a size that lies cannot exhaust
+/// memory).
+pub(crate) fn read_capped(file: File, meta: &std::fs::Metadata, path: &Path) -> Result<Vec<u8>> {
+    let too_large = || Error::TooLarge {
+        path: path.to_path_buf(),
+        limit: MAX_FILE_BYTES,
+    };
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(too_large());
+    }
+    let mut buf = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(MAX_FILE_BYTES.saturating_add(1))
+        .read_to_end(&mut buf)
         .map_err(|e| Error::io("read", path, e))?;
-    Ok(Some(buf))
+    if u64::try_from(buf.len()).unwrap_or(u64::MAX) > MAX_FILE_BYTES {
+        return Err(too_large());
+    }
+    Ok(buf)
 }
 
 /// Checks an opened file (`fstat` on its descriptor): a regular file, owned by the effective user, not
-/// writable by group or others.
-pub(crate) fn check_open_file(file: &File, path: &Path) -> Result<()> {
+/// writable by group or others. Returns its metadata.
+pub(crate) fn check_open_file(file: &File, path: &Path) -> Result<std::fs::Metadata> {
     let meta = file.metadata().map_err(|e| Error::io("examine", path, e))?;
     if !meta.is_file() {
         return Err(Error::untrusted(path, TrustProblem::NotFile));
     }
-    check_owner_mode(&meta, path)
+    check_owner_mode(&meta, path)?;
+    Ok(meta)
 }
 
-/// `O_NOFOLLOW | O_NONBLOCK` for `OpenOptionsExt::custom_flags`.
+/// `O_NOFOLLOW | O_NONBLOCK | O_NOCTTY` for `OpenOptionsExt::custom_flags`: no symbolic link is
+/// followed, a FIFO cannot block the open, and a terminal never becomes the controlling one.
 #[cfg(unix)]
 pub(crate) fn nofollow_flags() -> i32 {
-    let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+    let flags =
+        rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY;
     // The flag bits are small positive constants; fall back to no flags rather than wrap.
     i32::try_from(flags.bits()).unwrap_or(0)
 }
@@ -231,4 +288,28 @@ fn user_name(uid: u32) -> String {
         }
     }
     uid.to_string()
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_read_stops_at_the_cap_even_when_the_size_lies() {
+        // The size of an empty file, the bytes of a device that never ends: the read stops one byte
+        // past the cap instead of filling memory.
+        let empty = tempfile::NamedTempFile::new().unwrap();
+        let small = empty.as_file().metadata().unwrap();
+        assert_eq!(small.len(), 0);
+        let endless = File::open("/dev/zero").unwrap();
+        let err = read_capped(endless, &small, Path::new("/dev/zero")).unwrap_err();
+        assert!(err.is_too_large(), "{err:?}");
+        // A file whose size is honest and small is read whole.
+        std::fs::write(empty.path(), b"{}").unwrap();
+        let meta = empty.as_file().metadata().unwrap();
+        let bytes = read_capped(File::open(empty.path()).unwrap(), &meta, empty.path()).unwrap();
+        assert_eq!(bytes, b"{}");
+    }
 }

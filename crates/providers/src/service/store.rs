@@ -114,8 +114,20 @@ pub(super) async fn blocking<T: Send + 'static>(
 
 /// The recovery file's tokens, if there is a readable one (see `OAuthService::save_rotation`).
 pub(super) fn read_recovery(path: &Path) -> Option<OAuthTokens> {
-    let text = std::fs::read_to_string(path).ok()?;
-    match OAuthTokens::from_json(&text) {
+    // Read the one trusted way, like every home file: a symbolic link, FIFO, device, oversized file,
+    // or one another user owns or may write is refused (never followed, never waited on), and the
+    // store's own tokens are used instead. The error names the file, the problem and the fix.
+    let bytes = match storage::read_trusted(path) {
+        Ok(bytes) => bytes?,
+        Err(e) => {
+            tracing::warn!(error = %e, "ignoring the token recovery file");
+            return None;
+        }
+    };
+    let parsed = storage::decode_text(&bytes)
+        .map_err(|e| e.to_string())
+        .and_then(|text| OAuthTokens::from_json(&text).map_err(|e| e.to_string()));
+    match parsed {
         Ok(tokens) => Some(tokens),
         Err(e) => {
             tracing::warn!(file = %path.display(), error = %e, "ignoring an unreadable token recovery file");

@@ -19,6 +19,7 @@ mod lifecycle;
 mod mcp;
 mod mcp_security;
 mod offline;
+mod recovery;
 mod ssrf;
 mod support;
 mod tls_stub;

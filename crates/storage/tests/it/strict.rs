@@ -1,7 +1,8 @@
 //! StrictModes for the home directory (as OpenSSH's `StrictModes`). Each test replays what another local user
 //! could do in a shared home — swap a file for a symbolic link, make a directory group-writable, plant
 //! a file they own — and checks that it is now refused with [`Error::Untrusted`] naming the path and
-//! the command that fixes it.
+//! the command that fixes it. Files that would not end (a FIFO, a device) or are too large to read are
+//! refused too, without hanging and without reading past [`MAX_FILE_BYTES`].
 
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
@@ -9,8 +10,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use context_harness_storage::{
-    AutoStore, Error, FileStore, ProviderLock, StorageMode, TokenStore, TrustProblem, check_home,
-    open_store, read_trusted, tokens_dir, write_private_atomic,
+    AutoStore, Error, FileStore, MAX_FILE_BYTES, ProviderLock, StorageMode, TokenStore,
+    TrustProblem, check_home, open_store, read_trusted, tokens_dir, write_private_atomic,
 };
 
 use crate::util::{SEED_FIXTURE, TestResult, mode, name, numbered};
@@ -256,5 +257,145 @@ fn readable_but_not_writable_modes_are_still_tightened() -> TestResult {
         .ok_or("missing")?;
     assert_eq!(mode(&dir)?, 0o700);
     assert_eq!(mode(&file)?, 0o600);
+    Ok(())
+}
+
+/// Runs `read` on its own thread and returns its result, failing the test if it has not returned
+/// within a generous bound (a read of a FIFO without a writer would never return).
+fn bounded<T: Send + 'static>(read: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(read());
+    });
+    rx.recv_timeout(Duration::from_secs(20))
+        .map_err(|_| "the read did not return: it hung".to_owned())
+}
+
+#[test]
+fn oversized_files_are_refused_before_they_are_read() -> TestResult {
+    let home = tempfile::tempdir()?;
+    let dir = tokens_dir(home.path());
+    let store = AutoStore::new(dir.clone());
+    store.save(&name("github"), &numbered(1, 0)?)?;
+    let file = dir.join("github.json");
+    let record = dir.join("github.backend");
+    fs::write(&record, "file\n")?;
+    chmod(&record, 0o600)?;
+    let big = MAX_FILE_BYTES + 1;
+    for (path, read) in [(file.clone(), "token file"), (record, "backend record")] {
+        // Sparse: the size is there, the disk blocks are not.
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&path)?
+            .set_len(big)?;
+        let err = store
+            .load(&name("github"))
+            .err()
+            .ok_or(format!("oversized {read} accepted"))?;
+        assert!(err.is_too_large(), "{read}: {err:?}");
+        match &err {
+            Error::TooLarge { path: p, limit } => {
+                assert_eq!((p, *limit), (&path, MAX_FILE_BYTES), "{read}");
+            }
+            other => return Err(format!("{read}: {other:?}").into()),
+        }
+        let shown = err.to_string();
+        assert!(
+            shown.contains(&path.display().to_string()) && shown.contains("larger than 4096 KiB"),
+            "{shown}"
+        );
+        assert!(read_trusted(&path).is_err_and(|e| e.is_too_large()));
+        // At the limit exactly, the size is fine (the zeros are then refused as not being text).
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&path)?
+            .set_len(MAX_FILE_BYTES)?;
+        let at_limit = read_trusted(&path)?.ok_or("missing")?;
+        assert_eq!(at_limit.len(), usize::try_from(MAX_FILE_BYTES)?);
+        if path == file {
+            store.save(&name("github"), &numbered(2, 0)?)?;
+        } else {
+            fs::write(&path, "file\n")?;
+        }
+    }
+    // A token file at the limit that is not text is corrupt, not too large, and names the NUL.
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&file)?
+        .set_len(MAX_FILE_BYTES)?;
+    let err = FileStore::new(dir)
+        .load(&name("github"))
+        .err()
+        .ok_or("zeros accepted")?;
+    assert!(err.is_corrupt(), "{err:?}");
+    let cause = std::error::Error::source(&err)
+        .ok_or("no cause")?
+        .to_string();
+    assert!(cause.contains("NUL character at byte "), "{cause}");
+    Ok(())
+}
+
+#[test]
+fn endless_files_are_refused_without_hanging_or_reading() -> TestResult {
+    let home = tempfile::tempdir()?;
+    let dir = tokens_dir(home.path());
+    FileStore::new(dir.clone()).save(&name("google"), &numbered(1, 0)?)?;
+
+    // A link to /dev/zero: followed, it would be read until memory ran out.
+    let zero = dir.join("github.json");
+    symlink("/dev/zero", &zero)?;
+    let (path, problem, _) = refused(bounded({
+        let zero = zero.clone();
+        move || read_trusted(&zero)
+    })?)?;
+    assert_eq!((path, problem), (zero.clone(), TrustProblem::Symlink));
+    let (_, problem, _) = refused(bounded({
+        let dir = dir.clone();
+        move || FileStore::new(dir).load(&name("github"))
+    })?)?;
+    assert_eq!(problem, TrustProblem::Symlink);
+    fs::remove_file(&zero)?;
+
+    // A FIFO nobody writes to: opened blocking, or read, it would wait forever.
+    let fifo = dir.join("gitlab.json");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()?
+            .success()
+    );
+    let (path, problem, fix) = refused(bounded({
+        let fifo = fifo.clone();
+        move || read_trusted(&fifo)
+    })?)?;
+    assert_eq!((path, problem), (fifo.clone(), TrustProblem::NotFile));
+    assert_eq!(fix, format!("rm {}", fifo.display()));
+
+    // A character device like /dev/zero itself (1, 5); creating one needs CAP_MKNOD (root, as in CI).
+    let device = dir.join("bitbucket.json");
+    let made = std::process::Command::new("mknod")
+        .arg(&device)
+        .args(["c", "1", "5"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    // Without the capability (not root) the case cannot be set up; CI runs the tests as root.
+    if made {
+        chmod(&device, 0o600)?;
+        let (path, problem, _) = refused(bounded({
+            let device = device.clone();
+            move || read_trusted(&device)
+        })?)?;
+        assert_eq!((path, problem), (device, TrustProblem::NotFile));
+    }
+    // The store's own tokens are untouched by all this.
+    assert_eq!(
+        FileStore::new(dir)
+            .load(&name("google"))?
+            .ok_or("missing")?
+            .access_token
+            .secret(),
+        "tok-1"
+    );
     Ok(())
 }
