@@ -114,20 +114,23 @@ fn backend_of(location: &str) -> &'static str {
     }
 }
 
-fn row(service: &OAuthService, name: &str, display_name: &str) -> Row {
-    let tokens = match service.get_tokens(name) {
+/// The row of the provider or server stored under `name`; `server_url` for an MCP server, whose
+/// tokens are read only by its URL (the storage name is not a provider name).
+fn row(service: &OAuthService, name: &str, display_name: &str, server_url: Option<&str>) -> Row {
+    let key = server_url.unwrap_or(name);
+    let tokens = match service.get_tokens(key) {
         Ok(t) => Ok(Some(t)),
         Err(e) if e.is_auth_required() => Ok(None),
         Err(e) => Err(e),
     };
     let location = match &tokens {
-        Ok(Some(_)) => service.storage_location(name).ok(),
+        Ok(Some(_)) => service.storage_location(key).ok(),
         _ => None,
     };
     Row {
         name: name.to_owned(),
         display_name: display_name.to_owned(),
-        server_url: None,
+        server_url: server_url.map(str::to_owned),
         tokens,
         location,
     }
@@ -150,19 +153,19 @@ pub(crate) fn run(ctx: &Context, provider: Option<&str>, json: bool) -> anyhow::
     };
 
     let row = if ProviderRef::is_server_url(provider) {
-        let mut row = row(&service, provider, provider);
-        row.server_url = Some(provider.to_owned());
-        row
+        let name = ProviderRef::parse(provider)?.name().as_str().to_owned();
+        row(&service, &name, provider, Some(provider))
     } else {
         // Exactly the row the list shows (tokens of a provider no longer configured included, even
         // when they cannot be read); `not_found` only for a name the list does not have either.
         let (names, servers) = known_names(&service)?;
         match names.get(provider) {
-            Some(display) => {
-                let mut row = row(&service, provider, display);
-                row.server_url = servers.get(provider).cloned();
-                row
-            }
+            Some(display) => row(
+                &service,
+                provider,
+                display,
+                servers.get(provider).map(String::as_str),
+            ),
             None => {
                 return Err(service.registry()?.get(provider).err().map_or_else(
                     || anyhow::anyhow!("unknown provider `{provider}`"),
@@ -176,7 +179,10 @@ pub(crate) fn run(ctx: &Context, provider: Option<&str>, json: bool) -> anyhow::
     } else {
         print_stdout(row.to_text(now).trim_end())?;
     }
-    let sign_in = format!("run `context-harness mcp auth {provider}`");
+    let sign_in = format!(
+        "run `context-harness mcp auth {}`",
+        row.server_url.as_deref().unwrap_or(provider)
+    );
     match (&row.tokens, row.status(now)) {
         (Err(e), _) => Err(Failure::new(
             exit::code_for(e.code()),
@@ -218,9 +224,12 @@ fn all_rows(service: &OAuthService) -> anyhow::Result<Vec<Row>> {
     Ok(names
         .iter()
         .map(|(name, display)| {
-            let mut row = row(service, name, display);
-            row.server_url = servers.get(name).cloned();
-            row
+            row(
+                service,
+                name,
+                display,
+                servers.get(name).map(String::as_str),
+            )
         })
         .collect())
 }
@@ -252,7 +261,9 @@ fn known_names(
             else {
                 continue;
             };
-            if ProviderName::new(stem).is_ok() && !names.contains_key(stem) {
+            // A server's tokens without its record cannot be named (servers go by URL): not listed.
+            let is_name = ProviderName::new(stem).is_ok_and(|n| !n.is_server_name());
+            if is_name && !names.contains_key(stem) {
                 names.insert(stem.to_owned(), stem.to_owned());
             }
         }

@@ -23,7 +23,10 @@ use crate::error::{Error, ErrorCode, Result};
 ///
 /// let server = ProviderRef::parse("HTTPS://MCP.example.com/mcp/")?;
 /// assert_eq!(server.server_url(), Some("https://mcp.example.com/mcp"));
-/// assert_eq!(server.name().as_str(), "mcp.example.com-mcp");
+/// assert_eq!(server.name().as_str(), "_mcp.example.com-mcp");
+///
+/// // The servers' namespace is not a provider name.
+/// assert!(ProviderRef::parse("_mcp.example.com-mcp").is_err());
 /// assert_eq!(server.as_str(), "HTTPS://MCP.example.com/mcp/");
 /// # Ok::<(), context_harness_providers::Error>(())
 /// ```
@@ -61,6 +64,9 @@ impl ProviderRef {
                 )
                 .with_source(e)
             })?;
+            if name.is_server_name() {
+                return Err(reserved_name(provider));
+            }
             return Ok(Self::Named(name));
         }
         Self::parse_server_url(provider)
@@ -73,7 +79,7 @@ impl ProviderRef {
     /// [`ErrorCode::ConfigInvalid`] for a text that `canonical_url` refuses.
     pub(crate) fn parse_server_url(provider: &str) -> Result<Self> {
         let url = canonical_server_url(provider)?;
-        let name = ProviderName::from_url(provider).map_err(|e| unusable_url(provider, e))?;
+        let name = ProviderName::for_server(provider).map_err(|e| unusable_url(provider, e))?;
         Ok(Self::McpServer {
             url,
             name,
@@ -93,6 +99,16 @@ impl ProviderRef {
     pub fn name(&self) -> &ProviderName {
         match self {
             Self::Named(name) | Self::McpServer { name, .. } => name,
+        }
+    }
+
+    /// The storage name an MCP server had before server names got a namespace of their own
+    /// (version 0.2 and earlier: [`ProviderName::from_url`], which a `providers.toml` entry could
+    /// share); `None` for a registry name. Only used to move such tokens to [`name`](Self::name).
+    pub(crate) fn legacy_name(&self) -> Option<ProviderName> {
+        match self {
+            Self::Named(_) => None,
+            Self::McpServer { url, .. } => ProviderName::from_url(url).ok(),
         }
     }
 
@@ -121,6 +137,21 @@ impl ProviderRef {
 /// The canonical form of an MCP server URL (see [`ProviderRef::parse_server_url`]).
 pub(crate) fn canonical_server_url(provider: &str) -> Result<String> {
     context_harness_storage::canonical_url(provider).map_err(|e| unusable_url(provider, e))
+}
+
+/// The error for a provider name in the servers' namespace (`_…`): those names belong to MCP
+/// servers, which are named by their URL only.
+fn reserved_name(provider: &str) -> Error {
+    Error::new(
+        ErrorCode::ConfigInvalid,
+        format!(
+            "`{}` is the storage name of an MCP server, not a provider name",
+            crate::terminal_text(provider)
+        ),
+    )
+    .with_hint(
+        "name the MCP server by its URL (`mcp status` lists them); provider names cannot start with `_`",
+    )
 }
 
 /// The error for a server URL that `canonical_url` refuses.
@@ -192,8 +223,15 @@ mod tests {
         assert_eq!(local.server_url(), Some("http://127.0.0.1:8931/mcp"));
         assert_eq!(
             local.name(),
-            &ProviderName::from_url("http://127.0.0.1:8931/mcp")?
+            &ProviderName::for_server("http://127.0.0.1:8931/mcp")?
         );
+        assert_eq!(
+            local.legacy_name(),
+            Some(ProviderName::from_url("http://127.0.0.1:8931/mcp")?)
+        );
+        assert!(local.name().is_server_name());
+        let reserved = ProviderRef::parse(local.name().as_str()).err();
+        assert_eq!(reserved.map(|e| e.code()), Some(ErrorCode::ConfigInvalid));
         assert_eq!(local.as_str(), "http://127.0.0.1:8931/mcp/");
 
         let bad_name = ProviderRef::parse("Git Hub").err();

@@ -354,7 +354,7 @@ fn line_col(text: &str, offset: usize) -> String {
 }
 
 /// The naming rule, in words (error hints and the README say the same).
-const NAME_RULE: &str = "provider names are 1-64 characters of a-z, 0-9, `-`, `_`, `.`, not starting with a dot, and not a Windows device name";
+const NAME_RULE: &str = "provider names are 1-64 characters of a-z, 0-9, `-`, `_`, `.`, not starting with a dot or `_`, and not a Windows device name";
 
 /// The one naming rule for configured providers: [`ProviderName`](context_harness_storage::ProviderName)'s
 /// (the name becomes a token file name and a keyring entry), plus no Windows device name
@@ -377,6 +377,11 @@ fn check_name(name: &str) -> std::result::Result<(), String> {
             };
         return Err(format!(
             "provider name `{shown}` is not allowed: {reason}{suggestion}"
+        ));
+    }
+    if name.starts_with(context_harness_storage::SERVER_NAME_PREFIX) {
+        return Err(format!(
+            "provider name `{shown}` is not allowed: names starting with `_` belong to MCP servers' tokens"
         ));
     }
     let stem = name.split('.').next().unwrap_or(name);

@@ -114,7 +114,7 @@ pub use layout::{
 };
 pub use lock::ProviderLock;
 pub use memory::MemoryStore;
-pub use name::{MAX_NAME_LEN, ProviderName, canonical_url};
+pub use name::{MAX_NAME_LEN, ProviderName, SERVER_NAME_PREFIX, canonical_url};
 pub use secret::SecretSlots;
 pub use text::{TextError, decode_text};
 pub use trust::{

@@ -15,6 +15,10 @@ pub const MAX_NAME_LEN: usize = 64;
 /// (64 bits: a hostile URL cannot be searched for that collides with another server's name).
 const HASH_HEX_LEN: usize = 16;
 
+/// The first character of every server's storage name ([`ProviderName::for_server`]), and of no
+/// configured provider's.
+pub const SERVER_NAME_PREFIX: &str = "_";
+
 /// A provider name that is safe to use as a file name and as a keyring user name.
 ///
 /// Only lowercase ASCII letters, digits, `-`, `_` and `.`; no leading dot (so `.`/`..` and hidden or
@@ -81,22 +85,39 @@ impl ProviderName {
     ///
     /// [`Error::InvalidName`] when [`canonical_url`] refuses the text.
     pub fn from_url(url: &str) -> Result<Self> {
-        let parsed = parse_url(url)?;
-        if let Some(plain) = parsed.plain_name() {
-            return Self::new(&plain);
-        }
-        let canonical = parsed.canonical();
-        let digest = Sha256::digest(canonical.as_bytes());
-        let mut hash = String::with_capacity(HASH_HEX_LEN);
-        for byte in digest.iter().take(HASH_HEX_LEN / 2) {
-            hash.push(hex_digit(byte >> 4));
-            hash.push(hex_digit(byte & 0x0f));
-        }
-        let mut prefix = sanitize(&parsed.readable_source());
-        prefix.truncate(MAX_NAME_LEN - 2 - HASH_HEX_LEN);
-        let prefix = prefix.trim_matches(|c| c == '-' || c == '.');
-        let prefix = if prefix.is_empty() { "url" } else { prefix };
-        Self::new(&format!("{prefix}--{hash}"))
+        Self::new(&derive_name(url, MAX_NAME_LEN)?)
+    }
+
+    /// The storage name of an MCP server (or any server addressed by URL): [`SERVER_NAME_PREFIX`]
+    /// followed by the [`from_url`](Self::from_url) derivation, kept within [`MAX_NAME_LEN`].
+    ///
+    /// Server names live in a namespace of their own: no configured provider may have a name that
+    /// starts with [`SERVER_NAME_PREFIX`] (the provider registry's naming rule refuses it), so the
+    /// tokens of a server and the tokens of a provider can never share a token file or a keyring
+    /// entry, whatever a `providers.toml` says.
+    ///
+    /// ```
+    /// use context_harness_storage::ProviderName;
+    ///
+    /// let name = ProviderName::for_server("https://MCP.example.com/mcp/")?;
+    /// assert_eq!(name.as_str(), "_mcp.example.com-mcp");
+    /// assert!(name.is_server_name());
+    /// assert!(!ProviderName::new("github")?.is_server_name());
+    /// # Ok::<(), context_harness_storage::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`] when [`canonical_url`] refuses the text.
+    pub fn for_server(url: &str) -> Result<Self> {
+        let derived = derive_name(url, MAX_NAME_LEN - SERVER_NAME_PREFIX.len())?;
+        Self::new(&format!("{SERVER_NAME_PREFIX}{derived}"))
+    }
+
+    /// Whether this name is in the servers' namespace (it starts with [`SERVER_NAME_PREFIX`]; see
+    /// [`for_server`](Self::for_server)).
+    pub fn is_server_name(&self) -> bool {
+        self.0.starts_with(SERVER_NAME_PREFIX)
     }
 
     /// The name as a string.
@@ -137,6 +158,27 @@ impl TryFrom<&str> for ProviderName {
     fn try_from(s: &str) -> Result<Self> {
         Self::new(s)
     }
+}
+
+/// The name [`ProviderName::from_url`] derives from `url`, at most `max_len` bytes long (a plain
+/// name that would be longer takes the hashed form).
+fn derive_name(url: &str, max_len: usize) -> Result<String> {
+    let parsed = parse_url(url)?;
+    if let Some(plain) = parsed.plain_name().filter(|p| p.len() <= max_len) {
+        return Ok(plain);
+    }
+    let canonical = parsed.canonical();
+    let digest = Sha256::digest(canonical.as_bytes());
+    let mut hash = String::with_capacity(HASH_HEX_LEN);
+    for byte in digest.iter().take(HASH_HEX_LEN / 2) {
+        hash.push(hex_digit(byte >> 4));
+        hash.push(hex_digit(byte & 0x0f));
+    }
+    let mut prefix = sanitize(&parsed.readable_source());
+    prefix.truncate(max_len.saturating_sub(2 + HASH_HEX_LEN));
+    let prefix = prefix.trim_matches(|c| c == '-' || c == '.');
+    let prefix = if prefix.is_empty() { "url" } else { prefix };
+    Ok(format!("{prefix}--{hash}"))
 }
 
 fn is_name_byte(b: u8) -> bool {
@@ -474,5 +516,34 @@ mod tests {
         ] {
             assert!(ProviderName::from_url(url).is_err(), "{url:?}");
         }
+    }
+
+    #[test]
+    fn server_names_have_a_namespace_of_their_own() -> Result<()> {
+        for url in [
+            "https://mcp.example.com/mcp",
+            "http://127.0.0.1:8080/mcp",
+            "https://example.com",
+            &format!("https://example.com/{}", "s".repeat(62)),
+            &format!("https://{}.example.com/x", "h".repeat(50)),
+            "http://[::1]:3000/mcp?x=1",
+        ] {
+            let server = ProviderName::for_server(url)?;
+            assert!(server.is_server_name(), "{url}");
+            assert!(server.as_str().len() <= MAX_NAME_LEN, "{url}");
+            assert_ne!(server, ProviderName::from_url(url)?, "{url}");
+            // Distinct URLs keep distinct names, as with `from_url`.
+            assert_ne!(server, ProviderName::for_server(&format!("{url}/other"))?);
+            assert!(!ProviderName::from_url(url)?.is_server_name(), "{url}");
+        }
+        assert_eq!(
+            ProviderName::for_server("https://mcp.example.com/mcp")?.as_str(),
+            "_mcp.example.com-mcp"
+        );
+        // A plain name that fits only without the prefix takes the hashed form.
+        let long = format!("https://example.com/{}", "s".repeat(52));
+        assert_eq!(ProviderName::from_url(&long)?.as_str().len(), 64);
+        assert!(ProviderName::for_server(&long)?.as_str().contains("--"));
+        Ok(())
     }
 }

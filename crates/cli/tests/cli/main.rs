@@ -19,6 +19,7 @@ mod hostile;
 mod interop;
 mod lifecycle;
 mod mcp;
+mod names;
 mod proxy;
 mod proxy_python;
 mod registration_secrets;

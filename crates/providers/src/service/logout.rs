@@ -23,8 +23,12 @@ impl OAuthService {
     pub fn logout_local(&self, provider: &str) -> Result<bool> {
         let target = ProviderRef::parse(provider)?;
         let name = target.name();
+        // Tokens an older version kept under a shared name go to their owner first.
+        let names = self.names();
+        names.settle_before_write(&target)?;
         // Under the refresh lock, like `logout`: a refresh in flight cannot bring the tokens back.
         let _lock = self.lock_blocking(name)?;
+        refuse_foreign(&target, names.load_name(name).ok().flatten().as_ref())?;
         let recovered = remove_recovery(&self.recovery_path(name))?;
         Ok(self.store.delete(name).map_err(storage_error)? || recovered)
     }
@@ -42,10 +46,14 @@ impl OAuthService {
         let work = async {
             let target = ProviderRef::parse(provider)?;
             let name = target.name().clone();
+            // Tokens an older version kept under a shared name go to their owner first.
+            self.settle_target(&target).await?;
             // Under the refresh lock, so a refresh in flight elsewhere cannot store a new grant
             // after we revoked and deleted this one.
             let _lock = self.lock(&name).await?;
-            let (revocation, tokens) = match self.load(&name).await {
+            let loaded = self.load(&name).await;
+            refuse_foreign(&target, loaded.as_ref().ok().and_then(Option::as_ref))?;
+            let (revocation, tokens) = match loaded {
                 Ok(Some(tokens)) => match self.revoke(&target, &tokens).await {
                     Ok(per_token) => (summarize(&per_token), per_token),
                     Err(e) => {
@@ -271,4 +279,21 @@ fn summarize(per_token: &[TokenRevocation]) -> Revocation {
         },
         |t| t.result.clone(),
     )
+}
+
+/// Logout deletes only what `target` owns: tokens under its name that belong to someone else (an MCP
+/// server's under a provider's name that could not be moved, another server's) are refused, not
+/// deleted. Unreadable tokens pass (logout removes them).
+fn refuse_foreign(target: &ProviderRef, loaded: Option<&OAuthTokens>) -> Result<()> {
+    match loaded {
+        Some(tokens) => super::mcp::check_tokens_server(target, tokens).or_else(|e| {
+            // A server's own tokens without a binding (an older version's) are still its own to delete.
+            if target.is_mcp_server() && super::mcp::bound_server(tokens).is_none() {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        }),
+        _ => Ok(()),
+    }
 }

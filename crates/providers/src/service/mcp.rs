@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use context_harness_callback_server as callback;
+use context_harness_storage::ProviderName;
 use serde::{Deserialize, Serialize};
 
 use super::{AuthenticateOptions, OAuthService};
@@ -139,8 +140,38 @@ fn records_dir(home: &Path) -> PathBuf {
     context_harness_storage::HomeLayout::new(home).mcp_dir()
 }
 
-fn record_path(home: &Path, name: &str) -> PathBuf {
+/// `home/mcp/<name>.json`: the record of the MCP server stored under `name`.
+pub(super) fn record_path(home: &Path, name: &str) -> PathBuf {
     records_dir(home).join(format!("{name}.json"))
+}
+
+/// The record stored under `name`: `Ok(None)` when there is none or it cannot be parsed (a record
+/// holds no secret; an unreadable one means "discover again").
+///
+/// # Errors
+///
+/// [`ErrorCode::Storage`] when the file is untrusted or cannot be read.
+pub(super) fn read_record(home: &Path, name: &str) -> Result<Option<McpServerRecord>> {
+    let path = record_path(home, name);
+    let Some(bytes) = context_harness_storage::read_trusted(&path).map_err(storage_error)? else {
+        return Ok(None);
+    };
+    Ok(context_harness_storage::decode_text(&bytes)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok()))
+}
+
+/// Writes `record` under `name` (0600, atomically).
+///
+/// # Errors
+///
+/// [`ErrorCode::Storage`].
+pub(super) fn write_record(home: &Path, name: &str, record: &McpServerRecord) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(record).map_err(|e| {
+        Error::new(ErrorCode::Storage, "cannot serialise the MCP server record").with_source(e)
+    })?;
+    context_harness_storage::write_private_atomic(&record_path(home, name), &bytes)
+        .map_err(storage_error)
 }
 
 /// A sign-in's resolved configuration and, for a dynamically registered client, its issuer.
@@ -204,22 +235,35 @@ pub(super) fn carry_binding(old: &OAuthTokens, new: &mut OAuthTokens) {
     }
 }
 
-/// Refuses tokens of an MCP server that were issued for another server URL than `provider`'s
-/// canonical form (tokens without a binding, stored before it existed, pass: their name is
-/// derived from the canonical URL).
+/// The server URL `tokens` are bound to (written at an MCP server's sign-in), if any.
+pub(super) fn bound_server(tokens: &OAuthTokens) -> Option<String> {
+    Binding::read(tokens).map(|b| b.server_url)
+}
+
+/// For an MCP server: refuses tokens that its own sign-in did not write — bound to another server
+/// URL than `target`'s canonical form, or bound to none (a server is never sent tokens that nothing
+/// says were issued for it). For a registry provider: refuses tokens bound to an MCP server
+/// ([`check_not_mcp_tokens`]).
 pub(super) fn check_tokens_server(target: &ProviderRef, tokens: &OAuthTokens) -> Result<()> {
     let Some(canonical) = target.server_url() else {
-        return Ok(());
+        return check_not_mcp_tokens(target.as_str(), tokens);
+    };
+    let refuse = |why: String| {
+        Err(
+            Error::new(ErrorCode::AuthRequired, why).with_step(crate::NextStep::SignIn {
+                provider: canonical.to_owned(),
+            }),
+        )
     };
     match Binding::read(tokens) {
-        Some(bound) if bound.server_url != canonical => Err(Error::new(
-            ErrorCode::AuthRequired,
-            format!(
-                "the tokens stored under this name were issued for {}, not {canonical}; refusing to use them",
-                printable(&bound.server_url)
-            ),
+        Some(bound) if bound.server_url == canonical => Ok(()),
+        Some(bound) => refuse(format!(
+            "the tokens stored under this name were issued for {}, not {canonical}; refusing to use them",
+            printable(&bound.server_url)
         )),
-        _ => Ok(()),
+        None => refuse(format!(
+            "the tokens stored for {canonical} do not say which server issued them; refusing to send them"
+        )),
     }
 }
 
@@ -280,18 +324,36 @@ impl OAuthService {
 
     /// [`mcp_server_record`](Self::mcp_server_record) for a parsed provider.
     fn stored_record(&self, target: &ProviderRef) -> Result<Option<McpServerRecord>> {
-        let path = record_path(&self.home, target.name().as_str());
-        let Some(bytes) = context_harness_storage::read_trusted(&path).map_err(storage_error)?
-        else {
-            return Ok(None);
-        };
-        Ok(context_harness_storage::decode_text(&bytes)
-            .ok()
-            .and_then(|text| serde_json::from_str(&text).ok()))
+        read_record(&self.home, target.name().as_str())
     }
 
-    /// Every MCP server signed in to before, as `(provider name, record)`, sorted by name.
+    /// Every MCP server signed in to before, as `(storage name, record)`, sorted by name. Records
+    /// (and tokens bound to them) that an older version kept under a name outside the servers'
+    /// namespace are moved to the server's own name first.
     pub fn mcp_servers(&self) -> Vec<(String, McpServerRecord)> {
+        let mut out = self.read_records();
+        let legacy: Vec<(ProviderName, String)> = out
+            .iter()
+            .filter_map(|(name, record)| {
+                let name = ProviderName::new(name).ok()?;
+                (!name.is_server_name()).then(|| (name, record.server_url.clone()))
+            })
+            .collect();
+        if !legacy.is_empty() {
+            let names = self.names();
+            for (name, server_url) in legacy {
+                if let Err(e) = names.move_legacy(&name, &server_url) {
+                    tracing::warn!(error = %e, "could not move an MCP server's sign-in to its own name");
+                }
+            }
+            out = self.read_records();
+        }
+        out.retain(|(name, _)| name.starts_with(context_harness_storage::SERVER_NAME_PREFIX));
+        out
+    }
+
+    /// The readable records under `home/mcp`, by file stem, sorted.
+    fn read_records(&self) -> Vec<(String, McpServerRecord)> {
         let Ok(entries) = std::fs::read_dir(records_dir(&self.home)) else {
             return Vec::new();
         };
@@ -299,16 +361,13 @@ impl OAuthService {
             .filter_map(|e| e.ok())
             .filter_map(|e| {
                 let name = e.file_name().to_str()?.strip_suffix(".json")?.to_owned();
-                let bytes = match context_harness_storage::read_trusted(&e.path()) {
-                    Ok(bytes) => bytes?,
+                match read_record(&self.home, &name) {
+                    Ok(record) => Some((name, record?)),
                     Err(err) => {
                         tracing::warn!(error = %err, "skipping an MCP server record");
-                        return None;
+                        None
                     }
-                };
-                let text = context_harness_storage::decode_text(&bytes).ok()?;
-                let record = serde_json::from_str(&text).ok()?;
-                Some((name, record))
+                }
             })
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -323,11 +382,7 @@ impl OAuthService {
     /// Writes the record of a successful sign-in (the caller holds the provider lock and has
     /// stored the tokens bound to this record).
     pub(super) fn save_record(&self, name: &str, record: &McpServerRecord) -> Result<()> {
-        let bytes = serde_json::to_vec_pretty(record).map_err(|e| {
-            Error::new(ErrorCode::Storage, "cannot serialise the MCP server record").with_source(e)
-        })?;
-        context_harness_storage::write_private_atomic(&record_path(&self.home, name), &bytes)
-            .map_err(storage_error)
+        write_record(&self.home, name, record)
     }
 
     /// [`OAuthService::prepare_sign_in`] for an MCP server URL: discovery, then a configured client

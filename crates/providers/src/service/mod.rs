@@ -30,6 +30,7 @@ mod config;
 mod device_flow;
 mod logout;
 mod mcp;
+mod namespace;
 mod options;
 mod refresh;
 mod retry;
@@ -42,7 +43,6 @@ pub use options::{
     AuthOutcome, AuthenticateOptions, LogoutOutcome, PastedRedirects, Revocation, SignInFlow,
     SignInUi, TokenRevocation,
 };
-use store::load_newest;
 
 /// The cap of the refresh margin (the Python original's 60 s). Tokens are refreshed when they expire within
 /// `min(EXPIRY_BUFFER, half their lifetime)` ([`OAuthTokens::refresh_margin`]), so a token that lives
@@ -367,8 +367,7 @@ impl OAuthService {
     /// [`ErrorCode::NotFound`] for an invalid name; [`ErrorCode::Storage`] if the store fails.
     pub fn cached_valid_token(&self, provider: &str) -> Result<Option<OAuthTokens>> {
         let target = ProviderRef::parse(provider)?;
-        let name = target.name();
-        let tokens = load_newest(self.store.as_ref(), &self.recovery_path(name), name)?;
+        let tokens = self.names().load(&target)?;
         if let Some(tokens) = &tokens {
             mcp::check_tokens_server(&target, tokens)?;
         }
@@ -382,8 +381,7 @@ impl OAuthService {
     /// [`ErrorCode::AuthRequired`] when none are stored; [`ErrorCode::Storage`].
     pub fn get_tokens(&self, provider: &str) -> Result<OAuthTokens> {
         let target = ProviderRef::parse(provider)?;
-        let name = target.name();
-        match load_newest(self.store.as_ref(), &self.recovery_path(name), name)? {
+        match self.names().load(&target)? {
             Some(tokens) => {
                 mcp::check_tokens_server(&target, &tokens)?;
                 Ok(tokens)
@@ -401,15 +399,13 @@ impl OAuthService {
     /// [`ErrorCode::NotFound`] for an invalid name; [`ErrorCode::Storage`].
     pub fn get_status(&self, provider: &str) -> Result<AuthStatus> {
         let target = ProviderRef::parse(provider)?;
-        let name = target.name();
-        Ok(
-            match load_newest(self.store.as_ref(), &self.recovery_path(name), name)? {
-                None => AuthStatus::NotAuthenticated,
-                Some(tokens) => {
-                    tokens.status_at(SystemTime::now(), tokens.refresh_margin(EXPIRY_BUFFER))
-                }
-            },
-        )
+        Ok(match self.names().load(&target)? {
+            None => AuthStatus::NotAuthenticated,
+            Some(tokens) => {
+                mcp::check_tokens_server(&target, &tokens)?;
+                tokens.status_at(SystemTime::now(), tokens.refresh_margin(EXPIRY_BUFFER))
+            }
+        })
     }
 
     /// Sends `Authorization: Bearer` GET to `url` with a valid token (refreshing first if needed)

@@ -50,7 +50,7 @@ impl OAuthService {
 
     async fn ensure_inner(&self, provider: &str) -> Result<OAuthTokens> {
         let target = ProviderRef::parse(provider)?;
-        let Some(tokens) = self.load(target.name()).await? else {
+        let Some(tokens) = self.load_target(&target).await? else {
             return Err(self.missing_tokens(&target));
         };
         mcp::check_tokens_server(&target, &tokens)?;
@@ -119,9 +119,10 @@ impl OAuthService {
     pub async fn refresh_tokens(&self, provider: &str) -> Result<OAuthTokens> {
         let work = async {
             let target = ProviderRef::parse(provider)?;
-            let Some(tokens) = self.load(target.name()).await? else {
+            let Some(tokens) = self.load_target(&target).await? else {
                 return Err(self.missing_tokens(&target));
             };
+            mcp::check_tokens_server(&target, &tokens)?;
             self.refresh_locked(&target, &tokens, true).await
         };
         for_provider(provider, work).await

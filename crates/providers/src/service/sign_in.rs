@@ -53,6 +53,9 @@ impl OAuthService {
     ) -> Result<AuthOutcome> {
         let target = ProviderRef::parse(provider)?;
         let name = target.name().clone();
+        // Tokens an older version kept under a shared name go to their owner before anything is
+        // written under this name.
+        self.settle_target(&target).await?;
         let prepared = self.prepare_sign_in(&target, &options).await?;
         let device = self.use_device_flow(provider, &prepared.config, options.flow)?;
         let record = prepared.record.as_ref();

@@ -26,7 +26,7 @@ async fn an_issuer_with_or_without_a_root_slash_is_the_same_issuer() {
     let record: Value = serde_json::from_slice(
         &std::fs::read(h.home.path().join("mcp").join(format!(
             "{}.json",
-            ProviderName::from_url(&stub.url()).unwrap()
+            ProviderName::for_server(&stub.url()).unwrap()
         )))
         .unwrap(),
     )
@@ -133,7 +133,7 @@ async fn no_resource_is_remembered_for_refresh() {
         .home
         .path()
         .join("mcp")
-        .join(format!("{}.json", ProviderName::from_url(&url).unwrap()));
+        .join(format!("{}.json", ProviderName::for_server(&url).unwrap()));
     let record: Value = serde_json::from_slice(&std::fs::read(&record_path).unwrap()).unwrap();
     assert_eq!(record["no_resource"], true);
     let refreshed = h.service.refresh_tokens(&url).await.unwrap();

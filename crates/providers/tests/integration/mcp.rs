@@ -261,7 +261,7 @@ async fn mcp_url_sign_in_from_nothing_to_a_token_for_the_resource() {
     );
 
     // Stored under the name derived from the URL: `mcp token <url>` and `mcp status` find it.
-    let name = ProviderName::from_url(&url).unwrap();
+    let name = ProviderName::for_server(&url).unwrap();
     assert!(h.stored(name.as_str()).is_some());
     assert_eq!(
         h.service.get_status(&url).unwrap(),
@@ -429,7 +429,7 @@ async fn refused_metadata_issuer_mismatch_missing_s256_resource_and_ssrf() {
     let ssrf_as = McpStub::start(PrmConfig::new("http://169.254.169.254/")).await;
     assert!(h.service.discover_mcp_server(&ssrf_as.url()).await.is_err());
     assert!(
-        h.stored(ProviderName::from_url(&stub.url()).unwrap().as_str())
+        h.stored(ProviderName::for_server(&stub.url()).unwrap().as_str())
             .is_none()
     );
 }

@@ -37,7 +37,7 @@ fn crafted_variants(good: &str) -> Vec<String> {
 async fn crafted_urls_never_reach_another_servers_tokens() {
     let home = tempfile::tempdir().unwrap();
     let good = "http://127.0.0.1:9/mcp";
-    let name = ProviderName::from_url(good).unwrap();
+    let name = ProviderName::for_server(good).unwrap();
     let store = FileStore::new(tokens_dir(home.path()));
     let mut tokens = OAuthTokens::new(
         AccessToken::new("good-access-token"),
@@ -46,6 +46,10 @@ async fn crafted_urls_never_reach_another_servers_tokens() {
     );
     tokens.refresh_token = Some(RefreshToken::new("good-refresh-token"));
     tokens.expires_in = Some(3600);
+    tokens.extra.insert(
+        "mcp_server".to_owned(),
+        json!({"server_url": good, "issuer": "http://127.0.0.1:9", "token_endpoint": "http://127.0.0.1:9/token"}),
+    );
     store.save(&name, &tokens).unwrap();
     let service = crate::support::service_for(
         home.path(),
@@ -107,7 +111,7 @@ fn record_path(h: &Harness, url: &str) -> std::path::PathBuf {
     h.home
         .path()
         .join("mcp")
-        .join(format!("{}.json", ProviderName::from_url(url).unwrap()))
+        .join(format!("{}.json", ProviderName::for_server(url).unwrap()))
 }
 
 fn read_record(h: &Harness, url: &str) -> Value {
@@ -192,7 +196,7 @@ async fn a_record_that_disagrees_with_the_tokens_is_never_used() {
 
     // Tokens stored without a binding (an older version) are not refreshed on a record's word.
     h.service.authenticate(&url, opts()).await.unwrap();
-    let name = ProviderName::from_url(&url).unwrap();
+    let name = ProviderName::for_server(&url).unwrap();
     let store = FileStore::new(tokens_dir(h.home.path()));
     let mut unbound = store.load(&name).unwrap().unwrap();
     unbound.extra.remove("mcp_server");
@@ -210,7 +214,7 @@ async fn a_token_response_cannot_rebind_the_tokens() {
     let h = Harness::new(&server.issuer);
     let url = stub.url();
     h.service.authenticate(&url, opts()).await.unwrap();
-    let name = ProviderName::from_url(&url).unwrap();
+    let name = ProviderName::for_server(&url).unwrap();
     let bound = h.stored(name.as_str()).unwrap().extra["mcp_server"].clone();
     assert_eq!(bound["server_url"], url.as_str());
     assert_eq!(bound["issuer"], server.issuer.as_str());
@@ -306,12 +310,13 @@ async fn a_callback_on_another_issuers_path_is_not_accepted() {
     assert_eq!(callbacks.lock().unwrap().len(), 1);
 }
 
-/// Red-team finding: a provider in `providers.toml` whose name equals an MCP server's derived
-/// storage name (`https://api.example.com` → `api.example.com`, a natural provider name) shares
-/// that server's token file. Refreshing or logging out by that name used the registry's endpoints,
-/// so the MCP server's refresh token went to whatever `token_url` / `revocation_url` the
-/// providers.toml entry named (and `token` then signed in over them). Tokens bound to an MCP
-/// server are now only ever sent on the word of that server's record. (The "attacker's endpoint" is a local `McpStub` that records requests.)
+/// Red-team finding: a provider in `providers.toml` whose name equals an MCP server's storage name
+/// shared that server's token file, so `mcp auth NAME` replaced the server's tokens, `mcp token
+/// NAME` printed them and `mcp logout NAME` deleted them. Servers' tokens now live in a namespace of
+/// their own (`_…`) that no provider can have: a `providers.toml` entry of that name is refused,
+/// and an entry named like the server's old (0.2) storage name is an ordinary provider that never
+/// reaches the server's tokens. (The "attacker's endpoint" is a local `McpStub` that records
+/// requests.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_named_like_an_mcp_server_never_gets_its_tokens() {
     let Some(server) = start(&[("AS_AUTO_APPROVE", "1")]) else {
@@ -322,32 +327,146 @@ async fn a_provider_named_like_an_mcp_server_never_gets_its_tokens() {
     let h = Harness::new(&server.issuer);
     let url = stub.url();
     h.service.authenticate(&url, opts()).await.unwrap();
-    let name = ProviderName::from_url(&url).unwrap();
-    let toml = format!(
-        "[providers.\"{name}\"]\nauth_url = \"{e}/authorize\"\ntoken_url = \"{e}/token\"\n\
-         revocation_url = \"{e}/revoke\"\nclient_id = \"x\"\n",
-        e = evil.url()
-    );
-    std::fs::write(h.home.path().join("providers.toml"), toml).unwrap();
-    let service = h.another_service();
+    let name = ProviderName::for_server(&url).unwrap();
+    assert!(name.as_str().starts_with('_'), "{name}");
     let stored = h.stored(name.as_str()).unwrap();
-    let err = service.refresh_tokens(name.as_str()).await.unwrap_err();
+    let toml_for = |provider: &str| {
+        format!(
+            "[providers.\"{provider}\"]\nauth_url = \"{e}/authorize\"\ntoken_url = \"{e}/token\"\n\
+             revocation_url = \"{e}/revoke\"\nclient_id = \"x\"\n",
+            e = evil.url()
+        )
+    };
+
+    // The server's own name cannot be a provider: the file is refused, and so is the name itself.
+    std::fs::write(
+        h.home.path().join("providers.toml"),
+        toml_for(name.as_str()),
+    )
+    .unwrap();
+    let err = context_harness_providers::ProviderRegistry::load(h.home.path()).unwrap_err();
     assert_eq!(err.code(), ErrorCode::ConfigInvalid, "{err}");
     assert!(err.to_string().contains("MCP server"), "{err}");
-    // Not a "sign in again": `token` must not sign in over the server's tokens either.
-    h.backdate(name.as_str(), 1e7);
-    let err = service.token(name.as_str()).await.unwrap_err();
+    let service = &h.service;
+    let err = service.refresh_tokens(name.as_str()).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::ConfigInvalid, "{err}");
-    // Nothing stored was replaced.
+    for result in [
+        service.cached_valid_token(name.as_str()).map(drop),
+        service.get_tokens(name.as_str()).map(drop),
+        service.get_status(name.as_str()).map(drop),
+        service.logout_local(name.as_str()).map(drop),
+        service.token(name.as_str()).await.map(drop),
+        service.logout(name.as_str()).await.map(drop),
+        service
+            .authenticate(name.as_str(), AuthenticateOptions::new())
+            .await
+            .map(drop),
+    ] {
+        let err = result.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::ConfigInvalid, "{err}");
+    }
+
+    // A provider named like the server's old storage name is just another provider.
+    let legacy = ProviderName::from_url(&url).unwrap();
+    std::fs::write(
+        h.home.path().join("providers.toml"),
+        toml_for(legacy.as_str()),
+    )
+    .unwrap();
+    let service = h.another_service();
+    assert!(
+        service
+            .cached_valid_token(legacy.as_str())
+            .unwrap()
+            .is_none()
+    );
+    let err = service.refresh_tokens(legacy.as_str()).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::AuthRequired, "{err}");
+    assert!(!service.logout_local(legacy.as_str()).unwrap());
+    let out = service.logout(legacy.as_str()).await.unwrap();
+    assert!(!out.deleted);
+    // The server's tokens are untouched and still its own.
     let kept = h.stored(name.as_str()).unwrap();
     assert_eq!(kept.refresh_token, stored.refresh_token);
     assert_eq!(kept.extra["mcp_server"], stored.extra["mcp_server"]);
-    // Logout deletes the local tokens (what the user asked for) but revokes nothing there.
-    let out = service.logout(name.as_str()).await.unwrap();
-    assert!(
-        matches!(&out.revocation, Revocation::Failed { message } if message.contains("MCP server")),
-        "{:?}",
-        out.revocation
+    assert_eq!(
+        service
+            .cached_valid_token(&url)
+            .unwrap()
+            .unwrap()
+            .access_token,
+        stored.access_token
     );
     assert!(evil.paths().is_empty(), "{:?}", evil.paths());
+}
+
+/// A 0.2 home: the server's tokens (bound to it) and record under the old storage name, which a
+/// provider could share. The first use of either name moves them to the server's own name; tokens
+/// without a binding are never handed to the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_under_the_old_shared_name_move_to_the_server() {
+    let Some(server) = start(&[("AS_AUTO_APPROVE", "1")]) else {
+        return;
+    };
+    let h = Harness::new(&server.issuer);
+    let tokens_dir = h.home.path().join("tokens");
+    let mcp_dir = h.home.path().join("mcp");
+    for by_provider_name in [false, true] {
+        let stub = McpStub::start(PrmConfig::new(&server.issuer)).await;
+        let url = stub.url();
+        let outcome = h.service.authenticate(&url, opts()).await.unwrap();
+        let (new, legacy) = (
+            ProviderName::for_server(&url).unwrap(),
+            ProviderName::from_url(&url).unwrap(),
+        );
+        // Make it look like 0.2 left it: the same files under the old name.
+        for (dir, ext) in [(&tokens_dir, "json"), (&mcp_dir, "json")] {
+            std::fs::rename(
+                dir.join(format!("{new}.{ext}")),
+                dir.join(format!("{legacy}.{ext}")),
+            )
+            .unwrap();
+        }
+        assert!(h.stored(new.as_str()).is_none());
+        if by_provider_name {
+            // Asked for by the old name (a provider's, now): not given out, moved to the server.
+            let err = h.service.get_tokens(legacy.as_str()).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::AuthRequired, "{err}");
+        } else {
+            let listed: Vec<String> = h
+                .service
+                .mcp_servers()
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
+            assert!(listed.contains(&new.as_str().to_owned()), "{listed:?}");
+        }
+        assert!(h.stored(legacy.as_str()).is_none());
+        assert!(!mcp_dir.join(format!("{legacy}.json")).exists());
+        assert!(mcp_dir.join(format!("{new}.json")).exists());
+        let moved = h.service.cached_valid_token(&url).unwrap().unwrap();
+        assert_eq!(moved.access_token, outcome.tokens.access_token);
+        // Refresh works from the moved record.
+        h.service.refresh_tokens(&url).await.unwrap();
+    }
+
+    // Unbound tokens under the old name: not the server's (nothing says its sign-in wrote them).
+    let stub = McpStub::start(PrmConfig::new(&server.issuer)).await;
+    let url = stub.url();
+    h.service.authenticate(&url, opts()).await.unwrap();
+    let (new, legacy) = (
+        ProviderName::for_server(&url).unwrap(),
+        ProviderName::from_url(&url).unwrap(),
+    );
+    let store = FileStore::new(tokens_dir.clone());
+    let mut unbound = store.load(&new).unwrap().unwrap();
+    unbound.extra.remove("mcp_server");
+    store.save(&legacy, &unbound).unwrap();
+    store.delete(&new).unwrap();
+    assert!(h.service.cached_valid_token(&url).unwrap().is_none());
+    assert!(store.load(&legacy).unwrap().is_some(), "left where it was");
+    // And unbound tokens under the server's own name are not sent either.
+    store.save(&new, &unbound).unwrap();
+    let err = h.service.cached_valid_token(&url).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::AuthRequired, "{err}");
 }

@@ -1,0 +1,129 @@
+//! One owner per token name, through the binary: an MCP server's tokens are stored under a name of
+//! the servers' namespace (`_…`) that no `providers.toml` entry may have, so no command naming a
+//! provider can print, refresh, replace or delete them — whatever the provider is called. The
+//! authorization server is the real local oidc-provider; the MCP server is the stand-in of `mcp.rs`.
+
+use crate::mcp::McpStub;
+use crate::util::{AuthServer, Home, browser_script, require_server};
+
+/// Every command a provider name can be given to, with its arguments.
+fn commands(name: &str) -> Vec<Vec<&str>> {
+    vec![
+        vec!["mcp", "auth", name, "--port", "0", "--timeout", "2"],
+        vec!["mcp", "token", name],
+        vec!["mcp", "token", name, "--json"],
+        vec!["mcp", "refresh", name],
+        vec!["mcp", "status", name],
+        vec!["mcp", "status", name, "--json"],
+        vec!["mcp", "logout", name],
+        vec!["mcp", "logout", name, "--local-only"],
+    ]
+}
+
+#[test]
+fn no_provider_name_reaches_an_mcp_servers_tokens() {
+    if !require_server() {
+        return;
+    }
+    let server = AuthServer::start(&[("AS_AUTO_APPROVE", "1")]);
+    let stub = McpStub::start(&server.issuer);
+    let home = Home::new();
+    let url = stub.url.as_str();
+    home.run_env(
+        &["mcp", "auth", url, "--port", "0", "--timeout", "60"],
+        &[("BROWSER", &browser_script("follow.mjs"))],
+    )
+    .expect_code(0);
+    let token = home.run(&["mcp", "token", url]);
+    token.expect_code(0);
+    let access_token = token.stdout.trim().to_owned();
+
+    let status = home.run(&["mcp", "status", "--json"]);
+    status.expect_code(0);
+    let rows = status.json()["providers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let row = rows
+        .iter()
+        .find(|r| r["server_url"] == url)
+        .unwrap_or_else(|| panic!("no row for {url}: {status:#?}"));
+    let name = row["name"].as_str().unwrap_or_default().to_owned();
+    assert!(name.starts_with('_'), "{name}");
+    assert!(home.token_file(&name).exists());
+    let before = home.tokens(&name);
+
+    // A browser stand-in that records being started and opens nothing: a sign-in of the
+    // provider below can only time out.
+    let opened = home.path().join("opened");
+    let browser = home.path().join("browser.sh");
+    std::fs::write(
+        &browser,
+        format!("#!/bin/sh\necho \"$1\" >> '{}'\n", opened.display()),
+    )
+    .expect("write the browser stand-in");
+    make_executable(&browser);
+    let browser = browser.display().to_string();
+
+    let provider_toml = |provider: &str| {
+        format!(
+            "[providers.\"{provider}\"]\nauth_url = \"{i}/auth\"\ntoken_url = \"{i}/token\"\n\
+             revocation_url = \"{i}/token/revocation\"\nclient_id = \"ch-public\"\n",
+            i = server.issuer
+        )
+    };
+
+    // 1. The server's own storage name as a provider: refused by every command, exit 13.
+    std::fs::write(home.path().join("providers.toml"), provider_toml(&name))
+        .expect("providers.toml");
+    for args in commands(&name) {
+        let out = home.run_env(&args, &[("BROWSER", &browser)]);
+        out.expect_code(13);
+        assert!(!out.stdout.contains(&access_token), "{args:?}: {out:#?}");
+        assert!(out.stderr.contains("hint:"), "{args:?}: {out:#?}");
+    }
+    // Without the file, the name is still not a provider (servers are named by URL).
+    std::fs::remove_file(home.path().join("providers.toml")).expect("rm providers.toml");
+    for args in [
+        vec!["mcp", "token", name.as_str()],
+        vec!["mcp", "refresh", &name],
+    ] {
+        let out = home.run(&args);
+        out.expect_code(13);
+        assert!(!out.stdout.contains(&access_token), "{args:?}: {out:#?}");
+        assert!(out.stderr.contains("by its URL"), "{args:?}: {out:#?}");
+    }
+
+    // 2. A provider with the server's old (0.2) storage name is an ordinary provider: it has no
+    //    tokens, and nothing it does touches the server's.
+    let legacy = name.trim_start_matches('_').to_owned();
+    std::fs::write(home.path().join("providers.toml"), provider_toml(&legacy))
+        .expect("providers.toml");
+    for args in commands(&legacy) {
+        let out = home.run_env(&args, &[("BROWSER", &browser)]);
+        assert!(!out.stdout.contains(&access_token), "{args:?}: {out:#?}");
+        assert!(!out.stderr.contains(&access_token), "{args:?}: {out:#?}");
+        let expected = match args[1] {
+            "auth" => 10,  // the stand-in browser never comes back
+            "logout" => 0, // not signed in: nothing to delete
+            _ => 3,        // not signed in
+        };
+        out.expect_code(expected);
+    }
+    assert!(opened.exists(), "the provider's sign-in did start");
+    assert_eq!(
+        home.tokens(&name),
+        before,
+        "the server's tokens are untouched"
+    );
+    assert!(!home.token_file(&legacy).exists());
+    let token = home.run(&["mcp", "token", url]);
+    token.expect_code(0);
+    assert_eq!(token.stdout.trim(), access_token);
+}
+
+#[cfg(unix)]
+fn make_executable(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
