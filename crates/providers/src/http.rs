@@ -13,17 +13,28 @@
 //! nothing. IP-literal hosts never reach a resolver; [`UrlPolicy::check`] judges them when the
 //! request is built.
 //!
-//! **Proxies.** When `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` send a request through a proxy, the
-//! resolver only sees the proxy's host name (the user's own setting, so it is not judged) and the
-//! proxy resolves the target: address checks of domain names are then the proxy's job. IP literals,
-//! fixed names such as `localhost`, schemes and the discovery-time [`UrlPolicy::check_resolved`]
-//! still apply. Set `NO_PROXY` for hosts that must be judged locally.
+//! **Proxies.** The proxy exemption covers the connection to the configured proxy only; a
+//! server-supplied URL is judged by its own host whatever the proxy variables say (also when that
+//! host has the proxy's name). One function, [`ProxyEnv::proxy_for`], decides whether a request
+//! goes through a proxy, for `reqwest` and for the choice of client, and each policy has two
+//! clients:
+//! - a **direct** client with no proxy at all, whose resolver judges every name it is asked for
+//!   (exempting none: a URL that `NO_PROXY` or the loopback rule sends direct is an ordinary
+//!   target even if its host is named like a proxy);
+//! - a **proxied** client, used only for URLs that `proxy_for` sends to a proxy, whose resolver
+//!   resolves the configured proxies' host names without judging (the user chose them, and they may
+//!   be on loopback) and judges any other name. Before such a request is sent, the target's host is
+//!   resolved here and judged like a direct one ([`Http::client_for`]): a name the policy refuses
+//!   is never handed to the proxy. The proxy then makes its own lookup, so this check cannot be
+//!   pinned to the addresses the proxy connects to (a name that rebinds between the two lookups
+//!   reaches what the proxy's lookup gives); list hosts in `NO_PROXY` to have them connected to
+//!   directly, on the judged addresses.
 //!
 //! **Loopback is never proxied.** The proxy variables come from the service's
 //! [`Environment`](crate::Environment) ([`ProxyEnv`]), and the loopback destinations
-//! ([`LOOPBACK_NO_PROXY`]: `localhost` and its subdomains, 127.0.0.0/8, `::1`) are always added to
-//! `NO_PROXY`: a local authorization or MCP server is reached directly, so an authorization code and
-//! its PKCE verifier never travel in clear text to a proxy.
+//! ([`LOOPBACK_NO_PROXY`](proxy::LOOPBACK_NO_PROXY): `localhost` and its subdomains, 127.0.0.0/8,
+//! `::1`) are always added to `NO_PROXY`: a local authorization or MCP server is reached directly,
+//! so an authorization code and its PKCE verifier never travel in clear text to a proxy.
 //!
 //! **TLS trust.** A certificate the trust store does not accept is reported as such
 //! ([`tls_trust_failure`]), naming `SSL_CERT_FILE` / `SSL_CERT_DIR`, instead of as a network failure.
@@ -36,6 +47,10 @@ use url::Url;
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::ssrf::{NetworkClass, Refused, UrlPolicy, refused_error, resolve_classified};
+
+mod proxy;
+
+pub(crate) use proxy::ProxyEnv;
 
 /// Bodies larger than this are refused (a token response is a few kilobytes).
 const MAX_BODY: usize = 1024 * 1024;
@@ -122,7 +137,9 @@ impl<'a> Request<'a> {
 /// and it returns them only when the policy allows every one (see the module documentation).
 struct PolicyResolver {
     policy: UrlPolicy,
-    /// Host names of the configured proxies (resolved without judging: the user chose them).
+    /// Host names of the configured proxies, resolved without judging: set for the proxied
+    /// clients only (every request of theirs goes through a proxy, so these names are only ever
+    /// looked up for the connection to the proxy); empty for the direct clients.
     proxy_hosts: Arc<Vec<String>>,
 }
 
@@ -130,10 +147,7 @@ impl reqwest::dns::Resolve for PolicyResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let policy = self.policy;
         let name = name.as_str().to_owned();
-        let is_proxy = self
-            .proxy_hosts
-            .iter()
-            .any(|p| p.eq_ignore_ascii_case(name.trim_end_matches('.')));
+        let is_proxy = self.proxy_hosts.iter().any(|p| proxy::same_host(&name, p));
         Box::pin(async move {
             let resolved = resolve_classified(&name).await;
             let ips: Vec<IpAddr> = if is_proxy {
@@ -154,108 +168,31 @@ impl reqwest::dns::Resolve for PolicyResolver {
     }
 }
 
-/// The destinations that never go through a proxy, in `NO_PROXY` syntax: `localhost` (which also
-/// covers `*.localhost`, RFC 6761 §6.3), 127.0.0.0/8, `::1` and IPv4-mapped 127.0.0.0/8.
-pub(crate) const LOOPBACK_NO_PROXY: &str = "localhost,127.0.0.0/8,::1,::ffff:127.0.0.0/104";
-
-/// The proxy settings of an [`Environment`](crate::Environment): the first set of `X_PROXY` /
-/// `x_proxy` for `ALL`, `HTTP`, `HTTPS` and `NO`, as curl and `reqwest` read them. Under CGI
-/// (`REQUEST_METHOD` set) `HTTP_PROXY` is ignored, since a request header can set it ("httpoxy").
-#[derive(Clone, Default, PartialEq, Eq)]
-pub(crate) struct ProxyEnv {
-    all: Option<String>,
-    http: Option<String>,
-    https: Option<String>,
-    no: Option<String>,
+/// The `reqwest` proxy of `settings`: [`ProxyEnv::proxy_for`] decides, for every connection.
+fn reqwest_proxy(settings: &ProxyEnv) -> reqwest::Proxy {
+    let settings = settings.clone();
+    reqwest::Proxy::custom(move |url| settings.proxy_for(url).map(str::to_owned))
 }
 
-impl ProxyEnv {
-    /// Reads the proxy variables from `env`.
-    pub(crate) fn from_env(env: &crate::Environment) -> Self {
-        let first = |names: [&str; 2]| names.iter().find_map(|n| env.get(n)).map(str::to_owned);
-        let cgi = env.get("REQUEST_METHOD").is_some();
-        Self {
-            all: first(["ALL_PROXY", "all_proxy"]),
-            http: first(["HTTP_PROXY", "http_proxy"]).filter(|_| !cgi),
-            https: first(["HTTPS_PROXY", "https_proxy"]),
-            no: first(["NO_PROXY", "no_proxy"]),
-        }
-    }
-
-    /// `NO_PROXY` with the loopback destinations added ([`LOOPBACK_NO_PROXY`]).
-    pub(crate) fn no_proxy(&self) -> String {
-        match self.no.as_deref().map(str::trim) {
-            Some(no) if !no.is_empty() => format!("{no},{LOOPBACK_NO_PROXY}"),
-            _ => LOOPBACK_NO_PROXY.to_owned(),
-        }
-    }
-
-    /// The `reqwest` proxies: `HTTP_PROXY` for `http` URLs, `HTTPS_PROXY` for `https` URLs,
-    /// `ALL_PROXY` for either when the specific one is unset; each with [`no_proxy`](Self::no_proxy).
-    /// A value `reqwest` cannot parse is skipped (as `reqwest` itself does with the environment).
-    fn proxies(&self) -> Vec<reqwest::Proxy> {
-        let no = || reqwest::NoProxy::from_string(&self.no_proxy());
-        let mut proxies = Vec::new();
-        if let Some(p) = self.http.as_deref().or(self.all.as_deref())
-            && let Ok(proxy) = reqwest::Proxy::http(p)
-        {
-            proxies.push(proxy.no_proxy(no()));
-        }
-        if let Some(p) = self.https.as_deref().or(self.all.as_deref())
-            && let Ok(proxy) = reqwest::Proxy::https(p)
-        {
-            proxies.push(proxy.no_proxy(no()));
-        }
-        proxies
-    }
-
-    /// The host names of the configured proxies (resolved without judging: the user chose them).
-    fn hosts(&self) -> Vec<String> {
-        [&self.all, &self.http, &self.https]
-            .into_iter()
-            .flatten()
-            .filter_map(|value| {
-                let value = value.trim();
-                let url = if value.contains("://") {
-                    Url::parse(value)
-                } else {
-                    Url::parse(&format!("http://{value}"))
-                };
-                url.ok()?.host_str().map(str::to_owned)
-            })
-            .collect()
-    }
-}
-
-impl std::fmt::Debug for ProxyEnv {
-    // A proxy URL may carry a password: show only which variables are set.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProxyEnv")
-            .field("all", &self.all.is_some())
-            .field("http", &self.http.is_some())
-            .field("https", &self.https.is_some())
-            .field("no", &self.no.is_some())
-            .finish()
-    }
-}
-
-/// Which client slot serves `policy`: 0 for user-configured URLs, then one per trust level.
-fn slot(policy: Option<UrlPolicy>) -> usize {
-    match policy.map(|p| p.trust) {
-        None => 0,
+/// Which client slot serves `policy`: 0 for user-configured URLs, then a direct and a proxied one
+/// per trust level.
+fn slot(policy: Option<UrlPolicy>, proxied: bool) -> usize {
+    let trust = match policy.map(|p| p.trust) {
+        None => return 0,
         Some(NetworkClass::Public | NetworkClass::Forbidden) => 1,
-        Some(NetworkClass::Private) => 2,
-        Some(NetworkClass::Loopback) => 3,
-    }
+        Some(NetworkClass::Private) => 3,
+        Some(NetworkClass::Loopback) => 5,
+    };
+    trust + usize::from(proxied)
 }
 
-/// Lazily built `reqwest` clients, one per [`UrlPolicy`] trust level plus one for user-configured
-/// URLs. Constructing one costs milliseconds (TLS roots), so paths that need no network (a valid
+/// Lazily built `reqwest` clients, a direct and a proxied one per [`UrlPolicy`] trust level plus
+/// one for user-configured URLs. Constructing one costs milliseconds (TLS roots), so paths that need no network (a valid
 /// cached token) never touch them.
 pub(crate) struct Http {
     settings: HttpSettings,
     proxy: ProxyEnv,
-    clients: [OnceLock<reqwest::Client>; 4],
+    clients: [OnceLock<reqwest::Client>; 7],
     /// Whose `User-Agent` and MCP `clientInfo` requests carry.
     app: crate::App,
 }
@@ -289,21 +226,35 @@ impl Http {
     /// Builds the user-configured client now if it is not built yet (for a blocking thread while
     /// the user signs in; it also loads the TLS roots the others reuse from the OS cache).
     pub(crate) fn prewarm(&self) {
-        let _ = self.client(None);
+        let _ = self.client(None, false);
     }
 
-    /// The client for `policy`, after judging `url`'s text under it (scheme, credentials and
-    /// IP-literal hosts, which no resolver sees).
-    fn client_for(
+    /// The client for `policy`, after judging `url` under it: its text (scheme, credentials and
+    /// IP-literal hosts, which no resolver sees; `what` names it in errors) and, when it goes
+    /// through a proxy, its host's addresses, resolved here since the proxy resolves the name
+    /// (`whom` names the endpoint and host in errors). A direct URL's host is judged by the direct
+    /// client's resolver, on the addresses connected to.
+    async fn client_for(
         &self,
         url: &Url,
         policy: Option<UrlPolicy>,
         what: &str,
+        whom: &str,
     ) -> Result<&reqwest::Client> {
-        if let Some(policy) = policy {
-            policy.check(url.as_str(), what)?;
+        let Some(policy) = policy else {
+            return self.client(None, false);
+        };
+        policy.check(url.as_str(), what)?;
+        let proxied = self.proxy.proxy_for(url).is_some();
+        if proxied && let Some(url::Host::Domain(name)) = url.host() {
+            policy
+                .judge(name, resolve_classified(name).await)
+                .map_err(|refused| {
+                    tracing::debug!(%refused, "refused a server-supplied host before the proxy");
+                    refused_error(&refused, whom)
+                })?;
         }
-        self.client(policy)
+        self.client(Some(policy), proxied)
     }
 
     /// A `reqwest` client builder with the shared setup: `ring` installed as the rustls provider,
@@ -315,11 +266,9 @@ impl Http {
         let _ = rustls::crypto::ring::default_provider().install_default();
         // The proxies come from the service's environment, with loopback always direct (see the
         // module documentation); `no_proxy()` turns off reqwest's own reading of the process's.
-        let mut builder = reqwest::Client::builder().no_proxy();
-        for proxy in self.proxy.proxies() {
-            builder = builder.proxy(proxy);
-        }
-        builder
+        reqwest::Client::builder()
+            .no_proxy()
+            .proxy(reqwest_proxy(&self.proxy))
             .connect_timeout(self.settings.connect_timeout)
             // Never follow redirects: a token endpoint that redirects is misconfigured, and following
             // would re-send credentials to wherever it points.
@@ -327,16 +276,25 @@ impl Http {
             .user_agent(self.app.user_agent())
     }
 
-    fn client(&self, policy: Option<UrlPolicy>) -> Result<&reqwest::Client> {
-        let cell = &self.clients[slot(policy)];
+    /// The client of `policy` (`None`: user-configured URLs, with the proxies) for URLs that go
+    /// through a proxy (`proxied`) or not; built on first use.
+    fn client(&self, policy: Option<UrlPolicy>, proxied: bool) -> Result<&reqwest::Client> {
+        let cell = &self.clients[slot(policy, proxied)];
         if let Some(client) = cell.get() {
             return Ok(client);
         }
         let mut builder = self.builder();
         if let Some(policy) = policy {
+            let proxy_hosts = if proxied {
+                self.proxy.hosts()
+            } else {
+                // No proxy at all: every name looked up is a target, judged without exemption.
+                builder = builder.no_proxy();
+                Vec::new()
+            };
             builder = builder.dns_resolver(PolicyResolver {
                 policy,
-                proxy_hosts: Arc::new(self.proxy.hosts()),
+                proxy_hosts: Arc::new(proxy_hosts),
             });
         }
         let client = builder
@@ -372,8 +330,10 @@ impl Http {
             }
             body.finish()
         };
+        let whom = format!("{what} at {}", url.host_str().unwrap_or("server"));
         let mut request = self
-            .client_for(url, policy, what)?
+            .client_for(url, policy, what, &whom)
+            .await?
             .post(url.clone())
             .header(reqwest::header::ACCEPT, "application/json")
             .header(
@@ -406,8 +366,10 @@ impl Http {
             Method::Post => reqwest::Method::POST,
             Method::Delete => reqwest::Method::DELETE,
         };
+        let whom = format!("{what} at {}", url.host_str().unwrap_or("server"));
         let mut builder = self
-            .client_for(url, policy, "server-supplied URL")?
+            .client_for(url, policy, "server-supplied URL", &whom)
+            .await?
             .request(method, url.clone())
             .header(reqwest::header::ACCEPT, request.accept);
         for (name, value) in request.headers {
@@ -617,92 +579,6 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::Environment;
-
-    /// Whether a request to `url` goes through the proxy, decided exactly as `reqwest` decides it
-    /// for the proxies [`ProxyEnv::proxies`] builds (hyper-util's matcher with our `NO_PROXY`).
-    fn proxied(env: &ProxyEnv, url: &str) -> bool {
-        let matcher = hyper_util::client::proxy::matcher::Matcher::builder()
-            .http(
-                env.http
-                    .clone()
-                    .or_else(|| env.all.clone())
-                    .unwrap_or_default(),
-            )
-            .https(
-                env.https
-                    .clone()
-                    .or_else(|| env.all.clone())
-                    .unwrap_or_default(),
-            )
-            .no(env.no_proxy())
-            .build();
-        matcher
-            .intercept(&url.parse::<hyper::Uri>().unwrap())
-            .is_some()
-    }
-
-    #[test]
-    fn loopback_bypasses_the_proxy_everything_else_keeps_it() {
-        let env = ProxyEnv::from_env(&Environment::from_pairs([
-            ("HTTP_PROXY", "http://proxy.corp:3128"),
-            ("HTTPS_PROXY", "http://proxy.corp:3128"),
-        ]));
-        assert_eq!(env.proxies().len(), 2);
-        for direct in [
-            "http://127.0.0.1:8080/token",
-            "http://127.9.8.7/token",
-            "https://127.0.0.1/token",
-            "http://[::1]:9000/token",
-            "http://localhost:3000/token",
-            "http://LOCALHOST/token",
-            "https://auth.localhost/token",
-            "http://[::ffff:127.0.0.1]/token",
-        ] {
-            assert!(!proxied(&env, direct), "{direct} must not be proxied");
-        }
-        for via_proxy in [
-            "https://as.example.com/token",
-            "http://10.0.0.5/token",
-            "https://128.0.0.1/token",
-            "https://localhost.example.com/token",
-            "https://notlocalhost/token",
-        ] {
-            assert!(proxied(&env, via_proxy), "{via_proxy} must be proxied");
-        }
-    }
-
-    #[test]
-    fn no_proxy_all_proxy_lower_case_and_cgi_are_honoured() {
-        let env = ProxyEnv::from_env(&Environment::from_pairs([
-            ("all_proxy", "socks5h://proxy.corp:1080"),
-            ("no_proxy", "corp.example, 10.0.0.0/8"),
-        ]));
-        assert!(proxied(&env, "https://as.example.com/token"));
-        assert!(proxied(&env, "http://as.example.com/token"));
-        assert!(!proxied(&env, "https://sso.corp.example/token"));
-        assert!(!proxied(&env, "https://10.1.2.3/token"));
-        assert!(!proxied(&env, "http://127.0.0.1/token"));
-        assert_eq!(env.hosts(), vec!["proxy.corp".to_owned()]);
-
-        // Nothing set: nothing proxied, whatever the process environment says.
-        let none = ProxyEnv::from_env(&Environment::empty());
-        assert!(none.proxies().is_empty());
-        assert!(!proxied(&none, "https://as.example.com/token"));
-
-        // CGI: HTTP_PROXY may come from a request header ("httpoxy"), so it is ignored.
-        let cgi = ProxyEnv::from_env(&Environment::from_pairs([
-            ("REQUEST_METHOD", "GET"),
-            ("HTTP_PROXY", "http://evil:8080"),
-        ]));
-        assert!(!proxied(&cgi, "http://as.example.com/token"));
-        // The Debug form never shows a proxy URL (it may hold a password).
-        let secret = ProxyEnv::from_env(&Environment::from_pairs([(
-            "HTTPS_PROXY",
-            "http://user:SECRET@proxy:1",
-        )]));
-        assert!(!format!("{secret:?}").contains("SECRET"));
-    }
 
     #[test]
     fn certificate_errors_are_found_through_io_errors() {

@@ -317,7 +317,10 @@ impl NetworkClass {
 /// It is enforced in three places: [`check`](Self::check) on the URL text (scheme, credentials,
 /// IP-literal hosts, fixed names such as `localhost`), the HTTP client's DNS resolver on every
 /// connection (so the addresses judged are the addresses connected to: no DNS rebinding), and
-/// [`check_resolved`](Self::check_resolved) for an early, clear refusal at discovery time.
+/// [`check_resolved`](Self::check_resolved) for an early, clear refusal at discovery time. A
+/// request that goes through a configured proxy is judged the same way by its target's own host,
+/// resolved just before it is handed to the proxy; only the connection to the proxy itself is
+/// exempt (see the `http` module).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UrlPolicy {
     /// The class of the starting URL: `Loopback` allows loopback (and plain `http` there),

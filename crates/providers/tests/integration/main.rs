@@ -21,5 +21,6 @@ mod mcp_security;
 mod offline;
 mod recovery;
 mod ssrf;
+mod ssrf_proxy;
 mod support;
 mod tls_stub;
