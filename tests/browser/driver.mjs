@@ -3,14 +3,18 @@
 // headless Chromium (playwright-core), signs in and approves on the local authorization server's
 // interaction pages with real form submits, and waits for the loopback callback's success page.
 //
-// Usage: BROWSER="node tests/browser/driver.mjs" context-harness mcp auth local
+// Usage: BROWSER="node tests/browser/driver.mjs [--chromium=PATH] [--node-modules=DIR] [--log=FILE]
+//          [--action=approve|deny]" context-harness mcp auth local
 //   (the CLI appends the URL as the last argument)
-// Environment:
-//   CONTEXT_HARNESS_TEST_CHROMIUM       Chromium binary (default /usr/bin/chromium)
-//   CONTEXT_HARNESS_TEST_NODE_MODULES   node_modules holding playwright-core
-//                                       (default ../authorization-server/node_modules)
-//   CONTEXT_HARNESS_TEST_BROWSER_LOG    file to append diagnostics to (the CLI discards our output)
-//   CONTEXT_HARNESS_TEST_BROWSER_ACTION approve (default) | deny
+// Options (each also read from the environment variable named after it, for running the driver by
+// hand; the CLI starts its browser with an allowlisted environment that does not pass those on, so
+// tests give them as arguments in BROWSER):
+//   --chromium       CONTEXT_HARNESS_TEST_CHROMIUM       Chromium binary (default /usr/bin/chromium)
+//   --node-modules   CONTEXT_HARNESS_TEST_NODE_MODULES   node_modules holding playwright-core
+//                                                        (default ../authorization-server/node_modules)
+//   --log            CONTEXT_HARNESS_TEST_BROWSER_LOG    file to append diagnostics to (the CLI
+//                                                        discards our output)
+//   --action         CONTEXT_HARNESS_TEST_BROWSER_ACTION approve (default) | deny
 // Exit 0 once the success page ("Signed in") is shown (or, for deny, the "Sign-in cancelled" page).
 
 import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
@@ -20,17 +24,24 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const nodeModules = process.env.CONTEXT_HARNESS_TEST_NODE_MODULES
+// `--name=value` from the arguments, else the environment variable `env`.
+function option(name, env) {
+  const prefix = `--${name}=`;
+  const arg = process.argv.slice(2).find((a) => a.startsWith(prefix));
+  return arg ? arg.slice(prefix.length) : process.env[env];
+}
+const nodeModules = option('node-modules', 'CONTEXT_HARNESS_TEST_NODE_MODULES')
   || join(here, '..', 'authorization-server', 'node_modules');
-const executablePath = process.env.CONTEXT_HARNESS_TEST_CHROMIUM || '/usr/bin/chromium';
-const action = process.env.CONTEXT_HARNESS_TEST_BROWSER_ACTION || 'approve';
+const executablePath = option('chromium', 'CONTEXT_HARNESS_TEST_CHROMIUM') || '/usr/bin/chromium';
+const action = option('action', 'CONTEXT_HARNESS_TEST_BROWSER_ACTION') || 'approve';
+const logFile = option('log', 'CONTEXT_HARNESS_TEST_BROWSER_LOG');
 const start = process.argv.slice(2).filter((a) => !a.startsWith('--')).pop();
 
 function log(message) {
   const line = `[driver ${new Date().toISOString()}] ${message}\n`;
   process.stderr.write(line);
-  if (process.env.CONTEXT_HARNESS_TEST_BROWSER_LOG) {
-    appendFileSync(process.env.CONTEXT_HARNESS_TEST_BROWSER_LOG, line);
+  if (logFile) {
+    appendFileSync(logFile, line);
   }
 }
 

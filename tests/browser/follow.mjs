@@ -2,13 +2,14 @@
 // TEST-ONLY "browser" without a browser: follows an authorization URL through the local
 // authorization server with plain HTTP (keeping cookies), for a server in auto-approve or deny mode.
 //
-// Usage: node follow.mjs [--print] AUTHORIZATION_URL
+// Usage: node follow.mjs [--print] [--log=FILE] AUTHORIZATION_URL
 //   default  requests the final loopback redirect too, like a browser would (the CLI's listener
 //            receives it); exit 0 when that request got an answer.
 //   --print  does NOT request the loopback redirect; prints its URL on stdout instead (the test
 //            pastes it into `mcp auth --no-browser`).
-// Diagnostics go to stderr and, when CONTEXT_HARNESS_TEST_BROWSER_LOG names a file, are appended
-// there too (the CLI starts $BROWSER with stdout/stderr discarded).
+// Diagnostics go to stderr and, when --log=FILE is given (or CONTEXT_HARNESS_TEST_BROWSER_LOG names
+// a file, for running it by hand: the CLI starts $BROWSER with an allowlisted environment that does
+// not pass that variable on), are appended there too (the CLI discards $BROWSER's stdout/stderr).
 // Node >= 18 (global fetch); no npm packages.
 
 import { appendFileSync } from 'node:fs';
@@ -16,12 +17,14 @@ import { appendFileSync } from 'node:fs';
 const args = process.argv.slice(2);
 const printOnly = args.includes('--print');
 const start = args.filter((a) => !a.startsWith('--')).pop();
+const logFile = args.find((a) => a.startsWith('--log='))?.slice('--log='.length)
+  || process.env.CONTEXT_HARNESS_TEST_BROWSER_LOG;
 
 function log(message) {
   const line = `[follow ${new Date().toISOString()}] ${message}\n`;
   process.stderr.write(line);
-  if (process.env.CONTEXT_HARNESS_TEST_BROWSER_LOG) {
-    appendFileSync(process.env.CONTEXT_HARNESS_TEST_BROWSER_LOG, line);
+  if (logFile) {
+    appendFileSync(logFile, line);
   }
 }
 

@@ -109,8 +109,15 @@ fn run_flow(ctx: &Context, cli: &Path, headless: bool, steps: &mut Steps) -> Res
             .env_remove("DEMO_CLIENT_SECRET")
             .env_remove("RUST_LOG");
         if headless {
-            cmd.env("BROWSER", local_server::follow_browser(&ctx.root))
-                .env("CONTEXT_HARNESS_TEST_BROWSER_LOG", &browser_log);
+            // The browser's environment is an allowlist: the log file goes in its arguments.
+            cmd.env(
+                "BROWSER",
+                format!(
+                    "{} --log={}",
+                    local_server::follow_browser(&ctx.root),
+                    browser_log.display()
+                ),
+            );
         }
         cmd
     };

@@ -185,13 +185,20 @@ macro_rules! impl_server_answer {
 
 /// Implements `Display` (the message) and `std::error::Error::source` for an error type whose
 /// private data `self.0` has `message: String` and `source: Option<Box<dyn Error + Send + Sync>>`.
+///
+/// The message is built printable; `Display` passes it through the terminal sanitiser once more
+/// (control, format and bidi characters replaced, no length cap), so an error logged with
+/// `error = %e` under any subscriber cannot carry server text raw even if a message forgot it.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! impl_message_error {
     ($ty:ty) => {
         impl ::std::fmt::Display for $ty {
             fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                f.write_str(&self.0.message)
+                f.write_str(&::context_harness_tokens::terminal_text_max(
+                    &self.0.message,
+                    usize::MAX,
+                ))
             }
         }
 

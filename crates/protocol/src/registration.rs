@@ -82,6 +82,38 @@ impl ClientRegistration {
         };
         uris_ok && grant_ok && secret_ok
     }
+
+    /// Refuses a registration whose `client_id` or `client_secret` is not RFC 6749 Appendix
+    /// A.1/A.2 `*VSCHAR` (printable ASCII, `%x20-7E`): such a value breaks the grammar, and a
+    /// `client_id` is logged and shown, so an escape sequence in it would reach the user's terminal.
+    /// [`parse_registration_response`] applies it to every answer; apply it to a stored registration
+    /// too.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::RegistrationRefused`], naming the field but not its value (a `client_id` that
+    /// is not printable cannot be shown; a secret is never shown).
+    pub fn check_vschar(&self) -> Result<()> {
+        let field = if !context_harness_tokens::is_vschar(&self.client_id) {
+            "client_id"
+        } else if self
+            .client_secret
+            .as_deref()
+            .is_some_and(|s| !context_harness_tokens::is_vschar(s))
+        {
+            "client_secret"
+        } else {
+            return Ok(());
+        };
+        Err(ProtocolError::new(
+            ErrorKind::RegistrationRefused,
+            format!(
+                "dynamic client registration at {} issued a {field} that is not printable ASCII \
+                 (RFC 6749 Appendix A allows only the characters 0x20-0x7E); it was not used",
+                printable(&self.issuer)
+            ),
+        ))
+    }
 }
 
 /// The RFC 7591 §2 registration request body for a native public client named `client_name`:
@@ -190,6 +222,7 @@ pub fn parse_registration_response(
             "the registration response has no client_id",
         ));
     }
+    registration.check_vschar()?;
     Ok(registration)
 }
 
@@ -240,6 +273,7 @@ mod tests {
             Client(&'static str, &'static str),
             Refused(Option<&'static str>),
             Invalid,
+            Unprintable(&'static str),
         }
         let table: &[(u16, Option<&str>, &str, Want)] = &[
             // Only the required field: the rest is taken from the request.
@@ -295,6 +329,58 @@ mod tests {
                 r#"{"client_id":7}"#,
                 Want::Invalid,
             ),
+            // RFC 6749 Appendix A.1: a client_id is printable ASCII. Escape sequences (OSC 52
+            // clipboard write, clear screen, window title), C1 controls, bidi overrides, a newline
+            // and non-ASCII are refused, as is a client_secret outside A.2.
+            (
+                201,
+                Some("application/json"),
+                r#"{"client_id":"id\u001b]52;c;ZXZpbA==\u0007"}"#,
+                Want::Unprintable("client_id"),
+            ),
+            (
+                201,
+                Some("application/json"),
+                r#"{"client_id":"\u001b[2J\u001b]0;title\u0007"}"#,
+                Want::Unprintable("client_id"),
+            ),
+            (
+                201,
+                Some("application/json"),
+                r#"{"client_id":"abc\u009b2Jdef"}"#,
+                Want::Unprintable("client_id"),
+            ),
+            (
+                201,
+                Some("application/json"),
+                r#"{"client_id":"user\u202Eedoc"}"#,
+                Want::Unprintable("client_id"),
+            ),
+            (
+                201,
+                Some("application/json"),
+                r#"{"client_id":"two\nlines"}"#,
+                Want::Unprintable("client_id"),
+            ),
+            (
+                201,
+                Some("application/json"),
+                r#"{"client_id":"caf\u00e9"}"#,
+                Want::Unprintable("client_id"),
+            ),
+            (
+                201,
+                Some("application/json"),
+                r#"{"client_id":"ok","client_secret":"s\u001b[2J"}"#,
+                Want::Unprintable("client_secret"),
+            ),
+            // Space and every other printable ASCII character is allowed.
+            (
+                201,
+                Some("application/json"),
+                r##"{"client_id":"a b~!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}"}"##,
+                Want::Client("a b~!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}", "none"),
+            ),
         ];
         for (status, content_type, body, want) in table {
             let got = parse_registration_response(
@@ -323,6 +409,22 @@ mod tests {
                         ),
                         "{body}: {e}"
                     );
+                }
+                (Want::Unprintable(field), Err(e)) => {
+                    assert_eq!(e.kind(), ErrorKind::RegistrationRefused, "{body}: {e}");
+                    let message = e.to_string();
+                    assert!(
+                        message.contains(&format!("issued a {field} that is not printable ASCII")),
+                        "{message}"
+                    );
+                    assert!(message.contains("RFC 6749 Appendix A"), "{message}");
+                    assert!(
+                        !message
+                            .chars()
+                            .any(context_harness_tokens::is_unsafe_for_terminal),
+                        "{message:?}"
+                    );
+                    assert!(!message.contains("[2J") && !message.contains("edoc"));
                 }
                 (_, got) => panic!("{status} {body}: unexpected {got:?}"),
             }

@@ -82,7 +82,10 @@ pub use context_harness_storage as storage;
 pub use context_harness_tokens as tokens;
 
 pub use app::App;
-pub use browser::{BrowserOpener, SystemBrowser, browser_needs_terminal, is_secret_env_name};
+pub use browser::{
+    BROWSER_ENV_NAMES, BROWSER_ENV_PREFIXES, BrowserOpener, SystemBrowser, browser_env,
+    browser_needs_terminal, is_browser_env_name, is_secret_env_name,
+};
 pub use env::{Environment, HOME_ENV, env_prefix};
 pub use error::{Error, ErrorCode, NextStep, Result};
 pub use http::{HttpSettings, tls_trust_failure};

@@ -86,7 +86,9 @@ pub(crate) async fn register(
             .check_resolved(&url, "registration_client_uri")
             .await?;
     }
-    tracing::info!(issuer, client_id = %registration.client_id, "registered a client (RFC 7591)");
+    // The client_id is printable ASCII (checked by the parser); the issuer went through the
+    // terminal sanitiser like every server string this crate logs.
+    tracing::info!(issuer = %printable(issuer), client_id = %registration.client_id, "registered a client (RFC 7591)");
     Ok(registration)
 }
 
@@ -279,6 +281,12 @@ impl RegistrationStore {
             };
             r.client_secret = secrets.client_secret;
             r.registration_access_token = secrets.registration_access_token;
+        }
+        // A registration stored before client ids were checked (or edited by hand) is not used:
+        // a new registration replaces it.
+        if let Err(e) = r.check_vschar() {
+            tracing::warn!(path = %path.display(), error = %e, "ignoring a stored client registration");
+            return Ok(None);
         }
         Ok(Some(r))
     }
@@ -488,6 +496,41 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(&path, b"{not json").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(store.load(&reg.issuer).ok().flatten(), None);
+    }
+
+    /// A stored registration whose client_id is not printable ASCII (written before the check,
+    /// or by hand) counts as none, so it is never used or logged; and the parser refuses one with
+    /// an `auth_failed` error whose next step is a pre-registered client.
+    #[test]
+    fn unprintable_client_ids_are_never_used() {
+        let home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = RegistrationStore::new(home.path());
+        let issuer = "https://as.example.com";
+        let mut reg = registration(issuer, "s3cret", None);
+        reg.client_id = "id\u{1b}]0;title\u{7}\u{1b}[2J".into();
+        store.save(&reg).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(store.load(issuer).ok().flatten(), None);
+        let request = registration_request(&uris(), &[], None);
+        let err = context_harness_protocol::parse_registration_response(
+            201,
+            Some("application/json"),
+            br#"{"client_id":"id\u001b]52;c;ZXZpbA==\u0007"}"#,
+            issuer,
+            &request,
+        )
+        .map_err(Error::from)
+        .err()
+        .unwrap_or_else(|| panic!("accepted an unprintable client_id"));
+        assert_eq!(err.code(), ErrorCode::AuthFailed);
+        assert_eq!(
+            err.next_step(),
+            Some(&crate::NextStep::UsePreRegisteredClient)
+        );
+        assert!(
+            err.to_string()
+                .contains("client_id that is not printable ASCII"),
+            "{err}"
+        );
     }
 
     /// With a keyring-backed token store, a registration's secrets go to the keyring

@@ -62,7 +62,7 @@ pub use secret::{AccessToken, ClientSecret, IdToken, REDACTED, RefreshToken, Sec
 pub use status::{AuthStatus, UnknownAuthStatus};
 pub use terminal::{
     MAX_TERMINAL_CHARS, REPLACEMENT, TerminalText, is_format_char, is_scope_token,
-    is_unsafe_for_terminal, terminal_text, terminal_text_max, valid_scope,
+    is_unsafe_for_terminal, is_vschar, terminal_text, terminal_text_max, valid_scope,
 };
 pub use tokens::{
     DEFAULT_EXPIRY_BUFFER, MAX_LIFETIME_SECS, OAuthTokens, from_unix_seconds, unix_seconds,

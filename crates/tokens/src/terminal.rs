@@ -141,6 +141,23 @@ pub fn is_scope_token(token: &str) -> bool {
             .all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E))
 }
 
+/// Whether `text` is one or more RFC 6749 Appendix A `VSCHAR`s (`%x20-7E`: printable ASCII, space
+/// included) — the grammar of `client_id` (Appendix A.1) and `client_secret` (A.2). Text that
+/// passes cannot carry a control, format or bidi character, so it is safe on a terminal as is.
+///
+/// ```
+/// use context_harness_tokens::is_vschar;
+///
+/// assert!(is_vschar("s6BhdRkqt3"));
+/// assert!(is_vschar("my client"));
+/// assert!(!is_vschar(""));
+/// assert!(!is_vschar("id\u{1b}]0;title\u{7}"));
+/// assert!(!is_vschar("caf\u{e9}"));
+/// ```
+pub fn is_vschar(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| matches!(b, 0x20..=0x7E))
+}
+
 /// A server's `scope` value with every token that is not a valid RFC 6749 §3.3 scope token dropped
 /// (tokens are split on ASCII whitespace and re-joined with one space), and how many were dropped.
 ///
@@ -202,6 +219,26 @@ mod tests {
                 .count(),
             MAX_TERMINAL_CHARS
         );
+    }
+
+    #[test]
+    fn vschar_is_printable_ascii_only() {
+        for b in 0u8..=0x7F {
+            let s = format!("a{}", b as char);
+            assert_eq!(is_vschar(&s), (0x20..=0x7E).contains(&b), "{b:#x}");
+        }
+        for bad in [
+            "",
+            "\u{9b}2J",
+            "x\u{202E}y",
+            "\u{85}",
+            "\u{a0}",
+            "\u{1F600}",
+        ] {
+            assert!(!is_vschar(bad), "{bad:?}");
+        }
+        // What passes needs no sanitising.
+        assert_eq!(terminal_text("a b~!"), "a b~!");
     }
 
     #[test]

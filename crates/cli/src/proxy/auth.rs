@@ -25,6 +25,7 @@ use context_harness_providers::{
 
 use super::upstream::Upstream;
 use crate::auth::{Opener, choose_opener};
+use crate::context::safe_lines;
 
 /// Sign-in options, as `mcp auth <url>` takes them.
 #[derive(Debug, Clone)]
@@ -333,7 +334,7 @@ impl Auth {
                     },
                     hint,
                 };
-                eprintln!("context-harness: {}", failure.message);
+                eprintln!("context-harness: {}", safe_lines(&failure.message));
                 self.remember_refusal(generation, union, failure.clone());
                 Err(failure)
             }
@@ -511,7 +512,7 @@ impl Auth {
             }
             Err(failure) => {
                 if !step_up {
-                    eprintln!("context-harness: {}", failure.message);
+                    eprintln!("context-harness: {}", safe_lines(&failure.message));
                 }
                 *gate = Some(failure.clone());
                 Err(failure)

@@ -1,7 +1,7 @@
 //! The whole flow in a real headless Chromium: sign in, status, token, refresh on expiry, logout.
 
 use crate::util::{
-    AuthServer, Home, browser_script, chromium, node_modules, require, require_server,
+    AuthServer, Home, chromium, driver_browser, node_modules, require, require_server,
 };
 
 #[test]
@@ -19,16 +19,8 @@ fn real_browser_sign_in_token_refresh_and_logout() {
     let server = AuthServer::start(&[]);
     let home = Home::with_local(&server.issuer, "ch-public");
     let log = home.path().join("driver.log");
-    let log_str = log.display().to_string();
-    let chromium = chromium().display().to_string();
-    let node_modules = node_modules().display().to_string();
-    let driver_env = [
-        ("BROWSER", browser_script("driver.mjs")),
-        ("CONTEXT_HARNESS_TEST_BROWSER_LOG", log_str),
-        ("CONTEXT_HARNESS_TEST_CHROMIUM", chromium),
-        ("CONTEXT_HARNESS_TEST_NODE_MODULES", node_modules),
-    ];
-    let env: Vec<(&str, &str)> = driver_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let browser = driver_browser(&log, "approve");
+    let env = [("BROWSER", browser.as_str())];
 
     // Sign in.
     let auth = home.run_env(
@@ -139,22 +131,8 @@ fn real_browser_sign_in_with_response_mode_form_post() {
     assert_ne!(toml, form_post);
     std::fs::write(&path, form_post).unwrap();
     let log = home.path().join("driver.log");
-    let driver_env = [
-        ("BROWSER", browser_script("driver.mjs")),
-        (
-            "CONTEXT_HARNESS_TEST_BROWSER_LOG",
-            log.display().to_string(),
-        ),
-        (
-            "CONTEXT_HARNESS_TEST_CHROMIUM",
-            chromium().display().to_string(),
-        ),
-        (
-            "CONTEXT_HARNESS_TEST_NODE_MODULES",
-            node_modules().display().to_string(),
-        ),
-    ];
-    let env: Vec<(&str, &str)> = driver_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let browser = driver_browser(&log, "approve");
+    let env = [("BROWSER", browser.as_str())];
 
     let auth = home.run_env(
         &["mcp", "auth", "local", "--port", "0", "--timeout", "120"],

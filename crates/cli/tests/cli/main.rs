@@ -14,8 +14,12 @@
 mod basic;
 mod binary;
 mod browser;
+mod browser_env;
 mod flows;
 mod hostile;
+mod hostile_log;
+#[path = "../../../providers/tests/integration/hostile_stub.rs"]
+mod hostile_stub;
 mod interop;
 mod lifecycle;
 mod mcp;

@@ -65,6 +65,20 @@ pub(crate) fn browser_script(name: &str) -> String {
     )
 }
 
+/// `BROWSER` value running `tests/browser/driver.mjs` (headless Chromium) with its settings as
+/// arguments, diagnostics appended to `log`: the browser's environment is an allowlist, so test
+/// settings cannot travel in `CONTEXT_HARNESS_TEST_*` variables. (`$BROWSER` is split at
+/// whitespace: the paths must have none.)
+pub(crate) fn driver_browser(log: &Path, action: &str) -> String {
+    format!(
+        "{} --chromium={} --node-modules={} --log={} --action={action}",
+        browser_script("driver.mjs"),
+        chromium().display(),
+        node_modules().display(),
+        log.display()
+    )
+}
+
 /// The local oidc-provider (started by `context-harness-test-support`), stopped on drop.
 pub(crate) struct AuthServer {
     _server: context_harness_test_support::AuthorizationServer,

@@ -188,7 +188,7 @@ impl Discoverer<'_> {
         // A 200 that is not the document (a single-page app's catch-all HTML, a JSON error) is a
         // miss like a 404: the MCP specification has the client try the next candidate.
         Ok(serde_json::from_slice(&raw.body).map_err(|e| {
-            tracing::debug!(url = %url, error = %e, "not {what}");
+            tracing::debug!(url = %url, error = %printable(&e.to_string()), "not {what}");
             format!("HTTP {} with a body that is not {what} JSON", raw.status)
         }))
     }
@@ -309,7 +309,7 @@ impl Discoverer<'_> {
             ));
         };
         if prm.authorization_servers.len() > 1 {
-            tracing::debug!(count = prm.authorization_servers.len(), issuer = %issuer, "several authorization servers; using the first");
+            tracing::debug!(count = prm.authorization_servers.len(), issuer = %printable(&issuer), "several authorization servers; using the first");
         }
         let metadata = self.authorization_server(&issuer).await?;
         metadata.require_s256()?;

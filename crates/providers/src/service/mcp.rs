@@ -414,7 +414,7 @@ impl OAuthService {
                 )
             }
         };
-        tracing::info!(server = %info.server_url, issuer = %record.issuer, "MCP server discovered");
+        tracing::info!(server = %printable(&info.server_url), issuer = %printable(&record.issuer), "MCP server discovered");
         Ok(Prepared {
             config,
             dynamic_issuer,
@@ -441,7 +441,7 @@ impl OAuthService {
             {
                 return Ok(existing);
             }
-            tracing::info!(issuer = %issuer, "the stored client registration no longer fits; registering again");
+            tracing::info!(issuer = %printable(issuer), "the stored client registration no longer fits; registering again");
         }
         let Some(endpoint) = &metadata.registration_endpoint else {
             return Err(Error::new(
@@ -487,7 +487,7 @@ impl OAuthService {
                 "cannot re-register this client",
             ));
         };
-        tracing::info!(issuer = %issuer, "the server refused the registered client (invalid_client); registering again");
+        tracing::info!(issuer = %printable(issuer), "the server refused the registered client (invalid_client); registering again");
         self.registrations().delete(issuer)?;
         let registration = self.registration_for(info, ports, true).await?;
         let name = target.name();

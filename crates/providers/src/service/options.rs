@@ -66,20 +66,24 @@ pub trait SignInUi: Send + Sync {
     /// The browser opener failed: show `url` so the user can open it by hand (the sign-in keeps
     /// waiting for the callback). Default: a `tracing` warning with the URL.
     fn browser_failed(&self, url: &str, error: &io::Error) {
-        tracing::warn!(error = %error, "could not open a browser; open this URL to sign in: {url}");
+        // `url` is a serialised URL (ASCII, percent-encoded) built here, never cut.
+        tracing::warn!(error = %crate::terminal_text(&error.to_string()), "could not open a browser; open this URL to sign in: {url}");
     }
 
     /// The device authorization grant (RFC 8628 §3.3) needs the user to open the verification URI
     /// and enter the user code. Default: a `tracing` warning with both.
     fn device_code(&self, device: &crate::device::DeviceAuthorization) {
+        // Both are the server's text: through the terminal sanitiser.
+        let user_code = crate::TerminalText(&device.user_code);
         tracing::warn!(
-            user_code = %device.user_code,
-            "to sign in, open {} and enter the code {}",
-            device
-                .verification_uri_complete
-                .as_deref()
-                .unwrap_or(&device.verification_uri),
-            device.user_code
+            user_code = %user_code,
+            "to sign in, open {} and enter the code {user_code}",
+            crate::TerminalText(
+                device
+                    .verification_uri_complete
+                    .as_deref()
+                    .unwrap_or(&device.verification_uri)
+            ),
         );
     }
 

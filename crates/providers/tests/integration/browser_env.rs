@@ -1,10 +1,11 @@
-//! The browser started for a sign-in must not inherit secrets.
+//! The browser started for a sign-in gets an environment built from an allowlist.
 //!
 //! The parent test starts this test binary again as a child process whose environment holds
-//! `*_CLIENT_SECRET`, `*_TOKEN` and a harmless marker, with `$BROWSER` naming a small script that
-//! dumps its own environment to a file and hands the authorization URL back through a FIFO. The
-//! child signs in with the default [`SystemBrowser`](context_harness_providers::SystemBrowser)
-//! against the real local authorization server; the parent then checks the dump.
+//! secret-like variables, the tool's own `CONTEXT_HARNESS_*`, an unlisted harmless marker and the
+//! variables a browser needs, with `$BROWSER` naming a small script that dumps its own environment
+//! to a file and hands the authorization URL back through a FIFO. The child signs in with the
+//! default [`SystemBrowser`](context_harness_providers::SystemBrowser) against the real local
+//! authorization server; the parent then checks the dump.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::process::Command;
@@ -13,12 +14,12 @@ use std::time::Duration;
 
 use context_harness_providers::storage::{self, FileStore};
 use context_harness_providers::{
-    AuthenticateOptions, Environment, OAuthService, ProviderRegistry, is_secret_env_name,
+    AuthenticateOptions, Environment, OAuthService, ProviderRegistry, is_browser_env_name,
 };
 
 use crate::support::{AuthServer, drive, local_providers_toml};
 
-const SECRETS: [(&str, &str); 4] = [
+const SECRETS: [(&str, &str); 8] = [
     ("ACME_CLIENT_SECRET", "acme-secret-the-browser-must-not-see"),
     (
         "LOCAL_CLIENT_SECRET",
@@ -26,7 +27,20 @@ const SECRETS: [(&str, &str); 4] = [
     ),
     ("GH_TOKEN", "gh-token-the-browser-must-not-see"),
     ("client_secret", "bare-secret-the-browser-must-not-see"),
+    ("GITHUB_PAT", "github-pat-the-browser-must-not-see"),
+    (
+        "DATABASE_URL",
+        "postgres://u:db-pw-the-browser-must-not-see@db/x",
+    ),
+    (
+        "CONTEXT_HARNESS_CLIENT_SECRET",
+        "ch-secret-the-browser-must-not-see",
+    ),
+    ("LC_SECRET_TOKEN", "lc-token-the-browser-must-not-see"),
 ];
+
+/// Variables the shell running the stand-in sets itself.
+const SHELL_ADDED: [&str; 4] = ["PWD", "OLDPWD", "SHLVL", "_"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_browser_is_started_without_secrets_in_its_environment() {
@@ -68,7 +82,13 @@ async fn the_browser_is_started_without_secrets_in_its_environment() {
         .env("CH_BROWSER_CHILD_HOME", &home)
         .env("CH_BROWSER_CHILD_FIFO", &fifo)
         .env("BROWSER", &script)
-        .env("CH_VISIBLE_MARKER", "kept");
+        .env("CH_UNLISTED_MARKER", "harmless-but-not-listed")
+        .env("DISPLAY", ":97")
+        .env("LC_TIME", "C")
+        .env(
+            "https_proxy",
+            "http://alice:proxy-pw-not-for-browsers@proxy.invalid:3128",
+        );
     for (name, value) in SECRETS {
         child.env(name, value);
     }
@@ -84,19 +104,31 @@ async fn the_browser_is_started_without_secrets_in_its_environment() {
     );
 
     let env = std::fs::read_to_string(&dump).unwrap();
-    // The dump is real: ordinary variables reached the browser.
-    assert!(env.lines().any(|l| l == "CH_VISIBLE_MARKER=kept"), "{env}");
-    assert!(env.lines().any(|l| l.starts_with("PATH=")), "{env}");
+    // The dump is real: what a browser needs reached it, proxy credentials removed.
+    for wanted in [
+        "DISPLAY=:97",
+        "LC_TIME=C",
+        "https_proxy=http://proxy.invalid:3128",
+    ] {
+        assert!(env.lines().any(|l| l == wanted), "{wanted} missing:\n{env}");
+    }
+    for name in ["PATH", "HOME"] {
+        assert!(
+            env.lines().any(|l| l.starts_with(&format!("{name}="))),
+            "{name}:\n{env}"
+        );
+    }
+    assert!(!env.contains("proxy-pw-not-for-browsers"), "{env}");
     for (name, value) in SECRETS {
         assert!(!env.contains(value), "{name} reached the browser");
     }
+    // Nothing outside the allowlist: not the marker, not the child's own test variables.
     for line in env.lines() {
         let name = line.split('=').next().unwrap_or_default();
         assert!(
-            !name.to_ascii_uppercase().ends_with("_CLIENT_SECRET"),
+            is_browser_env_name(name) || SHELL_ADDED.contains(&name),
             "{name} reached the browser"
         );
-        assert!(!is_secret_env_name(name), "{name} reached the browser");
     }
 }
 

@@ -13,6 +13,8 @@ mod embed;
 mod flows;
 mod github_stub;
 mod hostile;
+mod hostile_logs;
+mod hostile_stub;
 mod interop;
 mod interop_net;
 mod lifecycle;
