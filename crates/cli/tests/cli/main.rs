@@ -14,6 +14,7 @@
 mod basic;
 mod binary;
 mod browser;
+mod conformance;
 mod browser_env;
 mod flows;
 mod hostile;
