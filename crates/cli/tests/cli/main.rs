@@ -14,8 +14,8 @@
 mod basic;
 mod binary;
 mod browser;
-mod conformance;
 mod browser_env;
+mod conformance;
 mod flows;
 mod hostile;
 mod hostile_log;
