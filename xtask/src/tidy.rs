@@ -832,6 +832,17 @@ fn file_read_offences(
     root: &Path,
     allowed: &[(&str, &str, &str)],
 ) -> Result<(Vec<String>, Vec<String>)> {
+    production_offences(root, allowed, file_reads_in)
+}
+
+/// The patterns `find` reports on production lines under `root/crates/*/src` that `allowed`
+/// (`(path, pattern, reason)`) does not cover, as `path:line: `pattern``, and the `allowed` entries
+/// that matched nothing (stale), as `path: pattern`.
+fn production_offences(
+    root: &Path,
+    allowed: &[(&str, &str, &str)],
+    find: fn(&str) -> Vec<String>,
+) -> Result<(Vec<String>, Vec<String>)> {
     let crates = root.join("crates");
     let mut members: Vec<PathBuf> = fs::read_dir(&crates)
         .with_context(|| format!("cannot list {}", crates.display()))?
@@ -853,7 +864,7 @@ fn file_read_offences(
                 .to_string_lossy()
                 .replace('\\', "/");
             for (number, code) in production_lines(&text) {
-                for pattern in file_reads_in(&code) {
+                for pattern in find(&code) {
                     match allowed
                         .iter()
                         .position(|(file, p, _)| *file == shown && *p == pattern)
@@ -945,5 +956,83 @@ fn file_read_rule_on_a_fixture() -> Result<()> {
         ]
     );
     assert_eq!(stale, ["crates/b/src/gone.rs: File::open"]);
+    Ok(())
+}
+
+/// The one place production code starts a program, and why that is safe: the browser, whose
+/// environment is built from an allowlist (`env_clear()` first), so no secret of this process reaches
+/// a child.
+const CHILD_PROCESS_ALLOWED: &[(&str, &str, &str)] = &[
+    (
+        "crates/providers/src/browser.rs",
+        "Command::new",
+        "the browser, started with env_clear() and an allowlisted environment",
+    ),
+    (
+        "crates/test-support/src/lib.rs",
+        "Command::new",
+        "test-only crate: starts the local test servers",
+    ),
+];
+
+/// Process spawns on one line of code: `Command::new` (std or tokio) and `process::Command`
+/// builders by another name.
+fn child_processes_in(code: &str) -> Vec<String> {
+    ["Command::new", "Command::from"]
+        .iter()
+        .filter(|t| whole_matches(code, t).next().is_some())
+        .map(|t| (*t).to_owned())
+        .collect()
+}
+
+/// Children get an allowlisted environment: production code starts programs only where
+/// [`CHILD_PROCESS_ALLOWED`] says, and the browser's spawn clears the environment first.
+#[test]
+fn children_are_started_only_with_an_allowlisted_environment() -> Result<()> {
+    let root = util::project_root();
+    let (offences, stale) = production_offences(&root, CHILD_PROCESS_ALLOWED, child_processes_in)?;
+    assert!(
+        offences.is_empty(),
+        "start programs only through the browser opener (crates/providers/src/browser.rs), whose \
+         environment is an allowlist; or add the spawn to CHILD_PROCESS_ALLOWED with its reason: {offences:?}"
+    );
+    assert!(
+        stale.is_empty(),
+        "stale CHILD_PROCESS_ALLOWED entries: {stale:?}"
+    );
+    let browser = fs::read_to_string(root.join("crates/providers/src/browser.rs"))?;
+    assert!(
+        browser.contains(".env_clear()"),
+        "the browser must be started with env_clear() and the allowlist"
+    );
+    Ok(())
+}
+
+#[test]
+fn child_process_rule_on_a_fixture() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let root = dir.path();
+    fs::create_dir_all(root.join("crates/a/src"))?;
+    fs::write(
+        root.join("crates/a/src/lib.rs"),
+        "fn f() { std::process::Command::new(\"sh\").spawn(); }\n\
+         // Command::new in a comment is fine\n\
+         fn g() { tokio::process::Command::new(p); }\n\
+         #[cfg(test)]\n\
+         mod tests {\n    fn t() { Command::new(\"x\"); }\n}\n",
+    )?;
+    let (offences, stale) = production_offences(
+        root,
+        &[("crates/a/src/browser.rs", "Command::new", "gone")],
+        child_processes_in,
+    )?;
+    assert_eq!(
+        offences,
+        [
+            "crates/a/src/lib.rs:1: `Command::new`",
+            "crates/a/src/lib.rs:3: `Command::new`",
+        ]
+    );
+    assert_eq!(stale, ["crates/a/src/browser.rs: Command::new"]);
     Ok(())
 }
