@@ -35,8 +35,9 @@
 // Test hooks (TEST-ONLY):
 //   GET  /test/stats    -> {"token_requests":n,"refresh_requests":n,"authorization_code_requests":n,
 //                           "device_code_requests":n,"revocation_requests":n,"faults_served":n}
-//   GET  /test/last-token-request -> form fields (code, code_verifier, refresh_token, ...) of the last
-//                          token request, so tests can check that no secret reached their logs
+//   GET  /test/last-token-request -> form fields (code, code_verifier, refresh_token, client_secret, ...)
+//                          of the last token request, so tests can check that no secret reached their
+//                          logs, plus "authorization_scheme" ("Basic") when it had an Authorization header
 //   POST /test/reset    -> zero the counters
 //   GET  /test/control  -> current control state
 //   POST /test/control  JSON merged into the control state:
@@ -369,6 +370,9 @@ async function startServer() {
       ['grant_type', 'code', 'code_verifier', 'refresh_token', 'client_id', 'client_secret', 'redirect_uri']
         .filter((k) => form.has(k)).map((k) => [k, form.get(k)]),
     );
+    // The client-authentication scheme only (e.g. "Basic"), never the credentials.
+    const scheme = (req.headers.authorization ?? '').split(' ')[0];
+    if (scheme) lastTokenRequest.authorization_scheme = scheme;
     stats.token_requests += 1;
     if (grantType === 'refresh_token') stats.refresh_requests += 1;
     if (grantType === 'authorization_code') stats.authorization_code_requests += 1;

@@ -151,9 +151,18 @@ pub(crate) struct ProxyArgs {
     /// The sign-in options, when a sign-in is needed (as for `mcp auth`).
     #[command(flatten)]
     pub(crate) sign_in: SignInArgs,
-    /// An extra header on every request to the server, `'Name: value'` (repeatable).
+    /// An extra header on every request to the server, `'Name: value'` (repeatable). Other local
+    /// users can read the command line: give a secret with --header-file or --header-env.
     #[arg(long = "header", value_name = "HEADER", value_parser = crate::proxy::parse_header)]
     pub(crate) headers: Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>,
+    /// Extra headers from a file of `Name: value` lines (repeatable; blank lines and `#` comments
+    /// skipped). The file must be yours, not a symbolic link, and readable by you only (chmod 600).
+    #[arg(long = "header-file", value_name = "PATH")]
+    pub(crate) header_files: Vec<PathBuf>,
+    /// An extra header whose value is the whole value of the environment variable VAR,
+    /// `'Name: VAR'` (repeatable), e.g. `--header-env 'X-Api-Key: ACME_API_KEY'`.
+    #[arg(long = "header-env", value_name = "HEADER", value_parser = crate::proxy::parse_header_env)]
+    pub(crate) header_envs: Vec<(reqwest::header::HeaderName, String)>,
 }
 
 impl Cli {

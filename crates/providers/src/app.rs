@@ -6,9 +6,11 @@
 //! context-harness itself, so the `context-harness` binary changes nothing.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use crate::env::{Environment, env_prefix};
+use context_harness_tokens::ClientSecret;
+
+use crate::env::{Environment, env_prefix, read_secret_file};
 use crate::error::{Error, ErrorCode, Result};
 
 /// The longest accepted application name, in bytes.
@@ -26,12 +28,14 @@ const MAX_VERSION_LEN: usize = 64;
 /// | home variable ([`home_env`](Self::home_env)) | `MY_TOOL_HOME` | `CONTEXT_HARNESS_HOME` |
 /// | default home ([`home_dir`](Self::home_dir)) | `~/.my-tool` | `~/.context-harness` |
 /// | storage variable ([`storage_env`](Self::storage_env)) | `MY_TOOL_STORAGE` | `CONTEXT_HARNESS_STORAGE` |
+/// | client secret ([`client_secret_env`](Self::client_secret_env)) | `MY_TOOL_CLIENT_SECRET` | `CONTEXT_HARNESS_CLIENT_SECRET` |
+/// | client secret file ([`client_secret_file_env`](Self::client_secret_file_env)) | `MY_TOOL_CLIENT_SECRET_FILE` | `CONTEXT_HARNESS_CLIENT_SECRET_FILE` |
 /// | `User-Agent` ([`user_agent`](Self::user_agent)) | `my-tool/<version>` | `context-harness/0.1.0` |
 /// | RFC 7591 `client_name`, MCP `clientInfo.name` | `my-tool` | `context-harness` |
 ///
 /// The home holds `tokens/` (token files and refresh locks), `mcp/`, `registrations/`, `cache/`
 /// and `providers.toml`; the per-provider variables `{SERVICE}_CLIENT_ID` / `_SECRET` do not
-/// depend on the application.
+/// depend on the application (see [`client_secret`](Self::client_secret) for how they combine).
 ///
 /// ```
 /// use context_harness_providers::{App, Environment};
@@ -151,6 +155,92 @@ impl App {
         format!("{}_STORAGE", env_prefix(&self.name))
     }
 
+    /// The environment variable holding the client secret of the pre-registered confidential
+    /// client the one command (or call) at hand uses, whatever provider or MCP server it targets:
+    /// `{NAME}_CLIENT_SECRET` (`MY_TOOL_CLIENT_SECRET`). See [`client_secret`](Self::client_secret).
+    pub fn client_secret_env(&self) -> String {
+        format!("{}_CLIENT_SECRET", env_prefix(&self.name))
+    }
+
+    /// The environment variable naming a file that holds that client secret instead:
+    /// `{NAME}_CLIENT_SECRET_FILE` (`MY_TOOL_CLIENT_SECRET_FILE`). See
+    /// [`client_secret`](Self::client_secret).
+    pub fn client_secret_file_env(&self) -> String {
+        format!("{}_CLIENT_SECRET_FILE", env_prefix(&self.name))
+    }
+
+    /// The client secret of a pre-registered confidential client (RFC 6749 §2.3.1), from the
+    /// environment only, never a command-line argument (which other local users can read):
+    ///
+    /// 1. `service_var` (a provider's `{SERVICE}_CLIENT_SECRET`, e.g. `GITHUB_CLIENT_SECRET`), when
+    ///    given and set;
+    /// 2. else [`client_secret_env`](Self::client_secret_env) (`CONTEXT_HARNESS_CLIENT_SECRET`);
+    /// 3. else the file named by [`client_secret_file_env`](Self::client_secret_file_env)
+    ///    (`CONTEXT_HARNESS_CLIENT_SECRET_FILE`), read with
+    ///    [`read_secret_file`](crate::read_secret_file) (yours, no symbolic link, mode 0600), its
+    ///    trailing line break removed;
+    /// 4. else `None` (a public client).
+    ///
+    /// The application-wide variables apply to whatever single provider or MCP server the command
+    /// targets: set them only in the environment of that command. An MCP server URL has no
+    /// `{SERVICE}` variable, only these. Empty values count as unset.
+    ///
+    /// ```
+    /// use context_harness_providers::{App, Environment};
+    ///
+    /// let env = Environment::from_pairs([
+    ///     ("CONTEXT_HARNESS_CLIENT_SECRET", "general"),
+    ///     ("ACME_CLIENT_SECRET", "acme's own"),
+    /// ]);
+    /// let app = App::default();
+    /// let secret = app.client_secret(&env, Some("ACME_CLIENT_SECRET"))?;
+    /// assert_eq!(secret.as_ref().map(|s| s.secret()), Some("acme's own"));
+    /// let secret = app.client_secret(&env, None)?;
+    /// assert_eq!(secret.as_ref().map(|s| s.secret()), Some("general"));
+    /// # Ok::<(), context_harness_providers::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::ConfigInvalid`] when both application-wide variables are set, or the file
+    /// cannot be used (see [`read_secret_file`](crate::read_secret_file)) or holds nothing but a
+    /// line break. Messages never contain the secret.
+    pub fn client_secret(
+        &self,
+        env: &Environment,
+        service_var: Option<&str>,
+    ) -> Result<Option<ClientSecret>> {
+        if let Some(secret) = service_var.and_then(|var| env.get(var)) {
+            return Ok(Some(ClientSecret::new(secret)));
+        }
+        let (var, file_var) = (self.client_secret_env(), self.client_secret_file_env());
+        match (env.get(&var), env.get(&file_var)) {
+            (Some(_), Some(_)) => Err(Error::new(
+                ErrorCode::ConfigInvalid,
+                format!("both {var} and {file_var} are set"),
+            )
+            .with_hint(format!("set only one of {var} and {file_var}"))),
+            (Some(secret), None) => {
+                tracing::debug!(variable = %var, "using the client secret from the environment");
+                Ok(Some(ClientSecret::new(secret)))
+            }
+            (None, Some(path)) => {
+                let secret = read_secret_file(Path::new(path), &file_var)?;
+                let secret = secret.secret().trim_end_matches(['\r', '\n']);
+                if secret.is_empty() {
+                    return Err(Error::new(
+                        ErrorCode::ConfigInvalid,
+                        format!("{file_var} {path}: the file is empty"),
+                    )
+                    .with_hint("write the client secret into the file"));
+                }
+                tracing::debug!(variable = %file_var, "using the client secret from a file");
+                Ok(Some(ClientSecret::new(secret)))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
     /// The home directory: `${NAME}_HOME`, else `$HOME/.{name}` (`%USERPROFILE%` on Windows).
     /// `None` when neither is set.
     pub fn home_dir(&self, env: &Environment) -> Option<PathBuf> {
@@ -212,6 +302,122 @@ mod tests {
         assert_eq!(app.user_agent(), "my-tool/2.0.0-beta.1");
         assert_eq!(app.client_name(), "my-tool");
         assert_eq!(app.client_info(), ("my-tool", "2.0.0-beta.1"));
+    }
+
+    #[test]
+    fn client_secret_variables_follow_the_app() {
+        let app = App::new("my-tool").unwrap_or_default();
+        assert_eq!(app.client_secret_env(), "MY_TOOL_CLIENT_SECRET");
+        assert_eq!(app.client_secret_file_env(), "MY_TOOL_CLIENT_SECRET_FILE");
+        assert_eq!(
+            App::default().client_secret_env(),
+            "CONTEXT_HARNESS_CLIENT_SECRET"
+        );
+        let secret = |env: &Environment, var: Option<&str>| {
+            app.client_secret(env, var)
+                .map(|s| s.map(|s| s.secret().to_owned()))
+                .map_err(|e| e.code())
+        };
+        let env = Environment::from_pairs([
+            ("MY_TOOL_CLIENT_SECRET", "general"),
+            ("ACME_CLIENT_SECRET", "acme"),
+            ("CONTEXT_HARNESS_CLIENT_SECRET", "not this app's"),
+        ]);
+        assert_eq!(
+            secret(&env, Some("ACME_CLIENT_SECRET")),
+            Ok(Some("acme".into()))
+        );
+        assert_eq!(
+            secret(&env, Some("OTHER_CLIENT_SECRET")),
+            Ok(Some("general".into()))
+        );
+        assert_eq!(secret(&env, None), Ok(Some("general".into())));
+        let env = Environment::from_pairs([("CONTEXT_HARNESS_CLIENT_SECRET", "other app")]);
+        assert_eq!(secret(&env, None), Ok(None));
+        // Both application-wide forms: refused, without either value in the message.
+        let env = Environment::from_pairs([
+            ("MY_TOOL_CLIENT_SECRET", "s3cret"),
+            ("MY_TOOL_CLIENT_SECRET_FILE", "/nonexistent/s3cret"),
+        ]);
+        let err = app.client_secret(&env, None).err();
+        assert_eq!(
+            err.as_ref().map(Error::code),
+            Some(ErrorCode::ConfigInvalid)
+        );
+        assert!(!format!("{err:?}").contains("s3cret"), "{err:?}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn client_secret_file_is_read_the_trusted_way() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let Ok(dir) = tempfile::tempdir() else {
+            panic!("no temporary directory");
+        };
+        let path = dir.path().join("secret");
+        let write = |text: &str, mode: u32| {
+            std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                .unwrap_or_else(|e| panic!("{e}"));
+        };
+        let env = Environment::from_pairs([(
+            "CONTEXT_HARNESS_CLIENT_SECRET_FILE",
+            path.to_string_lossy().into_owned(),
+        )]);
+        let app = App::default();
+        let read = || {
+            app.client_secret(&env, None)
+                .map(|s| s.map(|s| s.secret().to_owned()))
+        };
+        let read_ok = || read().map_err(|e| e.to_string());
+        write("s3cret with  spaces \r\n", 0o600);
+        assert_eq!(read_ok(), Ok(Some("s3cret with  spaces ".into())));
+        write("\u{FEFF}s3cret\n", 0o400);
+        assert_eq!(read_ok(), Ok(Some("s3cret".into())));
+        for (text, mode, says) in [
+            ("s3cret\n", 0o644, "chmod 600"),
+            ("s3cret\n", 0o640, "chmod 600"),
+            ("s3cret\n", 0o620, "chmod 600"),
+            ("\n", 0o600, "write the client secret"),
+        ] {
+            write(text, mode);
+            let err = read().err();
+            assert_eq!(
+                err.as_ref().map(Error::code),
+                Some(ErrorCode::ConfigInvalid),
+                "{mode:o}"
+            );
+            let shown = format!(
+                "{err:?} {}",
+                err.as_ref().and_then(Error::hint).unwrap_or_default()
+            );
+            assert!(shown.contains(says), "{shown}");
+            assert!(!shown.contains("s3cret"), "{shown}");
+        }
+        // A symbolic link to a good file, a missing file, an oversized one.
+        write("s3cret\n", 0o600);
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&path, &link).unwrap_or_else(|e| panic!("{e}"));
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'a'; 64 * 1024 + 1]).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(&big, std::fs::Permissions::from_mode(0o600))
+            .unwrap_or_else(|e| panic!("{e}"));
+        for (file, says) in [
+            (link, "symbolic link"),
+            (dir.path().join("missing"), "no such file"),
+            (big, "larger than 64 KiB"),
+        ] {
+            let err = read_secret_file(&file, "X_FILE").err();
+            assert_eq!(
+                err.as_ref().map(Error::code),
+                Some(ErrorCode::ConfigInvalid)
+            );
+            let message = err.map(|e| e.to_string()).unwrap_or_default();
+            assert!(
+                message.contains(says) && message.starts_with("X_FILE "),
+                "{message}"
+            );
+        }
     }
 
     #[test]

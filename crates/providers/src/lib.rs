@@ -86,7 +86,7 @@ pub use browser::{
     BROWSER_ENV_NAMES, BROWSER_ENV_PREFIXES, BrowserOpener, SystemBrowser, browser_env,
     browser_needs_terminal, is_browser_env_name, is_secret_env_name,
 };
-pub use env::{Environment, HOME_ENV, env_prefix};
+pub use env::{Environment, HOME_ENV, MAX_SECRET_FILE_BYTES, env_prefix, read_secret_file};
 pub use error::{Error, ErrorCode, NextStep, Result};
 pub use http::{HttpSettings, tls_trust_failure};
 pub use provider::{

@@ -45,6 +45,38 @@ impl TokenAuthMethod {
             _ => None,
         }
     }
+
+    /// The method's name in RFC 7591 §2 `token_endpoint_auth_method` (`client_secret_basic`,
+    /// `client_secret_post`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+        }
+    }
+
+    /// The method a client with a secret uses at an authorization server whose RFC 8414 metadata
+    /// lists `supported` (`token_endpoint_auth_methods_supported`): `client_secret_basic`, unless
+    /// the list names `client_secret_post` and not `client_secret_basic`. An absent list means
+    /// `client_secret_basic` (RFC 8414 §2 default); a list naming neither (only `private_key_jwt`,
+    /// say) gets `client_secret_basic` too, and the server's refusal then says why.
+    ///
+    /// ```
+    /// use context_harness_providers::TokenAuthMethod;
+    ///
+    /// let post_only = vec!["none".to_owned(), "client_secret_post".to_owned()];
+    /// assert_eq!(TokenAuthMethod::preferred(Some(&post_only)), TokenAuthMethod::ClientSecretPost);
+    /// assert_eq!(TokenAuthMethod::preferred(None), TokenAuthMethod::ClientSecretBasic);
+    /// ```
+    pub fn preferred(supported: Option<&[String]>) -> Self {
+        let lists =
+            |method: Self| supported.is_some_and(|s| s.iter().any(|m| m == method.as_str()));
+        if lists(Self::ClientSecretPost) && !lists(Self::ClientSecretBasic) {
+            Self::ClientSecretPost
+        } else {
+            Self::ClientSecretBasic
+        }
+    }
 }
 
 /// How tokens are revoked on logout.
@@ -449,7 +481,10 @@ pub struct OAuthConfig {
     pub provider: OAuthProvider,
     /// The OAuth client id.
     pub client_id: String,
-    /// The client secret, for confidential clients (from `{SERVICE}_CLIENT_SECRET` only).
+    /// The client secret, for confidential clients: from `{SERVICE}_CLIENT_SECRET`, else the
+    /// application's `{APP}_CLIENT_SECRET` or `{APP}_CLIENT_SECRET_FILE` (see
+    /// [`App::client_secret`](crate::App::client_secret)); never from a command line or a file of
+    /// this crate's.
     pub client_secret: Option<ClientSecret>,
 }
 
@@ -563,6 +598,39 @@ mod tests {
                 Some(ErrorCode::ConfigInvalid),
                 "{bad}"
             );
+        }
+    }
+
+    #[test]
+    fn basic_unless_the_metadata_allows_only_post() {
+        let list = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        for (supported, want) in [
+            (None, TokenAuthMethod::ClientSecretBasic),
+            (Some(list(&[])), TokenAuthMethod::ClientSecretBasic),
+            (
+                Some(list(&["client_secret_basic", "client_secret_post"])),
+                TokenAuthMethod::ClientSecretBasic,
+            ),
+            (
+                Some(list(&["client_secret_post", "none"])),
+                TokenAuthMethod::ClientSecretPost,
+            ),
+            (
+                Some(list(&["private_key_jwt"])),
+                TokenAuthMethod::ClientSecretBasic,
+            ),
+        ] {
+            assert_eq!(
+                TokenAuthMethod::preferred(supported.as_deref()),
+                want,
+                "{supported:?}"
+            );
+        }
+        for method in [
+            TokenAuthMethod::ClientSecretBasic,
+            TokenAuthMethod::ClientSecretPost,
+        ] {
+            assert_eq!(TokenAuthMethod::parse(method.as_str()), Some(method));
         }
     }
 

@@ -21,6 +21,7 @@
 //!   answers in flight) or SIGTERM/SIGINT → `DELETE` of the session (405 ignored), exit 0.
 
 mod auth;
+mod headers;
 mod jsonrpc;
 mod legacy;
 mod stdio;
@@ -31,7 +32,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use reqwest::StatusCode;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use tokio::sync::{mpsc, oneshot};
 use url::Url;
 
@@ -39,6 +39,7 @@ use crate::args::ProxyArgs;
 use crate::context::Context;
 use crate::exit;
 use auth::{Auth, AuthFailure, ScopeChallenge, SignInSettings, Step};
+pub(crate) use headers::{parse_header, parse_header_env};
 use jsonrpc::Kind;
 use stdio::{serve, write_stdout};
 use upstream::{EventStream, Forbidden, SessionHeaders, Upstream, UpstreamError};
@@ -48,20 +49,6 @@ const MAX_IN_FLIGHT: usize = 64;
 
 /// GET stream reconnections in a row without an event before it is given up.
 const MAX_GET_FAILURES: u32 = 5;
-
-/// Parses a `--header 'Name: value'` argument.
-pub(crate) fn parse_header(text: &str) -> Result<(HeaderName, HeaderValue), String> {
-    let (name, value) = text
-        .split_once(':')
-        .ok_or_else(|| "expected 'Name: value'".to_owned())?;
-    let name = HeaderName::from_bytes(name.trim().as_bytes())
-        .map_err(|_| format!("`{}` is not a header name", name.trim()))?;
-    let mut value = HeaderValue::from_str(value.trim())
-        .map_err(|_| "the value has characters a header cannot carry".to_owned())?;
-    // It may be an API key: kept out of Debug output.
-    value.set_sensitive(true);
-    Ok((name, value))
-}
 
 /// Runs the bridge until stdin ends or a signal comes; 0 then.
 pub(crate) fn run(ctx: &Context, args: ProxyArgs) -> anyhow::Result<u8> {
@@ -76,10 +63,7 @@ pub(crate) fn run(ctx: &Context, args: ProxyArgs) -> anyhow::Result<u8> {
                 Some("give the server's URL, e.g. https://mcp.example.com/mcp".to_owned()),
             )
         })?;
-    let mut extra = HeaderMap::new();
-    for (name, value) in &args.headers {
-        extra.append(name.clone(), value.clone());
-    }
+    let extra = headers::extra_headers(&args, service.environment())?;
     let settings = SignInSettings {
         client_id: args.sign_in.client_id.clone(),
         scopes: args.sign_in.scopes.clone(),

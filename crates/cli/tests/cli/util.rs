@@ -220,6 +220,8 @@ extra_auth_params = {{ prompt = "consent" }}
             "SSH_TTY",
             "LOCAL_CLIENT_ID",
             "LOCAL_CLIENT_SECRET",
+            "CONTEXT_HARNESS_CLIENT_SECRET",
+            "CONTEXT_HARNESS_CLIENT_SECRET_FILE",
             "GITHUB_CLIENT_ID",
             "ATLASSIAN_CLIENT_ID",
             // The trust store reads these: a test sets them when it means to.

@@ -8,7 +8,7 @@ use super::mcp::{self, Prepared};
 use super::{AuthenticateOptions, CLIENT_ID_KEY, OAuthService};
 use crate::discovery::{self, Discoverer, METADATA_CACHE_TTL};
 use crate::error::{Error, ErrorCode, Result};
-use crate::provider::{ClientSecret, OAuthConfig, OAuthProvider, check_endpoint};
+use crate::provider::{OAuthConfig, OAuthProvider, check_endpoint};
 use crate::provider_ref::ProviderRef;
 use crate::registry::resolve_client_id;
 use crate::ssrf::UrlPolicy;
@@ -42,9 +42,8 @@ impl OAuthService {
             let discovered = self.discovered_template(template).await?;
             let client_id = resolve_client_id(&discovered, client_id, &self.env)?;
             let secret = self
-                .env
-                .get(&discovered.client_secret_env())
-                .map(ClientSecret::new);
+                .app
+                .client_secret(&self.env, Some(&discovered.client_secret_env()))?;
             return Ok(Prepared {
                 config: discovered.to_config(client_id, secret),
                 dynamic_issuer: None,
@@ -52,8 +51,13 @@ impl OAuthService {
                 record: None,
             });
         }
+        let mut config = self.resolve_config(provider, client_id)?;
+        if config.client_secret.is_none() {
+            // `{SERVICE}_CLIENT_SECRET` is unset: the application-wide variables, if any.
+            config.client_secret = self.app.client_secret(&self.env, None)?;
+        }
         Ok(Prepared {
-            config: self.resolve_config(provider, client_id)?,
+            config,
             dynamic_issuer: None,
             info: None,
             record: None,
@@ -128,9 +132,8 @@ impl OAuthService {
             None => resolve_client_id(&template, None, &self.env)?,
         };
         let secret = self
-            .env
-            .get(&template.client_secret_env())
-            .map(ClientSecret::new);
+            .app
+            .client_secret(&self.env, Some(&template.client_secret_env()))?;
         Ok(template.to_config(client_id, secret))
     }
 }

@@ -62,6 +62,13 @@ pub struct McpServerRecord {
     /// request (for authorization servers that answer `invalid_target` to it).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_resource: bool,
+    /// How a pre-registered confidential client (`--client-id` with `CONTEXT_HARNESS_CLIENT_SECRET`)
+    /// authenticates at the token endpoint: `client_secret_post` when the metadata's
+    /// `token_endpoint_auth_methods_supported` allows only that, else `client_secret_basic`
+    /// ([`TokenAuthMethod::preferred`](crate::TokenAuthMethod::preferred)); absent in records of
+    /// older versions, which means `client_secret_basic`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_method: Option<String>,
 }
 
 impl McpServerRecord {
@@ -88,6 +95,13 @@ impl McpServerRecord {
             dynamic_client,
             discovered_at: crate::tokens::unix_seconds(SystemTime::now()),
             no_resource: false,
+            token_endpoint_auth_method: Some(
+                crate::TokenAuthMethod::preferred(
+                    m.token_endpoint_auth_methods_supported.as_deref(),
+                )
+                .as_str()
+                .to_owned(),
+            ),
         })
     }
 
@@ -120,7 +134,11 @@ impl McpServerRecord {
         p.issuer = Some(self.issuer.clone());
         p.iss_parameter_supported = self.iss_parameter_supported;
         p.resource = (!self.no_resource).then(|| self.resource.clone());
-        p.token_auth_method = crate::TokenAuthMethod::ClientSecretBasic;
+        p.token_auth_method = self
+            .token_endpoint_auth_method
+            .as_deref()
+            .and_then(crate::TokenAuthMethod::parse)
+            .unwrap_or(crate::TokenAuthMethod::ClientSecretBasic);
         p
     }
 }
@@ -405,7 +423,12 @@ impl OAuthService {
         provider.validate()?;
 
         let (config, dynamic_issuer) = match preconfigured {
-            Some(id) => (provider.to_config(id, None), None),
+            // A pre-registered client: confidential when the application's client-secret
+            // variable (or its file) gives a secret.
+            Some(id) => (
+                provider.to_config(id, self.app.client_secret(&self.env, None)?),
+                None,
+            ),
             None => {
                 let registration = self.registration_for(&info, ports, false).await?;
                 (
@@ -529,7 +552,8 @@ impl OAuthService {
                         format!("no client registration for {provider}"),
                     ));
                 };
-                template.to_config(id, None)
+                // The pre-registered client of the sign-in: its secret, if any, as then.
+                template.to_config(id, self.app.client_secret(&self.env, None)?)
             }
         })
     }
