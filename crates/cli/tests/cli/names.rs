@@ -127,3 +127,66 @@ fn make_executable(path: &std::path::Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }
+
+/// `mcp proxy <url>` sends the server only its own tokens, whatever a provider of a colliding name
+/// holds: a provider named like the server's old storage name, signed in (a planted token file, not
+/// bound to any server), and a `providers.toml` entry for the server's own storage name.
+#[test]
+fn the_proxy_sends_only_the_servers_own_tokens() {
+    if !crate::proxy::require_mcp_servers() {
+        return;
+    }
+    let (auth, server, home) = crate::proxy::signed_in(&[("AS_AUTO_APPROVE", "1")], &[]);
+    let status = home.run(&["mcp", "status", "--json"]);
+    let rows = status.json()["providers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let name = rows
+        .iter()
+        .find(|r| r["server_url"] == server.url.as_str())
+        .and_then(|r| r["name"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(name.starts_with('_'), "{status:#?}");
+    let legacy = name.trim_start_matches('_').to_owned();
+    std::fs::write(
+        home.path().join("providers.toml"),
+        format!(
+            "[providers.\"{legacy}\"]\nauth_url = \"{i}/auth\"\ntoken_url = \"{i}/token\"\nclient_id = \"ch-public\"\n",
+            i = auth.issuer
+        ),
+    )
+    .expect("providers.toml");
+    let planted = serde_json::json!({
+        "access_token": "a-providers-token",
+        "token_type": "Bearer",
+        "issued_at": std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64()),
+        "expires_in": 3600,
+    });
+    std::fs::write(home.token_file(&legacy), planted.to_string()).expect("plant");
+    make_private(&home.token_file(&legacy));
+    let unauthorized = server.stats()["unauthorized"].clone();
+    let mut proxy = crate::proxy::Proxy::spawn(&home, &server.url, &[], &[]);
+    proxy.initialize();
+    let call = proxy.call(
+        2,
+        "tools/call",
+        serde_json::json!({"name": "echo", "arguments": {"text": "own token"}}),
+    );
+    assert_eq!(crate::proxy::text_of(&call), "own token");
+    let (code, _, stderr) = proxy.finish();
+    assert_eq!(code, 0, "{stderr}");
+    // The first token sent was accepted: the server's own, not the provider's.
+    assert_eq!(server.stats()["unauthorized"], unauthorized);
+    // The provider's tokens are where they were.
+    assert_eq!(home.tokens(&legacy)["access_token"], "a-providers-token");
+}
+
+#[cfg(unix)]
+fn make_private(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+}

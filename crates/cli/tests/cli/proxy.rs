@@ -19,7 +19,7 @@ fn mcp_servers_dir() -> PathBuf {
 }
 
 /// node, and the SDK servers' packages (`cargo xtask test` installs them).
-fn require_mcp_servers() -> bool {
+pub(crate) fn require_mcp_servers() -> bool {
     require_server()
         && require(
             mcp_servers_dir()
@@ -31,9 +31,9 @@ fn require_mcp_servers() -> bool {
 
 /// A TypeScript-SDK MCP server on a loopback port (started by `context-harness-test-support`), stopped
 /// on drop.
-struct McpServer {
+pub(crate) struct McpServer {
     _server: context_harness_test_support::McpServer,
-    url: String,
+    pub(crate) url: String,
     legacy_url: String,
 }
 
@@ -58,7 +58,7 @@ impl McpServer {
         self.url.trim_end_matches("/mcp")
     }
 
-    fn stats(&self) -> Value {
+    pub(crate) fn stats(&self) -> Value {
         let (status, body) = http("GET", &format!("{}/test/stats", self.base()), &[], "");
         assert_eq!(status, 200, "{body}");
         serde_json::from_str(&body).expect("stats json")
@@ -532,7 +532,10 @@ fn proxy_names_ssl_cert_file_when_the_server_certificate_is_not_trusted() {
 }
 
 /// Starts the oidc-provider and an SDK server protected by it, and signs in with `mcp auth <url>`.
-fn signed_in(as_env: &[(&str, &str)], mcp_env: &[(&str, &str)]) -> (AuthServer, McpServer, Home) {
+pub(crate) fn signed_in(
+    as_env: &[(&str, &str)],
+    mcp_env: &[(&str, &str)],
+) -> (AuthServer, McpServer, Home) {
     let auth = AuthServer::start(as_env);
     let mut env = vec![("MCP_ISSUER", auth.issuer.as_str())];
     env.extend_from_slice(mcp_env);
