@@ -6,7 +6,7 @@
 //! - The canonical server URI (RFC 8707, MCP): [`ServerUrl`], [`canonical_url`],
 //!   [`canonical_resource_uri`]; the well-known metadata URLs ([`protected_resource_metadata_urls`],
 //!   [`authorization_server_metadata_urls`]) and identifier checks ([`resource_matches`],
-//!   [`issuers_match`]).
+//!   [`accepted_resource`], [`resource_covers`], [`issuers_match`]).
 //! - Metadata documents: [`ProtectedResourceMetadata`] (RFC 9728) and
 //!   [`AuthorizationServerMetadata`] (RFC 8414, OpenID Connect Discovery).
 //! - Dynamic client registration (RFC 7591): [`registration_request`],
@@ -68,7 +68,8 @@ pub use registration::{ClientRegistration, parse_registration_response, registra
 pub use server_url::{ServerUrl, ServerUrlError, canonical_url};
 pub use token_error::TokenError;
 pub use well_known::{
-    authorization_server_metadata_urls, canonical_resource_uri, issuers_match, parse_config_url,
-    protected_resource_metadata_urls, resource_matches,
+    accepted_resource, authorization_server_metadata_urls, canonical_resource_uri, issuers_match,
+    metadata_url_resource, parse_config_url, protected_resource_metadata_urls, resource_covers,
+    resource_matches,
 };
 pub use www_authenticate::{Challenge, bearer_resource_metadata, parse_www_authenticate};

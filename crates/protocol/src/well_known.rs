@@ -172,9 +172,10 @@ pub fn parse_config_url(value: &str) -> Result<Url> {
 
 /// Whether a PRM `resource` is acceptable for the MCP server at `server_url`: identical to it, as
 /// RFC 9728 §3.3 requires, once both are in canonical form ([`canonical_resource_uri`]: the case of
-/// scheme and host, a default port and a trailing `/` do not count). A prefix is **not** enough:
-/// `https://host` published by the server at `https://host/a/mcp` would make its tokens fit every
-/// tenant on the host, so it is refused.
+/// scheme and host, a default port and a trailing `/` do not count). A prefix is **not** enough
+/// here: `https://host` published by the server at `https://host/a/mcp` would make its tokens fit
+/// every tenant on the host. Only the document that speaks for the parent may name it
+/// ([`accepted_resource`]).
 ///
 /// ```
 /// use context_harness_protocol::resource_matches;
@@ -191,6 +192,128 @@ pub fn resource_matches(resource: &str, server_url: &str) -> bool {
         (Ok(r), Ok(s)) => r == s,
         _ => false,
     }
+}
+
+/// The well-known path segment of RFC 9728 protected-resource metadata (§3).
+const PRM_WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
+
+/// The resource identifier a protected-resource metadata URL stands for (RFC 9728 §3.1, §3.3), in
+/// canonical form ([`canonical_resource_uri`]), for the MCP endpoint `server_url`:
+///
+/// - the root well-known URL (`https://host/.well-known/oauth-protected-resource`) stands for the
+///   origin `https://host`;
+/// - a path-inserted one (`…/oauth-protected-resource/a/mcp`) for the URL it was built from,
+///   `https://host/a/mcp`;
+/// - any other URL (a `resource_metadata` of a `WWW-Authenticate` challenge naming its own
+///   location, RFC 9728 §5) for the endpoint `server_url` the request went to.
+///
+/// `None` when a URL cannot be parsed. A well-known URL with a query stands for the endpoint too (RFC
+/// 9728 builds none).
+///
+/// ```
+/// use context_harness_protocol::metadata_url_resource;
+///
+/// let endpoint = "https://host.example/a/mcp";
+/// let stands_for = |url| metadata_url_resource(url, endpoint);
+/// assert_eq!(stands_for("https://host.example/.well-known/oauth-protected-resource").as_deref(), Some("https://host.example"));
+/// assert_eq!(stands_for("https://host.example/.well-known/oauth-protected-resource/a/mcp").as_deref(), Some(endpoint));
+/// assert_eq!(stands_for("https://host.example/custom/prm.json").as_deref(), Some(endpoint));
+/// ```
+pub fn metadata_url_resource(metadata_url: &str, server_url: &str) -> Option<String> {
+    let endpoint = ServerUrl::parse(server_url).ok()?.canonical();
+    let url = ServerUrl::parse(metadata_url).ok()?;
+    if url.query().is_some() {
+        return Some(endpoint);
+    }
+    let Some(rest) = url.path().strip_prefix(PRM_WELL_KNOWN) else {
+        return Some(endpoint);
+    };
+    if !rest.is_empty() && !rest.starts_with('/') {
+        // `/.well-known/oauth-protected-resourceX` is not a well-known URL.
+        return Some(endpoint);
+    }
+    let origin = origin_of(&url);
+    canonical_resource_uri(&format!("{origin}{rest}")).ok()
+}
+
+/// `scheme://host[:port]` of a parsed URL (canonical: no default port).
+fn origin_of(url: &ServerUrl) -> String {
+    match url.port() {
+        Some(port) => format!("{}://{}:{port}", url.scheme(), url.host()),
+        None => format!("{}://{}", url.scheme(), url.host()),
+    }
+}
+
+/// Whether `resource` covers the MCP endpoint `server_url`: the same scheme, host and port, no
+/// query, and a path that is a segment-wise prefix of the endpoint's (`https://host/a` covers
+/// `https://host/a/mcp` but not `https://host/ab`; the origin covers every path). Both are compared
+/// in canonical form ([`canonical_resource_uri`]). An identical resource covers its endpoint.
+///
+/// ```
+/// use context_harness_protocol::resource_covers;
+///
+/// assert!(resource_covers("https://host.example", "https://host.example/a/mcp"));
+/// assert!(resource_covers("https://HOST.example/a/", "https://host.example/a/mcp"));
+/// assert!(!resource_covers("https://host.example/a", "https://host.example/ab/mcp"));
+/// assert!(!resource_covers("https://host.example:8443", "https://host.example/mcp"));
+/// assert!(!resource_covers("http://host.example", "https://host.example/mcp"));
+/// ```
+pub fn resource_covers(resource: &str, server_url: &str) -> bool {
+    let (Ok(resource), Ok(endpoint)) = (ServerUrl::parse(resource), ServerUrl::parse(server_url))
+    else {
+        return false;
+    };
+    if resource.canonical() == endpoint.canonical() {
+        return true;
+    }
+    let same_origin = resource.scheme() == endpoint.scheme()
+        && resource.host() == endpoint.host()
+        && resource.port() == endpoint.port();
+    let prefix = resource.path();
+    let path = endpoint.path();
+    let segment_prefix = prefix.is_empty()
+        || path == prefix
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'));
+    same_origin && resource.query().is_none() && segment_prefix
+}
+
+/// The RFC 8707 `resource` (the audience) to use when the protected-resource metadata found at
+/// `metadata_url` names `resource` for the MCP endpoint `server_url`, in canonical form; `None` when
+/// the document must not be used (RFC 9728 §3.3).
+///
+/// Accepted when `resource` is identical to the endpoint (as before), or when it is identical to the
+/// resource identifier its metadata URL stands for ([`metadata_url_resource`]) **and** covers the
+/// endpoint ([`resource_covers`]). So the root well-known document of `https://host` may name
+/// `https://host` for the endpoint `https://host/mcp` (the official SDKs accept it), while the
+/// path-inserted document of `https://host/a/mcp`, or one a challenge points to, naming a parent
+/// such as `https://host` is refused: the tokens of a parent fit every endpoint below it, and only
+/// the document that speaks for the parent may say the endpoint is one of them.
+///
+/// Tokens for a parent resource are shared by every endpoint it covers, on purpose: the audience
+/// is the parent, so any server under it can present a token issued for another.
+///
+/// ```
+/// use context_harness_protocol::accepted_resource;
+///
+/// let (endpoint, root, inserted) = (
+///     "https://host.example/mcp",
+///     "https://host.example/.well-known/oauth-protected-resource",
+///     "https://host.example/.well-known/oauth-protected-resource/mcp",
+/// );
+/// assert_eq!(accepted_resource("https://host.example", root, endpoint).as_deref(), Some("https://host.example"));
+/// assert_eq!(accepted_resource("https://host.example/mcp/", inserted, endpoint).as_deref(), Some(endpoint));
+/// assert_eq!(accepted_resource("https://host.example", inserted, endpoint), None);
+/// assert_eq!(accepted_resource("https://other.example", "https://other.example/.well-known/oauth-protected-resource", endpoint), None);
+/// ```
+pub fn accepted_resource(resource: &str, metadata_url: &str, server_url: &str) -> Option<String> {
+    let canonical = canonical_resource_uri(resource).ok()?;
+    if resource_matches(&canonical, server_url) {
+        return Some(canonical);
+    }
+    let stands_for = metadata_url_resource(metadata_url, server_url)?;
+    (canonical == stands_for && resource_covers(&canonical, server_url)).then_some(canonical)
 }
 
 /// Whether two spellings name the same issuer: identical, or differing only in an empty path
@@ -363,6 +486,127 @@ mod tests {
             assert_eq!(got, Some(without.map(str::to_owned).to_vec()), "{issuer}");
         }
         assert!(authorization_server_metadata_urls("https://a.ex.com/?x=1").is_err());
+    }
+
+    /// RFC 9728 §3.3 as MCP clients read it: (resource, where the document was found, endpoint,
+    /// accepted audience).
+    #[test]
+    fn accepted_resources() {
+        let root = "https://ex.com/.well-known/oauth-protected-resource";
+        let inserted = "https://ex.com/.well-known/oauth-protected-resource/a/mcp";
+        let endpoint = "https://ex.com/a/mcp";
+        let custom = "https://ex.com/custom/prm.json";
+        let table: &[(&str, &str, Option<&str>)] = &[
+            // Identical to the endpoint: accepted wherever the document was found.
+            ("https://ex.com/a/mcp", inserted, Some(endpoint)),
+            ("https://EX.com:443/a/mcp/", root, Some(endpoint)),
+            ("https://ex.com/a/mcp", custom, Some(endpoint)),
+            // The root document speaks for the origin, which covers the endpoint.
+            ("https://ex.com", root, Some("https://ex.com")),
+            ("https://ex.com/", root, Some("https://ex.com")),
+            (
+                "https://ex.com/",
+                "https://ex.com/.well-known/oauth-protected-resource/",
+                Some("https://ex.com"),
+            ),
+            // The path-inserted document of a parent speaks for that parent.
+            (
+                "https://ex.com/a",
+                "https://ex.com/.well-known/oauth-protected-resource/a",
+                Some("https://ex.com/a"),
+            ),
+            // A parent named by the endpoint's own document or a custom location: refused.
+            ("https://ex.com", inserted, None),
+            ("https://ex.com/a", inserted, None),
+            ("https://ex.com", custom, None),
+            // The root document naming something else than the origin.
+            ("https://ex.com/a", root, None),
+            ("https://ex.com/a/mcp/x", root, None),
+            // A document that speaks for a sibling, or for a longer path.
+            (
+                "https://ex.com/b",
+                "https://ex.com/.well-known/oauth-protected-resource/b",
+                None,
+            ),
+            (
+                "https://ex.com/a/m",
+                "https://ex.com/.well-known/oauth-protected-resource/a/m",
+                None,
+            ),
+            // Another origin's root document: identical to what it stands for, covers nothing here.
+            (
+                "https://other.com",
+                "https://other.com/.well-known/oauth-protected-resource",
+                None,
+            ),
+            (
+                "http://ex.com",
+                "http://ex.com/.well-known/oauth-protected-resource",
+                None,
+            ),
+            (
+                "https://ex.com:8443",
+                "https://ex.com:8443/.well-known/oauth-protected-resource",
+                None,
+            ),
+            // Not a well-known URL, a query, garbage.
+            (
+                "https://ex.com",
+                "https://ex.com/.well-known/oauth-protected-resourcex",
+                None,
+            ),
+            (
+                "https://ex.com",
+                "https://ex.com/.well-known/oauth-protected-resource?x=1",
+                None,
+            ),
+            (
+                "https://ex.com?x=1",
+                "https://ex.com/.well-known/oauth-protected-resource",
+                None,
+            ),
+            ("https://ex.com#f", root, None),
+            ("garbage", root, None),
+            ("https://ex.com", "garbage", None),
+        ];
+        for (resource, found_at, want) in table {
+            assert_eq!(
+                accepted_resource(resource, found_at, endpoint).as_deref(),
+                *want,
+                "{resource} at {found_at}"
+            );
+        }
+        // The origin as the endpoint: its root document names it.
+        assert_eq!(
+            accepted_resource("https://ex.com", root, "https://ex.com/").as_deref(),
+            Some("https://ex.com")
+        );
+    }
+
+    #[test]
+    fn covering() {
+        for (resource, endpoint, covers) in [
+            ("https://ex.com", "https://ex.com/a/mcp", true),
+            ("https://ex.com/a", "https://ex.com/a/mcp", true),
+            ("https://ex.com/a/", "https://ex.com/a/mcp", true),
+            ("https://ex.com/a/mcp", "https://ex.com/a/mcp", true),
+            ("https://ex.com", "https://ex.com/mcp?tenant=1", true),
+            ("https://ex.com/a", "https://ex.com/ab/mcp", false),
+            ("https://ex.com/a/mcp/x", "https://ex.com/a/mcp", false),
+            ("https://ex.com/A", "https://ex.com/a/mcp", false),
+            ("https://ex.com?x=1", "https://ex.com/mcp", false),
+            ("https://ex.com", "http://ex.com/mcp", false),
+            ("https://ex.com:8443", "https://ex.com/mcp", false),
+            ("https://sub.ex.com", "https://ex.com/mcp", false),
+            ("https://ex.com", "https://sub.ex.com/mcp", false),
+            ("garbage", "https://ex.com/mcp", false),
+        ] {
+            assert_eq!(
+                resource_covers(resource, endpoint),
+                covers,
+                "{resource} / {endpoint}"
+            );
+        }
     }
 
     #[test]

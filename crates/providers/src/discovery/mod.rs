@@ -24,9 +24,9 @@ use crate::ssrf::UrlPolicy;
 pub(crate) use cache::{load_cached_metadata, store_cached_metadata};
 use context_harness_protocol::parse_config_url;
 pub(crate) use context_harness_protocol::{
-    AuthorizationServerMetadata, Challenge, ProtectedResourceMetadata,
+    AuthorizationServerMetadata, Challenge, ProtectedResourceMetadata, accepted_resource,
     authorization_server_metadata_urls, bearer_resource_metadata, issuers_match,
-    parse_www_authenticate, protected_resource_metadata_urls, resource_matches,
+    parse_www_authenticate, protected_resource_metadata_urls,
 };
 
 use crate::error::{Error, ErrorCode, Result};
@@ -67,7 +67,10 @@ pub(crate) fn printable(s: &str) -> String {
 pub struct McpServerInfo {
     /// The canonical server URI (the storage key is derived from it).
     pub server_url: String,
-    /// The `resource` to send (RFC 8707): the PRM's `resource`, else the canonical server URI.
+    /// The `resource` to send (RFC 8707), canonical: the PRM's `resource` (the server URI, or a
+    /// parent the document found speaks for, see
+    /// [`accepted_resource`](context_harness_protocol::accepted_resource)), else the canonical server
+    /// URI.
     pub resource: String,
     /// Where the PRM was found.
     pub resource_metadata_url: String,
@@ -283,21 +286,27 @@ impl Discoverer<'_> {
     pub(crate) async fn mcp_server(&self, server_url: &str) -> Result<McpServerInfo> {
         let canonical = canonical_resource_uri(server_url)?;
         let (prm_url, prm, challenge_scope) = self.protected_resource(server_url).await?;
+        // RFC 9728 §3.3: the endpoint itself, or the parent the document found speaks for
+        // (the root well-known document naming the origin); the canonical form is the audience
+        // sent (RFC 8707 §2). A parent's tokens are shared by every endpoint below it.
         let resource = match &prm.resource {
-            Some(resource) => {
-                if !resource_matches(resource, &canonical) {
+            Some(resource) => match accepted_resource(resource, prm_url.as_str(), &canonical) {
+                Some(audience) => {
+                    if audience != canonical {
+                        tracing::info!(resource = %printable(&audience), "the protected-resource metadata names a parent of the endpoint; its tokens are shared by every endpoint it covers");
+                    }
+                    audience
+                }
+                None => {
                     return Err(Error::new(
                         ErrorCode::AuthFailed,
                         format!(
-                            "the protected-resource metadata names resource `{}`, which does not match {canonical}; refusing it (RFC 9728 §3.3)",
+                            "the protected-resource metadata at {prm_url} names resource `{}`, which does not match {canonical} (nor is it the parent that document speaks for); refusing it (RFC 9728 §3.3)",
                             printable(resource)
                         ),
                     ));
                 }
-                // The identical match above leaves nothing to choose: the canonical server URL is
-                // the `resource` sent (RFC 8707 §2, the MCP "canonical server URI").
-                canonical.clone()
-            }
+            },
             None => canonical.clone(),
         };
         let Some(issuer) = prm.authorization_servers.first().cloned() else {

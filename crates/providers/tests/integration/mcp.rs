@@ -41,6 +41,9 @@ pub(crate) struct PrmConfig {
     pub(crate) header_url: Option<String>,
     /// `scopes_supported` in the PRM.
     pub(crate) scopes: Vec<&'static str>,
+    /// Serve the PRM at the root well-known URL (`/.well-known/oauth-protected-resource`, which
+    /// stands for the origin) instead of the path-inserted one.
+    pub(crate) at_root: bool,
 }
 
 impl PrmConfig {
@@ -51,12 +54,14 @@ impl PrmConfig {
             header: true,
             header_url: None,
             scopes: vec!["mcp:tools"],
+            at_root: false,
         }
     }
 }
 
 /// A tiny HTTP/1.1 server: `/mcp` answers 401 without a bearer token; the PRM is served at
-/// `/custom-prm` (the header's URL) and `/.well-known/oauth-protected-resource/mcp`.
+/// `/custom-prm` (the header's URL) and `/.well-known/oauth-protected-resource/mcp` (or the root
+/// well-known URL with `at_root`).
 pub(crate) struct McpStub {
     base: String,
     paths: Arc<Mutex<Vec<String>>>,
@@ -142,7 +147,11 @@ impl McpStub {
                                 "{\"error\":\"unauthorized\"}".to_owned(),
                             )
                         }
-                        "/custom-prm" | "/.well-known/oauth-protected-resource/mcp" => {
+                        "/custom-prm" => ("200 OK", String::new(), prm),
+                        "/.well-known/oauth-protected-resource/mcp" if !config.at_root => {
+                            ("200 OK", String::new(), prm)
+                        }
+                        "/.well-known/oauth-protected-resource" if config.at_root => {
                             ("200 OK", String::new(), prm)
                         }
                         // A single-page app's catch-all route: 200 with HTML for any path.
@@ -182,7 +191,7 @@ impl Drop for McpStub {
 }
 
 /// The JSON payload of a JWT (no signature check: the test only reads `aud`).
-fn jwt_payload(token: &str) -> Value {
+pub(crate) fn jwt_payload(token: &str) -> Value {
     use base64ct::{Base64UrlUnpadded, Encoding};
     let payload = token.split('.').nth(1).expect("a JWT access token");
     let bytes = Base64UrlUnpadded::decode_vec(payload.trim_end_matches('=')).unwrap();

@@ -251,6 +251,72 @@ async fn a_resource_that_is_only_a_prefix_is_refused() {
     let stub = McpStub::start(config).await;
     let info = h.service.discover_mcp_server(&stub.url()).await.unwrap();
     assert_eq!(info.resource, stub.url());
+
+    // Found at the path-inserted URL (no challenge URL), a parent is refused just the same.
+    for resource in ["{base}", "{base}/"] {
+        let mut config = PrmConfig::new(&server.issuer);
+        config.resource = Some(resource.to_owned());
+        config.header = false;
+        let stub = McpStub::start(config).await;
+        let err = h
+            .service
+            .discover_mcp_server(&stub.url())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("does not match"), "{err}");
+        assert!(
+            stub.paths()
+                .contains(&"/.well-known/oauth-protected-resource/mcp".to_owned()),
+            "{:?}",
+            stub.paths()
+        );
+    }
+}
+
+/// RFC 9728 §3.3: the root well-known document stands for the origin, so its `resource` may be the
+/// origin, which covers the endpoint `/mcp` (the conformance suite's `auth/metadata-var2`, and what the
+/// official SDKs accept). The origin is then the audience: the access token fits every endpoint on
+/// the origin, on purpose. Anything else in that document is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_root_document_may_name_the_origin_which_becomes_the_audience() {
+    let Some(server) = start(&[("AS_AUTO_APPROVE", "1")]) else {
+        return;
+    };
+    let h = Harness::new(&server.issuer);
+    for resource in ["{base}/m", "{base}/mcp/x", "http://localhost:1"] {
+        let mut config = PrmConfig::new(&server.issuer);
+        config.resource = Some(resource.to_owned());
+        config.header = false;
+        config.at_root = true;
+        let stub = McpStub::start(config).await;
+        let err = h
+            .service
+            .discover_mcp_server(&stub.url())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::AuthFailed, "{resource}: {err}");
+        assert!(err.to_string().contains("does not match"), "{err}");
+    }
+
+    let mut config = PrmConfig::new(&server.issuer);
+    config.resource = Some("{base}/".to_owned());
+    config.header = false;
+    config.at_root = true;
+    let stub = McpStub::start(config).await;
+    let base = stub.url().trim_end_matches("/mcp").to_owned();
+    let info = h.service.discover_mcp_server(&stub.url()).await.unwrap();
+    assert_eq!(info.resource, base);
+    assert_eq!(info.server_url, stub.url());
+    let outcome = h.service.authenticate(&stub.url(), opts()).await.unwrap();
+    let claims = crate::mcp::jwt_payload(outcome.tokens.access_token.secret());
+    assert_eq!(claims["aud"], base.as_str(), "{claims}");
+    // Stored under the endpoint, bound to it, and the record keeps the audience for refreshes.
+    let record = h.service.mcp_server_record(&stub.url()).unwrap().unwrap();
+    assert_eq!(record.resource, base);
+    assert_eq!(record.server_url, stub.url());
+    let refreshed = h.service.refresh_tokens(&stub.url()).await.unwrap();
+    let claims = crate::mcp::jwt_payload(refreshed.access_token.secret());
+    assert_eq!(claims["aud"], base.as_str(), "{claims}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
