@@ -121,22 +121,64 @@ impl Discoverer<'_> {
         self.http.fetch(request, what, Some(self.policy)).await
     }
 
-    /// Probes the MCP server without a token and returns the `WWW-Authenticate` challenges of a 401.
+    /// Probes the MCP server without a token and returns the `WWW-Authenticate` challenges of a 401:
+    /// an `initialize` request first; when the server lets that through (it authorizes per method,
+    /// as the conformance suite's step-up server does), a `tools/list`, which servers that use
+    /// authorization at all guard, so the first sign-in learns the challenge's `scope` (MCP "Scope
+    /// Selection Strategy"). Empty when neither is answered with a 401.
     async fn probe(&self, server: &Url) -> Result<Vec<Challenge>> {
-        let body = serde_json::json!({
+        let (name, version) = self.http.app().client_info();
+        let client_info = serde_json::json!({"name": name, "version": version});
+        let initialize = serde_json::json!({
             "jsonrpc": "2.0",
             "id": 1,
             "method": "initialize",
             "params": {
                 "protocolVersion": MCP_PROTOCOL_VERSION,
                 "capabilities": {},
-                "clientInfo": {"name": self.http.app().client_info().0, "version": self.http.app().client_info().1},
+                "clientInfo": client_info,
             },
         });
+        if let Some(challenges) = self.probe_with(server, "initialize", &initialize).await? {
+            return Ok(challenges);
+        }
+        // The 2026-07-28 form (`_meta`, `Mcp-Method`), which 2025 servers read as a request outside
+        // a session: a 401 when they check the token first, a 400 otherwise.
+        let tools_list = serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/list",
+            "params": {
+                "_meta": {
+                    "io.modelcontextprotocol/protocolVersion": MCP_PROTOCOL_VERSION,
+                    "io.modelcontextprotocol/clientInfo": client_info,
+                    "io.modelcontextprotocol/clientCapabilities": {},
+                },
+            },
+        });
+        match self.probe_with(server, "tools/list", &tools_list).await {
+            Ok(challenges) => Ok(challenges.unwrap_or_default()),
+            Err(e) => {
+                tracing::debug!(error = %e, "the second probe failed; no challenge");
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    /// One probe: POSTs `body` (JSON-RPC `method`) without a token; `Some(challenges)` for a 401.
+    async fn probe_with(
+        &self,
+        server: &Url,
+        method: &str,
+        body: &serde_json::Value,
+    ) -> Result<Option<Vec<Challenge>>> {
         let request = Request {
             accept: "application/json, text/event-stream",
             json: Some(body.to_string()),
-            headers: &[("MCP-Protocol-Version", MCP_PROTOCOL_VERSION)],
+            headers: &[
+                ("MCP-Protocol-Version", MCP_PROTOCOL_VERSION),
+                ("Mcp-Method", method),
+            ],
             read_body: false,
             ..Request::new(Method::Post, server)
         };
@@ -145,17 +187,14 @@ impl Discoverer<'_> {
             .fetch(request, "the MCP server", Some(self.policy))
             .await?;
         let status = answer.status;
-        let challenges = answer
-            .www_authenticate
-            .iter()
-            .flat_map(|v| parse_www_authenticate(v))
-            .collect();
-        tracing::debug!(status, "MCP server probe");
-        Ok(if status == 401 {
-            challenges
-        } else {
-            Vec::new()
-        })
+        tracing::debug!(status, method, "MCP server probe");
+        Ok((status == 401).then(|| {
+            answer
+                .www_authenticate
+                .iter()
+                .flat_map(|v| parse_www_authenticate(v))
+                .collect()
+        }))
     }
 
     /// Fetches `what` from each of `urls` in turn (see [`fetch_json`](Self::fetch_json)): the first

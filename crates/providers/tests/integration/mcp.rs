@@ -44,6 +44,11 @@ pub(crate) struct PrmConfig {
     /// Serve the PRM at the root well-known URL (`/.well-known/oauth-protected-resource`, which
     /// stands for the origin) instead of the path-inserted one.
     pub(crate) at_root: bool,
+    /// A `scope` in the 401's Bearer challenge.
+    pub(crate) challenge_scope: Option<&'static str>,
+    /// Answer an `initialize` without a token with 200 (a server that authorizes per method, like
+    /// the conformance suite's step-up server); every other request without one gets the 401.
+    pub(crate) open_initialize: bool,
 }
 
 impl PrmConfig {
@@ -55,6 +60,8 @@ impl PrmConfig {
             header_url: None,
             scopes: vec!["mcp:tools"],
             at_root: false,
+            challenge_scope: None,
+            open_initialize: false,
         }
     }
 }
@@ -125,8 +132,10 @@ impl McpStub {
                         "bearer_methods_supported": ["header"],
                     })
                     .to_string();
+                    let initialize = String::from_utf8_lossy(&buf[head_end..])
+                        .contains("\"method\":\"initialize\"");
                     let (status, extra, body) = match path.as_str() {
-                        "/mcp" if authorized => {
+                        "/mcp" if authorized || (config.open_initialize && initialize) => {
                             ("200 OK", String::new(), "{\"ok\":true}".to_owned())
                         }
                         "/mcp" => {
@@ -135,8 +144,11 @@ impl McpStub {
                                     || format!("{base}/custom-prm"),
                                     |u| u.replace("{base}", &base),
                                 );
+                                let scope = config
+                                    .challenge_scope
+                                    .map_or_else(String::new, |s| format!(", scope=\"{s}\""));
                                 format!(
-                                    "WWW-Authenticate: Basic realm=\"x, y\", Bearer error=\"invalid_token\", resource_metadata=\"{url}\"\r\n"
+                                    "WWW-Authenticate: Basic realm=\"x, y\", Bearer error=\"invalid_token\", resource_metadata=\"{url}\"{scope}\r\n"
                                 )
                             } else {
                                 "WWW-Authenticate: Bearer\r\n".to_owned()
@@ -332,6 +344,41 @@ async fn prm_from_the_well_known_url_when_the_challenge_has_none() {
         stub.paths(),
         ["/mcp", "/.well-known/oauth-protected-resource/mcp"]
     );
+}
+
+/// MCP "Scope Selection Strategy": the first sign-in asks for the `scope` of the 401 challenge, not
+/// the metadata's `scopes_supported`, also when the server lets `initialize` through without a token
+/// (then the probe asks again with a request it guards).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_sign_in_asks_for_the_challenges_scope() {
+    let Some(server) = start(&[("AS_AUTO_APPROVE", "1")]) else {
+        return;
+    };
+    let h = Harness::new(&server.issuer);
+    for open_initialize in [false, true] {
+        let mut config = PrmConfig::new(&server.issuer);
+        config.scopes = vec!["mcp:resources"];
+        config.challenge_scope = Some("mcp:tools");
+        config.open_initialize = open_initialize;
+        let stub = McpStub::start(config).await;
+        let info = h.service.discover_mcp_server(&stub.url()).await.unwrap();
+        assert_eq!(info.challenge_scope.as_deref(), Some("mcp:tools"));
+        assert_eq!(info.default_scopes(), ["mcp:tools", "offline_access"]);
+        let probes = stub.paths().iter().filter(|p| *p == "/mcp").count();
+        assert_eq!(probes, if open_initialize { 2 } else { 1 });
+        let outcome = h.service.authenticate(&stub.url(), opts()).await.unwrap();
+        let scopes = outcome.tokens.scopes();
+        assert!(scopes.contains(&"mcp:tools"), "{scopes:?}");
+        assert!(!scopes.contains(&"mcp:resources"), "{scopes:?}");
+    }
+    // Without a scope in the challenge: the metadata's scopes_supported.
+    let mut config = PrmConfig::new(&server.issuer);
+    config.scopes = vec!["mcp:resources"];
+    config.open_initialize = true;
+    let stub = McpStub::start(config).await;
+    let info = h.service.discover_mcp_server(&stub.url()).await.unwrap();
+    assert_eq!(info.challenge_scope, None);
+    assert_eq!(info.default_scopes(), ["mcp:resources", "offline_access"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
