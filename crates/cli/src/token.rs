@@ -4,7 +4,8 @@
 //! no HTTP client, no `providers.toml` read and (with the file store) no keyring access. Only an
 //! expired token starts a runtime to refresh it.
 
-use context_harness_providers::OAuthTokens;
+use context_harness_providers::tokens::is_vschar;
+use context_harness_providers::{ErrorCode, OAuthTokens, terminal_text};
 
 use crate::context::{Context, print_stdout};
 use crate::exit;
@@ -16,6 +17,20 @@ pub(crate) fn run(ctx: &Context, provider: &str, json: bool) -> anyhow::Result<u
         Some(tokens) => tokens,
         None => ctx.block_on(service.ensure_valid_token(provider))??,
     };
+    // Tokens from a token endpoint are printable ASCII (checked when they arrive); a token file
+    // written before that check, or by hand, may hold anything: never print an escape sequence or a
+    // line break to a terminal or into `$(context-harness mcp token …)`.
+    if !is_vschar(tokens.access_token.secret()) {
+        let shown = terminal_text(provider);
+        return Err(exit::Failure::new(
+            exit::code_for(ErrorCode::Storage),
+            format!(
+                "the stored access token for {shown} holds characters an access token cannot have (RFC 6749 Appendix A: printable ASCII); not printing it"
+            ),
+            Some(format!("run `context-harness mcp auth {shown}` to sign in again")),
+        )
+        .into());
+    }
     print_stdout(&render(&tokens, json))?;
     Ok(exit::OK)
 }

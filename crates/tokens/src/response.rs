@@ -321,7 +321,8 @@ pub fn parse_token_response(
 impl OAuthTokens {
     /// Builds tokens from a successful token response object received at `now`.
     ///
-    /// - `access_token`: required, a non-empty string.
+    /// - `access_token`: required, a non-empty string of printable ASCII (RFC 6749 Appendix A
+    ///   `VSCHAR`; anything else is [`ResponseError::Malformed`]).
     /// - `token_type`: kept as sent (compare with [`is_bearer`](Self::is_bearer), which ignores case);
     ///   `"Bearer"` when absent, as most clients assume.
     /// - `expires_in`, `refresh_token_expires_in`: a number or a numeric string; absent, `null` or
@@ -329,6 +330,7 @@ impl OAuthTokens {
     ///   hostile or broken server cannot push an expiry past what time arithmetic can hold.
     /// - `token_type`'s case does not matter (`bearer`, `Bearer`, `BEARER`).
     /// - `refresh_token`, `id_token`, `scope`: strings; an empty refresh or ID token counts as absent,
+    ///   a refresh token must be printable ASCII like the access token,
     ///   an empty scope is kept (GitHub Apps send one). Scope tokens outside the RFC 6749 §3.3 grammar
     ///   (controls, escapes, non-ASCII, `"`, `\`) are dropped ([`valid_scope`](crate::valid_scope)).
     ///   `scope` may also be a JSON array of strings (off-spec, sent by Twitch): it is joined with
@@ -377,6 +379,14 @@ impl OAuthTokens {
             "access_token is not a string",
         )?)
         .ok_or(ResponseError::MissingAccessToken)?;
+        // RFC 6749 Appendix A: `access-token = 1*VSCHAR`. A token is printed by `mcp token` and
+        // put into `Authorization` headers: an escape sequence or a line break in it would reach a
+        // terminal or split a header, so such an answer is refused.
+        if !crate::terminal::is_vschar(&access_token) {
+            return Err(malformed(
+                "access_token holds characters other than printable ASCII (RFC 6749 Appendix A)",
+            ));
+        }
         let token_type = string(&mut object, "token_type", "token_type is not a string")?
             .filter(|t| !t.trim().is_empty())
             .unwrap_or_else(|| "Bearer".to_owned());
@@ -402,6 +412,15 @@ impl OAuthTokens {
             "refresh_token",
             "refresh_token is not a string",
         )?);
+        // `refresh-token = 1*VSCHAR` as well.
+        if refresh_token
+            .as_deref()
+            .is_some_and(|t| !crate::terminal::is_vschar(t))
+        {
+            return Err(malformed(
+                "refresh_token holds characters other than printable ASCII (RFC 6749 Appendix A)",
+            ));
+        }
         let id_token = nonempty(string(&mut object, "id_token", "id_token is not a string")?);
         let scope = scope(object.remove("scope"))?;
         for key in KNOWN_FIELDS {

@@ -18,6 +18,7 @@ mod browser;
 mod browser_env;
 mod conformance;
 mod flows;
+mod forged;
 mod hostile;
 mod hostile_log;
 #[path = "../../../providers/tests/integration/hostile_stub.rs"]

@@ -104,9 +104,22 @@ impl Names {
     /// recovery file) to the server's own name, under both names' locks. Never loses tokens: the
     /// new copy is written before the old one is deleted, and tokens already under the new name
     /// (a later sign-in) are kept.
+    ///
+    /// Only from the name an older version gave that server ([`ProviderName::from_url`] of
+    /// `server_url`): tokens under any other name that say they are bound to `server_url` were not
+    /// written by that server's sign-in (a provider's token endpoint, or a planted file, put the
+    /// binding there), and are never moved to it.
     pub(super) fn move_legacy(&self, legacy: &ProviderName, server_url: &str) -> Result<()> {
         let new = ProviderName::for_server(server_url).map_err(storage_error)?;
         if &new == legacy {
+            return Ok(());
+        }
+        if ProviderName::from_url(server_url).ok().as_ref() != Some(legacy) {
+            tracing::warn!(
+                name = legacy.as_str(),
+                server = %crate::terminal_text(server_url),
+                "tokens or a record under this name say they belong to an MCP server whose sign-in never used this name; not moving them"
+            );
             return Ok(());
         }
         // Always the legacy lock first: no other path holds a server's lock while taking another.
@@ -166,6 +179,15 @@ impl super::OAuthService {
     }
 }
 
+/// Removes an MCP server binding from `tokens` (see `mcp::bind_tokens`): a token endpoint's answer
+/// is the server's text, and a field of that name in it binds nothing.
+pub(super) fn unbind(tokens: &mut OAuthTokens) {
+    tokens.extra.remove(BINDING_KEY);
+}
+
+/// The key `mcp::bind_tokens` stores a binding under (tested against `mcp::bound_server` below).
+const BINDING_KEY: &str = "mcp_server";
+
 /// `tokens/<name>.recovery` under `home` (see `OAuthService::recovery_path`).
 pub(super) fn recovery_file(home: &Path, name: &ProviderName) -> PathBuf {
     storage::HomeLayout::new(home)
@@ -207,5 +229,35 @@ fn move_record(
             ),
         )
         .with_source(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokens::AccessToken;
+
+    /// `unbind` removes exactly what `mcp::bound_server` reads.
+    #[test]
+    fn unbind_removes_the_binding() {
+        let mut tokens = OAuthTokens::new(
+            AccessToken::new("at"),
+            "Bearer",
+            std::time::SystemTime::now(),
+        );
+        tokens.extra.insert(
+            BINDING_KEY.to_owned(),
+            serde_json::json!({
+                "server_url": "https://victim.example/mcp",
+                "issuer": "https://evil.example",
+                "token_endpoint": "https://evil.example/token"
+            }),
+        );
+        assert_eq!(
+            mcp::bound_server(&tokens).as_deref(),
+            Some("https://victim.example/mcp")
+        );
+        unbind(&mut tokens);
+        assert_eq!(mcp::bound_server(&tokens), None);
     }
 }

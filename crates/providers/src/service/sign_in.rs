@@ -271,6 +271,10 @@ impl OAuthService {
         tokens
             .extra
             .insert(CLIENT_ID_KEY.to_owned(), config.client_id.clone().into());
+        // A field of the binding's name in the token endpoint's answer is that server's text, not
+        // a binding: only an MCP server sign-in's own record binds tokens (else a provider's
+        // authorization server could have its tokens moved under a server's name and sent there).
+        super::namespace::unbind(&mut tokens);
         if let Some(record) = record {
             mcp::bind_tokens(&mut tokens, record);
         }

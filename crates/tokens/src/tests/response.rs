@@ -294,6 +294,10 @@ fn oauth(error: &str, description: Option<&str>, uri: Option<&str>, status: u16)
     }
 }
 
+/// The reason of an access token that is not RFC 6749 `VSCHAR`.
+const AT_NOT_VSCHAR: &str =
+    "access_token holds characters other than printable ASCII (RFC 6749 Appendix A)";
+
 fn malformed(status: u16, reason: &'static str) -> ResponseError {
     ResponseError::Malformed { status, reason }
 }
@@ -382,6 +386,13 @@ fn rejects_error_and_unusable_responses() {
         ("expires_in negative float", 200, JSON, br#"{"access_token":"SECRET-at","expires_in":-1.0}"#, malformed(200, "expires_in is not a whole number of seconds")),
         ("expires_in beyond u64", 200, JSON, br#"{"access_token":"SECRET-at","expires_in":1e30}"#, malformed(200, "expires_in is not a whole number of seconds")),
         ("expires_in NaN string", 200, JSON, br#"{"access_token":"SECRET-at","expires_in":"NaN"}"#, malformed(200, "expires_in is not a whole number of seconds")),
+        // RFC 6749 Appendix A: access and refresh tokens are VSCHAR (printable ASCII), so none can
+        // carry a terminal control or a header-splitting line break to `mcp token`'s output.
+        ("access_token with an escape", 200, JSON, b"{\"access_token\":\"SECRET-at\\u001b]52;c;eA==\\u0007\"}", malformed(200, AT_NOT_VSCHAR)),
+        ("access_token with a line break", 200, JSON, br#"{"access_token":"SECRET-at\r\nX-Injected: 1"}"#, malformed(200, AT_NOT_VSCHAR)),
+        ("access_token with a bidi override", 200, JSON, b"{\"access_token\":\"SECRET-at\xe2\x80\xae\"}", malformed(200, AT_NOT_VSCHAR)),
+        ("access_token with DEL in a form", 200, FORM, b"access_token=SECRET-at%7F", malformed(200, AT_NOT_VSCHAR)),
+        ("refresh_token with an escape", 200, JSON, br#"{"access_token":"SECRET-at","refresh_token":"SECRET-rt\u001b[2J"}"#, malformed(200, "refresh_token holds characters other than printable ASCII (RFC 6749 Appendix A)")),
         ("refresh_token not a string", 200, JSON, br#"{"access_token":"SECRET-at","refresh_token":{"v":"SECRET-rt"}}"#, malformed(200, "refresh_token is not a string")),
         ("expires_in garbage string", 200, JSON, br#"{"access_token":"SECRET-at","expires_in":"soon"}"#, malformed(200, "expires_in is not a whole number of seconds")),
         ("expires_in negative", 200, JSON, br#"{"access_token":"SECRET-at","expires_in":-1}"#, malformed(200, "expires_in is not a whole number of seconds")),
