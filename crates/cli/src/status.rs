@@ -156,6 +156,9 @@ pub(crate) fn run(ctx: &Context, provider: Option<&str>, json: bool) -> anyhow::
         let name = ProviderRef::parse(provider)?.name().as_str().to_owned();
         row(&service, &name, provider, Some(provider))
     } else {
+        // A name of the servers' namespace is no provider's (servers go by URL): refused like
+        // every other command refuses it.
+        ProviderRef::parse(provider)?;
         // Exactly the row the list shows (tokens of a provider no longer configured included, even
         // when they cannot be read); `not_found` only for a name the list does not have either.
         let (names, servers) = known_names(&service)?;

@@ -260,8 +260,13 @@ impl ProviderRegistry {
     ///
     /// # Errors
     ///
-    /// [`ErrorCode::NotFound`] naming the known providers.
+    /// [`ErrorCode::NotFound`] naming the known providers; [`ErrorCode::ConfigInvalid`] for a name
+    /// of the MCP servers' namespace (`_…`, see [`ProviderRef::parse`](crate::ProviderRef::parse)),
+    /// which no provider can have.
     pub fn get(&self, name: &str) -> Result<&OAuthProvider> {
+        if name.starts_with(context_harness_storage::SERVER_NAME_PREFIX) {
+            crate::ProviderRef::parse(name)?;
+        }
         self.entries.get(name).map(|(p, _)| p).ok_or_else(|| {
             let known: Vec<&str> = self.entries.keys().map(String::as_str).collect();
             Error::new(

@@ -82,13 +82,11 @@ fn no_provider_name_reaches_an_mcp_servers_tokens() {
         assert!(!out.stdout.contains(&access_token), "{args:?}: {out:#?}");
         assert!(out.stderr.contains("hint:"), "{args:?}: {out:#?}");
     }
-    // Without the file, the name is still not a provider (servers are named by URL).
+    // Without the file, the name is still not a provider (servers are named by URL): every
+    // command refuses it, `mcp status` included.
     std::fs::remove_file(home.path().join("providers.toml")).expect("rm providers.toml");
-    for args in [
-        vec!["mcp", "token", name.as_str()],
-        vec!["mcp", "refresh", &name],
-    ] {
-        let out = home.run(&args);
+    for args in commands(&name) {
+        let out = home.run_env(&args, &[("BROWSER", &browser)]);
         out.expect_code(13);
         assert!(!out.stdout.contains(&access_token), "{args:?}: {out:#?}");
         assert!(out.stderr.contains("by its URL"), "{args:?}: {out:#?}");
