@@ -24,15 +24,21 @@ mod auth;
 mod headers;
 mod jsonrpc;
 mod legacy;
+mod modern;
 mod stdio;
+mod tool_headers;
 mod upstream;
+mod wire2026;
 
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use reqwest::StatusCode;
-use tokio::sync::{mpsc, oneshot};
+use reqwest::header::HeaderMap;
+use tokio::sync::{Notify, mpsc, oneshot};
 use url::Url;
 
 use crate::args::ProxyArgs;
@@ -90,6 +96,10 @@ pub(crate) fn run(ctx: &Context, args: ProxyArgs) -> anyhow::Result<u8> {
             reinit: tokio::sync::Mutex::new(()),
             get_stream: Mutex::new(None),
             legacy: Mutex::new(None),
+            tools: tool_headers::ToolCache::default(),
+            modern: Mutex::new(None),
+            cancels: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
         });
         let code = serve(Arc::clone(&bridge)).await;
         bridge.stop_get_stream();
@@ -117,6 +127,13 @@ struct Session {
 enum Fail {
     Auth(AuthFailure),
     Upstream(UpstreamError),
+    /// The bridge refuses the request itself (it is never sent).
+    Request {
+        code: i64,
+        message: String,
+        /// The stable `data.code`.
+        data_code: &'static str,
+    },
 }
 
 impl From<AuthFailure> for Fail {
@@ -143,6 +160,24 @@ struct Bridge {
     get_stream: Mutex<Option<tokio::task::AbortHandle>>,
     /// Set once the server turned out to speak the legacy HTTP+SSE transport.
     legacy: Mutex<Option<Arc<legacy::Legacy>>>,
+    /// The `x-mcp-header` reading of the tools listed so far (2026-07-28 wire).
+    tools: tool_headers::ToolCache,
+    /// The protocol version of the host's latest 2026-07-28 request ([`modern`]).
+    modern: Mutex<Option<String>>,
+    /// The 2026-07-28 requests in flight, by id (JSON text): `notifications/cancelled` closes them.
+    cancels: Mutex<HashMap<String, Arc<Notify>>>,
+    /// The next id of a request of the bridge's own (a re-issue, a `tools/list` walk).
+    next_id: AtomicU64,
+}
+
+/// The wire a message of the host goes on ([`Bridge::route`]).
+enum Route {
+    /// A request of the 2026-07-28 wire.
+    Modern(wire2026::ModernRequest),
+    /// A notification or response after 2026-07-28 requests: the version they carry.
+    ModernOther(String),
+    /// The 2025 wire (sessions; or the legacy HTTP+SSE transport once found).
+    Legacy,
 }
 
 /// Marks the message as accepted by the server: the next one may go.
@@ -169,12 +204,20 @@ impl Bridge {
     async fn handle(self: Arc<Self>, text: String, kind: Kind, accepted: oneshot::Sender<()>) {
         tracing::debug!(message = ?kind, "forwarding a message");
         let mut accepted = Some(accepted);
-        let result = match self.legacy() {
-            Some(legacy) => {
+        let result = match self.route(&text, &kind) {
+            Route::Modern(request) => {
+                // Requests do not hold back later messages.
                 release(&mut accepted);
-                legacy.post(&self, &text).await
+                self.forward_modern(&text, &request).await
             }
-            None => Arc::clone(&self).forward(&text, &kind, &mut accepted).await,
+            Route::ModernOther(version) => self.forward_modern_other(&text, &kind, &version).await,
+            Route::Legacy => match self.legacy() {
+                Some(legacy) => {
+                    release(&mut accepted);
+                    legacy.post(&self, &text).await
+                }
+                None => Arc::clone(&self).forward(&text, &kind, &mut accepted).await,
+            },
         };
         release(&mut accepted);
         let Err(fail) = result else { return };
@@ -191,6 +234,11 @@ impl Bridge {
                 e.code,
                 e.hint.clone(),
             ),
+            Fail::Request {
+                code,
+                message,
+                data_code,
+            } => (*code, message.clone(), *data_code, None),
         };
         match &kind {
             Kind::Request { id, method } => {
@@ -208,13 +256,44 @@ impl Bridge {
         }
     }
 
-    /// POSTs with the bearer, renewing it on 401 (refresh, then sign-in) and 403 insufficient_scope
-    /// (step-up); returns the first answer that is neither, with the session headers it was sent with.
+    /// Which wire a message of the host goes on: a request carrying the 2026-07-28 `_meta`
+    /// version goes on that wire; so do notifications and responses once the host sent such a
+    /// request and no `initialize`; everything else as before.
+    fn route(&self, text: &str, kind: &Kind) -> Route {
+        match kind {
+            Kind::Request { .. } => {
+                wire2026::modern_request(text).map_or(Route::Legacy, Route::Modern)
+            }
+            Kind::Notification { .. } | Kind::Response { .. }
+                if self.session().initialize.is_none() && self.legacy().is_none() =>
+            {
+                self.modern_version()
+                    .map_or(Route::Legacy, Route::ModernOther)
+            }
+            _ => Route::Legacy,
+        }
+    }
+
+    /// [`Self::post_authorized_with`] without per-request headers.
     async fn post_authorized(
         &self,
         url: &Url,
         text: &str,
         session: &SessionHeaders,
+    ) -> Result<reqwest::Response, Fail> {
+        self.post_authorized_with(url, text, session, &HeaderMap::new())
+            .await
+    }
+
+    /// POSTs with the bearer, renewing it on 401 (refresh, then sign-in) and 403 insufficient_scope
+    /// (step-up); returns the first answer that is neither, with the session headers it was sent
+    /// with and `headers` (the 2026-07-28 request headers) on top.
+    async fn post_authorized_with(
+        &self,
+        url: &Url,
+        text: &str,
+        session: &SessionHeaders,
+        headers: &HeaderMap,
     ) -> Result<reqwest::Response, Fail> {
         let (mut refreshed, mut signed_in, mut stepped_up) = (false, false, false);
         loop {
@@ -226,6 +305,7 @@ impl Bridge {
             let response = self
                 .upstream
                 .post(url, token.as_ref(), session, text)
+                .headers(headers.clone())
                 .send()
                 .await
                 .map_err(|e| UpstreamError::from_reqwest(&e, &self.host))?;
@@ -321,19 +401,7 @@ impl Bridge {
         let status = response.status();
         if !status.is_success() {
             let media = upstream::media_type(&response);
-            return Err(Fail::Upstream(UpstreamError::new(
-                "network_error",
-                format!(
-                    "the MCP server at {} answered HTTP {}{}",
-                    self.host,
-                    status.as_u16(),
-                    if media.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({media})")
-                    }
-                ),
-            )));
+            return Err(Fail::Upstream(self.status_error(status, &media)));
         }
         let new_session_id = upstream::session_id(&response);
         if !is_initialize {

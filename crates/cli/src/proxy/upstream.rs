@@ -27,6 +27,8 @@ pub(crate) struct UpstreamError {
     pub(crate) code: &'static str,
     /// What to do about it (`data.hint` of the JSON-RPC error), when there is advice.
     pub(crate) hint: Option<String>,
+    /// The answer's body broke off after its head: on the 2026-07-28 wire the request is re-issued.
+    pub(crate) broke_off: bool,
 }
 
 impl UpstreamError {
@@ -35,6 +37,15 @@ impl UpstreamError {
             message: message.into(),
             code,
             hint: None,
+            broke_off: false,
+        }
+    }
+
+    /// An answer whose body broke off after its head (see [`Self::broke_off`]).
+    pub(crate) fn broken(message: impl Into<String>) -> Self {
+        Self {
+            broke_off: true,
+            ..Self::new("network_error", message)
         }
     }
 
@@ -51,6 +62,7 @@ impl UpstreamError {
                 message,
                 code: "network_error",
                 hint,
+                broke_off: false,
             };
         }
         if e.is_timeout() {
@@ -304,7 +316,11 @@ async fn read_body_max(
     let mut body = Vec::new();
     let mut stream = response.bytes_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| UpstreamError::from_reqwest(&e, host))?;
+        let chunk = chunk.map_err(|e| {
+            let mut error = UpstreamError::from_reqwest(&e, host);
+            error.broke_off = !e.is_timeout();
+            error
+        })?;
         if body.len().saturating_add(chunk.len()) > max {
             return Err(UpstreamError::too_large());
         }
@@ -395,10 +411,10 @@ impl EventStream {
                     return Some(Err(UpstreamError::too_large()));
                 }
                 Err(_) => {
-                    return Some(Err(UpstreamError::new(
-                        "network_error",
-                        format!("the event stream from {} broke off", self.host),
-                    )));
+                    return Some(Err(UpstreamError::broken(format!(
+                        "the event stream from {} broke off",
+                        self.host
+                    ))));
                 }
             }
         }

@@ -28,6 +28,7 @@ mod lifecycle;
 mod mcp;
 mod names;
 mod proxy;
+mod proxy_2026;
 mod proxy_python;
 mod registration_secrets;
 mod secrets;
