@@ -19,6 +19,8 @@
 //   waits until the request is cancelled (the client closes the stream) or 20 s pass.
 // Hooks: GET /test/stats → every POST seen (its MCP headers and the body's id, method and name), tool calls by
 //          name, the other HTTP methods seen (GET, DELETE), cancelled `slow` calls, streams broken on purpose;
+//        POST /test/notify → notifications/tools/list_changed on every open `subscriptions/listen` stream that
+//          asked for it;
 //        POST /test/break?n=N → the next N tools/call answers are cut off after the response head and an SSE
 //          comment, before the response (the call itself ran: a broken stream loses its answer).
 
@@ -117,6 +119,12 @@ const httpServer = http.createServer(async (req, res) => {
     if (url.pathname === '/test/stats') {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify(stats));
+      return;
+    }
+    if (url.pathname === '/test/notify' && req.method === 'POST') {
+      handler.notify.toolsChanged();
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{}');
       return;
     }
     if (url.pathname === '/test/break' && req.method === 'POST') {

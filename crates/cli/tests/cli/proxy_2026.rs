@@ -370,6 +370,51 @@ fn proxy_cancels_a_request_by_closing_its_answer_stream() {
     );
 }
 
+/// `subscriptions/listen` (the 2026-07-28 replacement of the GET stream): its stream stays open and
+/// relays the acknowledgment and the change notifications, tagged with the host's listen id; the host
+/// ends it with `notifications/cancelled`, and no answer comes for it.
+#[test]
+fn proxy_relays_a_subscriptions_listen_stream() {
+    if !require_v2_server() {
+        return;
+    }
+    let server = Server2026::start();
+    let home = Home::new();
+    let mut proxy = Proxy::spawn(&home, &server.url, &[], &[]);
+    proxy.send(&json!({"jsonrpc": "2.0", "id": "listen-1", "method": "subscriptions/listen",
+        "params": with_meta(json!({"notifications": {"toolsListChanged": true}}), VERSION, json!({}))}));
+    let ack = proxy.recv();
+    assert_eq!(
+        ack["method"], "notifications/subscriptions/acknowledged",
+        "{ack}"
+    );
+    let subscription = "io.modelcontextprotocol/subscriptionId";
+    assert_eq!(ack["params"]["_meta"][subscription], "listen-1", "{ack}");
+    let (status, body) = http("POST", &format!("{}/test/notify", server.base()), &[], "");
+    assert_eq!(status, 200, "{body}");
+    let changed = proxy.recv();
+    assert_eq!(
+        changed["method"], "notifications/tools/list_changed",
+        "{changed}"
+    );
+    assert_eq!(changed["params"]["_meta"][subscription], "listen-1");
+    // Other requests go on beside the open stream.
+    let echo = call(
+        &mut proxy,
+        2,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"text": "beside"}}),
+    );
+    assert_eq!(text_of(&echo), "beside", "{echo}");
+    proxy.send(
+        &json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+        "params": {"requestId": "listen-1"}}),
+    );
+    let (code, rest, stderr) = proxy.finish();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(rest.is_empty(), "{rest:?}");
+}
+
 /// The same server through the same bridge on the 2025 wire (the SDK's stateless fallback): the
 /// host's `initialize` decides, and no 2026-07-28 header is sent.
 #[test]
