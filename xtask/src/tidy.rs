@@ -720,7 +720,21 @@ const FILE_READ_ALLOWED: &[(&str, &str, &str)] = &[
 ];
 
 /// Texts that open or read a file wherever they appear (as whole identifiers).
-const FILE_READ_TEXTS: &[&str] = &["File::open", "File::options", "OpenOptions", "tokio::fs"];
+/// The raw `open(2)` wrappers of `rustix`, `nix` and `libc` are here too: they bypass `O_NOFOLLOW`
+/// and the `fstat` checks as surely as `File::open`.
+const FILE_READ_TEXTS: &[&str] = &[
+    "File::open",
+    "File::options",
+    "OpenOptions",
+    "tokio::fs",
+    "fs::open",
+    "fs::openat",
+    "fcntl::open",
+    "fcntl::openat",
+    "libc::open",
+    "libc::openat",
+    "libc::fopen",
+];
 
 /// Functions of `std::fs` that read a file: flagged as `fs::<name>`, also when imported by name.
 const FS_READ_FUNCTIONS: &[&str] = &["read", "read_to_string"];
@@ -755,7 +769,8 @@ fn file_reads_in(code: &str) -> Vec<String> {
                 .next()
                 .unwrap_or_default()
                 .split(',')
-                .map(str::trim)
+                // `read as slurp` imports `read` under another name.
+                .filter_map(|name| name.split_whitespace().next())
                 .collect(),
             None => vec![rest.split(|c| !is_ident_char(c)).next().unwrap_or_default()],
         };
@@ -925,6 +940,9 @@ fn file_read_rule_on_a_fixture() -> Result<()> {
          #[cfg(test)]\n\
          fn helper() {\n    let x = std::fs::read(p);\n}\n\
          async fn g() { tokio::fs::read(p).await; }\n\
+         use std::fs::{read as slurp, write};\n\
+         fn raw(p: &Path) { let fd = rustix::fs::open(p, OFlags::RDONLY, Mode::empty()); }\n\
+         fn raw2() { unsafe { libc::open(p, 0) }; nix::fcntl::openat(d, p, f, m); }\n\
          #[cfg(all(test, unix))]\n\
          #[allow(clippy::unwrap_used)]\n\
          mod tests {\n    fn t() { std::fs::read_to_string(p); }\n}\n",
@@ -952,6 +970,10 @@ fn file_read_rule_on_a_fixture() -> Result<()> {
             "crates/a/src/lib.rs:7: `File::open`",
             "crates/a/src/lib.rs:12: `tokio::fs`",
             "crates/a/src/lib.rs:12: `fs::read`",
+            "crates/a/src/lib.rs:13: `fs::read`",
+            "crates/a/src/lib.rs:14: `fs::open`",
+            "crates/a/src/lib.rs:15: `fcntl::openat`",
+            "crates/a/src/lib.rs:15: `libc::open`",
             "crates/b/src/trust.rs:2: `fs::read_to_string`",
         ]
     );
