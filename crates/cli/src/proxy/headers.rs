@@ -23,9 +23,10 @@ use crate::args::ProxyArgs;
 use crate::exit;
 
 /// Header names the bridge sets on its requests itself (`Accept`, `Content-Type`, the MCP session
-/// headers, `Last-Event-ID`) or that belong to the connection (RFC 9110 §7.6.1, §6.4 framing):
-/// a second value would contradict the bridge's. Lower case, sorted.
-pub(crate) const RESERVED: [&str; 14] = [
+/// headers, the MCP 2026-07-28 per-request headers `Mcp-Method` and `Mcp-Name`, `Last-Event-ID`) or
+/// that belong to the connection (RFC 9110 §7.6.1, §6.4 framing): a second value would contradict
+/// the bridge's. Lower case, sorted. `Mcp-Param-*` ([`RESERVED_PREFIX`]) too.
+pub(crate) const RESERVED: [&str; 16] = [
     "accept",
     "connection",
     "content-length",
@@ -33,6 +34,8 @@ pub(crate) const RESERVED: [&str; 14] = [
     "host",
     "keep-alive",
     "last-event-id",
+    "mcp-method",
+    "mcp-name",
     "mcp-protocol-version",
     "mcp-session-id",
     "proxy-connection",
@@ -42,12 +45,16 @@ pub(crate) const RESERVED: [&str; 14] = [
     "upgrade",
 ];
 
+/// The prefix of the headers the bridge mirrors from `x-mcp-header` tool parameters (MCP 2026-07-28):
+/// set per call from the call's arguments, never a fixed value.
+pub(crate) const RESERVED_PREFIX: &str = "mcp-param-";
+
 /// Why a header name is refused (the caller shows the name only when it came from the command
 /// line).
 fn header_name(name: &str) -> Result<HeaderName, &'static str> {
     let name = HeaderName::from_bytes(name.trim().as_bytes())
         .map_err(|_| "is not a header name (RFC 9110 token characters only)")?;
-    if RESERVED.contains(&name.as_str()) {
+    if RESERVED.contains(&name.as_str()) || name.as_str().starts_with(RESERVED_PREFIX) {
         return Err("is set by the bridge itself and cannot be given");
     }
     Ok(name)
@@ -221,6 +228,9 @@ mod tests {
             "X-Api-Key: ${KEY}",
             "X-Api-Key: A B",
             "Accept: KEY",
+            "Mcp-Method: KEY",
+            "MCP-Name: KEY",
+            "Mcp-Param-Region: KEY",
         ] {
             assert!(parse_header_env(bad).is_err(), "{bad:?}");
         }
