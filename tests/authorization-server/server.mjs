@@ -31,6 +31,14 @@
 //   AS_OPAQUE_ACCESS_TOKENS=1  access tokens for a resource are opaque (stored, so /token/introspection
 //                            answers for them, with `aud` = the resource) instead of JWTs (which
 //                            oidc-provider does not store and so cannot introspect)
+//   AS_CIMD=1                accept Client ID Metadata Documents (oidc-provider's experimental
+//                            clientIdMetadataDocument feature, draft-02): an https client_id is fetched
+//                            and its document is the client; discovery then announces
+//                            client_id_metadata_document_supported
+//   AS_CIMD_FETCH_ORIGIN=http://127.0.0.1:PORT  (TEST-ONLY, with AS_CIMD) fetch those documents from this
+//                            loopback origin instead of their https origin (same path and query): a
+//                            stand-in for DNS and TLS, so a test serves https://client.example/… on
+//                            loopback. Every other outgoing request is unchanged.
 //
 // Test hooks (TEST-ONLY):
 //   GET  /test/stats    -> {"token_requests":n,"refresh_requests":n,"authorization_code_requests":n,
@@ -67,8 +75,9 @@
 //                       for the fixed user without a browser (as if they had approved or denied it)
 //   POST /test/delete-client {"client_id":"..."} deletes a dynamically registered client
 //   GET  /test/stats also counts "registration_requests", "device_authorization_requests",
-//                       "well_known" ({path: hits}) and "response_modes" ({mode: authorization
-//                       requests}; "query" when the request names none).
+//                       "well_known" ({path: hits}), "response_modes" ({mode: authorization
+//                       requests}; "query" when the request names none) and "cimd_fetches"
+//                       ({client metadata document URL: fetches}, with AS_CIMD_FETCH_ORIGIN).
 // Access tokens issued for a resource indicator (RFC 8707, any loopback URL) are JWTs whose `aud` is
 // that resource (development signing keys).
 // AS_ISSUER_PATH=/tenant1 mounts the provider under that path (issuer http://127.0.0.1:PORT/tenant1);
@@ -94,6 +103,25 @@ const envInt = (name, fallback) => {
 
 const TEST_USER = 'test-user';
 const opaqueAccessTokens = envFlag('AS_OPAQUE_ACCESS_TOKENS');
+const cimd = envFlag('AS_CIMD');
+const cimdFetchOrigin = process.env.AS_CIMD_FETCH_ORIGIN ?? '';
+if (cimdFetchOrigin && !/^http:\/\/(127\.0\.0\.1|\[::1\]|localhost):\d+$/.test(cimdFetchOrigin)) {
+  console.error(`AS_CIMD_FETCH_ORIGIN must be a loopback http origin: ${cimdFetchOrigin}`);
+  process.exit(2);
+}
+
+// TEST-ONLY: client metadata documents come from the loopback origin (see AS_CIMD_FETCH_ORIGIN). The
+// SSRF guard oidc-provider adds (its dispatcher refuses loopback addresses) is dropped for those requests.
+function outgoingFetch(url, options) {
+  const target = URL.parse(String(url));
+  if (cimdFetchOrigin && target?.protocol === 'https:') {
+    const local = new URL(`${target.pathname}${target.search}`, cimdFetchOrigin);
+    const { dispatcher: _ssrfGuard, ...rest } = options ?? {};
+    stats.cimd_fetches[target.href] = (stats.cimd_fetches[target.href] ?? 0) + 1;
+    return globalThis.fetch(local, rest);
+  }
+  return globalThis.fetch(url, options);
+}
 
 const control = {
   auto_approve: envFlag('AS_AUTO_APPROVE'),
@@ -124,6 +152,7 @@ const zeroStats = () => ({
   device_authorization_requests: 0,
   well_known: {},
   response_modes: {},
+  cimd_fetches: {},
 });
 let stats = zeroStats();
 // TEST-ONLY: secrets of the last token request, so a test can assert they never reach the logs.
@@ -217,6 +246,7 @@ async function startServer() {
     claims: { openid: ['sub'], profile: ['name'], email: ['email', 'email_verified'] },
     cookies: { keys: ['context-harness-test-only-cookie-key'] },
     pkce: { required: () => true },
+    fetch: outgoingFetch,
     findAccount: async (_ctx, sub) => ({
       accountId: sub,
       async claims() {
@@ -230,6 +260,7 @@ async function startServer() {
       introspection: { enabled: true, allowedPolicy: async () => true },
       registration: { enabled: true },
       deviceFlow: { enabled: true },
+      clientIdMetadataDocument: { enabled: cimd, ack: 'draft-02' },
       resourceIndicators: {
         enabled: true,
         defaultResource: () => undefined,

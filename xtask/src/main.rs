@@ -7,6 +7,8 @@
 //! - `cargo xtask demo [--headless]` — the README's "see it work": sign in to the bundled local server.
 //! - `cargo xtask bench [--quick]` — the performance budget as a markdown table (`target/bench/report.md`).
 //! - `cargo xtask with-secret-service -- <command>` — run any command with the private Secret Service.
+//! - `cargo xtask client-metadata --app NAME --url URL [--out FILE]` — the Client ID Metadata Document an
+//!   app publishes at URL (`docs/client-metadata.json` is context-harness's).
 //!
 //! Adding a task (`demo`, `bench`): write `src/<task>.rs` with a `clap::Args` struct and a
 //! `run(&Context, &Args) -> Result<()>`, add a variant to [`Task`] and a line in `main`. Shared pieces:
@@ -17,6 +19,7 @@
 mod bench;
 mod bench_proxy;
 mod check;
+mod client_metadata;
 mod demo;
 mod dist;
 mod install;
@@ -74,6 +77,8 @@ enum Task {
     Demo(demo::DemoArgs),
     /// Measure the performance budget; prints a markdown table and writes target/bench/report.md.
     Bench(bench::BenchArgs),
+    /// Render the Client ID Metadata Document an app publishes at an https URL (its client id).
+    ClientMetadata(client_metadata::ClientMetadataArgs),
 }
 
 fn main() -> ExitCode {
@@ -92,6 +97,7 @@ fn main() -> ExitCode {
         Task::Release(args) => release::run(&ctx, args).map(|()| ExitCode::SUCCESS),
         Task::Demo(args) => demo::run(&ctx, args).map(|()| ExitCode::SUCCESS),
         Task::Bench(args) => bench::run(&ctx, args).map(|()| ExitCode::SUCCESS),
+        Task::ClientMetadata(args) => client_metadata::run(&ctx, args).map(|()| ExitCode::SUCCESS),
         Task::WithSecretService { command } => with_secret_service(command),
         Task::InsideSecretService { command } => keyring::inside_session(command).map(exit_code),
     };

@@ -96,7 +96,7 @@ pub(crate) enum McpCommand {
     },
     /// Bridge a stdio MCP client to a remote MCP server (Streamable HTTP or legacy HTTP+SSE), signed
     /// in with the stored tokens (refreshed, or a browser sign-in when needed).
-    Proxy(ProxyArgs),
+    Proxy(Box<ProxyArgs>),
     /// List built-in and configured providers.
     Providers {
         /// Machine-readable output (see the README for the schema).
@@ -126,6 +126,11 @@ pub(crate) struct SignInArgs {
     /// that answer `invalid_target`); remembered, so refresh leaves it out too.
     #[arg(long)]
     pub(crate) no_resource: bool,
+    /// MCP server URLs only: the https URL of this app's Client ID Metadata Document, used as the
+    /// client id where the authorization server accepts one (default:
+    /// CONTEXT_HARNESS_CLIENT_METADATA_URL).
+    #[arg(long, value_name = "URL")]
+    pub(crate) client_metadata_url: Option<String>,
 }
 
 /// Arguments of `context-harness mcp auth`.

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use context_harness_providers::storage::StorageMode;
 use context_harness_providers::{OAuthService, terminal_text_max};
 
-use crate::args::{Cli, StorageArg};
+use crate::args::{Cli, Command, McpCommand, StorageArg};
 
 /// Settings shared by all commands, taken from the global options.
 #[derive(Debug)]
@@ -20,6 +20,9 @@ pub(crate) struct Context {
     pub(crate) verbose: u8,
     /// `-q`.
     pub(crate) quiet: bool,
+    /// `--client-metadata-url` of `mcp auth` / `mcp proxy` (the service's builder option, so every
+    /// sign-in the command runs uses it).
+    pub(crate) client_metadata_url: Option<String>,
 }
 
 impl Context {
@@ -33,6 +36,11 @@ impl Context {
             },
             verbose: cli.verbose,
             quiet: cli.quiet,
+            client_metadata_url: match &cli.command {
+                Command::Mcp(McpCommand::Auth(args)) => args.sign_in.client_metadata_url.clone(),
+                Command::Mcp(McpCommand::Proxy(args)) => args.sign_in.client_metadata_url.clone(),
+                _ => None,
+            },
         }
     }
 
@@ -41,6 +49,9 @@ impl Context {
         let mut builder = OAuthService::builder().storage_mode(self.storage);
         if let Some(home) = &self.home {
             builder = builder.home(home);
+        }
+        if let Some(url) = &self.client_metadata_url {
+            builder = builder.client_metadata_url(url);
         }
         builder.build()
     }

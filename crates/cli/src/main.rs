@@ -65,7 +65,7 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<u8> {
                 local_only,
             } => manage::logout(ctx, &provider, local_only),
             McpCommand::Providers { json } => providers::run(ctx, json),
-            McpCommand::Proxy(args) => proxy::run(ctx, args),
+            McpCommand::Proxy(args) => proxy::run(ctx, *args),
         },
         Command::Completions { shell } => {
             let mut cmd = Cli::command();

@@ -10,7 +10,8 @@
 //! - Metadata documents: [`ProtectedResourceMetadata`] (RFC 9728) and
 //!   [`AuthorizationServerMetadata`] (RFC 8414, OpenID Connect Discovery).
 //! - Dynamic client registration (RFC 7591): [`registration_request`],
-//!   [`parse_registration_response`], [`ClientRegistration`].
+//!   [`parse_registration_response`], [`ClientRegistration`]; Client ID Metadata Documents:
+//!   [`check_client_metadata_url`], [`client_metadata_document`].
 //! - The device authorization grant (RFC 8628): [`DeviceAuthorization`], [`PollOutcome`] and the
 //!   [`DevicePoller`] state machine (an injected clock: it is given instants, it never sleeps).
 //! - OAuth error codes as a type: [`TokenError`].
@@ -64,7 +65,10 @@ pub use device::{
 };
 pub use error::{BoxError, ErrorKind, ProtocolError, Result, debug_error};
 pub use metadata::{AuthorizationServerMetadata, ProtectedResourceMetadata};
-pub use registration::{ClientRegistration, parse_registration_response, registration_request};
+pub use registration::{
+    ClientRegistration, MAX_CLIENT_METADATA_URL_LEN, check_client_metadata_url,
+    client_metadata_document, parse_registration_response, registration_request,
+};
 pub use server_url::{ServerUrl, ServerUrlError, canonical_url};
 pub use token_error::TokenError;
 pub use well_known::{

@@ -150,6 +150,120 @@ pub fn registration_request(
     body
 }
 
+/// The longest accepted Client ID Metadata Document URL, in bytes.
+pub const MAX_CLIENT_METADATA_URL_LEN: usize = 2048;
+
+/// Checks a Client ID Metadata Document URL, the `client_id` of a client that publishes its
+/// metadata (draft-ietf-oauth-client-id-metadata-document-00 §3, MCP 2026-07-28 "Client ID Metadata
+/// Documents"): an `https` URL with a host and a path component other than `/`, without user info,
+/// a fragment, single-dot or double-dot path segments (also percent-encoded), whitespace or control
+/// characters, at most [`MAX_CLIENT_METADATA_URL_LEN`] bytes. The URL is sent as written (the
+/// authorization server compares the document's `client_id` with it exactly), so nothing is
+/// normalised here.
+///
+/// ```
+/// use context_harness_protocol::check_client_metadata_url;
+///
+/// assert!(check_client_metadata_url("https://app.example/oauth/client.json").is_ok());
+/// assert!(check_client_metadata_url("http://app.example/oauth/client.json").is_err());
+/// assert!(check_client_metadata_url("https://app.example/").is_err());
+/// assert!(check_client_metadata_url("https://app.example/a/../client.json").is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`ErrorKind::InvalidUrl`] naming the rule broken.
+pub fn check_client_metadata_url(url: &str) -> Result<()> {
+    let refuse = |why: &str| {
+        Err(ProtocolError::new(
+            ErrorKind::InvalidUrl,
+            format!(
+                "`{}` is not a usable client metadata document URL: {why}",
+                printable(url)
+            ),
+        ))
+    };
+    if url.len() > MAX_CLIENT_METADATA_URL_LEN {
+        return refuse("it is longer than 2048 bytes");
+    }
+    if url
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '\\')
+    {
+        return refuse("it contains whitespace, a control character or a backslash");
+    }
+    let Some(rest) = url
+        .get(..8)
+        .filter(|scheme| scheme.eq_ignore_ascii_case("https://"))
+        .and_then(|_| url.get(8..))
+    else {
+        return refuse("it must be an https URL");
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, after) = rest.split_at(authority_end);
+    if authority.is_empty() {
+        return refuse("it has no host");
+    }
+    if authority.contains('@') {
+        return refuse("it must not contain a user name or password");
+    }
+    if after.contains('#') {
+        return refuse("it must not contain a fragment");
+    }
+    let path = after.split('?').next().unwrap_or("");
+    if path.is_empty() || path == "/" {
+        return refuse("it must have a path, e.g. https://app.example/oauth/client.json");
+    }
+    let dot_segment = path.split('/').any(|segment| {
+        let decoded = segment.replace("%2e", ".").replace("%2E", ".");
+        decoded == "." || decoded == ".."
+    });
+    if dot_segment {
+        return refuse("it must not contain `.` or `..` path segments");
+    }
+    if url::Url::parse(url).is_err() {
+        return refuse("it is not a valid URL");
+    }
+    Ok(())
+}
+
+/// The Client ID Metadata Document of a native public client (draft-ietf-oauth-client-id-metadata-
+/// document-00 §4, MCP 2026-07-28 "Client ID Metadata Documents"): the body of
+/// [`registration_request`] (`client_name`, `application_type: native`, `redirect_uris`, the
+/// `authorization_code` and `refresh_token` grants, `response_types: [code]`,
+/// `token_endpoint_auth_method: none`) with `client_id` set to the URL it is published at.
+///
+/// ```
+/// use context_harness_protocol::client_metadata_document;
+///
+/// let url = "https://app.example/oauth/client.json";
+/// let document = client_metadata_document(url, "my-tool", &["http://127.0.0.1:8080/callback".to_owned()])?;
+/// assert_eq!(document["client_id"], url);
+/// assert_eq!(document["client_name"], "my-tool");
+/// assert_eq!(document["token_endpoint_auth_method"], "none");
+/// # Ok::<(), context_harness_protocol::ProtocolError>(())
+/// ```
+///
+/// # Errors
+///
+/// [`ErrorKind::InvalidUrl`] when `url` is not a usable document URL
+/// ([`check_client_metadata_url`]).
+pub fn client_metadata_document(
+    url: &str,
+    client_name: &str,
+    redirect_uris: &[String],
+) -> Result<Value> {
+    check_client_metadata_url(url)?;
+    let mut document = json!({ "client_id": url });
+    if let (Some(out), Value::Object(fields)) = (
+        document.as_object_mut(),
+        registration_request(client_name, redirect_uris, &[], None),
+    ) {
+        out.extend(fields);
+    }
+    Ok(document)
+}
+
 /// Reads an RFC 7591 §3.2 answer: a 2xx JSON object with `client_id` (fields the server left out
 /// are taken from `request`), or an error (`invalid_redirect_uri`, `invalid_client_metadata`, …).
 ///
@@ -229,6 +343,69 @@ pub fn parse_registration_response(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_metadata_urls() {
+        for good in [
+            "https://app.example/client.json",
+            "HTTPS://app.example/oauth/client-metadata.json",
+            "https://app.example:8443/c",
+            "https://app.example/c?v=1",
+            "https://conformance-test.local/client-metadata.json",
+            "https://app.example/a.b/..c/client.json",
+        ] {
+            assert!(check_client_metadata_url(good).is_ok(), "{good}");
+        }
+        for (bad, says) in [
+            ("http://app.example/client.json", "https"),
+            ("https://app.example", "path"),
+            ("https://app.example/", "path"),
+            ("https://app.example?x=1", "path"),
+            ("https:///client.json", "host"),
+            ("https://user@app.example/client.json", "user name"),
+            ("https://u:p@app.example/client.json", "user name"),
+            ("https://app.example/client.json#x", "fragment"),
+            ("https://app.example/a/../client.json", "segments"),
+            ("https://app.example/./client.json", "segments"),
+            ("https://app.example/%2E%2e/client.json", "segments"),
+            ("https://app.example/a/..", "segments"),
+            ("https://app.example/client .json", "whitespace"),
+            ("https://app.example/client.json\n", "whitespace"),
+            ("https://app.example\\@evil.example/c", "backslash"),
+            ("ftp://app.example/c", "https"),
+            ("app.example/c", "https"),
+            ("", "https"),
+        ] {
+            let err = check_client_metadata_url(bad).err();
+            assert_eq!(
+                err.as_ref().map(ProtocolError::kind),
+                Some(ErrorKind::InvalidUrl),
+                "{bad:?}"
+            );
+            let text = err.map(|e| e.to_string()).unwrap_or_default();
+            assert!(text.contains(says), "{bad:?}: {text}");
+        }
+        let long = format!(
+            "https://app.example/{}",
+            "a".repeat(MAX_CLIENT_METADATA_URL_LEN)
+        );
+        assert!(check_client_metadata_url(&long).is_err());
+    }
+
+    #[test]
+    fn client_metadata_document_is_the_registration_body_with_its_url() -> Result<()> {
+        let uris = ["http://127.0.0.1:8080/callback".to_owned()];
+        let url = "https://app.example/oauth/client.json";
+        let document = client_metadata_document(url, "my-tool", &uris)?;
+        let mut expected = registration_request("my-tool", &uris, &[], None);
+        if let Some(map) = expected.as_object_mut() {
+            map.insert("client_id".to_owned(), Value::String(url.to_owned()));
+        }
+        assert_eq!(document, expected);
+        assert!(document.get("client_secret").is_none());
+        assert!(client_metadata_document("http://app.example/c", "my-tool", &uris).is_err());
+        Ok(())
+    }
     use crate::DEVICE_CODE_GRANT;
 
     fn uris() -> Vec<String> {

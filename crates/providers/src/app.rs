@@ -30,6 +30,7 @@ const MAX_VERSION_LEN: usize = 64;
 /// | storage variable ([`storage_env`](Self::storage_env)) | `MY_TOOL_STORAGE` | `CONTEXT_HARNESS_STORAGE` |
 /// | client secret ([`client_secret_env`](Self::client_secret_env)) | `MY_TOOL_CLIENT_SECRET` | `CONTEXT_HARNESS_CLIENT_SECRET` |
 /// | client secret file ([`client_secret_file_env`](Self::client_secret_file_env)) | `MY_TOOL_CLIENT_SECRET_FILE` | `CONTEXT_HARNESS_CLIENT_SECRET_FILE` |
+/// | client metadata document URL ([`client_metadata_url_env`](Self::client_metadata_url_env)) | `MY_TOOL_CLIENT_METADATA_URL` | `CONTEXT_HARNESS_CLIENT_METADATA_URL` |
 /// | `User-Agent` ([`user_agent`](Self::user_agent)) | `my-tool/<version>` | `context-harness/0.1.0` |
 /// | RFC 7591 `client_name`, MCP `clientInfo.name` | `my-tool` | `context-harness` |
 ///
@@ -52,6 +53,8 @@ const MAX_VERSION_LEN: usize = 64;
 pub struct App {
     name: String,
     version: String,
+    /// The URL of the application's Client ID Metadata Document, when set in code.
+    client_metadata_url: Option<String>,
 }
 
 impl Default for App {
@@ -60,6 +63,7 @@ impl Default for App {
         Self {
             name: "context-harness".to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            client_metadata_url: None,
         }
     }
 }
@@ -104,7 +108,55 @@ impl App {
         Ok(Self {
             name: name.to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            client_metadata_url: None,
         })
+    }
+
+    /// Sets the HTTPS URL of the application's Client ID Metadata Document (see
+    /// [`client_metadata_url`](Self::client_metadata_url)); it wins over the environment variable.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::ConfigInvalid`] unless `url` is a usable document URL
+    /// ([`check_client_metadata_url`](crate::protocol::check_client_metadata_url): `https`, a
+    /// path, no fragment, user info or dot segments).
+    pub fn with_client_metadata_url(mut self, url: &str) -> Result<Self> {
+        context_harness_protocol::check_client_metadata_url(url)?;
+        self.client_metadata_url = Some(url.to_owned());
+        Ok(self)
+    }
+
+    /// The environment variable naming the application's Client ID Metadata Document URL:
+    /// `{NAME}_CLIENT_METADATA_URL` (`MY_TOOL_CLIENT_METADATA_URL`).
+    pub fn client_metadata_url_env(&self) -> String {
+        format!("{}_CLIENT_METADATA_URL", env_prefix(&self.name))
+    }
+
+    /// The HTTPS URL of the application's Client ID Metadata Document (MCP 2026-07-28 "Client ID
+    /// Metadata Documents"), used as the `client_id` at MCP authorization servers that announce
+    /// `client_id_metadata_document_supported`, after a pre-registered client and before dynamic
+    /// registration: the one set with [`with_client_metadata_url`](Self::with_client_metadata_url),
+    /// else [`client_metadata_url_env`](Self::client_metadata_url_env), else `None` (an empty value
+    /// counts as unset). The document it names is the one
+    /// [`client_metadata_document`](crate::client_metadata_document) renders.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::ConfigInvalid`] when the variable holds an unusable URL (it is named).
+    pub fn client_metadata_url(&self, env: &Environment) -> Result<Option<String>> {
+        if let Some(url) = &self.client_metadata_url {
+            return Ok(Some(url.clone()));
+        }
+        let var = self.client_metadata_url_env();
+        let Some(url) = env.get(&var).map(str::trim).filter(|u| !u.is_empty()) else {
+            return Ok(None);
+        };
+        context_harness_protocol::check_client_metadata_url(url).map_err(|e| {
+            Error::from(e).with_hint(format!(
+                "set {var} to the https URL where the client metadata document is published, or unset it"
+            ))
+        })?;
+        Ok(Some(url.to_owned()))
     }
 
     /// Sets the version sent in the `User-Agent` and the MCP `clientInfo` (default: this crate's).
@@ -418,6 +470,49 @@ mod tests {
                 "{message}"
             );
         }
+    }
+
+    #[test]
+    fn client_metadata_url_from_code_else_the_variable() {
+        let app = App::new("my-tool").unwrap_or_default();
+        assert_eq!(app.client_metadata_url_env(), "MY_TOOL_CLIENT_METADATA_URL");
+        let url = |app: &App, env: &Environment| app.client_metadata_url(env).map_err(|e| e.code());
+        let env = Environment::from_pairs([
+            (
+                "MY_TOOL_CLIENT_METADATA_URL",
+                " https://env.example/c.json ",
+            ),
+            (
+                "CONTEXT_HARNESS_CLIENT_METADATA_URL",
+                "https://other-app.example/c.json",
+            ),
+        ]);
+        assert_eq!(
+            url(&app, &env),
+            Ok(Some("https://env.example/c.json".into()))
+        );
+        assert_eq!(url(&app, &Environment::empty()), Ok(None));
+        let set = app
+            .clone()
+            .with_client_metadata_url("https://code.example/c.json");
+        let Ok(set) = set else {
+            panic!("a good URL refused: {set:?}");
+        };
+        assert_eq!(
+            url(&set, &env),
+            Ok(Some("https://code.example/c.json".into()))
+        );
+        for bad in [
+            "http://env.example/c.json",
+            "https://env.example/",
+            "not a url",
+        ] {
+            let env = Environment::from_pairs([("MY_TOOL_CLIENT_METADATA_URL", bad)]);
+            assert_eq!(url(&app, &env), Err(ErrorCode::ConfigInvalid), "{bad}");
+            assert!(app.clone().with_client_metadata_url(bad).is_err(), "{bad}");
+        }
+        let env = Environment::from_pairs([("MY_TOOL_CLIENT_METADATA_URL", "")]);
+        assert_eq!(url(&app, &env), Ok(None));
     }
 
     #[test]

@@ -94,6 +94,7 @@ pub use provider::{
     RevocationStyle, TokenAuthMethod,
 };
 pub use provider_ref::ProviderRef;
+pub use registration::{client_metadata_document, client_metadata_redirect_uris};
 pub use registry::{PROVIDERS_FILE, ProviderRegistry, ProviderSource};
 pub use service::{
     AuthOutcome, AuthenticateOptions, EXPIRY_BUFFER, LogoutOutcome, McpServerRecord, OAuthService,

@@ -53,6 +53,50 @@ pub(crate) fn registration_request(
     )
 }
 
+/// The redirect URIs of a sign-in whose client is a Client ID Metadata Document:
+/// `http://127.0.0.1:{port}/callback` for the default ports 8080, 3000 and 57548, in the order the
+/// listener tries them. One fixed path, unlike a dynamically registered client's
+/// `/callback/<issuer name>`, so that a static document can list every URI the listener uses (an
+/// authorization server that compares redirect URIs exactly accepts them all); the mix-up defence
+/// that the per-issuer path gives is kept by requiring RFC 9207 `iss` from the servers such a
+/// client signs in at.
+pub fn client_metadata_redirect_uris() -> Vec<String> {
+    let mut cb = context_harness_callback_server::CallbackConfig::default();
+    cb.host = crate::RedirectHost::Ipv4;
+    cb.ports = crate::DEFAULT_PORTS.to_vec();
+    context_harness_callback_server::DEFAULT_PATH.clone_into(&mut cb.path);
+    cb.redirect_uris()
+}
+
+/// The Client ID Metadata Document that `app` publishes at `url` (MCP 2026-07-28 "Client ID
+/// Metadata Documents"): `client_id` = `url`, `client_name` = the application's name, the
+/// [`client_metadata_redirect_uris`] the listener uses, `application_type: native`, the
+/// `authorization_code` and `refresh_token` grants and `token_endpoint_auth_method: none` (a
+/// public client: a document cannot hold a secret). `cargo xtask client-metadata` renders it.
+///
+/// ```
+/// use context_harness_providers::{App, client_metadata_document};
+///
+/// let url = "https://my-tool.example/oauth/client-metadata.json";
+/// let document = client_metadata_document(&App::new("my-tool")?, url)?;
+/// assert_eq!(document["client_id"], url);
+/// assert_eq!(document["client_name"], "my-tool");
+/// assert_eq!(document["redirect_uris"][0], "http://127.0.0.1:8080/callback");
+/// # Ok::<(), context_harness_providers::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// [`ErrorCode::ConfigInvalid`] when `url` is not a usable document URL
+/// ([`check_client_metadata_url`](context_harness_protocol::check_client_metadata_url)).
+pub fn client_metadata_document(app: &crate::App, url: &str) -> Result<Value> {
+    Ok(context_harness_protocol::client_metadata_document(
+        url,
+        app.client_name(),
+        &client_metadata_redirect_uris(),
+    )?)
+}
+
 /// Registers a client at `endpoint` (RFC 7591 §3.1) for `issuer`, under `policy` (the endpoint
 /// and the answer's `registration_client_uri` were supplied by the server).
 ///

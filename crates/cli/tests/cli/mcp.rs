@@ -273,3 +273,115 @@ fn mcp_auth_with_a_server_url_and_device_flow() {
     token.expect_code(0);
     assert_eq!(jwt_aud(&token.stdout), stub.url.as_str());
 }
+
+/// `--client-metadata-url` on `mcp auth`: at an authorization server that fetches Client ID Metadata
+/// Documents (the local oidc-provider with `AS_CIMD=1`; the document this project renders is served on
+/// loopback and the server fetches its https URL there), the URL is the client id: no dynamic
+/// registration, and the tokens work. An unusable URL stops `mcp auth` and `mcp proxy` before anything
+/// starts (exit 13).
+#[test]
+fn mcp_auth_with_a_client_metadata_document() {
+    if !require_server() {
+        return;
+    }
+    const URL: &str = "https://client.example/oauth/client-metadata.json";
+    let document = context_harness_providers::client_metadata_document(
+        &context_harness_providers::App::default(),
+        URL,
+    )
+    .expect("document")
+    .to_string();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let origin = format!(
+        "http://127.0.0.1:{}",
+        listener.local_addr().expect("addr").port()
+    );
+    let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let served2 = Arc::clone(&served);
+    std::thread::spawn(move || {
+        for socket in listener.incoming() {
+            let Ok(mut socket) = socket else { continue };
+            let _ = socket.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut line = String::new();
+            let mut reader = BufReader::new(&socket);
+            let _ = reader.read_line(&mut line);
+            loop {
+                let mut header = String::new();
+                match reader.read_line(&mut header) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) if header.trim().is_empty() => break,
+                    Ok(_) => {}
+                }
+            }
+            let found = line.split_whitespace().nth(1) == Some("/oauth/client-metadata.json");
+            if found {
+                served2.fetch_add(1, Ordering::Relaxed);
+            }
+            let (status, body) = if found {
+                ("200 OK", document.as_str())
+            } else {
+                ("404 Not Found", "{}")
+            };
+            let _ = write!(
+                socket,
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let server = AuthServer::start(&[
+        ("AS_AUTO_APPROVE", "1"),
+        ("AS_CIMD", "1"),
+        ("AS_CIMD_FETCH_ORIGIN", origin.as_str()),
+    ]);
+    let stub = McpStub::start(&server.issuer);
+    let home = Home::new();
+    let url = stub.url.as_str();
+
+    for args in [
+        &[
+            "mcp",
+            "auth",
+            url,
+            "--client-metadata-url",
+            "http://client.example/c.json",
+        ][..],
+        &[
+            "mcp",
+            "proxy",
+            url,
+            "--client-metadata-url",
+            "https://client.example/",
+        ][..],
+    ] {
+        let out = home.run(args);
+        out.expect_code(13);
+        assert!(
+            out.stderr.contains("client metadata document URL"),
+            "{out:#?}"
+        );
+    }
+
+    let auth = home.run_env(
+        &[
+            "mcp",
+            "auth",
+            url,
+            "--port",
+            "0",
+            "--timeout",
+            "60",
+            "--client-metadata-url",
+            URL,
+        ],
+        &[("BROWSER", &browser_script("follow.mjs"))],
+    );
+    auth.expect_code(0);
+    let stats = server.stats();
+    assert_eq!(stats["registration_requests"], 0, "{stats}");
+    assert!(stats["cimd_fetches"][URL].as_u64() >= Some(1), "{stats}");
+    assert!(served.load(Ordering::Relaxed) >= 1);
+    let token = home.run(&["mcp", "token", url]);
+    token.expect_code(0);
+    assert_eq!(jwt_aud(token.stdout.trim()), url);
+}

@@ -69,6 +69,10 @@ pub struct McpServerRecord {
     /// older versions, which means `client_secret_basic`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_endpoint_auth_method: Option<String>,
+    /// The Client ID Metadata Document URL the sign-in used as its `client_id` (a public client
+    /// portable across authorization servers; never given a secret), if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_metadata_url: Option<String>,
 }
 
 impl McpServerRecord {
@@ -102,6 +106,7 @@ impl McpServerRecord {
                 .as_str()
                 .to_owned(),
             ),
+            client_metadata_url: None,
         })
     }
 
@@ -422,6 +427,8 @@ impl OAuthService {
         provider.url_policy = Some(info.policy);
         provider.validate()?;
 
+        // MCP 2026-07-28 "Client Registration": pre-registered, else a Client ID Metadata
+        // Document, else dynamic registration, else an error asking for a client id.
         let (config, dynamic_issuer) = match preconfigured {
             // A pre-registered client: confidential when the application's client-secret
             // variable (or its file) gives a secret.
@@ -429,13 +436,23 @@ impl OAuthService {
                 provider.to_config(id, self.app.client_secret(&self.env, None)?),
                 None,
             ),
-            None => {
-                let registration = self.registration_for(&info, ports, false).await?;
-                (
-                    config_from_registration(&provider, &registration),
-                    Some(issuer),
-                )
-            }
+            None => match self.client_metadata_url_for(&info, options)? {
+                Some(url) => {
+                    record.dynamic_client = false;
+                    record.client_metadata_url = Some(url.clone());
+                    // The document lists no device grant; the redirect path is the fixed one.
+                    let mut provider = provider.clone();
+                    provider.device_auth_url = None;
+                    (provider.to_config(url, None), None)
+                }
+                None => {
+                    let registration = self.registration_for(&info, ports, false).await?;
+                    (
+                        config_from_registration(&provider, &registration),
+                        Some(issuer),
+                    )
+                }
+            },
         };
         tracing::info!(server = %printable(&info.server_url), issuer = %printable(&record.issuer), "MCP server discovered");
         Ok(Prepared {
@@ -444,6 +461,56 @@ impl OAuthService {
             info: Some(info),
             record: Some(record),
         })
+    }
+
+    /// The application's Client ID Metadata Document URL, to be the `client_id` at this server
+    /// (MCP 2026-07-28 "Client ID Metadata Documents"): when one is configured
+    /// ([`App::client_metadata_url`](crate::App::client_metadata_url)), the authorization server
+    /// announces `client_id_metadata_document_supported`, and the sign-in is not a device flow
+    /// (the document lists no device grant).
+    ///
+    /// The server must also announce RFC 9207 `iss` (`authorization_response_iss_parameter_supported`):
+    /// a document lists one redirect URI per port for every server, so the per-issuer callback path
+    /// that keeps a dynamically registered client's sign-in from accepting another server's answer
+    /// (a mix-up, RFC 9700 §4.4) cannot be used; the required `iss` does that job instead. Without
+    /// it the client registers dynamically.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::ConfigInvalid`] when the configured URL is unusable.
+    fn client_metadata_url_for(
+        &self,
+        info: &McpServerInfo,
+        options: &AuthenticateOptions,
+    ) -> Result<Option<String>> {
+        let Some(url) = self.app.client_metadata_url(&self.env)? else {
+            return Ok(None);
+        };
+        let metadata = &info.authorization_server;
+        let issuer = printable(&metadata.issuer);
+        if metadata.client_id_metadata_document_supported != Some(true) {
+            tracing::debug!(issuer = %issuer, "no client_id_metadata_document_supported; not using the client metadata document");
+            return Ok(None);
+        }
+        if metadata.authorization_response_iss_parameter_supported != Some(true) {
+            tracing::warn!(issuer = %issuer, "the authorization server accepts client metadata documents but does not announce RFC 9207 `iss`, which a document's shared redirect URIs need against mix-up; registering dynamically instead");
+            return Ok(None);
+        }
+        if options.flow == crate::SignInFlow::Device {
+            tracing::info!(issuer = %issuer, "the device flow: not using the client metadata document (it lists no device grant)");
+            return Ok(None);
+        }
+        let listed = DEFAULT_PORTS;
+        for port in options.ports.as_deref().unwrap_or_default() {
+            if !listed.contains(port) {
+                tracing::warn!(
+                    port,
+                    "this port is not in the client metadata document's redirect_uris (8080, 3000, 57548); servers that compare redirect URIs exactly will refuse it"
+                );
+            }
+        }
+        tracing::info!(issuer = %issuer, client_id = %printable(&url), "using the client metadata document as the client id");
+        Ok(Some(url))
     }
 
     /// The stored registration for the server's issuer if it still fits (and the server still
@@ -467,10 +534,18 @@ impl OAuthService {
             tracing::info!(issuer = %printable(issuer), "the stored client registration no longer fits; registering again");
         }
         let Some(endpoint) = &metadata.registration_endpoint else {
+            let cimd = if metadata.client_id_metadata_document_supported == Some(true) {
+                format!(
+                    "; it accepts a client metadata document: publish one (`cargo xtask client-metadata`) and give its https URL with --client-metadata-url or {}",
+                    self.app.client_metadata_url_env()
+                )
+            } else {
+                String::new()
+            };
             return Err(Error::new(
                 ErrorCode::ConfigMissing,
                 format!(
-                    "{} supports no dynamic client registration and no client id is configured",
+                    "{} supports no dynamic client registration and no client id is configured{cimd}",
                     printable(issuer)
                 ),
             )
@@ -540,6 +615,12 @@ impl OAuthService {
         check_record_binding(target, &record, tokens)?;
         let mut template = record.to_provider(name.as_str());
         template.url_policy = Some(server_policy(&record.server_url).await);
+        if let (Some(url), Some(id)) = (&record.client_metadata_url, &stored_id)
+            && url == id
+        {
+            // A client metadata document's client: public, whatever secret the environment has.
+            return Ok(template.to_config(id.clone(), None));
+        }
         let registration = self.registrations().load(&record.issuer)?;
         Ok(match registration {
             Some(r) if stored_id.as_deref().is_none_or(|id| id == r.client_id) => {

@@ -63,6 +63,7 @@ const CLIENT_ID_KEY: &str = "client_id";
 pub struct OAuthServiceBuilder {
     app: Option<String>,
     app_version: Option<String>,
+    client_metadata_url: Option<String>,
     home: Option<PathBuf>,
     env: Option<Environment>,
     store: Option<Arc<dyn TokenStore>>,
@@ -98,6 +99,12 @@ impl OAuthServiceBuilder {
         /// The version in the `User-Agent` and the MCP `clientInfo` (default: this crate's
         /// version). Checked by [`build`](Self::build) ([`App::with_version`]).
         pub fn app_version(version: impl Into<String>) => app_version = Some(version.into());
+
+        /// The HTTPS URL of the application's Client ID Metadata Document, the `client_id` at MCP
+        /// authorization servers that accept one (default: the application's
+        /// `{NAME}_CLIENT_METADATA_URL` variable; see [`App::client_metadata_url`]). Checked by
+        /// [`build`](Self::build) ([`App::with_client_metadata_url`]).
+        pub fn client_metadata_url(url: impl Into<String>) => client_metadata_url = Some(url.into());
 
         /// Whether the default registry includes the built-in providers (`github`, `atlassian`;
         /// default `true`). With `false` it holds only what `providers.toml` configures; add
@@ -158,6 +165,10 @@ impl OAuthServiceBuilder {
         };
         let app = match &self.app_version {
             Some(version) => app.with_version(version)?,
+            None => app,
+        };
+        let app = match &self.client_metadata_url {
+            Some(url) => app.with_client_metadata_url(url)?,
             None => app,
         };
         let env = self.env.unwrap_or_else(Environment::from_process);
@@ -279,6 +290,7 @@ impl OAuthService {
         OAuthServiceBuilder {
             app: None,
             app_version: None,
+            client_metadata_url: None,
             home: None,
             env: None,
             store: None,

@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 mod browser_env;
+mod cimd;
 mod embed;
 mod flows;
 mod github_stub;
