@@ -72,6 +72,8 @@ impl PrmConfig {
 pub(crate) struct McpStub {
     base: String,
     paths: Arc<Mutex<Vec<String>>>,
+    /// `authorization_servers[0]` of the PRM from now on ([`switch_issuer`](Self::switch_issuer)).
+    issuer: Arc<Mutex<String>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -80,13 +82,16 @@ impl McpStub {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
         let paths = Arc::new(Mutex::new(Vec::new()));
-        let (base2, paths2) = (base.clone(), Arc::clone(&paths));
+        let issuer = Arc::new(Mutex::new(config.issuer.clone()));
+        let (base2, paths2, issuer2) = (base.clone(), Arc::clone(&paths), Arc::clone(&issuer));
         let task = tokio::spawn(async move {
             loop {
                 let Ok((mut socket, _)) = listener.accept().await else {
                     return;
                 };
-                let (base, paths, config) = (base2.clone(), Arc::clone(&paths2), config.clone());
+                let (base, paths, mut config) =
+                    (base2.clone(), Arc::clone(&paths2), config.clone());
+                config.issuer = issuer2.lock().unwrap().clone();
                 tokio::spawn(async move {
                     let mut buf = Vec::new();
                     let mut chunk = [0u8; 4096];
@@ -184,7 +189,18 @@ impl McpStub {
                 });
             }
         });
-        Self { base, paths, task }
+        Self {
+            base,
+            paths,
+            issuer,
+            task,
+        }
+    }
+
+    /// The protected-resource metadata names `issuer` from now on (the server moved to another
+    /// authorization server).
+    pub(crate) fn switch_issuer(&self, issuer: &str) {
+        issuer.clone_into(&mut self.issuer.lock().unwrap());
     }
 
     pub(crate) fn url(&self) -> String {
@@ -379,6 +395,59 @@ async fn the_first_sign_in_asks_for_the_challenges_scope() {
     let info = h.service.discover_mcp_server(&stub.url()).await.unwrap();
     assert_eq!(info.challenge_scope, None);
     assert_eq!(info.default_scopes(), ["mcp:resources", "offline_access"]);
+}
+
+/// MCP 2026-07-28 "Authorization Server Binding": when the protected-resource metadata names a new
+/// authorization server, the client registers there (never presenting the old server's client id)
+/// and keeps the old registration for the old server, which a move back reuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_authorization_server_gets_its_own_registration_and_the_old_one_is_kept() {
+    let Some(as1) = start(&[("AS_AUTO_APPROVE", "1")]) else {
+        return;
+    };
+    let Some(as2) = start(&[("AS_AUTO_APPROVE", "1")]) else {
+        return;
+    };
+    let stub = McpStub::start(PrmConfig::new(&as1.issuer)).await;
+    let h = Harness::new(&as1.issuer);
+    let url = stub.url();
+    let client_id = |tokens: &context_harness_providers::OAuthTokens| {
+        tokens
+            .extra
+            .get("client_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+
+    let first = h.service.authenticate(&url, opts()).await.unwrap();
+    let id1 = client_id(&first.tokens);
+    assert_eq!(as1.stats().await["registration_requests"], 1);
+
+    stub.switch_issuer(&as2.issuer);
+    let second = h.service.authenticate(&url, opts()).await.unwrap();
+    let id2 = client_id(&second.tokens);
+    assert_ne!(id1, id2);
+    assert_eq!(as2.stats().await["registration_requests"], 1);
+    assert_eq!(as1.stats().await["registration_requests"], 1);
+    assert_eq!(
+        jwt_payload(second.tokens.access_token.secret())["iss"],
+        as2.issuer.as_str()
+    );
+    let record = h.service.mcp_server_record(&url).unwrap().unwrap();
+    assert_eq!(record.issuer, as2.issuer);
+    // One registration per issuer, the old one kept.
+    assert_eq!(registration_files(&h).len(), 2);
+    // The refresh goes to the new server with its client.
+    let refreshed = h.service.refresh_tokens(&url).await.unwrap();
+    assert_eq!(client_id(&refreshed), id2);
+    assert_eq!(as2.stats().await["refresh_requests"], 1);
+    assert_eq!(as1.stats().await["refresh_requests"], 0);
+
+    // Back to the first server: its registration is reused, not made again.
+    stub.switch_issuer(&as1.issuer);
+    let third = h.service.authenticate(&url, opts()).await.unwrap();
+    assert_eq!(client_id(&third.tokens), id1);
+    assert_eq!(as1.stats().await["registration_requests"], 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
