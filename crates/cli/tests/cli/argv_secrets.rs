@@ -488,8 +488,10 @@ fn a_server_allowing_only_client_secret_post_gets_the_secret_in_the_body() {
     assert_eq!(last_token_request(&server)["client_secret"], secret);
 }
 
-/// For a provider, `{SERVICE}_CLIENT_SECRET` wins over `CONTEXT_HARNESS_CLIENT_SECRET`, which
-/// applies when the provider's own variable is unset.
+/// For a provider, `{SERVICE}_CLIENT_SECRET` wins over `CONTEXT_HARNESS_CLIENT_SECRET`; the general
+/// variable applies only to a client named on the command line (`--client-id`), never to the
+/// provider's own client: a general secret exported for one server must not reach another's
+/// endpoints (hostile-review finding).
 #[test]
 fn a_provider_takes_its_own_secret_variable_first_then_the_general_one() {
     if !require_server() {
@@ -498,35 +500,51 @@ fn a_provider_takes_its_own_secret_variable_first_then_the_general_one() {
     let server = AuthServer::start(&[("AS_AUTO_APPROVE", "1")]);
     let home = Home::with_local(&server.issuer, CLIENT_ID);
     let browser = browser_script("follow.mjs");
-    let auth = |env: &[(&str, &str)]| {
+    let auth = |extra: &[&str], env: &[(&str, &str)]| {
         let mut env = env.to_vec();
         env.push(("BROWSER", &browser));
-        home.run_env(
-            &[
-                "-vvv",
-                "mcp",
-                "auth",
-                "local",
-                "--port",
-                "0",
-                "--timeout",
-                "60",
-            ],
-            &env,
-        )
+        let mut args = vec![
+            "-vvv",
+            "mcp",
+            "auth",
+            "local",
+            "--port",
+            "0",
+            "--timeout",
+            "60",
+        ];
+        args.extend_from_slice(extra);
+        home.run_env(&args, &env)
     };
-    let run = auth(&[("CONTEXT_HARNESS_CLIENT_SECRET", CLIENT_SECRET)]);
+    // The provider's own client (from providers.toml): the general secret is not sent.
+    let run = auth(&[], &[("CONTEXT_HARNESS_CLIENT_SECRET", CLIENT_SECRET)]);
+    assert_ne!(run.code, 0, "{run:#?}");
+    let last = last_token_request(&server);
+    assert!(last["client_secret"].is_null(), "{last}");
+    assert!(last["authorization_scheme"].is_null(), "{last}");
+    assert_no_secret(&run.stderr, CLIENT_ID, CLIENT_SECRET);
+    // The same client named on the command line: the general secret is its secret.
+    let run = auth(
+        &["--client-id", CLIENT_ID],
+        &[("CONTEXT_HARNESS_CLIENT_SECRET", CLIENT_SECRET)],
+    );
     run.expect_code(0);
     assert_no_secret(&run.stderr, CLIENT_ID, CLIENT_SECRET);
-    let run = auth(&[
-        ("LOCAL_CLIENT_SECRET", CLIENT_SECRET),
-        ("CONTEXT_HARNESS_CLIENT_SECRET", "wrong-s3cret-0e1d"),
-    ]);
+    let run = auth(
+        &[],
+        &[
+            ("LOCAL_CLIENT_SECRET", CLIENT_SECRET),
+            ("CONTEXT_HARNESS_CLIENT_SECRET", "wrong-s3cret-0e1d"),
+        ],
+    );
     run.expect_code(0);
-    let run = auth(&[
-        ("LOCAL_CLIENT_SECRET", "wrong-s3cret-0e1d"),
-        ("CONTEXT_HARNESS_CLIENT_SECRET", CLIENT_SECRET),
-    ]);
+    let run = auth(
+        &["--client-id", CLIENT_ID],
+        &[
+            ("LOCAL_CLIENT_SECRET", "wrong-s3cret-0e1d"),
+            ("CONTEXT_HARNESS_CLIENT_SECRET", CLIENT_SECRET),
+        ],
+    );
     assert_ne!(run.code, 0, "{run:#?}");
     assert_no_secret(&run.stderr, CLIENT_ID, "wrong-s3cret-0e1d");
 }

@@ -40,10 +40,9 @@ impl OAuthService {
         let template = registry.get(provider)?;
         if template.needs_discovery() {
             let discovered = self.discovered_template(template).await?;
+            let explicit = client_id.is_some();
             let client_id = resolve_client_id(&discovered, client_id, &self.env)?;
-            let secret = self
-                .app
-                .client_secret(&self.env, Some(&discovered.client_secret_env()))?;
+            let secret = self.provider_secret(&discovered, explicit)?;
             return Ok(Prepared {
                 config: discovered.to_config(client_id, secret),
                 dynamic_issuer: None,
@@ -52,8 +51,9 @@ impl OAuthService {
             });
         }
         let mut config = self.resolve_config(provider, client_id)?;
-        if config.client_secret.is_none() {
-            // `{SERVICE}_CLIENT_SECRET` is unset: the application-wide variables, if any.
+        if config.client_secret.is_none() && client_id.is_some() {
+            // `{SERVICE}_CLIENT_SECRET` is unset and the client was named on this command: the
+            // application-wide variables, if any (never for a client the command did not name).
             config.client_secret = self.app.client_secret(&self.env, None)?;
         }
         Ok(Prepared {
@@ -127,13 +127,35 @@ impl OAuthService {
         if template.needs_discovery() {
             template = self.discovered_template(&template).await?;
         }
+        let default_id = resolve_client_id(&template, None, &self.env).ok();
         let client_id = match stored_id {
             Some(id) => id,
             None => resolve_client_id(&template, None, &self.env)?,
         };
-        let secret = self
-            .app
-            .client_secret(&self.env, Some(&template.client_secret_env()))?;
+        // The application-wide secret only for a client a sign-in named with `--client-id` (its id
+        // differs from the provider's own), as at that sign-in.
+        let explicit = default_id.as_deref() != Some(client_id.as_str());
+        let secret = self.provider_secret(&template, explicit)?;
         Ok(template.to_config(client_id, secret))
+    }
+
+    /// The client secret for a registry provider: its `{SERVICE}_CLIENT_SECRET`, else — only when
+    /// the client was named explicitly (`--client-id`), never for the provider's own client — the
+    /// application-wide `{APP}_CLIENT_SECRET` / `{APP}_CLIENT_SECRET_FILE`. A general variable set
+    /// for one server is so never sent to another provider's endpoints.
+    fn provider_secret(
+        &self,
+        template: &OAuthProvider,
+        explicit: bool,
+    ) -> Result<Option<crate::provider::ClientSecret>> {
+        if explicit {
+            return self
+                .app
+                .client_secret(&self.env, Some(&template.client_secret_env()));
+        }
+        Ok(self
+            .env
+            .get(&template.client_secret_env())
+            .map(crate::provider::ClientSecret::new))
     }
 }
