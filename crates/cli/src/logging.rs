@@ -51,7 +51,7 @@ pub(crate) fn init(verbose: u8, quiet: bool) {
 
 /// Formats fields as `tracing-subscriber`'s [`DefaultFields`] does (`message name=value …`, without
 /// colours), then passes the whole text through
-/// [`terminal_text_max`](context_harness_providers::terminal_text_max): control, format and bidi
+/// [`context_harness_providers::terminal_text_max`]: control, format and bidi
 /// characters become `U+FFFD`, line breaks a space (so a field cannot forge another log line), and
 /// the text is cut at [`MAX_LOG_FIELDS_CHARS`]. The newline that ends each event is written by the
 /// event formatter after the fields, so it stays.
