@@ -15,6 +15,10 @@
 //! - The device authorization grant (RFC 8628): [`DeviceAuthorization`], [`PollOutcome`] and the
 //!   [`DevicePoller`] state machine (an injected clock: it is given instants, it never sleeps).
 //! - OAuth error codes as a type: [`TokenError`].
+//! - The reaction to a resource server's 401/403 (RFC 6750 §3, RFC 9728 §5, MCP "Step-Up
+//!   Authorization Flow"): the [`AuthRecovery`] state machine, fed [`Refusal`]s and [`Outcome`]s of
+//!   each [`Exchange`], answering [`Decision`]s (refresh, sign in, step up, give up) within bounds a
+//!   server cannot push.
 //!
 //! Errors are [`ProtocolError`]s: an [`ErrorKind`] to branch on and a printable message, with no
 //! advice about commands (the embedding program decides what to suggest).
@@ -52,6 +56,7 @@
 mod device;
 mod error;
 mod metadata;
+mod recovery;
 mod registration;
 mod server_url;
 mod token_error;
@@ -65,6 +70,10 @@ pub use device::{
 };
 pub use error::{BoxError, ErrorKind, ProtocolError, Result, debug_error};
 pub use metadata::{AuthorizationServerMetadata, ProtectedResourceMetadata};
+pub use recovery::{
+    AuthRecovery, Decision, Exchange, GiveUp, GiveUpReason, MAX_CHALLENGE_SCOPES, MAX_RETRIES,
+    Outcome, Refusal, RefusalStatus, Sent,
+};
 pub use registration::{
     ClientRegistration, MAX_CLIENT_METADATA_URL_LEN, check_client_metadata_url,
     client_metadata_document, parse_registration_response, registration_request,
