@@ -200,7 +200,7 @@ impl Discoverer<'_> {
     /// Fetches `what` from each of `urls` in turn (see [`fetch_json`](Self::fetch_json)): the first
     /// document found, with its URL, or else the last miss (e.g. `HTTP 404`; `None` for no URLs).
     /// `Err` for what ends the search at once (a refused address, a transport failure).
-    async fn first_found<T: serde::de::DeserializeOwned>(
+    pub(crate) async fn first_found<T: serde::de::DeserializeOwned>(
         &self,
         urls: Vec<Url>,
         what: &str,

@@ -3,8 +3,9 @@
 //! This module holds the service, its builder and the local-only reads; each flow has its own
 //! module: `sign_in` (browser), `device_flow` (RFC 8628), `refresh`, `logout` (and revocation),
 //! `config` (configuration resolution for every provider), `mcp` (what is specific to an MCP
-//! server URL), `token_endpoint` (client authentication and the form post), `store` (loads, saves,
-//! the provider lock, the recovery file) and `retry` (transient answers).
+//! server URL), `resource` (its protected-resource metadata outside a sign-in), `token_endpoint`
+//! (client authentication and the form post), `store` (loads, saves, the provider lock, the
+//! recovery file) and `retry` (transient answers).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -33,6 +34,7 @@ mod mcp;
 mod namespace;
 mod options;
 mod refresh;
+mod resource;
 mod retry;
 mod sign_in;
 mod store;
