@@ -168,6 +168,11 @@ pub(crate) struct ProxyArgs {
     /// `'Name: VAR'` (repeatable), e.g. `--header-env 'X-Api-Key: ACME_API_KEY'`.
     #[arg(long = "header-env", value_name = "HEADER", value_parser = crate::proxy::parse_header_env)]
     pub(crate) header_envs: Vec<(reqwest::header::HeaderName, String)>,
+    /// Seconds a request may wait for its answer; then the client gets an error (`data.code`
+    /// `timeout`) and the server `notifications/cancelled`. A progress notification for the request
+    /// restarts the clock, up to 10 times this in all; time spent signing in does not count.
+    #[arg(long, value_name = "SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub(crate) request_timeout: u64,
 }
 
 impl Cli {

@@ -141,6 +141,12 @@ impl Auth {
         current.tokens.as_ref().map(|t| t.access_token.clone())
     }
 
+    /// Whether the token is being renewed now (a refresh, or a sign-in bounded by `--timeout`):
+    /// the request timeout does not run out meanwhile.
+    pub(crate) fn renewing(&self) -> bool {
+        self.gate.try_lock().is_err()
+    }
+
     fn generation(&self) -> u64 {
         self.current.lock().map_or(0, |c| c.generation)
     }

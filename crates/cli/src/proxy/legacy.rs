@@ -104,9 +104,8 @@ impl Legacy {
         let relay_pending = Arc::clone(&pending);
         let relay = Arc::clone(bridge);
         let task = tokio::spawn(async move {
-            while let Some(Ok(event)) = events.next().await {
-                if let Some(line) = relay.relay_event(&event).await
-                    && let Some(id) = jsonrpc::response_id(&line)
+            while let Some(Ok(mut event)) = events.next().await {
+                if let Some(jsonrpc::Kind::Response { id }) = relay.relay(&mut event).await
                     && let Ok(mut pending) = relay_pending.lock()
                     && let Some(set) = pending.as_mut()
                 {

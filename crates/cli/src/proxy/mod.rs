@@ -7,24 +7,29 @@
 //! - Each message is POSTed with `Accept: application/json, text/event-stream`; a JSON answer is one
 //!   line, each SSE `message` event one line. `Mcp-Session-Id` (from the `initialize` answer) and
 //!   `MCP-Protocol-Version` (after the negotiation) go on every later request.
-//! - Order: a message is POSTed once the server has accepted the earlier `initialize`, notifications
-//!   and responses (their answer head is in); requests do not hold back what follows, so several are
-//!   in flight at once. At most [`MAX_IN_FLIGHT`] messages wait or run; stdin is read no further
-//!   meanwhile.
+//! - Order: a message is POSTed once the server has accepted the earlier `initialize` (its whole
+//!   answer), notifications and responses (their answer head is in; at most
+//!   [`stdio::ORDER_WAIT`]); requests do not hold back what follows, so several are in flight at
+//!   once. At most [`MAX_IN_FLIGHT`] messages wait or run, their bytes within the [`budget`];
+//!   stdin is read no further meanwhile ([`stdio`]). Lines that are not JSON-RPC messages are
+//!   answered (-32700, -32600), never forwarded.
 //! - After `notifications/initialized`, the GET stream carries server-initiated messages (405: not
 //!   offered); it is resumed with `Last-Event-ID` after a drop.
 //! - 401 → refresh → retry; 401 again → sign-in → retry; 403 `insufficient_scope` → step-up sign-in →
 //!   retry ([`auth`]). 404 on a request with a session id → a new session (the client's `initialize`
 //!   and `notifications/initialized` replayed), then the message once more. 400/404/405 to the
 //!   `initialize` POST → the legacy transport ([`legacy`]).
-//! - Every failure of a request becomes a JSON-RPC error response to it. stdin EOF (after the
-//!   answers in flight) or SIGTERM/SIGINT → `DELETE` of the session (405 ignored), exit 0.
+//! - Every failure of a request becomes a JSON-RPC error response to it, and so does no answer
+//!   within `--request-timeout` ([`output`]). stdin EOF (after the answers in flight, for at most
+//!   2 s) or SIGTERM/SIGINT → `DELETE` of the session (405 ignored, at most 1 s), exit 0.
 
 mod auth;
+mod budget;
 mod headers;
 mod jsonrpc;
 mod legacy;
 mod modern;
+mod output;
 mod stdio;
 mod tool_headers;
 mod upstream;
@@ -38,7 +43,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 use url::Url;
 
 use crate::args::ProxyArgs;
@@ -47,7 +52,7 @@ use crate::exit;
 use auth::{Auth, AuthFailure, ScopeChallenge, SignInSettings, Step};
 pub(crate) use headers::{parse_header, parse_header_env};
 use jsonrpc::Kind;
-use stdio::{serve, write_stdout};
+use stdio::serve;
 use upstream::{EventStream, Forbidden, SessionHeaders, Upstream, UpstreamError};
 
 /// Messages read from stdin and not yet answered (or accepted), at most.
@@ -84,14 +89,15 @@ pub(crate) fn run(ctx: &Context, args: ProxyArgs) -> anyhow::Result<u8> {
         .context("cannot start the async runtime")?;
     let result = runtime.block_on(async {
         let upstream = Upstream::new(&service, extra)?;
-        let (out_tx, out_rx) = mpsc::channel::<String>(MAX_IN_FLIGHT);
-        let writer = tokio::spawn(write_stdout(out_rx));
+        let (out, out_rx) = output::Output::new(output::OWN_BYTES);
+        let writer = tokio::spawn(output::write_stdout(out_rx));
+        let request_timeout = Duration::from_secs(args.request_timeout);
         let bridge = Arc::new(Bridge {
             host: url.host_str().unwrap_or("server").to_owned(),
             auth: Auth::new(service, args.url.trim().to_owned(), settings),
             url,
             upstream,
-            out: out_tx,
+            out,
             session: Mutex::new(Session::default()),
             reinit: tokio::sync::Mutex::new(()),
             get_stream: Mutex::new(None),
@@ -101,10 +107,11 @@ pub(crate) fn run(ctx: &Context, args: ProxyArgs) -> anyhow::Result<u8> {
             cancels: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
         });
-        let code = serve(Arc::clone(&bridge)).await;
+        let code = serve(Arc::clone(&bridge), request_timeout).await;
         bridge.stop_get_stream();
         drop(bridge);
-        let _ = writer.await;
+        // A host that stopped reading gets no more.
+        let _ = tokio::time::timeout(stdio::FLUSH_WAIT, writer).await;
         anyhow::Ok(code)
     });
     // The stdin reader may still be blocked in a read; do not wait for it.
@@ -153,7 +160,7 @@ struct Bridge {
     host: String,
     upstream: Upstream,
     auth: Auth,
-    out: mpsc::Sender<String>,
+    out: output::Output,
     session: Mutex<Session>,
     /// Held while a new session is started after a 404.
     reinit: tokio::sync::Mutex<()>,
@@ -189,7 +196,7 @@ fn release(accepted: &mut Option<oneshot::Sender<()>>) {
 
 impl Bridge {
     async fn send_out(&self, line: String) {
-        let _ = self.out.send(line).await;
+        self.out.send(line).await;
     }
 
     fn session(&self) -> Session {
@@ -412,26 +419,29 @@ impl Bridge {
             _ => None,
         };
         let media = upstream::media_type(&response);
-        let mut answer: Option<String> = None;
+        // The answer came (and, for `initialize`, the version it names).
+        let mut answer: Option<Option<String>> = None;
         if status == StatusCode::ACCEPTED || request_id.is_none() && media.is_empty() {
             // A notification or a response: accepted, nothing to relay.
         } else if media == "text/event-stream" {
             let mut events = EventStream::new(response, &self.host);
             while let Some(event) = events.next().await {
-                let event = event?;
+                let mut event = event?;
                 tracing::trace!(id = ?event.id, kind = ?event.event, response = ?jsonrpc::response_id(&event.data), "an event of the POST's stream");
-                if let Some(line) = self.relay_event(&event).await
-                    && request_id.is_some()
-                    && jsonrpc::response_id(&line) == request_id
+                let version = is_initialize
+                    .then(|| jsonrpc::protocol_version(&event.data))
+                    .flatten();
+                if let Some(Kind::Response { id }) = self.relay(&mut event).await
+                    && request_id.as_ref() == Some(&id)
                 {
-                    answer = Some(line);
+                    answer = Some(version);
                     // The server closes the stream after the answer; do not wait for it.
                     break;
                 }
             }
         } else if media == "application/json" {
-            let body = upstream::read_body(response, &self.host).await?;
-            if jsonrpc::classify(&body).is_none() {
+            let (body, held) = upstream::read_message(response, &self.host).await?;
+            let Some(body_kind) = jsonrpc::classify(&body) else {
                 return Err(Fail::Upstream(UpstreamError::new(
                     "network_error",
                     format!(
@@ -439,8 +449,10 @@ impl Bridge {
                         self.host
                     ),
                 )));
-            }
-            if request_id.is_some() && jsonrpc::response_id(&body) != request_id {
+            };
+            if request_id.is_some()
+                && !matches!(&body_kind, Kind::Response { id } if request_id.as_ref() == Some(id))
+            {
                 // Relaying it would leave the request unanswered and show the client an answer
                 // to an id it may never have asked.
                 return Err(Fail::Upstream(UpstreamError::new(
@@ -451,9 +463,14 @@ impl Bridge {
                     ),
                 )));
             }
-            let line = jsonrpc::one_line(&body);
-            answer = Some(line.clone());
-            self.send_out(line).await;
+            answer = Some(
+                is_initialize
+                    .then(|| jsonrpc::protocol_version(&body))
+                    .flatten(),
+            );
+            self.out
+                .relay(jsonrpc::into_one_line(body), &body_kind, held)
+                .await;
         } else if request_id.is_some() {
             return Err(Fail::Upstream(UpstreamError::new(
                 "network_error",
@@ -478,7 +495,7 @@ impl Bridge {
             )));
         }
         if is_initialize {
-            let protocol_version = answer.as_deref().and_then(jsonrpc::protocol_version);
+            let protocol_version = answer.flatten();
             if let Ok(mut session) = self.session.lock() {
                 session.headers = SessionHeaders {
                     session_id: new_session_id,
@@ -502,21 +519,6 @@ impl Bridge {
         }
         let _ = generation;
         Ok(())
-    }
-
-    /// Relays one SSE event's message to stdout (non-`message` events and non-JSON data are
-    /// dropped with a note); returns the line relayed.
-    async fn relay_event(&self, event: &upstream::Event) -> Option<String> {
-        if event.data.is_empty() || event.event.as_deref().is_some_and(|e| e != "message") {
-            return None;
-        }
-        if jsonrpc::classify(&event.data).is_none() {
-            tracing::warn!("the server sent an event that is not JSON; dropped");
-            return None;
-        }
-        let line = jsonrpc::one_line(&event.data);
-        self.send_out(line.clone()).await;
-        Some(line)
     }
 
     /// Starts a new session after a 404, once for all the requests that saw `generation` fail:
@@ -660,7 +662,7 @@ impl Bridge {
                         refreshed = false;
                         let mut events = EventStream::new(response, &self.host);
                         let mut got_any = false;
-                        while let Some(Ok(event)) = events.next().await {
+                        while let Some(Ok(mut event)) = events.next().await {
                             got_any = true;
                             // Only an id that can go back in a `Last-Event-ID` header is kept: one
                             // with control characters (or absurdly long) would make every reconnect
@@ -674,7 +676,7 @@ impl Bridge {
                             if let Some(ms) = event.retry {
                                 retry = Duration::from_millis(ms.clamp(100, 30_000));
                             }
-                            self.relay_event(&event).await;
+                            self.relay(&mut event).await;
                         }
                         got_any
                     }

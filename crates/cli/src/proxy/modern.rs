@@ -29,6 +29,7 @@ use reqwest::header::HeaderMap;
 use serde_json::Value;
 use tokio::sync::Notify;
 
+use super::budget::Held;
 use super::tool_headers::ToolHeaders;
 use super::upstream::{self, EventStream, SessionHeaders, UpstreamError};
 use super::wire2026::{self, HEADER_MISMATCH, ModernRequest};
@@ -211,7 +212,7 @@ impl Bridge {
             "text/event-stream" => {
                 let mut events = EventStream::new(response, &self.host);
                 while let Some(event) = events.next().await {
-                    let event = match event {
+                    let mut event = match event {
                         Ok(event) => event,
                         Err(error) if error.broke_off => return Ok(Outcome::Broken(error)),
                         Err(error) => return Err(Fail::Upstream(error)),
@@ -223,14 +224,18 @@ impl Bridge {
                     }
                     match jsonrpc::response_id(&event.data) {
                         Some(id) if &id == sent_id => {
-                            self.relay_answer(request, sent_id, &event.data).await?;
+                            let (data, held) = (
+                                std::mem::take(&mut event.data),
+                                std::mem::take(&mut event.held),
+                            );
+                            self.relay_answer(request, sent_id, data, held).await?;
                             return Ok(Outcome::Answered);
                         }
                         Some(_) => {
                             tracing::debug!("an answer to another request on the stream; dropped");
                         }
                         None => {
-                            self.relay_event(&event).await;
+                            self.relay(&mut event).await;
                         }
                     }
                 }
@@ -240,8 +245,8 @@ impl Bridge {
                 ))))
             }
             "application/json" => {
-                let body = match upstream::read_body(response, &self.host).await {
-                    Ok(body) => body,
+                let (body, held) = match upstream::read_message(response, &self.host).await {
+                    Ok(message) => message,
                     Err(error) if error.broke_off => return Ok(Outcome::Broken(error)),
                     Err(error) => return Err(Fail::Upstream(error)),
                 };
@@ -254,7 +259,7 @@ impl Bridge {
                         ),
                     )));
                 }
-                self.relay_answer(request, sent_id, &body).await?;
+                self.relay_answer(request, sent_id, body, held).await?;
                 Ok(Outcome::Answered)
             }
             other => Err(Fail::Upstream(UpstreamError::new(
@@ -268,14 +273,15 @@ impl Bridge {
     }
 
     /// Relays the response: a `tools/list` answer without invalid tools, the host's id put back
-    /// after a re-issue.
+    /// after a re-issue; with the charge of the bytes read for it (`held`).
     async fn relay_answer(
         &self,
         request: &ModernRequest,
         sent_id: &Value,
-        data: &str,
+        data: String,
+        held: Held,
     ) -> Result<(), Fail> {
-        let mut line = jsonrpc::one_line(data);
+        let mut line = jsonrpc::into_one_line(data);
         if request.method == "tools/list"
             && let Some(filtered) = self.tools.read_tools_list(&line)
         {
@@ -289,7 +295,10 @@ impl Bridge {
                 ))
             })?;
         }
-        self.send_out(line).await;
+        let kind = jsonrpc::Kind::Response {
+            id: request.id.clone(),
+        };
+        self.out.relay(line, &kind, held).await;
         Ok(())
     }
 

@@ -5,14 +5,15 @@
 //! SDK's transports), each message at most [`MAX_MESSAGE_BYTES`].
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use context_harness_providers::{AccessToken, OAuthService, tls_trust_failure};
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
+use super::budget::{Budget, Held};
 use super::jsonrpc::MAX_MESSAGE_BYTES;
 
 /// `Accept` of every POST (MCP Streamable HTTP: the client MUST list both).
@@ -307,6 +308,36 @@ pub(crate) async fn read_body(
     read_body_max(response, host, MAX_MESSAGE_BYTES).await
 }
 
+/// [`read_body`] of a message for the host: each chunk is charged to the bridge's [`Budget`] as it
+/// arrives (a spent budget stops the reading), and the message keeps the charge.
+pub(crate) async fn read_message(
+    response: reqwest::Response,
+    host: &str,
+) -> Result<(String, Held), UpstreamError> {
+    let mut held = Held::default();
+    let expected = response
+        .content_length()
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(0);
+    let mut body = Vec::with_capacity(expected.min(MAX_MESSAGE_BYTES));
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            let mut error = UpstreamError::from_reqwest(&e, host);
+            error.broke_off = !e.is_timeout();
+            error
+        })?;
+        if body.len().saturating_add(chunk.len()) > MAX_MESSAGE_BYTES {
+            return Err(UpstreamError::too_large());
+        }
+        Budget::global().charge(&mut held, chunk.len()).await;
+        body.extend_from_slice(&chunk);
+    }
+    let body = String::from_utf8(body)
+        .map_err(|_| UpstreamError::new("network_error", "the server's answer is not UTF-8"))?;
+    Ok((body, held))
+}
+
 /// Reads a whole body as UTF-8 text, at most `max` bytes.
 async fn read_body_max(
     response: reqwest::Response,
@@ -339,6 +370,9 @@ pub(crate) struct Event {
     pub(crate) id: Option<String>,
     /// The `retry` field, in milliseconds.
     pub(crate) retry: Option<u64>,
+    /// The bytes read for it, charged to the bridge's [`Budget`] until this is dropped (or the
+    /// charge is passed on with the message to stdout).
+    pub(crate) held: Held,
 }
 
 type Events = Pin<Box<dyn Stream<Item = Result<sse_stream::Sse, sse_stream::Error>> + Send>>;
@@ -348,6 +382,8 @@ pub(crate) struct EventStream {
     events: Events,
     /// Bytes received since the last event: the size limit of one event.
     pending: Arc<AtomicUsize>,
+    /// The charge of the bytes received since the last event.
+    held: Arc<Mutex<Held>>,
     host: String,
 }
 
@@ -355,6 +391,8 @@ impl EventStream {
     pub(crate) fn new(response: reqwest::Response, host: &str) -> Self {
         let pending = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&pending);
+        let held = Arc::new(Mutex::new(Held::default()));
+        let charged = Arc::clone(&held);
         let bytes = response
             .bytes_stream()
             .map_err(std::io::Error::other)
@@ -362,17 +400,28 @@ impl EventStream {
                 let total = counter
                     .fetch_add(chunk.len(), Ordering::Relaxed)
                     .saturating_add(chunk.len());
-                // Over the limit plus one read's worth: one event is too large.
-                let result = if total > MAX_MESSAGE_BYTES.saturating_add(64 * 1024) {
-                    Err(std::io::Error::other("message too large"))
-                } else {
+                let charged = Arc::clone(&charged);
+                async move {
+                    // Over the limit plus one read's worth: one event is too large.
+                    if total > MAX_MESSAGE_BYTES.saturating_add(64 * 1024) {
+                        return Err(std::io::Error::other("message too large"));
+                    }
+                    // Charged before the parser holds it: a spent budget stops the reading here.
+                    let mut held = charged
+                        .lock()
+                        .map(|mut h| std::mem::take(&mut *h))
+                        .unwrap_or_default();
+                    Budget::global().charge(&mut held, chunk.len()).await;
+                    if let Ok(mut h) = charged.lock() {
+                        h.merge(held);
+                    }
                     Ok(chunk)
-                };
-                std::future::ready(result)
+                }
             });
         Self {
             events: Box::pin(sse_stream::SseByteStream::new(bytes)),
             pending,
+            held,
             host: host.to_owned(),
         }
     }
@@ -382,6 +431,11 @@ impl EventStream {
         loop {
             let item = self.events.next().await?;
             self.pending.store(0, Ordering::Relaxed);
+            let held = self
+                .held
+                .lock()
+                .map(|mut h| std::mem::take(&mut *h))
+                .unwrap_or_default();
             match item {
                 Ok(sse) => {
                     let Some(data) = sse.data else {
@@ -393,6 +447,7 @@ impl EventStream {
                                 data: String::new(),
                                 id: sse.id,
                                 retry: sse.retry,
+                                held,
                             }));
                         }
                         continue;
@@ -405,6 +460,7 @@ impl EventStream {
                         data,
                         id: sse.id,
                         retry: sse.retry,
+                        held,
                     }));
                 }
                 Err(sse_stream::Error::Body(e)) if e.to_string() == "message too large" => {

@@ -29,6 +29,7 @@ mod mcp;
 mod names;
 mod proxy;
 mod proxy_2026;
+mod proxy_bounds;
 mod proxy_python;
 mod registration_secrets;
 mod secrets;
