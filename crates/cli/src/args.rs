@@ -73,13 +73,18 @@ pub(crate) enum McpCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Print a valid access token, refreshing it first when needed.
+    /// Print a valid access token, refreshing it first when needed (and waiting for a sign-in
+    /// another process is running for it).
     Token {
         /// The provider name or MCP server URL.
         provider: String,
         /// Print `{access_token, token_type, expires_at}` as JSON.
         #[arg(long)]
         json: bool,
+        /// Seconds to wait at most for a sign-in to the same provider that another process is
+        /// running (this command never starts one).
+        #[arg(long, value_name = "SECS", default_value_t = TOKEN_WAIT_SECS, value_parser = clap::value_parser!(u64).range(1..))]
+        timeout: u64,
     },
     /// Refresh the stored tokens now.
     Refresh {
@@ -104,6 +109,9 @@ pub(crate) enum McpCommand {
         json: bool,
     },
 }
+
+/// `mcp token --timeout`'s default: as long as a sign-in waits for the user by default.
+pub(crate) const TOKEN_WAIT_SECS: u64 = 300;
 
 /// The sign-in options `mcp auth` and `mcp proxy` share: they mean the same in both (the proxy signs
 /// in as `mcp auth <url>` would).
@@ -225,6 +233,7 @@ impl Cli {
             command: Command::Mcp(McpCommand::Token {
                 provider: provider.to_owned(),
                 json,
+                timeout: TOKEN_WAIT_SECS,
             }),
         })
     }

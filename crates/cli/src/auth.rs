@@ -39,9 +39,19 @@ struct Terminal {
     display_name: String,
     /// Whether to offer pasting the redirect address after a browser failure.
     offer_paste: bool,
+    quiet: bool,
 }
 
 impl SignInUi for Terminal {
+    fn waiting_for_sign_in(&self, _provider: &str) {
+        if !self.quiet {
+            eprintln!(
+                "another context-harness process is signing in to {}; waiting…",
+                self.display_name
+            );
+        }
+    }
+
     fn browser_failed(&self, url: &str, err: &std::io::Error) {
         eprintln!(
             "Could not open a browser ({}). Open this URL to sign in to {}:\n\n    {url}\n",
@@ -272,6 +282,7 @@ pub(crate) fn run(ctx: &Context, args: AuthArgs) -> anyhow::Result<u8> {
     options = options.ui(Terminal {
         display_name: display_name.clone(),
         offer_paste: stdin_tty && !quiet,
+        quiet,
     });
     // Manual: always race stdin. System browser: only a terminal (the user may paste after a failure).
     if paste {
@@ -290,9 +301,15 @@ pub(crate) fn run(ctx: &Context, args: AuthArgs) -> anyhow::Result<u8> {
     } else {
         format!("in the file {}", outcome.location)
     };
-    ctx.say(format!(
-        "Signed in to {display_name}. Tokens stored {where_}."
-    ));
+    if outcome.by_other_process {
+        ctx.say(format!(
+            "Signed in to {display_name} by the sign-in another context-harness process completed while this one waited (no browser opened here). Tokens stored {where_}."
+        ));
+    } else {
+        ctx.say(format!(
+            "Signed in to {display_name}. Tokens stored {where_}."
+        ));
+    }
     let tokens = &outcome.tokens;
     let expiry = tokens.expires_at().map_or_else(
         || "no expiry given".to_owned(),

@@ -56,7 +56,11 @@ fn forbid_core_dumps() {
 fn run(ctx: &Context, command: Command) -> anyhow::Result<u8> {
     match command {
         Command::Mcp(mcp) => match mcp {
-            McpCommand::Token { provider, json } => token::run(ctx, &provider, json),
+            McpCommand::Token {
+                provider,
+                json,
+                timeout,
+            } => token::run(ctx, &provider, json, timeout),
             McpCommand::Status { provider, json } => status::run(ctx, provider.as_deref(), json),
             McpCommand::Auth(args) => auth::run(ctx, args),
             McpCommand::Refresh { provider } => manage::refresh(ctx, &provider),

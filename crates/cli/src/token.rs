@@ -3,19 +3,32 @@
 //! Fast path: a still-valid cached token is read from the store and printed, with no async runtime,
 //! no HTTP client, no `providers.toml` read and (with the file store) no keyring access. Only an
 //! expired token starts a runtime to refresh it.
+//!
+//! `mcp token` never signs in. When a sign-in is needed and another process is running one for the
+//! same name (`mcp auth`, `mcp proxy`, a program using the library's `token()`), it waits for that
+//! sign-in (at most `--timeout`) and prints the token it stored.
+
+use std::time::Duration;
 
 use context_harness_providers::tokens::is_vschar;
-use context_harness_providers::{ErrorCode, OAuthTokens, terminal_text};
+use context_harness_providers::{
+    Error as ProviderError, ErrorCode, OAuthService, OAuthTokens, SignInUi, terminal_text,
+};
 
 use crate::context::{Context, print_stdout};
 use crate::exit;
 use crate::timefmt;
 
-pub(crate) fn run(ctx: &Context, provider: &str, json: bool) -> anyhow::Result<u8> {
+pub(crate) fn run(ctx: &Context, provider: &str, json: bool, wait_secs: u64) -> anyhow::Result<u8> {
     let service = ctx.service()?;
     let tokens = match service.cached_valid_token(provider)? {
         Some(tokens) => tokens,
-        None => ctx.block_on(service.ensure_valid_token(provider))??,
+        None => ctx.block_on(valid_or_awaited(
+            &service,
+            provider,
+            Duration::from_secs(wait_secs),
+            ctx.quiet,
+        ))??,
     };
     // Tokens from a token endpoint are printable ASCII (checked when they arrive); a token file
     // written before that check, or by hand, may hold anything: never print an escape sequence or a
@@ -33,6 +46,45 @@ pub(crate) fn run(ctx: &Context, provider: &str, json: bool) -> anyhow::Result<u
     }
     print_stdout(&render(&tokens, json))?;
     Ok(exit::OK)
+}
+
+/// A valid token (refreshed if needed); when a sign-in is needed and another process is running one
+/// for `provider`, the token that sign-in stored, waiting for it at most `wait`.
+async fn valid_or_awaited(
+    service: &OAuthService,
+    provider: &str,
+    wait: Duration,
+    quiet: bool,
+) -> Result<OAuthTokens, ProviderError> {
+    match service.ensure_valid_token(provider).await {
+        Err(e) if e.needs_sign_in() => {
+            if service
+                .wait_for_sign_in(provider, wait, &Waiting { quiet })
+                .await?
+            {
+                service.ensure_valid_token(provider).await
+            } else {
+                Err(e)
+            }
+        }
+        other => other,
+    }
+}
+
+/// Says once on stderr (unless `-q`) that another process's sign-in is being waited for.
+struct Waiting {
+    quiet: bool,
+}
+
+impl SignInUi for Waiting {
+    fn waiting_for_sign_in(&self, provider: &str) {
+        if !self.quiet {
+            eprintln!(
+                "another context-harness process is signing in to {}; waiting…",
+                terminal_text(provider)
+            );
+        }
+    }
 }
 
 /// The token alone, or `{"access_token", "token_type", "expires_at"}` (unix seconds or `null`).

@@ -47,8 +47,8 @@
 //!   JSON document in the format of the original Python tool. In the keyring it is the secret of the
 //!   entry with service `context-harness` and user = provider name. In a file it is
 //!   `$CONTEXT_HARNESS_HOME/tokens/<provider>.json` (default `~/.context-harness/tokens`). Next to it the
-//!   auto store keeps `<provider>.backend` (the word `keyring` or `file`, nothing secret) and the lock
-//!   keeps an empty `<provider>.lock`.
+//!   auto store keeps `<provider>.backend` (the word `keyring` or `file`, nothing secret) and the locks
+//!   keep an empty `<provider>.lock` (refresh) and `<provider>.signin-lock` (sign-in).
 //! * **Names.** Every path and keyring entry is built from a [`ProviderName`]: lowercase letters, digits,
 //!   `-`, `_`, `.`, no leading dot, at most 64 bytes — so no name can escape the directory or name a
 //!   hidden or temporary file. URLs are mapped with [`ProviderName::from_url`], whose hashed form uses
@@ -68,7 +68,9 @@
 //!   reported ([`Error::Corrupt`], naming the file) and is never deleted or overwritten by a read.
 //! * **Locking.** [`ProviderLock`] is an OS advisory lock per provider with a bounded wait; hold it
 //!   around read-modify-write sequences (refresh) so that concurrent processes neither lose an update
-//!   nor refresh twice. The OS releases it if the holder dies.
+//!   nor refresh twice. The OS releases it if the holder dies. A second lock per provider
+//!   ([`LockKind::SignIn`]) is held for a whole interactive sign-in, so that processes needing the
+//!   same provider at once share one sign-in; it is taken before the refresh lock, never inside it.
 //! * **Keyring and fallback.** Every keyring call runs on a worker thread bounded by ≈ 3 s, and a cheap
 //!   check skips the keyring at once when there is no session bus, so a locked or wedged keyring never
 //!   hangs the program. When the keyring cannot be written (no service, locked, timed out) the auto
@@ -112,7 +114,7 @@ pub use layout::{
     CACHE_DIR, DISCOVERY_CACHE_DIR, HomeLayout, MCP_DIR, PROVIDERS_FILE, REGISTRATIONS_DIR,
     TOKENS_DIR,
 };
-pub use lock::ProviderLock;
+pub use lock::{LockKind, ProviderLock};
 pub use memory::MemoryStore;
 pub use name::{MAX_NAME_LEN, ProviderName, SERVER_NAME_PREFIX, canonical_url};
 pub use secret::SecretSlots;

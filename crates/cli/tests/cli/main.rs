@@ -27,6 +27,7 @@ mod interop;
 mod lifecycle;
 mod mcp;
 mod names;
+mod one_sign_in;
 mod proxy;
 mod proxy_2026;
 mod proxy_bounds;

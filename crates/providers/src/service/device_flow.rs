@@ -176,12 +176,6 @@ impl OAuthService {
                 }
             })?;
         let tokens = self.store_sign_in(name, config, record, tokens).await?;
-        Ok(AuthOutcome {
-            tokens,
-            redirect_uri: String::new(),
-            skipped_ports: Vec::new(),
-            store: self.store.name(),
-            location: self.store.location(name),
-        })
+        Ok(self.outcome(name, tokens, String::new(), Vec::new()))
     }
 }

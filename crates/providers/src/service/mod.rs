@@ -5,7 +5,8 @@
 //! `config` (configuration resolution for every provider), `mcp` (what is specific to an MCP
 //! server URL), `resource` (its protected-resource metadata outside a sign-in), `token_endpoint`
 //! (client authentication and the form post), `store` (loads, saves, the provider lock, the
-//! recovery file) and `retry` (transient answers).
+//! recovery file), `one_sign_in` (one interactive sign-in per name across processes) and `retry`
+//! (transient answers).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -32,6 +33,7 @@ mod device_flow;
 mod logout;
 mod mcp;
 mod namespace;
+mod one_sign_in;
 mod options;
 mod refresh;
 mod resource;

@@ -92,6 +92,17 @@ pub trait SignInUi: Send + Sync {
     fn paste_rejected(&self, error: &Error) {
         tracing::warn!(error = %error, "the pasted redirect URL was not accepted; still waiting");
     }
+
+    /// Another process (or another task of this one) is running an interactive sign-in to
+    /// `provider` (the name or server URL as the caller gave it); this one waits for it and uses its
+    /// tokens (bounded by [`AuthenticateOptions::timeout`]). Called at most once per sign-in.
+    /// Default: a `tracing` warning.
+    fn waiting_for_sign_in(&self, provider: &str) {
+        tracing::warn!(
+            "another process is signing in to {}; waiting for it",
+            crate::TerminalText(provider)
+        );
+    }
 }
 
 /// The [`SignInUi`] used when none is given: every default.
@@ -121,7 +132,9 @@ pub struct AuthenticateOptions {
     /// Loopback ports to try instead of the provider's.
     pub ports: Option<Vec<u16>>,
     /// How long to wait for the user: for the browser to come back, or for the device-flow
-    /// approval (within the device code's own lifetime). Default 300 s.
+    /// approval (within the device code's own lifetime). Default 300 s. Also the longest wait for
+    /// another process's sign-in to the same name (see
+    /// [`AuthOutcome::by_other_process`]).
     pub timeout: Duration,
     /// Opener for this sign-in, instead of the service's.
     pub browser: Option<Arc<dyn BrowserOpener>>,
@@ -253,6 +266,11 @@ pub struct AuthOutcome {
     pub store: &'static str,
     /// Where the tokens were stored, for people (never the tokens themselves).
     pub location: String,
+    /// `true` when no sign-in ran here: another process was signing in to the same name, this one
+    /// waited for it, and these are the tokens that sign-in stored (then
+    /// [`redirect_uri`](Self::redirect_uri) is empty). One interactive sign-in per name runs at a
+    /// time across processes.
+    pub by_other_process: bool,
 }
 
 /// What [`OAuthService::logout`](crate::OAuthService::logout) did at the server.

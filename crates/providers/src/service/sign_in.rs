@@ -12,6 +12,7 @@ use context_harness_pkce as pkce;
 use context_harness_storage::ProviderName;
 use url::Url;
 
+use super::one_sign_in::Turn;
 use super::store::{blocking, remove_recovery};
 use super::{
     AuthOutcome, AuthenticateOptions, CLIENT_ID_KEY, McpServerRecord, OAuthService, for_provider,
@@ -56,6 +57,12 @@ impl OAuthService {
         // Tokens an older version kept under a shared name go to their owner before anything is
         // written under this name.
         self.settle_target(&target).await?;
+        // One interactive sign-in per name across processes: wait for another one's, and use its
+        // tokens (`one_sign_in`); else hold the sign-in lock until this one's tokens are stored.
+        let _sign_in_lock = match self.sign_in_turn(&target, &options).await? {
+            Turn::Shared(outcome) => return Ok(*outcome),
+            Turn::Ours(lock) => lock,
+        };
         let prepared = self.prepare_sign_in(&target, &options).await?;
         let device = self.use_device_flow(provider, &prepared.config, options.flow)?;
         let record = prepared.record.as_ref();
@@ -245,13 +252,7 @@ impl OAuthService {
             .token_request(config, &token_url, &form, Grant::Exchange)
             .await?;
         let tokens = self.store_sign_in(name, config, record, tokens).await?;
-        Ok(AuthOutcome {
-            tokens,
-            redirect_uri,
-            skipped_ports,
-            store: self.store.name(),
-            location: self.store.location(name),
-        })
+        Ok(self.outcome(name, tokens, redirect_uri, skipped_ports))
     }
 
     /// Stores the tokens of a fresh sign-in (browser or device flow): clears any refresh-failure
