@@ -18,11 +18,18 @@
 //   ch-confidential       client_secret_basic, secret "ch-confidential-secret"
 //   ch-confidential-post  client_secret_post,  secret "ch-confidential-post-secret"
 //   ch-introspector       client_secret_basic, secret "ch-introspector-secret" (for /token/introspection)
+//   ch-machine            client_credentials only, client_secret_basic, secret "ch-machine-secret"
+//   ch-machine-post       client_credentials only, client_secret_post, secret "ch-machine-post-secret"
+//   ch-machine-jwt        client_credentials only, private_key_jwt with the public keys of AS_MACHINE_JWKS
+//                         (a JSON Web Key Set; the client is left out without it)
+// The clientCredentials feature is on (RFC 6749 §4.4); such tokens for a resource live
+// `access_token_ttl` like the others (without one, 600 s).
 // Scopes: openid offline_access profile email. `offline_access` yields a refresh token only with
 // `prompt=consent` (oidc-provider follows OIDC Core here).
 //
 // Environment (initial values of the control state below):
 //   AS_PORT                  listen port (0 = ephemeral)
+//   AS_MACHINE_JWKS          JSON Web Key Set (public keys) of the `ch-machine-jwt` client
 //   AS_AUTO_APPROVE=1        complete login + consent automatically for the fixed user "test-user"
 //   AS_DENY=1                answer every interaction with error=access_denied
 //   AS_ACCESS_TOKEN_TTL=N    access-token lifetime in seconds (default 3600)
@@ -43,7 +50,8 @@
 // Test hooks (TEST-ONLY):
 //   GET  /test/stats    -> {"token_requests":n,"refresh_requests":n,"authorization_code_requests":n,
 //                           "device_code_requests":n,"revocation_requests":n,"faults_served":n}
-//   GET  /test/last-token-request -> form fields (code, code_verifier, refresh_token, client_secret, ...)
+//   GET  /test/last-token-request -> form fields (code, code_verifier, refresh_token, client_secret,
+//                          client_assertion, assertion, scope, resource, ...)
 //                          of the last token request, so tests can check that no secret reached their
 //                          logs, plus "authorization_scheme" ("Basic") when it had an Authorization header
 //   POST /test/reset    -> zero the counters
@@ -181,6 +189,17 @@ const nativeClient = (extra) => ({
   ...extra,
 });
 
+// A machine client (client credentials only: no user, no redirect).
+const machineClient = (extra) => ({
+  grant_types: ['client_credentials'],
+  response_types: [],
+  redirect_uris: [],
+  ...extra,
+});
+
+// The public keys of `ch-machine-jwt` (AS_MACHINE_JWKS), if given.
+const machineJwks = process.env.AS_MACHINE_JWKS ? JSON.parse(process.env.AS_MACHINE_JWKS) : null;
+
 function readBody(req) {
   return new Promise((resolve, reject) => {
     const chunks = [];
@@ -233,6 +252,23 @@ async function startServer() {
         client_secret: 'ch-confidential-post-secret',
         token_endpoint_auth_method: 'client_secret_post',
       }),
+      machineClient({
+        client_id: 'ch-machine',
+        client_secret: 'ch-machine-secret',
+        token_endpoint_auth_method: 'client_secret_basic',
+      }),
+      machineClient({
+        client_id: 'ch-machine-post',
+        client_secret: 'ch-machine-post-secret',
+        token_endpoint_auth_method: 'client_secret_post',
+      }),
+      ...(machineJwks
+        ? [machineClient({
+          client_id: 'ch-machine-jwt',
+          token_endpoint_auth_method: 'private_key_jwt',
+          jwks: machineJwks,
+        })]
+        : []),
       {
         client_id: 'ch-introspector',
         client_secret: 'ch-introspector-secret',
@@ -260,6 +296,7 @@ async function startServer() {
       introspection: { enabled: true, allowedPolicy: async () => true },
       registration: { enabled: true },
       deviceFlow: { enabled: true },
+      clientCredentials: { enabled: true },
       clientIdMetadataDocument: { enabled: cimd, ack: 'draft-02' },
       resourceIndicators: {
         enabled: true,
@@ -288,6 +325,7 @@ async function startServer() {
       DeviceCode: () => control.device_code_ttl,
       Grant: 14 * 24 * 3600,
       IdToken: 3600,
+      ClientCredentials: () => control.access_token_ttl,
       Interaction: 600,
       RefreshToken: 14 * 24 * 3600,
       Session: 14 * 24 * 3600,
@@ -398,7 +436,8 @@ async function startServer() {
     const form = new URLSearchParams(raw);
     const grantType = form.get('grant_type');
     lastTokenRequest = Object.fromEntries(
-      ['grant_type', 'code', 'code_verifier', 'refresh_token', 'client_id', 'client_secret', 'redirect_uri']
+      ['grant_type', 'code', 'code_verifier', 'refresh_token', 'client_id', 'client_secret', 'redirect_uri',
+        'scope', 'resource', 'assertion', 'client_assertion', 'client_assertion_type']
         .filter((k) => form.has(k)).map((k) => [k, form.get(k)]),
     );
     // The client-authentication scheme only (e.g. "Basic"), never the credentials.

@@ -34,7 +34,13 @@ const LAYERS: &[(&str, u8)] = &[
 const PKCE_DEPS: &[&str] = &["sha2", "base64ct", "getrandom"];
 
 /// `protocol`'s normal dependencies, at most: the sans-IO protocol crate parses and builds, nothing more.
-const PROTOCOL_DEPS: &[&str] = &["url", "serde", "serde_json", "context-harness-tokens"];
+const PROTOCOL_DEPS: &[&str] = &[
+    "url",
+    "serde",
+    "serde_json",
+    "base64ct",
+    "context-harness-tokens",
+];
 
 /// Crates that do I/O (async runtime, HTTP, TLS): `protocol` lists none of them, of any kind.
 const IO_CRATES: &[&str] = &[

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use context_harness_providers::protocol::JwsAlgorithm;
+use context_harness_providers::{GrantOptions, GrantType};
 
 /// OAuth 2.1 sign-in with PKCE for command-line programs.
 #[derive(Debug, Parser)]
@@ -139,6 +141,102 @@ pub(crate) struct SignInArgs {
     /// CONTEXT_HARNESS_CLIENT_METADATA_URL).
     #[arg(long, value_name = "URL")]
     pub(crate) client_metadata_url: Option<String>,
+    /// The OAuth grant: `authorization_code` (the browser; the default of `mcp auth`),
+    /// `client_credentials` (a machine client: --client-id, and its secret from
+    /// CONTEXT_HARNESS_CLIENT_SECRET(_FILE) or --private-key-file), `jwt_bearer` (a workload
+    /// identity token from --assertion-file), `id_jag` (not supported yet). Without it `mcp proxy`
+    /// renews stored tokens with the grant that obtained them.
+    #[arg(long, value_enum, value_name = "GRANT")]
+    pub(crate) grant_type: Option<GrantTypeArg>,
+    /// client_credentials / jwt_bearer: authenticate the client with an RFC 7523 `private_key_jwt`
+    /// assertion signed by this PEM private key (PKCS#8, or PKCS#1 RSA; your own file, mode 0600).
+    #[arg(long, value_name = "PEM")]
+    pub(crate) private_key_file: Option<PathBuf>,
+    /// The JWS algorithm of that assertion: ES256, ES384, RS256, RS384, RS512, PS256, PS384, PS512
+    /// or EdDSA (default: the key's own, e.g. ES256 for a P-256 key).
+    #[arg(long, value_name = "ALG", value_parser = parse_signing_alg, requires = "private_key_file")]
+    pub(crate) signing_alg: Option<JwsAlgorithm>,
+    /// jwt_bearer: the file holding the workload identity token (a JWT), read again at every token
+    /// request (symbolic links followed; yours with mode 0600, or root's when you are not root).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) assertion_file: Option<PathBuf>,
+}
+
+/// `--grant-type` values (the names are a contract).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub(crate) enum GrantTypeArg {
+    /// The authorization code grant with PKCE, through the browser (or `--device`).
+    AuthorizationCode,
+    /// The client credentials grant (RFC 6749 §4.4): no user, no browser.
+    ClientCredentials,
+    /// The JWT-bearer grant (RFC 7523 §2.1) with a workload identity token.
+    JwtBearer,
+    /// Enterprise-Managed Authorization (ID-JAG): not supported yet (exit 8).
+    IdJag,
+}
+
+impl GrantTypeArg {
+    fn grant(self) -> GrantType {
+        match self {
+            Self::AuthorizationCode => GrantType::AuthorizationCode,
+            Self::ClientCredentials => GrantType::ClientCredentials,
+            Self::JwtBearer => GrantType::JwtBearer,
+            Self::IdJag => GrantType::IdJag,
+        }
+    }
+}
+
+/// The exit code of a usage error (clap's own).
+const USAGE_ERROR: u8 = 2;
+
+/// Parses `--signing-alg` (RFC 7518 names, case-sensitive).
+fn parse_signing_alg(value: &str) -> Result<JwsAlgorithm, String> {
+    JwsAlgorithm::parse(value).ok_or_else(|| {
+        let names: Vec<&str> = JwsAlgorithm::ALL.iter().map(|a| a.as_str()).collect();
+        format!("expected one of {}", names.join(", "))
+    })
+}
+
+impl SignInArgs {
+    /// The grant options of these arguments; `default` when `--grant-type` is not given
+    /// (`mcp auth`: the authorization code grant; `mcp proxy`: as the stored tokens were obtained).
+    ///
+    /// # Errors
+    ///
+    /// A usage error (exit 2) for a key or assertion file without a grant that uses it.
+    pub(crate) fn grant_options(
+        &self,
+        default: Option<GrantType>,
+    ) -> Result<GrantOptions, crate::exit::Failure> {
+        let grant = self.grant_type.map(GrantTypeArg::grant).or(default);
+        let machine = matches!(
+            grant,
+            Some(GrantType::ClientCredentials | GrantType::JwtBearer | GrantType::IdJag)
+        );
+        let usage = |what: &str, grants: &str| {
+            crate::exit::Failure::new(
+                USAGE_ERROR,
+                format!("{what} is for --grant-type {grants}"),
+                Some(format!("add --grant-type {grants}")),
+            )
+        };
+        if self.private_key_file.is_some() && !machine {
+            return Err(usage(
+                "--private-key-file",
+                "client_credentials or jwt_bearer",
+            ));
+        }
+        if self.assertion_file.is_some() && grant != Some(GrantType::JwtBearer) {
+            return Err(usage("--assertion-file", "jwt_bearer"));
+        }
+        let mut options = GrantOptions::default();
+        options.grant_type = grant;
+        options.private_key_file.clone_from(&self.private_key_file);
+        options.signing_alg = self.signing_alg;
+        options.assertion_file.clone_from(&self.assertion_file);
+        Ok(options)
+    }
 }
 
 /// Arguments of `context-harness mcp auth`.

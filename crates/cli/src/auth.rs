@@ -16,8 +16,8 @@ use std::time::{Duration, SystemTime};
 
 use context_harness_providers::protocol::DeviceAuthorization;
 use context_harness_providers::{
-    AuthenticateOptions, BrowserOpener, DEFAULT_PORTS, Error as ProviderError, PastedRedirects,
-    ProviderRef, SignInFlow, SignInUi, SystemBrowser, terminal_text,
+    AuthenticateOptions, BrowserOpener, DEFAULT_PORTS, Error as ProviderError, GrantType,
+    PastedRedirects, ProviderRef, SignInFlow, SignInUi, SystemBrowser, terminal_text,
 };
 
 use crate::args::AuthArgs;
@@ -278,6 +278,10 @@ pub(crate) fn run(ctx: &Context, args: AuthArgs) -> anyhow::Result<u8> {
         options = options.scopes(args.sign_in.scopes.clone());
     }
     options = options.without_resource(args.sign_in.no_resource);
+    options = options.grant(
+        args.sign_in
+            .grant_options(Some(GrantType::AuthorizationCode))?,
+    );
     let paste = flow == SignInFlow::Browser && (matches!(opener, Opener::Manual(_)) || stdin_tty);
     options = options.ui(Terminal {
         display_name: display_name.clone(),
@@ -327,13 +331,17 @@ pub(crate) fn run(ctx: &Context, args: AuthArgs) -> anyhow::Result<u8> {
     } else {
         format!("; redirect: {}", outcome.redirect_uri)
     };
+    let grant = GrantType::of_tokens(tokens);
+    let renewal = if grant.renews_itself() {
+        // No refresh token: the grant runs again when the token nears its expiry.
+        format!("renewed with the {} grant", grant.as_str())
+    } else if tokens.refresh_token.is_some() {
+        "refresh token: yes".to_owned()
+    } else {
+        "refresh token: no".to_owned()
+    };
     ctx.say(format!(
-        "Access token {expiry}; scopes: {scopes}; refresh token: {}{redirect}",
-        if tokens.refresh_token.is_some() {
-            "yes"
-        } else {
-            "no"
-        },
+        "Access token {expiry}; scopes: {scopes}; {renewal}{redirect}"
     ));
     Ok(exit::OK)
 }

@@ -7,8 +7,8 @@ use std::time::SystemTime;
 
 use context_harness_providers::storage::ProviderName;
 use context_harness_providers::{
-    AuthStatus, EXPIRY_BUFFER, Error as ProviderError, ErrorCode, OAuthService, OAuthTokens,
-    ProviderRef, terminal_text,
+    AuthStatus, EXPIRY_BUFFER, Error as ProviderError, ErrorCode, GrantType, OAuthService,
+    OAuthTokens, ProviderRef, terminal_text,
 };
 use serde_json::{Value, json};
 
@@ -47,6 +47,11 @@ impl Row {
             "expires_at": tokens.and_then(OAuthTokens::expires_at).map(timefmt::unix),
             "scopes": tokens.map(OAuthTokens::scopes).unwrap_or_default(),
             "has_refresh_token": tokens.is_some_and(|t| t.refresh_token.is_some()),
+            // The grant that obtained the tokens (`client_credentials` and `jwt_bearer` renew
+            // themselves without a refresh token); null when not signed in.
+            "grant_type": tokens.map(|t| GrantType::of_tokens(t).as_str()),
+            // Whether the token is bound to a key (DPoP, RFC 9449): not yet supported.
+            "dpop_bound": false,
             "storage": storage,
             "location": self.location,
             "error": self.tokens.as_ref().err().map(|e| json!({
@@ -89,6 +94,16 @@ impl Row {
                     "no"
                 };
                 let _ = writeln!(out, "  refresh:  {refresh}");
+                let grant = GrantType::of_tokens(t);
+                if grant.renews_itself() {
+                    let _ = writeln!(
+                        out,
+                        "  grant:    {} (renewed by running it again)",
+                        grant.as_str()
+                    );
+                } else {
+                    let _ = writeln!(out, "  grant:    {}", grant.as_str());
+                }
                 if let Some(location) = &self.location {
                     let _ = writeln!(out, "  storage:  {} ({location})", backend_of(location));
                 }
@@ -205,7 +220,9 @@ pub(crate) fn run(ctx: &Context, provider: Option<&str>, json: bool) -> anyhow::
             Some(sign_in),
         )
         .into()),
-        (Ok(Some(t)), Some(AuthStatus::TokenExpired)) if t.refresh_token.is_none() => {
+        (Ok(Some(t)), Some(AuthStatus::TokenExpired))
+            if t.refresh_token.is_none() && !GrantType::of_tokens(t).renews_itself() =>
+        {
             Err(Failure::new(
                 exit::code_for(ErrorCode::TokenExpired),
                 format!(
@@ -215,7 +232,8 @@ pub(crate) fn run(ctx: &Context, provider: Option<&str>, json: bool) -> anyhow::
             )
             .into())
         }
-        // Authenticated, or expired with a refresh token (`mcp token` refreshes it).
+        // Authenticated, or expired with a refresh token or a grant that renews itself (`mcp token`
+        // renews it).
         _ => Ok(exit::OK),
     }
 }

@@ -15,6 +15,10 @@
 //! - The device authorization grant (RFC 8628): [`DeviceAuthorization`], [`PollOutcome`] and the
 //!   [`DevicePoller`] state machine (an injected clock: it is given instants, it never sleeps).
 //! - OAuth error codes as a type: [`TokenError`].
+//! - JWTs a client sends (RFC 7523): the [`ClientAssertionClaims`] of a `private_key_jwt` client
+//!   assertion as a signing input ([`compact_jws`] once signed), the shape check of a workload
+//!   identity assertion ([`is_compact_jws`]), and the grant names ([`CLIENT_CREDENTIALS_GRANT`],
+//!   [`JWT_BEARER_GRANT`]).
 //! - The reaction to a resource server's 401/403 (RFC 6750 §3, RFC 9728 §5, MCP "Step-Up
 //!   Authorization Flow"): the [`AuthRecovery`] state machine, fed [`Refusal`]s and [`Outcome`]s of
 //!   each [`Exchange`], answering [`Decision`]s (refresh, sign in, step up, give up) within bounds a
@@ -23,8 +27,9 @@
 //! Errors are [`ProtocolError`]s: an [`ErrorKind`] to branch on and a printable message, with no
 //! advice about commands (the embedding program decides what to suggest).
 //!
-//! This crate depends only on `url`, `serde`, `serde_json` and `context-harness-tokens`; it opens no
-//! socket and no file (a rule enforced by the repository's tidy tests).
+//! This crate depends only on `url`, `serde`, `serde_json`, `base64ct` and
+//! `context-harness-tokens`; it opens no socket and no file (a rule enforced by the repository's
+//! tidy tests).
 //!
 //! # Example
 //!
@@ -55,6 +60,7 @@
 
 mod device;
 mod error;
+mod jwt;
 mod metadata;
 mod recovery;
 mod registration;
@@ -69,6 +75,11 @@ pub use device::{
     PollStep, SLOW_DOWN_STEP,
 };
 pub use error::{BoxError, ErrorKind, ProtocolError, Result, debug_error};
+pub use jwt::{
+    CLIENT_ASSERTION_LIFETIME, CLIENT_ASSERTION_TYPE, CLIENT_CREDENTIALS_GRANT,
+    ClientAssertionClaims, JWT_BEARER_GRANT, JwsAlgorithm, MAX_ASSERTION_BYTES, compact_jws,
+    is_compact_jws,
+};
 pub use metadata::{AuthorizationServerMetadata, ProtectedResourceMetadata};
 pub use recovery::{
     AuthRecovery, Decision, Exchange, GiveUp, GiveUpReason, MAX_CHALLENGE_SCOPES, MAX_RETRIES,

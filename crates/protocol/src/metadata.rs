@@ -70,6 +70,10 @@ pub struct AuthorizationServerMetadata {
     /// Client authentication methods at the token endpoint (absent = `client_secret_basic`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
+    /// JWS algorithms the token endpoint accepts for `private_key_jwt` client assertions (RFC 8414
+    /// §2; the MCP client-credentials extension requires it when JWT authentication is offered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_signing_alg_values_supported: Option<Vec<String>>,
     /// Scopes the server knows (entries that are not RFC 6749 §3.3 scope tokens are dropped).
     #[serde(
         default,

@@ -73,6 +73,7 @@ mod provider_ref;
 mod registration;
 mod registry;
 mod service;
+mod signing;
 mod ssrf;
 
 pub use context_harness_callback_server as callback;
@@ -97,9 +98,9 @@ pub use provider_ref::ProviderRef;
 pub use registration::{client_metadata_document, client_metadata_redirect_uris};
 pub use registry::{PROVIDERS_FILE, ProviderRegistry, ProviderSource};
 pub use service::{
-    AuthOutcome, AuthenticateOptions, EXPIRY_BUFFER, LogoutOutcome, McpServerRecord, OAuthService,
-    OAuthServiceBuilder, PastedRedirects, REFRESH_RETRY_BUDGET, Revocation, SignInFlow, SignInUi,
-    TokenRevocation,
+    AuthOutcome, AuthenticateOptions, EXPIRY_BUFFER, GrantOptions, GrantType, LogoutOutcome,
+    McpServerRecord, OAuthService, OAuthServiceBuilder, PastedRedirects, REFRESH_RETRY_BUDGET,
+    Revocation, SignInFlow, SignInUi, TokenRevocation,
 };
 pub use ssrf::UrlPolicy;
 /// Tests only: let a loopback stub play a public host under a reserved `.test` name (RFC 6761).

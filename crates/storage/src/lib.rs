@@ -120,7 +120,8 @@ pub use name::{MAX_NAME_LEN, ProviderName, SERVER_NAME_PREFIX, canonical_url};
 pub use secret::SecretSlots;
 pub use text::{TextError, decode_text};
 pub use trust::{
-    HOME_DIRS, HOME_FILES, MAX_FILE_BYTES, check_dir, check_home, open_trusted, read_trusted,
+    HOME_DIRS, HOME_FILES, MAX_FILE_BYTES, check_dir, check_home, open_trusted, read_provisioned,
+    read_trusted,
 };
 
 /// The keyring service name under which every entry is stored (the user name is the provider name).

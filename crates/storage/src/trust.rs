@@ -186,6 +186,97 @@ pub(crate) fn read_capped(file: File, meta: &std::fs::Metadata, path: &Path) -> 
     Ok(buf)
 }
 
+/// A file the platform provisions for this user and rotates in place — a workload identity token on
+/// a Kubernetes projected volume, which the kubelet replaces by swapping a symbolic link — read with
+/// the rules such a file can meet:
+///
+/// - symbolic links in `path` are resolved first (`realpath`), and everything below is checked on
+///   the file they resolve to, which is opened without following links (`O_NOFOLLOW|O_NONBLOCK`)
+///   and examined on the opened descriptor (`fstat`);
+/// - that file is a regular file owned by the effective user or by root, and not writable by group
+///   or others; the directory holding it is owned by the effective user or root and not writable by
+///   group or others (so nobody else can have put it there or swap it);
+/// - at most [`MAX_FILE_BYTES`] are read.
+///
+/// Returns the bytes, whether the file belongs to the effective user (else to root), and its
+/// permission bits, so the caller can apply its own rule on who may read it (a file of the user's
+/// own should be `0600`; a root-owned one is the platform's to protect). `Ok(None)` when the path
+/// (or a link in it) leads nowhere.
+///
+/// # Errors
+///
+/// [`Error::Untrusted`] naming the resolved path or its directory and the problem;
+/// [`Error::Io`] when it cannot be resolved, opened or read; [`Error::TooLarge`].
+pub fn read_provisioned(path: &Path) -> Result<Option<(Vec<u8>, bool, u32)>> {
+    let resolved = match std::fs::canonicalize(path) {
+        Ok(resolved) => resolved,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("resolve", path, e)),
+    };
+    let dir = crate::fs::parent_dir(&resolved);
+    let dir_meta = std::fs::metadata(dir).map_err(|e| Error::io("examine", dir, e))?;
+    if !dir_meta.is_dir() {
+        return Err(Error::untrusted(dir, TrustProblem::NotDirectory));
+    }
+    check_provisioned_owner_mode(&dir_meta, dir)?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(nofollow_flags());
+    }
+    let file = match opts.open(&resolved) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("open", &resolved, e)),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io("examine", &resolved, e))?;
+    if !meta.is_file() {
+        return Err(Error::untrusted(&resolved, TrustProblem::NotFile));
+    }
+    check_provisioned_owner_mode(&meta, &resolved)?;
+    let bytes = read_capped(file, &meta, &resolved)?;
+    #[cfg(unix)]
+    let (own, mode) = {
+        use std::os::unix::fs::MetadataExt;
+        let own = meta.uid() == rustix::process::geteuid().as_raw();
+        (own, meta.mode() & 0o7777)
+    };
+    #[cfg(not(unix))]
+    let (own, mode) = (true, 0o600);
+    Ok(Some((bytes, own, mode)))
+}
+
+/// [`read_provisioned`]'s rule for the file and its directory: owned by the effective user or root,
+/// not writable by group or others.
+#[cfg(unix)]
+fn check_provisioned_owner_mode(meta: &std::fs::Metadata, path: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let expected = rustix::process::geteuid().as_raw();
+    if meta.uid() != expected && meta.uid() != 0 {
+        return Err(Error::untrusted(
+            path,
+            TrustProblem::Owner {
+                owner: meta.uid(),
+                expected,
+            },
+        ));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(Error::untrusted(path, TrustProblem::Writable { mode }));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_provisioned_owner_mode(_meta: &std::fs::Metadata, _path: &Path) -> Result<()> {
+    Ok(())
+}
+
 /// Checks an opened file (`fstat` on its descriptor): a regular file, owned by the effective user, not
 /// writable by group or others. Returns its metadata.
 pub(crate) fn check_open_file(file: &File, path: &Path) -> Result<std::fs::Metadata> {
@@ -311,5 +402,40 @@ mod tests {
         let meta = empty.as_file().metadata().unwrap();
         let bytes = read_capped(File::open(empty.path()).unwrap(), &meta, empty.path()).unwrap();
         assert_eq!(bytes, b"{}");
+    }
+
+    #[test]
+    fn a_provisioned_file_is_read_through_links_but_not_when_others_may_write_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        // The projected-volume layout: token -> ..data/token, ..data -> ..2026_01_01/.
+        let real = dir.path().join("..2026_01_01");
+        std::fs::create_dir(&real).unwrap();
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(real.join("token"), b"jwt").unwrap();
+        std::fs::set_permissions(real.join("token"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+        std::os::unix::fs::symlink("..2026_01_01", dir.path().join("..data")).unwrap();
+        std::os::unix::fs::symlink("..data/token", dir.path().join("token")).unwrap();
+        let (bytes, own, mode) = read_provisioned(&dir.path().join("token"))
+            .unwrap()
+            .unwrap();
+        assert_eq!((bytes.as_slice(), own, mode), (&b"jwt"[..], true, 0o600));
+        assert!(
+            read_provisioned(&dir.path().join("gone"))
+                .unwrap()
+                .is_none()
+        );
+        // Writable by others: refused, naming the file the link leads to.
+        std::fs::set_permissions(real.join("token"), std::fs::Permissions::from_mode(0o622))
+            .unwrap();
+        let err = read_provisioned(&dir.path().join("token")).unwrap_err();
+        assert!(err.to_string().contains("..2026_01_01"), "{err}");
+        // In a directory others may write: refused.
+        std::fs::set_permissions(real.join("token"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(read_provisioned(&dir.path().join("token")).is_err());
     }
 }

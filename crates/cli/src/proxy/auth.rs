@@ -35,6 +35,8 @@ pub(crate) struct SignInSettings {
     pub(crate) ports: Vec<u16>,
     pub(crate) timeout: Duration,
     pub(crate) no_resource: bool,
+    /// `--grant-type` and its files (without it, stored tokens are renewed as they were obtained).
+    pub(crate) grant: context_harness_providers::GrantOptions,
     pub(crate) quiet: bool,
 }
 
@@ -482,6 +484,7 @@ impl Auth {
             .flow(SignInFlow::Browser)
             .browser(show)
             .without_resource(s.no_resource)
+            .grant(s.grant.clone())
             .ui(BrowserFailed(failed_tx));
         if !s.ports.is_empty() {
             options = options.ports(s.ports.clone());

@@ -81,6 +81,7 @@ pub(crate) fn run(ctx: &Context, args: ProxyArgs) -> anyhow::Result<u8> {
         ports: args.sign_in.ports.clone(),
         timeout: Duration::from_secs(args.sign_in.timeout),
         no_resource: args.sign_in.no_resource,
+        grant: args.sign_in.grant_options(None)?,
         quiet: ctx.quiet,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()

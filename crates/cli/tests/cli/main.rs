@@ -19,6 +19,7 @@ mod browser_env;
 mod conformance;
 mod flows;
 mod forged;
+mod grants;
 mod hostile;
 mod hostile_log;
 #[path = "../../../providers/tests/integration/hostile_stub.rs"]
@@ -30,6 +31,7 @@ mod names;
 mod one_sign_in;
 mod proxy;
 mod proxy_2026;
+mod proxy_auth;
 mod proxy_bounds;
 mod proxy_python;
 mod registration_secrets;

@@ -14,6 +14,10 @@ pub(crate) enum Grant {
     Exchange,
     /// Redeeming a refresh token (RFC 6749 §6).
     Refresh,
+    /// The client credentials grant (RFC 6749 §4.4).
+    ClientCredentials,
+    /// The JWT-bearer grant with a workload identity assertion (RFC 7523 §2.1).
+    JwtBearer,
 }
 
 /// A token-store failure as [`ErrorCode::Storage`]; for a refused (untrusted) file or directory
@@ -109,6 +113,8 @@ fn classify_response_error_inner(e: &ResponseError, grant: Grant) -> Error {
     let what = match grant {
         Grant::Exchange => "exchanging the authorization code",
         Grant::Refresh => "refreshing the token",
+        Grant::ClientCredentials => "requesting a token with the client credentials grant",
+        Grant::JwtBearer => "requesting a token with the JWT-bearer grant",
     };
     match e {
         ResponseError::OAuth {
@@ -127,6 +133,10 @@ fn classify_response_error_inner(e: &ResponseError, grant: Grant) -> Error {
                 ("invalid_grant", Grant::Exchange) => (
                     ErrorCode::AuthFailed,
                     "the server refused the authorization code (invalid_grant)".to_owned(),
+                ),
+                ("invalid_grant", Grant::JwtBearer) => (
+                    ErrorCode::AuthFailed,
+                    "the server refused the assertion (invalid_grant)".to_owned(),
                 ),
                 ("access_denied", _) => {
                     (ErrorCode::AuthCancelled, format!("{what}: access denied"))

@@ -175,7 +175,10 @@ impl OAuthService {
                     e
                 }
             })?;
-        let tokens = self.store_sign_in(name, config, record, tokens).await?;
+        let grant = super::grants::GrantRecord::interactive(super::grants::GrantType::DeviceCode);
+        let tokens = self
+            .store_sign_in(name, config, record, tokens, &grant)
+            .await?;
         Ok(self.outcome(name, tokens, String::new(), Vec::new()))
     }
 }

@@ -76,7 +76,7 @@ pub struct McpServerRecord {
 }
 
 impl McpServerRecord {
-    fn from_info(info: &McpServerInfo, dynamic_client: bool) -> Result<Self> {
+    pub(super) fn from_info(info: &McpServerInfo, dynamic_client: bool) -> Result<Self> {
         let m = &info.authorization_server;
         let (Some(auth), Some(token)) = (&m.authorization_endpoint, &m.token_endpoint) else {
             return Err(Error::new(
@@ -150,7 +150,7 @@ impl McpServerRecord {
 
 /// The SSRF policy for the endpoints of a stored record: from the class of the server URL the user
 /// gave (resolved again now; an unparsable URL gets the strictest policy).
-async fn server_policy(server_url: &str) -> UrlPolicy {
+pub(super) async fn server_policy(server_url: &str) -> UrlPolicy {
     let class = match url::Url::parse(server_url) {
         Ok(url) => crate::ssrf::class_of_url(&url).await,
         Err(_) => crate::ssrf::NetworkClass::Public,
@@ -346,7 +346,7 @@ impl OAuthService {
     }
 
     /// [`mcp_server_record`](Self::mcp_server_record) for a parsed provider.
-    fn stored_record(&self, target: &ProviderRef) -> Result<Option<McpServerRecord>> {
+    pub(super) fn stored_record(&self, target: &ProviderRef) -> Result<Option<McpServerRecord>> {
         read_record(&self.home, target.name().as_str())
     }
 
@@ -653,7 +653,7 @@ impl OAuthService {
 
 /// Refuses to send `tokens` anywhere on the strength of `record` unless the record is the one they
 /// were issued with: the same canonical server URL, issuer, token and revocation endpoints.
-fn check_record_binding(
+pub(super) fn check_record_binding(
     target: &ProviderRef,
     record: &McpServerRecord,
     tokens: &OAuthTokens,

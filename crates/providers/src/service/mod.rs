@@ -30,6 +30,8 @@ use crate::registry::ProviderRegistry;
 
 mod config;
 mod device_flow;
+mod grant_flow;
+mod grants;
 mod logout;
 mod mcp;
 mod namespace;
@@ -42,6 +44,7 @@ mod sign_in;
 mod store;
 mod token_endpoint;
 
+pub use grants::{GrantOptions, GrantType};
 pub use mcp::McpServerRecord;
 pub use options::{
     AuthOutcome, AuthenticateOptions, LogoutOutcome, PastedRedirects, Revocation, SignInFlow,

@@ -7,6 +7,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::grants::GrantOptions;
 use crate::browser::BrowserOpener;
 use crate::error::Error;
 use crate::tokens::OAuthTokens;
@@ -151,6 +152,9 @@ pub struct AuthenticateOptions {
     /// servers that answer `invalid_target` to it). Remembered in the server's record, so refresh
     /// leaves it out too; a later sign-in without it sends `resource` again.
     pub no_resource: bool,
+    /// The grant (default: as the stored tokens were obtained when that grant renews itself, else
+    /// the authorization code grant) and its key and assertion files (see [`GrantOptions`]).
+    pub grant: GrantOptions,
 }
 
 impl Default for AuthenticateOptions {
@@ -164,6 +168,7 @@ impl Default for AuthenticateOptions {
             ui: None,
             pasted_redirects: None,
             no_resource: false,
+            grant: GrantOptions::default(),
             flow: SignInFlow::Browser,
             device_clock: None,
         }
@@ -181,6 +186,7 @@ impl fmt::Debug for AuthenticateOptions {
             .field("ui", &self.ui.is_some())
             .field("pasted_redirects", &self.pasted_redirects.is_some())
             .field("flow", &self.flow)
+            .field("grant", &self.grant)
             .finish_non_exhaustive()
     }
 }
@@ -243,6 +249,10 @@ impl AuthenticateOptions {
         /// [`no_resource`](Self::no_resource)).
         #[must_use]
         pub fn without_resource(no_resource: bool) => no_resource = no_resource;
+
+        /// Obtains the tokens with `grant` (client credentials, JWT-bearer; see [`GrantOptions`]).
+        #[must_use]
+        pub fn grant(grant: GrantOptions) => grant = grant;
     }
 
     /// The [`SignInUi`] in use: the one given, else the defaults.

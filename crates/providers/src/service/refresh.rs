@@ -13,7 +13,8 @@ use url::Url;
 
 use super::store::remove_recovery;
 use super::{
-    AuthenticateOptions, CLIENT_ID_KEY, EXPIRY_BUFFER, OAuthService, for_provider, mcp, retry,
+    AuthenticateOptions, CLIENT_ID_KEY, EXPIRY_BUFFER, OAuthService, for_provider, grants, mcp,
+    retry,
 };
 use crate::device::{DeviceClock, TokioClock};
 use crate::error::{
@@ -135,6 +136,10 @@ impl OAuthService {
         force: bool,
     ) -> Result<OAuthTokens> {
         let (provider, name) = (target.as_str(), target.name());
+        // Tokens of a grant without a user are renewed by running it again (`grants`).
+        if grants::renewable(seen).is_some() {
+            return self.renew_grant(target, seen, force).await;
+        }
         // Fail fast, before taking the lock, on what no refresh can fix.
         if seen.refresh_token.is_none() {
             return no_refresh_token(seen, force);
@@ -188,6 +193,7 @@ impl OAuthService {
             Ok(fresh) => {
                 let mut merged = current.merge_refresh(fresh);
                 mcp::carry_binding(&current, &mut merged);
+                grants::carry_grant(&current, &mut merged);
                 merged.refresh_failed_at = None;
                 merged
                     .extra

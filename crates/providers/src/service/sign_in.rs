@@ -12,6 +12,7 @@ use context_harness_pkce as pkce;
 use context_harness_storage::ProviderName;
 use url::Url;
 
+use super::grants::{GrantRecord, GrantType};
 use super::one_sign_in::Turn;
 use super::store::{blocking, remove_recovery};
 use super::{
@@ -57,6 +58,19 @@ impl OAuthService {
         // Tokens an older version kept under a shared name go to their owner before anything is
         // written under this name.
         self.settle_target(&target).await?;
+        // A grant without a user (client credentials, JWT-bearer) needs no browser and no sign-in
+        // lock (`grants`); without a grant asked for, tokens obtained with one are renewed as they
+        // were, never replaced by a browser sign-in.
+        match options.grant.grant_type {
+            Some(grant) if grant.renews_itself() || grant == GrantType::IdJag => {
+                return self.grant_sign_in(&target, &options, grant).await;
+            }
+            None if self.stored_grant(&target).await.is_some() => {
+                let tokens = self.refresh_tokens(provider).await?;
+                return Ok(self.outcome(&name, tokens, String::new(), Vec::new()));
+            }
+            _ => {}
+        }
         // One interactive sign-in per name across processes: wait for another one's, and use its
         // tokens (`one_sign_in`); else hold the sign-in lock until this one's tokens are stored.
         let _sign_in_lock = match self.sign_in_turn(&target, &options).await? {
@@ -251,12 +265,16 @@ impl OAuthService {
         let tokens = self
             .token_request(config, &token_url, &form, Grant::Exchange)
             .await?;
-        let tokens = self.store_sign_in(name, config, record, tokens).await?;
+        let grant = GrantRecord::interactive(GrantType::AuthorizationCode);
+        let tokens = self
+            .store_sign_in(name, config, record, tokens, &grant)
+            .await?;
         Ok(self.outcome(name, tokens, redirect_uri, skipped_ports))
     }
 
-    /// Stores the tokens of a fresh sign-in (browser or device flow): clears any refresh-failure
-    /// mark and records which client the grant belongs to, so refresh uses the same client.
+    /// Stores the tokens of a fresh sign-in (browser or device flow, or a grant that renews itself):
+    /// clears any refresh-failure mark and records which client and which `grant` they belong to, so
+    /// refresh (or renewal) uses the same.
     ///
     /// For an MCP server, `record` (what discovery found) is bound to the tokens and written beside
     /// them, both under the provider lock: only a sign-in that succeeded changes where the
@@ -267,6 +285,7 @@ impl OAuthService {
         config: &OAuthConfig,
         record: Option<&McpServerRecord>,
         mut tokens: OAuthTokens,
+        grant: &GrantRecord,
     ) -> Result<OAuthTokens> {
         tokens.refresh_failed_at = None;
         tokens
@@ -279,6 +298,8 @@ impl OAuthService {
         if let Some(record) = record {
             mcp::bind_tokens(&mut tokens, record);
         }
+        // Which grant made them (a field of that name in the answer is replaced too).
+        grant.write(&mut tokens);
         // Under the refresh lock: a refresh running in another process must not write its (older)
         // grant over this sign-in after we store it.
         let _lock = self.lock(name).await?;
