@@ -139,7 +139,18 @@ impl Discoverer<'_> {
                 "clientInfo": client_info,
             },
         });
-        if let Some(challenges) = self.probe_with(server, "initialize", &initialize).await? {
+        // No `MCP-Protocol-Version` on an `initialize` (MCP 2025-11-25: the header follows the
+        // negotiation): a server that refuses a version it does not know with 400 before checking
+        // the token would otherwise hide its challenge.
+        if let Some(challenges) = self
+            .probe_with(
+                server,
+                "initialize",
+                &initialize,
+                &[("Mcp-Method", "initialize")],
+            )
+            .await?
+        {
             return Ok(challenges);
         }
         // The 2026-07-28 form (`_meta`, `Mcp-Method`), which 2025 servers read as a request outside
@@ -156,7 +167,14 @@ impl Discoverer<'_> {
                 },
             },
         });
-        match self.probe_with(server, "tools/list", &tools_list).await {
+        let headers = [
+            ("MCP-Protocol-Version", MCP_PROTOCOL_VERSION),
+            ("Mcp-Method", "tools/list"),
+        ];
+        match self
+            .probe_with(server, "tools/list", &tools_list, &headers)
+            .await
+        {
             Ok(challenges) => Ok(challenges.unwrap_or_default()),
             Err(e) => {
                 tracing::debug!(error = %e, "the second probe failed; no challenge");
@@ -165,20 +183,19 @@ impl Discoverer<'_> {
         }
     }
 
-    /// One probe: POSTs `body` (JSON-RPC `method`) without a token; `Some(challenges)` for a 401.
+    /// One probe: POSTs `body` (JSON-RPC `method`) with `headers` and without a token;
+    /// `Some(challenges)` for a 401.
     async fn probe_with(
         &self,
         server: &Url,
         method: &str,
         body: &serde_json::Value,
+        headers: &[(&'static str, &str)],
     ) -> Result<Option<Vec<Challenge>>> {
         let request = Request {
             accept: "application/json, text/event-stream",
             json: Some(body.to_string()),
-            headers: &[
-                ("MCP-Protocol-Version", MCP_PROTOCOL_VERSION),
-                ("Mcp-Method", method),
-            ],
+            headers,
             read_body: false,
             ..Request::new(Method::Post, server)
         };
