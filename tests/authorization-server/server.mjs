@@ -18,17 +18,19 @@
 //   ch-confidential       client_secret_basic, secret "ch-confidential-secret"
 //   ch-confidential-post  client_secret_post,  secret "ch-confidential-post-secret"
 //   ch-introspector       client_secret_basic, secret "ch-introspector-secret" (for /token/introspection)
+// With AS_CLIENT_CREDENTIALS=1 (oidc-provider's clientCredentials feature, RFC 6749 §4.4), also:
 //   ch-machine            client_credentials only, client_secret_basic, secret "ch-machine-secret"
 //   ch-machine-post       client_credentials only, client_secret_post, secret "ch-machine-post-secret"
 //   ch-machine-jwt        client_credentials only, private_key_jwt with the public keys of AS_MACHINE_JWKS
 //                         (a JSON Web Key Set; the client is left out without it)
-// The clientCredentials feature is on (RFC 6749 §4.4); such tokens for a resource live
-// `access_token_ttl` like the others (without one, 600 s).
+// Such tokens live `access_token_ttl` like the others. (Off by default: with the feature on,
+// oidc-provider also checks a registered client's `scope` against its own scopes.)
 // Scopes: openid offline_access profile email. `offline_access` yields a refresh token only with
 // `prompt=consent` (oidc-provider follows OIDC Core here).
 //
 // Environment (initial values of the control state below):
 //   AS_PORT                  listen port (0 = ephemeral)
+//   AS_CLIENT_CREDENTIALS=1  the clientCredentials feature and the machine clients above
 //   AS_MACHINE_JWKS          JSON Web Key Set (public keys) of the `ch-machine-jwt` client
 //   AS_AUTO_APPROVE=1        complete login + consent automatically for the fixed user "test-user"
 //   AS_DENY=1                answer every interaction with error=access_denied
@@ -112,6 +114,7 @@ const envInt = (name, fallback) => {
 const TEST_USER = 'test-user';
 const opaqueAccessTokens = envFlag('AS_OPAQUE_ACCESS_TOKENS');
 const cimd = envFlag('AS_CIMD');
+const clientCredentials = envFlag('AS_CLIENT_CREDENTIALS');
 const cimdFetchOrigin = process.env.AS_CIMD_FETCH_ORIGIN ?? '';
 if (cimdFetchOrigin && !/^http:\/\/(127\.0\.0\.1|\[::1\]|localhost):\d+$/.test(cimdFetchOrigin)) {
   console.error(`AS_CIMD_FETCH_ORIGIN must be a loopback http origin: ${cimdFetchOrigin}`);
@@ -200,6 +203,27 @@ const machineClient = (extra) => ({
 // The public keys of `ch-machine-jwt` (AS_MACHINE_JWKS), if given.
 const machineJwks = process.env.AS_MACHINE_JWKS ? JSON.parse(process.env.AS_MACHINE_JWKS) : null;
 
+// The machine clients (AS_CLIENT_CREDENTIALS).
+const machineClients = () => [
+  machineClient({
+    client_id: 'ch-machine',
+    client_secret: 'ch-machine-secret',
+    token_endpoint_auth_method: 'client_secret_basic',
+  }),
+  machineClient({
+    client_id: 'ch-machine-post',
+    client_secret: 'ch-machine-post-secret',
+    token_endpoint_auth_method: 'client_secret_post',
+  }),
+  ...(machineJwks
+    ? [machineClient({
+      client_id: 'ch-machine-jwt',
+      token_endpoint_auth_method: 'private_key_jwt',
+      jwks: machineJwks,
+    })]
+    : []),
+];
+
 function readBody(req) {
   return new Promise((resolve, reject) => {
     const chunks = [];
@@ -252,23 +276,7 @@ async function startServer() {
         client_secret: 'ch-confidential-post-secret',
         token_endpoint_auth_method: 'client_secret_post',
       }),
-      machineClient({
-        client_id: 'ch-machine',
-        client_secret: 'ch-machine-secret',
-        token_endpoint_auth_method: 'client_secret_basic',
-      }),
-      machineClient({
-        client_id: 'ch-machine-post',
-        client_secret: 'ch-machine-post-secret',
-        token_endpoint_auth_method: 'client_secret_post',
-      }),
-      ...(machineJwks
-        ? [machineClient({
-          client_id: 'ch-machine-jwt',
-          token_endpoint_auth_method: 'private_key_jwt',
-          jwks: machineJwks,
-        })]
-        : []),
+      ...(clientCredentials ? machineClients() : []),
       {
         client_id: 'ch-introspector',
         client_secret: 'ch-introspector-secret',
@@ -296,7 +304,7 @@ async function startServer() {
       introspection: { enabled: true, allowedPolicy: async () => true },
       registration: { enabled: true },
       deviceFlow: { enabled: true },
-      clientCredentials: { enabled: true },
+      clientCredentials: { enabled: clientCredentials },
       clientIdMetadataDocument: { enabled: cimd, ack: 'draft-02' },
       resourceIndicators: {
         enabled: true,

@@ -1,9 +1,10 @@
 //! Grants without a browser (issue 22) against the local oidc-provider with its `clientCredentials`
-//! feature: the client credentials grant with a secret (HTTP Basic) and with an RFC 7523
-//! `private_key_jwt` assertion (EC and RSA keys), renewed near expiry by `mcp token` / `mcp refresh`
-//! without the options repeated (one grant request for many concurrent callers), `mcp status` showing
-//! the grant, and the refusals that happen before anything is sent (assertion and key files, missing
-//! secret, `id_jag`). No secret, key or assertion appears in any output at `-vvv`.
+//! feature (`AS_CLIENT_CREDENTIALS=1`): the client credentials grant with a secret (HTTP Basic) and
+//! with an RFC 7523 `private_key_jwt` assertion (EC and RSA keys), renewed near expiry by
+//! `mcp token` / `mcp refresh` without the options repeated (one grant request for many concurrent
+//! callers), `mcp status` showing the grant, and the refusals that happen before anything is sent
+//! (assertion and key files, missing secret, `id_jag`). No secret, key or assertion appears in any
+//! output at `-vvv`.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -87,7 +88,7 @@ fn client_credentials_with_a_secret_is_renewed_without_the_options() {
     if !require_server() {
         return;
     }
-    let server = AuthServer::start(&[]);
+    let server = AuthServer::start(&[("AS_CLIENT_CREDENTIALS", "1")]);
     let mut home = Home::with_local(&server.issuer, "ch-public");
     home.set("CONTEXT_HARNESS_CLIENT_SECRET", SECRET);
 
@@ -200,7 +201,7 @@ fn private_key_jwt_client_assertions_are_accepted() {
     ec_jwk["kid"] = "ec".into();
     rsa_jwk["kid"] = "rsa".into();
     let jwks = serde_json::json!({ "keys": [ec_jwk, rsa_jwk] }).to_string();
-    let server = AuthServer::start(&[("AS_MACHINE_JWKS", &jwks)]);
+    let server = AuthServer::start(&[("AS_CLIENT_CREDENTIALS", "1"), ("AS_MACHINE_JWKS", &jwks)]);
     let home = Home::with_local(&server.issuer, "ch-public");
     let ec = write_file(&home, "ec.pem", &ec_pem, 0o600);
     let rsa = write_file(&home, "rsa.pem", &rsa_pem, 0o600);
@@ -304,7 +305,7 @@ fn refusals_before_anything_is_sent() {
     if !require_server() {
         return;
     }
-    let server = AuthServer::start(&[]);
+    let server = AuthServer::start(&[("AS_CLIENT_CREDENTIALS", "1")]);
     let home = Home::with_local(&server.issuer, "ch-public");
     let cc = [
         "mcp",
