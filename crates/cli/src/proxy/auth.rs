@@ -1,87 +1,38 @@
-//! The bridge's bearer token: read from the store at start (no network), refreshed within its margin
-//! and after a 401 under the service's cross-process lock (the rules of `mcp token`), and — when no
-//! tokens exist, a refresh cannot help, or the server asks for more scope (RFC 6750 §3.1
-//! `insufficient_scope`) — the interactive sign-in of `mcp auth`, single-flight: every task waiting
-//! for a token waits on one sign-in, and at most one browser opens per sign-in.
+//! The bridge's bearer token: read from the store at start (no network), refreshed within its
+//! margin under the service's cross-process lock (the rules of `mcp token`), and renewed after the
+//! server refuses it by the one recovery every transport uses ([`Auth::recover`]): the decisions are
+//! the sans-IO [`AuthRecovery`] of `context-harness-protocol` (RFC 6750 §3, RFC 9728 §5, MCP
+//! "Step-Up Authorization Flow"), the actions — refresh, reading the store again, the interactive
+//! sign-in of `mcp auth` ([`super::sign_in`]), the protected-resource metadata through the
+//! library's discovery — are here. Single-flight: decisions and actions run under one gate, so
+//! every task waiting for a token waits on one refresh or sign-in, and concurrent refusals of the
+//! same token cause one renewal.
 //!
-//! A step-up asks for the union of the scopes the token holds, the `--scope` values, the stored
-//! record's and the challenge's `scope`; when the challenge names none (the official Python SDK's
-//! 403), the protected-resource metadata's `scopes_supported` (MCP "Scope Selection Strategy"). It
-//! runs once per token: when it cannot help (nothing new to ask for, the sign-in failed, or the
-//! server still refuses the new token), the request gets an `auth_failed` [`AuthFailure`] whose hint
-//! names `context-harness mcp auth <url> --scope …`, and so do later requests refused the same way.
+//! Bounds a server cannot push (see [`AuthRecovery`]): one refresh per token generation and per
+//! exchange; one sign-in per exchange, none after a failed one or one whose token was refused at
+//! once; one step-up per token lineage, asking for the union of the scopes held, configured,
+//! recorded and named (the metadata's `scopes_supported` only when the 403 names none); then an
+//! `auth_failed` [`AuthFailure`] whose hint names `context-harness mcp auth <url> --scope …`. A
+//! later request first looks at the store again, so a sign-in done meanwhile in a terminal is
+//! picked up without a restart.
 //!
-//! When a sign-in is impossible (no browser, timed out, refused), every waiting and later request
-//! gets an [`AuthFailure`] naming `context-harness mcp auth <url>`; a later request first looks at the
-//! store again, so a sign-in done meanwhile in a terminal is picked up without a restart.
+//! The bearer goes only to URLs its audience covers ([`Auth::bearer_for`]): the stored record's
+//! `resource` (else the server URL), by discovery's rule (`resource_covers`: same origin, a
+//! path-segment prefix).
 
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use context_harness_providers::{
-    AccessToken, AuthenticateOptions, BrowserOpener, EXPIRY_BUFFER, Error, ErrorCode, OAuthService,
-    OAuthTokens, SignInFlow, SystemBrowser,
+use context_harness_providers::protocol::{
+    AuthRecovery, Decision, Exchange, GiveUp, GiveUpReason, Outcome, Refusal, Sent, resource_covers,
 };
+use context_harness_providers::{
+    AccessToken, EXPIRY_BUFFER, Error, ErrorCode, OAuthService, OAuthTokens,
+};
+use url::Url;
 
-use super::upstream::Upstream;
-use crate::auth::{Opener, choose_opener};
+use super::sign_in::{AuthFailure, SignInSettings};
 use crate::context::safe_lines;
-
-/// Sign-in options, as `mcp auth <url>` takes them.
-#[derive(Debug, Clone)]
-pub(crate) struct SignInSettings {
-    pub(crate) client_id: Option<String>,
-    pub(crate) scopes: Vec<String>,
-    pub(crate) ports: Vec<u16>,
-    pub(crate) timeout: Duration,
-    pub(crate) no_resource: bool,
-    /// `--grant-type` and its files (without it, stored tokens are renewed as they were obtained).
-    pub(crate) grant: context_harness_providers::GrantOptions,
-    pub(crate) quiet: bool,
-}
-
-/// Why no token could be had; becomes a JSON-RPC error response. Holds no secret.
-#[derive(Debug, Clone)]
-pub(crate) struct AuthFailure {
-    /// Says what happened and what to run.
-    pub(crate) message: String,
-    /// The stable [`ErrorCode`] name.
-    pub(crate) code: &'static str,
-    /// The command that fixes it.
-    pub(crate) hint: String,
-}
-
-/// What a failed request asks of the token.
-#[derive(Debug, Clone)]
-pub(crate) enum Step {
-    /// The server answered 401: refresh (or sign in when a refresh cannot help).
-    Refresh,
-    /// A 401 again after a refresh: sign in.
-    SignIn,
-}
-
-/// A 403 `error="insufficient_scope"` challenge (RFC 6750 §3.1).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct ScopeChallenge {
-    /// Its `scope` (valid scope tokens only); empty when it names none.
-    pub(crate) scopes: Vec<String>,
-    /// Its `resource_metadata` URL, unchecked.
-    pub(crate) resource_metadata: Option<String>,
-}
-
-/// A token the server refused for scope that no step-up fixes.
-struct ScopeRefusal {
-    /// The generation of the refused token.
-    generation: u64,
-    /// The scopes asked for (a challenge naming others may still step up).
-    asked: Vec<String>,
-    failure: AuthFailure,
-}
-
-/// Scopes that say nothing about a resource's access: a step-up for only these cannot help.
-fn grants_access(scope: &str) -> bool {
-    !matches!(scope, "offline_access" | "openid")
-}
 
 struct Current {
     tokens: Option<OAuthTokens>,
@@ -91,22 +42,38 @@ struct Current {
     generation: u64,
 }
 
+/// The recovery state and the failures its give-ups are told with (held under the gate).
+struct Gate {
+    recovery: AuthRecovery,
+    /// The last failed interactive sign-in (later requests get it: no second browser).
+    sign_in_failure: Option<AuthFailure>,
+    /// The last failed step-up.
+    step_up_failure: Option<AuthFailure>,
+    /// The last refresh failure a sign-in would not fix.
+    refresh_failure: Option<AuthFailure>,
+}
+
+/// A request's bearer: the token to send, if any, and what the recovery needs to know of it.
+pub(crate) struct Bearer {
+    pub(crate) token: Option<AccessToken>,
+    pub(crate) sent: Sent,
+}
+
 /// The bearer of one bridge.
 pub(crate) struct Auth {
-    service: OAuthService,
-    url: String,
-    settings: SignInSettings,
+    pub(super) service: OAuthService,
+    pub(super) url: String,
+    host: String,
+    pub(super) settings: SignInSettings,
     current: Mutex<Current>,
-    /// Held while refreshing or signing in; holds the last sign-in failure.
-    gate: tokio::sync::Mutex<Option<AuthFailure>>,
-    /// The last scope refusal no step-up could fix (at most one browser per token and scope set).
-    refusal: Mutex<Option<ScopeRefusal>>,
-    /// The scopes of the last step-up sign-in.
-    asked: Mutex<Vec<String>>,
+    /// The tokens' audience, canonical: the stored record's `resource`, else the server URL's.
+    audience: Mutex<String>,
+    /// Held while refreshing or signing in (and while deciding).
+    gate: tokio::sync::Mutex<Gate>,
 }
 
 impl Auth {
-    /// Reads the stored tokens (the store only: no discovery, no network).
+    /// Reads the stored tokens and sign-in record (the store only: no discovery, no network).
     pub(crate) fn new(service: OAuthService, url: String, settings: SignInSettings) -> Self {
         let tokens = match service.cached_valid_token(&url) {
             Ok(tokens) => tokens,
@@ -115,18 +82,33 @@ impl Auth {
                 None
             }
         };
+        let record = service.mcp_server_record(&url).ok().flatten();
+        let recorded = record
+            .as_ref()
+            .map(|r| r.scopes.clone())
+            .unwrap_or_default();
+        let host = Url::parse(&url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_else(|| "server".to_owned());
+        let audience = audience_of(&service, &url);
         Self {
+            gate: tokio::sync::Mutex::new(Gate {
+                recovery: AuthRecovery::new(settings.scopes.clone(), recorded),
+                sign_in_failure: None,
+                step_up_failure: None,
+                refresh_failure: None,
+            }),
             service,
             url,
+            host,
             settings,
             current: Mutex::new(Current {
                 tokens,
                 store_checked: false,
                 generation: 0,
             }),
-            gate: tokio::sync::Mutex::new(None),
-            refusal: Mutex::new(None),
-            asked: Mutex::new(Vec::new()),
+            audience: Mutex::new(audience),
         }
     }
 
@@ -138,9 +120,19 @@ impl Auth {
     }
 
     /// The token in memory, whatever its state (for the `DELETE` at the end: never a sign-in).
-    pub(crate) fn in_hand(&self) -> Option<AccessToken> {
+    fn in_hand(&self) -> Option<AccessToken> {
         let current = self.current.lock().ok()?;
         current.tokens.as_ref().map(|t| t.access_token.clone())
+    }
+
+    /// [`Self::in_hand`] when its audience covers `url` (else none: the bearer never goes there).
+    pub(crate) fn in_hand_for(&self, url: &Url) -> Option<AccessToken> {
+        self.in_hand().filter(|_| self.covers(url))
+    }
+
+    /// Whether a token is in memory.
+    pub(crate) fn holds_token(&self) -> bool {
+        self.in_hand().is_some()
     }
 
     /// Whether the token is being renewed now (a refresh, or a sign-in bounded by `--timeout`):
@@ -165,10 +157,52 @@ impl Auth {
         }
     }
 
-    /// The access token to send and its generation: the one in memory, else the store's (refreshed
-    /// within its margin, single-flight across processes). `None` when there is none: the request
-    /// goes without one (servers without auth exist), and a 401 then starts the sign-in.
-    pub(crate) async fn bearer(&self) -> Result<(Option<AccessToken>, u64), AuthFailure> {
+    /// Whether the tokens' audience covers `url` (same origin, a path-segment prefix: the rule
+    /// discovery accepts a parent resource by, RFC 9728 §3.3).
+    pub(crate) fn covers(&self, url: &Url) -> bool {
+        self.audience
+            .lock()
+            .is_ok_and(|audience| resource_covers(&audience, url.as_str()))
+    }
+
+    /// The refusal to send the bearer to `url`, outside its audience.
+    pub(crate) fn outside_audience(&self, url: &Url) -> AuthFailure {
+        let audience = self.audience.lock().map(|a| a.clone()).unwrap_or_default();
+        AuthFailure {
+            message: format!(
+                "the MCP server at {} sends the bridge to {}, outside the audience of its token ({audience}); the token is not sent there, refused",
+                self.host,
+                url.path()
+            ),
+            code: ErrorCode::AuthFailed.as_str(),
+            hint: self.hint(),
+        }
+    }
+
+    /// The bearer for a request to `url`: the token in memory, else the store's (refreshed within
+    /// its margin, single-flight across processes); none when there is none (servers without auth
+    /// exist: a 401 then starts the sign-in).
+    ///
+    /// # Errors
+    ///
+    /// [`Self::outside_audience`] when a token is held and its audience does not cover `url`;
+    /// a failed renewal that a sign-in would not fix.
+    pub(crate) async fn bearer_for(&self, url: &Url) -> Result<Bearer, AuthFailure> {
+        let (token, generation) = self.bearer().await?;
+        if token.is_some() && !self.covers(url) {
+            return Err(self.outside_audience(url));
+        }
+        Ok(Bearer {
+            sent: Sent {
+                generation,
+                bearer: token.is_some(),
+                granted: self.held_scopes(),
+            },
+            token,
+        })
+    }
+
+    async fn bearer(&self) -> Result<(Option<AccessToken>, u64), AuthFailure> {
         if let Some((token, generation)) = self.fresh() {
             return Ok((Some(token), generation));
         }
@@ -206,186 +240,140 @@ impl Auth {
         (current.tokens.is_none() && current.store_checked).then_some(current.generation)
     }
 
-    fn failure_text(&self, what: &str) -> AuthFailure {
-        AuthFailure {
-            message: format!("cannot get a token for {}: {what}", self.url),
-            code: ErrorCode::Storage.as_str(),
-            hint: self.hint(),
-        }
-    }
-
-    /// Renews the token after the server refused the one of `generation`; a no-op when another
-    /// task renewed it meanwhile (the caller then retries with the new one).
-    pub(crate) async fn recover(&self, generation: u64, step: Step) -> Result<(), AuthFailure> {
-        let mut gate = self.gate.lock().await;
-        if self.generation() != generation {
-            return Ok(());
-        }
-        match step {
-            Step::Refresh if self.in_hand().is_none() => {
-                self.sign_in(&mut gate, None).await.map(drop)
-            }
-            Step::Refresh => match self.service.refresh_tokens(&self.url).await {
-                Ok(tokens) => {
-                    tracing::info!("the server refused the access token; refreshed it");
-                    self.set(tokens);
-                    Ok(())
-                }
-                Err(e) if is_transient(&e) => Err(self.failure(&e)),
-                Err(e) => {
-                    tracing::info!(error = %e, "refresh after a 401 failed; signing in");
-                    self.sign_in(&mut gate, None).await.map(drop)
-                }
-            },
-            Step::SignIn => self.sign_in(&mut gate, None).await.map(drop),
-        }
-    }
-
-    /// The step-up of MCP "Step-Up Authorization Flow" after the token of `generation` got a 403
-    /// `insufficient_scope`: a sign-in for the union of the scopes held, the `--scope` values, the
-    /// stored record's, and the challenge's — or, when it names none, the `scopes_supported` of the
-    /// protected-resource metadata (RFC 9728), fetched with `upstream` from the challenge's
-    /// `resource_metadata` (on the server's origin only), the record's, or the well-known URLs. A
-    /// no-op when another task renewed the token meanwhile (the caller retries).
+    /// The recovery of every transport after the server refused the request `exchange` sent with
+    /// `sent`: the decisions of [`AuthRecovery`], carried out under the gate. `Ok` when the request
+    /// should go again (with the token now in hand).
     ///
     /// # Errors
     ///
-    /// An `auth_failed` [`AuthFailure`] (hint: `mcp auth <url> --scope …`) when there is no scope
-    /// the token lacks, when the sign-in fails (refused, timed out, no browser; its code kept when
-    /// it is `network_error` or `storage`: the authorization server or the store failed), or when
-    /// this token and scope set already met that fate.
-    pub(crate) async fn step_up(
+    /// The [`AuthFailure`] of the give-up: `auth_failed`/`auth_required` with a hint naming
+    /// `context-harness mcp auth <url>` (and `--scope …` for scope refusals), or the code of a
+    /// refresh or sign-in that failed for a reason a sign-in would not fix.
+    pub(crate) async fn recover(
         &self,
-        generation: u64,
-        challenge: ScopeChallenge,
-        upstream: &Upstream,
+        exchange: &mut Exchange,
+        refusal: &Refusal,
+        sent: &Sent,
     ) -> Result<(), AuthFailure> {
         let mut gate = self.gate.lock().await;
-        if self.generation() != generation {
-            return Ok(());
-        }
-        if let Some(failure) = self.refused(generation, &challenge.scopes) {
-            // Tried already: no second browser. A sign-in done meanwhile in a terminal counts.
-            if let Ok(Some(stored)) = self.service.cached_valid_token(&self.url)
-                && self.in_hand().as_ref() != Some(&stored.access_token)
-            {
-                tracing::info!("picking up the tokens stored meanwhile");
-                self.set(stored);
-                return Ok(());
-            }
-            return Err(failure);
-        }
-        let held = self.held_scopes();
-        let record = self.service.mcp_server_record(&self.url).ok().flatten();
-        let mut wanted = challenge.scopes.clone();
-        if wanted.is_empty() {
-            let candidates = metadata_urls(
-                &self.url,
-                record.as_ref().map(|r| r.resource_metadata_url.as_str()),
-                challenge.resource_metadata.as_deref(),
+        let current = self.generation();
+        let mut decision = gate.recovery.on_refusal(exchange, refusal, sent, current);
+        loop {
+            tracing::debug!(
+                ?decision,
+                status = refusal.status.code(),
+                "recovering from a refusal"
             );
-            match upstream.scopes_supported(&candidates, &self.url).await {
-                Some(scopes) => {
-                    tracing::info!(scopes = %scopes.join(" "), "the server names no scope; asking for its scopes_supported");
-                    wanted = scopes;
+            let outcome = match decision {
+                Decision::Retry => return Ok(()),
+                Decision::GiveUp(give_up) => return Err(self.give_up(&gate, &give_up)),
+                Decision::Refresh => self.refresh(&mut gate).await,
+                Decision::Reload => self.reload(&mut gate),
+                Decision::SignIn { scopes } => {
+                    let scopes = (!scopes.is_empty()).then_some(scopes);
+                    match super::sign_in::sign_in(self, scopes).await {
+                        Ok(tokens) => {
+                            self.adopt(&mut gate, tokens);
+                            Outcome::SignedIn
+                        }
+                        Err(failure) => {
+                            eprintln!("context-harness: {}", safe_lines(&failure.message));
+                            gate.sign_in_failure = Some(failure);
+                            Outcome::SignInFailed
+                        }
+                    }
                 }
-                None => tracing::info!(
-                    "the server names no scope and its protected-resource metadata lists none"
-                ),
-            }
-        }
-        let mut union: Vec<String> = Vec::new();
-        for scope in held
-            .iter()
-            .cloned()
-            .chain(self.settings.scopes.iter().cloned())
-            .chain(record.map(|r| r.scopes).unwrap_or_default())
-            .chain(wanted)
-        {
-            if !union.contains(&scope) {
-                union.push(scope);
-            }
-        }
-        let lacking = union.iter().any(|s| grants_access(s) && !held.contains(s));
-        if !lacking {
-            let hint = self.scope_hint(&[]);
-            let failure = AuthFailure {
-                message: format!(
-                    "{} refuses the token for this request (HTTP 403 insufficient_scope) and names no scope it lacks; run `{hint}` with the scope the server needs, then retry",
-                    self.url
-                ),
-                code: ErrorCode::AuthFailed.as_str(),
-                hint,
+                Decision::StepUp { scopes } => {
+                    tracing::info!(scopes = %scopes.join(" "), "the server asks for more scope; signing in again");
+                    match super::sign_in::sign_in(self, Some(scopes.clone())).await {
+                        Ok(tokens) => {
+                            self.adopt(&mut gate, tokens);
+                            Outcome::SignedIn
+                        }
+                        Err(inner) => {
+                            let failure = self.step_up_failed(&inner, scopes);
+                            eprintln!("context-harness: {}", safe_lines(&failure.message));
+                            gate.step_up_failure = Some(failure);
+                            Outcome::SignInFailed
+                        }
+                    }
+                }
+                Decision::FetchScopes { resource_metadata } => {
+                    Outcome::ScopesSupported(self.scopes_supported(resource_metadata).await)
+                }
             };
-            self.remember_refusal(generation, union, failure.clone());
-            return Err(failure);
+            decision = gate.recovery.on_outcome(exchange, outcome);
         }
-        tracing::info!(scopes = %union.join(" "), "the server asks for more scope; signing in again");
-        if let Ok(mut asked) = self.asked.lock() {
-            asked.clone_from(&union);
-        }
-        // A step-up is a new request of the user: a previous failure does not block it.
-        *gate = None;
-        match self.sign_in(&mut gate, Some(union.clone())).await {
-            Ok(_) => Ok(()),
-            Err(inner) => {
-                let hint = self.scope_hint(&union);
-                let failure = AuthFailure {
-                    message: format!(
-                        "{} refuses the token for this request (HTTP 403 insufficient_scope) and the sign-in for more scope failed ({}); run `{hint}` in a terminal, then retry",
-                        self.url, inner.code
-                    ),
-                    code: if matches!(inner.code, "network_error" | "storage") {
-                        inner.code
-                    } else {
-                        ErrorCode::AuthFailed.as_str()
-                    },
-                    hint,
-                };
-                eprintln!("context-harness: {}", safe_lines(&failure.message));
-                self.remember_refusal(generation, union, failure.clone());
-                Err(failure)
+    }
+
+    async fn refresh(&self, gate: &mut Gate) -> Outcome {
+        match self.service.refresh_tokens(&self.url).await {
+            Ok(tokens) => {
+                tracing::info!("the server refused the access token; refreshed it");
+                self.set(tokens);
+                Outcome::Refreshed
+            }
+            Err(e) if is_transient(&e) => {
+                gate.refresh_failure = Some(self.failure(&e));
+                Outcome::RefreshFailed { transient: true }
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "the refresh after a refusal failed");
+                Outcome::RefreshFailed { transient: false }
             }
         }
     }
 
-    /// The failure for a token of `generation` refused for scope again right after its step-up;
-    /// remembered, so later requests refused the same way do not open another browser.
-    pub(crate) fn scope_still_refused(&self, generation: u64) -> AuthFailure {
-        let asked = self.asked.lock().map(|a| a.clone()).unwrap_or_default();
-        let hint = self.scope_hint(&asked);
-        let failure = AuthFailure {
-            message: format!(
-                "{} still refuses the token after a sign-in for more scope (HTTP 403 insufficient_scope; asked for: {}): the authorization server did not grant what the server needs, or the account lacks it; run `{hint}` with the scope the server needs, then retry",
-                self.url,
-                if asked.is_empty() {
-                    "no scope".to_owned()
-                } else {
-                    asked.join(" ")
-                }
-            ),
-            code: ErrorCode::AuthFailed.as_str(),
-            hint,
-        };
-        self.remember_refusal(generation, asked, failure.clone());
-        failure
+    /// Another usable token in the store (a sign-in done meanwhile, e.g. in a terminal) is taken.
+    fn reload(&self, gate: &mut Gate) -> Outcome {
+        match self.service.cached_valid_token(&self.url) {
+            Ok(Some(stored)) if self.in_hand().as_ref() != Some(&stored.access_token) => {
+                tracing::info!("picking up the tokens stored meanwhile");
+                self.adopt(gate, stored);
+                Outcome::TokenObserved
+            }
+            _ => Outcome::NothingNew,
+        }
     }
 
-    /// The remembered refusal of `generation`, unless the challenge names a scope not asked yet.
-    fn refused(&self, generation: u64, named: &[String]) -> Option<AuthFailure> {
-        let refusal = self.refusal.lock().ok()?;
-        let refusal = refusal.as_ref()?;
-        (refusal.generation == generation && named.iter().all(|s| refusal.asked.contains(s)))
-            .then(|| refusal.failure.clone())
+    /// Takes the tokens of a sign-in or of the store: the record written with them is read again
+    /// (their audience, the scopes asked for), and the store counts as looked at afresh.
+    fn adopt(&self, gate: &mut Gate, tokens: OAuthTokens) {
+        self.set(tokens);
+        if let Ok(mut current) = self.current.lock() {
+            current.store_checked = false;
+        }
+        if let Ok(mut audience) = self.audience.lock() {
+            *audience = audience_of(&self.service, &self.url);
+        }
+        if let Some(record) = self.service.mcp_server_record(&self.url).ok().flatten() {
+            gate.recovery.set_recorded(record.scopes);
+        }
     }
 
-    fn remember_refusal(&self, generation: u64, asked: Vec<String>, failure: AuthFailure) {
-        if let Ok(mut refusal) = self.refusal.lock() {
-            *refusal = Some(ScopeRefusal {
-                generation,
-                asked,
-                failure,
-            });
+    /// The protected-resource metadata's `scopes_supported` (MCP "Scope Selection Strategy"),
+    /// through the library's discovery; failures are logged only (empty: none to ask for).
+    async fn scopes_supported(&self, resource_metadata: Option<String>) -> Vec<String> {
+        match self
+            .service
+            .mcp_resource_metadata(&self.url, resource_metadata.as_deref())
+            .await
+        {
+            Ok(Some(metadata)) => {
+                let scopes = metadata.scopes_supported.unwrap_or_default();
+                tracing::info!(scopes = %scopes.join(" "), "the server names no scope; its protected-resource metadata lists these");
+                scopes
+            }
+            Ok(None) => {
+                tracing::info!(
+                    "the server names no scope and publishes no protected-resource metadata"
+                );
+                Vec::new()
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "the server names no scope and its protected-resource metadata cannot be read");
+                Vec::new()
+            }
         }
     }
 
@@ -402,172 +390,100 @@ impl Auth {
             .unwrap_or_default()
     }
 
-    /// `context-harness mcp auth <url> --scope …` for `scopes` (a placeholder when none is known).
-    fn scope_hint(&self, scopes: &[String]) -> String {
-        let mut hint = self.hint();
-        if scopes.is_empty() {
-            hint.push_str(" --scope <scope>");
-        }
-        for scope in scopes {
-            hint.push_str(" --scope ");
-            hint.push_str(scope);
-        }
-        hint
-    }
-
-    /// The interactive sign-in (caller holds the gate). After a failure, only the store is looked at
-    /// again (a sign-in done meanwhile in a terminal); no second browser opens.
-    async fn sign_in(
-        &self,
-        gate: &mut Option<AuthFailure>,
-        scopes: Option<Vec<String>>,
-    ) -> Result<(AccessToken, u64), AuthFailure> {
-        // Someone (another process, `mcp auth` in a terminal) may have stored other tokens.
-        if let Ok(Some(stored)) = self.service.cached_valid_token(&self.url) {
-            let known = self
-                .current
-                .lock()
-                .ok()
-                .and_then(|c| {
-                    c.tokens
-                        .as_ref()
-                        .map(|t| t.access_token == stored.access_token)
-                })
-                .unwrap_or(false);
-            if !known && scopes.is_none() {
-                *gate = None;
-                return Ok(self.set(stored));
-            }
-        }
-        if let Some(failure) = gate.as_ref() {
-            return Err(failure.clone());
-        }
-        let s = &self.settings;
-        let url = self.url.clone();
-        let quiet = s.quiet;
-        // A step-up says what failed itself (its fix names the scopes).
-        let step_up = scopes.is_some();
-        // A text browser (lynx, w3m, …) would read the JSON-RPC stdin and write into the JSON-RPC
-        // stdout: the URL goes to stderr instead.
-        let text_browser = std::env::var("BROWSER")
-            .is_ok_and(|b| context_harness_providers::browser_needs_terminal(&b));
-        let opener = if text_browser {
-            Opener::Manual(
-                "BROWSER names a text browser, which would share the bridge's stdin and stdout",
-            )
-        } else {
-            choose_opener(false)
-        };
-        let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<String>();
-        let failed_tx = Mutex::new(Some(failed_tx));
-        let show = move |auth_url: &str| -> std::io::Result<()> {
-            // Shown even with -q: without it nobody can sign in. Never stdout (the JSON-RPC channel).
-            match opener {
-                Opener::Manual(why) => {
-                    eprintln!(
-                        "context-harness: {url} needs a sign-in. {why}; open this URL in a browser:\n\n    {auth_url}\n"
-                    );
-                    Ok(())
-                }
-                Opener::System => {
-                    if !quiet {
-                        eprintln!(
-                            "context-harness: {url} needs a sign-in; opening the browser (or open this URL):\n\n    {auth_url}\n"
-                        );
-                    }
-                    SystemBrowser.open(auth_url)
-                }
-            }
-        };
-        let mut options = AuthenticateOptions::new()
-            .timeout(s.timeout)
-            .flow(SignInFlow::Browser)
-            .browser(show)
-            .without_resource(s.no_resource)
-            .grant(s.grant.clone())
-            .ui(BrowserFailed(failed_tx));
-        if !s.ports.is_empty() {
-            options = options.ports(s.ports.clone());
-        }
-        if let Some(id) = &s.client_id {
-            options = options.client_id(id.clone());
-        }
-        match scopes {
-            Some(scopes) => options = options.scopes(scopes),
-            None if !s.scopes.is_empty() => options = options.scopes(s.scopes.clone()),
-            None => {}
-        }
-        let outcome = tokio::select! {
-            outcome = self.service.authenticate(&self.url, options) => outcome.map_err(|e| self.failure(&e)),
-            Ok(why) = failed_rx => Err(AuthFailure {
-                message: format!(
-                    "{} needs a sign-in and no browser could be opened ({why}); run `context-harness mcp auth {}` in a terminal, then retry",
-                    self.url, self.url
-                ),
-                code: ErrorCode::AuthRequired.as_str(),
-                hint: self.hint(),
-            }),
-        };
-        match outcome {
-            Ok(outcome) => {
-                if let Ok(mut current) = self.current.lock() {
-                    current.store_checked = false;
-                }
-                if !s.quiet {
-                    eprintln!("context-harness: signed in to {}", self.url);
-                }
-                *gate = None;
-                Ok(self.set(outcome.tokens))
-            }
-            Err(failure) => {
-                if !step_up {
-                    eprintln!("context-harness: {}", safe_lines(&failure.message));
-                }
-                *gate = Some(failure.clone());
-                Err(failure)
-            }
-        }
-    }
-
-    /// A 403 that is not `insufficient_scope`: the server at `host` refuses this request to this
-    /// token (or to no token); `error` is the challenge's `error` code, if any. Code `auth_failed`:
-    /// a sign-in, perhaps with another account, is the way out, never a retry.
-    pub(crate) fn forbidden(&self, host: &str, error: Option<String>) -> AuthFailure {
-        AuthFailure {
-            message: format!(
-                "the MCP server at {host} refuses this request (HTTP 403 Forbidden{}); check the account's access, or sign in again with `context-harness mcp auth {}`",
-                error.map(|e| format!(", {e}")).unwrap_or_default(),
-                self.url
-            ),
-            code: ErrorCode::AuthFailed.as_str(),
-            hint: self.hint(),
-        }
-    }
-
-    /// A 401 again after a refresh and a sign-in: code `auth_failed`.
-    pub(crate) fn unauthorized_again(&self) -> AuthFailure {
-        AuthFailure {
-            message: format!(
-                "{} refuses the token even after a new sign-in; run `context-harness mcp auth {}` and check the account's access",
-                self.url, self.url
-            ),
-            code: ErrorCode::AuthFailed.as_str(),
-            hint: self.hint(),
-        }
-    }
-
-    /// Remembers that the token of a fresh sign-in was refused at once: later requests get
-    /// `failure` instead of another browser (a sign-in stored meanwhile is still picked up).
-    pub(crate) async fn give_up(&self, failure: AuthFailure) {
-        *self.gate.lock().await = Some(failure);
-    }
-
-    fn hint(&self) -> String {
+    /// `context-harness mcp auth <url>`.
+    pub(super) fn hint(&self) -> String {
         format!("context-harness mcp auth {}", self.url)
     }
 
+    /// What a give-up says to the host.
+    fn give_up(&self, gate: &Gate, give_up: &GiveUp) -> AuthFailure {
+        let hint = give_up.hint(&self.hint());
+        let auth_failed = |message: String| AuthFailure {
+            message,
+            code: ErrorCode::AuthFailed.as_str(),
+            hint: hint.clone(),
+        };
+        match &give_up.reason {
+            GiveUpReason::Unauthorized => auth_failed(format!(
+                "{} refuses the token even after a new sign-in; run `{hint}` and check the account's access",
+                self.url
+            )),
+            GiveUpReason::RefreshFailed => gate
+                .refresh_failure
+                .clone()
+                .unwrap_or_else(|| self.failure_text("the refresh failed")),
+            GiveUpReason::SignInFailed => gate.sign_in_failure.clone().unwrap_or_else(|| AuthFailure {
+                message: format!(
+                    "{} needs a sign-in; run `{hint}` in a terminal, then retry",
+                    self.url
+                ),
+                code: ErrorCode::AuthRequired.as_str(),
+                hint: hint.clone(),
+            }),
+            GiveUpReason::Forbidden { error } => auth_failed(format!(
+                "the MCP server at {} refuses this request (HTTP 403 Forbidden{}); check the account's access, or sign in again with `{hint}`",
+                self.host,
+                error.as_ref().map(|e| format!(", {e}")).unwrap_or_default(),
+            )),
+            GiveUpReason::NoScopeLacking => auth_failed(format!(
+                "{} refuses the token for this request (HTTP 403 insufficient_scope) and names no scope it lacks; run `{hint}` with the scope the server needs, then retry",
+                self.url
+            )),
+            GiveUpReason::StepUpFailed => gate
+                .step_up_failure
+                .clone()
+                .unwrap_or_else(|| auth_failed(format!(
+                    "{} refuses the token for this request (HTTP 403 insufficient_scope) and the sign-in for more scope did not finish; run `{hint}` in a terminal, then retry",
+                    self.url
+                ))),
+            GiveUpReason::StillInsufficient => auth_failed(format!(
+                "{} still refuses the token after a sign-in for more scope (HTTP 403 insufficient_scope; asked for: {}): the authorization server did not grant what the server needs, or the account lacks it; run `{hint}` with the scope the server needs, then retry",
+                self.url,
+                if give_up.scopes.is_empty() {
+                    "no scope".to_owned()
+                } else {
+                    give_up.scopes.join(" ")
+                }
+            )),
+            _ => auth_failed(format!(
+                "{} keeps refusing the token while it changes; run `{hint}` and check the account's access",
+                self.url
+            )),
+        }
+    }
+
+    /// The failure of a step-up sign-in for `scopes` (`inner`: the sign-in's own failure; its code
+    /// is kept when the authorization server or the store failed).
+    fn step_up_failed(&self, inner: &AuthFailure, scopes: Vec<String>) -> AuthFailure {
+        let hint = GiveUp {
+            reason: GiveUpReason::StepUpFailed,
+            scopes,
+        }
+        .hint(&self.hint());
+        AuthFailure {
+            message: format!(
+                "{} refuses the token for this request (HTTP 403 insufficient_scope) and the sign-in for more scope failed ({}); run `{hint}` in a terminal, then retry",
+                self.url, inner.code
+            ),
+            code: if matches!(inner.code, "network_error" | "storage") {
+                inner.code
+            } else {
+                ErrorCode::AuthFailed.as_str()
+            },
+            hint,
+        }
+    }
+
+    fn failure_text(&self, what: &str) -> AuthFailure {
+        AuthFailure {
+            message: format!("cannot get a token for {}: {what}", self.url),
+            code: ErrorCode::Storage.as_str(),
+            hint: self.hint(),
+        }
+    }
+
     /// The JSON-RPC side of a provider error: its message, and what to run.
-    fn failure(&self, e: &Error) -> AuthFailure {
+    pub(super) fn failure(&self, e: &Error) -> AuthFailure {
         let code = e.code();
         let message = if is_transient(e) {
             format!("cannot get a token for {}: {e}", self.url)
@@ -585,6 +501,15 @@ impl Auth {
     }
 }
 
+/// The audience of the tokens of `url`: the stored record's `resource`, else the server URL in
+/// canonical form (what a sign-in binds them to).
+fn audience_of(service: &OAuthService, url: &str) -> String {
+    match service.mcp_server_record(url) {
+        Ok(Some(record)) => record.resource,
+        _ => context_harness_providers::protocol::canonical_url(url).unwrap_or_default(),
+    }
+}
+
 /// Errors that a sign-in fixes (no tokens, no refresh token, refresh refused).
 fn needs_sign_in(e: &Error) -> bool {
     matches!(
@@ -599,103 +524,4 @@ fn is_transient(e: &Error) -> bool {
         e.code(),
         ErrorCode::NetworkError | ErrorCode::Timeout | ErrorCode::Storage
     )
-}
-
-/// Reports the first browser failure of a sign-in over a channel (the proxy then fails the
-/// request instead of waiting for a sign-in nobody can see).
-struct BrowserFailed(Mutex<Option<tokio::sync::oneshot::Sender<String>>>);
-
-impl context_harness_providers::SignInUi for BrowserFailed {
-    fn browser_failed(&self, _url: &str, err: &std::io::Error) {
-        if let Some(tx) = self.0.lock().ok().and_then(|mut t| t.take()) {
-            let _ = tx.send(err.to_string());
-        }
-    }
-}
-
-/// Where to look for the protected-resource metadata of `server_url`, in order, without
-/// duplicates: the challenge's `resource_metadata` when it is on the server's origin (a hostile
-/// server must not aim the bridge elsewhere) or is the recorded one, the record's URL (checked at
-/// discovery), the RFC 9728 well-known URLs of the server URL.
-fn metadata_urls(
-    server_url: &str,
-    recorded: Option<&str>,
-    challenge: Option<&str>,
-) -> Vec<url::Url> {
-    let origin = url::Url::parse(server_url).ok().map(|u| u.origin());
-    let mut urls: Vec<url::Url> = Vec::new();
-    let from_challenge = challenge
-        .and_then(|c| url::Url::parse(c.trim()).ok())
-        .filter(|u| matches!(u.scheme(), "http" | "https"));
-    let recorded = recorded
-        .and_then(|r| url::Url::parse(r).ok())
-        .filter(|u| matches!(u.scheme(), "http" | "https"));
-    if let Some(url) = from_challenge {
-        if Some(url.origin()) == origin || Some(&url) == recorded.as_ref() {
-            urls.push(url);
-        } else {
-            tracing::info!("the challenge's resource_metadata is on another origin; not fetched");
-        }
-    }
-    urls.extend(recorded);
-    urls.extend(
-        context_harness_providers::protocol::protected_resource_metadata_urls(server_url)
-            .unwrap_or_default(),
-    );
-    let mut unique: Vec<url::Url> = Vec::new();
-    for url in urls {
-        if !unique.contains(&url) {
-            unique.push(url);
-        }
-    }
-    unique
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn strings(urls: Vec<url::Url>) -> Vec<String> {
-        urls.into_iter().map(String::from).collect()
-    }
-
-    #[test]
-    fn metadata_urls_stay_on_known_ground() {
-        let server = "https://mcp.ex/mcp";
-        let path = "https://mcp.ex/.well-known/oauth-protected-resource/mcp";
-        let root = "https://mcp.ex/.well-known/oauth-protected-resource";
-        assert_eq!(strings(metadata_urls(server, None, None)), [path, root]);
-        // The challenge's URL on the server's origin comes first; a duplicate is dropped.
-        assert_eq!(
-            strings(metadata_urls(server, None, Some("https://mcp.ex/prm"))),
-            ["https://mcp.ex/prm", path, root]
-        );
-        assert_eq!(
-            strings(metadata_urls(server, Some(path), Some(path))),
-            [path, root]
-        );
-        // Another origin (or scheme) is not fetched, unless it is the recorded URL.
-        for hostile in [
-            "http://169.254.169.254/latest/meta-data",
-            "http://mcp.ex/prm",
-            "https://mcp.ex:8443/prm",
-            "file:///etc/passwd",
-            "not a url",
-        ] {
-            assert_eq!(
-                strings(metadata_urls(server, None, Some(hostile))),
-                [path, root],
-                "{hostile}"
-            );
-        }
-        let recorded = "https://as.ex/prm";
-        assert_eq!(
-            strings(metadata_urls(server, Some(recorded), Some(recorded))),
-            [recorded, path, root]
-        );
-        assert_eq!(
-            strings(metadata_urls(server, Some(recorded), None)),
-            [recorded, path, root]
-        );
-    }
 }

@@ -1,12 +1,13 @@
 //! The legacy HTTP+SSE transport (MCP 2024-11-05), for servers that refuse the `initialize` POST with
 //! 400, 404 or 405 (MCP 2025-03-26 "Backwards Compatibility"): a GET on the server URL opens an SSE
 //! stream whose first event, `endpoint`, names the URL to POST messages to; every answer comes on
-//! that stream. The endpoint must be on the server's origin (the bearer goes there).
+//! that stream. The endpoint must be on the server's origin, and — while a token is held — inside
+//! the token's audience (the bearer goes there).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use reqwest::StatusCode;
+use context_harness_providers::protocol::Exchange;
 use serde_json::Value;
 use url::Url;
 
@@ -28,47 +29,20 @@ fn broken(message: impl Into<String>) -> Fail {
 impl Legacy {
     /// Opens the stream and reads the `endpoint` event.
     pub(super) async fn connect(bridge: &Arc<Bridge>) -> Result<Arc<Self>, Fail> {
-        let mut refreshed = false;
-        let response = loop {
-            let (token, generation) = bridge.auth.bearer().await?;
-            let response = bridge
-                .upstream
-                .request(
-                    reqwest::Method::GET,
-                    &bridge.url,
-                    token.as_ref(),
-                    &SessionHeaders::default(),
-                )
-                .header(reqwest::header::ACCEPT, "text/event-stream")
-                .send()
-                .await
-                .map_err(|e| UpstreamError::from_reqwest(&e, &bridge.host))?;
-            if response.status() == StatusCode::UNAUTHORIZED && !refreshed {
-                // With a token: refresh (or sign in when that fails); without one: sign in.
-                refreshed = true;
+        let mut exchange = Exchange::request();
+        let response = bridge
+            .send_authorized(&mut exchange, &bridge.url, |token| {
                 bridge
-                    .auth
-                    .recover(generation, super::auth::Step::Refresh)
-                    .await?;
-                continue;
-            }
-            break response;
-        };
-        match response.status() {
-            StatusCode::FORBIDDEN => {
-                let error = match super::upstream::forbidden(&response) {
-                    super::upstream::Forbidden::InsufficientScope { .. } => {
-                        Some("insufficient_scope".to_owned())
-                    }
-                    super::upstream::Forbidden::Other { error } => error,
-                };
-                return Err(Fail::Auth(bridge.auth.forbidden(&bridge.host, error)));
-            }
-            StatusCode::UNAUTHORIZED => {
-                return Err(Fail::Auth(bridge.auth.unauthorized_again()));
-            }
-            _ => {}
-        }
+                    .upstream
+                    .request(
+                        reqwest::Method::GET,
+                        &bridge.url,
+                        token,
+                        &SessionHeaders::default(),
+                    )
+                    .header(reqwest::header::ACCEPT, "text/event-stream")
+            })
+            .await?;
         if !response.status().is_success()
             || super::upstream::media_type(&response) != "text/event-stream"
         {
@@ -95,6 +69,10 @@ impl Legacy {
             .ok()
             .filter(|u| u.origin() == bridge.url.origin())
             .ok_or_else(|| broken("the SSE endpoint is not on the server's origin; refused"))?;
+        if bridge.auth.holds_token() && !bridge.auth.covers(&endpoint) {
+            // The bearer never goes there (RFC 9728 §3.3: the audience covers it, or not).
+            return Err(Fail::Auth(bridge.auth.outside_audience(&endpoint)));
+        }
         tracing::info!(
             path = endpoint.path(),
             "connected with the legacy HTTP+SSE transport"

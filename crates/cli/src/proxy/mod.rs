@@ -15,8 +15,8 @@
 //!   answered (-32700, -32600), never forwarded.
 //! - After `notifications/initialized`, the GET stream carries server-initiated messages (405: not
 //!   offered); it is resumed with `Last-Event-ID` after a drop.
-//! - 401 → refresh → retry; 401 again → sign-in → retry; 403 `insufficient_scope` → step-up sign-in →
-//!   retry ([`auth`]). 404 on a request with a session id → a new session (the client's `initialize`
+//! - 401 and 403 on any request, stream or endpoint: one recovery ([`authorized`], [`auth`]: refresh,
+//!   sign-in, step-up or give up, bounded) and the bearer only where its audience covers. 404 on a request with a session id → a new session (the client's `initialize`
 //!   and `notifications/initialized` replayed), then the message once more. 400/404/405 to the
 //!   `initialize` POST → the legacy transport ([`legacy`]).
 //! - Every failure of a request becomes a JSON-RPC error response to it, and so does no answer
@@ -24,12 +24,14 @@
 //!   2 s) or SIGTERM/SIGINT → `DELETE` of the session (405 ignored, at most 1 s), exit 0.
 
 mod auth;
+mod authorized;
 mod budget;
 mod headers;
 mod jsonrpc;
 mod legacy;
 mod modern;
 mod output;
+mod sign_in;
 mod stdio;
 mod tool_headers;
 mod upstream;
@@ -42,18 +44,19 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use reqwest::StatusCode;
-use reqwest::header::HeaderMap;
 use tokio::sync::{Notify, oneshot};
 use url::Url;
 
 use crate::args::ProxyArgs;
 use crate::context::Context;
 use crate::exit;
-use auth::{Auth, AuthFailure, ScopeChallenge, SignInSettings, Step};
+use auth::Auth;
+use context_harness_providers::protocol::Exchange;
 pub(crate) use headers::{parse_header, parse_header_env};
 use jsonrpc::Kind;
 use stdio::serve;
-use upstream::{EventStream, Forbidden, SessionHeaders, Upstream, UpstreamError};
+use sign_in::{AuthFailure, SignInSettings};
+use upstream::{EventStream, SessionHeaders, Upstream, UpstreamError};
 
 /// Messages read from stdin and not yet answered (or accepted), at most.
 const MAX_IN_FLIGHT: usize = 64;
@@ -279,88 +282,6 @@ impl Bridge {
                     .map_or(Route::Legacy, Route::ModernOther)
             }
             _ => Route::Legacy,
-        }
-    }
-
-    /// [`Self::post_authorized_with`] without per-request headers.
-    async fn post_authorized(
-        &self,
-        url: &Url,
-        text: &str,
-        session: &SessionHeaders,
-    ) -> Result<reqwest::Response, Fail> {
-        self.post_authorized_with(url, text, session, &HeaderMap::new())
-            .await
-    }
-
-    /// POSTs with the bearer, renewing it on 401 (refresh, then sign-in) and 403 insufficient_scope
-    /// (step-up); returns the first answer that is neither, with the session headers it was sent
-    /// with and `headers` (the 2026-07-28 request headers) on top.
-    async fn post_authorized_with(
-        &self,
-        url: &Url,
-        text: &str,
-        session: &SessionHeaders,
-        headers: &HeaderMap,
-    ) -> Result<reqwest::Response, Fail> {
-        let (mut refreshed, mut signed_in, mut stepped_up) = (false, false, false);
-        loop {
-            let (token, generation) = self.auth.bearer().await?;
-            if token.is_none() {
-                // Nothing to refresh: a 401 goes straight to the sign-in.
-                refreshed = true;
-            }
-            let response = self
-                .upstream
-                .post(url, token.as_ref(), session, text)
-                .headers(headers.clone())
-                .send()
-                .await
-                .map_err(|e| UpstreamError::from_reqwest(&e, &self.host))?;
-            tracing::debug!(
-                status = response.status().as_u16(),
-                generation,
-                "the server answered the POST"
-            );
-            match response.status() {
-                StatusCode::UNAUTHORIZED => {
-                    let step = if !refreshed {
-                        refreshed = true;
-                        Step::Refresh
-                    } else if !signed_in {
-                        signed_in = true;
-                        Step::SignIn
-                    } else {
-                        let failure = self.auth.unauthorized_again();
-                        // Another sign-in would be refused the same way: no browser per request.
-                        self.auth.give_up(failure.clone()).await;
-                        return Err(Fail::Auth(failure));
-                    };
-                    self.auth.recover(generation, step).await?;
-                }
-                StatusCode::FORBIDDEN => match upstream::forbidden(&response) {
-                    Forbidden::InsufficientScope {
-                        scopes,
-                        resource_metadata,
-                    } => {
-                        if stepped_up {
-                            return Err(Fail::Auth(self.auth.scope_still_refused(generation)));
-                        }
-                        stepped_up = true;
-                        let challenge = ScopeChallenge {
-                            scopes,
-                            resource_metadata,
-                        };
-                        self.auth
-                            .step_up(generation, challenge, &self.upstream)
-                            .await?;
-                    }
-                    Forbidden::Other { error } => {
-                        return Err(Fail::Auth(self.auth.forbidden(&self.host, error)));
-                    }
-                },
-                _ => return Ok(response),
-            }
         }
     }
 
@@ -616,51 +537,37 @@ impl Bridge {
     async fn get_stream(self: Arc<Self>, generation: u64) {
         let mut last_event_id: Option<String> = None;
         let mut failures = 0u32;
-        let mut refreshed = false;
         let mut retry = Duration::from_millis(500);
+        // One exchange for the stream's whole life: one refresh at most, never a sign-in or a
+        // step-up (no request waits on it), so a server alternating 401 and a short stream ends it.
+        let mut exchange = Exchange::background();
         loop {
             let session = self.session();
             if session.generation != generation {
                 return;
             }
-            let Ok((token, auth_generation)) = self.auth.bearer().await else {
-                return;
-            };
-            let mut request = self
-                .upstream
-                .request(
-                    reqwest::Method::GET,
-                    &self.url,
-                    token.as_ref(),
-                    &session.headers,
-                )
-                .header(reqwest::header::ACCEPT, "text/event-stream");
-            if let Some(id) = &last_event_id {
-                request = request.header("last-event-id", id);
-            }
-            let outcome = match request.send().await {
+            let sent = self
+                .send_authorized(&mut exchange, &self.url, |token| {
+                    let request = self
+                        .upstream
+                        .request(reqwest::Method::GET, &self.url, token, &session.headers)
+                        .header(reqwest::header::ACCEPT, "text/event-stream");
+                    match &last_event_id {
+                        Some(id) => request.header("last-event-id", id),
+                        None => request,
+                    }
+                })
+                .await;
+            let outcome = match sent {
                 Ok(response) => match response.status() {
                     StatusCode::METHOD_NOT_ALLOWED => {
                         tracing::debug!("the server offers no GET stream (405)");
                         return;
                     }
-                    StatusCode::UNAUTHORIZED if !refreshed && token.is_some() => {
-                        refreshed = true;
-                        if self
-                            .auth
-                            .recover(auth_generation, Step::Refresh)
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
-                        continue;
-                    }
                     status
                         if status.is_success()
                             && upstream::media_type(&response) == "text/event-stream" =>
                     {
-                        refreshed = false;
                         let mut events = EventStream::new(response, &self.host);
                         let mut got_any = false;
                         while let Some(Ok(mut event)) = events.next().await {
@@ -681,27 +588,27 @@ impl Bridge {
                         }
                         got_any
                     }
-                    StatusCode::FORBIDDEN => {
-                        // Never a step-up from here (no request waits on this stream; a request's
-                        // own 403 steps up), and never a retry loop.
-                        tracing::info!(
-                            refusal = ?upstream::forbidden(&response),
-                            "the server refuses the GET stream (403); no server-initiated messages"
-                        );
-                        return;
-                    }
                     status => {
                         tracing::debug!(%status, "the GET stream was refused");
-                        if matches!(status.as_u16(), 400 | 401 | 403 | 404) {
+                        if matches!(status.as_u16(), 400 | 404) {
                             return;
                         }
                         false
                     }
                 },
-                Err(e) => {
-                    tracing::debug!(error = %e.without_url(), "the GET stream failed");
+                Err(Fail::Auth(failure)) => {
+                    tracing::info!(
+                        error = %failure.message,
+                        "the server refuses the GET stream ({}); no server-initiated messages",
+                        exchange.refused().map_or(0, |s| s.code())
+                    );
+                    return;
+                }
+                Err(Fail::Upstream(e)) => {
+                    tracing::debug!(error = %e.message, "the GET stream failed");
                     false
                 }
+                Err(Fail::Request { .. }) => return,
             };
             if outcome {
                 failures = 0;
@@ -732,7 +639,7 @@ impl Bridge {
             return;
         }
         // Never a sign-in on the way out: the token in hand, if any.
-        let token = self.auth.in_hand();
+        let token = self.auth.in_hand_for(&self.url);
         let request = self.upstream.request(
             reqwest::Method::DELETE,
             &self.url,

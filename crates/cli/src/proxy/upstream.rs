@@ -164,67 +164,6 @@ impl Upstream {
     }
 }
 
-/// The protected-resource metadata of a step-up: each fetch at most this long…
-const PRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-/// …and at most this large.
-const PRM_MAX_BYTES: usize = 256 * 1024;
-
-impl Upstream {
-    /// The `scopes_supported` of the server's protected-resource metadata (RFC 9728 §2; MCP "Scope
-    /// Selection Strategy"), from the first of `candidates` that serves a document for
-    /// `server_url` (one whose `resource`, when present, names it). Fetched without the bearer or
-    /// the `--header` values, no redirects, each at most [`PRM_TIMEOUT`] and [`PRM_MAX_BYTES`].
-    /// `None` when no candidate serves one, or it lists no scopes; failures are logged only (the
-    /// caller then has no scope to ask for and says so).
-    pub(crate) async fn scopes_supported(
-        &self,
-        candidates: &[Url],
-        server_url: &str,
-    ) -> Option<Vec<String>> {
-        for url in candidates {
-            let host = url.host_str().unwrap_or("server");
-            let response = match self
-                .client
-                .get(url.clone())
-                .header(header::ACCEPT, "application/json")
-                .timeout(PRM_TIMEOUT)
-                .send()
-                .await
-            {
-                Ok(response) => response,
-                Err(e) => {
-                    tracing::debug!(url = %url, error = %e.without_url(), "no protected-resource metadata here");
-                    continue;
-                }
-            };
-            if !response.status().is_success() {
-                tracing::debug!(url = %url, status = %response.status(), "no protected-resource metadata here");
-                continue;
-            }
-            let Ok(body) = read_body_max(response, host, PRM_MAX_BYTES).await else {
-                tracing::debug!(url = %url, "the protected-resource metadata is unreadable");
-                continue;
-            };
-            let metadata: context_harness_providers::protocol::ProtectedResourceMetadata =
-                match serde_json::from_str(&body) {
-                    Ok(metadata) => metadata,
-                    Err(_) => {
-                        tracing::debug!(url = %url, "not protected-resource metadata JSON");
-                        continue;
-                    }
-                };
-            if let Some(resource) = &metadata.resource
-                && !context_harness_providers::protocol::resource_matches(resource, server_url)
-            {
-                tracing::debug!(url = %url, "protected-resource metadata for another resource; ignored");
-                continue;
-            }
-            return metadata.scopes_supported.filter(|s| !s.is_empty());
-        }
-        None
-    }
-}
-
 /// The `Mcp-Session-Id` of an answer.
 pub(crate) fn session_id(response: &reqwest::Response) -> Option<String> {
     response
@@ -244,60 +183,6 @@ pub(crate) fn media_type(response: &reqwest::Response) -> String {
         .and_then(|v| v.split(';').next())
         .map(|v| v.trim().to_ascii_lowercase())
         .unwrap_or_default()
-}
-
-/// What a 403 answer says in its `WWW-Authenticate: Bearer …` challenge (RFC 6750 §3.1).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Forbidden {
-    /// `error="insufficient_scope"`: the token lacks a scope the request needs.
-    InsufficientScope {
-        /// The `scope` parameter's valid RFC 6749 §3.3 scope tokens; empty when the server names
-        /// none (absent or empty `scope`, as the official Python SDK answers): then the MCP "Scope
-        /// Selection Strategy" applies (the protected-resource metadata's `scopes_supported`).
-        scopes: Vec<String>,
-        /// The challenge's `resource_metadata` URL (RFC 9728 §5.1), unchecked.
-        resource_metadata: Option<String>,
-    },
-    /// Any other 403: the server refuses this request to this token (or to no token).
-    Other {
-        /// The challenge's `error` code, if any, made printable.
-        error: Option<String>,
-    },
-}
-
-/// Reads the challenge of a 403 answer.
-pub(crate) fn forbidden(response: &reqwest::Response) -> Forbidden {
-    forbidden_in(response.headers())
-}
-
-/// [`forbidden`] on the headers of the answer.
-fn forbidden_in(headers: &HeaderMap) -> Forbidden {
-    let mut error = None;
-    for value in headers.get_all(header::WWW_AUTHENTICATE) {
-        let Ok(value) = value.to_str() else { continue };
-        for challenge in context_harness_providers::protocol::parse_www_authenticate(value) {
-            if !challenge.is_bearer() {
-                continue;
-            }
-            match challenge.param("error") {
-                Some("insufficient_scope") => {
-                    let scope = challenge
-                        .param("scope")
-                        .map(|s| context_harness_providers::tokens::valid_scope(s).0)
-                        .unwrap_or_default();
-                    return Forbidden::InsufficientScope {
-                        scopes: scope.split_whitespace().map(str::to_owned).collect(),
-                        resource_metadata: challenge.param("resource_metadata").map(str::to_owned),
-                    };
-                }
-                Some(other) if error.is_none() => {
-                    error = Some(context_harness_providers::terminal_text_max(other, 64));
-                }
-                _ => {}
-            }
-        }
-    }
-    Forbidden::Other { error }
 }
 
 /// Reads a whole body as UTF-8 text, at most [`MAX_MESSAGE_BYTES`].
@@ -473,72 +358,6 @@ impl EventStream {
                     ))));
                 }
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn challenge(values: &[&str]) -> Forbidden {
-        let mut headers = HeaderMap::new();
-        for v in values {
-            let Ok(value) = HeaderValue::from_str(v) else {
-                panic!("not a header value: {v:?}");
-            };
-            headers.append(header::WWW_AUTHENTICATE, value);
-        }
-        forbidden_in(&headers)
-    }
-
-    fn scope(scopes: &[&str], metadata: Option<&str>) -> Forbidden {
-        Forbidden::InsufficientScope {
-            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
-            resource_metadata: metadata.map(str::to_owned),
-        }
-    }
-
-    #[test]
-    fn reads_the_403_challenge() {
-        let rm = "https://mcp.ex/.well-known/oauth-protected-resource/mcp";
-        let cases: Vec<(Vec<String>, Forbidden)> = vec![
-            // The spec's example, and the official Python SDK's (no `scope`).
-            (
-                vec![format!(
-                    r#"Bearer error="insufficient_scope", scope="files:read files:write", resource_metadata="{rm}""#
-                )],
-                scope(&["files:read", "files:write"], Some(rm)),
-            ),
-            (
-                vec![r#"Bearer error="insufficient_scope", error_description="Required scope: mcp:resources""#.to_owned()],
-                scope(&[], None),
-            ),
-            // An empty `scope`, and one with only invalid tokens, name none.
-            (vec![r#"Bearer error="insufficient_scope", scope="""#.to_owned()], scope(&[], None)),
-            (
-                vec![r#"Bearer error="insufficient_scope", scope="a\"b c\\d""#.to_owned()],
-                scope(&[], None),
-            ),
-            // Case-insensitive scheme; another scheme first; the Bearer one in a second header.
-            (vec![r#"bearer error="insufficient_scope", scope="x""#.to_owned()], scope(&["x"], None)),
-            (
-                vec![r#"Basic realm="r""#.to_owned(), r#"Bearer error="insufficient_scope", scope="y""#.to_owned()],
-                scope(&["y"], None),
-            ),
-            // Plain 403s.
-            (vec![], Forbidden::Other { error: None }),
-            (vec![r#"Basic realm="r""#.to_owned()], Forbidden::Other { error: None }),
-            (
-                vec![r#"Bearer error="invalid_token""#.to_owned()],
-                Forbidden::Other { error: Some("invalid_token".to_owned()) },
-            ),
-            // Not Bearer: its `error` is not ours to read.
-            (vec![r#"DPoP error="insufficient_scope", scope="z""#.to_owned()], Forbidden::Other { error: None }),
-        ];
-        for (values, expected) in cases {
-            let values: Vec<&str> = values.iter().map(String::as_str).collect();
-            assert_eq!(challenge(&values), expected, "{values:?}");
         }
     }
 }

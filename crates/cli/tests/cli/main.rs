@@ -31,6 +31,7 @@ mod names;
 mod one_sign_in;
 mod proxy;
 mod proxy_2026;
+mod proxy_auth;
 mod proxy_bounds;
 mod proxy_python;
 mod registration_secrets;
