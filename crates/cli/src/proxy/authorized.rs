@@ -9,7 +9,7 @@ use context_harness_providers::protocol::{Exchange, Refusal, RefusalStatus};
 use reqwest::header::{self, HeaderMap};
 use url::Url;
 
-use super::upstream::{SessionHeaders, UpstreamError};
+use super::upstream::SessionHeaders;
 use super::{Bridge, Fail};
 
 impl Bridge {
@@ -29,10 +29,8 @@ impl Bridge {
     ) -> Result<reqwest::Response, Fail> {
         loop {
             let bearer = self.auth.bearer_for(url).await?;
-            let response = build(bearer.token.as_ref())
-                .send()
-                .await
-                .map_err(|e| UpstreamError::from_reqwest(&e, &self.host))?;
+            // Same-origin 307/308 followed, the bearer only inside its audience ([`super::redirect`]).
+            let response = self.send_following(build(bearer.token.as_ref())).await?;
             let Some(status) = RefusalStatus::from_status(response.status().as_u16()) else {
                 return Ok(response);
             };

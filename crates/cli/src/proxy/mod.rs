@@ -31,6 +31,8 @@ mod jsonrpc;
 mod legacy;
 mod modern;
 mod output;
+mod redirect;
+mod resume;
 mod sign_in;
 mod stdio;
 mod tool_headers;
@@ -54,8 +56,8 @@ use auth::Auth;
 use context_harness_providers::protocol::Exchange;
 pub(crate) use headers::{parse_header, parse_header_env};
 use jsonrpc::Kind;
-use stdio::serve;
 use sign_in::{AuthFailure, SignInSettings};
+use stdio::serve;
 use upstream::{EventStream, SessionHeaders, Upstream, UpstreamError};
 
 /// Messages read from stdin and not yet answered (or accepted), at most.
@@ -293,6 +295,10 @@ impl Bridge {
         accepted: &mut Option<oneshot::Sender<()>>,
     ) -> Result<(), Fail> {
         let is_initialize = matches!(kind, Kind::Request { method, .. } if method == "initialize");
+        // Accepted once the GET stream it opens is in place (or given up): a server request sent
+        // there while the host's next request runs is not lost.
+        let is_initialized =
+            matches!(kind, Kind::Notification { method } if method == "notifications/initialized");
         if matches!(kind, Kind::Request { .. }) && !is_initialize {
             // Requests do not hold back later messages.
             release(accepted);
@@ -333,7 +339,7 @@ impl Bridge {
             return Err(Fail::Upstream(self.status_error(status, &media)));
         }
         let new_session_id = upstream::session_id(&response);
-        if !is_initialize {
+        if !is_initialize && !is_initialized {
             release(accepted);
         }
         let request_id = match kind {
@@ -346,21 +352,9 @@ impl Bridge {
         if status == StatusCode::ACCEPTED || request_id.is_none() && media.is_empty() {
             // A notification or a response: accepted, nothing to relay.
         } else if media == "text/event-stream" {
-            let mut events = EventStream::new(response, &self.host);
-            while let Some(event) = events.next().await {
-                let mut event = event?;
-                tracing::trace!(id = ?event.id, kind = ?event.event, response = ?jsonrpc::response_id(&event.data), "an event of the POST's stream");
-                let version = is_initialize
-                    .then(|| jsonrpc::protocol_version(&event.data))
-                    .flatten();
-                if let Some(Kind::Response { id }) = self.relay(&mut event).await
-                    && request_id.as_ref() == Some(&id)
-                {
-                    answer = Some(version);
-                    // The server closes the stream after the answer; do not wait for it.
-                    break;
-                }
-            }
+            answer = self
+                .relay_answer_stream(response, request_id.as_ref(), is_initialize)
+                .await?;
         } else if media == "application/json" {
             let (body, held) = upstream::read_message(response, &self.host).await?;
             let Some(body_kind) = jsonrpc::classify(&body) else {
@@ -429,7 +423,7 @@ impl Bridge {
             }
             self.stop_get_stream();
         }
-        if matches!(kind, Kind::Notification { method } if method == "notifications/initialized") {
+        if is_initialized {
             let generation = {
                 let Ok(mut session) = self.session.lock() else {
                     return Ok(());
@@ -437,7 +431,7 @@ impl Bridge {
                 session.initialized = Some(text.to_owned());
                 session.generation
             };
-            self.start_get_stream(generation);
+            self.start_get_stream(generation, accepted.take());
         }
         let _ = generation;
         Ok(())
@@ -513,7 +507,7 @@ impl Bridge {
             current.generation
         };
         if session.initialized.is_some() {
-            self.start_get_stream(generation);
+            self.start_get_stream(generation, None);
         }
         Ok(())
     }
@@ -524,8 +518,9 @@ impl Bridge {
         }
     }
 
-    fn start_get_stream(self: &Arc<Self>, generation: u64) {
-        let task = tokio::spawn(Arc::clone(self).get_stream(generation));
+    /// Opens the GET stream; `ready` is released once its first answer is in (or it is given up).
+    fn start_get_stream(self: &Arc<Self>, generation: u64, ready: Option<oneshot::Sender<()>>) {
+        let task = tokio::spawn(Arc::clone(self).get_stream(generation, ready));
         if let Ok(mut slot) = self.get_stream.lock()
             && let Some(old) = slot.replace(task.abort_handle())
         {
@@ -533,11 +528,11 @@ impl Bridge {
         }
     }
 
-    /// The GET stream for server-initiated messages, resumed with `Last-Event-ID` after a drop.
-    async fn get_stream(self: Arc<Self>, generation: u64) {
-        let mut last_event_id: Option<String> = None;
+    /// The GET stream for server-initiated messages, resumed with `Last-Event-ID` after a drop,
+    /// after the server's `retry` ([`resume::Cursor`]).
+    async fn get_stream(self: Arc<Self>, generation: u64, mut ready: Option<oneshot::Sender<()>>) {
+        let mut cursor = resume::Cursor::default();
         let mut failures = 0u32;
-        let mut retry = Duration::from_millis(500);
         // One exchange for the stream's whole life: one refresh at most, never a sign-in or a
         // step-up (no request waits on it), so a server alternating 401 and a short stream ends it.
         let mut exchange = Exchange::background();
@@ -552,12 +547,13 @@ impl Bridge {
                         .upstream
                         .request(reqwest::Method::GET, &self.url, token, &session.headers)
                         .header(reqwest::header::ACCEPT, "text/event-stream");
-                    match &last_event_id {
+                    match &cursor.last_event_id {
                         Some(id) => request.header("last-event-id", id),
                         None => request,
                     }
                 })
                 .await;
+            release(&mut ready);
             let outcome = match sent {
                 Ok(response) => match response.status() {
                     StatusCode::METHOD_NOT_ALLOWED => {
@@ -572,18 +568,7 @@ impl Bridge {
                         let mut got_any = false;
                         while let Some(Ok(mut event)) = events.next().await {
                             got_any = true;
-                            // Only an id that can go back in a `Last-Event-ID` header is kept: one
-                            // with control characters (or absurdly long) would make every reconnect
-                            // fail to build its request, and the stream would be given up.
-                            if let Some(id) = &event.id
-                                && id.len() <= 1024
-                                && id.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
-                            {
-                                last_event_id = Some(id.clone());
-                            }
-                            if let Some(ms) = event.retry {
-                                retry = Duration::from_millis(ms.clamp(100, 30_000));
-                            }
+                            cursor.note(&event);
                             self.relay(&mut event).await;
                         }
                         got_any
@@ -620,10 +605,11 @@ impl Bridge {
                 }
             }
             tracing::debug!(
-                resume = last_event_id.is_some(),
+                resume = cursor.last_event_id.is_some(),
                 "reconnecting the GET stream"
             );
-            tokio::time::sleep(retry.saturating_mul(failures.max(1))).await;
+            // The server's `retry` first, longer after failures in a row (bounded above).
+            tokio::time::sleep(cursor.delay().saturating_mul(failures.max(1))).await;
         }
     }
 
@@ -646,11 +632,12 @@ impl Bridge {
             token.as_ref(),
             &session.headers,
         );
-        match tokio::time::timeout(Duration::from_secs(5), request.send()).await {
+        match tokio::time::timeout(Duration::from_secs(5), self.send_following(request)).await {
             Ok(Ok(response)) => {
                 tracing::debug!(status = %response.status(), "session deleted");
             }
-            Ok(Err(e)) => tracing::debug!(error = %e.without_url(), "DELETE failed"),
+            Ok(Err(Fail::Upstream(e))) => tracing::debug!(error = %e.message, "DELETE failed"),
+            Ok(Err(_)) => tracing::debug!("DELETE failed"),
             Err(_) => tracing::debug!("DELETE timed out"),
         }
     }

@@ -28,7 +28,8 @@ pub(crate) const MAX_PROGRESS_FACTOR: u32 = 10;
 /// there and waits for room here waits only for stdout.
 pub(crate) const OWN_BYTES: usize = 1024 * 1024;
 
-/// Requests answered by the bridge whose ids are remembered, so that a late answer is dropped.
+/// Requests answered (by the server or the bridge) whose ids are remembered, so that a second or
+/// late answer is dropped.
 const CLOSED_KEPT: usize = 1024;
 
 /// A line for stdout with the bytes it holds.
@@ -70,7 +71,7 @@ struct Requests {
     pending: HashMap<String, Pending>,
     /// Progress token (JSON text) → request id.
     tokens: HashMap<String, String>,
-    /// Requests the bridge answered itself or the host cancelled, oldest first.
+    /// Requests answered, timed out or cancelled, oldest first.
     closed: VecDeque<String>,
     closed_set: HashSet<String>,
 }
@@ -154,8 +155,11 @@ impl Output {
                 let key = id.to_string();
                 if let Some(pending) = requests.remove(&key) {
                     pending.state.send_replace(State::Answered);
+                    // One answer per request: a second one (another stream's copy, or the
+                    // bridge's error once the exchange ends) is dropped.
+                    requests.close(&key);
                 } else if requests.closed_set.contains(&key) {
-                    tracing::info!(id = %key, "an answer after the request timed out or was cancelled; dropped");
+                    tracing::info!(id = %key, "an answer to a request answered, timed out or cancelled already; dropped");
                     return;
                 }
             }
@@ -215,6 +219,14 @@ impl Output {
             rx,
             output: self.clone(),
         })
+    }
+
+    /// Whether request `id` still waits for its answer (not answered, cancelled or timed out).
+    pub(crate) fn waiting(&self, id: &Value) -> bool {
+        self.inner
+            .requests
+            .lock()
+            .is_ok_and(|requests| requests.pending.contains_key(&id.to_string()))
     }
 
     /// The host cancelled request `key` (JSON text of its id): no answer is due any more.
