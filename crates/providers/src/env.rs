@@ -174,7 +174,7 @@ pub fn read_secret_file(path: &Path, what: &str) -> Result<SecretString> {
         if mode & 0o077 != 0 {
             return Err(refuse(
                 &format!("group or others may access it (mode {mode:o}), and it holds a secret"),
-                format!("chmod 600 {}", shell_word(path)),
+                format!("chmod 600 {}", context_harness_storage::shell_quote(path)),
             ));
         }
     }
@@ -214,7 +214,10 @@ fn untrusted_secret_file(e: storage::Error, path: &Path, what: &str) -> Error {
     let shown = path.display();
     let (why, hint) = match &e {
         storage::Error::Untrusted { path: bad, problem } => {
-            let (bad_word, is_file) = (shell_word(bad), bad.as_path() == path);
+            let (bad_word, is_file) = (
+                context_harness_storage::shell_quote(bad),
+                bad.as_path() == path,
+            );
             let (whose, fix_dir) = if is_file {
                 ("it".to_owned(), String::new())
             } else {
@@ -248,29 +251,6 @@ fn untrusted_secret_file(e: storage::Error, path: &Path, what: &str) -> Error {
         ),
     };
     Error::new(ErrorCode::ConfigInvalid, format!("{what} {shown}: {why}")).with_hint(hint)
-}
-
-/// `path` as one shell word for a hint: as it is when it has only safe characters, else in single
-/// quotes (control characters escaped).
-fn shell_word(path: &Path) -> String {
-    let text = path.to_string_lossy();
-    let safe = !text.is_empty()
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-+:@%,=".contains(c));
-    if safe {
-        return text.into_owned();
-    }
-    let mut out = String::from("'");
-    for c in text.chars() {
-        match c {
-            '\'' => out.push_str("'\\''"),
-            c if c.is_control() => out.extend(c.escape_default()),
-            c => out.push(c),
-        }
-    }
-    out.push('\'');
-    out
 }
 
 #[cfg(test)]

@@ -121,7 +121,7 @@ pub use secret::SecretSlots;
 pub use text::{TextError, decode_text};
 pub use trust::{
     HOME_DIRS, HOME_FILES, MAX_FILE_BYTES, check_dir, check_home, open_trusted, read_provisioned,
-    read_trusted,
+    read_trusted, shell_quote,
 };
 
 /// The keyring service name under which every entry is stored (the user name is the provider name).

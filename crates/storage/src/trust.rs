@@ -252,29 +252,8 @@ pub fn read_provisioned(path: &Path) -> Result<Option<(Vec<u8>, bool, u32)>> {
 
 /// [`read_provisioned`]'s rule for the file and its directory: owned by the effective user or root,
 /// not writable by group or others.
-#[cfg(unix)]
 fn check_provisioned_owner_mode(meta: &std::fs::Metadata, path: &Path) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let expected = rustix::process::geteuid().as_raw();
-    if meta.uid() != expected && meta.uid() != 0 {
-        return Err(Error::untrusted(
-            path,
-            TrustProblem::Owner {
-                owner: meta.uid(),
-                expected,
-            },
-        ));
-    }
-    let mode = meta.mode() & 0o7777;
-    if mode & 0o022 != 0 {
-        return Err(Error::untrusted(path, TrustProblem::Writable { mode }));
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn check_provisioned_owner_mode(_meta: &std::fs::Metadata, _path: &Path) -> Result<()> {
-    Ok(())
+    owner_mode_rule(meta, path, true)
 }
 
 /// Checks an opened file (`fstat` on its descriptor): a regular file, owned by the effective user, not
@@ -298,11 +277,17 @@ pub(crate) fn nofollow_flags() -> i32 {
     i32::try_from(flags.bits()).unwrap_or(0)
 }
 
-#[cfg(unix)]
+/// The home directory's rule: owned by the effective user, not writable by group or others.
 fn check_owner_mode(meta: &std::fs::Metadata, path: &Path) -> Result<()> {
+    owner_mode_rule(meta, path, false)
+}
+
+/// Owned by the effective user (or by root when `root_too`), not writable by group or others.
+#[cfg(unix)]
+fn owner_mode_rule(meta: &std::fs::Metadata, path: &Path, root_too: bool) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     let expected = rustix::process::geteuid().as_raw();
-    if meta.uid() != expected {
+    if meta.uid() != expected && !(root_too && meta.uid() == 0) {
         return Err(Error::untrusted(
             path,
             TrustProblem::Owner {
@@ -319,7 +304,7 @@ fn check_owner_mode(meta: &std::fs::Metadata, path: &Path) -> Result<()> {
 }
 
 #[cfg(not(unix))]
-fn check_owner_mode(_meta: &std::fs::Metadata, _path: &Path) -> Result<()> {
+fn owner_mode_rule(_meta: &std::fs::Metadata, _path: &Path, _root_too: bool) -> Result<()> {
     Ok(())
 }
 
@@ -337,8 +322,17 @@ pub(crate) fn fix_for(path: &Path, problem: TrustProblem) -> String {
     }
 }
 
-/// `path` as one shell word: unchanged when it has only safe characters, else in single quotes.
-fn shell_quote(path: &Path) -> String {
+/// `path` as one shell word, for hints that name a command: unchanged when it has only safe
+/// characters, else in single quotes (control characters escaped, so the hint is one line).
+///
+/// ```
+/// use std::path::Path;
+/// use context_harness_storage::shell_quote;
+///
+/// assert_eq!(shell_quote(Path::new("/home/me/key.pem")), "/home/me/key.pem");
+/// assert_eq!(shell_quote(Path::new("/tmp/a b")), "'/tmp/a b'");
+/// ```
+pub fn shell_quote(path: &Path) -> String {
     let text = path.to_string_lossy();
     let safe = !text.is_empty()
         && text
