@@ -144,8 +144,9 @@ pub(crate) struct SignInArgs {
     /// The OAuth grant: `authorization_code` (the browser; the default of `mcp auth`),
     /// `client_credentials` (a machine client: --client-id, and its secret from
     /// CONTEXT_HARNESS_CLIENT_SECRET(_FILE) or --private-key-file), `jwt_bearer` (a workload
-    /// identity token from --assertion-file), `id_jag` (not supported yet). Without it `mcp proxy`
-    /// renews stored tokens with the grant that obtained them.
+    /// identity token from --assertion-file), `id_jag` (Enterprise-Managed Authorization: the
+    /// user's ID token from --idp-issuer exchanged for an ID-JAG). Without it `mcp proxy` renews
+    /// stored tokens with the grant that obtained them.
     #[arg(long, value_enum, value_name = "GRANT")]
     pub(crate) grant_type: Option<GrantTypeArg>,
     /// client_credentials / jwt_bearer: authenticate the client with an RFC 7523 `private_key_jwt`
@@ -160,6 +161,17 @@ pub(crate) struct SignInArgs {
     /// request (symbolic links followed; yours with mode 0600, or root's when you are not root).
     #[arg(long, value_name = "FILE")]
     pub(crate) assertion_file: Option<PathBuf>,
+    /// id_jag: the enterprise identity provider's issuer URL (discovery is read from it). Its
+    /// client secret, if it wants one, from CONTEXT_HARNESS_IDP_CLIENT_SECRET(_FILE).
+    #[arg(long, value_name = "URL")]
+    pub(crate) idp_issuer: Option<String>,
+    /// id_jag: this client's id at the identity provider.
+    #[arg(long, value_name = "ID")]
+    pub(crate) idp_client_id: Option<String>,
+    /// id_jag: a file holding the user's ID token from the identity provider, read again at every
+    /// token exchange (yours with mode 0600, or root's when you are not root).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) id_token_file: Option<PathBuf>,
 }
 
 /// `--grant-type` values (the names are a contract).
@@ -172,7 +184,8 @@ pub(crate) enum GrantTypeArg {
     ClientCredentials,
     /// The JWT-bearer grant (RFC 7523 §2.1) with a workload identity token.
     JwtBearer,
-    /// Enterprise-Managed Authorization (ID-JAG): not supported yet (exit 8).
+    /// Enterprise-Managed Authorization: an ID-JAG from the identity provider, then the
+    /// JWT-bearer grant.
     IdJag,
 }
 
@@ -230,11 +243,24 @@ impl SignInArgs {
         if self.assertion_file.is_some() && grant != Some(GrantType::JwtBearer) {
             return Err(usage("--assertion-file", "jwt_bearer"));
         }
+        let idp = [
+            ("--idp-issuer", self.idp_issuer.is_some()),
+            ("--idp-client-id", self.idp_client_id.is_some()),
+            ("--id-token-file", self.id_token_file.is_some()),
+        ];
+        if let Some((flag, _)) = idp.iter().find(|(_, given)| *given)
+            && grant != Some(GrantType::IdJag)
+        {
+            return Err(usage(flag, "id_jag"));
+        }
         let mut options = GrantOptions::default();
         options.grant_type = grant;
         options.private_key_file.clone_from(&self.private_key_file);
         options.signing_alg = self.signing_alg;
         options.assertion_file.clone_from(&self.assertion_file);
+        options.idp_issuer.clone_from(&self.idp_issuer);
+        options.idp_client_id.clone_from(&self.idp_client_id);
+        options.id_token_file.clone_from(&self.id_token_file);
         Ok(options)
     }
 }

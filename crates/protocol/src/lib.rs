@@ -19,6 +19,8 @@
 //!   assertion as a signing input ([`compact_jws`] once signed), the shape check of a workload
 //!   identity assertion ([`is_compact_jws`]), and the grant names ([`CLIENT_CREDENTIALS_GRANT`],
 //!   [`JWT_BEARER_GRANT`]).
+//! - Enterprise-Managed Authorization (ID-JAG): the RFC 8693 token exchange at the IdP
+//!   ([`IdJagRequest`], [`check_issued_token_type`]) and a held JWT's expiry ([`jwt_expiry`]).
 //! - The reaction to a resource server's 401/403 (RFC 6750 §3, RFC 9728 §5, MCP "Step-Up
 //!   Authorization Flow"): the [`AuthRecovery`] state machine, fed [`Refusal`]s and [`Outcome`]s of
 //!   each [`Exchange`], answering [`Decision`]s (refresh, sign in, step up, give up) within bounds a
@@ -66,6 +68,7 @@ mod recovery;
 mod registration;
 mod server_url;
 mod token_error;
+mod token_exchange;
 mod well_known;
 mod www_authenticate;
 
@@ -91,6 +94,10 @@ pub use registration::{
 };
 pub use server_url::{ServerUrl, ServerUrlError, canonical_url};
 pub use token_error::TokenError;
+pub use token_exchange::{
+    ID_JAG_TOKEN_TYPE, ID_TOKEN_TYPE, IdJagRequest, TOKEN_EXCHANGE_GRANT, check_issued_token_type,
+    jwt_expiry,
+};
 pub use well_known::{
     accepted_resource, authorization_server_metadata_urls, canonical_resource_uri, issuers_match,
     metadata_url_resource, parse_config_url, protected_resource_metadata_urls, resource_covers,

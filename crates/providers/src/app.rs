@@ -30,6 +30,8 @@ const MAX_VERSION_LEN: usize = 64;
 /// | storage variable ([`storage_env`](Self::storage_env)) | `MY_TOOL_STORAGE` | `CONTEXT_HARNESS_STORAGE` |
 /// | client secret ([`client_secret_env`](Self::client_secret_env)) | `MY_TOOL_CLIENT_SECRET` | `CONTEXT_HARNESS_CLIENT_SECRET` |
 /// | client secret file ([`client_secret_file_env`](Self::client_secret_file_env)) | `MY_TOOL_CLIENT_SECRET_FILE` | `CONTEXT_HARNESS_CLIENT_SECRET_FILE` |
+/// | IdP client secret ([`idp_client_secret_env`](Self::idp_client_secret_env)) | `MY_TOOL_IDP_CLIENT_SECRET` | `CONTEXT_HARNESS_IDP_CLIENT_SECRET` |
+/// | IdP client secret file ([`idp_client_secret_file_env`](Self::idp_client_secret_file_env)) | `MY_TOOL_IDP_CLIENT_SECRET_FILE` | `CONTEXT_HARNESS_IDP_CLIENT_SECRET_FILE` |
 /// | client metadata document URL ([`client_metadata_url_env`](Self::client_metadata_url_env)) | `MY_TOOL_CLIENT_METADATA_URL` | `CONTEXT_HARNESS_CLIENT_METADATA_URL` |
 /// | `User-Agent` ([`user_agent`](Self::user_agent)) | `my-tool/<version>` | `context-harness/0.1.0` |
 /// | RFC 7591 `client_name`, MCP `clientInfo.name` | `my-tool` | `context-harness` |
@@ -265,32 +267,41 @@ impl App {
         if let Some(secret) = service_var.and_then(|var| env.get(var)) {
             return Ok(Some(ClientSecret::new(secret)));
         }
-        let (var, file_var) = (self.client_secret_env(), self.client_secret_file_env());
-        match (env.get(&var), env.get(&file_var)) {
-            (Some(_), Some(_)) => Err(Error::new(
-                ErrorCode::ConfigInvalid,
-                format!("both {var} and {file_var} are set"),
-            )
-            .with_hint(format!("set only one of {var} and {file_var}"))),
-            (Some(secret), None) => {
-                tracing::debug!(variable = %var, "using the client secret from the environment");
-                Ok(Some(ClientSecret::new(secret)))
-            }
-            (None, Some(path)) => {
-                let secret = read_secret_file(Path::new(path), &file_var)?;
-                let secret = secret.secret().trim_end_matches(['\r', '\n']);
-                if secret.is_empty() {
-                    return Err(Error::new(
-                        ErrorCode::ConfigInvalid,
-                        format!("{file_var} {path}: the file is empty"),
-                    )
-                    .with_hint("write the client secret into the file"));
-                }
-                tracing::debug!(variable = %file_var, "using the client secret from a file");
-                Ok(Some(ClientSecret::new(secret)))
-            }
-            (None, None) => Ok(None),
-        }
+        secret_from(
+            env,
+            &self.client_secret_env(),
+            &self.client_secret_file_env(),
+        )
+    }
+
+    /// The environment variable holding this client's secret at the enterprise identity provider
+    /// of Enterprise-Managed Authorization (`--grant-type id_jag`), when the IdP wants one:
+    /// `{NAME}_IDP_CLIENT_SECRET` (`MY_TOOL_IDP_CLIENT_SECRET`).
+    pub fn idp_client_secret_env(&self) -> String {
+        format!("{}_IDP_CLIENT_SECRET", env_prefix(&self.name))
+    }
+
+    /// The environment variable naming a file that holds the IdP client secret instead:
+    /// `{NAME}_IDP_CLIENT_SECRET_FILE` (`MY_TOOL_IDP_CLIENT_SECRET_FILE`).
+    pub fn idp_client_secret_file_env(&self) -> String {
+        format!("{}_IDP_CLIENT_SECRET_FILE", env_prefix(&self.name))
+    }
+
+    /// This client's secret at the enterprise IdP (RFC 6749 §2.3.1), from
+    /// [`idp_client_secret_env`](Self::idp_client_secret_env), else the file named by
+    /// [`idp_client_secret_file_env`](Self::idp_client_secret_file_env) (read as
+    /// [`client_secret`](Self::client_secret) reads its file); `None` for a public client at the
+    /// IdP. Only ever sent to the IdP's token endpoint.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::ConfigInvalid`] as for [`client_secret`](Self::client_secret).
+    pub fn idp_client_secret(&self, env: &Environment) -> Result<Option<ClientSecret>> {
+        secret_from(
+            env,
+            &self.idp_client_secret_env(),
+            &self.idp_client_secret_file_env(),
+        )
     }
 
     /// The home directory: `${NAME}_HOME`, else `$HOME/.{name}` (`%USERPROFILE%` on Windows).
@@ -317,6 +328,36 @@ impl App {
     /// The MCP `initialize` request's `clientInfo` (`name`, `version`) sent when probing a server.
     pub fn client_info(&self) -> (&str, &str) {
         (&self.name, &self.version)
+    }
+}
+
+/// A secret from the variable `var`, else from the file named by `file_var` (see
+/// [`App::client_secret`]); both set is an error.
+fn secret_from(env: &Environment, var: &str, file_var: &str) -> Result<Option<ClientSecret>> {
+    match (env.get(var), env.get(file_var)) {
+        (Some(_), Some(_)) => Err(Error::new(
+            ErrorCode::ConfigInvalid,
+            format!("both {var} and {file_var} are set"),
+        )
+        .with_hint(format!("set only one of {var} and {file_var}"))),
+        (Some(secret), None) => {
+            tracing::debug!(variable = %var, "using the client secret from the environment");
+            Ok(Some(ClientSecret::new(secret)))
+        }
+        (None, Some(path)) => {
+            let secret = read_secret_file(Path::new(path), file_var)?;
+            let secret = secret.secret().trim_end_matches(['\r', '\n']);
+            if secret.is_empty() {
+                return Err(Error::new(
+                    ErrorCode::ConfigInvalid,
+                    format!("{file_var} {path}: the file is empty"),
+                )
+                .with_hint("write the client secret into the file"));
+            }
+            tracing::debug!(variable = %file_var, "using the client secret from a file");
+            Ok(Some(ClientSecret::new(secret)))
+        }
+        (None, None) => Ok(None),
     }
 }
 
@@ -354,6 +395,35 @@ mod tests {
         assert_eq!(app.user_agent(), "my-tool/2.0.0-beta.1");
         assert_eq!(app.client_name(), "my-tool");
         assert_eq!(app.client_info(), ("my-tool", "2.0.0-beta.1"));
+    }
+
+    #[test]
+    fn idp_client_secret_variables_follow_the_app() {
+        let app = App::new("my-tool").unwrap_or_default();
+        assert_eq!(app.idp_client_secret_env(), "MY_TOOL_IDP_CLIENT_SECRET");
+        assert_eq!(
+            App::default().idp_client_secret_env(),
+            "CONTEXT_HARNESS_IDP_CLIENT_SECRET"
+        );
+        let env = Environment::from_pairs([
+            ("MY_TOOL_CLIENT_SECRET", "the MCP client's"),
+            ("MY_TOOL_IDP_CLIENT_SECRET", "the IdP's"),
+        ]);
+        let idp = app
+            .idp_client_secret(&env)
+            .map(|s| s.map(|s| s.secret().to_owned()));
+        assert_eq!(idp.ok().flatten().as_deref(), Some("the IdP's"));
+        // Neither secret stands in for the other.
+        let only_client = Environment::from_pairs([("MY_TOOL_CLIENT_SECRET", "the MCP client's")]);
+        assert!(matches!(app.idp_client_secret(&only_client), Ok(None)));
+        let both = Environment::from_pairs([
+            ("MY_TOOL_IDP_CLIENT_SECRET", "a"),
+            ("MY_TOOL_IDP_CLIENT_SECRET_FILE", "/nonexistent"),
+        ]);
+        assert_eq!(
+            app.idp_client_secret(&both).map_err(|e| e.code()).err(),
+            Some(ErrorCode::ConfigInvalid)
+        );
     }
 
     #[test]

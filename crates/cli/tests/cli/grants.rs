@@ -3,7 +3,7 @@
 //! with an RFC 7523 `private_key_jwt` assertion (EC and RSA keys), renewed near expiry by
 //! `mcp token` / `mcp refresh` without the options repeated (one grant request for many concurrent
 //! callers), `mcp status` showing the grant, and the refusals that happen before anything is sent
-//! (assertion and key files, missing secret, `id_jag`). No secret, key or assertion appears in any
+//! (assertion and key files, missing secret, `id_jag` without its identity provider). No secret, key or assertion appears in any
 //! output at `-vvv`.
 
 use std::os::unix::fs::PermissionsExt as _;
@@ -323,9 +323,13 @@ fn refusals_before_anything_is_sent() {
         missing.stderr.contains("CONTEXT_HARNESS_CLIENT_SECRET"),
         "{missing:#?}"
     );
-    // Enterprise-Managed Authorization is not supported yet (exit 8).
-    home.run(&["mcp", "auth", "local", "--grant-type", "id_jag"])
-        .expect_code(8);
+    // Enterprise-Managed Authorization without its identity provider: what is missing is named
+    // (exit 8); its options without it, a usage error.
+    let id_jag = home.run(&["mcp", "auth", "local", "--grant-type", "id_jag"]);
+    id_jag.expect_code(8);
+    assert!(id_jag.stderr.contains("--idp-issuer"), "{id_jag:#?}");
+    home.run(&["mcp", "auth", "local", "--idp-issuer", &server.issuer])
+        .expect_code(2);
     // A key or assertion file without a grant that uses it: a usage error.
     let key = write_file(&home, "k.pem", "x", 0o600);
     let key = key.display().to_string();

@@ -18,6 +18,8 @@ pub(crate) enum Grant {
     ClientCredentials,
     /// The JWT-bearer grant with a workload identity assertion (RFC 7523 §2.1).
     JwtBearer,
+    /// The token exchange (RFC 8693) of an ID token for an ID-JAG at an enterprise IdP.
+    TokenExchange,
 }
 
 /// A token-store failure as [`ErrorCode::Storage`]; for a refused (untrusted) file or directory
@@ -115,6 +117,7 @@ fn classify_response_error_inner(e: &ResponseError, grant: Grant) -> Error {
         Grant::Refresh => "refreshing the token",
         Grant::ClientCredentials => "requesting a token with the client credentials grant",
         Grant::JwtBearer => "requesting a token with the JWT-bearer grant",
+        Grant::TokenExchange => "exchanging the ID token at the identity provider",
     };
     match e {
         ResponseError::OAuth {

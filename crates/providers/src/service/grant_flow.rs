@@ -3,7 +3,7 @@
 //! ([`OAuthService::renew_grant`]), and one request ([`OAuthService::grant_request`]) — a client
 //! credentials grant authenticated with the client's secret or an RFC 7523 §2.2 client assertion
 //! signed with its key, or a JWT-bearer grant (RFC 7523 §2.1) with the assertion read from its file
-//! at every request. A refusal is final for the credentials that got it: the same request is not
+//! at every request, or with an ID-JAG obtained from the enterprise IdP just before (`id_jag`). A refusal is final for the credentials that got it: the same request is not
 //! sent again by this process and no other grant is tried (SEP-1933).
 
 use std::path::{Path, PathBuf};
@@ -50,13 +50,7 @@ impl OAuthService {
     ) -> Result<AuthOutcome> {
         let opts = &options.grant;
         match grant {
-            GrantType::IdJag => {
-                return Err(Error::new(
-                    ErrorCode::ConfigMissing,
-                    "the id_jag grant (Enterprise-Managed Authorization) is not supported yet",
-                )
-                .with_hint("use the authorization code, client credentials or JWT-bearer grant"));
-            }
+            GrantType::IdJag => check_id_jag_options(options)?,
             GrantType::JwtBearer if opts.assertion_file.is_none() => {
                 return Err(Error::new(
                     ErrorCode::ConfigMissing,
@@ -87,10 +81,13 @@ impl OAuthService {
             .as_deref()
             .map(str::trim)
             .filter(|s| !s.is_empty());
-        if grant == GrantType::ClientCredentials && client_id.is_none() {
+        if matches!(grant, GrantType::ClientCredentials | GrantType::IdJag) && client_id.is_none() {
             return Err(Error::new(
                 ErrorCode::ConfigMissing,
-                "the client credentials grant needs the pre-registered client's id",
+                format!(
+                    "the {} grant needs the pre-registered client's id",
+                    grant.as_str()
+                ),
             )
             .with_step(crate::NextStep::RegisterClient));
         }
@@ -183,6 +180,9 @@ impl OAuthService {
             private_key_file: opts.private_key_file.as_deref().map(absolute).transpose()?,
             signing_alg: alg.map(|a| a.as_str().to_owned()),
             assertion_file: opts.assertion_file.as_deref().map(absolute).transpose()?,
+            idp_issuer: opts.idp_issuer.clone(),
+            idp_client_id: opts.idp_client_id.clone(),
+            id_token_file: opts.id_token_file.as_deref().map(absolute).transpose()?,
             scope: (!scope.is_empty()).then(|| scope.join(" ")),
         };
         tracing::info!(
@@ -327,6 +327,11 @@ impl OAuthService {
             &config.provider.token_url,
             &format!("providers.{}.token_url", name.as_str()),
         )?;
+        // `id_jag`: what identifies the request is the user's ID token; the ID-JAG is new each time.
+        let id_token = match kind {
+            GrantType::IdJag => Some(self.idp_id_token(grant)?),
+            _ => None,
+        };
         let assertion = match (&grant.assertion_file, kind) {
             (Some(file), GrantType::JwtBearer) => Some(read_assertion(file)?),
             (None, GrantType::JwtBearer) => {
@@ -358,9 +363,14 @@ impl OAuthService {
         if let Some(resource) = &config.provider.resource {
             form.push(("resource", resource));
         }
-        let fingerprint = fingerprint(grant, config, assertion.as_ref());
+        let fingerprint = fingerprint(grant, config, assertion.as_ref().or(id_token.as_ref()));
         let refused = |entry: &(PathBuf, String, [u8; 32])| {
             entry.0 == self.home && entry.1 == name.as_str() && entry.2 == fingerprint
+        };
+        let remember_refusal = || {
+            if let Ok(mut list) = REFUSED.lock() {
+                list.push((self.home.clone(), name.as_str().to_owned(), fingerprint));
+            }
         };
         if REFUSED.lock().is_ok_and(|list| list.iter().any(refused)) {
             return Err(Error::new(
@@ -371,6 +381,22 @@ impl OAuthService {
                 ),
             )
             .with_hint("fix the client's credentials or the assertion, then start again"));
+        }
+        // Enterprise-Managed Authorization: the ID-JAG from the IdP is the assertion.
+        let id_jag = match &id_token {
+            Some(id_token) => match self.exchange_for_id_jag(config, grant, id_token).await {
+                Ok(id_jag) => Some(id_jag),
+                Err(e) => {
+                    if e.oauth_error().is_some() && !e.is_transient() {
+                        remember_refusal();
+                    }
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
+        if let Some(id_jag) = &id_jag {
+            form.push(("assertion", id_jag.secret()));
         }
         // The issuer is the audience of a client assertion (RFC 7523bis; the MCP conformance suite
         // checks it); the token endpoint when no issuer is known (RFC 7523 §3).
@@ -397,7 +423,7 @@ impl OAuthService {
         )
         .await?;
         let classify = match kind {
-            GrantType::JwtBearer => Grant::JwtBearer,
+            GrantType::JwtBearer | GrantType::IdJag => Grant::JwtBearer,
             _ => Grant::ClientCredentials,
         };
         match tokens::parse_token_response(
@@ -414,9 +440,7 @@ impl OAuthService {
             Err(e) => {
                 let err = classify_response_error(&e, classify);
                 if err.oauth_error().is_some() && !err.is_transient() {
-                    if let Ok(mut list) = REFUSED.lock() {
-                        list.push((self.home.clone(), name.as_str().to_owned(), fingerprint));
-                    }
+                    remember_refusal();
                     return Err(explain_refusal(err, kind, grant));
                 }
                 Err(err)
@@ -503,6 +527,7 @@ fn explain_refusal(err: Error, kind: GrantType, grant: &GrantRecord) -> Error {
                 |p| p.display().to_string()
             )
         ),
+        (Some("invalid_grant"), GrantType::IdJag) => "the MCP authorization server refused the ID-JAG: check that it trusts the identity provider (--idp-issuer) and knows --client-id as this client".to_owned(),
         (Some("unauthorized_client"), _) => format!(
             "the authorization server does not allow this client the {} grant; ask its administrator",
             kind.as_str()
@@ -530,17 +555,48 @@ fn absolute(path: &Path) -> Result<PathBuf> {
     })
 }
 
+/// The options of an `id_jag` sign-in, checked before anything is sent.
+fn check_id_jag_options(options: &AuthenticateOptions) -> Result<()> {
+    let opts = &options.grant;
+    if opts.assertion_file.is_some() {
+        return Err(Error::new(
+            ErrorCode::ConfigInvalid,
+            "an assertion file is for the JWT-bearer grant; the id_jag grant takes an ID token file",
+        ));
+    }
+    let record = GrantRecord {
+        idp_issuer: opts.idp_issuer.clone(),
+        idp_client_id: opts.idp_client_id.clone(),
+        ..GrantRecord::interactive(GrantType::IdJag)
+    };
+    super::id_jag::idp_of(&record)?;
+    if opts.id_token_file.is_none() {
+        return Err(Error::new(
+            ErrorCode::ConfigMissing,
+            "Enterprise-Managed Authorization needs the user's ID token from the identity provider",
+        )
+        .with_hint("give --id-token-file FILE with an ID token the identity provider issued to --idp-client-id"));
+    }
+    Ok(())
+}
+
 /// The assertion of a JWT-bearer grant, read from `path` at every request
 /// ([`read_provisioned`](context_harness_storage::read_provisioned): links followed, the file the
 /// user's own with mode 0600 or root's, neither it nor its directory writable by group or others),
 /// trimmed, and refused unless it has the shape of a JWT. Messages name the file, never its
 /// content.
 fn read_assertion(path: &Path) -> Result<SecretString> {
+    read_jwt_file(path, "assertion file")
+}
+
+/// A JWT handed to this client in a file (`what`: `assertion file`, `ID token file`), read as
+/// [`read_assertion`] describes.
+pub(super) fn read_jwt_file(path: &Path, what: &str) -> Result<SecretString> {
     let shown = path.display();
     let refuse = |why: String, hint: &str| {
         Error::new(
             ErrorCode::ConfigInvalid,
-            format!("the assertion file {shown}: {why}"),
+            format!("the {what} {shown}: {why}"),
         )
         .with_hint(hint.to_owned())
     };
@@ -549,19 +605,18 @@ fn read_assertion(path: &Path) -> Result<SecretString> {
         Ok(None) => {
             return Err(refuse(
                 "no such file".to_owned(),
-                "give the path of the workload identity token",
+                "give the path of the file that holds the JWT",
             ));
         }
         Err(e) => {
             let hint = e
                 .fix()
                 .unwrap_or_else(|| "keep the file where only you (or root) can write".to_owned());
-            return Err(Error::new(
-                ErrorCode::ConfigInvalid,
-                format!("the assertion file {shown}: {e}"),
-            )
-            .with_hint(hint)
-            .with_source(e));
+            return Err(
+                Error::new(ErrorCode::ConfigInvalid, format!("the {what} {shown}: {e}"))
+                    .with_hint(hint)
+                    .with_source(e),
+            );
         }
     };
     // A file of the user's own holds a secret: nobody else may read it (also for root, whose own
@@ -579,7 +634,7 @@ fn read_assertion(path: &Path) -> Result<SecretString> {
     if !protocol::is_compact_jws(jwt) {
         return Err(refuse(
             "it does not hold a JWT (three base64url parts)".to_owned(),
-            "give the file of the workload identity token",
+            "give the file that holds the JWT",
         ));
     }
     Ok(SecretString::new(jwt.to_owned()))

@@ -9,8 +9,12 @@
 //!   the client id, `aud` = the issuer, a fresh `jti`, `exp` 5 minutes on).
 //! - The JWT-bearer grant (RFC 7523 §2.1; MCP workload identity, SEP-1933): the assertion is a
 //!   workload identity token read from its file at every request (platforms rotate it on disk).
+//! - Enterprise-Managed Authorization (SEP-990, the ID-JAG draft; `id_jag`): the user's ID token
+//!   from the enterprise IdP (a file, or the IdP's own OIDC sign-in, see `id_jag`) is exchanged at
+//!   the IdP (RFC 8693) for an ID-JAG, which is the assertion of the JWT-bearer grant at the MCP
+//!   authorization server. The user never goes to the MCP authorization server.
 //!
-//! Neither issues a refresh token (one that comes anyway is dropped: it would only be a long-lived
+//! None issues a refresh token (one that comes anyway is dropped: it would only be a long-lived
 //! secret on disk): a token set is renewed by running its grant again, under the same per-name lock
 //! and with the same single-flight rules as a refresh (`grant_flow`). What the grant
 //! needs for that — its type, the client authentication, the key or assertion file's path, the
@@ -43,9 +47,9 @@ pub enum GrantType {
     ClientCredentials,
     /// The JWT-bearer grant (RFC 7523 §2.1) with a workload identity assertion (SEP-1933).
     JwtBearer,
-    /// Enterprise-Managed Authorization (an ID-JAG from the IdP, then the JWT-bearer grant): not
-    /// supported yet; a sign-in asking for it fails with
-    /// [`ErrorCode::ConfigMissing`](crate::ErrorCode::ConfigMissing).
+    /// Enterprise-Managed Authorization: an ID-JAG from the enterprise IdP (RFC 8693 token
+    /// exchange of the user's ID token), then the JWT-bearer grant with it at the MCP authorization
+    /// server.
     IdJag,
 }
 
@@ -75,10 +79,14 @@ impl GrantType {
         .find(|g| g.as_str() == name)
     }
 
-    /// Whether tokens of this grant are renewed by running the grant again (no user, no refresh
-    /// token): the client credentials and JWT-bearer grants.
+    /// Whether tokens of this grant are renewed by running the grant again (no refresh token
+    /// from the authorization server): the client credentials, JWT-bearer and `id_jag` grants (the
+    /// last with a fresh ID-JAG, from an ID token kept fresh with the IdP's refresh token).
     pub fn renews_itself(self) -> bool {
-        matches!(self, Self::ClientCredentials | Self::JwtBearer)
+        matches!(
+            self,
+            Self::ClientCredentials | Self::JwtBearer | Self::IdJag
+        )
     }
 
     /// The grant that produced `tokens`, as recorded with them at sign-in; tokens stored without a
@@ -112,6 +120,16 @@ pub struct GrantOptions {
     /// user is root), or root's when the user is not (the platform's file, readable as the platform
     /// decides), and neither it nor its directory may be writable by group or others.
     pub assertion_file: Option<PathBuf>,
+    /// `id_jag`: the enterprise IdP's issuer identifier (its OpenID Connect discovery is read from
+    /// it). Its client secret, when it wants one, comes from
+    /// [`App::idp_client_secret`](crate::App::idp_client_secret), never from here.
+    pub idp_issuer: Option<String>,
+    /// `id_jag`: this client's id at the IdP.
+    pub idp_client_id: Option<String>,
+    /// `id_jag`: a file holding the user's ID token from the IdP (read as
+    /// [`assertion_file`](Self::assertion_file) is, at every exchange). Without it the user signs
+    /// in to the IdP in the browser (OpenID Connect, PKCE) and its refresh token is kept.
+    pub id_token_file: Option<PathBuf>,
 }
 
 impl GrantOptions {
@@ -130,6 +148,23 @@ impl GrantOptions {
             assertion_file: Some(file.into()),
             ..Self::default()
         }
+    }
+
+    /// Enterprise-Managed Authorization with the IdP `issuer`, where this client is `client_id`.
+    pub fn id_jag(issuer: impl Into<String>, client_id: impl Into<String>) -> Self {
+        Self {
+            grant_type: Some(GrantType::IdJag),
+            idp_issuer: Some(issuer.into()),
+            idp_client_id: Some(client_id.into()),
+            ..Self::default()
+        }
+    }
+
+    /// `id_jag`: the user's ID token is read from `file` (no sign-in at the IdP).
+    #[must_use]
+    pub fn id_token_file(mut self, file: impl Into<PathBuf>) -> Self {
+        self.id_token_file = Some(file.into());
+        self
     }
 
     /// Authenticates the client with `private_key_jwt`, signed by the PEM key in `file`.
@@ -167,6 +202,15 @@ pub(crate) struct GrantRecord {
     pub(super) signing_alg: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) assertion_file: Option<PathBuf>,
+    /// `id_jag`: the IdP's issuer identifier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) idp_issuer: Option<String>,
+    /// `id_jag`: this client's id at the IdP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) idp_client_id: Option<String>,
+    /// `id_jag`: the ID token's file; none when the IdP's own sign-in provides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) id_token_file: Option<PathBuf>,
     /// The scope requested (space-separated), asked for again at renewal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) scope: Option<String>,
@@ -181,6 +225,9 @@ impl GrantRecord {
             private_key_file: None,
             signing_alg: None,
             assertion_file: None,
+            idp_issuer: None,
+            idp_client_id: None,
+            id_token_file: None,
             scope: None,
         }
     }
@@ -247,6 +294,7 @@ mod tests {
         assert_eq!(GrantType::parse("password"), None);
         assert!(GrantType::ClientCredentials.renews_itself());
         assert!(GrantType::JwtBearer.renews_itself());
+        assert!(GrantType::IdJag.renews_itself());
         assert!(!GrantType::AuthorizationCode.renews_itself());
     }
 

@@ -32,6 +32,7 @@ mod config;
 mod device_flow;
 mod grant_flow;
 mod grants;
+mod id_jag;
 mod logout;
 mod mcp;
 mod namespace;
