@@ -161,6 +161,14 @@ pub(crate) struct SignInArgs {
     /// request (symbolic links followed; yours with mode 0600, or root's when you are not root).
     #[arg(long, value_name = "FILE")]
     pub(crate) assertion_file: Option<PathBuf>,
+    /// The options of Enterprise-Managed Authorization (boxed: rarely given).
+    #[command(flatten)]
+    pub(crate) idp: Box<IdpArgs>,
+}
+
+/// The options of `--grant-type id_jag` (Enterprise-Managed Authorization).
+#[derive(Debug, Args)]
+pub(crate) struct IdpArgs {
     /// id_jag: the enterprise identity provider's issuer URL (discovery is read from it). Its
     /// client secret, if it wants one, from CONTEXT_HARNESS_IDP_CLIENT_SECRET(_FILE).
     #[arg(long, value_name = "URL")]
@@ -244,9 +252,9 @@ impl SignInArgs {
             return Err(usage("--assertion-file", "jwt_bearer"));
         }
         let idp = [
-            ("--idp-issuer", self.idp_issuer.is_some()),
-            ("--idp-client-id", self.idp_client_id.is_some()),
-            ("--id-token-file", self.id_token_file.is_some()),
+            ("--idp-issuer", self.idp.idp_issuer.is_some()),
+            ("--idp-client-id", self.idp.idp_client_id.is_some()),
+            ("--id-token-file", self.idp.id_token_file.is_some()),
         ];
         if let Some((flag, _)) = idp.iter().find(|(_, given)| *given)
             && grant != Some(GrantType::IdJag)
@@ -258,9 +266,9 @@ impl SignInArgs {
         options.private_key_file.clone_from(&self.private_key_file);
         options.signing_alg = self.signing_alg;
         options.assertion_file.clone_from(&self.assertion_file);
-        options.idp_issuer.clone_from(&self.idp_issuer);
-        options.idp_client_id.clone_from(&self.idp_client_id);
-        options.id_token_file.clone_from(&self.id_token_file);
+        options.idp_issuer.clone_from(&self.idp.idp_issuer);
+        options.idp_client_id.clone_from(&self.idp.idp_client_id);
+        options.id_token_file.clone_from(&self.idp.id_token_file);
         Ok(options)
     }
 }

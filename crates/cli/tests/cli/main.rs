@@ -24,6 +24,7 @@ mod hostile;
 mod hostile_log;
 #[path = "../../../providers/tests/integration/hostile_stub.rs"]
 mod hostile_stub;
+mod id_jag;
 mod interop;
 mod lifecycle;
 mod mcp;
