@@ -103,8 +103,8 @@ pub fn check_issued_token_type(issued: Option<&str>) -> Result<(), Option<String
 /// ```
 /// use context_harness_protocol::jwt_expiry;
 ///
-/// // {"alg":"none"} . {"exp":1700000000}
-/// assert_eq!(jwt_expiry("eyJhbGciOiJub25lIn0.eyJleHAiOjE3MDAwMDAwMDB9.c2ln"), Some(1_700_000_000));
+/// // {"alg":"ES256"} . {"exp":1700000000}
+/// assert_eq!(jwt_expiry("eyJhbGciOiJFUzI1NiJ9.eyJleHAiOjE3MDAwMDAwMDB9.c2ln"), Some(1_700_000_000));
 /// assert_eq!(jwt_expiry("not a jwt"), None);
 /// ```
 pub fn jwt_expiry(jwt: &str) -> Option<u64> {
