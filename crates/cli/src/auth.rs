@@ -315,10 +315,16 @@ pub(crate) fn run(ctx: &Context, args: AuthArgs) -> anyhow::Result<u8> {
         ));
     }
     let tokens = &outcome.tokens;
-    let expiry = tokens.expires_at().map_or_else(
-        || "no expiry given".to_owned(),
-        |at| format!("valid until {}", timefmt::human(at, SystemTime::now())),
-    );
+    // `expires_in` 0 or negative: the server says the token has expired already (kept as such).
+    let born_expired = tokens.expires_in == Some(0);
+    let expiry = if born_expired {
+        "already expired (the server gave it no lifetime: expires_in 0 or less)".to_owned()
+    } else {
+        tokens.expires_at().map_or_else(
+            || "no expiry given".to_owned(),
+            |at| format!("valid until {}", timefmt::human(at, SystemTime::now())),
+        )
+    };
     let scopes = tokens.scopes();
     let scopes = if scopes.is_empty() {
         "-".to_owned()
@@ -343,5 +349,12 @@ pub(crate) fn run(ctx: &Context, args: AuthArgs) -> anyhow::Result<u8> {
     ctx.say(format!(
         "Access token {expiry}; scopes: {scopes}; {renewal}{redirect}"
     ));
+    if born_expired {
+        ctx.say(if tokens.refresh_token.is_some() {
+            "The sign-in is kept; the access token is refreshed when it is first used."
+        } else {
+            "The sign-in is kept, but without a refresh token the access token cannot be renewed: commands that need it will ask for a new sign-in."
+        });
+    }
     Ok(exit::OK)
 }

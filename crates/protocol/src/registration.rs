@@ -41,6 +41,11 @@ pub struct ClientRegistration {
     /// RFC 7592 management token, if given (secret).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registration_access_token: Option<String>,
+    /// The scope values the client was registered for (RFC 7591 §2 `scope`, space-separated): the
+    /// server's answer, else what was asked for. `None` when neither said (registrations stored by
+    /// older versions): no restriction is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 fn default_auth_method() -> String {
@@ -67,6 +72,16 @@ impl fmt::Debug for ClientRegistration {
 }
 
 impl ClientRegistration {
+    /// Whether every one of `scopes` is among the registered [`scope`](Self::scope) values (a
+    /// server may refuse to issue a client other scopes than it registered): `true` when the
+    /// registration names none.
+    pub fn covers_scopes(&self, scopes: &[String]) -> bool {
+        self.scope.as_deref().is_none_or(|registered| {
+            let registered: Vec<&str> = registered.split_ascii_whitespace().collect();
+            scopes.iter().all(|s| registered.contains(&s.as_str()))
+        })
+    }
+
     /// Whether this registration can be used for a sign-in with `redirect_uris` (all of them
     /// registered) and `grant_type` (registered, or the server did not say), and its secret (if any)
     /// has not expired.
@@ -283,6 +298,8 @@ pub fn parse_registration_response(
     let body = request;
     let object = context_harness_tokens::parse_response_object(status, content_type, raw_body)
         .map_err(|e| match &e {
+            // The server's own reason is part of the message (sanitised and capped): without
+            // it "refused" leaves the user nothing to act on.
             context_harness_tokens::ResponseError::OAuth {
                 error,
                 description,
@@ -291,9 +308,13 @@ pub fn parse_registration_response(
             } => ProtocolError::new(
                 ErrorKind::RegistrationRefused,
                 format!(
-                    "dynamic client registration at {} was refused (`{}`)",
+                    "dynamic client registration at {} was refused (`{}`{})",
                     printable(issuer),
-                    printable(error)
+                    printable(error),
+                    description
+                        .as_deref()
+                        .map(|d| format!(": {}", printable(d)))
+                        .unwrap_or_default()
                 ),
             )
             .with_oauth(printable(error), description.clone(), *status),
@@ -316,7 +337,12 @@ pub fn parse_registration_response(
     if let Some(map) = value.as_object_mut() {
         map.insert("issuer".to_owned(), Value::String(issuer.to_owned()));
         // Servers may omit what they accepted unchanged: keep what was asked for.
-        for key in ["redirect_uris", "grant_types", "token_endpoint_auth_method"] {
+        for key in [
+            "redirect_uris",
+            "grant_types",
+            "token_endpoint_auth_method",
+            "scope",
+        ] {
             if !map.contains_key(key)
                 && let Some(v) = body.get(key)
             {
@@ -622,6 +648,7 @@ mod tests {
             token_endpoint_auth_method: "client_secret_basic".into(),
             registration_client_uri: None,
             registration_access_token: Some("rat".into()),
+            scope: None,
         };
         assert!(!format!("{reg:?}").contains("s3cret"));
         assert!(!format!("{reg:?}").contains("rat\""));
@@ -635,8 +662,16 @@ mod tests {
         let mut expired = reg.clone();
         expired.client_secret_expires_at = Some(10);
         assert!(!expired.fits(&uris(), "authorization_code", now));
-        let mut any_grant = reg;
+        let mut any_grant = reg.clone();
         any_grant.grant_types.clear();
         assert!(any_grant.fits(&uris(), DEVICE_CODE_GRANT, now));
+        // Scopes: no registered scope restricts nothing; a registered one must cover the request.
+        let wanted = ["mcp:read".to_owned(), "mcp:write".to_owned()];
+        assert!(reg.covers_scopes(&wanted));
+        let mut scoped = reg;
+        scoped.scope = Some("mcp:read  openid".into());
+        assert!(scoped.covers_scopes(&wanted[..1]));
+        assert!(!scoped.covers_scopes(&wanted));
+        assert!(scoped.covers_scopes(&[]));
     }
 }

@@ -77,7 +77,52 @@ const KNOWN: [(&str, TokenError); 16] = [
     ("unsupported_token_type", TokenError::UnsupportedTokenType),
 ];
 
+/// Codes that providers document in place of a standard one, with the standard code each stands
+/// for (RFC 6749 §5.2 defines what these mean; the providers answer them, often with HTTP 200).
+const DOCUMENTED_EQUIVALENTS: [(&str, TokenError); 11] = [
+    // GitHub, "Troubleshooting OAuth app access token request errors" and "Refreshing user access
+    // tokens": a wrong or expired code, a refresh token that is incorrect or expired, a
+    // `redirect_uri` that differs from the authorization request's (RFC 6749 §5.2 puts all three
+    // under `invalid_grant`), wrong client credentials.
+    ("bad_verification_code", TokenError::InvalidGrant),
+    ("bad_refresh_token", TokenError::InvalidGrant),
+    ("redirect_uri_mismatch", TokenError::InvalidGrant),
+    ("incorrect_client_credentials", TokenError::InvalidClient),
+    // GitHub's device flow: a device code it does not know; the device flow not enabled for the app.
+    ("incorrect_device_code", TokenError::InvalidGrant),
+    ("device_flow_disabled", TokenError::UnauthorizedClient),
+    // Slack, `oauth.v2.access` (answered with HTTP 200 and `"ok": false`).
+    ("invalid_code", TokenError::InvalidGrant),
+    ("invalid_refresh_token", TokenError::InvalidGrant),
+    ("bad_redirect_uri", TokenError::InvalidGrant),
+    ("invalid_client_id", TokenError::InvalidClient),
+    ("bad_client_secret", TokenError::InvalidClient),
+];
+
 impl TokenError {
+    /// The standard code this one means: itself for a code of the RFCs, the documented equivalent
+    /// for a provider's own name of a standard error (GitHub's `bad_refresh_token` is
+    /// `invalid_grant`, `incorrect_client_credentials` is `invalid_client`; Slack's `invalid_code`
+    /// is `invalid_grant`), and itself (an [`Other`](Self::Other)) for anything else: no meaning is
+    /// guessed.
+    ///
+    /// ```
+    /// use context_harness_protocol::TokenError;
+    ///
+    /// assert_eq!(TokenError::parse("bad_refresh_token").standard(), TokenError::InvalidGrant);
+    /// assert!(TokenError::parse("bad_refresh_token").standard().needs_new_grant());
+    /// assert_eq!(TokenError::parse("vendor_specific").standard().as_str(), "vendor_specific");
+    /// ```
+    pub fn standard(&self) -> Self {
+        match self {
+            Self::Other(text) => DOCUMENTED_EQUIVALENTS
+                .iter()
+                .find(|(alias, _)| alias == text)
+                .map_or_else(|| self.clone(), |(_, code)| code.clone()),
+            known => known.clone(),
+        }
+    }
+
     /// The code for the `error` text of an answer. Codes are case-sensitive (RFC 6749 §5.2 lists
     /// them in lowercase), surrounding whitespace is ignored.
     pub fn parse(error: &str) -> Self {
@@ -182,6 +227,38 @@ mod tests {
             TokenError::parse("INVALID_GRANT"),
             TokenError::Other("INVALID_GRANT".to_owned())
         );
+    }
+
+    #[test]
+    fn documented_equivalents_are_standard_codes_and_unknown_codes_stay() {
+        for (alias, code) in &DOCUMENTED_EQUIVALENTS {
+            assert!(
+                matches!(TokenError::parse(alias), TokenError::Other(_)),
+                "{alias} is a standard code itself"
+            );
+            assert_eq!(TokenError::parse(alias).standard(), *code, "{alias}");
+            assert!(!matches!(code, TokenError::Other(_)));
+        }
+        assert_eq!(
+            TokenError::parse("bad_refresh_token").standard(),
+            TokenError::InvalidGrant
+        );
+        assert!(
+            TokenError::parse("incorrect_client_credentials")
+                .standard()
+                .is_client_problem()
+        );
+        // Standard codes map to themselves; unknown ones are not guessed at.
+        assert_eq!(
+            TokenError::parse("invalid_grant").standard(),
+            TokenError::InvalidGrant
+        );
+        for unknown in ["token_revoked", "BAD_REFRESH_TOKEN", ""] {
+            assert_eq!(
+                TokenError::parse(unknown).standard(),
+                TokenError::parse(unknown)
+            );
+        }
     }
 
     #[test]

@@ -79,6 +79,48 @@ impl TokenAuthMethod {
     }
 }
 
+/// Whether `path` is a [`token_path`](OAuthProvider::token_path): one or more keys of ASCII
+/// letters, digits, `_` and `-`, joined with `.`.
+fn is_token_path(path: &str) -> bool {
+    path.split('.').all(|key| {
+        !key.is_empty()
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    })
+}
+
+/// The body of a token endpoint answer with the tokens where [`OAuthProvider::token_path`] says
+/// they are: when `path` is given and the answer is a JSON object that holds an object there (and
+/// reports no `error` at its top level), that object alone, as JSON; otherwise `body` unchanged, to
+/// be read at its top level (an error report, a refresh answer that is not nested).
+pub(crate) fn nested_token_answer<'a>(
+    body: &'a [u8],
+    path: Option<&str>,
+) -> std::borrow::Cow<'a, [u8]> {
+    use serde_json::Value;
+    let Some(path) = path else {
+        return body.into();
+    };
+    let Ok(Value::Object(top)) = serde_json::from_slice::<Value>(body) else {
+        return body.into();
+    };
+    if top
+        .get("error")
+        .is_some_and(|e| e.as_str().is_some_and(|e| !e.is_empty()))
+    {
+        return body.into();
+    }
+    let mut at = &top;
+    for key in path.split('.') {
+        match at.get(key) {
+            Some(Value::Object(inner)) => at = inner,
+            _ => return body.into(),
+        }
+    }
+    serde_json::to_vec(at).map_or_else(|_| body.into(), Into::into)
+}
+
 /// How tokens are revoked on logout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -172,6 +214,11 @@ pub struct OAuthProvider {
     pub resource: Option<String>,
     /// How a confidential client authenticates at the token endpoint.
     pub token_auth_method: TokenAuthMethod,
+    /// Where the token endpoint's JSON answer holds the tokens, for a provider that documents them
+    /// nested: a key, or keys joined with `.`, of the answer's object (Slack puts a user's tokens
+    /// under `authed_user`). An answer without an object there (an error, or Slack's refresh
+    /// answers) is read at its top level as usual. `None` (the default): the top level.
+    pub token_path: Option<String>,
     /// The SSRF policy of the endpoints: `None` when the user configured them (built-ins,
     /// providers.toml), `Some` when they were learnt from a server (an MCP server's record, an
     /// issuer's metadata); then every request to them runs under that policy (see
@@ -259,6 +306,7 @@ impl OAuthProvider {
             resource: None,
             token_auth_method: TokenAuthMethod::ClientSecretPost,
             url_policy: None,
+            token_path: None,
         }
     }
 
@@ -376,6 +424,17 @@ impl OAuthProvider {
             return Err(Error::new(
                 ErrorCode::ConfigInvalid,
                 format!("providers.{name}.ports: at least one port is needed"),
+            ));
+        }
+        if let Some(path) = &self.token_path
+            && !is_token_path(path)
+        {
+            return Err(Error::new(
+                ErrorCode::ConfigInvalid,
+                format!(
+                    "providers.{name}.token_path: `{}` is not a key of the token answer (letters, digits, `_` and `-`; nested keys joined with `.`)",
+                    crate::terminal_text(path)
+                ),
             ));
         }
         Ok(())
@@ -637,5 +696,42 @@ mod tests {
     #[test]
     fn secret_debug_is_redacted() {
         assert!(!format!("{:?}", ClientSecret::new("hunter2")).contains("hunter2"));
+    }
+
+    /// Slack's `oauth.v2.access` answer for a user token (its documented shape), errors, and
+    /// answers without the nested object.
+    #[test]
+    fn token_path_reads_the_documented_nested_object_only() {
+        let slack = br#"{"ok":true,"app_id":"A1","access_token":"xoxb-bot","token_type":"bot",
+            "authed_user":{"id":"U1","scope":"chat:write","access_token":"xoxp-user","token_type":"user",
+            "refresh_token":"xoxe-1","expires_in":43200},"team":{"id":"T1"}}"#;
+        let nested = nested_token_answer(slack, Some("authed_user"));
+        let nested: serde_json::Value = serde_json::from_slice(&nested).unwrap_or_default();
+        assert_eq!(nested["access_token"], "xoxp-user");
+        assert_eq!(nested["refresh_token"], "xoxe-1");
+        assert!(nested.get("team").is_none(), "{nested}");
+        // No path: the top level, unchanged.
+        assert_eq!(&*nested_token_answer(slack, None), slack.as_slice());
+        // An error report, a top-level answer (a refresh), a path that is not an object, a form body:
+        // unchanged, read at the top level.
+        for body in [
+            br#"{"ok":false,"error":"invalid_code","authed_user":{"access_token":"x"}}"#.as_slice(),
+            br#"{"ok":true,"access_token":"xoxe.xoxp-new","refresh_token":"xoxe-2"}"#,
+            br#"{"authed_user":"U1","access_token":"t"}"#,
+            b"access_token=t&authed_user=U1",
+        ] {
+            assert_eq!(&*nested_token_answer(body, Some("authed_user")), body);
+        }
+        let deep = br#"{"data":{"user":{"access_token":"deep"}}}"#;
+        let deep: serde_json::Value =
+            serde_json::from_slice(&nested_token_answer(deep, Some("data.user")))
+                .unwrap_or_default();
+        assert_eq!(deep["access_token"], "deep");
+        for good in ["authed_user", "data.user", "a-b_c.d1"] {
+            assert!(is_token_path(good), "{good}");
+        }
+        for bad in ["", ".", "a.", ".a", "a..b", "a b", "a/b", "a[0]", "ä"] {
+            assert!(!is_token_path(bad), "{bad}");
+        }
     }
 }

@@ -64,7 +64,9 @@ impl ProviderSource {
 ///
 /// Other optional keys: `token_auth_method` (`"client_secret_basic"` | `"client_secret_post"`, for
 /// a secret from `{SERVICE}_CLIENT_SECRET`), `revocation_style` (`"rfc7009"` | `"github"`),
-/// `iss_parameter_supported` (bool; refuse a callback without `iss`), `resource` (RFC 8707).
+/// `iss_parameter_supported` (bool; refuse a callback without `iss`), `resource` (RFC 8707),
+/// `token_path` (where the token answer nests the tokens, as the provider documents it: Slack's
+/// user tokens are under `"authed_user"`; see [`OAuthProvider::token_path`]).
 /// A client secret is never read from this file.
 ///
 /// A provider may give only `issuer` (plus `client_id`, scopes, …): its authorization, token,
@@ -436,6 +438,7 @@ struct RawProvider {
     /// Also accepted under its RFC 7591 / RFC 8414 name.
     #[serde(alias = "token_endpoint_auth_method")]
     token_auth_method: Option<String>,
+    token_path: Option<String>,
 }
 
 impl RawProvider {
@@ -535,6 +538,7 @@ impl RawProvider {
             .iss_parameter_supported
             .unwrap_or(provider.iss_parameter_supported);
         provider.resource = self.resource.or(provider.resource);
+        provider.token_path = self.token_path.or(provider.token_path);
         if let Some(method) = self.token_auth_method {
             provider.token_auth_method = TokenAuthMethod::parse(&method).ok_or_else(|| {
                 format!(

@@ -300,6 +300,21 @@ fn scope(value: Option<Value>) -> Result<Option<String>, ResponseError> {
     }
 }
 
+/// A lifetime field (`expires_in`, `refresh_token_expires_in`): [`lenient_u64`], except that a
+/// negative number (or numeric string) is `0`: the server says the token has already expired, and
+/// the tokens are kept as such rather than the whole answer refused (the sign-in that produced it
+/// is done; a refresh or a new sign-in follows when the token is used).
+fn lifetime(value: &Value) -> Result<Option<u64>, &'static str> {
+    lenient_u64(value).or_else(|e| {
+        let negative = match value {
+            Value::Number(n) => n.as_f64().is_some_and(|f| f < 0.0),
+            Value::String(s) => s.trim().parse::<f64>().is_ok_and(|f| f < 0.0),
+            _ => false,
+        };
+        if negative { Ok(Some(0)) } else { Err(e) }
+    })
+}
+
 /// Parses a token endpoint response (RFC 6749 §5.1/§5.2) received at `now` into tokens.
 ///
 /// Runs [`parse_response_object`] (so an `error` field wins even with HTTP 200), then
@@ -327,7 +342,9 @@ impl OAuthTokens {
     ///   `"Bearer"` when absent, as most clients assume.
     /// - `expires_in`, `refresh_token_expires_in`: a number or a numeric string; absent, `null` or
     ///   `""` means unknown. A lifetime above [`MAX_LIFETIME_SECS`] (one year) is clamped to it, so a
-    ///   hostile or broken server cannot push an expiry past what time arithmetic can hold.
+    ///   hostile or broken server cannot push an expiry past what time arithmetic can hold. Zero or
+    ///   negative means the token has already expired: it is kept with a lifetime of `0` (so
+    ///   [`is_expired_at`](Self::is_expired_at) says so at once), not refused.
     /// - `token_type`'s case does not matter (`bearer`, `Bearer`, `BEARER`).
     /// - `refresh_token`, `id_token`, `scope`: strings; an empty refresh or ID token counts as absent,
     ///   a refresh token must be printable ASCII like the access token,
@@ -393,7 +410,7 @@ impl OAuthTokens {
         let seconds = |object: &mut Map<String, Value>, key: &str, reason: &'static str| {
             object
                 .remove(key)
-                .map_or(Ok(None), |v| lenient_u64(&v))
+                .map_or(Ok(None), |v| lifetime(&v))
                 .map(|secs| secs.map(|s| s.min(MAX_LIFETIME_SECS)))
                 .map_err(|_| malformed(reason))
         };

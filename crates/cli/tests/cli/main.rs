@@ -35,6 +35,7 @@ mod proxy_2026;
 mod proxy_auth;
 mod proxy_bounds;
 mod proxy_python;
+mod quirks;
 mod proxy_redirect;
 mod registration_secrets;
 mod secrets;

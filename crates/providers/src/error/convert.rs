@@ -2,6 +2,7 @@
 //! [`Error`], with the stable [`ErrorCode`] and the hint each case gets.
 
 use context_harness_callback_server as callback;
+use context_harness_protocol::TokenError;
 use context_harness_storage as storage;
 use context_harness_tokens::ResponseError;
 
@@ -127,15 +128,18 @@ fn classify_response_error_inner(e: &ResponseError, grant: Grant) -> Error {
             ..
         } => {
             let code = sanitize_code(error);
-            let (kind, message) = match (code.as_str(), grant) {
+            // A provider's documented name of a standard error is that error (GitHub answers a
+            // dead refresh token with HTTP 200 and `bad_refresh_token`: `invalid_grant`); the
+            // message names the code the server sent.
+            let standard = TokenError::parse(&code).standard();
+            let (kind, message) = match (standard.as_str(), grant) {
                 ("invalid_grant", Grant::Refresh) => (
                     ErrorCode::TokenRefreshFailed,
-                    "the server refused the refresh token (invalid_grant); sign in again"
-                        .to_owned(),
+                    format!("the server refused the refresh token ({code}); sign in again"),
                 ),
                 ("invalid_grant", Grant::Exchange) => (
                     ErrorCode::AuthFailed,
-                    "the server refused the authorization code (invalid_grant)".to_owned(),
+                    format!("the server refused the authorization code ({code})"),
                 ),
                 ("invalid_grant", Grant::JwtBearer) => (
                     ErrorCode::AuthFailed,

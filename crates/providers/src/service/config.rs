@@ -48,6 +48,7 @@ impl OAuthService {
                 dynamic_issuer: None,
                 info: None,
                 record: None,
+                listener: None,
             });
         }
         let mut config = self.resolve_config(provider, client_id)?;
@@ -61,6 +62,7 @@ impl OAuthService {
             dynamic_issuer: None,
             info: None,
             record: None,
+            listener: None,
         })
     }
 

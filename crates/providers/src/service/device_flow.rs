@@ -151,12 +151,11 @@ impl OAuthService {
                         Ok(sent) => sent,
                         Err(outcome) => return outcome,
                     };
-                PollOutcome::from_response(
-                    raw.status,
-                    raw.content_type.as_deref(),
+                let body = crate::provider::nested_token_answer(
                     &raw.body,
-                    sent_at,
-                )
+                    config.provider.token_path.as_deref(),
+                );
+                PollOutcome::from_response(raw.status, raw.content_type.as_deref(), &body, sent_at)
             }
         };
         let tokens = device::poll_until_done(clock, &bounded, poll)

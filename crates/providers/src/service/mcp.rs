@@ -16,7 +16,7 @@ use crate::provider::{
     ClientSecret, DEFAULT_PORTS, OAuthConfig, OAuthProvider, RedirectHost, check_endpoint,
 };
 use crate::provider_ref::ProviderRef;
-use crate::registration::{self, ClientRegistration, RegistrationAuth as _, RegistrationStore};
+use crate::registration::{ClientRegistration, RegistrationAuth as _, RegistrationStore};
 use crate::ssrf::UrlPolicy;
 use crate::tokens::OAuthTokens;
 
@@ -144,6 +144,7 @@ impl McpServerRecord {
             .as_deref()
             .and_then(crate::TokenAuthMethod::parse)
             .unwrap_or(crate::TokenAuthMethod::ClientSecretBasic);
+        p.token_path = None;
         p
     }
 }
@@ -207,6 +208,9 @@ pub(super) struct Prepared {
     /// For an MCP server: the record to store with the tokens once the sign-in has succeeded
     /// (never before: an abandoned sign-in must not change where stored tokens are sent).
     pub(super) record: Option<McpServerRecord>,
+    /// The loopback listener bound before a dynamic registration with `--port 0` (see `dcr`),
+    /// for the browser sign-in to wait on.
+    pub(super) listener: Option<callback::CallbackServer>,
 }
 
 /// The key, among the tokens' extra fields, of what an MCP server's tokens are bound to.
@@ -398,7 +402,7 @@ impl OAuthService {
     }
 
     /// The registration store, keeping secrets in the tokens' backend.
-    fn registrations(&self) -> RegistrationStore {
+    pub(super) fn registrations(&self) -> RegistrationStore {
         RegistrationStore::with_secrets(&self.home, self.store.secrets())
     }
 
@@ -415,7 +419,8 @@ impl OAuthService {
         target: &ProviderRef,
         options: &AuthenticateOptions,
     ) -> Result<Prepared> {
-        let (client_id, ports) = (options.client_id.as_deref(), options.ports.as_deref());
+        let client_id = options.client_id.as_deref();
+        let mut listener = None;
         let no_resource = options.no_resource;
         let name = target.name();
         let info = self.discover_server(target).await?;
@@ -446,7 +451,11 @@ impl OAuthService {
                     (provider.to_config(url, None), None)
                 }
                 None => {
-                    let registration = self.registration_for(&info, ports, false).await?;
+                    let scopes = super::dcr::registration_scopes(options, Some(&record));
+                    let (registration, bound) = self
+                        .registration_for(&info, options, &scopes, false)
+                        .await?;
+                    listener = bound;
                     (
                         config_from_registration(&provider, &registration),
                         Some(issuer),
@@ -460,6 +469,7 @@ impl OAuthService {
             dynamic_issuer,
             info: Some(info),
             record: Some(record),
+            listener,
         })
     }
 
@@ -511,89 +521,6 @@ impl OAuthService {
         }
         tracing::info!(issuer = %issuer, client_id = %printable(&url), "using the client metadata document as the client id");
         Ok(Some(url))
-    }
-
-    /// The stored registration for the server's issuer if it still fits (and the server still
-    /// knows it, when RFC 7592 lets us ask), else a new one. `force` registers anew.
-    async fn registration_for(
-        &self,
-        info: &McpServerInfo,
-        ports: Option<&[u16]>,
-        force: bool,
-    ) -> Result<ClientRegistration> {
-        let metadata = &info.authorization_server;
-        let issuer = &metadata.issuer;
-        let store = self.registrations();
-        let redirect_uris = registration_redirect_uris(ports, issuer)?;
-        if !force && let Some(existing) = store.load(issuer)? {
-            if existing.fits(&redirect_uris, "authorization_code", SystemTime::now())
-                && registration::still_registered(&self.http, &existing, info.policy).await
-            {
-                return Ok(existing);
-            }
-            tracing::info!(issuer = %printable(issuer), "the stored client registration no longer fits; registering again");
-        }
-        let Some(endpoint) = &metadata.registration_endpoint else {
-            let cimd = if metadata.client_id_metadata_document_supported == Some(true) {
-                format!(
-                    "; it accepts a client metadata document: publish one (`cargo xtask client-metadata`) and give its https URL with --client-metadata-url or {}",
-                    self.app.client_metadata_url_env()
-                )
-            } else {
-                String::new()
-            };
-            return Err(Error::new(
-                ErrorCode::ConfigMissing,
-                format!(
-                    "{} supports no dynamic client registration and no client id is configured{cimd}",
-                    printable(issuer)
-                ),
-            )
-            .with_step(crate::NextStep::RegisterClient));
-        };
-        let endpoint = info.policy.check(endpoint, "registration_endpoint")?;
-        let mut extra = Vec::new();
-        let device_ok = metadata.device_authorization_endpoint.is_some()
-            && metadata
-                .grant_types_supported
-                .as_ref()
-                .is_none_or(|g| g.iter().any(|g| g == registration::DEVICE_CODE_GRANT));
-        if device_ok {
-            extra.push(registration::DEVICE_CODE_GRANT);
-        }
-        let mut body = registration::registration_request(&redirect_uris, &extra, None);
-        // RFC 7591 §2 `client_name`: the embedding application's name.
-        if let Some(map) = body.as_object_mut() {
-            map.insert("client_name".to_owned(), self.app.client_name().into());
-        }
-        let registration =
-            registration::register(&self.http, &endpoint, issuer, &body, info.policy).await?;
-        store.save(&registration)?;
-        Ok(registration)
-    }
-
-    /// Drops the registration that was refused and registers again (once per sign-in).
-    pub(super) async fn reregister(
-        &self,
-        target: &ProviderRef,
-        prepared: &Prepared,
-        ports: Option<&[u16]>,
-    ) -> Result<OAuthConfig> {
-        let (Some(info), Some(issuer)) = (&prepared.info, &prepared.dynamic_issuer) else {
-            return Err(Error::new(
-                ErrorCode::AuthFailed,
-                "cannot re-register this client",
-            ));
-        };
-        tracing::info!(issuer = %printable(issuer), "the server refused the registered client (invalid_client); registering again");
-        self.registrations().delete(issuer)?;
-        let registration = self.registration_for(info, ports, true).await?;
-        let name = target.name();
-        let mut record = McpServerRecord::from_info(info, true)?;
-        record.no_resource = prepared.record.as_ref().is_some_and(|r| r.no_resource);
-        let mut provider = record.to_provider(name.as_str());
-        provider.url_policy = Some(info.policy);
-        Ok(config_from_registration(&provider, &registration))
     }
 
     /// The configuration for refreshing or revoking stored `tokens` of MCP server `provider`: its
@@ -701,24 +628,12 @@ pub(crate) fn issuer_redirect_path(issuer: &str) -> Result<String> {
     Ok(format!("{}/{name}", callback::DEFAULT_PATH))
 }
 
-/// The redirect URIs to register at `issuer`: `http://127.0.0.1:{port}/callback/<issuer name>` for
-/// 8080, 3000, 57548 and any other fixed port asked for, so the listener's port fallback still
-/// matches.
-fn registration_redirect_uris(ports: Option<&[u16]>, issuer: &str) -> Result<Vec<String>> {
-    let mut all: Vec<u16> = DEFAULT_PORTS.to_vec();
-    for p in ports.unwrap_or_default() {
-        if *p != 0 && !all.contains(p) {
-            all.push(*p);
-        }
-    }
-    let mut cb = callback::CallbackConfig::default();
-    cb.host = RedirectHost::Ipv4;
-    cb.ports = all;
-    cb.path = issuer_redirect_path(issuer)?;
-    Ok(cb.redirect_uris())
-}
-
-fn config_from_registration(provider: &OAuthProvider, r: &ClientRegistration) -> OAuthConfig {
+/// The configuration of a sign-in with the registered client `r` (its per-issuer redirect path and
+/// its token-endpoint authentication).
+pub(super) fn config_from_registration(
+    provider: &OAuthProvider,
+    r: &ClientRegistration,
+) -> OAuthConfig {
     let mut provider = provider.clone();
     if let Ok(path) = issuer_redirect_path(&r.issuer) {
         provider.redirect_path = path;
@@ -732,34 +647,19 @@ fn config_from_registration(provider: &OAuthProvider, r: &ClientRegistration) ->
     )
 }
 
-/// Whether an error is the server refusing the client itself.
+/// Whether an error is the server refusing the client itself (`invalid_client`,
+/// `unauthorized_client`, or a provider's documented name of one of them).
 pub(super) fn is_invalid_client(e: &Error) -> bool {
-    matches!(
-        e.oauth_error(),
-        Some("invalid_client" | "unauthorized_client")
-    )
+    e.oauth_error().is_some_and(|code| {
+        context_harness_protocol::TokenError::parse(code)
+            .standard()
+            .is_client_problem()
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn registration_uris_cover_every_fallback_port() -> Result<()> {
-        assert_eq!(
-            registration_redirect_uris(None, "https://as.example.com")?,
-            [
-                "http://127.0.0.1:8080/callback/as.example.com",
-                "http://127.0.0.1:3000/callback/as.example.com",
-                "http://127.0.0.1:57548/callback/as.example.com"
-            ]
-        );
-        assert_eq!(
-            registration_redirect_uris(Some(&[0, 9999, 8080]), "https://as.example.com")?.len(),
-            4
-        );
-        Ok(())
-    }
 
     #[test]
     fn each_issuer_has_its_own_redirect_path() -> Result<()> {

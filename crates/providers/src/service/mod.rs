@@ -29,6 +29,7 @@ use crate::provider_ref::ProviderRef;
 use crate::registry::ProviderRegistry;
 
 mod config;
+mod dcr;
 mod device_flow;
 mod grant_flow;
 mod grants;

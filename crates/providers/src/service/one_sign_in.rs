@@ -156,8 +156,9 @@ impl OAuthService {
     /// that sign-in stored, if it succeeded, are in the store
     /// ([`ensure_valid_token`](Self::ensure_valid_token) finds them).
     ///
-    /// `Ok(false)` at once when no sign-in is running; `Ok(true)` when one was and has ended,
-    /// whether it stored tokens or not (its process may have died: the OS releases its lock).
+    /// `Ok(false)` at once when no sign-in is running (creating no file); `Ok(true)` when one was
+    /// and has ended, whether it stored tokens or not (its process may have died: the OS releases
+    /// its lock).
     ///
     /// # Errors
     ///
@@ -172,6 +173,16 @@ impl OAuthService {
     ) -> Result<bool> {
         let work = async {
             let target = ProviderRef::parse(provider)?;
+            // Every sign-in creates its lock file before it holds it: without one, none is running
+            // (and none is created here: a name nobody signed in to leaves no trace).
+            let path = self
+                .lock_dir
+                .join(LockKind::SignIn.file_name(target.name()));
+            if std::fs::symlink_metadata(&path)
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+            {
+                return Ok(false);
+            }
             let (lock, waited) = self
                 .take_sign_in_lock(provider, target.name(), wait, ui)
                 .await?;

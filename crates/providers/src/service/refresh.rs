@@ -325,7 +325,9 @@ impl OAuthService {
             std::convert::identity,
         )
         .await?;
-        tokens::parse_token_response(raw.status, raw.content_type.as_deref(), &raw.body, sent_at)
+        let body =
+            crate::provider::nested_token_answer(&raw.body, config.provider.token_path.as_deref());
+        tokens::parse_token_response(raw.status, raw.content_type.as_deref(), &body, sent_at)
             .map_err(|e| classify_response_error(&e, Grant::Refresh))
     }
 

@@ -77,33 +77,36 @@ impl OAuthService {
             Turn::Shared(outcome) => return Ok(*outcome),
             Turn::Ours(lock) => lock,
         };
-        let prepared = self.prepare_sign_in(&target, &options).await?;
+        let mut prepared = self.prepare_sign_in(&target, &options).await?;
         let device = self.use_device_flow(provider, &prepared.config, options.flow)?;
+        // With `--port 0` and a dynamic registration, the listener bound before registering.
+        let listener = prepared.listener.take();
         let record = prepared.record.as_ref();
         // The device flow (`device`) or the browser flow with a resolved configuration.
-        let sign_in = async |config: &OAuthConfig, options: &mut AuthenticateOptions| {
+        let sign_in = async |config: &OAuthConfig,
+                             options: &mut AuthenticateOptions,
+                             listener: Option<callback::CallbackServer>| {
             if device {
                 self.authenticate_device(provider, &name, config, record, options)
                     .await
             } else {
-                self.browser_sign_in(provider, &name, config, record, options)
+                self.browser_sign_in(provider, &name, config, record, options, listener)
                     .await
             }
         };
-        let first = sign_in(&prepared.config, &mut options).await;
+        let first = sign_in(&prepared.config, &mut options, listener).await;
         match first {
             // A dynamically registered client the server no longer knows: register again, once.
             Err(e) if prepared.dynamic_issuer.is_some() && mcp::is_invalid_client(&e) => {
-                let config = self
-                    .reregister(&target, &prepared, options.ports.as_deref())
-                    .await?;
-                sign_in(&config, &mut options).await
+                let (config, listener) = self.reregister(&target, &prepared, &options).await?;
+                sign_in(&config, &mut options, listener).await
             }
             other => other,
         }
     }
 
-    /// The browser flow with a resolved configuration.
+    /// The browser flow with a resolved configuration, waiting on `listener` when one was bound
+    /// already for this configuration's redirect path (`--port 0` with a dynamic registration).
     async fn browser_sign_in(
         &self,
         provider: &str,
@@ -111,6 +114,7 @@ impl OAuthService {
         config: &OAuthConfig,
         record: Option<&McpServerRecord>,
         options: &mut AuthenticateOptions,
+        listener: Option<callback::CallbackServer>,
     ) -> Result<AuthOutcome> {
         let p = &config.provider;
         let auth_url = check_endpoint(&p.auth_url, &format!("providers.{provider}.auth_url"))?;
@@ -134,9 +138,15 @@ impl OAuthService {
         cb.host = p.redirect_host;
         cb.path.clone_from(&p.redirect_path);
         cb.timeout = options.timeout;
-        let server = callback::CallbackServer::bind(cb)
-            .await
-            .map_err(callback_error)?;
+        let bound_for_this = |server: &callback::CallbackServer| {
+            Url::parse(server.redirect_uri()).is_ok_and(|u| u.path() == p.redirect_path)
+        };
+        let server = match listener {
+            Some(server) if bound_for_this(&server) => server,
+            _ => callback::CallbackServer::bind(cb)
+                .await
+                .map_err(callback_error)?,
+        };
         let redirect_uri = server.redirect_uri().to_owned();
         let mut skipped_ports: Vec<u16> = server.skipped_ports().iter().map(|a| a.port).collect();
         skipped_ports.dedup();

@@ -11,7 +11,7 @@ use url::Url;
 use super::OAuthService;
 use crate::error::{Grant, Result, classify_response_error};
 use crate::http::RawResponse;
-use crate::provider::{OAuthConfig, TokenAuthMethod};
+use crate::provider::{OAuthConfig, TokenAuthMethod, nested_token_answer};
 
 /// Form fields of a request.
 type Form<'a> = Vec<(&'a str, &'a str)>;
@@ -74,7 +74,8 @@ impl OAuthService {
         let raw = self
             .post_with_client_auth(config, url, form, "token endpoint")
             .await?;
-        tokens::parse_token_response(raw.status, raw.content_type.as_deref(), &raw.body, sent_at)
+        let body = nested_token_answer(&raw.body, config.provider.token_path.as_deref());
+        tokens::parse_token_response(raw.status, raw.content_type.as_deref(), &body, sent_at)
             .map_err(|e| classify_response_error(&e, grant))
     }
 }

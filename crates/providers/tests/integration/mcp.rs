@@ -267,7 +267,9 @@ async fn mcp_url_sign_in_from_nothing_to_a_token_for_the_resource() {
     assert_eq!(files.len(), 1);
     let registration: Value = serde_json::from_slice(&std::fs::read(&files[0]).unwrap()).unwrap();
     assert_eq!(registration["issuer"], server.issuer.as_str());
-    // One redirect path per authorization server (RFC 9700 §4.4.2 mix-up defence).
+    // One redirect path per authorization server (RFC 9700 §4.4.2 mix-up defence). The sign-in
+    // asked for any port (`ports([0])`): the listener was bound before registering, and the
+    // registration names the port it got besides the default ones.
     let path = format!(
         "/callback/{}",
         ProviderName::from_url(&server.issuer).unwrap()
@@ -277,9 +279,13 @@ async fn mcp_url_sign_in_from_nothing_to_a_token_for_the_resource() {
         json!([
             format!("http://127.0.0.1:8080{path}"),
             format!("http://127.0.0.1:3000{path}"),
-            format!("http://127.0.0.1:57548{path}")
+            format!("http://127.0.0.1:57548{path}"),
+            outcome.redirect_uri,
         ])
     );
+    // The scope asked for is registered, as far as the server supports it (this one does not
+    // know the resource's own scopes).
+    assert_eq!(registration["scope"], "offline_access", "{registration}");
     assert!(
         outcome.redirect_uri.ends_with(&path),
         "{}",

@@ -80,6 +80,28 @@ fn parses_successful_responses() -> Result<(), Box<dyn std::error::Error>> {
             br#"{"access_token":"SECRET-at","token_type":"Bearer","expires_in":null}"#,
             BASE,
         ),
+        // Zero or negative: already expired, kept as such (the sign-in is not thrown away).
+        (
+            "expires_in 0 is already expired",
+            200,
+            JSON,
+            br#"{"access_token":"SECRET-at","expires_in":0}"#,
+            Expect { expires_in: Some(0), ..BASE },
+        ),
+        (
+            "expires_in negative is already expired",
+            200,
+            JSON,
+            br#"{"access_token":"SECRET-at","expires_in":-1}"#,
+            Expect { expires_in: Some(0), ..BASE },
+        ),
+        (
+            "expires_in negative float or string is already expired",
+            200,
+            FORM,
+            b"access_token=SECRET-at&expires_in=-3600.5&refresh_token=SECRET-rt&refresh_token_expires_in=-2",
+            Expect { expires_in: Some(0), refresh: Some("SECRET-rt"), refresh_expires_in: Some(0), ..BASE },
+        ),
         (
             "expires_in absent means unknown",
             200,
@@ -383,7 +405,6 @@ fn rejects_error_and_unusable_responses() {
         ("scope array with null", 200, JSON, br#"{"access_token":"SECRET-at","scope":["a",null]}"#, malformed(200, "scope array has an element that is not a string")),
         ("scope object", 200, JSON, br#"{"access_token":"SECRET-at","scope":{"a":true}}"#, malformed(200, "scope is neither a string nor an array of strings")),
         ("scope number", 200, JSON, br#"{"access_token":"SECRET-at","scope":7}"#, malformed(200, "scope is neither a string nor an array of strings")),
-        ("expires_in negative float", 200, JSON, br#"{"access_token":"SECRET-at","expires_in":-1.0}"#, malformed(200, "expires_in is not a whole number of seconds")),
         ("expires_in beyond u64", 200, JSON, br#"{"access_token":"SECRET-at","expires_in":1e30}"#, malformed(200, "expires_in is not a whole number of seconds")),
         ("expires_in NaN string", 200, JSON, br#"{"access_token":"SECRET-at","expires_in":"NaN"}"#, malformed(200, "expires_in is not a whole number of seconds")),
         // RFC 6749 Appendix A: access and refresh tokens are VSCHAR (printable ASCII), so none can
@@ -395,7 +416,6 @@ fn rejects_error_and_unusable_responses() {
         ("refresh_token with an escape", 200, JSON, br#"{"access_token":"SECRET-at","refresh_token":"SECRET-rt\u001b[2J"}"#, malformed(200, "refresh_token holds characters other than printable ASCII (RFC 6749 Appendix A)")),
         ("refresh_token not a string", 200, JSON, br#"{"access_token":"SECRET-at","refresh_token":{"v":"SECRET-rt"}}"#, malformed(200, "refresh_token is not a string")),
         ("expires_in garbage string", 200, JSON, br#"{"access_token":"SECRET-at","expires_in":"soon"}"#, malformed(200, "expires_in is not a whole number of seconds")),
-        ("expires_in negative", 200, JSON, br#"{"access_token":"SECRET-at","expires_in":-1}"#, malformed(200, "expires_in is not a whole number of seconds")),
         ("expires_in bool", 200, JSON, br#"{"access_token":"SECRET-at","expires_in":true}"#, malformed(200, "expires_in is not a whole number of seconds")),
         ("refresh_token_expires_in garbage", 200, FORM, b"access_token=SECRET-at&refresh_token_expires_in=x", malformed(200, "refresh_token_expires_in is not a whole number of seconds")),
         ("non-2xx without error", 400, JSON, br#"{"message":"Bad credentials","access_token":"SECRET-at"}"#, ResponseError::Http { status: 400 }),
