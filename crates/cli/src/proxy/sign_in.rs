@@ -131,4 +131,13 @@ impl context_harness_providers::SignInUi for BrowserFailed {
             let _ = tx.send(err.to_string());
         }
     }
+
+    /// Another process (another bridge, `mcp auth`) is signing in to this server: said once on
+    /// stderr (never stdout, the JSON-RPC channel), even with -q, since requests wait meanwhile.
+    fn waiting_for_sign_in(&self, provider: &str) {
+        eprintln!(
+            "context-harness: another context-harness process is signing in to {}; waiting…",
+            context_harness_providers::terminal_text(provider)
+        );
+    }
 }

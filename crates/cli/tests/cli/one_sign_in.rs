@@ -21,8 +21,11 @@ use serde_json::{Value, json};
 use crate::proxy::require_mcp_servers;
 use crate::util::{AuthServer, Home, repo_root};
 
-/// What every process but the signing-in one prints once while it waits.
-const WAITING: &str = "is signing in to";
+/// What every process but the signing-in one prints once on stderr while it waits (after the
+/// bridges' `context-harness: ` prefix).
+fn waiting(url: &str) -> String {
+    format!("another context-harness process is signing in to {url}; waiting…")
+}
 
 /// How long any one step may take before the test fails with the processes' stderr.
 const STEP: Duration = Duration::from_secs(60);
@@ -256,7 +259,7 @@ fn one_browser_for(proxies: usize, tokens: usize, auths: usize) {
         std::thread::sleep(Duration::from_millis(20));
     };
     for bridge in bridges.iter_mut().filter(|b| b.id() != signer) {
-        bridge.expect_stderr(WAITING);
+        bridge.expect_stderr(&waiting(&url));
     }
     // Processes that start while the sign-in runs wait for it too.
     let mut others = Vec::new();
@@ -275,9 +278,7 @@ fn one_browser_for(proxies: usize, tokens: usize, auths: usize) {
         ));
     }
     for other in &mut others {
-        other.expect_stderr(&format!(
-            "another context-harness process is signing in to {url}; waiting…"
-        ));
+        other.expect_stderr(&waiting(&url));
     }
     browser.go();
 
@@ -302,8 +303,12 @@ fn one_browser_for(proxies: usize, tokens: usize, auths: usize) {
         }
     }
     for bridge in bridges {
+        let signed_in = bridge.id() == signer;
         let (code, _, stderr) = bridge.finish();
         assert_eq!(code, 0, "{stderr}");
+        // The waiting line once in each waiting bridge; none in the one that signed in.
+        let said = stderr.matches(&waiting(&url)).count();
+        assert_eq!(said, usize::from(!signed_in), "{stderr}");
     }
     assert_eq!(browser.starts(), [signer], "one browser start");
     let stats = auth.stats();
@@ -345,7 +350,7 @@ fn a_killed_sign_in_is_taken_over_by_a_waiting_process() {
         std::thread::sleep(Duration::from_millis(20));
     };
     for bridge in bridges.iter_mut().filter(|b| b.id() != first) {
-        bridge.expect_stderr(WAITING);
+        bridge.expect_stderr(&waiting(&url));
     }
     let index = bridges
         .iter()
