@@ -22,6 +22,7 @@ mod lifecycle;
 mod mcp;
 mod mcp_security;
 mod offline;
+mod one_sign_in;
 mod recovery;
 mod ssrf;
 mod ssrf_proxy;
