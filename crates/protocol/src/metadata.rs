@@ -38,6 +38,9 @@ pub struct ProtectedResourceMetadata {
     /// A human-readable name.
     #[serde(default)]
     pub resource_name: Option<String>,
+    /// RFC 9449 §5.2: the resource accepts DPoP-bound access tokens only.
+    #[serde(default)]
+    pub dpop_bound_access_tokens_required: Option<bool>,
 }
 
 /// RFC 8414 / OpenID Connect Discovery metadata (all optional except `issuer`).
@@ -93,6 +96,10 @@ pub struct AuthorizationServerMetadata {
     /// Whether Client ID Metadata Documents are accepted (not used by this client).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id_metadata_document_supported: Option<bool>,
+    /// RFC 9449 §5.1: the JWS algorithms the server accepts for DPoP proofs; present when it
+    /// issues DPoP-bound tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_signing_alg_values_supported: Option<Vec<String>>,
 }
 
 impl AuthorizationServerMetadata {

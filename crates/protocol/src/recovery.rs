@@ -110,10 +110,11 @@ impl Refusal {
         }
     }
 
-    /// Reads the Bearer challenge of a refusal: the first one with `error="insufficient_scope"`,
-    /// else the first with an `error`, else the first. Other schemes are not ours to read.
+    /// Reads the Bearer (or DPoP, RFC 9449 §7.1) challenge of a refusal: the first one with
+    /// `error="insufficient_scope"`, else the first with an `error`, else the first. Other schemes
+    /// are not ours to read.
     pub fn from_challenges(status: RefusalStatus, challenges: &[Challenge]) -> Self {
-        let bearer = || challenges.iter().filter(|c| c.is_bearer());
+        let bearer = || challenges.iter().filter(|c| c.is_oauth());
         let chosen = bearer()
             .find(|c| c.param("error") == Some("insufficient_scope"))
             .or_else(|| bearer().find(|c| c.param("error").is_some()))

@@ -17,6 +17,18 @@ impl Challenge {
         self.scheme.eq_ignore_ascii_case("bearer")
     }
 
+    /// Whether the scheme is `DPoP` (case-insensitive; RFC 9449 §7.1).
+    pub fn is_dpop(&self) -> bool {
+        self.scheme.eq_ignore_ascii_case("dpop")
+    }
+
+    /// Whether this is a challenge of an OAuth access-token scheme: `Bearer` (RFC 6750 §3) or
+    /// `DPoP` (RFC 9449 §7.1), whose parameters (`error`, `scope`, `resource_metadata`) mean the
+    /// same.
+    pub fn is_oauth(&self) -> bool {
+        self.is_bearer() || self.is_dpop()
+    }
+
     /// The value of parameter `name` (case-insensitive), if present.
     pub fn param(&self, name: &str) -> Option<&str> {
         self.params
@@ -161,9 +173,10 @@ pub fn parse_www_authenticate(value: &str) -> Vec<Challenge> {
     out
 }
 
-/// The `resource_metadata` URL and `scope` of the first `Bearer` challenge that has them.
+/// The `resource_metadata` URL and `scope` of the first `Bearer` (or `DPoP`, RFC 9449 §7.1)
+/// challenge that has them.
 pub fn bearer_resource_metadata(challenges: &[Challenge]) -> (Option<String>, Option<String>) {
-    let bearer = challenges.iter().filter(|c| c.is_bearer());
+    let bearer = challenges.iter().filter(|c| c.is_oauth());
     let mut metadata = None;
     let mut scope = None;
     for c in bearer {

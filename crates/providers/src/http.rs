@@ -81,6 +81,8 @@ pub(crate) struct RawResponse {
     pub(crate) retry_after: Option<String>,
     /// Every `WWW-Authenticate` value (RFC 9110 §11.6.1), each cut to [`MAX_HEADER_VALUE`] bytes.
     pub(crate) www_authenticate: Vec<String>,
+    /// The `DPoP-Nonce` header (RFC 9449 §8), cut to 1 KiB.
+    pub(crate) dpop_nonce: Option<String>,
     pub(crate) body: Vec<u8>,
 }
 
@@ -320,6 +322,7 @@ impl Http {
         basic: Option<(&str, &str)>,
         what: &str,
         policy: Option<UrlPolicy>,
+        dpop_proof: Option<&str>,
     ) -> Result<RawResponse> {
         // Scoped: the serializer is not `Sync`, and must not live across the `.await` below (that
         // would make every service future non-`Send`, so it could not be `tokio::spawn`ed).
@@ -344,6 +347,9 @@ impl Http {
         if let Some((user, password)) = basic {
             // reqwest marks the Authorization header value sensitive.
             request = request.basic_auth(user, Some(password));
+        }
+        if let Some(proof) = dpop_proof {
+            request = request.header("DPoP", proof);
         }
         self.send(request, url, what, true).await
     }
@@ -423,6 +429,11 @@ impl Http {
             .filter_map(|v| v.to_str().ok())
             .map(|v| v.get(..MAX_HEADER_VALUE).unwrap_or(v).to_owned())
             .collect();
+        let dpop_nonce = response
+            .headers()
+            .get("dpop-nonce")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(1024).collect());
         let mut body = Vec::new();
         loop {
             if !read_body {
@@ -450,6 +461,7 @@ impl Http {
             content_type,
             retry_after,
             www_authenticate,
+            dpop_nonce,
             body,
         })
     }

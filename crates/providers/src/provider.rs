@@ -224,6 +224,10 @@ pub struct OAuthProvider {
     /// issuer's metadata); then every request to them runs under that policy (see
     /// [`UrlPolicy`](crate::ssrf::UrlPolicy)).
     pub url_policy: Option<crate::ssrf::UrlPolicy>,
+    /// Whether new token sets are DPoP-bound (RFC 9449): a sign-in makes a key pair and sends a
+    /// proof with every token request. Set from an MCP server's metadata; off for built-ins and
+    /// `providers.toml` entries.
+    pub dpop: bool,
 }
 
 impl OAuthProvider {
@@ -307,6 +311,7 @@ impl OAuthProvider {
             token_auth_method: TokenAuthMethod::ClientSecretPost,
             url_policy: None,
             token_path: None,
+            dpop: false,
         }
     }
 
@@ -525,6 +530,7 @@ impl OAuthProvider {
             provider: self.clone(),
             client_id: client_id.into(),
             client_secret,
+            dpop_key: None,
         }
     }
 }
@@ -545,6 +551,9 @@ pub struct OAuthConfig {
     /// [`App::client_secret`](crate::App::client_secret)); never from a command line or a file of
     /// this crate's.
     pub client_secret: Option<ClientSecret>,
+    /// The DPoP key of the token set this configuration obtains or renews (RFC 9449): when set,
+    /// every token request carries a proof signed by it.
+    pub dpop_key: Option<crate::DpopKey>,
 }
 
 impl OAuthConfig {

@@ -66,8 +66,9 @@ fn reads_the_challenge() {
         (vec![], plain(None)),
         (vec![r#"Basic realm="r""#.to_owned()], plain(None)),
         (vec![r#"Bearer error="invalid_token""#.to_owned()], plain(Some("invalid_token"))),
-        // Not Bearer: its `error` is not ours to read.
-        (vec![r#"DPoP error="insufficient_scope", scope="z""#.to_owned()], plain(None)),
+        // DPoP (RFC 9449 §7.1) challenges read as Bearer ones; other schemes are not ours.
+        (vec![r#"DPoP error="insufficient_scope", scope="z""#.to_owned()], scoped(&["z"], None)),
+        (vec![r#"Mac error="insufficient_scope", scope="z""#.to_owned()], plain(None)),
         // A hostile error code is made printable and short.
         (
             vec![format!("Bearer error=\"\u{1b}[2J{}\"", "e".repeat(500))],

@@ -191,6 +191,7 @@ impl OAuthService {
             client_auth,
             "requesting a token without a browser"
         );
+        let config = super::sign_in::with_dpop_key(&config, options.no_dpop)?;
         let tokens = self.grant_request(name, &config, &grant_record).await?;
         let tokens = self
             .store_sign_in(name, &config, record.as_ref(), tokens, &grant_record)
@@ -239,12 +240,14 @@ impl OAuthService {
                 Ok(current)
             };
         };
-        let config = self.grant_config(target, &current, &grant).await?;
+        let mut config = self.grant_config(target, &current, &grant).await?;
+        config.dpop_key = crate::dpop::DpopKey::from_tokens(&current);
         tracing::debug!(provider, grant = %grant.grant_type, "renewing the token with its grant");
         let mut fresh = self.grant_request(name, &config, &grant).await?;
         super::namespace::unbind(&mut fresh);
         mcp::carry_binding(&current, &mut fresh);
         grant.write(&mut fresh);
+        crate::dpop::carry_key(&current, &mut fresh);
         fresh
             .extra
             .insert(CLIENT_ID_KEY.to_owned(), config.client_id.clone().into());
@@ -478,13 +481,11 @@ impl OAuthService {
                 let mut form = form.to_vec();
                 form.push(("client_assertion_type", protocol::CLIENT_ASSERTION_TYPE));
                 form.push(("client_assertion", &signed));
-                self.http
-                    .post_form(url, &form, None, "token endpoint", policy)
+                self.post_token_form(config, url, &form, None, "token endpoint", policy)
                     .await
             }
             ClientAuth::Config if config.client_id.is_empty() && config.client_secret.is_none() => {
-                self.http
-                    .post_form(url, form, None, "token endpoint", policy)
+                self.post_token_form(config, url, form, None, "token endpoint", policy)
                     .await
             }
             ClientAuth::Config => {

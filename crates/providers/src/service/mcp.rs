@@ -73,6 +73,11 @@ pub struct McpServerRecord {
     /// portable across authorization servers; never given a secret), if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_metadata_url: Option<String>,
+    /// Whether token requests carry DPoP proofs (RFC 9449): the authorization server listed
+    /// `dpop_signing_alg_values_supported` (with `ES256`), or the protected-resource metadata set
+    /// `dpop_bound_access_tokens_required`. A sign-in with `--no-dpop` stores no key either way.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dpop: bool,
 }
 
 impl McpServerRecord {
@@ -107,6 +112,11 @@ impl McpServerRecord {
                 .to_owned(),
             ),
             client_metadata_url: None,
+            dpop: m
+                .dpop_signing_alg_values_supported
+                .as_ref()
+                .is_some_and(|algs| algs.iter().any(|a| a == "ES256"))
+                || info.resource_metadata.dpop_bound_access_tokens_required == Some(true),
         })
     }
 
@@ -145,6 +155,7 @@ impl McpServerRecord {
             .and_then(crate::TokenAuthMethod::parse)
             .unwrap_or(crate::TokenAuthMethod::ClientSecretBasic);
         p.token_path = None;
+        p.dpop = self.dpop;
         p
     }
 }

@@ -155,6 +155,10 @@ pub struct AuthenticateOptions {
     /// The grant (default: as the stored tokens were obtained when that grant renews itself, else
     /// the authorization code grant) and its key and assertion files (see [`GrantOptions`]).
     pub grant: GrantOptions,
+    /// Never bind the tokens to a DPoP key (RFC 9449), even when the authorization server offers
+    /// it (`--no-dpop`). By default a sign-in at a server whose metadata lists `ES256` in
+    /// `dpop_signing_alg_values_supported` (or whose resource requires bound tokens) makes a key.
+    pub no_dpop: bool,
 }
 
 impl Default for AuthenticateOptions {
@@ -169,6 +173,7 @@ impl Default for AuthenticateOptions {
             pasted_redirects: None,
             no_resource: false,
             grant: GrantOptions::default(),
+            no_dpop: false,
             flow: SignInFlow::Browser,
             device_clock: None,
         }
@@ -187,6 +192,7 @@ impl fmt::Debug for AuthenticateOptions {
             .field("pasted_redirects", &self.pasted_redirects.is_some())
             .field("flow", &self.flow)
             .field("grant", &self.grant)
+            .field("no_dpop", &self.no_dpop)
             .finish_non_exhaustive()
     }
 }
@@ -249,6 +255,10 @@ impl AuthenticateOptions {
         /// [`no_resource`](Self::no_resource)).
         #[must_use]
         pub fn without_resource(no_resource: bool) => no_resource = no_resource;
+
+        /// Never binds the tokens to a DPoP key (see [`no_dpop`](Self::no_dpop)).
+        #[must_use]
+        pub fn without_dpop(no_dpop: bool) => no_dpop = no_dpop;
 
         /// Obtains the tokens with `grant` (client credentials, JWT-bearer; see [`GrantOptions`]).
         #[must_use]

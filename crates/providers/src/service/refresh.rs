@@ -175,7 +175,9 @@ impl OAuthService {
         }
         // The client and endpoints come from the tokens read under the lock: another process may
         // have signed in again (with another client) since `seen` was read.
-        let config = self.stored_config(target, &current).await?;
+        let mut config = self.stored_config(target, &current).await?;
+        // A DPoP-bound token set is refreshed with proofs of its own key (RFC 9449 §5).
+        config.dpop_key = crate::dpop::DpopKey::from_tokens(&current);
         let token_url = check_endpoint(
             &config.provider.token_url,
             &format!("providers.{provider}.token_url"),
@@ -194,6 +196,7 @@ impl OAuthService {
                 let mut merged = current.merge_refresh(fresh);
                 mcp::carry_binding(&current, &mut merged);
                 grants::carry_grant(&current, &mut merged);
+                crate::dpop::carry_key(&current, &mut merged);
                 merged.refresh_failed_at = None;
                 merged
                     .extra

@@ -195,6 +195,7 @@ mod tests {
             content_type: Some("application/json".to_owned()),
             retry_after: retry_after.map(str::to_owned),
             www_authenticate: Vec::new(),
+            dpop_nonce: None,
             body: body.as_bytes().to_vec(),
         }
     }

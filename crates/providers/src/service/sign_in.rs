@@ -86,6 +86,7 @@ impl OAuthService {
         let sign_in = async |config: &OAuthConfig,
                              options: &mut AuthenticateOptions,
                              listener: Option<callback::CallbackServer>| {
+            let config = &with_dpop_key(config, options.no_dpop)?;
             if device {
                 self.authenticate_device(provider, &name, config, record, options)
                     .await
@@ -310,6 +311,11 @@ impl OAuthService {
         }
         // Which grant made them (a field of that name in the answer is replaced too).
         grant.write(&mut tokens);
+        // The DPoP key the token requests were signed with; the answer's field of that name is not.
+        crate::dpop::DpopKey::strip(&mut tokens);
+        if let Some(key) = &config.dpop_key {
+            key.write(&mut tokens);
+        }
         // Under the refresh lock: a refresh running in another process must not write its (older)
         // grant over this sign-in after we store it.
         let _lock = self.lock(name).await?;
@@ -332,6 +338,23 @@ impl OAuthService {
 /// The URLs in one paste of `lines`: a line that starts like a URL (`http…`, possibly after `<`,
 /// `"`, `'` or `` ` ``) begins a new one, and the lines after it, up to the next such line, are its
 /// continuation (a terminal wrapped it). Each URL is its lines joined.
+/// `config` with a new DPoP key (RFC 9449) when its provider offers DPoP and `no_dpop` is off;
+/// else `config` as it is.
+///
+/// # Errors
+///
+/// [`ErrorCode::AuthFailed`] when the random source fails.
+pub(super) fn with_dpop_key(config: &OAuthConfig, no_dpop: bool) -> Result<OAuthConfig> {
+    let mut config = config.clone();
+    config.dpop_key = if config.provider.dpop && !no_dpop {
+        tracing::debug!("the authorization server offers DPoP: binding the tokens to a new key");
+        Some(crate::dpop::DpopKey::generate()?)
+    } else {
+        None
+    };
+    Ok(config)
+}
+
 fn paste_candidates(lines: &[String]) -> Vec<String> {
     let starts_a_url = |line: &str| {
         let line = line

@@ -57,8 +57,55 @@ impl OAuthService {
     ) -> Result<RawResponse> {
         let (form, basic) = client_auth(config, form.to_vec());
         let basic_ref = basic.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
+        self.post_token_form(
+            config,
+            url,
+            &form,
+            basic_ref,
+            endpoint,
+            config.provider.url_policy,
+        )
+        .await
+    }
+
+    /// Posts `form` as it is (client authentication already in it or in `basic`). At the token
+    /// endpoint of a configuration with a DPoP key, with a fresh proof in the `DPoP` header (RFC
+    /// 9449 §5); an answer `use_dpop_nonce` with a `DPoP-Nonce` header is retried once with that
+    /// nonce in a new proof (§8).
+    pub(super) async fn post_token_form(
+        &self,
+        config: &OAuthConfig,
+        url: &Url,
+        form: &[(&str, &str)],
+        basic: Option<(&str, &str)>,
+        endpoint: &str,
+        policy: Option<crate::UrlPolicy>,
+    ) -> Result<RawResponse> {
+        let key = config
+            .dpop_key
+            .as_ref()
+            .filter(|_| endpoint == "token endpoint");
+        let Some(key) = key else {
+            return self
+                .http
+                .post_form(url, form, basic, endpoint, policy, None)
+                .await;
+        };
+        let proof = key.proof("POST", url, None, None)?;
+        let raw = self
+            .http
+            .post_form(url, form, basic, endpoint, policy, Some(&proof))
+            .await?;
+        let Some(nonce) =
+            crate::dpop::nonce_demand(raw.status, &raw.body, &[], raw.dpop_nonce.as_deref())
+                .map(str::to_owned)
+        else {
+            return Ok(raw);
+        };
+        tracing::debug!("the token endpoint asks for a DPoP nonce; retrying once with it");
+        let proof = key.proof("POST", url, Some(&nonce), None)?;
         self.http
-            .post_form(url, &form, basic_ref, endpoint, config.provider.url_policy)
+            .post_form(url, form, basic, endpoint, policy, Some(&proof))
             .await
     }
 
