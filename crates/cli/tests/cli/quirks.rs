@@ -485,3 +485,34 @@ fn a_token_born_expired_is_kept_and_said() {
     token.expect_code(6);
     assert!(token.stdout.is_empty());
 }
+
+/// A token file that does not parse is what a sign-in replaces: reading the stored tokens before
+/// it (to share another process's sign-in) does not stop it.
+#[test]
+fn a_sign_in_replaces_a_token_file_that_does_not_parse() {
+    if !node_present() {
+        return;
+    }
+    let stub = Stub::start(Quirks {
+        code_answer: tokens_answer(),
+        ..Quirks::default()
+    });
+    let home = stub.provider_home("corrupt", "");
+    let tokens = home.path().join("tokens");
+    std::fs::create_dir_all(&tokens).expect("tokens dir");
+    std::fs::write(tokens.join("corrupt.json"), "{not json").expect("garbage");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let private = |path: &std::path::Path, mode| {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        };
+        private(&tokens, 0o700);
+        private(&tokens.join("corrupt.json"), 0o600);
+    }
+    home.run(&["mcp", "token", "corrupt"]).expect_code(12);
+    auth(&home, "corrupt").expect_code(0);
+    let token = home.run(&["mcp", "token", "corrupt"]);
+    token.expect_code(0);
+    assert_eq!(token.stdout.trim(), "stub-access");
+}

@@ -49,12 +49,12 @@ impl OAuthService {
         options: &AuthenticateOptions,
     ) -> Result<Turn> {
         let name = target.name();
-        let before = self.load_target(target).await?;
+        let before = self.readable_tokens(target).await;
         let ui = options.ui_or_default();
         let (lock, waited) = self
             .take_sign_in_lock(target.as_str(), name, options.timeout, ui.as_ref())
             .await?;
-        let after = self.load_target(target).await?;
+        let after = self.readable_tokens(target).await;
         let Some(tokens) = after else {
             return Ok(Turn::Ours(lock));
         };
@@ -94,6 +94,15 @@ impl OAuthService {
             location: self.store.location(name),
             by_other_process: false,
         }
+    }
+
+    /// The stored tokens, or `None` when they cannot be read (a corrupt file, say): a sign-in is
+    /// what replaces those, so reading them must not stop it.
+    async fn readable_tokens(&self, target: &ProviderRef) -> Option<OAuthTokens> {
+        self.load_target(target).await.unwrap_or_else(|e| {
+            tracing::debug!(provider = target.as_str(), error = %e, "stored tokens unreadable before the sign-in");
+            None
+        })
     }
 
     /// Takes `name`'s sign-in lock, polling while another process holds it, for at most `wait`;
