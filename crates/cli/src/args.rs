@@ -88,6 +88,29 @@ pub(crate) enum McpCommand {
         #[arg(long, value_name = "SECS", default_value_t = TOKEN_WAIT_SECS, value_parser = clap::value_parser!(u64).range(1..))]
         timeout: u64,
     },
+    /// Print the HTTP headers that present the stored token on one request, as a JSON object:
+    /// `{"Authorization": "Bearer …"}`, or for a DPoP-bound token `{"Authorization": "DPoP …",
+    /// "DPoP": "<proof>"}` with a fresh proof for --method and --url (the format MCP hosts'
+    /// headers helpers read).
+    Headers {
+        /// The provider name or MCP server URL.
+        provider: String,
+        /// The HTTP method of the request the headers are for (DPoP `htm`).
+        #[arg(long, value_name = "METHOD", default_value = "POST")]
+        method: String,
+        /// The URL of the request the headers are for (DPoP `htu`; default: the MCP server URL).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// A nonce the resource server asked for (its `DPoP-Nonce` header), put in the proof.
+        #[arg(long, value_name = "NONCE")]
+        nonce: Option<String>,
+        /// JSON output (the default; accepted for scripts that say so).
+        #[arg(long)]
+        json: bool,
+        /// Seconds to wait at most for a sign-in another process is running (as `mcp token`).
+        #[arg(long, value_name = "SECS", default_value_t = TOKEN_WAIT_SECS, value_parser = clap::value_parser!(u64).range(1..))]
+        timeout: u64,
+    },
     /// Refresh the stored tokens now.
     Refresh {
         /// The provider name or MCP server URL.
@@ -136,6 +159,10 @@ pub(crate) struct SignInArgs {
     /// that answer `invalid_target`); remembered, so refresh leaves it out too.
     #[arg(long)]
     pub(crate) no_resource: bool,
+    /// MCP server URLs only: never bind the tokens to a DPoP key (RFC 9449), even when the
+    /// authorization server offers DPoP (by default it is used then).
+    #[arg(long)]
+    pub(crate) no_dpop: bool,
     /// MCP server URLs only: the https URL of this app's Client ID Metadata Document, used as the
     /// client id where the authorization server accepts one (default:
     /// CONTEXT_HARNESS_CLIENT_METADATA_URL).

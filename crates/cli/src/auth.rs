@@ -278,6 +278,7 @@ pub(crate) fn run(ctx: &Context, args: AuthArgs) -> anyhow::Result<u8> {
         options = options.scopes(args.sign_in.scopes.clone());
     }
     options = options.without_resource(args.sign_in.no_resource);
+    options = options.without_dpop(args.sign_in.no_dpop);
     options = options.grant(
         args.sign_in
             .grant_options(Some(GrantType::AuthorizationCode))?,

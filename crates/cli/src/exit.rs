@@ -15,7 +15,7 @@
 //! | 10 | `timeout`: the browser or the server took too long |
 //! | 11 | `network_error`: the server could not be reached or answered garbage |
 //! | 12 | `storage`: the keyring or the token files failed |
-//! | 13 | `config_invalid`: a malformed `providers.toml` or a bad URL in it |
+//! | 13 | `config_invalid`: a malformed `providers.toml` or a bad URL in it; `mcp token` on a DPoP-bound token (use `mcp headers`) |
 
 use std::fmt;
 use std::io::Write;

@@ -6,7 +6,7 @@
 //! README for every command, the `--json` schemas and the exit codes ([`exit`]).
 //!
 //! Output discipline: data (tokens, status, provider lists, completion scripts) goes to stdout;
-//! messages, prompts, warnings and errors go to stderr. Only `mcp token` ever prints a secret.
+//! messages, prompts, warnings and errors go to stderr. Only `mcp token` and `mcp headers` ever print a secret.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -14,6 +14,7 @@ mod args;
 mod auth;
 mod context;
 mod exit;
+mod headers;
 mod logging;
 mod manage;
 mod providers;
@@ -61,6 +62,19 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<u8> {
                 json,
                 timeout,
             } => token::run(ctx, &provider, json, timeout),
+            McpCommand::Headers {
+                provider,
+                method,
+                url,
+                nonce,
+                json: _,
+                timeout,
+            } => headers::run(
+                ctx,
+                &provider,
+                &headers::Request { method, url, nonce },
+                timeout,
+            ),
             McpCommand::Status { provider, json } => status::run(ctx, provider.as_deref(), json),
             McpCommand::Auth(args) => auth::run(ctx, args),
             McpCommand::Refresh { provider } => manage::refresh(ctx, &provider),

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use context_harness_providers::storage::ProviderName;
 use context_harness_providers::{
     AuthStatus, EXPIRY_BUFFER, Error as ProviderError, ErrorCode, GrantType, OAuthService,
-    OAuthTokens, ProviderRef, terminal_text,
+    OAuthTokens, ProviderRef, is_dpop_bound, terminal_text,
 };
 use serde_json::{Value, json};
 
@@ -50,8 +50,8 @@ impl Row {
             // The grant that obtained the tokens (`client_credentials` and `jwt_bearer` renew
             // themselves without a refresh token); null when not signed in.
             "grant_type": tokens.map(|t| GrantType::of_tokens(t).as_str()),
-            // Whether the token is bound to a key (DPoP, RFC 9449): not yet supported.
-            "dpop_bound": false,
+            // Whether the token is bound to a key (DPoP, RFC 9449): then `mcp headers` presents it.
+            "dpop_bound": tokens.is_some_and(is_dpop_bound),
             "storage": storage,
             "location": self.location,
             "error": self.tokens.as_ref().err().map(|e| json!({

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use context_harness_providers::tokens::is_vschar;
 use context_harness_providers::{
-    Error as ProviderError, ErrorCode, OAuthService, OAuthTokens, SignInUi, terminal_text,
+    Error as ProviderError, ErrorCode, OAuthService, OAuthTokens, SignInUi, is_dpop_bound,
+    terminal_text,
 };
 
 use crate::context::{Context, print_stdout};
@@ -20,6 +21,33 @@ use crate::exit;
 use crate::timefmt;
 
 pub(crate) fn run(ctx: &Context, provider: &str, json: bool, wait_secs: u64) -> anyhow::Result<u8> {
+    let tokens = valid_tokens(ctx, provider, wait_secs)?;
+    // A DPoP-bound token alone is refused by its resource server (RFC 9449 §7): each request needs
+    // a proof signed by the key stored with it, which `mcp headers` makes.
+    if is_dpop_bound(&tokens) {
+        let shown = terminal_text(provider);
+        return Err(exit::Failure::new(
+            exit::code_for(ErrorCode::ConfigInvalid),
+            format!(
+                "the access token for {shown} is DPoP-bound (RFC 9449): it is useless without a proof signed by its key, so mcp token does not print it"
+            ),
+            Some(format!(
+                "run `context-harness mcp headers {shown} --method M --url U` for the Authorization and DPoP headers of one request"
+            )),
+        )
+        .into());
+    }
+    print_stdout(&render(&tokens, json))?;
+    Ok(exit::OK)
+}
+
+/// A valid token set for `provider` (the cached one, else refreshed, else the one a sign-in another
+/// process is running stores, waited for at most `wait_secs`), with printable access token.
+pub(crate) fn valid_tokens(
+    ctx: &Context,
+    provider: &str,
+    wait_secs: u64,
+) -> anyhow::Result<OAuthTokens> {
     let service = ctx.service()?;
     let tokens = match service.cached_valid_token(provider)? {
         Some(tokens) => tokens,
@@ -44,8 +72,7 @@ pub(crate) fn run(ctx: &Context, provider: &str, json: bool, wait_secs: u64) -> 
         )
         .into());
     }
-    print_stdout(&render(&tokens, json))?;
-    Ok(exit::OK)
+    Ok(tokens)
 }
 
 /// A valid token (refreshed if needed); when a sign-in is needed and another process is running one
