@@ -31,6 +31,10 @@
 // Environment (initial values of the control state below):
 //   AS_PORT                  listen port (0 = ephemeral)
 //   AS_CLIENT_CREDENTIALS=1  the clientCredentials feature and the machine clients above
+//   AS_DPOP=1                oidc-provider's dPoP feature (RFC 9449; on by default in oidc-provider 9, off
+//                            here): discovery lists dpop_signing_alg_values_supported and a token request
+//                            with a DPoP proof gets a DPoP-bound token (cnf.jkt)
+//   AS_DPOP_NONCE=1          (with AS_DPOP) every DPoP proof must carry a server nonce (use_dpop_nonce)
 //   AS_MACHINE_JWKS          JSON Web Key Set (public keys) of the `ch-machine-jwt` client
 //   AS_AUTO_APPROVE=1        complete login + consent automatically for the fixed user "test-user"
 //   AS_DENY=1                answer every interaction with error=access_denied
@@ -99,6 +103,7 @@
 // consent: button#approve / button#deny) so a headless browser can drive them.
 
 import http from 'node:http';
+import { randomBytes } from 'node:crypto';
 import { Provider, errors } from 'oidc-provider';
 
 // oidc-provider prints NOTICEs with console.info (stdout); stdout is reserved for the ready line.
@@ -115,6 +120,10 @@ const TEST_USER = 'test-user';
 const opaqueAccessTokens = envFlag('AS_OPAQUE_ACCESS_TOKENS');
 const cimd = envFlag('AS_CIMD');
 const clientCredentials = envFlag('AS_CLIENT_CREDENTIALS');
+// oidc-provider 9 enables DPoP by default (and then advertises dpop_signing_alg_values_supported, which
+// makes context-harness bind its tokens): here only with AS_DPOP=1, so other tests get Bearer tokens.
+const dpop = envFlag('AS_DPOP');
+const dpopNonce = envFlag('AS_DPOP_NONCE');
 const cimdFetchOrigin = process.env.AS_CIMD_FETCH_ORIGIN ?? '';
 if (cimdFetchOrigin && !/^http:\/\/(127\.0\.0\.1|\[::1\]|localhost):\d+$/.test(cimdFetchOrigin)) {
   console.error(`AS_CIMD_FETCH_ORIGIN must be a loopback http origin: ${cimdFetchOrigin}`);
@@ -305,6 +314,9 @@ async function startServer() {
       registration: { enabled: true },
       deviceFlow: { enabled: true },
       clientCredentials: { enabled: clientCredentials },
+      dPoP: dpopNonce
+        ? { enabled: dpop, nonceSecret: randomBytes(32), requireNonce: () => true }
+        : { enabled: dpop },
       clientIdMetadataDocument: { enabled: cimd, ack: 'draft-02' },
       resourceIndicators: {
         enabled: true,
