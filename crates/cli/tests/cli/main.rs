@@ -18,6 +18,7 @@ mod browser;
 mod browser_env;
 mod conformance;
 mod dpop;
+mod dpop_oidc;
 mod flows;
 mod forged;
 mod grants;
