@@ -277,7 +277,7 @@ fn oversized_files_are_refused_before_they_are_read() -> TestResult {
     let dir = tokens_dir(home.path());
     // The token file written by the file store (an auto store would use the keyring where one
     // works, as in CI); the auto store then reads it through the backend record.
-    context_harness_storage::FileStore::new(dir.clone()).save(&name("github"), &numbered(1, 0)?)?;
+    FileStore::new(dir.clone()).save(&name("github"), &numbered(1, 0)?)?;
     let store = AutoStore::new(dir.clone());
     let file = dir.join("github.json");
     let record = dir.join("github.backend");
