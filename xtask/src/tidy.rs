@@ -16,8 +16,8 @@ use serde_json::Value;
 use crate::util;
 
 /// Layer of each workspace package: a package may depend only on packages of its own layer or lower.
-/// The leaf libraries share layer 1; `providers` sits on them, `cli` on `providers`, and nothing depends on
-/// `xtask`.
+/// The leaf libraries share layer 1; `providers` sits on them, `mcp-bridge` on `providers`, `cli` on
+/// both, and nothing depends on `xtask`.
 const LAYERS: &[(&str, u8)] = &[
     ("context-harness-pkce", 1),
     ("context-harness-tokens", 1),
@@ -26,8 +26,9 @@ const LAYERS: &[(&str, u8)] = &[
     ("context-harness-protocol", 1),
     ("context-harness-test-support", 1),
     ("context-harness-providers", 2),
-    ("context-harness-cli", 3),
-    ("xtask", 4),
+    ("context-harness-mcp-bridge", 3),
+    ("context-harness-cli", 4),
+    ("xtask", 5),
 ];
 
 /// `pkce`'s non-optional normal dependencies, exactly: sha2, base64ct, getrandom, nothing else.
@@ -586,8 +587,9 @@ fn http_library_rule_on_a_fixture() {
     );
 }
 
-/// The `providers` module graph: for each top-level module (a file or directory under `src`, its
-/// submodules folded in), the other top-level modules it names as `crate::<module>`.
+/// A crate's module graph: for each top-level module (a file or directory beside the crate root
+/// `lib.rs`/`main.rs`, its submodules folded in), the other top-level modules it names as
+/// `crate::<module>`.
 fn module_graph(
     sources: &[(String, String)],
 ) -> std::collections::BTreeMap<String, BTreeSet<String>> {
@@ -595,15 +597,16 @@ fn module_graph(
         let first = path.split('/').next().unwrap_or_default();
         first.strip_suffix(".rs").unwrap_or(first).to_owned()
     };
+    let is_root = |m: &str| m == "lib" || m == "main";
     let modules: BTreeSet<String> = sources
         .iter()
         .map(|(path, _)| top(path))
-        .filter(|m| m != "lib")
+        .filter(|m| !is_root(m))
         .collect();
     let mut graph = std::collections::BTreeMap::new();
     for (path, text) in sources {
         let from = top(path);
-        if from == "lib" {
+        if is_root(&from) {
             continue;
         }
         let deps: &mut BTreeSet<String> = graph.entry(from.clone()).or_default();
@@ -655,17 +658,69 @@ fn find_cycle(graph: &std::collections::BTreeMap<String, BTreeSet<String>>) -> O
         .find_map(|node| visit(node, graph, &mut Vec::new(), &mut done))
 }
 
-/// `providers` has no import cycle between its modules: each names only lower ones.
+/// The module trees of every crate of the workspace (libraries, binaries, tests, benches, examples,
+/// xtask): the directory of each target whose root is `lib.rs` or `main.rs`, and the `<name>/`
+/// directory beside a single-file target `<name>.rs` when it has one. Build scripts are left out.
+fn crate_module_trees(meta: &Value) -> Result<BTreeSet<PathBuf>> {
+    let mut dirs = BTreeSet::new();
+    for package in packages(meta)? {
+        for target in package["targets"].as_array().into_iter().flatten() {
+            let kinds = target["kind"].as_array().into_iter().flatten();
+            if kinds.clone().any(|k| k == "custom-build") {
+                continue;
+            }
+            let root = PathBuf::from(str_of(target, "src_path"));
+            let (Some(dir), Some(stem)) = (root.parent(), root.file_stem()) else {
+                continue;
+            };
+            if stem == "lib" || stem == "main" {
+                dirs.insert(dir.to_path_buf());
+            } else if dir.join(stem).is_dir() {
+                dirs.insert(dir.join(stem));
+            }
+        }
+    }
+    Ok(dirs)
+}
+
+/// No crate of the workspace has an import cycle between its top-level modules: each names only
+/// lower ones (the `cli` once had `args` ↔ `proxy`).
 #[test]
-fn providers_modules_import_no_cycle() -> Result<()> {
-    let sources = rust_sources(&util::project_root().join("crates/providers/src"))?;
-    let graph = module_graph(&sources);
+fn no_crate_has_a_module_import_cycle() -> Result<()> {
+    let meta = metadata()?;
+    let root = util::project_root();
+    let trees = crate_module_trees(&meta)?;
+    let shown = |dir: &Path| {
+        dir.strip_prefix(&root)
+            .unwrap_or(dir)
+            .to_string_lossy()
+            .replace('\\', "/")
+    };
+    for expected in [
+        "crates/providers/src",
+        "crates/cli/src",
+        "crates/cli/tests/cli",
+        "xtask/src",
+    ] {
+        assert!(
+            trees.iter().any(|d| shown(d) == expected),
+            "{expected} is not checked: {trees:?}"
+        );
+    }
+    let providers = module_graph(&rust_sources(&root.join("crates/providers/src"))?);
     assert!(
-        graph.contains_key("service") && graph.contains_key("http"),
-        "{graph:?}"
+        providers.contains_key("service") && providers.contains_key("http"),
+        "{providers:?}"
     );
-    if let Some(cycle) = find_cycle(&graph) {
-        bail!("import cycle in providers: {}", cycle.join(" -> "));
+    let mut cycles = Vec::new();
+    for dir in &trees {
+        let graph = module_graph(&rust_sources(dir)?);
+        if let Some(cycle) = find_cycle(&graph) {
+            cycles.push(format!("{}: {}", shown(dir), cycle.join(" -> ")));
+        }
+    }
+    if !cycles.is_empty() {
+        bail!("import cycles between modules:\n{}", cycles.join("\n"));
     }
     Ok(())
 }
@@ -674,7 +729,8 @@ fn providers_modules_import_no_cycle() -> Result<()> {
 fn import_cycle_rule_on_a_fixture() {
     let file = |path: &str, text: &str| (path.to_owned(), text.to_owned());
     let acyclic = [
-        file("lib.rs", "mod a; mod b;"),
+        file("lib.rs", "mod a; mod b; use crate::a::Y;"),
+        file("main.rs", "use crate::b::Z;"),
         file("a.rs", "use crate::b::X; // crate::a in a comment"),
         file("b/mod.rs", "fn f() {}"),
         file("b/inner.rs", "use crate::error::E;"),
@@ -699,7 +755,7 @@ const FILE_READ_ALLOWED: &[(&str, &str, &str)] = &[
         "the trusted open itself (lstat, O_NOFOLLOW|O_NONBLOCK|O_NOCTTY, fstat-checked)",
     ),
     (
-        "crates/storage/src/trust.rs",
+        "crates/storage/src/quote.rs",
         "fs::read_to_string",
         "/etc/passwd, a system file, for the user name in a `chown` hint; not under the home directory",
     ),

@@ -325,7 +325,7 @@ pub(crate) struct ProxyArgs {
     pub(crate) sign_in: SignInArgs,
     /// An extra header on every request to the server, `'Name: value'` (repeatable). Other local
     /// users can read the command line: give a secret with --header-file or --header-env.
-    #[arg(long = "header", value_name = "HEADER", value_parser = crate::proxy::parse_header)]
+    #[arg(long = "header", value_name = "HEADER", value_parser = context_harness_mcp_bridge::parse_header)]
     pub(crate) headers: Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>,
     /// Extra headers from a file of `Name: value` lines (repeatable; blank lines and `#` comments
     /// skipped). The file must be yours, not a symbolic link, and readable by you only (chmod 600).
@@ -333,7 +333,7 @@ pub(crate) struct ProxyArgs {
     pub(crate) header_files: Vec<PathBuf>,
     /// An extra header whose value is the whole value of the environment variable VAR,
     /// `'Name: VAR'` (repeatable), e.g. `--header-env 'X-Api-Key: ACME_API_KEY'`.
-    #[arg(long = "header-env", value_name = "HEADER", value_parser = crate::proxy::parse_header_env)]
+    #[arg(long = "header-env", value_name = "HEADER", value_parser = context_harness_mcp_bridge::parse_header_env)]
     pub(crate) header_envs: Vec<(reqwest::header::HeaderName, String)>,
     /// Seconds a request may wait for its answer; then the client gets an error (`data.code`
     /// `timeout`) and the server `notifications/cancelled`. A progress notification for the request

@@ -7,9 +7,7 @@ use std::path::PathBuf;
 use context_harness_providers::storage::StorageMode;
 use context_harness_providers::{OAuthService, terminal_text_max};
 
-use crate::args::{Cli, Command, McpCommand, StorageArg};
-
-/// Settings shared by all commands, taken from the global options.
+/// Settings shared by all commands, taken from the global options (built from them in `main`).
 #[derive(Debug)]
 pub(crate) struct Context {
     /// `--home` / `CONTEXT_HARNESS_HOME`; `None` means `~/.context-harness`.
@@ -26,24 +24,6 @@ pub(crate) struct Context {
 }
 
 impl Context {
-    pub(crate) fn new(cli: &Cli) -> Self {
-        Self {
-            home: cli.home.clone().filter(|h| !h.as_os_str().is_empty()),
-            storage: match cli.storage {
-                None | Some(StorageArg::Auto) => StorageMode::Auto,
-                Some(StorageArg::Keyring) => StorageMode::Keyring,
-                Some(StorageArg::File) => StorageMode::File,
-            },
-            verbose: cli.verbose,
-            quiet: cli.quiet,
-            client_metadata_url: match &cli.command {
-                Command::Mcp(McpCommand::Auth(args)) => args.sign_in.client_metadata_url.clone(),
-                Command::Mcp(McpCommand::Proxy(args)) => args.sign_in.client_metadata_url.clone(),
-                _ => None,
-            },
-        }
-    }
-
     /// The service. Cheap: no HTTP client, no file read, no keyring access until used.
     pub(crate) fn service(&self) -> context_harness_providers::Result<OAuthService> {
         let mut builder = OAuthService::builder().storage_mode(self.storage);

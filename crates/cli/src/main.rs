@@ -27,17 +27,38 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use crate::args::{Cli, Command, McpCommand};
+use context_harness_providers::storage::StorageMode;
+
+use crate::args::{Cli, Command, McpCommand, StorageArg};
 use crate::context::Context;
 
 fn main() -> ExitCode {
     let cli = Cli::parse_token_fast_path().unwrap_or_else(Cli::parse);
     logging::init(cli.verbose, cli.quiet);
     forbid_core_dumps();
-    let ctx = Context::new(&cli);
+    let ctx = context_of(&cli);
     match run(&ctx, cli.command) {
         Ok(code) => ExitCode::from(code),
         Err(err) => ExitCode::from(exit::report(&err, &ctx)),
+    }
+}
+
+/// The settings every command needs, from the global options (and `--client-metadata-url`).
+fn context_of(cli: &Cli) -> Context {
+    Context {
+        home: cli.home.clone().filter(|h| !h.as_os_str().is_empty()),
+        storage: match cli.storage {
+            None | Some(StorageArg::Auto) => StorageMode::Auto,
+            Some(StorageArg::Keyring) => StorageMode::Keyring,
+            Some(StorageArg::File) => StorageMode::File,
+        },
+        verbose: cli.verbose,
+        quiet: cli.quiet,
+        client_metadata_url: match &cli.command {
+            Command::Mcp(McpCommand::Auth(args)) => args.sign_in.client_metadata_url.clone(),
+            Command::Mcp(McpCommand::Proxy(args)) => args.sign_in.client_metadata_url.clone(),
+            _ => None,
+        },
     }
 }
 

@@ -2,8 +2,10 @@
 
 use std::fmt;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use crate::quote::{shell_quote, user_name};
 
 /// The result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -185,7 +187,7 @@ impl Error {
         }
     }
 
-    pub(crate) fn untrusted(path: &std::path::Path, problem: TrustProblem) -> Self {
+    pub(crate) fn untrusted(path: &Path, problem: TrustProblem) -> Self {
         Self::Untrusted {
             path: path.to_path_buf(),
             problem,
@@ -196,7 +198,7 @@ impl Error {
     /// or `chown alice /home/a/.context-harness/tokens` (`rm PATH` for a symbolic link or special file).
     pub fn fix(&self) -> Option<String> {
         match self {
-            Self::Untrusted { path, problem } => Some(crate::trust::fix_for(path, *problem)),
+            Self::Untrusted { path, problem } => Some(fix_for(path, *problem)),
             _ => None,
         }
     }
@@ -278,7 +280,7 @@ impl fmt::Display for Error {
                 "refusing to use {}: {}, so another local user could have changed it; fix: {}",
                 path.display(),
                 problem.describe(),
-                crate::trust::fix_for(path, *problem)
+                fix_for(path, *problem)
             ),
             Self::TooLarge { path, limit } => write!(
                 f,
@@ -313,6 +315,20 @@ impl std::error::Error for Error {
                 ..
             } => Some(source.as_ref()),
             _ => None,
+        }
+    }
+}
+
+/// The command that fixes `problem` on `path`, for messages and hints.
+fn fix_for(path: &Path, problem: TrustProblem) -> String {
+    let quoted = shell_quote(path);
+    match problem {
+        TrustProblem::Writable { .. } => format!("chmod go-w {quoted}"),
+        TrustProblem::Owner { expected, .. } => {
+            format!("chown {} {quoted}", user_name(expected))
+        }
+        TrustProblem::Symlink | TrustProblem::NotFile | TrustProblem::NotDirectory => {
+            format!("rm {quoted}")
         }
     }
 }

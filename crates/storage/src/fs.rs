@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 
 use crate::error::{Error, Result};
+use crate::trust::parent_dir;
 
 /// Mode of directories this crate creates.
 #[cfg(unix)]
@@ -100,14 +101,6 @@ fn remove_stale_temps(dir: &Path, file_name: &str) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (dir, file_name);
-}
-
-/// The directory holding `path` (`.` for a bare file name).
-pub(crate) fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
 }
 
 fn create_temp(dir: &Path, file_name: &str) -> Result<(PathBuf, File)> {

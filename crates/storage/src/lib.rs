@@ -90,6 +90,7 @@ mod layout;
 mod lock;
 mod memory;
 mod name;
+mod quote;
 mod secret;
 mod text;
 mod trust;
@@ -117,11 +118,12 @@ pub use layout::{
 pub use lock::{LockKind, ProviderLock};
 pub use memory::MemoryStore;
 pub use name::{MAX_NAME_LEN, ProviderName, SERVER_NAME_PREFIX, canonical_url};
+pub use quote::shell_quote;
 pub use secret::SecretSlots;
 pub use text::{TextError, decode_text};
 pub use trust::{
     HOME_DIRS, HOME_FILES, MAX_FILE_BYTES, check_dir, check_home, open_trusted, read_provisioned,
-    read_trusted, shell_quote,
+    read_trusted,
 };
 
 /// The keyring service name under which every entry is stored (the user name is the provider name).

@@ -111,7 +111,7 @@ pub fn open_trusted(path: &Path) -> Result<Option<File>> {
 
 /// [`open_trusted`], also returning the opened file's metadata (its `fstat`).
 pub(crate) fn open_checked(path: &Path) -> Result<Option<(File, std::fs::Metadata)>> {
-    if !check_dir(crate::fs::parent_dir(path))? {
+    if !check_dir(parent_dir(path))? {
         return Ok(None);
     }
     // Refuse what is not a regular file before opening it: opening a device can have effects of its
@@ -213,7 +213,7 @@ pub fn read_provisioned(path: &Path) -> Result<Option<(Vec<u8>, bool, u32)>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io("resolve", path, e)),
     };
-    let dir = crate::fs::parent_dir(&resolved);
+    let dir = parent_dir(&resolved);
     let dir_meta = std::fs::metadata(dir).map_err(|e| Error::io("examine", dir, e))?;
     if !dir_meta.is_dir() {
         return Err(Error::untrusted(dir, TrustProblem::NotDirectory));
@@ -308,71 +308,12 @@ fn owner_mode_rule(_meta: &std::fs::Metadata, _path: &Path, _root_too: bool) -> 
     Ok(())
 }
 
-/// The command that fixes `problem` on `path`, for messages and hints.
-pub(crate) fn fix_for(path: &Path, problem: TrustProblem) -> String {
-    let quoted = shell_quote(path);
-    match problem {
-        TrustProblem::Writable { .. } => format!("chmod go-w {quoted}"),
-        TrustProblem::Owner { expected, .. } => {
-            format!("chown {} {quoted}", user_name(expected))
-        }
-        TrustProblem::Symlink | TrustProblem::NotFile | TrustProblem::NotDirectory => {
-            format!("rm {quoted}")
-        }
+/// The directory holding `path` (`.` for a bare file name).
+pub(crate) fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
     }
-}
-
-/// `path` as one shell word, for hints that name a command: unchanged when it has only safe
-/// characters, else in single quotes (control characters escaped, so the hint is one line).
-///
-/// ```
-/// use std::path::Path;
-/// use context_harness_storage::shell_quote;
-///
-/// assert_eq!(shell_quote(Path::new("/home/me/key.pem")), "/home/me/key.pem");
-/// assert_eq!(shell_quote(Path::new("/tmp/a b")), "'/tmp/a b'");
-/// ```
-pub fn shell_quote(path: &Path) -> String {
-    let text = path.to_string_lossy();
-    let safe = !text.is_empty()
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-+:@%,=".contains(c));
-    if safe {
-        return text.into_owned();
-    }
-    let mut out = String::from("'");
-    for c in text.chars() {
-        match c {
-            '\'' => out.push_str("'\\''"),
-            c if c.is_control() => out.extend(c.escape_default()),
-            c => out.push(c),
-        }
-    }
-    out.push('\'');
-    out
-}
-
-/// The login name of `uid` from `/etc/passwd`, else the number (which `chown` accepts as well).
-fn user_name(uid: u32) -> String {
-    #[cfg(unix)]
-    if let Ok(passwd) = std::fs::read_to_string("/etc/passwd") {
-        for line in passwd.lines() {
-            let mut fields = line.split(':');
-            let (Some(name), _, Some(id)) = (fields.next(), fields.next(), fields.next()) else {
-                continue;
-            };
-            if id.parse::<u32>().ok() == Some(uid)
-                && !name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-            {
-                return name.to_owned();
-            }
-        }
-    }
-    uid.to_string()
 }
 
 #[cfg(all(test, unix))]

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -344,34 +343,6 @@ fn no_session_bus_picks_the_file_in_well_under_a_second() -> TestResult {
     done?;
     assert!(status.success(), "{status}");
     assert!(dir.path().join("github.json").exists());
-    Ok(())
-}
-
-/// Child role: with no session bus, the auto store must choose the file at once.
-pub(crate) fn no_keyring_child(dir: &Path) -> TestResult {
-    let keyring = KeyringStore::new();
-    if keyring.may_be_available() {
-        return Err("a session bus is visible to the no-keyring child".into());
-    }
-    let store = open_store(StorageMode::Auto, dir.parent().ok_or("no parent")?)?;
-    let auto = AutoStore::new(dir.to_path_buf());
-    let github = name("github");
-    let tokens = numbered(1, 0)?;
-    let (saved, took) = timed(|| auto.save(&github, &tokens));
-    saved?;
-    if took >= Duration::from_secs(1) {
-        return Err(format!("auto store took {took:?} to pick the file").into());
-    }
-    if auto.backend_for(&github)? != Some(Backend::File) {
-        return Err("auto store did not record the file backend".into());
-    }
-    let (loaded, took) = timed(|| store.load(&name("other")));
-    if loaded?.is_some() || took >= Duration::from_secs(1) {
-        return Err(format!("unexpected load result after {took:?}").into());
-    }
-    let mut out = std::io::stdout().lock();
-    std::io::Write::write_all(&mut out, b"\nDONE\n")?;
-    std::io::Write::flush(&mut out)?;
     Ok(())
 }
 

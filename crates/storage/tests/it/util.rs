@@ -107,7 +107,7 @@ pub(crate) fn run_child_role() {
         Some("crash-writer") => crash_writer(&dir),
         Some("counter") => counter(&dir),
         #[cfg(feature = "keyring")]
-        Some("no-keyring") => crate::keyring::no_keyring_child(&dir),
+        Some("no-keyring") => no_keyring_child(&dir),
         other => Err(format!("unknown child role {other:?}").into()),
     };
     if let Err(err) = result {
@@ -194,4 +194,36 @@ pub(crate) fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     let start = std::time::Instant::now();
     let out = f();
     (out, start.elapsed())
+}
+
+/// Child role: with no session bus, the auto store must choose the file at once.
+#[cfg(feature = "keyring")]
+pub(crate) fn no_keyring_child(dir: &Path) -> TestResult {
+    let keyring = context_harness_storage::KeyringStore::new();
+    if keyring.may_be_available() {
+        return Err("a session bus is visible to the no-keyring child".into());
+    }
+    let store = context_harness_storage::open_store(
+        context_harness_storage::StorageMode::Auto,
+        dir.parent().ok_or("no parent")?,
+    )?;
+    let auto = context_harness_storage::AutoStore::new(dir.to_path_buf());
+    let github = name("github");
+    let tokens = numbered(1, 0)?;
+    let (saved, took) = timed(|| auto.save(&github, &tokens));
+    saved?;
+    if took >= Duration::from_secs(1) {
+        return Err(format!("auto store took {took:?} to pick the file").into());
+    }
+    if auto.backend_for(&github)? != Some(context_harness_storage::Backend::File) {
+        return Err("auto store did not record the file backend".into());
+    }
+    let (loaded, took) = timed(|| store.load(&name("other")));
+    if loaded?.is_some() || took >= Duration::from_secs(1) {
+        return Err(format!("unexpected load result after {took:?}").into());
+    }
+    let mut out = std::io::stdout().lock();
+    out.write_all(b"\nDONE\n")?;
+    out.flush()?;
+    Ok(())
 }

@@ -1,6 +1,26 @@
-//! `context-harness mcp proxy <url>`: a bridge between the MCP stdio transport (one JSON-RPC message
-//! per line on stdin/stdout) and a remote server's Streamable HTTP transport (MCP 2025-03-26 and later),
-//! or the legacy HTTP+SSE transport (2024-11-05), signed in and refreshed with the stored tokens.
+//! A bridge between the MCP stdio transport (one JSON-RPC message per line on stdin/stdout) and a
+//! remote MCP server's HTTP transports, signed in and refreshed with the tokens of an
+//! [`OAuthService`]: the engine of `context-harness mcp proxy <url>`, as a library a program runs
+//! under its own app identity (its own [`OAuthService`]: client, token store, providers, and its own
+//! name in messages and hints, [`SignInSettings`]).
+//!
+//! ```no_run
+//! use context_harness_mcp_bridge::{BridgeConfig, run_stdio};
+//! use context_harness_providers::OAuthService;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let service = OAuthService::builder().build()?;
+//! let mut config = BridgeConfig::new("https://mcp.example.com/mcp")?;
+//! config.sign_in.program = "my-agent".to_owned();
+//! config.sign_in.sign_in_command = "my-agent login".to_owned();
+//! // Serves stdin/stdout until stdin ends or SIGTERM/SIGINT comes; the session is then closed.
+//! run_stdio(service, config)?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Transports: Streamable HTTP (MCP 2025-03-26 and later, and the 2026-07-28 wire), or the legacy
+//! HTTP+SSE transport (2024-11-05). How the bridge behaves:
 //!
 //! - Messages pass through as they came: only `id`, `method` and the `initialize` answer's
 //!   `protocolVersion` are read. Nothing but JSON-RPC lines reaches stdout.
@@ -9,23 +29,28 @@
 //!   `MCP-Protocol-Version` (after the negotiation) go on every later request.
 //! - Order: a message is POSTed once the server has accepted the earlier `initialize` (its whole
 //!   answer), notifications and responses (their answer head is in; at most
-//!   [`stdio::ORDER_WAIT`]); requests do not hold back what follows, so several are in flight at
-//!   once. At most [`MAX_IN_FLIGHT`] messages wait or run, their bytes within the [`budget`];
-//!   stdin is read no further meanwhile ([`stdio`]). Lines that are not JSON-RPC messages are
+//!   2 s); requests do not hold back what follows, so several are in flight at
+//!   once. At most 64 messages wait or run, their bytes within a byte budget;
+//!   stdin is read no further meanwhile. Lines that are not JSON-RPC messages are
 //!   answered (-32700, -32600), never forwarded.
 //! - After `notifications/initialized`, the GET stream carries server-initiated messages (405: not
 //!   offered); it is resumed with `Last-Event-ID` after a drop.
-//! - 401 and 403 on any request, stream or endpoint: one recovery ([`authorized`], [`auth`]: refresh,
-//!   sign-in, step-up or give up, bounded) and the bearer only where its audience covers. 404 on a request with a session id → a new session (the client's `initialize`
+//! - 401 and 403 on any request, stream or endpoint: one recovery (refresh, sign-in,
+//!   step-up or give up, bounded) and the bearer only where its audience covers. 404 on a request
+//!   with a session id → a new session (the client's `initialize`
 //!   and `notifications/initialized` replayed), then the message once more. 400/404/405 to the
-//!   `initialize` POST → the legacy transport ([`legacy`]).
+//!   `initialize` POST → the legacy transport.
 //! - Every failure of a request becomes a JSON-RPC error response to it, and so does no answer
-//!   within `--request-timeout` ([`output`]). stdin EOF (after the answers in flight, for at most
-//!   2 s) or SIGTERM/SIGINT → `DELETE` of the session (405 ignored, at most 1 s), exit 0.
+//!   within [`BridgeConfig::request_timeout`]. Input EOF (after the answers in flight, for at most
+//!   2 s) or SIGTERM/SIGINT → `DELETE` of the session (405 ignored), and [`run`] returns.
+
+// A sign-in's URL and its outcome are for the user, on stderr: stdout is the JSON-RPC channel.
+#![allow(clippy::print_stderr)]
 
 mod auth;
 mod authorized;
 mod budget;
+mod error;
 mod headers;
 mod jsonrpc;
 mod legacy;
@@ -44,19 +69,20 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Context as _;
+use context_harness_providers::OAuthService;
+use context_harness_providers::protocol::Exchange;
 use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Notify, oneshot};
 use url::Url;
 
-use crate::args::ProxyArgs;
-use crate::context::Context;
-use crate::exit;
 use auth::Auth;
-use context_harness_providers::protocol::Exchange;
-pub(crate) use headers::{parse_header, parse_header_env};
+pub use error::Error;
+pub use headers::{extra_headers, parse_header, parse_header_env};
 use jsonrpc::Kind;
-use sign_in::{AuthFailure, SignInSettings};
+use sign_in::AuthFailure;
+pub use sign_in::{Browser, SignInSettings};
 use stdio::serve;
 use upstream::{EventStream, SessionHeaders, Upstream, UpstreamError};
 
@@ -66,63 +92,146 @@ const MAX_IN_FLIGHT: usize = 64;
 /// GET stream reconnections in a row without an event before it is given up.
 const MAX_GET_FAILURES: u32 = 5;
 
-/// Runs the bridge until stdin ends or a signal comes; 0 then.
-pub(crate) fn run(ctx: &Context, args: ProxyArgs) -> anyhow::Result<u8> {
-    let service = ctx.service()?;
-    let url = Url::parse(args.url.trim())
-        .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https"))
-        .ok_or_else(|| {
-            exit::Failure::new(
-                exit::code_for(context_harness_providers::ErrorCode::ConfigInvalid),
-                format!("`{}` is not an http(s) MCP server URL", args.url),
-                Some("give the server's URL, e.g. https://mcp.example.com/mcp".to_owned()),
-            )
-        })?;
-    let extra = headers::extra_headers(&args, service.environment())?;
-    let settings = SignInSettings {
-        client_id: args.sign_in.client_id.clone(),
-        scopes: args.sign_in.scopes.clone(),
-        ports: args.sign_in.ports.clone(),
-        timeout: Duration::from_secs(args.sign_in.timeout),
-        no_resource: args.sign_in.no_resource,
-        grant: args.sign_in.grant_options(None)?,
-        quiet: ctx.quiet,
-    };
+/// The default [`BridgeConfig::request_timeout`]: 120 s.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What the bridge connects to and how: the server, the extra headers, the request timeout and the
+/// sign-in it may start. Built with [`BridgeConfig::new`], then adjusted field by field.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct BridgeConfig {
+    /// The MCP server URL as given (the key of its stored tokens, as for `mcp auth <url>`).
+    server: String,
+    /// The same, parsed (http or https).
+    url: Url,
+    /// Extra headers on every request to the server (RFC 9110 §5), e.g. from [`extra_headers`];
+    /// mark secret values sensitive ([`reqwest::header::HeaderValue::set_sensitive`]): they are
+    /// never logged. The headers the bridge sets itself are replaced by its own.
+    pub headers: HeaderMap,
+    /// How long a request may wait for its answer; then the client gets a JSON-RPC error
+    /// (`data.code` `timeout`) and the server `notifications/cancelled`. A progress notification
+    /// for the request restarts the clock, up to 10 times this in all; time spent signing in does
+    /// not count. Default [`DEFAULT_REQUEST_TIMEOUT`].
+    pub request_timeout: Duration,
+    /// The sign-in the bridge starts when the server refuses the token and a refresh does not help.
+    pub sign_in: SignInSettings,
+}
+
+impl BridgeConfig {
+    /// A configuration for the MCP server at `server` (an `http` or `https` URL; surrounding
+    /// whitespace is ignored), with no extra header, the default timeout and sign-in settings.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when `server` is not an http(s) URL.
+    pub fn new(server: &str) -> Result<Self, Error> {
+        let server = server.trim();
+        let url = Url::parse(server)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| {
+                Error::config(
+                    format!("`{server}` is not an http(s) MCP server URL"),
+                    "give the server's URL, e.g. https://mcp.example.com/mcp",
+                )
+            })?;
+        Ok(Self {
+            server: server.to_owned(),
+            url,
+            headers: HeaderMap::new(),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            sign_in: SignInSettings::default(),
+        })
+    }
+
+    /// The server URL, parsed.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+}
+
+/// Runs the bridge on this process's stdin and stdout, on a runtime of its own (current thread),
+/// until stdin ends or SIGTERM/SIGINT comes; the session is closed then. Blocks; call it from
+/// outside any async runtime (inside one, use [`run`]).
+///
+/// # Errors
+///
+/// When the async runtime or the HTTP client cannot be built. Failures after the start are
+/// JSON-RPC error responses to the requests they hit, never an `Err`.
+pub fn run_stdio(service: OAuthService, config: BridgeConfig) -> Result<(), Error> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?;
-    let result = runtime.block_on(async {
-        let upstream = Upstream::new(&service, extra)?;
-        let (out, out_rx) = output::Output::new(output::OWN_BYTES);
-        let writer = tokio::spawn(output::write_stdout(out_rx));
-        let request_timeout = Duration::from_secs(args.request_timeout);
-        let bridge = Arc::new(Bridge {
-            host: url.host_str().unwrap_or("server").to_owned(),
-            auth: Auth::new(service, args.url.trim().to_owned(), settings),
-            url,
-            upstream,
-            out,
-            session: Mutex::new(Session::default()),
-            reinit: tokio::sync::Mutex::new(()),
-            get_stream: Mutex::new(None),
-            legacy: Mutex::new(None),
-            tools: tool_headers::ToolCache::default(),
-            modern: Mutex::new(None),
-            cancels: Mutex::new(HashMap::new()),
-            next_id: AtomicU64::new(1),
-        });
-        let code = serve(Arc::clone(&bridge), request_timeout).await;
-        bridge.stop_get_stream();
-        drop(bridge);
-        // A host that stopped reading gets no more.
-        let _ = tokio::time::timeout(stdio::FLUSH_WAIT, writer).await;
-        anyhow::Ok(code)
-    });
+        .map_err(Error::Runtime)?;
+    let result = runtime.block_on(run(
+        service,
+        config,
+        tokio::io::stdin(),
+        tokio::io::stdout(),
+    ));
     // The stdin reader may still be blocked in a read; do not wait for it.
     runtime.shutdown_background();
     result
+}
+
+/// Runs the bridge on `input` (JSON-RPC messages, one a line) and `output` (the answers and the
+/// server's messages, one a line, nothing else) until `input` ends or SIGTERM/SIGINT comes; the
+/// session is closed then (at most 5 s in all). Needs a tokio runtime with time and I/O enabled.
+///
+/// # Errors
+///
+/// When the HTTP client cannot be built ([`OAuthService::http_client_builder`]). Failures after
+/// the start are JSON-RPC error responses to the requests they hit, never an `Err`.
+pub async fn run<R, W>(
+    service: OAuthService,
+    config: BridgeConfig,
+    input: R,
+    output: W,
+) -> Result<(), Error>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let BridgeConfig {
+        server,
+        url,
+        headers,
+        request_timeout,
+        sign_in,
+    } = config;
+    let upstream = Upstream::new(&service, headers)?;
+    let (out, out_rx) = output::Output::new(output::OWN_BYTES);
+    let writer = tokio::spawn(output::write_lines(out_rx, output));
+    let bridge = Arc::new(Bridge {
+        host: url.host_str().unwrap_or("server").to_owned(),
+        auth: Auth::new(service, server, sign_in),
+        url,
+        upstream,
+        out,
+        session: Mutex::new(Session::default()),
+        reinit: tokio::sync::Mutex::new(()),
+        get_stream: Mutex::new(None),
+        legacy: Mutex::new(None),
+        tools: tool_headers::ToolCache::default(),
+        modern: Mutex::new(None),
+        cancels: Mutex::new(HashMap::new()),
+        next_id: AtomicU64::new(1),
+    });
+    serve(Arc::clone(&bridge), input, request_timeout).await;
+    bridge.stop_get_stream();
+    drop(bridge);
+    // A host that stopped reading gets no more.
+    let _ = tokio::time::timeout(stdio::FLUSH_WAIT, writer).await;
+    Ok(())
+}
+
+/// `text` with every line through the one terminal sanitiser (control, format and bidi characters
+/// replaced), lines kept apart, each at most 2000 characters.
+fn safe_lines(text: &str) -> String {
+    text.split('\n')
+        .map(|line| context_harness_providers::terminal_text_max(line, 2000))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The session state (Streamable HTTP).

@@ -116,8 +116,11 @@ impl Upstream {
     /// Builds the client with `service`'s setup (proxies from its environment, loopback direct, TLS,
     /// connect timeout, no redirects). `extra` are the `--header` values (marked sensitive: they may
     /// be keys).
-    pub(crate) fn new(service: &OAuthService, extra: HeaderMap) -> anyhow::Result<Self> {
-        let client = service.http_client_builder().build()?;
+    pub(crate) fn new(service: &OAuthService, extra: HeaderMap) -> Result<Self, crate::Error> {
+        let client = service
+            .http_client_builder()
+            .build()
+            .map_err(crate::Error::Http)?;
         Ok(Self { client, extra })
     }
 

@@ -93,10 +93,10 @@ impl Bridge {
                 status.as_u16()
             ),
         );
-        error.hint = Some(
-            "if the new address is right, give it as the server URL (and sign in to it: `context-harness mcp auth <url>`)"
-                .to_owned(),
-        );
+        error.hint = Some(format!(
+            "if the new address is right, give it as the server URL (and sign in to it: `{} <url>`)",
+            self.auth.settings.sign_in_command
+        ));
         error
     }
 }

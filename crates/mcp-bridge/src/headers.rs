@@ -1,5 +1,5 @@
-//! The extra headers `mcp proxy` sends on every request to the server (RFC 9110 §5), from three
-//! sources:
+//! The extra headers the bridge sends on every request to the server (RFC 9110 §5), from three
+//! sources (as `mcp proxy` names them):
 //!
 //! - `--header 'Name: value'`: on the command line, which every local user can read
 //!   (`/proc/<pid>/cmdline`, `ps`): for values that are not secret.
@@ -14,13 +14,12 @@
 //! refused. Values are marked sensitive and never logged; errors about a file's content name the
 //! line, never its text.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use context_harness_providers::{Environment, ErrorCode, read_secret_file};
+use context_harness_providers::{Environment, read_secret_file};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::args::ProxyArgs;
-use crate::exit;
+use crate::Error;
 
 /// Header names the bridge sets on its requests itself (`Accept`, `Content-Type`, the MCP session
 /// headers, the MCP 2026-07-28 per-request headers `Mcp-Method` and `Mcp-Name`, `Last-Event-ID`) or
@@ -71,8 +70,13 @@ fn header_value(value: &str) -> Result<HeaderValue, &'static str> {
     Ok(value)
 }
 
-/// Parses a `--header 'Name: value'` argument (a clap value parser: errors are usage errors).
-pub(crate) fn parse_header(text: &str) -> Result<(HeaderName, HeaderValue), String> {
+/// Parses a `--header 'Name: value'` argument: the name (an RFC 9110 token, not one the bridge sets
+/// itself) and the value (trimmed, marked sensitive).
+///
+/// # Errors
+///
+/// What is wrong, naming the header but never its value (fit for a clap value parser).
+pub fn parse_header(text: &str) -> Result<(HeaderName, HeaderValue), String> {
     let (name, value) = text
         .split_once(':')
         .ok_or_else(|| "expected 'Name: value'".to_owned())?;
@@ -82,7 +86,11 @@ pub(crate) fn parse_header(text: &str) -> Result<(HeaderName, HeaderValue), Stri
 
 /// Parses a `--header-env 'Name: VAR'` argument: the header name and the variable's name
 /// (letters, digits and `_`, not starting with a digit).
-pub(crate) fn parse_header_env(text: &str) -> Result<(HeaderName, String), String> {
+///
+/// # Errors
+///
+/// What is wrong with the name or the variable (fit for a clap value parser).
+pub fn parse_header_env(text: &str) -> Result<(HeaderName, String), String> {
     let (name, var) = text
         .split_once(':')
         .ok_or_else(|| "expected 'Name: VARIABLE'".to_owned())?;
@@ -121,35 +129,38 @@ fn parse_header_lines(text: &str) -> Result<Vec<(HeaderName, HeaderValue)>, Stri
     Ok(out)
 }
 
-/// A configuration error of the extra headers: exit 13 (`config_invalid`).
-fn invalid(message: String, hint: &str) -> anyhow::Error {
-    exit::Failure::new(
-        exit::code_for(ErrorCode::ConfigInvalid),
-        message,
-        Some(hint.to_owned()),
-    )
-    .into()
+/// A configuration error of the extra headers (`config_invalid`).
+fn invalid(message: String, hint: &str) -> Error {
+    Error::config(message, hint)
 }
 
-/// Every extra header of `args`, in order: `--header`, then each `--header-file`, then each
-/// `--header-env` (read from `env`). A name given more than once is sent with each value.
+/// Every extra header, in order: `headers` (parsed by [`parse_header`]), then the lines of each
+/// file of `files` (`Name: value`; blank lines and `#` comments skipped), then each of `envs`
+/// (parsed by [`parse_header_env`]) with the variable's value read from `env`. A name given more
+/// than once is sent with each value. The result goes in [`BridgeConfig::headers`](crate::BridgeConfig::headers).
 ///
 /// # Errors
 ///
-/// Exit 13 (`config_invalid`) for a header file that cannot be used (see [`read_secret_file`]) or
-/// has a malformed line, and for a `--header-env` variable that is unset, empty or not a field
-/// value. Messages never contain a value.
-pub(crate) fn extra_headers(args: &ProxyArgs, env: &Environment) -> anyhow::Result<HeaderMap> {
+/// [`Error::Provider`] for a header file that cannot be used (see [`read_secret_file`]: a symbolic
+/// link, another owner, a mode other than 0600, over 64 KiB); [`Error::Config`] for a malformed
+/// line, and for a variable that is unset, empty or not a field value. Messages never contain a
+/// value.
+pub fn extra_headers(
+    headers: &[(HeaderName, HeaderValue)],
+    files: &[PathBuf],
+    envs: &[(HeaderName, String)],
+    env: &Environment,
+) -> Result<HeaderMap, Error> {
     let mut extra = HeaderMap::new();
-    for (name, value) in &args.headers {
+    for (name, value) in headers {
         extra.append(name.clone(), value.clone());
     }
-    for path in &args.header_files {
+    for path in files {
         for (name, value) in read_header_file(path)? {
             extra.append(name, value);
         }
     }
-    for (name, var) in &args.header_envs {
+    for (name, var) in envs {
         let Some(text) = env.get(var) else {
             return Err(invalid(
                 format!("--header-env {name}: the variable {var} is not set (or empty)"),
@@ -172,7 +183,7 @@ pub(crate) fn extra_headers(args: &ProxyArgs, env: &Environment) -> anyhow::Resu
 }
 
 /// The headers of one `--header-file`.
-fn read_header_file(path: &Path) -> anyhow::Result<Vec<(HeaderName, HeaderValue)>> {
+fn read_header_file(path: &Path) -> Result<Vec<(HeaderName, HeaderValue)>, Error> {
     let text = read_secret_file(path, "--header-file")?;
     parse_header_lines(text.secret()).map_err(|why| {
         invalid(
@@ -272,26 +283,15 @@ mod tests {
 
     #[test]
     fn env_values_are_checked_and_never_shown() {
-        use clap::Parser as _;
-        let cli = crate::args::Cli::try_parse_from([
-            "context-harness",
-            "mcp",
-            "proxy",
-            "http://127.0.0.1:9/mcp",
-            "--header",
-            "X-Plain: 1",
-            "--header-env",
-            "X-Api-Key: TEST_KEY",
-        ]);
-        let Ok(crate::args::Cli {
-            command: crate::args::Command::Mcp(crate::args::McpCommand::Proxy(args)),
-            ..
-        }) = cli
-        else {
-            panic!("not parsed: {cli:?}");
+        let Ok(plain) = parse_header("X-Plain: 1") else {
+            panic!("refused a valid header");
         };
+        let Ok(from_env) = parse_header_env("X-Api-Key: TEST_KEY") else {
+            panic!("refused a valid --header-env");
+        };
+        let (plain, envs) = ([plain], [from_env]);
         let env = Environment::from_pairs([("TEST_KEY", "  s3cret value ")]);
-        let headers = extra_headers(&args, &env).unwrap_or_else(|e| panic!("{e}"));
+        let headers = extra_headers(&plain, &[], &envs, &env).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             headers.get("x-api-key").map(HeaderValue::as_bytes),
             Some(&b"s3cret value"[..])
@@ -306,11 +306,14 @@ mod tests {
             Environment::from_pairs([("TEST_KEY", "")]),
             Environment::from_pairs([("TEST_KEY", "s3cret\r\nX-Injected: 1")]),
         ] {
-            let Err(e) = extra_headers(&args, &env) else {
+            let Err(e) = extra_headers(&plain, &[], &envs, &env) else {
                 panic!("accepted {env:?}");
             };
-            let failure = e.downcast_ref::<exit::Failure>().map(|f| f.code);
-            assert_eq!(failure, Some(13), "{e}");
+            assert_eq!(
+                e.code(),
+                Some(context_harness_providers::ErrorCode::ConfigInvalid),
+                "{e}"
+            );
             assert!(!e.to_string().contains("s3cret"), "{e}");
         }
     }

@@ -11,19 +11,63 @@ use context_harness_providers::{
 };
 
 use super::auth::Auth;
-use crate::auth::{Opener, choose_opener};
 
-/// Sign-in options, as `mcp auth <url>` takes them.
+/// How the authorization URL of a sign-in is shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Browser {
+    /// Opened in the system browser (or `$BROWSER`), and shown on stderr unless
+    /// [`SignInSettings::quiet`].
+    System,
+    /// Only shown on stderr, for the user to open, after the reason given here (e.g. "This is an
+    /// SSH session").
+    Manual(String),
+}
+
+/// The sign-in the bridge starts when it needs one (options as `mcp auth <url>` takes them), and
+/// the name it goes by in messages. Everything a sign-in shows goes to stderr, never stdout.
 #[derive(Debug, Clone)]
-pub(crate) struct SignInSettings {
-    pub(crate) client_id: Option<String>,
-    pub(crate) scopes: Vec<String>,
-    pub(crate) ports: Vec<u16>,
-    pub(crate) timeout: Duration,
-    pub(crate) no_resource: bool,
-    /// `--grant-type` and its files (without it, stored tokens are renewed as they were obtained).
-    pub(crate) grant: context_harness_providers::GrantOptions,
-    pub(crate) quiet: bool,
+#[non_exhaustive]
+pub struct SignInSettings {
+    /// The OAuth client id (`None`: the configured or dynamically registered one).
+    pub client_id: Option<String>,
+    /// The scopes to ask for (empty: what discovery chooses).
+    pub scopes: Vec<String>,
+    /// The loopback ports the redirect listener may use (empty: the library's defaults).
+    pub ports: Vec<u16>,
+    /// How long a sign-in may take in all. Default 300 s.
+    pub timeout: Duration,
+    /// No `resource` parameter (RFC 8707) in the sign-in.
+    pub no_resource: bool,
+    /// The grant and its files (default: stored tokens are renewed as they were obtained).
+    pub grant: context_harness_providers::GrantOptions,
+    /// How the authorization URL is shown. Default [`Browser::System`]; a text browser named by
+    /// `$BROWSER` is never started (it would share the bridge's stdin and stdout).
+    pub browser: Browser,
+    /// No progress messages on stderr (the authorization URL is still shown when it is not
+    /// opened: without it nobody can sign in).
+    pub quiet: bool,
+    /// The prefix of the bridge's stderr messages (`context-harness`).
+    pub program: String,
+    /// The command that signs in to a server, shown in hints followed by the server URL
+    /// (`context-harness mcp auth`).
+    pub sign_in_command: String,
+}
+
+impl Default for SignInSettings {
+    fn default() -> Self {
+        Self {
+            client_id: None,
+            scopes: Vec::new(),
+            ports: Vec::new(),
+            timeout: Duration::from_secs(300),
+            no_resource: false,
+            grant: context_harness_providers::GrantOptions::default(),
+            browser: Browser::System,
+            quiet: false,
+            program: "context-harness".to_owned(),
+            sign_in_command: "context-harness mcp auth".to_owned(),
+        }
+    }
 }
 
 /// Why no token could be had; becomes a JSON-RPC error response. Holds no secret.
@@ -43,7 +87,7 @@ pub(crate) struct AuthFailure {
 ///
 /// # Errors
 ///
-/// An [`AuthFailure`] naming `context-harness mcp auth <url>`: refused, timed out, no browser
+/// An [`AuthFailure`] naming the sign-in command and the URL: refused, timed out, no browser
 /// (`auth_required`), or the code of the provider error.
 pub(super) async fn sign_in(
     auth: &Auth,
@@ -52,32 +96,34 @@ pub(super) async fn sign_in(
     let s = &auth.settings;
     let url = auth.url.clone();
     let quiet = s.quiet;
+    let program = s.program.clone();
     // A text browser (lynx, w3m, …) would read the JSON-RPC stdin and write into the JSON-RPC
     // stdout: the URL goes to stderr instead.
     let text_browser = std::env::var("BROWSER")
         .is_ok_and(|b| context_harness_providers::browser_needs_terminal(&b));
     let opener = if text_browser {
-        Opener::Manual(
-            "BROWSER names a text browser, which would share the bridge's stdin and stdout",
+        Browser::Manual(
+            "BROWSER names a text browser, which would share the bridge's stdin and stdout"
+                .to_owned(),
         )
     } else {
-        choose_opener(false)
+        s.browser.clone()
     };
     let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<String>();
     let failed_tx = Mutex::new(Some(failed_tx));
     let show = move |auth_url: &str| -> std::io::Result<()> {
         // Shown even with -q: without it nobody can sign in. Never stdout (the JSON-RPC channel).
-        match opener {
-            Opener::Manual(why) => {
+        match &opener {
+            Browser::Manual(why) => {
                 eprintln!(
-                    "context-harness: {url} needs a sign-in. {why}; open this URL in a browser:\n\n    {auth_url}\n"
+                    "{program}: {url} needs a sign-in. {why}; open this URL in a browser:\n\n    {auth_url}\n"
                 );
                 Ok(())
             }
-            Opener::System => {
+            Browser::System => {
                 if !quiet {
                     eprintln!(
-                        "context-harness: {url} needs a sign-in; opening the browser (or open this URL):\n\n    {auth_url}\n"
+                        "{program}: {url} needs a sign-in; opening the browser (or open this URL):\n\n    {auth_url}\n"
                     );
                 }
                 SystemBrowser.open(auth_url)
@@ -90,7 +136,10 @@ pub(super) async fn sign_in(
         .browser(show)
         .without_resource(s.no_resource)
         .grant(s.grant.clone())
-        .ui(BrowserFailed(failed_tx));
+        .ui(BrowserFailed {
+            failed: failed_tx,
+            program: s.program.clone(),
+        });
     if !s.ports.is_empty() {
         options = options.ports(s.ports.clone());
     }
@@ -116,18 +165,22 @@ pub(super) async fn sign_in(
     };
     let outcome = outcome?;
     if !s.quiet {
-        eprintln!("context-harness: signed in to {}", auth.url);
+        eprintln!("{}: signed in to {}", s.program, auth.url);
     }
     Ok(outcome.tokens)
 }
 
 /// Reports the first browser failure of a sign-in over a channel (the proxy then fails the
-/// request instead of waiting for a sign-in nobody can see).
-struct BrowserFailed(Mutex<Option<tokio::sync::oneshot::Sender<String>>>);
+/// request instead of waiting for a sign-in nobody can see); says when another process signs in.
+struct BrowserFailed {
+    failed: Mutex<Option<tokio::sync::oneshot::Sender<String>>>,
+    /// [`SignInSettings::program`].
+    program: String,
+}
 
 impl context_harness_providers::SignInUi for BrowserFailed {
     fn browser_failed(&self, _url: &str, err: &std::io::Error) {
-        if let Some(tx) = self.0.lock().ok().and_then(|mut t| t.take()) {
+        if let Some(tx) = self.failed.lock().ok().and_then(|mut t| t.take()) {
             let _ = tx.send(err.to_string());
         }
     }
@@ -136,7 +189,8 @@ impl context_harness_providers::SignInUi for BrowserFailed {
     /// stderr (never stdout, the JSON-RPC channel), even with -q, since requests wait meanwhile.
     fn waiting_for_sign_in(&self, provider: &str) {
         eprintln!(
-            "context-harness: another context-harness process is signing in to {}; waiting…",
+            "{0}: another {0} process is signing in to {1}; waiting…",
+            self.program,
             context_harness_providers::terminal_text(provider)
         );
     }

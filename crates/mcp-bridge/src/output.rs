@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -111,7 +111,7 @@ pub(crate) struct Output {
 }
 
 impl Output {
-    /// The queue and its receiving end (for [`write_stdout`]); lines without a charge of their own
+    /// The queue and its receiving end (for [`write_lines`]); lines without a charge of their own
     /// wait for room in `own_bytes`.
     pub(crate) fn new(own_bytes: usize) -> (Self, mpsc::UnboundedReceiver<Queued>) {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -335,10 +335,12 @@ impl Drop for Ticket {
     }
 }
 
-/// Writes each queued line to stdout, in order, then gives back its bytes. A host that stops
+/// Writes each queued line to `stdout`, in order, then gives back its bytes. A host that stops
 /// reading stops this; the queue then fills the budget and everything else waits.
-pub(crate) async fn write_stdout(mut rx: mpsc::UnboundedReceiver<Queued>) {
-    let mut stdout = tokio::io::stdout();
+pub(crate) async fn write_lines(
+    mut rx: mpsc::UnboundedReceiver<Queued>,
+    mut stdout: impl AsyncWrite + Unpin,
+) {
     let mut broken = false;
     while let Some(queued) = rx.recv().await {
         if broken {

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio::task::JoinSet;
 
@@ -32,7 +32,6 @@ use super::budget::{Budget, Held};
 use super::jsonrpc::{self, Inbound, Kind, MAX_MESSAGE_BYTES};
 use super::output::{Outcome, Ticket};
 use super::{Bridge, MAX_IN_FLIGHT};
-use crate::exit;
 
 /// How long a message waits for the server to accept the one before it.
 pub(super) const ORDER_WAIT: Duration = Duration::from_secs(2);
@@ -66,13 +65,10 @@ enum Read {
 
 type Admission = Pin<Box<dyn Future<Output = (Read, Option<OwnedSemaphorePermit>, Held)> + Send>>;
 
-/// Reads stdin and dispatches until it ends or a signal comes; returns the exit code once the
-/// session is closed. `timeout` is the request timeout.
-pub(super) async fn serve(bridge: Arc<Bridge>, timeout: Duration) -> u8 {
-    let mut stdin = LineReader::new(tokio::io::BufReader::with_capacity(
-        64 * 1024,
-        tokio::io::stdin(),
-    ));
+/// Reads `input` (stdin) and dispatches until it ends or a signal comes; returns once the session
+/// is closed. `timeout` is the request timeout.
+pub(super) async fn serve(bridge: Arc<Bridge>, input: impl AsyncRead + Unpin, timeout: Duration) {
+    let mut stdin = LineReader::new(tokio::io::BufReader::with_capacity(64 * 1024, input));
     let mut signals = Signals::new();
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut tasks = JoinSet::new();
@@ -120,7 +116,6 @@ pub(super) async fn serve(bridge: Arc<Bridge>, timeout: Duration) -> u8 {
         }
     };
     shutdown(&bridge, tasks, signals, end).await;
-    exit::OK
 }
 
 /// Waits for a slot and for the line's bytes in the budget (cancel-safe).

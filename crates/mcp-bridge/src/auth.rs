@@ -32,7 +32,7 @@ use context_harness_providers::{
 use url::Url;
 
 use super::sign_in::{AuthFailure, SignInSettings};
-use crate::context::safe_lines;
+use crate::safe_lines;
 
 struct Current {
     tokens: Option<OAuthTokens>,
@@ -277,7 +277,11 @@ impl Auth {
                             Outcome::SignedIn
                         }
                         Err(failure) => {
-                            eprintln!("context-harness: {}", safe_lines(&failure.message));
+                            eprintln!(
+                                "{}: {}",
+                                self.settings.program,
+                                safe_lines(&failure.message)
+                            );
                             gate.sign_in_failure = Some(failure);
                             Outcome::SignInFailed
                         }
@@ -292,7 +296,11 @@ impl Auth {
                         }
                         Err(inner) => {
                             let failure = self.step_up_failed(&inner, scopes);
-                            eprintln!("context-harness: {}", safe_lines(&failure.message));
+                            eprintln!(
+                                "{}: {}",
+                                self.settings.program,
+                                safe_lines(&failure.message)
+                            );
                             gate.step_up_failure = Some(failure);
                             Outcome::SignInFailed
                         }
@@ -390,9 +398,9 @@ impl Auth {
             .unwrap_or_default()
     }
 
-    /// `context-harness mcp auth <url>`.
+    /// The sign-in command and the URL: `context-harness mcp auth <url>`.
     pub(super) fn hint(&self) -> String {
-        format!("context-harness mcp auth {}", self.url)
+        format!("{} {}", self.settings.sign_in_command, self.url)
     }
 
     /// What a give-up says to the host.
@@ -489,8 +497,9 @@ impl Auth {
             format!("cannot get a token for {}: {e}", self.url)
         } else {
             format!(
-                "{} needs a sign-in ({e}); run `context-harness mcp auth {}` in a terminal, then retry",
-                self.url, self.url
+                "{} needs a sign-in ({e}); run `{}` in a terminal, then retry",
+                self.url,
+                self.hint()
             )
         };
         AuthFailure {
