@@ -28,6 +28,7 @@ pub(crate) fn run(ctx: &Context, args: ProxyArgs) -> anyhow::Result<u8> {
     s.ports.clone_from(&args.sign_in.ports);
     s.timeout = Duration::from_secs(args.sign_in.timeout);
     s.no_resource = args.sign_in.no_resource;
+    s.no_dpop = args.sign_in.no_dpop;
     s.grant = args.sign_in.grant_options(None)?;
     s.quiet = ctx.quiet;
     s.browser = match choose_opener(false) {

@@ -29,6 +29,7 @@ use context_harness_providers::protocol::{
 use context_harness_providers::{
     AccessToken, EXPIRY_BUFFER, Error, ErrorCode, OAuthService, OAuthTokens,
 };
+use context_harness_providers::{DpopKey, is_dpop_bound};
 use url::Url;
 
 use super::sign_in::{AuthFailure, SignInSettings};
@@ -57,6 +58,8 @@ struct Gate {
 pub(crate) struct Bearer {
     pub(crate) token: Option<AccessToken>,
     pub(crate) sent: Sent,
+    /// The DPoP key of a DPoP-bound token (RFC 9449): then each request carries a fresh proof.
+    pub(crate) dpop: Option<DpopKey>,
 }
 
 /// The bearer of one bridge.
@@ -70,6 +73,8 @@ pub(crate) struct Auth {
     audience: Mutex<String>,
     /// Held while refreshing or signing in (and while deciding).
     gate: tokio::sync::Mutex<Gate>,
+    /// The latest `DPoP-Nonce` the server sent (RFC 9449 §9), put in later proofs.
+    dpop_nonce: Mutex<Option<String>>,
 }
 
 impl Auth {
@@ -109,6 +114,32 @@ impl Auth {
                 generation: 0,
             }),
             audience: Mutex::new(audience),
+            dpop_nonce: Mutex::new(None),
+        }
+    }
+
+    /// The DPoP key of the tokens in memory when they are DPoP-bound (RFC 9449).
+    pub(crate) fn dpop_key(&self) -> Option<DpopKey> {
+        let current = self.current.lock().ok()?;
+        current
+            .tokens
+            .as_ref()
+            .filter(|t| is_dpop_bound(t))
+            .and_then(DpopKey::from_tokens)
+    }
+
+    /// The resource server's latest DPoP nonce.
+    pub(crate) fn dpop_nonce(&self) -> Option<String> {
+        self.dpop_nonce.lock().ok()?.clone()
+    }
+
+    /// Keeps the resource server's `DPoP-Nonce` (at most 1 KiB of visible ASCII) for later proofs.
+    pub(crate) fn set_dpop_nonce(&self, nonce: &str) {
+        if nonce.is_empty() || nonce.len() > 1024 || !nonce.bytes().all(|b| b.is_ascii_graphic()) {
+            return;
+        }
+        if let Ok(mut held) = self.dpop_nonce.lock() {
+            *held = Some(nonce.to_owned());
         }
     }
 
@@ -193,6 +224,7 @@ impl Auth {
             return Err(self.outside_audience(url));
         }
         Ok(Bearer {
+            dpop: token.as_ref().and_then(|_| self.dpop_key()),
             sent: Sent {
                 generation,
                 bearer: token.is_some(),

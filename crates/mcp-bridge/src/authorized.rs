@@ -6,10 +6,11 @@
 
 use context_harness_providers::AccessToken;
 use context_harness_providers::protocol::{Exchange, Refusal, RefusalStatus};
-use reqwest::header::{self, HeaderMap};
+use context_harness_providers::{DpopKey, nonce_demand};
+use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
-use super::upstream::SessionHeaders;
+use super::upstream::{SessionHeaders, UpstreamError};
 use super::{Bridge, Fail};
 
 impl Bridge {
@@ -27,13 +28,43 @@ impl Bridge {
         url: &Url,
         build: impl Fn(Option<&AccessToken>) -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, Fail> {
+        // One retry with the resource server's nonce per request (RFC 9449 §9).
+        let mut nonce_retried = false;
         loop {
             let bearer = self.auth.bearer_for(url).await?;
+            let mut request = build(bearer.token.as_ref());
+            if let (Some(key), Some(token)) = (&bearer.dpop, &bearer.token) {
+                request = self.with_dpop(request, key, token)?;
+            }
             // Same-origin 307/308 followed, the bearer only inside its audience ([`super::redirect`]).
-            let response = self.send_following(build(bearer.token.as_ref())).await?;
+            let response = self.send_following(request).await?;
+            let nonce = response
+                .headers()
+                .get("dpop-nonce")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            if bearer.dpop.is_some()
+                && let Some(nonce) = nonce.as_deref()
+            {
+                self.auth.set_dpop_nonce(nonce);
+            }
             let Some(status) = RefusalStatus::from_status(response.status().as_u16()) else {
                 return Ok(response);
             };
+            let challenges: Vec<String> = response
+                .headers()
+                .get_all(header::WWW_AUTHENTICATE)
+                .iter()
+                .filter_map(|v| v.to_str().ok().map(str::to_owned))
+                .collect();
+            if bearer.dpop.is_some()
+                && !nonce_retried
+                && nonce_demand(status.code(), b"", &challenges, nonce.as_deref()).is_some()
+            {
+                tracing::debug!("the server asks for a DPoP nonce; retrying once with it");
+                nonce_retried = true;
+                continue;
+            }
             let refusal = Refusal::from_header_values(
                 status,
                 response
@@ -51,6 +82,42 @@ impl Bridge {
             drop(response);
             self.auth.recover(exchange, &refusal, &bearer.sent).await?;
         }
+    }
+
+    /// `request` presenting `token` as DPoP-bound (RFC 9449 §7.1): `Authorization: DPoP <token>`
+    /// and a fresh proof for its method and URL, with `ath` and the server's latest nonce.
+    ///
+    /// # Errors
+    ///
+    /// [`Fail::Upstream`] when the request cannot be built; [`Fail::Auth`] when no proof can be
+    /// signed.
+    pub(super) fn with_dpop(
+        &self,
+        request: reqwest::RequestBuilder,
+        key: &DpopKey,
+        token: &AccessToken,
+    ) -> Result<reqwest::RequestBuilder, Fail> {
+        let (client, request) = request.build_split();
+        let mut request = request.map_err(|e| UpstreamError::from_reqwest(&e, &self.host))?;
+        let nonce = self.auth.dpop_nonce();
+        let proof = key
+            .proof(
+                request.method().as_str(),
+                request.url(),
+                nonce.as_deref(),
+                Some(token.secret()),
+            )
+            .map_err(|e| self.auth.failure(&e))?;
+        let headers = request.headers_mut();
+        if let Ok(mut value) = HeaderValue::from_str(&format!("DPoP {}", token.secret())) {
+            value.set_sensitive(true);
+            headers.insert(header::AUTHORIZATION, value);
+        }
+        if let Ok(mut value) = HeaderValue::from_str(&proof) {
+            value.set_sensitive(true);
+            headers.insert(HeaderName::from_static("dpop"), value);
+        }
+        Ok(reqwest::RequestBuilder::from_parts(client, request))
     }
 
     /// [`Self::post_authorized_with`] without per-request headers.

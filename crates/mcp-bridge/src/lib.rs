@@ -735,12 +735,18 @@ impl Bridge {
         }
         // Never a sign-in on the way out: the token in hand, if any.
         let token = self.auth.in_hand_for(&self.url);
-        let request = self.upstream.request(
+        let mut request = self.upstream.request(
             reqwest::Method::DELETE,
             &self.url,
             token.as_ref(),
             &session.headers,
         );
+        if let (Some(token), Some(key)) = (&token, self.auth.dpop_key()) {
+            match self.with_dpop(request, &key, token) {
+                Ok(signed) => request = signed,
+                Err(_) => return,
+            }
+        }
         match tokio::time::timeout(Duration::from_secs(5), self.send_following(request)).await {
             Ok(Ok(response)) => {
                 tracing::debug!(status = %response.status(), "session deleted");

@@ -38,6 +38,9 @@ pub struct SignInSettings {
     pub timeout: Duration,
     /// No `resource` parameter (RFC 8707) in the sign-in.
     pub no_resource: bool,
+    /// Never bind the tokens to a DPoP key (RFC 9449), even when the authorization server offers
+    /// it (`--no-dpop`).
+    pub no_dpop: bool,
     /// The grant and its files (default: stored tokens are renewed as they were obtained).
     pub grant: context_harness_providers::GrantOptions,
     /// How the authorization URL is shown. Default [`Browser::System`]; a text browser named by
@@ -61,6 +64,7 @@ impl Default for SignInSettings {
             ports: Vec::new(),
             timeout: Duration::from_secs(300),
             no_resource: false,
+            no_dpop: false,
             grant: context_harness_providers::GrantOptions::default(),
             browser: Browser::System,
             quiet: false,
@@ -135,6 +139,7 @@ pub(super) async fn sign_in(
         .flow(SignInFlow::Browser)
         .browser(show)
         .without_resource(s.no_resource)
+        .without_dpop(s.no_dpop)
         .grant(s.grant.clone())
         .ui(BrowserFailed {
             failed: failed_tx,
