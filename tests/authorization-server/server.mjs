@@ -94,6 +94,19 @@
 //                       ({client metadata document URL: fetches}, with AS_CIMD_FETCH_ORIGIN).
 // Access tokens issued for a resource indicator (RFC 8707, any loopback URL) are JWTs whose `aud` is
 // that resource (development signing keys).
+// With AS_DPOP=1, a protected resource (TEST-ONLY, RFC 9449 §7.1, a stand-in for a DPoP-aware resource server):
+//   GET|POST /test/resource  with `Authorization: DPoP <access token>` and one `DPoP: <proof>` header
+//                       -> 200 {"ok":true,"sub":..,"jkt":..} when the access token is one of this server's
+//                          (a JWT access token signed with its keys and issued by it, or an opaque one it
+//                          stored) and bound (`cnf.jkt`) to the proof's key, and the proof (RFC 9449 §4.3)
+//                          is a `dpop+jwt` signed with its embedded public `jwk` (an asymmetric alg), its
+//                          `htm` is the request method, its `htu` the request URL (without query and
+//                          fragment), its `iat` within 60 s of now, its `ath` base64url(SHA-256(token))
+//                          and its `jti` not seen before (every well-signed, fresh proof is used up)
+//                       -> otherwise 401 {"error":"invalid_token"|"invalid_dpop_proof","error_description":..}
+//                          with `WWW-Authenticate: DPoP error=..` (a Bearer presentation of a bound token
+//                          is invalid_token)
+//   GET  /test/stats also counts "resource_requests" and "resource_accepted".
 // AS_ISSUER_PATH=/tenant1 mounts the provider under that path (issuer http://127.0.0.1:PORT/tenant1);
 // oidc-provider then serves OIDC discovery at <issuer>/.well-known/openid-configuration, and the RFC 8414
 // path-inserted URL /.well-known/oauth-authorization-server/tenant1 is served too unless
@@ -103,7 +116,12 @@
 // consent: button#approve / button#deny) so a headless browser can drive them.
 
 import http from 'node:http';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+// `jose` is oidc-provider's own dependency (hoisted to node_modules/jose): it checks the proofs of the
+// /test/resource route, as oidc-provider checks those of its token endpoint.
+import {
+  EmbeddedJWK, base64url, calculateJwkThumbprint, createRemoteJWKSet, jwtVerify,
+} from 'jose';
 import { Provider, errors } from 'oidc-provider';
 
 // oidc-provider prints NOTICEs with console.info (stdout); stdout is reserved for the ready line.
@@ -173,6 +191,8 @@ const zeroStats = () => ({
   well_known: {},
   response_modes: {},
   cimd_fetches: {},
+  resource_requests: 0,
+  resource_accepted: 0,
 });
 let stats = zeroStats();
 // TEST-ONLY: secrets of the last token request, so a test can assert they never reach the logs.
@@ -556,7 +576,91 @@ async function startServer() {
     res.end(body);
   }
 
+  // The DPoP resource (AS_DPOP; see the header comment). Proof `jti`s seen, with the time (epoch seconds)
+  // after which a proof carrying one is too old anyway, so the replay cache forgets it.
+  const seenJtis = new Map();
+  const proofMaxAge = 60;
+  const dpopAlgs = ['ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512', 'RS256', 'RS384', 'RS512', 'EdDSA',
+    'Ed25519'];
+  let accessTokenKeys;
+  class Refused extends Error {
+    constructor(error, description) {
+      super(description);
+      this.error = error;
+    }
+  }
+  // The claims of an access token this server issued (a JWT it signed, or an opaque one it stored).
+  async function accessTokenClaims(token) {
+    if (token.split('.').length === 3) {
+      accessTokenKeys ??= createRemoteJWKSet(new URL(`${issuer}/jwks`));
+      try {
+        const { payload } = await jwtVerify(token, accessTokenKeys, { issuer, typ: 'at+jwt' });
+        return { sub: payload.sub, jkt: payload.cnf?.jkt };
+      } catch (err) {
+        throw new Refused('invalid_token', `access token: ${err.message}`);
+      }
+    }
+    const stored = await provider.AccessToken.find(token);
+    if (!stored) throw new Refused('invalid_token', 'unknown or expired access token');
+    return { sub: stored.accountId, jkt: stored.jkt };
+  }
+  async function checkResourceRequest(req, requestUrl) {
+    const [scheme, token, ...extra] = String(req.headers.authorization ?? '').split(' ');
+    if (!token || extra.length) throw new Refused('invalid_token', 'no access token');
+    const claims = await accessTokenClaims(token);
+    if (scheme.toLowerCase() !== 'dpop') {
+      throw new Refused('invalid_token', claims.jkt ? 'a DPoP-bound token presented as Bearer' : 'not DPoP');
+    }
+    // A single DPoP header (RFC 9449 §4.3 check 1); node joins repeated ones with ", ".
+    const proof = req.headers.dpop;
+    if (typeof proof !== 'string' || proof.includes(',')) throw new Refused('invalid_dpop_proof', 'one DPoP header');
+    let verified;
+    try {
+      verified = await jwtVerify(proof, EmbeddedJWK, {
+        typ: 'dpop+jwt', algorithms: dpopAlgs, maxTokenAge: proofMaxAge, clockTolerance: 5, requiredClaims: ['jti'],
+      });
+    } catch (err) {
+      throw new Refused('invalid_dpop_proof', `proof: ${err.message}`);
+    }
+    const { payload, protectedHeader } = verified;
+    const now = Math.floor(Date.now() / 1000);
+    for (const [jti, until] of seenJtis) if (until < now) seenJtis.delete(jti);
+    if (typeof payload.jti !== 'string' || seenJtis.has(payload.jti)) {
+      throw new Refused('invalid_dpop_proof', 'proof replayed (jti seen before)');
+    }
+    seenJtis.set(payload.jti, now + proofMaxAge + 10);
+    if (payload.htm !== req.method) throw new Refused('invalid_dpop_proof', `htm is not ${req.method}`);
+    const htu = URL.parse(String(payload.htu ?? ''));
+    if (!htu || `${htu.origin}${htu.pathname}` !== `${requestUrl.origin}${requestUrl.pathname}`) {
+      throw new Refused('invalid_dpop_proof', 'htu is not this URL');
+    }
+    if (payload.ath !== base64url.encode(createHash('sha256').update(token).digest())) {
+      throw new Refused('invalid_dpop_proof', 'ath is not the hash of this access token');
+    }
+    const jkt = await calculateJwkThumbprint(protectedHeader.jwk, 'sha256');
+    if (!claims.jkt || claims.jkt !== jkt) throw new Refused('invalid_token', 'token not bound to the proof key');
+    return { sub: claims.sub, jkt };
+  }
+  async function resourceRoute(req, res, requestUrl) {
+    stats.resource_requests += 1;
+    try {
+      const { sub, jkt } = await checkResourceRequest(req, requestUrl);
+      stats.resource_accepted += 1;
+      return sendJson(res, 200, { ok: true, sub, jkt });
+    } catch (err) {
+      if (!(err instanceof Refused)) throw err;
+      res.writeHead(401, {
+        'content-type': 'application/json',
+        'cache-control': 'no-store',
+        'www-authenticate': `DPoP error="${err.error}", algs="${dpopAlgs.join(' ')}"`,
+      });
+      return res.end(JSON.stringify({ error: err.error, error_description: err.message }));
+    }
+  }
+
   server.on('request', (req, res) => {
+    // The URL the client sent (before any mount-path stripping): a proof's htu names it.
+    const requestUrl = new URL(req.url, origin);
     let url = new URL(req.url, origin);
     if (url.pathname.includes('/.well-known/') && !req.headers['x-test-internal']) {
       stats.well_known[url.pathname] = (stats.well_known[url.pathname] ?? 0) + 1;
@@ -599,6 +703,9 @@ async function startServer() {
         return sendJson(res, 200, control);
       }
       if (url.pathname === '/test/device' && req.method === 'POST') return deviceHook(req, res);
+      if (dpop && url.pathname === '/test/resource' && ['GET', 'POST'].includes(req.method)) {
+        return resourceRoute(req, res, requestUrl);
+      }
       if (url.pathname === '/test/delete-client' && req.method === 'POST') {
         const { client_id: clientId } = JSON.parse((await readBody(req)) || '{}');
         await provider.Client.adapter.destroy(clientId);
