@@ -297,7 +297,7 @@ pub(crate) fn run(ctx: &Context, args: &BenchArgs) -> Result<()> {
     rows.push(store_row);
     drop(server);
 
-    eprintln!("==> row 7: mcp proxy vs mcp-remote");
+    eprintln!("==> row 7: mcp proxy (2025-11-25 vs mcp-remote; 2026-07-28)");
     rows.extend(proxy_rows(&bins, &ctx.root, tmp.path(), args));
 
     if util::which("gh").is_some() {
@@ -345,40 +345,28 @@ pub(crate) fn run(ctx: &Context, args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// Rows 7a–7c: `mcp proxy` and `mcp-remote` side by side ([`bench_proxy`](crate::bench_proxy)).
+/// Rows 7a–7c (2025-11-25 wire): `mcp proxy` and `mcp-remote` side by side, then rows 7d–7f
+/// (2026-07-28 wire, no peer: mcp-remote does not speak it) ([`bench_proxy`](crate::bench_proxy)).
 fn proxy_rows(bins: &Bins, root: &Path, tmp: &Path, args: &BenchArgs) -> Vec<Row> {
     let mut start = Row::new(
         "7a",
-        "`mcp proxy`: start → `initialize` answer (stored tokens)",
+        "`mcp proxy` 2025-11-25: start → `initialize` answer (stored tokens)",
         "≤ 20 ms",
     );
     let mut added = Row::new(
         "7b",
-        "`mcp proxy`: added per request vs direct HTTP (median of 60)",
+        "`mcp proxy` 2025-11-25: added per request vs direct HTTP (median of 60)",
         "≤ 0.5 ms",
     );
-    let mut rss = Row::new("7c", "`mcp proxy`: peak RSS", "≤ 15 MB");
+    let mut rss = Row::new("7c", "`mcp proxy` 2025-11-25: peak RSS", "≤ 15 MB");
     let mut peer = Row::new(
         "peer",
-        "`mcp-remote` 0.15.1 (node): start; added per request; peak RSS",
+        "`mcp-remote` 0.15.1 (node) 2025-11-25: start; added per request; peak RSS",
         "—",
     );
     match crate::bench_proxy::measure(&bins.cli, root, tmp, args.rounds) {
         Ok((ours, theirs)) => {
-            let (s, a, d) = (
-                Summary::of(&ours.start_ms),
-                Summary::of(&ours.added_ms),
-                Summary::of(&ours.direct_ms),
-            );
-            start.set(s.ms(), Some(s.median <= 20.0));
-            added.set(
-                format!("{}; direct {:.2} ms", a.ms(), d.median),
-                Some(a.median <= 0.5),
-            );
-            rss.set(
-                format!("{:.1} MB", ours.rss_kb / 1000.0),
-                Some(ours.rss_kb <= 15_000.0),
-            );
+            set_proxy_rows(&ours, [&mut start, &mut added, &mut rss]);
             peer.set(
                 format!(
                     "{}; {}; {:.1} MB",
@@ -396,7 +384,49 @@ fn proxy_rows(bins: &Bins, root: &Path, tmp: &Path, args: &BenchArgs) -> Vec<Row
             peer.failed(&e);
         }
     }
-    vec![start, added, rss, peer]
+    let mut start26 = Row::new(
+        "7d",
+        "`mcp proxy` 2026-07-28: start → `server/discover` answer (no authorization)",
+        "≤ 20 ms",
+    );
+    let mut added26 = Row::new(
+        "7e",
+        "`mcp proxy` 2026-07-28: added per request vs direct HTTP (median of 60)",
+        "≤ 0.5 ms",
+    );
+    let mut rss26 = Row::new("7f", "`mcp proxy` 2026-07-28: peak RSS", "≤ 15 MB");
+    let mut peer26 = Row::new("peer", "`mcp-remote` 0.15.1 (node) 2026-07-28", "—");
+    peer26.set(
+        "n/a (mcp-remote does not speak 2026-07-28)".to_owned(),
+        None,
+    );
+    match crate::bench_proxy::measure_2026(&bins.cli, root, tmp, args.rounds) {
+        Ok(ours) => set_proxy_rows(&ours, [&mut start26, &mut added26, &mut rss26]),
+        Err(e) => {
+            for row in [&mut start26, &mut added26, &mut rss26] {
+                row.failed(&e);
+            }
+        }
+    }
+    vec![start, added, rss, peer, start26, added26, rss26, peer26]
+}
+
+/// Fills the start, added-latency and RSS rows of one wire revision from `ours`.
+fn set_proxy_rows(ours: &crate::bench_proxy::Measured, [start, added, rss]: [&mut Row; 3]) {
+    let (s, a, d) = (
+        Summary::of(&ours.start_ms),
+        Summary::of(&ours.added_ms),
+        Summary::of(&ours.direct_ms),
+    );
+    start.set(s.ms(), Some(s.median <= 20.0));
+    added.set(
+        format!("{}; direct {:.2} ms", a.ms(), d.median),
+        Some(a.median <= 0.5),
+    );
+    rss.set(
+        format!("{:.1} MB", ours.rss_kb / 1000.0),
+        Some(ours.rss_kb <= 15_000.0),
+    );
 }
 
 /// The two release programs under test.

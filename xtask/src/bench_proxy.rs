@@ -1,6 +1,6 @@
-//! Bench rows 7a–7c: `context-harness mcp proxy` beside `mcp-remote` (npm, run with node), in
-//! one run, against the TypeScript-SDK server of `tests/mcp-servers` protected by the local
-//! authorization server, with stored tokens (signed in first with `mcp auth <url>`):
+//! Bench rows 7a–7c (MCP 2025-11-25 wire): `context-harness mcp proxy` beside `mcp-remote` (npm,
+//! run with node), in one run, against the TypeScript-SDK server of `tests/mcp-servers` protected by
+//! the local authorization server, with stored tokens (signed in first with `mcp auth <url>`):
 //!
 //! - 7a start → `initialize` answer (process spawned → its answer line read), median of the rounds;
 //! - 7b added latency per request: `tools/call` through the bridge minus the same POST sent directly
@@ -9,6 +9,12 @@
 //!
 //! mcp-remote gets the same token through `--header Authorization:…` (its own OAuth flow needs a
 //! desktop browser), so both bridge with a valid bearer and neither signs in.
+//!
+//! Rows 7d–7f are the same three on the MCP 2026-07-28 wire ([`measure_2026`]), against the
+//! TypeScript SDK v2 server `tests/mcp-servers/server2026.mjs` (stateless, no authorization): start →
+//! first answer is spawn → `server/discover` answer; the direct POST carries the headers a
+//! 2026-07-28 server checks (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`). mcp-remote does not
+//! speak 2026-07-28, so it has no peer row there.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -128,7 +134,9 @@ impl Bridge {
     }
 }
 
-const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}"#;
+/// The 2025 wire revision the host asks for in `initialize` (and the direct POSTs name).
+const VERSION_2025: &str = "2025-11-25";
+const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}"#;
 const INITIALIZED: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
 
 fn call_message(id: u64) -> String {
@@ -137,13 +145,30 @@ fn call_message(id: u64) -> String {
     )
 }
 
+/// The 2026-07-28 wire revision.
+const VERSION_2026: &str = "2026-07-28";
+/// The `_meta` envelope every 2026-07-28 request carries.
+const META_2026: &str = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"bench","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}"#;
+
+/// A 2026-07-28 `server/discover` request (the first request of a stateless host).
+fn discover_2026(id: u64) -> String {
+    format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"server/discover","params":{{{META_2026}}}}}"#)
+}
+
+/// A 2026-07-28 `tools/call` of `echo`.
+fn call_2026(id: u64) -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"bench"}},{META_2026}}}}}"#
+    )
+}
+
 /// A keep-alive HTTP/1.1 connection to the server for the direct requests.
 struct Direct {
     stream: BufReader<TcpStream>,
     authority: String,
     path: String,
-    bearer: String,
-    session: String,
+    /// Header lines (each ending in CRLF) sent with every POST after the handshake.
+    headers: String,
 }
 
 impl Direct {
@@ -157,11 +182,10 @@ impl Direct {
             stream: BufReader::new(stream),
             authority: authority.to_owned(),
             path: format!("/{path}"),
-            bearer: bearer.to_owned(),
-            session: String::new(),
+            headers: format!("Authorization: Bearer {bearer}\r\n"),
         };
         let (headers, _) = direct.post(INITIALIZE)?;
-        direct.session = headers
+        let session = headers
             .lines()
             .find_map(|l| {
                 let (k, v) = l.split_once(':')?;
@@ -169,26 +193,40 @@ impl Direct {
                     .then(|| v.trim().to_owned())
             })
             .context("no session id")?;
+        direct.headers.push_str(&format!(
+            "Mcp-Session-Id: {session}\r\nMCP-Protocol-Version: {VERSION_2025}\r\n"
+        ));
         direct.post(INITIALIZED)?;
         Ok(direct)
+    }
+
+    /// A connection for 2026-07-28 `tools/call`s of `echo` (no session, no bearer: the server has
+    /// no authorization), with the headers a 2026-07-28 server checks against the body.
+    fn connect_2026(url: &str) -> Result<Self> {
+        let rest = url.strip_prefix("http://").context("http URL")?;
+        let (authority, path) = rest.split_once('/').context("URL path")?;
+        let stream = TcpStream::connect(authority)?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        Ok(Self {
+            stream: BufReader::new(stream),
+            authority: authority.to_owned(),
+            path: format!("/{path}"),
+            headers: format!(
+                "MCP-Protocol-Version: {VERSION_2026}\r\nMcp-Method: tools/call\r\nMcp-Name: echo\r\n"
+            ),
+        })
     }
 
     /// POSTs `body`; returns the head and the body of the answer.
     fn post(&mut self, body: &str) -> Result<(String, String)> {
         let mut request = format!(
-            "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nAuthorization: Bearer {}\r\nContent-Length: {}\r\n",
+            "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n{}\r\n",
             self.path,
             self.authority,
-            self.bearer,
-            body.len()
+            body.len(),
+            self.headers
         );
-        if !self.session.is_empty() {
-            request.push_str(&format!(
-                "Mcp-Session-Id: {}\r\nMCP-Protocol-Version: 2025-06-18\r\n",
-                self.session
-            ));
-        }
-        request.push_str("\r\n");
         request.push_str(body);
         self.stream.get_mut().write_all(request.as_bytes())?;
         let mut head = String::new();
@@ -333,4 +371,69 @@ pub(crate) fn measure(
     drop(server);
     drop(auth);
     Ok((a, b))
+}
+
+/// Measures `mcp proxy` on the 2026-07-28 wire (rows 7d–7f): `rounds` starts (spawn →
+/// `server/discover` answer), then `tools/call`s through the bridge and directly, interleaved, then
+/// the peak RSS. No sign-in: the SDK v2 server has no authorization.
+pub(crate) fn measure_2026(cli: &Path, root: &Path, tmp: &Path, rounds: u32) -> Result<Measured> {
+    let script = root.join(install::MCP_SERVERS_DIR).join("server2026.mjs");
+    ensure!(
+        root.join(install::MCP_SERVERS_DIR)
+            .join("node_modules/@modelcontextprotocol/server")
+            .is_dir(),
+        "the TypeScript SDK v2 server package is not installed"
+    );
+    let server = context_harness_test_support::TestServer::start(
+        &script,
+        &[],
+        &[],
+        None,
+        context_harness_test_support::ServerLog::Discard,
+    )
+    .map_err(|e| anyhow::anyhow!("the 2026-07-28 MCP test server did not start: {e}"))?;
+    let url = server
+        .ready_str("url")
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let home = tmp.join("proxy-2026-home");
+    std::fs::create_dir_all(&home)?;
+    let ours = || {
+        let mut cmd = Command::new(cli);
+        cmd.args(["-q", "mcp", "proxy", &url])
+            .env("CONTEXT_HARNESS_HOME", &home)
+            .env("CONTEXT_HARNESS_STORAGE", "file");
+        cmd
+    };
+    let mut m = Measured {
+        start_ms: Vec::new(),
+        added_ms: Vec::new(),
+        direct_ms: Vec::new(),
+        rss_kb: 0.0,
+    };
+    for _ in 0..rounds.max(3) {
+        let started = Instant::now();
+        let mut bridge = Bridge::spawn(ours())?;
+        bridge.call(&discover_2026(1), 1)?;
+        m.start_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        bridge.finish();
+    }
+    let mut bridge = Bridge::spawn(ours())?;
+    bridge.call(&discover_2026(1), 1)?;
+    let mut direct = Direct::connect_2026(&url)?;
+    for i in 0..REQUESTS {
+        let id = 100 + i as u64;
+        let t = Instant::now();
+        let (head, body) = direct.post(&call_2026(id))?;
+        let direct_ms = t.elapsed().as_secs_f64() * 1000.0;
+        ensure!(body.contains("bench"), "direct answer: {head}{body}");
+        let t = Instant::now();
+        bridge.call(&call_2026(id), id)?;
+        let bridged_ms = t.elapsed().as_secs_f64() * 1000.0;
+        m.direct_ms.push(direct_ms);
+        m.added_ms.push(bridged_ms - direct_ms);
+    }
+    m.rss_kb = bridge.peak_rss_kb()?;
+    bridge.finish();
+    drop(server);
+    Ok(m)
 }
