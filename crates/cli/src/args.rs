@@ -204,7 +204,8 @@ pub(crate) struct IdpArgs {
     #[arg(long, value_name = "ID")]
     pub(crate) idp_client_id: Option<String>,
     /// id_jag: a file holding the user's ID token from the identity provider, read again at every
-    /// token exchange (yours with mode 0600, or root's when you are not root).
+    /// token exchange (yours with mode 0600, or root's when you are not root). Without it, you
+    /// sign in to the identity provider in the browser (OpenID Connect) and its tokens are kept.
     #[arg(long, value_name = "FILE")]
     pub(crate) id_token_file: Option<PathBuf>,
 }

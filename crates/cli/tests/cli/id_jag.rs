@@ -9,6 +9,12 @@
 //! authorization server and the MCP server are **a small local stub** (plain `std` threads) that
 //! records every request and answers as the ID-JAG draft says; it checks nothing itself — the test
 //! asserts on what it recorded.
+//!
+//! Without an ID token file, the client signs in to the IdP itself: there the IdP is the local
+//! oidc-provider (a real OpenID Provider: browser sign-in, PKCE, ID tokens, refresh), whose
+//! discovery names the stub's `/idp/token` as its token endpoint; the stub forwards the sign-in's
+//! grants to oidc-provider and answers the token exchange itself, checking only that the subject
+//! token is there and has a JWT's shape (it does not verify oidc-provider's signature).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -41,6 +47,9 @@ struct Stub {
     seen: Arc<Mutex<Vec<Seen>>>,
     /// The IdP answers with an access token instead of an ID-JAG.
     wrong_type: Arc<Mutex<bool>>,
+    /// The token endpoint of a real IdP (the local oidc-provider) that `/idp/token` forwards every
+    /// request but the token exchange to.
+    upstream: Arc<Mutex<Option<String>>>,
 }
 
 impl Stub {
@@ -52,17 +61,24 @@ impl Stub {
         );
         let seen = Arc::new(Mutex::new(Vec::new()));
         let wrong_type = Arc::new(Mutex::new(false));
-        let (b, s, w) = (base.clone(), seen.clone(), wrong_type.clone());
+        let upstream = Arc::new(Mutex::new(None));
+        let (b, s, w, u) = (
+            base.clone(),
+            seen.clone(),
+            wrong_type.clone(),
+            upstream.clone(),
+        );
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (b, s, w) = (b.clone(), s.clone(), w.clone());
-                std::thread::spawn(move || serve(stream, &b, &s, &w));
+                let (b, s, w, u) = (b.clone(), s.clone(), w.clone(), u.clone());
+                std::thread::spawn(move || serve(stream, &b, &s, &w, &u));
             }
         });
         Self {
             base,
             seen,
             wrong_type,
+            upstream,
         }
     }
 
@@ -96,7 +112,13 @@ fn jwt(payload: &Value) -> String {
     )
 }
 
-fn serve(stream: TcpStream, base: &str, seen: &Mutex<Vec<Seen>>, wrong_type: &Mutex<bool>) {
+fn serve(
+    stream: TcpStream,
+    base: &str,
+    seen: &Mutex<Vec<Seen>>,
+    wrong_type: &Mutex<bool>,
+    upstream: &Mutex<Option<String>>,
+) {
     let mut reader = BufReader::new(stream.try_clone().expect("clone"));
     let mut line = String::new();
     if reader.read_line(&mut line).is_err() {
@@ -123,6 +145,7 @@ fn serve(stream: TcpStream, base: &str, seen: &Mutex<Vec<Seen>>, wrong_type: &Mu
     }
     let mut body = vec![0; length];
     let _ = reader.read_exact(&mut body);
+    let raw_body = String::from_utf8_lossy(&body).into_owned();
     let form: serde_json::Map<String, Value> = url::form_urlencoded::parse(&body)
         .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
         .collect();
@@ -131,7 +154,7 @@ fn serve(stream: TcpStream, base: &str, seen: &Mutex<Vec<Seen>>, wrong_type: &Mu
         let mut seen = seen.lock().unwrap();
         seen.push(Seen {
             path: path.clone(),
-            authorization,
+            authorization: authorization.clone(),
             form: Value::Object(form.clone()),
         });
         seen.iter().filter(|s| s.path == path).count()
@@ -175,6 +198,22 @@ fn serve(stream: TcpStream, base: &str, seen: &Mutex<Vec<Seen>>, wrong_type: &Mu
                 "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             }),
         ),
+        // The browser sign-in's grants (authorization code, refresh) go on to the real IdP.
+        ("POST", "/idp/token")
+            if field("grant_type") != TOKEN_EXCHANGE && upstream.lock().unwrap().is_some() =>
+        {
+            let to = upstream.lock().unwrap().clone().unwrap_or_default();
+            let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded")];
+            if let Some(a) = authorization.as_deref() {
+                headers.push(("Authorization", a));
+            }
+            let (status, text) = crate::util::http("POST", &to, &headers, &raw_body);
+            (
+                status,
+                String::new(),
+                serde_json::from_str(&text).unwrap_or(Value::Null),
+            )
+        }
         ("POST", "/idp/token") => {
             let sub = field("subject_token")
                 .split('.')
@@ -408,10 +447,127 @@ fn a_refused_id_token_is_not_sent_again_and_only_an_id_jag_is_used() {
         "ch-mcp-client",
         "--idp-issuer",
         &idp,
-        "--idp-client-id",
-        "ch-idp-client",
     ]);
     missing.expect_code(8);
-    assert!(missing.stderr.contains("--id-token-file"), "{missing:#?}");
+    assert!(missing.stderr.contains("--idp-client-id"), "{missing:#?}");
     assert_eq!(stub.seen.lock().unwrap().len(), before);
+}
+
+#[test]
+fn without_an_id_token_file_the_user_signs_in_to_the_idp_once() {
+    if !crate::util::require_server() {
+        return;
+    }
+    let idp = crate::util::AuthServer::start(&[("AS_AUTO_APPROVE", "1")]);
+    let stub = Stub::start();
+    *stub.upstream.lock().unwrap() = Some(format!("{}/token", idp.issuer));
+    // The IdP's metadata: its token endpoint is the stub's (which forwards all but the exchange),
+    // and it offers the token exchange.
+    let patch = json!({"discovery_patch": {
+        "token_endpoint": format!("{}/idp/token", stub.base),
+        "grant_types_supported": ["authorization_code", "refresh_token", TOKEN_EXCHANGE],
+    }});
+    let (status, body) = crate::util::http(
+        "POST",
+        &format!("{}/test/control", idp.issuer),
+        &[("Content-Type", "application/json")],
+        &patch.to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let mut home = Home::new();
+    home.set("CONTEXT_HARNESS_CLIENT_SECRET", AS_SECRET);
+    let url = stub.url();
+    let follow = crate::util::browser_script("follow.mjs");
+    let auth = home.run_env(
+        &[
+            "mcp",
+            "auth",
+            &url,
+            "--grant-type",
+            "id_jag",
+            "--client-id",
+            "ch-mcp-client",
+            "--idp-issuer",
+            &idp.issuer,
+            "--idp-client-id",
+            "ch-public",
+            "--port",
+            "0",
+            "--timeout",
+            "60",
+            "-vvv",
+        ],
+        &[("BROWSER", &follow)],
+    );
+    auth.expect_code(0);
+    // One browser sign-in at the IdP, its code redeemed (through the stub) with PKCE.
+    assert_eq!(idp.stats()["response_modes"]["query"], 1, "{auth:#?}");
+    let grants_at_idp = |grant: &str| {
+        stub.requests("/idp/token")
+            .into_iter()
+            .filter(|s| s.form["grant_type"] == grant)
+            .collect::<Vec<_>>()
+    };
+    let codes = grants_at_idp("authorization_code");
+    assert_eq!(codes.len(), 1, "{codes:#?}");
+    assert!(codes[0].form["code_verifier"].is_string());
+
+    // The IdP's tokens are stored under the IdP issuer's name, with the ID token of the sign-in;
+    // the exchange was sent exactly that ID token.
+    let tokens_dir = home.path().join("tokens");
+    let idp_tokens: Value = std::fs::read_dir(&tokens_dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            serde_json::from_str::<Value>(&std::fs::read_to_string(e.path()).ok()?).ok()
+        })
+        .find(|t| t["id_token"].is_string())
+        .expect("the IdP's tokens with an ID token");
+    let id_token = idp_tokens["id_token"].as_str().unwrap().to_owned();
+    assert!(
+        idp_tokens["refresh_token"].is_string(),
+        "offline_access gave a refresh token"
+    );
+    let exchanges = grants_at_idp(TOKEN_EXCHANGE);
+    assert_eq!(exchanges.len(), 1, "{exchanges:#?}");
+    assert_eq!(exchanges[0].form["subject_token"], id_token.as_str());
+    assert_eq!(exchanges[0].form["client_id"], "ch-public");
+    let grants = stub.requests("/as/token");
+    assert_eq!(grants.len(), 1, "{grants:#?}");
+    assert_eq!(grants[0].form["grant_type"], JWT_BEARER);
+    assert!(stub.requests("/as/authorize").is_empty());
+
+    // The MCP token expires: `mcp token` exchanges the stored ID token again, without a browser.
+    let name = std::fs::read_dir(&tokens_dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_str()?.strip_suffix(".json")?.to_owned();
+            let text = std::fs::read_to_string(e.path()).ok()?;
+            (name.starts_with('_') && text.contains("id_jag")).then_some(name)
+        })
+        .next()
+        .expect("the server's token file");
+    home.backdate(&name, 7200.0);
+    let token = home.run_env(&["mcp", "token", &url, "-vvv"], &[("BROWSER", "false")]);
+    token.expect_code(0);
+    assert_eq!(token.stdout.trim(), "mcp-access-2");
+    assert_eq!(
+        idp.stats()["response_modes"]["query"],
+        1,
+        "no second browser sign-in"
+    );
+    let exchanges = grants_at_idp(TOKEN_EXCHANGE);
+    assert_eq!(exchanges.len(), 2, "{exchanges:#?}");
+    assert_eq!(exchanges[1].form["subject_token"], id_token.as_str());
+    assert_eq!(stub.requests("/as/token").len(), 2);
+
+    // Neither the ID token nor the IdP's refresh token in any output at -vvv.
+    let refresh_token = idp_tokens["refresh_token"].as_str().unwrap();
+    for run in [&auth, &token] {
+        for secret in [id_token.as_str(), refresh_token] {
+            assert!(!run.stderr.contains(secret), "a token at -vvv: {run:#?}");
+            assert!(!run.stdout.contains(secret), "a token on stdout: {run:#?}");
+        }
+    }
 }

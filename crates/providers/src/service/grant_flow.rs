@@ -192,7 +192,9 @@ impl OAuthService {
             "requesting a token without a browser"
         );
         let config = super::sign_in::with_dpop_key(&config, options.no_dpop)?;
-        let tokens = self.grant_request(name, &config, &grant_record).await?;
+        let tokens = self
+            .grant_request(name, &config, &grant_record, Some(options))
+            .await?;
         let tokens = self
             .store_sign_in(name, &config, record.as_ref(), tokens, &grant_record)
             .await?;
@@ -243,7 +245,7 @@ impl OAuthService {
         let mut config = self.grant_config(target, &current, &grant).await?;
         config.dpop_key = crate::dpop::DpopKey::from_tokens(&current);
         tracing::debug!(provider, grant = %grant.grant_type, "renewing the token with its grant");
-        let mut fresh = self.grant_request(name, &config, &grant).await?;
+        let mut fresh = self.grant_request(name, &config, &grant, None).await?;
         super::namespace::unbind(&mut fresh);
         mcp::carry_binding(&current, &mut fresh);
         grant.write(&mut fresh);
@@ -319,11 +321,14 @@ impl OAuthService {
     /// One grant request (`grant`'s type, assertion, scope; the configuration's `resource` and client
     /// authentication), transient answers waited out within the refresh budget; the answer's
     /// refresh token dropped. A refusal is remembered: the identical request is not sent again.
+    /// `options` (a sign-in's; `None` when renewing) serve a browser sign-in at the IdP that an
+    /// `id_jag` grant without an ID token file may need.
     async fn grant_request(
         &self,
         name: &ProviderName,
         config: &OAuthConfig,
         grant: &GrantRecord,
+        options: Option<&AuthenticateOptions>,
     ) -> Result<OAuthTokens> {
         let kind = grant.grant();
         let token_url = check_endpoint(
@@ -332,7 +337,7 @@ impl OAuthService {
         )?;
         // `id_jag`: what identifies the request is the user's ID token; the ID-JAG is new each time.
         let id_token = match kind {
-            GrantType::IdJag => Some(self.idp_id_token(grant)?),
+            GrantType::IdJag => Some(self.idp_id_token(grant, options).await?),
             _ => None,
         };
         let assertion = match (&grant.assertion_file, kind) {
@@ -571,13 +576,6 @@ fn check_id_jag_options(options: &AuthenticateOptions) -> Result<()> {
         ..GrantRecord::interactive(GrantType::IdJag)
     };
     super::id_jag::idp_of(&record)?;
-    if opts.id_token_file.is_none() {
-        return Err(Error::new(
-            ErrorCode::ConfigMissing,
-            "Enterprise-Managed Authorization needs the user's ID token from the identity provider",
-        )
-        .with_hint("give --id-token-file FILE with an ID token the identity provider issued to --idp-client-id"));
-    }
     Ok(())
 }
 

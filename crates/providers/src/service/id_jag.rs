@@ -7,7 +7,8 @@
 //! MCP authorization server.
 //!
 //! The ID token comes from a file the caller keeps fresh (`--id-token-file`, read at every exchange
-//! as a workload identity token is). The IdP is found by discovery from its issuer (RFC 8414, then
+//! as a workload identity token is), or from this client's own OpenID Connect sign-in at the IdP
+//! (`idp_sign_in`). The IdP is found by discovery from its issuer (RFC 8414, then
 //! OpenID Connect Discovery; its `issuer` must match exactly), under the address policy of that
 //! issuer's URL. This client authenticates to the IdP with its IdP client secret when one is set
 //! ([`App::idp_client_secret`](crate::App::idp_client_secret): `client_secret_basic`, or
@@ -55,20 +56,22 @@ pub(super) fn idp_of(grant: &GrantRecord) -> Result<(&str, &str)> {
 
 impl OAuthService {
     /// The user's ID token for the `id_jag` grant `grant`: read from its file at every exchange
-    /// (links followed; the user's own file with mode 0600, or root's; see `grant_flow`'s reader).
+    /// (links followed; the user's own file with mode 0600, or root's; see `grant_flow`'s reader),
+    /// or, without a file, from this client's own sign-in at the IdP (`idp_sign_in`; a browser
+    /// sign-in with `options` when neither a valid stored ID token nor a refresh gives one).
     ///
     /// # Errors
     ///
-    /// [`ErrorCode::ConfigMissing`] without an ID token file; [`ErrorCode::ConfigInvalid`] for a
-    /// file that cannot be used or holds no JWT.
-    pub(super) fn idp_id_token(&self, grant: &GrantRecord) -> Result<SecretString> {
+    /// [`ErrorCode::ConfigInvalid`] for a file that cannot be used or holds no JWT; the errors of
+    /// the IdP sign-in.
+    pub(super) async fn idp_id_token(
+        &self,
+        grant: &GrantRecord,
+        options: Option<&super::AuthenticateOptions>,
+    ) -> Result<SecretString> {
         match &grant.id_token_file {
             Some(file) => super::grant_flow::read_jwt_file(file, "ID token file"),
-            None => Err(Error::new(
-                ErrorCode::ConfigMissing,
-                "Enterprise-Managed Authorization needs the user's ID token from the identity provider",
-            )
-            .with_hint("give --id-token-file FILE with an ID token the identity provider issued to --idp-client-id")),
+            None => self.idp_signed_in_id_token(grant, options).await,
         }
     }
 

@@ -34,6 +34,7 @@ mod device_flow;
 mod grant_flow;
 mod grants;
 mod id_jag;
+mod idp_sign_in;
 mod logout;
 mod mcp;
 mod namespace;

@@ -107,7 +107,7 @@ impl OAuthService {
 
     /// Takes `name`'s sign-in lock, polling while another process holds it, for at most `wait`;
     /// tells `ui` once when it has to wait. `true` with the lock when it had to wait.
-    async fn take_sign_in_lock(
+    pub(super) async fn take_sign_in_lock(
         &self,
         provider: &str,
         name: &ProviderName,

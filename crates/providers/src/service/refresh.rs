@@ -247,7 +247,7 @@ impl OAuthService {
     ///   says where. Every later read prefers that file, and the next refresh under the lock moves
     ///   it back into the store;
     /// - only when nothing can be written is this an error.
-    async fn save_rotation(
+    pub(super) async fn save_rotation(
         &self,
         provider: &str,
         name: &ProviderName,

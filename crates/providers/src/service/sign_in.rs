@@ -108,7 +108,7 @@ impl OAuthService {
 
     /// The browser flow with a resolved configuration, waiting on `listener` when one was bound
     /// already for this configuration's redirect path (`--port 0` with a dynamic registration).
-    async fn browser_sign_in(
+    pub(super) async fn browser_sign_in(
         &self,
         provider: &str,
         name: &ProviderName,
