@@ -104,6 +104,13 @@ impl Row {
                 } else {
                     let _ = writeln!(out, "  grant:    {}", grant.as_str());
                 }
+                if is_dpop_bound(t) {
+                    // RFC 9449: the token is bound to a key kept with it; `mcp token` refuses it.
+                    let _ = writeln!(
+                        out,
+                        "  dpop:     bound to a key (present it with `mcp headers`)"
+                    );
+                }
                 if let Some(location) = &self.location {
                     let _ = writeln!(out, "  storage:  {} ({location})", backend_of(location));
                 }

@@ -92,6 +92,8 @@ fn a_dpop_bound_sign_in_and_refresh_at_oidc_provider() {
             true,
             "{status:#?}"
         );
+        let text = home.run(&["mcp", "status", url]);
+        assert!(text.stdout.contains("dpop:     bound"), "{text:#?}");
         let token = home.run(&["mcp", "token", url]);
         token.expect_code(13);
         assert!(token.stdout.is_empty());
