@@ -181,7 +181,7 @@ impl Output {
 
     /// Starts the clock of request `id` (its progress token, if any, may restart it): `None` when
     /// a request with that id is waiting already.
-    pub(crate) fn expect(
+    pub(crate) fn track_request(
         &self,
         id: &Value,
         token: Option<String>,
@@ -368,8 +368,8 @@ pub(crate) async fn write_lines(
 mod tests {
     use super::*;
 
-    fn expect(out: &Output, id: Value, token: Option<&str>, timeout: Duration) -> Ticket {
-        let Some(ticket) = out.expect(&id, token.map(str::to_owned), timeout) else {
+    fn track(out: &Output, id: Value, token: Option<&str>, timeout: Duration) -> Ticket {
+        let Some(ticket) = out.track_request(&id, token.map(str::to_owned), timeout) else {
             panic!("no ticket for {id}");
         };
         ticket
@@ -386,9 +386,9 @@ mod tests {
     async fn each_request_gets_one_response() {
         let (out, mut rx) = Output::new(1 << 20);
         let timeout = Duration::from_secs(5);
-        let mut one = expect(&out, 1.into(), None, timeout);
+        let mut one = track(&out, 1.into(), None, timeout);
         assert!(
-            out.expect(&1.into(), None, timeout).is_none(),
+            out.track_request(&1.into(), None, timeout).is_none(),
             "a second request with id 1"
         );
         let (line, kind) = response(1);
@@ -397,7 +397,7 @@ mod tests {
         assert!(rx.try_recv().is_ok());
 
         // Timed out: the bridge's error goes, the late answer does not.
-        let mut two = expect(&out, 2.into(), None, timeout);
+        let mut two = track(&out, 2.into(), None, timeout);
         assert_eq!(two.wait(|| false).await, Outcome::TimedOut);
         assert!(out.time_out(&two, "error".to_owned()).await);
         let (line, kind) = response(2);
@@ -406,7 +406,7 @@ mod tests {
         assert!(rx.try_recv().is_err(), "the late answer was dropped");
 
         // Answered just before the timeout went: no error.
-        let three = expect(&out, 3.into(), None, timeout);
+        let three = track(&out, 3.into(), None, timeout);
         let (line, kind) = response(3);
         out.relay(line, &kind, Held::default()).await;
         assert!(!out.time_out(&three, "error".to_owned()).await);
@@ -417,7 +417,7 @@ mod tests {
         let (out, _rx) = Output::new(1 << 20);
         let timeout = Duration::from_secs(10);
         let start = Instant::now();
-        let mut ticket = expect(&out, 7.into(), Some("\"t\""), timeout);
+        let mut ticket = track(&out, 7.into(), Some("\"t\""), timeout);
         let progress = r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"t","progress":1}}"#;
         let kind = Kind::Notification {
             method: "notifications/progress".to_owned(),
@@ -446,7 +446,7 @@ mod tests {
         let (out, _rx) = Output::new(1 << 20);
         let timeout = Duration::from_secs(10);
         let start = Instant::now();
-        let mut ticket = expect(&out, "a".into(), None, timeout);
+        let mut ticket = track(&out, "a".into(), None, timeout);
         let renewals = std::cell::Cell::new(2u32);
         let outcome = ticket
             .wait(|| {
@@ -457,7 +457,7 @@ mod tests {
             .await;
         assert_eq!(outcome, Outcome::TimedOut);
         assert_eq!(start.elapsed(), timeout * 3);
-        let mut other = expect(&out, "b".into(), None, timeout);
+        let mut other = track(&out, "b".into(), None, timeout);
         out.cancel("\"b\"");
         assert_eq!(other.wait(|| false).await, Outcome::Cancelled);
     }

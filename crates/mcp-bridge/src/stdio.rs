@@ -219,7 +219,7 @@ fn dispatch(
                 .contains("progressToken")
                 .then(|| jsonrpc::progress_token(&line))
                 .flatten();
-            match bridge.out.expect(id, token, timeout) {
+            match bridge.out.track_request(id, token, timeout) {
                 Some(t) => ticket = Some(t),
                 None => {
                     return reply_task(
