@@ -17,7 +17,7 @@ use url::Url;
 
 use super::grants::{GrantRecord, GrantType, renewable, wire_grant};
 use super::{AuthOutcome, AuthenticateOptions, CLIENT_ID_KEY, EXPIRY_BUFFER, OAuthService, mcp};
-use crate::device::{DeviceClock as _, TokioClock};
+use crate::device::TokioClock;
 use crate::error::{Error, ErrorCode, Grant, Result, classify_response_error, not_signed_in};
 use crate::http::RawResponse;
 use crate::provider::{OAuthConfig, TokenAuthMethod, check_endpoint};
@@ -414,16 +414,8 @@ impl OAuthService {
             .clone()
             .unwrap_or_else(|| token_url.to_string());
         let clock = TokioClock;
-        let started = clock.now();
-        let patience = super::retry::Patience {
-            clock: &clock,
-            deadline: started
-                .checked_add(self.refresh_retry_budget)
-                .unwrap_or(started),
-            min_wait: Duration::ZERO,
-            what: "requesting a token",
-            log_prefix: "",
-        };
+        let patience =
+            super::retry::Patience::within(&clock, self.refresh_retry_budget, "requesting a token");
         let (raw, sent_at) = super::retry::send_until_settled(
             &patience,
             || self.send_grant(config, &token_url, &form, &client_auth, &audience),

@@ -15,14 +15,12 @@
 //! `client_secret_post` when the IdP allows only that), else as a public client (`client_id` in the
 //! form). Neither the ID token, the ID-JAG nor the secret is logged or stored.
 
-use std::time::Duration;
-
 use context_harness_protocol as protocol;
 use protocol::{AuthorizationServerMetadata, IdJagRequest};
 
 use super::OAuthService;
 use super::grants::GrantRecord;
-use crate::device::{DeviceClock as _, TokioClock};
+use crate::device::TokioClock;
 use crate::discovery::Discoverer;
 use crate::error::{Error, ErrorCode, Grant, Result, classify_response_error};
 use crate::provider::{OAuthConfig, OAuthProvider, TokenAuthMethod, check_endpoint};
@@ -116,16 +114,11 @@ impl OAuthService {
             "exchanging the ID token for an ID-JAG at the identity provider"
         );
         let clock = TokioClock;
-        let started = clock.now();
-        let patience = super::retry::Patience {
-            clock: &clock,
-            deadline: started
-                .checked_add(self.refresh_retry_budget)
-                .unwrap_or(started),
-            min_wait: Duration::ZERO,
-            what: "exchanging the ID token",
-            log_prefix: "",
-        };
+        let patience = super::retry::Patience::within(
+            &clock,
+            self.refresh_retry_budget,
+            "exchanging the ID token",
+        );
         let (raw, sent_at) = super::retry::send_until_settled(
             &patience,
             || {

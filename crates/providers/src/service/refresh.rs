@@ -16,7 +16,7 @@ use super::{
     AuthenticateOptions, CLIENT_ID_KEY, EXPIRY_BUFFER, OAuthService, for_provider, grants, mcp,
     retry,
 };
-use crate::device::{DeviceClock, TokioClock};
+use crate::device::TokioClock;
 use crate::error::{
     Error, ErrorCode, Grant, Result, classify_response_error, expired_without_rt, not_signed_in,
     refresh_refused_before,
@@ -310,18 +310,8 @@ impl OAuthService {
         form: &[(&str, &str)],
     ) -> Result<OAuthTokens> {
         let clock = TokioClock;
-        let now = clock.now();
-        let patience = retry::Patience {
-            clock: &clock,
-            // A budget past what an `Instant` can hold is a year: longer than anyone waits.
-            deadline: now
-                .checked_add(self.refresh_retry_budget)
-                .or_else(|| now.checked_add(Duration::from_secs(365 * 86_400)))
-                .unwrap_or(now),
-            min_wait: Duration::ZERO,
-            what: "refreshing the token",
-            log_prefix: "",
-        };
+        let patience =
+            retry::Patience::within(&clock, self.refresh_retry_budget, "refreshing the token");
         let (raw, sent_at) = retry::send_until_settled(
             &patience,
             || self.post_with_client_auth(config, url, form, "token endpoint"),

@@ -127,6 +127,25 @@ pub(crate) struct Patience<'a> {
     pub(crate) log_prefix: &'static str,
 }
 
+impl<'a> Patience<'a> {
+    /// The patience of one token-endpoint request (refresh, grant renewal, token exchange):
+    /// transient answers are retried for `budget` from now, with no minimum wait and no log
+    /// prefix. A budget past what an `Instant` can hold is a year: longer than anyone waits.
+    pub(crate) fn within(clock: &'a dyn DeviceClock, budget: Duration, what: &'static str) -> Self {
+        let now = clock.now();
+        Self {
+            clock,
+            deadline: now
+                .checked_add(budget)
+                .or_else(|| now.checked_add(Duration::from_secs(365 * 86_400)))
+                .unwrap_or(now),
+            min_wait: Duration::ZERO,
+            what,
+            log_prefix: "",
+        }
+    }
+}
+
 /// Sends one token-endpoint request with `send`, again after each transient answer (see
 /// [`transient`]) for as long as the next wait ends by `patience.deadline`; returns the first
 /// answer that is not transient and when it was sent. An error of `send` is returned at once; when
