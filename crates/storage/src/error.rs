@@ -28,6 +28,14 @@ pub enum Error {
         /// Why it was refused.
         reason: &'static str,
     },
+    /// An account name was refused before it reached any path or keyring entry (see
+    /// [`AccountName`](crate::AccountName)).
+    InvalidAccount {
+        /// The refused input, truncated to a printable length.
+        name: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
     /// A token file exists but does not hold valid token JSON. The file is left untouched.
     Corrupt {
         /// The file that failed to parse.
@@ -187,6 +195,17 @@ impl Error {
         }
     }
 
+    pub(crate) fn invalid_account(name: &str, reason: &'static str) -> Self {
+        let mut shown: String = name.chars().take(80).collect();
+        if shown.len() < name.len() {
+            shown.push('…');
+        }
+        Self::InvalidAccount {
+            name: shown.escape_debug().to_string(),
+            reason,
+        }
+    }
+
     pub(crate) fn untrusted(path: &Path, problem: TrustProblem) -> Self {
         Self::Untrusted {
             path: path.to_path_buf(),
@@ -242,6 +261,11 @@ impl Error {
         matches!(self, Self::InvalidName { .. })
     }
 
+    /// Whether this error is an [`Error::InvalidAccount`].
+    pub fn is_invalid_account(&self) -> bool {
+        matches!(self, Self::InvalidAccount { .. })
+    }
+
     /// Whether this error is an [`Error::Corrupt`] file or keyring value.
     pub fn is_corrupt(&self) -> bool {
         matches!(
@@ -260,6 +284,9 @@ impl fmt::Display for Error {
         match self {
             Self::InvalidName { name, reason } => {
                 write!(f, "invalid provider name \"{name}\": {reason}")
+            }
+            Self::InvalidAccount { name, reason } => {
+                write!(f, "invalid account name \"{name}\": {reason}")
             }
             Self::Corrupt { path, .. } => write!(
                 f,

@@ -49,6 +49,11 @@
 //!   `$CONTEXT_HARNESS_HOME/tokens/<provider>.json` (default `~/.context-harness/tokens`). Next to it the
 //!   auto store keeps `<provider>.backend` (the word `keyring` or `file`, nothing secret) and the locks
 //!   keep an empty `<provider>.lock` (refresh) and `<provider>.signin-lock` (sign-in).
+//! * **Accounts.** A provider can have several signed-in accounts ([`AccountName`]). The
+//!   [`DEFAULT_ACCOUNT`] keeps everything above under the bare provider name (where version 0.2
+//!   kept it: nothing to migrate); any other account's storage key is `<provider>@<account>`
+//!   ([`ProviderName::with_account`]), used wherever the provider name is used above. The
+//!   provider's accounts and its default one are listed in `<provider>.accounts` ([`AccountIndex`]).
 //! * **Names.** Every path and keyring entry is built from a [`ProviderName`]: lowercase letters, digits,
 //!   `-`, `_`, `.`, no leading dot, at most 64 bytes — so no name can escape the directory or name a
 //!   hidden or temporary file. URLs are mapped with [`ProviderName::from_url`], whose hashed form uses
@@ -80,6 +85,8 @@
 //! * **No leaks.** Tokens are never logged, and error messages name files and providers but never
 //!   contain token values; keyring errors that carry the stored bytes are dropped, not chained.
 
+mod account;
+mod account_index;
 mod auto;
 mod error;
 mod file;
@@ -101,6 +108,8 @@ use std::str::FromStr;
 
 use context_harness_tokens::OAuthTokens;
 
+pub use account::{ACCOUNT_SEPARATOR, AccountName, DEFAULT_ACCOUNT, MAX_ACCOUNT_LEN};
+pub use account_index::AccountIndex;
 pub use auto::{AutoStore, Backend};
 pub use error::{BoxError, Error, KeyringErrorKind, Result, TrustProblem};
 pub use file::FileStore;

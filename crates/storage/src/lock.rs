@@ -15,7 +15,7 @@ use crate::fs::ensure_private_dir;
 /// Longest sleep between two attempts while waiting for a lock.
 const MAX_BACKOFF: Duration = Duration::from_millis(25);
 
-/// Which of a provider's two locks (each its own file, so holding one never blocks the other).
+/// Which of a provider's locks (each its own file, so holding one never blocks another).
 ///
 /// **Ordering.** A process may take the sign-in lock and then, inside it, the refresh lock (to store
 /// the tokens the sign-in obtained), never the other way round: nobody waits for the sign-in lock
@@ -33,14 +33,22 @@ pub enum LockKind {
     /// `.lock`), so it cannot be another provider's file: `foo.signin-lock` is no file of a
     /// provider named `foo.signin`.
     SignIn,
+    /// `<provider>.accounts-lock`: held for the read-modify-write of the provider's account index
+    /// (`<provider>.accounts`, [`AccountIndex`](crate::AccountIndex)), milliseconds. It is the
+    /// innermost lock: taken possibly inside the other two, and no other lock is taken while it
+    /// is held. Like the sign-in lock's, its suffix has a `-` after the last dot, which no file
+    /// of a provider or account has.
+    Accounts,
 }
 
 impl LockKind {
-    /// The lock file's name for `provider` (`<provider>.lock` or `<provider>.signin-lock`).
+    /// The lock file's name for `provider` (`<provider>.lock`, `<provider>.signin-lock` or
+    /// `<provider>.accounts-lock`; `provider` is a storage key, with its account when it has one).
     pub fn file_name(self, provider: &ProviderName) -> String {
         match self {
             Self::Refresh => format!("{}.lock", provider.as_str()),
             Self::SignIn => format!("{}.signin-lock", provider.as_str()),
+            Self::Accounts => format!("{}.accounts-lock", provider.as_str()),
         }
     }
 }

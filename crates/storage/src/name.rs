@@ -25,6 +25,11 @@ pub const SERVER_NAME_PREFIX: &str = "_";
 /// temporary files are impossible); 1 to [`MAX_NAME_LEN`] bytes. Every path and keyring entry in this
 /// crate is built from a `ProviderName`, so a name like `../../etc/passwd` is refused before it gets
 /// near the file system.
+///
+/// The storage key of an account other than the default one is a `ProviderName` too, made only by
+/// [`with_account`](Self::with_account): the provider name, `@`, and a validated
+/// [`AccountName`](crate::AccountName) (so at most `2 * 64 + 1` bytes of `a-z 0-9 - _ . @ +`).
+/// [`new`](Self::new) never accepts `@`, so no provider name is ever an account's key.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ProviderName(String);
 
@@ -123,6 +128,12 @@ impl ProviderName {
     /// The name as a string.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// A name made by this crate from validated parts (a storage key with an account,
+    /// [`with_account`](Self::with_account)), taken as it is.
+    pub(crate) fn from_checked(name: String) -> Self {
+        Self(name)
     }
 }
 
