@@ -3,23 +3,36 @@
 
 use std::fmt;
 
-use context_harness_storage::ProviderName;
+use context_harness_storage::{AccountName, ProviderName};
 
 use crate::error::{Error, ErrorCode, Result};
 
 /// A provider as the caller named it, parsed once: a registry name, or an MCP server URL with its
-/// canonical form and the storage name derived from that form.
+/// canonical form and the storage name derived from that form; and the account of it in use.
 ///
 /// Every public [`OAuthService`](crate::OAuthService) method that takes a `&str` provider parses
-/// it with [`ProviderRef::parse`] first and passes the result inward, so the question "is this a
-/// URL" has one answer everywhere.
+/// it with [`ProviderRef::parse`] first (and sets the service's account with
+/// [`with_account`](Self::with_account)) and passes the result inward, so the questions "is this
+/// a URL" and "which account" have one answer everywhere.
+///
+/// Two names: [`name`](Self::name) is the provider's (or server's) own, for what all its accounts
+/// share (the registry entry, an MCP server's record, its client registration);
+/// [`storage_key`](Self::storage_key) is the account's, for what each account has on its own
+/// (tokens, their locks, the recovery file).
 ///
 /// ```
 /// use context_harness_providers::ProviderRef;
+/// use context_harness_providers::storage::AccountName;
 ///
 /// let named = ProviderRef::parse("github")?;
 /// assert_eq!(named.name().as_str(), "github");
 /// assert_eq!(named.server_url(), None);
+/// assert!(named.account().is_default());
+/// assert_eq!(named.storage_key().as_str(), "github");
+///
+/// let work = named.with_account(AccountName::new("work")?);
+/// assert_eq!(work.name().as_str(), "github");
+/// assert_eq!(work.storage_key().as_str(), "github@work");
 ///
 /// let server = ProviderRef::parse("HTTPS://MCP.example.com/mcp/")?;
 /// assert_eq!(server.server_url(), Some("https://mcp.example.com/mcp"));
@@ -28,18 +41,26 @@ use crate::error::{Error, ErrorCode, Result};
 /// // The servers' namespace is not a provider name.
 /// assert!(ProviderRef::parse("_mcp.example.com-mcp").is_err());
 /// assert_eq!(server.as_str(), "HTTPS://MCP.example.com/mcp/");
-/// # Ok::<(), context_harness_providers::Error>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ProviderRef {
+pub struct ProviderRef {
+    kind: Kind,
+    account: AccountName,
+    /// The storage key of `account` (`name` for the default account).
+    key: ProviderName,
+}
+
+/// What the caller named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind {
     /// A provider of the registry (built in or from `providers.toml`), by its name.
     Named(ProviderName),
     /// An MCP server, by its URL.
     McpServer {
         /// The canonical server URL (`context_harness_storage::canonical_url`).
         url: String,
-        /// The storage name derived from the canonical URL ([`ProviderName::from_url`]).
+        /// The storage name derived from the canonical URL ([`ProviderName::for_server`]).
         name: ProviderName,
         /// The URL as the caller wrote it (what messages show).
         given: String,
@@ -47,8 +68,9 @@ pub enum ProviderRef {
 }
 
 impl ProviderRef {
-    /// Parses what a caller named as the provider. A text that starts with `http:` or `https:`
-    /// (no provider name contains `:`) is a server URL, so a malformed URL is reported as one.
+    /// Parses what a caller named as the provider, with the default account (see
+    /// [`with_account`](Self::with_account)). A text that starts with `http:` or `https:` (no
+    /// provider name contains `:`) is a server URL, so a malformed URL is reported as one.
     ///
     /// # Errors
     ///
@@ -67,7 +89,7 @@ impl ProviderRef {
             if name.is_server_name() {
                 return Err(reserved_name(provider));
             }
-            return Ok(Self::Named(name));
+            return Ok(Self::of(Kind::Named(name)));
         }
         Self::parse_server_url(provider)
     }
@@ -80,11 +102,31 @@ impl ProviderRef {
     pub(crate) fn parse_server_url(provider: &str) -> Result<Self> {
         let url = canonical_server_url(provider)?;
         let name = ProviderName::for_server(provider).map_err(|e| unusable_url(provider, e))?;
-        Ok(Self::McpServer {
+        Ok(Self::of(Kind::McpServer {
             url,
             name,
             given: provider.to_owned(),
-        })
+        }))
+    }
+
+    /// `kind` with the default account.
+    fn of(kind: Kind) -> Self {
+        let key = match &kind {
+            Kind::Named(name) | Kind::McpServer { name, .. } => name.clone(),
+        };
+        Self {
+            kind,
+            account: AccountName::default(),
+            key,
+        }
+    }
+
+    /// The same provider with `account` in use.
+    #[must_use]
+    pub fn with_account(mut self, account: AccountName) -> Self {
+        self.key = self.name().with_account(&account);
+        self.account = account;
+        self
     }
 
     /// Whether `provider` is meant as a server URL rather than a registry name: it starts (after
@@ -95,41 +137,56 @@ impl ProviderRef {
         lower.starts_with("https:") || lower.starts_with("http:")
     }
 
-    /// The storage name: the registry name, or the one derived from the canonical server URL.
+    /// The provider's storage name, shared by all its accounts: the registry name, or the one
+    /// derived from the canonical server URL. Names the MCP server's record and its client
+    /// registration; the registry is looked up by it.
     pub fn name(&self) -> &ProviderName {
-        match self {
-            Self::Named(name) | Self::McpServer { name, .. } => name,
+        match &self.kind {
+            Kind::Named(name) | Kind::McpServer { name, .. } => name,
         }
+    }
+
+    /// The account in use ([`DEFAULT_ACCOUNT`](context_harness_storage::DEFAULT_ACCOUNT) unless
+    /// [`with_account`](Self::with_account) said otherwise).
+    pub fn account(&self) -> &AccountName {
+        &self.account
+    }
+
+    /// The storage key of the account in use: [`name`](Self::name) for the default account, else
+    /// `<name>@<account>` ([`ProviderName::with_account`]). Names the account's tokens, its
+    /// refresh and sign-in locks and its recovery file.
+    pub fn storage_key(&self) -> &ProviderName {
+        &self.key
     }
 
     /// The storage name an MCP server had before server names got a namespace of their own
     /// (version 0.2 and earlier: [`ProviderName::from_url`], which a `providers.toml` entry could
     /// share); `None` for a registry name. Only used to move such tokens to [`name`](Self::name).
     pub(crate) fn legacy_name(&self) -> Option<ProviderName> {
-        match self {
-            Self::Named(_) => None,
-            Self::McpServer { url, .. } => ProviderName::from_url(url).ok(),
+        match &self.kind {
+            Kind::Named(_) => None,
+            Kind::McpServer { url, .. } => ProviderName::from_url(url).ok(),
         }
     }
 
     /// The canonical server URL of an MCP server; `None` for a registry name.
     pub fn server_url(&self) -> Option<&str> {
-        match self {
-            Self::Named(_) => None,
-            Self::McpServer { url, .. } => Some(url),
+        match &self.kind {
+            Kind::Named(_) => None,
+            Kind::McpServer { url, .. } => Some(url),
         }
     }
 
     /// Whether this is an MCP server URL.
     pub fn is_mcp_server(&self) -> bool {
-        matches!(self, Self::McpServer { .. })
+        matches!(self.kind, Kind::McpServer { .. })
     }
 
     /// The text as the caller wrote it (what messages and hints show).
     pub fn as_str(&self) -> &str {
-        match self {
-            Self::Named(name) => name.as_str(),
-            Self::McpServer { given, .. } => given,
+        match &self.kind {
+            Kind::Named(name) => name.as_str(),
+            Kind::McpServer { given, .. } => given,
         }
     }
 }
@@ -215,7 +272,14 @@ mod tests {
     fn names_and_urls_parse_once_with_their_errors()
     -> std::result::Result<(), Box<dyn std::error::Error>> {
         let named = ProviderRef::parse("github")?;
-        assert_eq!(named, ProviderRef::Named(ProviderName::new("github")?));
+        assert_eq!(named.name(), &ProviderName::new("github")?);
+        assert_eq!(named.storage_key(), named.name());
+        let work = named.clone().with_account(AccountName::new("Work")?);
+        assert_eq!(work.storage_key().as_str(), "github@work");
+        assert_eq!(work.name(), named.name());
+        assert_eq!(work.as_str(), "github");
+        // Back to the default account: the bare name again.
+        assert_eq!(work.with_account(AccountName::default()), named);
         assert!(!named.is_mcp_server());
         assert_eq!(named.to_string(), "github");
 

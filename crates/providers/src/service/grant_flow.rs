@@ -75,7 +75,7 @@ impl OAuthService {
                 ),
             ));
         }
-        let name = target.name();
+        let name = target.storage_key();
         let client_id = options
             .client_id
             .as_deref()
@@ -97,7 +97,7 @@ impl OAuthService {
             let info = self.discover_mcp_server(target.as_str()).await?;
             let mut record = mcp::McpServerRecord::from_info(&info, false)?;
             record.no_resource = options.no_resource;
-            let mut provider = record.to_provider(name.as_str());
+            let mut provider = record.to_provider(target.name().as_str());
             provider.url_policy = Some(info.policy);
             provider.validate()?;
             let secret = match client_id {
@@ -221,7 +221,7 @@ impl OAuthService {
         seen: &OAuthTokens,
         force: bool,
     ) -> Result<OAuthTokens> {
-        let (provider, name) = (target.as_str(), target.name());
+        let (provider, name) = (target.as_str(), target.storage_key());
         let lock = self.lock(name).await?;
         let Some(current) = self.load_locked(name).await? else {
             return Err(not_signed_in(provider));

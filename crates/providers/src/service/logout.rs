@@ -21,16 +21,20 @@ impl OAuthService {
     ///
     /// [`ErrorCode::Storage`].
     pub fn logout_local(&self, provider: &str) -> Result<bool> {
-        let target = ProviderRef::parse(provider)?;
-        let name = target.name();
+        let target = self.target(provider)?;
+        let name = target.storage_key();
         // Tokens an older version kept under a shared name go to their owner first.
         let names = self.names();
         names.settle_before_write(&target)?;
         // Under the refresh lock, like `logout`: a refresh in flight cannot bring the tokens back.
-        let _lock = self.lock_blocking(name)?;
+        let lock = self.lock_blocking(name)?;
         refuse_foreign(&target, names.load_name(name).ok().flatten().as_ref())?;
         let recovered = remove_recovery(&self.recovery_path(name))?;
-        Ok(self.store.delete(name).map_err(storage_error)? || recovered)
+        let deleted = self.store.delete(name).map_err(storage_error)? || recovered;
+        drop(lock);
+        // The account is gone: out of the provider's index (another becomes the default).
+        self.index_access().forget(&target)?;
+        Ok(deleted)
     }
 
     /// Signs out: revokes at the server when possible (RFC 7009: the refresh token and the access
@@ -44,13 +48,13 @@ impl OAuthService {
     /// Revocation failures are reported in [`LogoutOutcome::revocation`], not as errors.
     pub async fn logout(&self, provider: &str) -> Result<LogoutOutcome> {
         let work = async {
-            let target = ProviderRef::parse(provider)?;
-            let name = target.name().clone();
+            let target = self.target(provider)?;
+            let name = target.storage_key().clone();
             // Tokens an older version kept under a shared name go to their owner first.
             self.settle_target(&target).await?;
             // Under the refresh lock, so a refresh in flight elsewhere cannot store a new grant
             // after we revoked and deleted this one.
-            let _lock = self.lock(&name).await?;
+            let lock = self.lock(&name).await?;
             let loaded = self.load(&name).await;
             refuse_foreign(&target, loaded.as_ref().ok().and_then(Option::as_ref))?;
             let (revocation, tokens) = match loaded {
@@ -91,6 +95,11 @@ impl OAuthService {
                 Ok(store.delete(&name).map_err(storage_error)? || recovered)
             })
             .await?;
+            drop(lock);
+            // The account is gone: out of the provider's index (another becomes the default).
+            let index = self.index_access();
+            let signed_out = target.clone();
+            blocking(move || index.forget(&signed_out).map(drop)).await?;
             Ok::<_, Error>(LogoutOutcome {
                 revocation,
                 tokens,

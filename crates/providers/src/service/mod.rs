@@ -25,9 +25,9 @@ use crate::env::Environment;
 use crate::error::{Error, ErrorCode, Result, not_signed_in, storage_error};
 use crate::http::{Credentials, Http, HttpSettings, Method, ProxyEnv, Request};
 use crate::provider::{OAuthConfig, check_endpoint};
-use crate::provider_ref::ProviderRef;
 use crate::registry::ProviderRegistry;
 
+mod accounts;
 mod config;
 mod dcr;
 mod device_flow;
@@ -47,6 +47,7 @@ mod sign_in;
 mod store;
 mod token_endpoint;
 
+use accounts::parse_account;
 pub use grants::{GrantOptions, GrantType};
 pub use mcp::McpServerRecord;
 pub use options::{
@@ -85,6 +86,7 @@ pub struct OAuthServiceBuilder {
     lock_dir: Option<PathBuf>,
     lock_timeout: Duration,
     refresh_retry_budget: Duration,
+    account: Option<String>,
 }
 
 impl fmt::Debug for OAuthServiceBuilder {
@@ -92,6 +94,7 @@ impl fmt::Debug for OAuthServiceBuilder {
         f.debug_struct("OAuthServiceBuilder")
             .field("app", &self.app)
             .field("home", &self.home)
+            .field("account", &self.account)
             .field("http", &self.http)
             .finish_non_exhaustive()
     }
@@ -158,6 +161,14 @@ impl OAuthServiceBuilder {
         /// How long a refresh keeps retrying "try again later" answers (default
         /// [`REFRESH_RETRY_BUDGET`], 30 s). `Duration::ZERO` tries once.
         pub fn refresh_retry_budget(budget: Duration) => refresh_retry_budget = budget;
+
+        /// The account every entry point of the service uses, for every provider (default: each
+        /// provider's default account, as its index `tokens/<provider>.accounts` says when the
+        /// service first uses it: the first account signed in, or the one made the default with
+        /// [`OAuthService::set_default_account`]; `default` for a provider without an index).
+        /// Checked by [`build`](Self::build) ([`storage::AccountName`]: 1 to 64 letters, digits,
+        /// `.`, `_`, `@`, `+`, `-`, starting with a letter or digit; case-insensitive).
+        pub fn account(name: impl Into<String>) => account = Some(name.into());
     }
 
     /// Builds the service. Cheap: no HTTP client, no registry file read, no network.
@@ -165,7 +176,8 @@ impl OAuthServiceBuilder {
     /// # Errors
     ///
     /// [`ErrorCode::ConfigMissing`] if no home is given and none can be derived from the
-    /// environment; [`ErrorCode::Storage`] if the default store cannot be opened, or if the home
+    /// environment; [`ErrorCode::ConfigInvalid`] for an invalid [`account`](Self::account) name;
+    /// [`ErrorCode::Storage`] if the default store cannot be opened, or if the home
     /// directory, one of its directories or `providers.toml` is owned by another user or writable by
     /// group or others (see `storage::check_home`; the hint names the `chmod`/`chown` that fixes it).
     pub fn build(self) -> Result<OAuthService> {
@@ -181,6 +193,7 @@ impl OAuthServiceBuilder {
             Some(url) => app.with_client_metadata_url(url)?,
             None => app,
         };
+        let account = self.account.as_deref().map(parse_account).transpose()?;
         let env = self.env.unwrap_or_else(Environment::from_process);
         let Some(home) = self.home.or_else(|| app.home_dir(&env)) else {
             return Err(Error::new(
@@ -232,6 +245,8 @@ impl OAuthServiceBuilder {
             builtin_providers: self.builtin_providers,
             lock_timeout,
             refresh_retry_budget: self.refresh_retry_budget,
+            account,
+            resolved: accounts::Resolved::default(),
         })
     }
 }
@@ -268,6 +283,10 @@ pub struct OAuthService {
     lock_dir: PathBuf,
     lock_timeout: Duration,
     refresh_retry_budget: Duration,
+    /// The account of [`OAuthServiceBuilder::account`], if one was given.
+    account: Option<storage::AccountName>,
+    /// The default account each provider resolved to when no account was given (`accounts`).
+    resolved: accounts::Resolved,
 }
 
 impl fmt::Debug for OAuthService {
@@ -275,6 +294,7 @@ impl fmt::Debug for OAuthService {
         f.debug_struct("OAuthService")
             .field("home", &self.home)
             .field("store", &self.store.name())
+            .field("account", &self.account)
             .field("http_client_built", &self.http.is_built())
             .finish_non_exhaustive()
     }
@@ -312,6 +332,7 @@ impl OAuthService {
             lock_dir: None,
             lock_timeout: Duration::ZERO,
             refresh_retry_budget: REFRESH_RETRY_BUDGET,
+            account: None,
         }
     }
 
@@ -374,7 +395,7 @@ impl OAuthService {
     ///
     /// [`ErrorCode::NotFound`] for a name that cannot be a provider name.
     pub fn storage_location(&self, provider: &str) -> Result<String> {
-        Ok(self.store.location(ProviderRef::parse(provider)?.name()))
+        Ok(self.store.location(self.target(provider)?.storage_key()))
     }
 
     /// The stored tokens if the access token is still valid beyond its refresh margin
@@ -388,7 +409,7 @@ impl OAuthService {
     ///
     /// [`ErrorCode::NotFound`] for an invalid name; [`ErrorCode::Storage`] if the store fails.
     pub fn cached_valid_token(&self, provider: &str) -> Result<Option<OAuthTokens>> {
-        let target = ProviderRef::parse(provider)?;
+        let target = self.target(provider)?;
         let tokens = self.names().load(&target)?;
         if let Some(tokens) = &tokens {
             mcp::check_tokens_server(&target, tokens)?;
@@ -402,7 +423,7 @@ impl OAuthService {
     ///
     /// [`ErrorCode::AuthRequired`] when none are stored; [`ErrorCode::Storage`].
     pub fn get_tokens(&self, provider: &str) -> Result<OAuthTokens> {
-        let target = ProviderRef::parse(provider)?;
+        let target = self.target(provider)?;
         match self.names().load(&target)? {
             Some(tokens) => {
                 mcp::check_tokens_server(&target, &tokens)?;
@@ -420,7 +441,7 @@ impl OAuthService {
     ///
     /// [`ErrorCode::NotFound`] for an invalid name; [`ErrorCode::Storage`].
     pub fn get_status(&self, provider: &str) -> Result<AuthStatus> {
-        let target = ProviderRef::parse(provider)?;
+        let target = self.target(provider)?;
         Ok(match self.names().load(&target)? {
             None => AuthStatus::NotAuthenticated,
             Some(tokens) => {

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use context_harness_storage as storage;
-use storage::{ProviderName, TokenStore};
+use storage::{AccountName, ProviderName, TokenStore};
 
 use super::mcp;
 use super::store::{acquire_lock, load_newest, remove_recovery};
@@ -48,9 +48,9 @@ impl Names {
     ///
     /// [`ErrorCode::Storage`] when the store or a file fails.
     pub(super) fn load(&self, target: &ProviderRef) -> Result<Option<OAuthTokens>> {
-        let tokens = self.load_name(target.name())?;
+        let tokens = self.load_name(target.storage_key())?;
         if self.settle(target, tokens.as_ref())? {
-            return self.load_name(target.name());
+            return self.load_name(target.storage_key());
         }
         Ok(tokens)
     }
@@ -62,18 +62,32 @@ impl Names {
     /// # Errors
     ///
     /// [`ErrorCode::Storage`] when moving fails.
+    ///
+    /// For an account other than the default one, the default account is settled: what an older
+    /// version stored is the default account's, and an account index written next must see it.
     pub(super) fn settle_before_write(&self, target: &ProviderRef) -> Result<()> {
-        let Ok(current) = self.load_name(target.name()) else {
+        let default;
+        let target = if target.account().is_default() {
+            target
+        } else {
+            default = target.clone().with_account(AccountName::default());
+            &default
+        };
+        let Ok(current) = self.load_name(target.storage_key()) else {
             return Ok(());
         };
         self.settle(target, current.as_ref()).map(drop)
     }
 
-    /// Moves what needs moving for `target`, whose name currently holds `current`; `Ok(true)`
-    /// when something was moved (the caller reads again).
+    /// Moves what needs moving for `target`, whose storage key currently holds `current`;
+    /// `Ok(true)` when something was moved (the caller reads again). Only the default account has
+    /// anything to move: older versions knew no other.
     fn settle(&self, target: &ProviderRef, current: Option<&OAuthTokens>) -> Result<bool> {
-        match target {
-            ProviderRef::McpServer { url, .. } => {
+        if !target.account().is_default() {
+            return Ok(false);
+        }
+        match target.server_url() {
+            Some(url) => {
                 if current.is_some() {
                     return Ok(false);
                 }
@@ -82,7 +96,7 @@ impl Names {
                 };
                 let bound_here = self
                     .load_name(&legacy)?
-                    .is_some_and(|old| mcp::bound_server(&old).as_deref() == Some(url.as_str()));
+                    .is_some_and(|old| mcp::bound_server(&old).as_deref() == Some(url));
                 let record_here = read_record_url(&self.home, &legacy).as_deref() == Some(url);
                 if !bound_here && !record_here {
                     return Ok(false);
@@ -90,11 +104,11 @@ impl Names {
                 self.move_legacy(&legacy, url)?;
                 Ok(bound_here)
             }
-            ProviderRef::Named(name) => {
+            None => {
                 let Some(server_url) = current.and_then(mcp::bound_server) else {
                     return Ok(false);
                 };
-                self.move_legacy(name, &server_url)?;
+                self.move_legacy(target.name(), &server_url)?;
                 Ok(true)
             }
         }

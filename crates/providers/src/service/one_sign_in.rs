@@ -48,7 +48,7 @@ impl OAuthService {
         target: &ProviderRef,
         options: &AuthenticateOptions,
     ) -> Result<Turn> {
-        let name = target.name();
+        let name = target.storage_key();
         let before = self.readable_tokens(target).await;
         let ui = options.ui_or_default();
         let (lock, waited) = self
@@ -181,19 +181,19 @@ impl OAuthService {
         ui: &dyn SignInUi,
     ) -> Result<bool> {
         let work = async {
-            let target = ProviderRef::parse(provider)?;
+            let target = self.target(provider)?;
             // Every sign-in creates its lock file before it holds it: without one, none is running
             // (and none is created here: a name nobody signed in to leaves no trace).
             let path = self
                 .lock_dir
-                .join(LockKind::SignIn.file_name(target.name()));
+                .join(LockKind::SignIn.file_name(target.storage_key()));
             if std::fs::symlink_metadata(&path)
                 .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
             {
                 return Ok(false);
             }
             let (lock, waited) = self
-                .take_sign_in_lock(provider, target.name(), wait, ui)
+                .take_sign_in_lock(provider, target.storage_key(), wait, ui)
                 .await?;
             drop(lock);
             Ok(waited)

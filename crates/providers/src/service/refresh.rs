@@ -50,7 +50,7 @@ impl OAuthService {
     }
 
     async fn ensure_inner(&self, provider: &str) -> Result<OAuthTokens> {
-        let target = ProviderRef::parse(provider)?;
+        let target = self.target(provider)?;
         let Some(tokens) = self.load_target(&target).await? else {
             return Err(self.missing_tokens(&target));
         };
@@ -119,7 +119,7 @@ impl OAuthService {
     /// [`ErrorCode::TokenExpired`] whose message says so and how long the access token stays valid.
     pub async fn refresh_tokens(&self, provider: &str) -> Result<OAuthTokens> {
         let work = async {
-            let target = ProviderRef::parse(provider)?;
+            let target = self.target(provider)?;
             let Some(tokens) = self.load_target(&target).await? else {
                 return Err(self.missing_tokens(&target));
             };
@@ -135,7 +135,7 @@ impl OAuthService {
         seen: &OAuthTokens,
         force: bool,
     ) -> Result<OAuthTokens> {
-        let (provider, name) = (target.as_str(), target.name());
+        let (provider, name) = (target.as_str(), target.storage_key());
         // Tokens of a grant without a user are renewed by running it again (`grants`).
         if grants::renewable(seen).is_some() {
             return self.renew_grant(target, seen, force).await;

@@ -21,7 +21,6 @@ use super::{
 };
 use crate::error::{Error, ErrorCode, Grant, Result, callback_error};
 use crate::provider::{OAuthConfig, check_endpoint};
-use crate::provider_ref::ProviderRef;
 use crate::tokens::OAuthTokens;
 
 /// Lines pasted within this time of each other are one paste (a wrapped URL).
@@ -53,8 +52,8 @@ impl OAuthService {
         provider: &str,
         mut options: AuthenticateOptions,
     ) -> Result<AuthOutcome> {
-        let target = ProviderRef::parse(provider)?;
-        let name = target.name().clone();
+        let target = self.target(provider)?;
+        let name = target.storage_key().clone();
         // Tokens an older version kept under a shared name go to their owner before anything is
         // written under this name.
         self.settle_target(&target).await?;
@@ -321,11 +320,14 @@ impl OAuthService {
         let _lock = self.lock(name).await?;
         self.save(name, tokens.clone()).await?;
         if let Some(record) = record {
-            self.save_record(name.as_str(), record)?;
+            // An MCP server's record is shared by its accounts: under the server's own name.
+            self.save_record(name.base_name(), record)?;
         }
         // A recovery file from an earlier failed save holds an older grant now.
         let recovery = self.recovery_path(name);
         blocking(move || remove_recovery(&recovery)).await?;
+        // The account is signed in: in the provider's index (the first one becomes the default).
+        self.record_account(name).await?;
         tracing::info!(
             provider = name.as_str(),
             store = self.store.name(),

@@ -8,6 +8,7 @@
 // Test code: unwrap/expect/panic are the assertions, and the child-process protocol prints.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
+mod accounts;
 mod browser_env;
 mod cimd;
 mod embed;
