@@ -7,6 +7,8 @@ use url::Url;
 
 use crate::error::{Error, ErrorCode, Result};
 
+pub(crate) mod git_hosts;
+
 /// The loopback ports tried in order for the redirect listener when a provider names none
 /// (re-exported from the callback server, which owns the listener).
 pub use context_harness_callback_server::DEFAULT_PORTS;
@@ -228,6 +230,12 @@ pub struct OAuthProvider {
     /// proof with every token request. Set from an MCP server's metadata; off for built-ins and
     /// `providers.toml` entries.
     pub dpop: bool,
+    /// The git hosts (`host` or `host:port`) whose HTTPS credentials are this provider's access
+    /// tokens, for git credential helpers (see
+    /// [`ProviderRegistry::git_host_provider`](crate::ProviderRegistry::git_host_provider)):
+    /// `github.com` for `github`, `gitlab.com` for a provider named `gitlab`, else none unless
+    /// configured (`git_hosts` in `providers.toml`, which replaces these).
+    pub git_hosts: Vec<String>,
 }
 
 impl OAuthProvider {
@@ -246,6 +254,7 @@ impl OAuthProvider {
         let name = name.into();
         let provider = Self {
             display_name: name.clone(),
+            git_hosts: git_hosts::well_known(&name),
             name,
             auth_url: auth_url.into(),
             token_url: token_url.into(),
@@ -312,6 +321,7 @@ impl OAuthProvider {
             url_policy: None,
             token_path: None,
             dpop: false,
+            git_hosts: Vec::new(),
         }
     }
 
@@ -335,6 +345,7 @@ impl OAuthProvider {
             scopes: vec!["repo".to_owned(), "read:user".to_owned()],
             extra_auth_params: BTreeMap::new(),
             setup_url: Some("https://github.com/settings/developers".to_owned()),
+            git_hosts: git_hosts::well_known("github"),
             // GitHub publishes no RFC 8414 metadata and sends no `iss`.
             ..Self::defaults()
         }
@@ -425,6 +436,7 @@ impl OAuthProvider {
                 &format!("providers.{name}.revocation_url"),
             )?;
         }
+        git_hosts::check(&self.git_hosts, name)?;
         if self.ports.is_empty() {
             return Err(Error::new(
                 ErrorCode::ConfigInvalid,

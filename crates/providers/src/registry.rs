@@ -439,6 +439,7 @@ struct RawProvider {
     #[serde(alias = "token_endpoint_auth_method")]
     token_auth_method: Option<String>,
     token_path: Option<String>,
+    git_hosts: Option<Vec<String>>,
 }
 
 impl RawProvider {
@@ -539,6 +540,7 @@ impl RawProvider {
             .unwrap_or(provider.iss_parameter_supported);
         provider.resource = self.resource.or(provider.resource);
         provider.token_path = self.token_path.or(provider.token_path);
+        provider.git_hosts = self.git_hosts.unwrap_or(provider.git_hosts);
         if let Some(method) = self.token_auth_method {
             provider.token_auth_method = TokenAuthMethod::parse(&method).ok_or_else(|| {
                 format!(
