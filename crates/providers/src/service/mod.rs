@@ -41,6 +41,7 @@ mod namespace;
 mod one_sign_in;
 mod options;
 mod refresh;
+mod rejected;
 mod resource;
 mod retry;
 mod sign_in;
