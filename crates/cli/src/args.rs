@@ -54,6 +54,22 @@ pub(crate) enum Command {
     /// Sign in to providers and MCP servers, and manage their tokens.
     #[command(subcommand)]
     Mcp(McpCommand),
+    /// git's credential helper (`git help credential`): `get` answers a host mapped to a provider
+    /// (github.com, gitlab.com, `git_hosts` in providers.toml) with a valid access token for the
+    /// account git's `username` names; `store` does nothing; `erase` after a refused token makes
+    /// the next `get` refresh it (or sign in). Configure it with `git config --global
+    /// credential.https://github.com.helper "!context-harness git-credential"`.
+    #[command(name = "git-credential")]
+    GitCredential {
+        /// The operation git asks for: `get`, `store` or `erase` (any other is ignored, as git
+        /// asks of its helpers).
+        #[arg(value_name = "OPERATION")]
+        operation: String,
+    },
+    /// Run a command with a valid access token in one environment variable (default
+    /// `{PROVIDER}_TOKEN`, e.g. GITHUB_TOKEN; MCP_TOKEN for a server URL); the exit status is the
+    /// command's.
+    Exec(ExecArgs),
     /// Print a shell completion script to stdout.
     Completions {
         /// The shell to generate completions for.
@@ -74,19 +90,28 @@ pub(crate) enum McpCommand {
         /// Machine-readable output (see the README for the schema).
         #[arg(long)]
         json: bool,
+        /// Only this account of each provider (default: every account).
+        #[command(flatten)]
+        account: AccountArg,
     },
     /// Print a valid access token, refreshing it first when needed (and waiting for a sign-in
     /// another process is running for it).
     Token {
         /// The provider name or MCP server URL.
         provider: String,
+        #[command(flatten)]
+        account: AccountArg,
         /// Print `{access_token, token_type, expires_at}` as JSON.
         #[arg(long)]
         json: bool,
-        /// Seconds to wait at most for a sign-in to the same provider that another process is
-        /// running (this command never starts one).
+        /// Seconds to wait at most for a sign-in: the one this command starts when there is no
+        /// usable token, or the one another process is running for the same provider.
         #[arg(long, value_name = "SECS", default_value_t = TOKEN_WAIT_SECS, value_parser = clap::value_parser!(u64).range(1..))]
         timeout: u64,
+        /// Never start a sign-in: without a usable token, exit 3 (after waiting for a sign-in
+        /// another process is running).
+        #[arg(long)]
+        no_sign_in: bool,
     },
     /// Print the HTTP headers that present the stored token on one request, as a JSON object:
     /// `{"Authorization": "Bearer …"}`, or for a DPoP-bound token `{"Authorization": "DPoP …",
@@ -95,6 +120,8 @@ pub(crate) enum McpCommand {
     Headers {
         /// The provider name or MCP server URL.
         provider: String,
+        #[command(flatten)]
+        account: AccountArg,
         /// The HTTP method of the request the headers are for (DPoP `htm`).
         #[arg(long, value_name = "METHOD", default_value = "POST")]
         method: String,
@@ -107,19 +134,28 @@ pub(crate) enum McpCommand {
         /// JSON output (the default; accepted for scripts that say so).
         #[arg(long)]
         json: bool,
-        /// Seconds to wait at most for a sign-in another process is running (as `mcp token`).
+        /// Seconds to wait at most for a sign-in (as `mcp token`).
         #[arg(long, value_name = "SECS", default_value_t = TOKEN_WAIT_SECS, value_parser = clap::value_parser!(u64).range(1..))]
         timeout: u64,
+        /// Never start a sign-in (as `mcp token --no-sign-in`).
+        #[arg(long)]
+        no_sign_in: bool,
     },
     /// Refresh the stored tokens now.
     Refresh {
         /// The provider name or MCP server URL.
         provider: String,
+        #[command(flatten)]
+        account: AccountArg,
     },
     /// Revoke the tokens at the provider (when it supports it) and delete them here.
     Logout {
         /// The provider name or MCP server URL.
         provider: String,
+        /// The account to sign out of (default: the provider's default account; the other
+        /// accounts stay signed in).
+        #[command(flatten)]
+        account: AccountArg,
         /// Delete the local tokens without contacting the provider.
         #[arg(long)]
         local_only: bool,
@@ -135,6 +171,36 @@ pub(crate) enum McpCommand {
     },
 }
 
+/// `--account NAME`: which of a provider's signed-in accounts a command uses.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct AccountArg {
+    /// The account (any name: `work`, your e-mail address or user name; 1 to 64 letters, digits,
+    /// `.`, `_`, `@`, `+`, `-`). Default: the provider's default account, the first one signed in
+    /// (change it with `mcp auth PROVIDER --account NAME --default`).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) account: Option<String>,
+}
+
+impl Command {
+    /// The `--account` the command names, if any (the service of its [`Context`](crate::context::Context) uses it).
+    pub(crate) fn account(&self) -> Option<&str> {
+        let arg = match self {
+            Self::Mcp(
+                McpCommand::Status { account, .. }
+                | McpCommand::Token { account, .. }
+                | McpCommand::Headers { account, .. }
+                | McpCommand::Refresh { account, .. }
+                | McpCommand::Logout { account, .. },
+            ) => account,
+            Self::Mcp(McpCommand::Auth(args)) => &args.sign_in.account,
+            Self::Mcp(McpCommand::Proxy(args)) => &args.sign_in.account,
+            Self::Exec(args) => &args.account,
+            _ => return None,
+        };
+        arg.account.as_deref()
+    }
+}
+
 /// `mcp token --timeout`'s default: as long as a sign-in waits for the user by default.
 pub(crate) const TOKEN_WAIT_SECS: u64 = 300;
 
@@ -142,6 +208,8 @@ pub(crate) const TOKEN_WAIT_SECS: u64 = 300;
 /// in as `mcp auth <url>` would).
 #[derive(Debug, Args)]
 pub(crate) struct SignInArgs {
+    #[command(flatten)]
+    pub(crate) account: AccountArg,
     /// OAuth client id (default: `{PROVIDER}_CLIENT_ID`, then providers.toml; for a server URL, a
     /// dynamically registered client).
     #[arg(long, value_name = "ID")]
@@ -314,6 +382,27 @@ pub(crate) struct AuthArgs {
     /// Use the device authorization grant (RFC 8628) instead of the browser redirect.
     #[arg(long)]
     pub(crate) device: bool,
+    /// Make --account the provider's default account (the one commands use without --account).
+    /// When that account is signed in already, only the default changes (no sign-in).
+    #[arg(long, requires = "account")]
+    pub(crate) default: bool,
+}
+
+/// Arguments of `context-harness exec`.
+#[derive(Debug, Args)]
+pub(crate) struct ExecArgs {
+    /// The provider name or MCP server URL.
+    pub(crate) provider: String,
+    #[command(flatten)]
+    pub(crate) account: AccountArg,
+    /// The environment variable that carries the token (default `{PROVIDER}_TOKEN`: the provider
+    /// name upper-cased, other characters than letters and digits as `_`; `MCP_TOKEN` for an MCP
+    /// server URL).
+    #[arg(long = "env", value_name = "NAME")]
+    pub(crate) env: Option<String>,
+    /// The command to run and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD", value_parser = clap::value_parser!(std::ffi::OsString))]
+    pub(crate) command: Vec<std::ffi::OsString>,
 }
 
 /// Arguments of `context-harness mcp proxy`.
@@ -392,8 +481,10 @@ impl Cli {
             storage,
             command: Command::Mcp(McpCommand::Token {
                 provider: provider.to_owned(),
+                account: AccountArg::default(),
                 json,
                 timeout: TOKEN_WAIT_SECS,
+                no_sign_in: false,
             }),
         })
     }

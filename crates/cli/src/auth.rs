@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 use context_harness_providers::protocol::DeviceAuthorization;
 use context_harness_providers::{
     AuthenticateOptions, BrowserOpener, DEFAULT_PORTS, Error as ProviderError, GrantType,
-    PastedRedirects, ProviderRef, SignInFlow, SignInUi, SystemBrowser, terminal_text,
+    OAuthService, PastedRedirects, ProviderRef, SignInFlow, SignInUi, SystemBrowser, terminal_text,
 };
 
 use crate::args::AuthArgs;
@@ -230,34 +230,39 @@ fn pasted_lines() -> PastedRedirects {
     rx
 }
 
-pub(crate) fn run(ctx: &Context, args: AuthArgs) -> anyhow::Result<u8> {
-    tracing::info!(provider = %args.provider, "starting the sign-in");
-    let service = ctx.service()?;
-    let is_url = ProviderRef::is_server_url(&args.provider);
-    // A named provider is resolved up front (no network): an unknown name or a missing client id
-    // fails before anything starts. An MCP server URL is discovered by the service.
-    let (display_name, default_ports) = if is_url {
-        (args.provider.clone(), DEFAULT_PORTS.to_vec())
-    } else {
-        let config = service.resolve_config(&args.provider, args.sign_in.client_id.as_deref())?;
-        (config.provider.display_name, config.provider.ports)
-    };
-    // Names come from providers.toml or the command line: printed through the sanitiser.
-    let display_name = terminal_text(&display_name);
-    let ports = if args.sign_in.ports.is_empty() {
-        default_ports
-    } else {
-        args.sign_in.ports.clone()
-    };
-    let opener = choose_opener(args.no_browser);
+/// What a sign-in shows and how it reaches the user, shared by `mcp auth` and the sign-ins other
+/// commands start when they need tokens.
+struct Interaction {
+    display_name: String,
+    ports: Vec<u16>,
+    timeout: Duration,
+    opener: Opener,
+    device: bool,
+    /// Whether a redirect URL pasted on stdin may be read (never from a pipe a command reads for
+    /// itself).
+    stdin_paste: bool,
+}
+
+/// The [`AuthenticateOptions`] of `interaction`: the flow (`--device`, else the device grant where
+/// no browser can be opened and the provider has one, else the browser), the notices, the terminal
+/// UI and the pasted-redirect reader.
+fn interactive_options(ctx: &Context, interaction: Interaction) -> AuthenticateOptions {
+    let Interaction {
+        display_name,
+        ports,
+        timeout,
+        opener,
+        device,
+        stdin_paste,
+    } = interaction;
     // --device asks for the device grant; a session where no browser can be opened (not an
     // explicit --no-browser) gets it when the provider has a device endpoint.
-    let flow = match (args.device, opener) {
+    let flow = match (device, opener) {
         (true, _) => SignInFlow::Device,
         (false, Opener::Manual(why)) if why != NO_BROWSER_FLAG => SignInFlow::DeviceIfAvailable,
         _ => SignInFlow::Browser,
     };
-    let stdin_tty = std::io::stdin().is_terminal();
+    let stdin_tty = stdin_paste && std::io::stdin().is_terminal();
     let notice = Notice {
         quiet: ctx.quiet,
         display_name: display_name.clone(),
@@ -265,12 +270,98 @@ pub(crate) fn run(ctx: &Context, args: AuthArgs) -> anyhow::Result<u8> {
         opener,
     };
     let quiet = ctx.quiet;
-
     let mut options = AuthenticateOptions::new()
-        .timeout(Duration::from_secs(args.sign_in.timeout))
+        .timeout(timeout)
         .ports(ports)
         .flow(flow)
-        .browser(notice);
+        .browser(notice)
+        .ui(Terminal {
+            display_name,
+            offer_paste: stdin_tty && !quiet,
+            quiet,
+        });
+    // Manual: always race stdin. System browser: only a terminal (the user may paste after a failure).
+    let paste = stdin_paste
+        && flow == SignInFlow::Browser
+        && (matches!(opener, Opener::Manual(_)) || stdin_tty);
+    if paste {
+        options = options.pasted_redirects(pasted_lines());
+    }
+    options
+}
+
+/// The display name and default ports of `provider`: a named provider is resolved up front (no
+/// network), so an unknown name or a missing client id fails before anything starts; an MCP server
+/// URL is discovered by the service.
+fn identity(
+    service: &OAuthService,
+    provider: &str,
+    client_id: Option<&str>,
+) -> anyhow::Result<(String, Vec<u16>)> {
+    let (display_name, ports) = if ProviderRef::is_server_url(provider) {
+        (provider.to_owned(), DEFAULT_PORTS.to_vec())
+    } else {
+        let config = service.resolve_config(provider, client_id)?;
+        (config.provider.display_name, config.provider.ports)
+    };
+    // Names come from providers.toml or the command line: printed through the sanitiser.
+    Ok((terminal_text(&display_name), ports))
+}
+
+/// The options of the sign-in a command that needs tokens starts on its own (`mcp token`, `mcp
+/// headers`, `git-credential`, `exec`), as `mcp auth <provider>` would run it with its defaults and
+/// `--timeout timeout`; `None` when nobody can be reached: no browser can be opened here and stderr
+/// is not a terminal (a script or a service: it gets "not signed in" at once instead of a sign-in
+/// nobody sees). Stdin is never read (it may be the command's own input).
+pub(crate) fn implicit_sign_in(
+    ctx: &Context,
+    service: &OAuthService,
+    provider: &str,
+    timeout: Duration,
+) -> anyhow::Result<Option<AuthenticateOptions>> {
+    let opener = choose_opener(false);
+    if matches!(opener, Opener::Manual(_)) && !std::io::stderr().is_terminal() {
+        return Ok(None);
+    }
+    let (display_name, ports) = identity(service, provider, None)?;
+    Ok(Some(interactive_options(
+        ctx,
+        Interaction {
+            display_name,
+            ports,
+            timeout,
+            opener,
+            device: false,
+            stdin_paste: false,
+        },
+    )))
+}
+
+pub(crate) fn run(ctx: &Context, args: AuthArgs) -> anyhow::Result<u8> {
+    tracing::info!(provider = %args.provider, "starting the sign-in");
+    let service = ctx.service()?;
+    // `--account NAME --default` for an account signed in already: only the default changes.
+    if crate::accounts::switch_default_only(ctx, &service, &args)? {
+        return Ok(exit::OK);
+    }
+    let (display_name, default_ports) =
+        identity(&service, &args.provider, args.sign_in.client_id.as_deref())?;
+    let ports = if args.sign_in.ports.is_empty() {
+        default_ports
+    } else {
+        args.sign_in.ports.clone()
+    };
+    let mut options = interactive_options(
+        ctx,
+        Interaction {
+            display_name: display_name.clone(),
+            ports,
+            timeout: Duration::from_secs(args.sign_in.timeout),
+            opener: choose_opener(args.no_browser),
+            device: args.device,
+            stdin_paste: true,
+        },
+    );
     if let Some(id) = &args.sign_in.client_id {
         options = options.client_id(id.clone());
     }
@@ -283,16 +374,6 @@ pub(crate) fn run(ctx: &Context, args: AuthArgs) -> anyhow::Result<u8> {
         args.sign_in
             .grant_options(Some(GrantType::AuthorizationCode))?,
     );
-    let paste = flow == SignInFlow::Browser && (matches!(opener, Opener::Manual(_)) || stdin_tty);
-    options = options.ui(Terminal {
-        display_name: display_name.clone(),
-        offer_paste: stdin_tty && !quiet,
-        quiet,
-    });
-    // Manual: always race stdin. System browser: only a terminal (the user may paste after a failure).
-    if paste {
-        options = options.pasted_redirects(pasted_lines());
-    }
 
     let started = std::time::Instant::now();
     let outcome = ctx.block_on(service.authenticate(&args.provider, options))??;
@@ -357,5 +438,6 @@ pub(crate) fn run(ctx: &Context, args: AuthArgs) -> anyhow::Result<u8> {
             "The sign-in is kept, but without a refresh token the access token cannot be renewed: commands that need it will ask for a new sign-in."
         });
     }
+    crate::accounts::after_sign_in(ctx, &service, &args)?;
     Ok(exit::OK)
 }

@@ -16,7 +16,7 @@ use url::Url;
 
 use crate::context::{Context, print_stdout};
 use crate::exit;
-use crate::token::valid_tokens;
+use crate::token::{Getting, valid_tokens};
 
 /// The request the headers are for.
 pub(crate) struct Request {
@@ -32,9 +32,9 @@ pub(crate) fn run(
     ctx: &Context,
     provider: &str,
     request: &Request,
-    wait_secs: u64,
+    getting: Getting,
 ) -> anyhow::Result<u8> {
-    let tokens = valid_tokens(ctx, provider, wait_secs)?;
+    let tokens = valid_tokens(ctx, provider, getting)?;
     let token = tokens.access_token.secret();
     let shown = terminal_text(provider);
     let usage = |message: String| {

@@ -10,10 +10,13 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod accounts;
 mod args;
 mod auth;
 mod context;
+mod exec;
 mod exit;
+mod git_credential;
 mod headers;
 mod logging;
 mod manage;
@@ -59,6 +62,7 @@ fn context_of(cli: &Cli) -> Context {
             Command::Mcp(McpCommand::Proxy(args)) => args.sign_in.client_metadata_url.clone(),
             _ => None,
         },
+        account: cli.command.account().map(str::to_owned),
     }
 }
 
@@ -82,7 +86,17 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<u8> {
                 provider,
                 json,
                 timeout,
-            } => token::run(ctx, &provider, json, timeout),
+                no_sign_in,
+                account: _,
+            } => token::run(
+                ctx,
+                &provider,
+                json,
+                token::Getting {
+                    wait_secs: timeout,
+                    sign_in: !no_sign_in,
+                },
+            ),
             McpCommand::Headers {
                 provider,
                 method,
@@ -90,22 +104,32 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<u8> {
                 nonce,
                 json: _,
                 timeout,
+                no_sign_in,
+                account: _,
             } => headers::run(
                 ctx,
                 &provider,
                 &headers::Request { method, url, nonce },
-                timeout,
+                token::Getting {
+                    wait_secs: timeout,
+                    sign_in: !no_sign_in,
+                },
             ),
-            McpCommand::Status { provider, json } => status::run(ctx, provider.as_deref(), json),
+            McpCommand::Status { provider, json, .. } => {
+                status::run(ctx, provider.as_deref(), json)
+            }
             McpCommand::Auth(args) => auth::run(ctx, args),
-            McpCommand::Refresh { provider } => manage::refresh(ctx, &provider),
+            McpCommand::Refresh { provider, .. } => manage::refresh(ctx, &provider),
             McpCommand::Logout {
                 provider,
                 local_only,
+                ..
             } => manage::logout(ctx, &provider, local_only),
             McpCommand::Providers { json } => providers::run(ctx, json),
             McpCommand::Proxy(args) => proxy::run(ctx, *args),
         },
+        Command::GitCredential { operation } => git_credential::run(ctx, &operation),
+        Command::Exec(args) => exec::run(ctx, args),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             let mut out = std::io::stdout().lock();

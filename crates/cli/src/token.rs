@@ -4,24 +4,42 @@
 //! no HTTP client, no `providers.toml` read and (with the file store) no keyring access. Only an
 //! expired token starts a runtime to refresh it.
 //!
-//! `mcp token` never signs in. When a sign-in is needed and another process is running one for the
-//! same name (`mcp auth`, `mcp proxy`, a program using the library's `token()`), it waits for that
-//! sign-in (at most `--timeout`) and prints the token it stored.
+//! When there is no usable token (none stored, expired without a refresh token, refresh token
+//! refused) it signs in as `mcp auth <provider>` would, with its defaults and `--timeout`: once per
+//! name across processes, so when another process (`mcp auth`, `mcp proxy`, `mcp token`, a program
+//! using the library's `token()`) is already signing in, it waits for that sign-in and prints the
+//! token it stored. It starts a sign-in only when someone can see it: a browser can be opened here,
+//! or stderr is a terminal (the URL or the device code is shown there). A script without either —
+//! or `--no-sign-in` — gets exit 3 at once (after waiting for a sign-in another process runs).
 
 use std::time::Duration;
 
 use context_harness_providers::tokens::is_vschar;
 use context_harness_providers::{
-    Error as ProviderError, ErrorCode, OAuthService, OAuthTokens, SignInUi, is_dpop_bound,
-    terminal_text,
+    ErrorCode, OAuthService, OAuthTokens, SignInUi, is_dpop_bound, terminal_text,
 };
 
+use crate::auth;
 use crate::context::{Context, print_stdout};
 use crate::exit;
 use crate::timefmt;
 
-pub(crate) fn run(ctx: &Context, provider: &str, json: bool, wait_secs: u64) -> anyhow::Result<u8> {
-    let tokens = valid_tokens(ctx, provider, wait_secs)?;
+/// How `mcp token` (and the commands that get a token the same way) may get one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Getting {
+    /// Seconds to wait at most for a sign-in: this process's own, or another process's.
+    pub(crate) wait_secs: u64,
+    /// Whether this process may start a sign-in itself (`--no-sign-in` says no).
+    pub(crate) sign_in: bool,
+}
+
+pub(crate) fn run(
+    ctx: &Context,
+    provider: &str,
+    json: bool,
+    getting: Getting,
+) -> anyhow::Result<u8> {
+    let tokens = valid_tokens(ctx, provider, getting)?;
     // A DPoP-bound token alone is refused by its resource server (RFC 9449 §7): each request needs
     // a proof signed by the key stored with it, which `mcp headers` makes.
     if is_dpop_bound(&tokens) {
@@ -41,22 +59,18 @@ pub(crate) fn run(ctx: &Context, provider: &str, json: bool, wait_secs: u64) -> 
     Ok(exit::OK)
 }
 
-/// A valid token set for `provider` (the cached one, else refreshed, else the one a sign-in another
-/// process is running stores, waited for at most `wait_secs`), with printable access token.
+/// A valid token set for `provider`, with a printable access token: the cached one, else
+/// refreshed, else signed in (see the module's doc: this process's sign-in when it may start one,
+/// else the one another process is running, waited for at most `getting.wait_secs`).
 pub(crate) fn valid_tokens(
     ctx: &Context,
     provider: &str,
-    wait_secs: u64,
+    getting: Getting,
 ) -> anyhow::Result<OAuthTokens> {
     let service = ctx.service()?;
     let tokens = match service.cached_valid_token(provider)? {
         Some(tokens) => tokens,
-        None => ctx.block_on(valid_or_awaited(
-            &service,
-            provider,
-            Duration::from_secs(wait_secs),
-            ctx.quiet,
-        ))??,
+        None => ctx.block_on(valid_or_signed_in(ctx, &service, provider, getting))??,
     };
     // Tokens from a token endpoint are printable ASCII (checked when they arrive); a token file
     // written before that check, or by hand, may hold anything: never print an escape sequence or a
@@ -75,26 +89,51 @@ pub(crate) fn valid_tokens(
     Ok(tokens)
 }
 
-/// A valid token (refreshed if needed); when a sign-in is needed and another process is running one
-/// for `provider`, the token that sign-in stored, waiting for it at most `wait`.
-async fn valid_or_awaited(
+/// A valid token (refreshed if needed); when a sign-in is needed, the tokens of this process's
+/// sign-in (which waits for one another process is running), or, when it may not start one, of
+/// the sign-in another process is running, waited for at most `getting.wait_secs`.
+async fn valid_or_signed_in(
+    ctx: &Context,
     service: &OAuthService,
     provider: &str,
-    wait: Duration,
-    quiet: bool,
-) -> Result<OAuthTokens, ProviderError> {
-    match service.ensure_valid_token(provider).await {
-        Err(e) if e.needs_sign_in() => {
-            if service
-                .wait_for_sign_in(provider, wait, &Waiting { quiet })
-                .await?
-            {
-                service.ensure_valid_token(provider).await
-            } else {
-                Err(e)
-            }
+    getting: Getting,
+) -> anyhow::Result<OAuthTokens> {
+    let wait = Duration::from_secs(getting.wait_secs);
+    let needed = match service.ensure_valid_token(provider).await {
+        Err(e) if e.needs_sign_in() => e,
+        other => return Ok(other?),
+    };
+    let options = if getting.sign_in {
+        auth::implicit_sign_in(ctx, service, provider, wait)?
+    } else {
+        None
+    };
+    if let Some(options) = options {
+        tracing::info!(provider, code = %needed.code(), "signing in: {needed}");
+        let outcome = service.authenticate(provider, options).await?;
+        let shown = terminal_text(provider);
+        ctx.say(if outcome.by_other_process {
+            format!(
+                "Signed in to {shown} by the sign-in another context-harness process completed."
+            )
+        } else {
+            format!(
+                "Signed in to {shown}; tokens stored in {}.",
+                outcome.location
+            )
+        });
+        return Ok(outcome.tokens);
+    }
+    let waiting = Waiting { quiet: ctx.quiet };
+    if service.wait_for_sign_in(provider, wait, &waiting).await? {
+        Ok(service.ensure_valid_token(provider).await?)
+    } else {
+        if getting.sign_in {
+            tracing::info!(
+                "not signing in: no browser can be opened here and stderr is not a terminal"
+            );
         }
-        other => other,
+        Err(needed.into())
     }
 }
 

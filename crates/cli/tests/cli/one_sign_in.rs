@@ -230,8 +230,9 @@ fn proxy(home: &Home, url: &str, browser: &Browser) -> Process {
     p
 }
 
-/// `proxies` bridges, `tokens` `mcp token` and `auths` `mcp auth` processes, none with tokens: one
-/// browser start, every one of them answered with the tokens of that one sign-in.
+/// `proxies` bridges, `tokens` `mcp token` and `auths` `mcp auth` processes, none with tokens,
+/// started at once: one browser start (by whichever process took the sign-in lock first), every
+/// one of them answered with the tokens of that one sign-in.
 fn one_browser_for(proxies: usize, tokens: usize, auths: usize) {
     if !require_mcp_servers() {
         return;
@@ -241,8 +242,28 @@ fn one_browser_for(proxies: usize, tokens: usize, auths: usize) {
     let home = Home::new();
     let browser = Browser::new(&home, false);
 
-    let mut bridges: Vec<Process> = (0..proxies).map(|_| proxy(&home, &url, &browser)).collect();
-    // One bridge signs in (its browser waits for the go file); every other one waits for it.
+    // Started together, the kinds interleaved: any of them may be the one that signs in.
+    let mut all: Vec<Process> = Vec::new();
+    for i in 0..proxies.max(tokens).max(auths) {
+        if i < tokens {
+            all.push(Process::spawn(
+                &home,
+                &["mcp", "token", &url, "--timeout", "120"],
+                &browser.command,
+            ));
+        }
+        if i < proxies {
+            all.push(proxy(&home, &url, &browser));
+        }
+        if i < auths {
+            all.push(Process::spawn(
+                &home,
+                &["mcp", "auth", &url, "--port", "0", "--timeout", "120"],
+                &browser.command,
+            ));
+        }
+    }
+    // One process signs in (its browser waits for the go file); every other one waits for it.
     let deadline = Instant::now() + STEP;
     let signer = loop {
         if let Some(&pid) = browser.starts().first() {
@@ -251,64 +272,47 @@ fn one_browser_for(proxies: usize, tokens: usize, auths: usize) {
         assert!(
             Instant::now() < deadline,
             "no browser started; stderr: {:?}",
-            bridges
-                .iter_mut()
-                .map(|b| b.stderr_now().to_owned())
+            all.iter_mut()
+                .map(|p| p.stderr_now().to_owned())
                 .collect::<Vec<_>>()
         );
         std::thread::sleep(Duration::from_millis(20));
     };
-    for bridge in bridges.iter_mut().filter(|b| b.id() != signer) {
-        bridge.expect_stderr(&waiting(&url));
-    }
-    // Processes that start while the sign-in runs wait for it too.
-    let mut others = Vec::new();
-    for _ in 0..tokens {
-        others.push(Process::spawn(
-            &home,
-            &["mcp", "token", &url, "--timeout", "120"],
-            &browser.command,
-        ));
-    }
-    for _ in 0..auths {
-        others.push(Process::spawn(
-            &home,
-            &["mcp", "auth", &url, "--port", "0", "--timeout", "120"],
-            &browser.command,
-        ));
-    }
-    for other in &mut others {
-        other.expect_stderr(&waiting(&url));
+    assert!(
+        all.iter().any(|p| p.id() == signer),
+        "the browser was started by one of the processes"
+    );
+    for process in all.iter_mut().filter(|p| p.id() != signer) {
+        process.expect_stderr(&waiting(&url));
     }
     browser.go();
 
-    for bridge in &mut bridges {
+    for bridge in all.iter_mut().filter(|p| p.what.contains(" proxy ")) {
         let answer = bridge.recv();
         assert!(answer["result"]["serverInfo"].is_object(), "{answer}");
     }
     let stored = home.run(&["mcp", "token", &url]);
     stored.expect_code(0);
     let token = stored.stdout.trim().to_owned();
-    for other in others {
-        let what = other.what.clone();
-        let (code, stdout, stderr) = other.finish();
+    for process in all {
+        let what = process.what.clone();
+        let signed_in = process.id() == signer;
+        let (code, stdout, stderr) = process.finish();
         assert_eq!(code, 0, "`{what}`: {stderr}");
+        // The waiting line once in each waiting process; none in the one that signed in.
+        let said = stderr.matches(&waiting(&url)).count();
+        assert_eq!(said, usize::from(!signed_in), "`{what}`: {stderr}");
         if what.contains(" token ") {
             assert_eq!(stdout.trim(), token, "`{what}` printed another token");
-        } else {
-            assert!(
-                stderr.contains("another context-harness process completed"),
-                "`{what}`: {stderr}"
-            );
         }
-    }
-    for bridge in bridges {
-        let signed_in = bridge.id() == signer;
-        let (code, _, stderr) = bridge.finish();
-        assert_eq!(code, 0, "{stderr}");
-        // The waiting line once in each waiting bridge; none in the one that signed in.
-        let said = stderr.matches(&waiting(&url)).count();
-        assert_eq!(said, usize::from(!signed_in), "{stderr}");
+        if what.contains(" token ") || what.contains(" auth ") {
+            let said = if signed_in {
+                format!("Signed in to {url}")
+            } else {
+                "another context-harness process completed".to_owned()
+            };
+            assert!(stderr.contains(&said), "`{what}`: {stderr}");
+        }
     }
     assert_eq!(browser.starts(), [signer], "one browser start");
     let stats = auth.stats();
@@ -319,6 +323,11 @@ fn one_browser_for(proxies: usize, tokens: usize, auths: usize) {
 #[test]
 fn three_processes_open_one_browser() {
     one_browser_for(2, 1, 0);
+}
+
+#[test]
+fn three_token_processes_open_one_browser() {
+    one_browser_for(0, 3, 0);
 }
 
 #[test]
@@ -374,4 +383,31 @@ fn a_killed_sign_in_is_taken_over_by_a_waiting_process() {
         assert_eq!(code, 0, "{stderr}");
     }
     home.run(&["mcp", "token", &url]).expect_code(0);
+}
+
+/// `mcp token --no-sign-in` never starts a sign-in, even where a browser could be opened: with no
+/// tokens it exits 3 (not signed in) at once, and no browser starts. Without the flag, the same
+/// command signs in (the tests above).
+#[test]
+fn no_sign_in_exits_3_without_a_browser() {
+    if !require_mcp_servers() {
+        return;
+    }
+    let (auth, server) = servers();
+    let url = server.url().to_owned();
+    let home = Home::new();
+    let browser = Browser::new(&home, false);
+    browser.go();
+    for command in [
+        &["mcp", "token", url.as_str(), "--no-sign-in"][..],
+        &["mcp", "headers", url.as_str(), "--no-sign-in"][..],
+    ] {
+        let run = Process::spawn(&home, command, &browser.command);
+        let (code, stdout, stderr) = run.finish();
+        assert_eq!(code, 3, "{command:?}: {stderr}");
+        assert!(stdout.is_empty(), "{command:?}: {stdout}");
+        assert!(stderr.contains("mcp auth"), "{command:?}: {stderr}");
+    }
+    assert!(browser.starts().is_empty(), "no browser started");
+    assert_eq!(auth.stats()["authorization_code_requests"], 0);
 }
