@@ -70,12 +70,14 @@ pub(crate) fn run_with_secret_service(
     for (key, value) in extra_env {
         outer.env(key, value);
     }
-    println!(
+    util::say(&format!(
         "private D-Bus session: XDG_RUNTIME_DIR={} XDG_DATA_HOME={}",
         runtime.display(),
         data.display()
-    );
-    println!("$ {}", util::render(&outer));
+    ));
+    util::say(&format!("$ {}", util::render(&outer)));
+    // The bus, the keyring daemon and the command inherit these streams (the log `cargo xtask test` keeps).
+    util::attach(&mut outer);
     let status = outer.status().context("cannot start dbus-run-session")?;
     drop(tmp);
     Ok(status)

@@ -1,7 +1,8 @@
 //! Maintainer automation for context-harness auth (`cargo xtask <task>`).
 //!
-//! - `cargo xtask test` — the README's test command: installs what the suites need, then fmt, clippy, tests
-//!   (inside a private gnome-keyring session), docs and the offline cargo-deny check. `.ci/run` calls it.
+//! - `cargo xtask test [-v]` — the README's test command: installs what the suites need, then fmt, clippy,
+//!   tests (inside a private gnome-keyring session), docs and the offline cargo-deny check; one line per
+//!   step, the full output in `target/xtask-test.log`, a last line counting the tests. `.ci/run` calls it.
 //! - `cargo xtask dist` — stripped release build of `context-harness`, as a `.tar.gz` plus `SHA256SUMS`.
 //! - `cargo xtask release <version> [--dry-run]` — bump, changelog, check, package, commit and tag.
 //! - `cargo xtask demo [--headless]` — the README's "see it work": sign in to the bundled local server.
@@ -12,8 +13,9 @@
 //!
 //! Adding a task (`demo`, `bench`): write `src/<task>.rs` with a `clap::Args` struct and a
 //! `run(&Context, &Args) -> Result<()>`, add a variant to [`Task`] and a line in `main`. Shared pieces:
-//! `util` (project root, running commands, timed steps), `install` (Debian/npm prerequisites, e.g.
-//! `install::ensure_node_modules` for the bundled authorization server), `keyring`.
+//! `util` (project root, running commands, timed steps), `runlog` (quiet steps with a log file), `install`
+//! (Debian/npm prerequisites, e.g. `install::ensure_node_modules` for the bundled authorization server),
+//! `keyring`.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench;
@@ -26,6 +28,8 @@ mod install;
 mod keyring;
 mod local_server;
 mod release;
+mod runlog;
+mod test_counts;
 #[cfg(test)]
 mod tidy;
 mod util;
@@ -54,7 +58,8 @@ struct Cli {
 /// The tasks.
 #[derive(Debug, Subcommand)]
 enum Task {
-    /// Install/start what the tests need, then fmt, clippy, tests, docs and cargo-deny (what CI runs).
+    /// Install/start what the tests need, then fmt, clippy, tests, docs and cargo-deny (what CI runs); one
+    /// line per step, full output in target/xtask-test.log.
     Test(check::TestArgs),
     /// Build the stripped release binary into target/dist/context-harness-VERSION-TARGET.tar.gz with SHA256SUMS.
     Dist(dist::DistArgs),
@@ -102,7 +107,11 @@ fn main() -> ExitCode {
         Task::InsideSecretService { command } => keyring::inside_session(command).map(exit_code),
     };
     result.unwrap_or_else(|err| {
-        eprintln!("\nerror: {err:#}");
+        // `cargo xtask test` has printed its failure and ends with the test count; nothing to add.
+        let reported = matches!(cli.task, Task::Test(_)) && err.is::<runlog::Reported>();
+        if !reported {
+            eprintln!("\nerror: {err:#}");
+        }
         ExitCode::FAILURE
     })
 }

@@ -1,9 +1,12 @@
-//! Shared helpers: the project root, running commands, step timing, temporary directories.
+//! Shared helpers: the project root, running commands (to the terminal, or to the log `cargo xtask test`
+//! keeps), step timing, temporary directories.
 
 use std::ffi::OsStr;
-use std::fs;
+use std::fs::{self, File};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result, bail};
@@ -48,10 +51,8 @@ impl Context {
     /// while another test's cargo is writing them. Hold the guard for the whole build.
     #[cfg(test)]
     pub(crate) fn shared_target_guard() -> std::sync::MutexGuard<'static, ()> {
-        static SHARED_TARGET: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        SHARED_TARGET
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        static SHARED_TARGET: Mutex<()> = Mutex::new(());
+        SHARED_TARGET.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The target directory the cargo commands of this task use (the one definition; `dist`, `bench`,
@@ -139,9 +140,53 @@ fn quote(arg: &OsStr) -> String {
     }
 }
 
-/// Runs a command with inherited stdio; fails with the command line if it does not exit successfully.
+/// The log file that [`say`] and the commands started by [`run`], [`output`] and [`attach`] write to while
+/// `cargo xtask test` keeps one (see `runlog.rs`); `None`: the terminal, as every other task uses.
+static LOG: Mutex<Option<File>> = Mutex::new(None);
+
+/// Sends [`say`] and the output of the commands this process starts to `file` (an append-mode log), or back
+/// to the terminal with `None`.
+pub(crate) fn log_to(file: Option<File>) {
+    *LOG.lock().unwrap_or_else(PoisonError::into_inner) = file;
+}
+
+/// A new handle on the active log file, if any (it shares the append-mode file description).
+fn log_file() -> Option<File> {
+    LOG.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
+        .and_then(|f| f.try_clone().ok())
+}
+
+/// Whether a log is active (the tests check that a run gives the terminal back).
+#[cfg(test)]
+pub(crate) fn log_is_set() -> bool {
+    LOG.lock().unwrap_or_else(PoisonError::into_inner).is_some()
+}
+
+/// Prints a progress line: into the active log, else on stdout.
+pub(crate) fn say(line: &str) {
+    match log_file() {
+        // A log that cannot be written loses a progress line; the step's result still decides the run.
+        Some(mut file) => drop(writeln!(file, "{line}")),
+        None => println!("{line}"),
+    }
+}
+
+/// Points the command's stdout and stderr at the active log, if any (else they stay inherited).
+pub(crate) fn attach(cmd: &mut Command) {
+    if let Some(out) = log_file()
+        && let Ok(err) = out.try_clone()
+    {
+        cmd.stdout(out).stderr(err);
+    }
+}
+
+/// Runs a command with inherited stdio (or into the active log); fails with the command line if it does not
+/// exit successfully.
 pub(crate) fn run(cmd: &mut Command) -> Result<()> {
-    println!("$ {}", render(cmd));
+    say(&format!("$ {}", render(cmd)));
+    attach(cmd);
     let status = cmd
         .status()
         .with_context(|| format!("cannot start `{}`", render(cmd)))?;
@@ -151,10 +196,12 @@ pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-/// Runs a command and returns its stdout; stderr is passed through. Fails on a non-zero exit.
+/// Runs a command and returns its stdout; stderr is passed through (or goes into the active log). Fails on a
+/// non-zero exit.
 pub(crate) fn output(cmd: &mut Command) -> Result<String> {
+    let stderr = log_file().map_or_else(Stdio::inherit, Stdio::from);
     let out = cmd
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .output()
         .with_context(|| format!("cannot start `{}`", render(cmd)))?;
     if !out.status.success() {
@@ -174,10 +221,18 @@ pub(crate) fn succeeds(cmd: &mut Command) -> bool {
 
 /// Finds an executable on `PATH`.
 pub(crate) fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
+    which_all(name).into_iter().next()
+}
+
+/// Every executable called `name` on `PATH`, in `PATH` order.
+pub(crate) fn which_all(name: &str) -> Vec<PathBuf> {
+    let Some(path) = std::env::var_os("PATH") else {
+        return Vec::new();
+    };
     std::env::split_paths(&path)
         .map(|dir| dir.join(name))
-        .find(|p| is_executable(p))
+        .filter(|p| is_executable(p))
+        .collect()
 }
 
 fn is_executable(path: &Path) -> bool {
