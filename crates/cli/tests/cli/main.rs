@@ -22,6 +22,7 @@ mod dpop_oidc;
 mod flows;
 mod forged;
 mod grants;
+mod headers_helper;
 mod hostile;
 mod hostile_log;
 #[path = "../../../providers/tests/integration/hostile_stub.rs"]
