@@ -100,6 +100,12 @@ pub struct AuthorizationServerMetadata {
     /// issues DPoP-bound tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dpop_signing_alg_values_supported: Option<Vec<String>>,
+    /// The `prompt` values the authorization endpoint understands (`login`, `select_account`, …;
+    /// "Initiating User Registration via OpenID Connect 1.0" §4.1, in the IANA OAuth Authorization
+    /// Server Metadata registry). Absent at most servers, which then understand at most what
+    /// their protocol defines (OpenID Connect Core §3.1.2.1 for an OpenID Provider).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_values_supported: Option<Vec<String>>,
 }
 
 impl AuthorizationServerMetadata {

@@ -21,7 +21,69 @@ use storage::{AccountIndex, AccountName, LockKind, ProviderLock, ProviderName};
 use super::OAuthService;
 use super::store::blocking;
 use crate::error::{Error, ErrorCode, NextStep, Result, storage_error};
+use crate::protocol::AuthorizationServerMetadata;
+use crate::provider::{OAuthConfig, OAuthProvider};
 use crate::provider_ref::ProviderRef;
+
+/// The `prompt` value (OpenID Connect Core §3.1.2.1) that asks the authorization server to let
+/// the user choose which identity to sign in with, for a sign-in to one account of a provider
+/// while another account of it is signed in (the browser's session at the server is most likely
+/// the other account's). `None` when the server is not known to understand one: an unknown
+/// `prompt` value is an error at some servers (oidc-provider answers `invalid_request`).
+///
+/// - The server's metadata lists `prompt_values_supported`: `select_account` when listed, else
+///   `login` when listed.
+/// - GitHub (no metadata): `select_account`, which its authorize endpoint documents.
+/// - Otherwise an OpenID Provider (its metadata or the scopes asked for name `openid`): `login`,
+///   which every OpenID Provider understands.
+pub(super) fn identity_prompt(
+    provider: &OAuthProvider,
+    metadata: Option<&AuthorizationServerMetadata>,
+) -> Option<&'static str> {
+    if let Some(values) = metadata.and_then(|m| m.prompt_values_supported.as_ref()) {
+        return ["select_account", "login"]
+            .into_iter()
+            .find(|p| values.iter().any(|v| v == p));
+    }
+    let host = url::Url::parse(&provider.auth_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned));
+    if host.as_deref() == Some("github.com") {
+        return Some("select_account");
+    }
+    let openid = metadata
+        .and_then(|m| m.scopes_supported.as_ref())
+        .is_some_and(|s| s.iter().any(|s| s == "openid"))
+        || provider.scopes.iter().any(|s| s == "openid");
+    openid.then_some("login")
+}
+
+/// `config` with `prompt` added to the authorization request's `prompt` (a space-separated list,
+/// OpenID Connect Core §3.1.2.1): after a configured value such as `consent`; not when the
+/// configured value is `none` (which stands alone) or the authorization URL has a `prompt` of its
+/// own.
+pub(super) fn with_prompt(config: &OAuthConfig, prompt: Option<&str>) -> OAuthConfig {
+    let mut config = config.clone();
+    let Some(prompt) = prompt else {
+        return config;
+    };
+    let in_url = url::Url::parse(&config.provider.auth_url)
+        .is_ok_and(|u| u.query_pairs().any(|(k, _)| k == "prompt"));
+    if in_url {
+        return config;
+    }
+    let params = &mut config.provider.extra_auth_params;
+    let mut values: Vec<String> = params
+        .get("prompt")
+        .map(|p| p.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default();
+    if values.iter().any(|v| v == "none") || values.iter().any(|v| v == prompt) {
+        return config;
+    }
+    values.push(prompt.to_owned());
+    params.insert("prompt".to_owned(), values.join(" "));
+    config
+}
 
 /// The default account each provider resolved to in one service (see [`OAuthService::target`]).
 pub(super) type Resolved = Mutex<HashMap<ProviderName, AccountName>>;
@@ -69,6 +131,13 @@ impl OAuthService {
             .unwrap_or_default();
         resolved.insert(name.clone(), account.clone());
         Ok(account)
+    }
+
+    /// Whether an account of `target`'s provider other than `target`'s own is signed in (then a
+    /// sign-in asks the server to let the user choose the identity, [`identity_prompt`]).
+    pub(super) fn other_account_signed_in(&self, target: &ProviderRef) -> bool {
+        self.accounts(target.as_str())
+            .is_ok_and(|index| index.names().iter().any(|a| a != target.account()))
     }
 
     /// The account given to the builder ([`OAuthServiceBuilder::account`](super::OAuthServiceBuilder::account)),
@@ -271,5 +340,71 @@ impl IndexAccess {
                 .map_err(storage_error);
         }
         index.save(&self.tokens_dir, name).map_err(storage_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metadata(json: &str) -> AuthorizationServerMetadata {
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn the_identity_prompt_is_one_the_server_understands() {
+        let github = OAuthProvider::github();
+        assert_eq!(identity_prompt(&github, None), Some("select_account"));
+        let mut plain = OAuthProvider::atlassian();
+        plain.scopes = vec!["read:me".to_owned()];
+        assert_eq!(identity_prompt(&plain, None), None);
+        let mut oidc = plain.clone();
+        oidc.scopes.push("openid".to_owned());
+        assert_eq!(identity_prompt(&oidc, None), Some("login"));
+        // Metadata decides when it lists the values.
+        let listed = metadata(
+            r#"{"issuer": "https://as.example", "prompt_values_supported": ["none", "login", "select_account"]}"#,
+        );
+        assert_eq!(
+            identity_prompt(&plain, Some(&listed)),
+            Some("select_account")
+        );
+        let login_only =
+            metadata(r#"{"issuer": "https://as.example", "prompt_values_supported": ["login"]}"#);
+        assert_eq!(identity_prompt(&github, Some(&login_only)), Some("login"));
+        let neither =
+            metadata(r#"{"issuer": "https://as.example", "prompt_values_supported": ["consent"]}"#);
+        assert_eq!(identity_prompt(&oidc, Some(&neither)), None);
+        // oidc-provider lists no prompt values, but is an OpenID Provider.
+        let op = metadata(r#"{"issuer": "https://as.example", "scopes_supported": ["openid"]}"#);
+        assert_eq!(identity_prompt(&plain, Some(&op)), Some("login"));
+    }
+
+    #[test]
+    fn the_prompt_joins_a_configured_one() {
+        let mut provider = OAuthProvider::atlassian();
+        let config = |p: &OAuthProvider| p.to_config("id", None);
+        let prompt = |c: &OAuthConfig| c.provider.extra_auth_params.get("prompt").cloned();
+        // Atlassian asks for consent already.
+        let joined = with_prompt(&config(&provider), Some("login"));
+        assert_eq!(prompt(&joined).as_deref(), Some("consent login"));
+        assert_eq!(
+            prompt(&with_prompt(&joined, Some("login"))).as_deref(),
+            Some("consent login")
+        );
+        assert_eq!(prompt(&with_prompt(&joined, None)), prompt(&joined));
+        provider
+            .extra_auth_params
+            .insert("prompt".to_owned(), "none".to_owned());
+        assert_eq!(
+            prompt(&with_prompt(&config(&provider), Some("login"))).as_deref(),
+            Some("none")
+        );
+        provider.extra_auth_params.clear();
+        provider.auth_url = "https://as.example/authorize?prompt=consent".to_owned();
+        assert_eq!(
+            prompt(&with_prompt(&config(&provider), Some("login"))),
+            None
+        );
     }
 }

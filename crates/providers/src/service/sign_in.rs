@@ -77,6 +77,14 @@ impl OAuthService {
             Turn::Ours(lock) => lock,
         };
         let mut prepared = self.prepare_sign_in(&target, &options).await?;
+        // Another account of this provider is signed in: the browser's session at the server is
+        // most likely that one's, so ask the server to let the user choose (`accounts`).
+        let prompt = if self.other_account_signed_in(&target) {
+            let metadata = prepared.info.as_ref().map(|i| &i.authorization_server);
+            super::accounts::identity_prompt(&prepared.config.provider, metadata)
+        } else {
+            None
+        };
         let device = self.use_device_flow(provider, &prepared.config, options.flow)?;
         // With `--port 0` and a dynamic registration, the listener bound before registering.
         let listener = prepared.listener.take();
@@ -85,6 +93,7 @@ impl OAuthService {
         let sign_in = async |config: &OAuthConfig,
                              options: &mut AuthenticateOptions,
                              listener: Option<callback::CallbackServer>| {
+            let config = &super::accounts::with_prompt(config, prompt);
             let config = &with_dpop_key(config, options.no_dpop)?;
             if device {
                 self.authenticate_device(provider, &name, config, record, options)

@@ -3,6 +3,7 @@
 //! sign-in and logout, the default account resolved once per service, a 0.2 home's tokens as the
 //! `default` account, and invalid account names refused with a stable code.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use context_harness_providers::storage::{self, AccountIndex, AccountName, ProviderName};
@@ -29,6 +30,34 @@ fn account(h: &Harness, name: &str) -> OAuthService {
     h.service.with_account(name).unwrap()
 }
 
+/// A browser that records each authorization URL in `urls`, then follows it like the harness's.
+fn recording(
+    h: &Harness,
+    urls: &Arc<Mutex<Vec<String>>>,
+) -> impl Fn(&str) -> std::io::Result<()> + Send + Sync + 'static {
+    let follow = h.browser.opener();
+    let urls = Arc::clone(urls);
+    move |url: &str| {
+        urls.lock().unwrap().push(url.to_owned());
+        follow(url)
+    }
+}
+
+/// The `prompt` parameter of each recorded authorization URL.
+fn prompts(urls: &Mutex<Vec<String>>) -> Vec<String> {
+    urls.lock()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            let url = reqwest::Url::parse(u).unwrap();
+            url.query_pairs()
+                .find(|(k, _)| k == "prompt")
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
 /// The index file, if any.
 fn index_file(h: &Harness) -> Option<AccountIndex> {
     AccountIndex::load(
@@ -45,7 +74,7 @@ async fn accounts_have_their_own_tokens_and_the_index_follows_sign_in_and_logout
 
     // An existing sign-in without accounts (as version 0.2 made it): the `default` account, and no
     // index file is written for it.
-    let first = h
+    let signed_in = h
         .service
         .authenticate("local", opts())
         .await
@@ -57,10 +86,29 @@ async fn accounts_have_their_own_tokens_and_the_index_follows_sign_in_and_logout
     assert_eq!(names(&listed), ["default"]);
     assert!(listed.default_account().is_default());
 
+    // Signing in again to the only account asks for no identity choice (`local` asks for consent
+    // anyway).
+    let urls = Arc::new(Mutex::new(Vec::new()));
+    let first = h
+        .service
+        .authenticate("local", opts().browser(recording(&h, &urls)))
+        .await
+        .unwrap()
+        .tokens;
+    assert_ne!(first.access_token, signed_in.access_token);
+    assert_eq!(prompts(&urls), ["consent"]);
+
     // A second account: its own key, the default unchanged.
     let work = account(&h, "Work");
     assert_eq!(work.account().map(AccountName::as_str), Some("work"));
-    let second = work.authenticate("local", opts()).await.unwrap().tokens;
+    let second = work
+        .authenticate("local", opts().browser(recording(&h, &urls)))
+        .await
+        .unwrap()
+        .tokens;
+    // Another account is signed in: the user may pick another identity (OpenID Connect Core
+    // §3.1.2.1 `prompt=login`, which oidc-provider understands).
+    assert_eq!(prompts(&urls), ["consent", "consent login"]);
     assert_ne!(first.access_token, second.access_token);
     let key = storage::tokens_dir(h.home.path()).join("local@work.json");
     assert!(key.is_file(), "{}", key.display());
