@@ -4,7 +4,7 @@ use std::future::Future;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
-use context_harness_providers::storage::StorageMode;
+use context_harness_providers::storage::{AccountName, StorageMode};
 use context_harness_providers::{OAuthService, terminal_text_max};
 
 /// Settings shared by all commands, taken from the global options (built from them in `main`).
@@ -21,6 +21,10 @@ pub(crate) struct Context {
     /// `--client-metadata-url` of `mcp auth` / `mcp proxy` (the service's builder option, so every
     /// sign-in the command runs uses it).
     pub(crate) client_metadata_url: Option<String>,
+    /// `--account NAME` of the command (`mcp auth|token|status|refresh|logout|proxy|headers`, …):
+    /// the account every provider is used with (the builder's option; checked when the service is
+    /// built). `None`: each provider's default account.
+    pub(crate) account: Option<String>,
 }
 
 impl Context {
@@ -33,7 +37,20 @@ impl Context {
         if let Some(url) = &self.client_metadata_url {
             builder = builder.client_metadata_url(url);
         }
+        if let Some(account) = &self.account {
+            builder = builder.account(account);
+        }
         builder.build()
+    }
+
+    /// ` --account NAME` when the command named an account (for the commands a hint suggests),
+    /// else nothing.
+    pub(crate) fn account_flag(&self) -> String {
+        self.account
+            .as_deref()
+            .and_then(|a| AccountName::new(a).ok())
+            .map(|a| format!(" --account {a}"))
+            .unwrap_or_default()
     }
 
     /// Runs `future` on a fresh current-thread runtime: only commands that need the network call this.

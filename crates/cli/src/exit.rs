@@ -77,15 +77,20 @@ impl std::error::Error for Failure {}
 
 /// The next step of a provider error as this program's commands and flags (the library's
 /// [`NextStep`] is data; its plain hint is used for advice that names no command).
-pub(crate) fn hint_text(e: &ProviderError) -> Option<String> {
+///
+/// `account_flag` (` --account NAME`, or empty) follows the provider in the sign-in commands it
+/// suggests.
+pub(crate) fn hint_for(e: &ProviderError, account_flag: &str) -> Option<String> {
     let Some(step) = e.next_step() else {
         return e.hint().map(str::to_owned);
     };
     Some(match step {
-        NextStep::SignIn { provider } => format!("run `context-harness mcp auth {provider}`"),
-        NextStep::SignInAndApprove { provider } => {
-            format!("run `context-harness mcp auth {provider}` again and approve the request")
+        NextStep::SignIn { provider } => {
+            format!("run `context-harness mcp auth {provider}{account_flag}`")
         }
+        NextStep::SignInAndApprove { provider } => format!(
+            "run `context-harness mcp auth {provider}{account_flag}` again and approve the request"
+        ),
         NextStep::SignInWithoutResource => "the authorization server refuses the RFC 8707 `resource` parameter; for an MCP server URL, sign in with `mcp auth <url> --no-resource`".to_owned(),
         NextStep::ListProviders => {
             "run `context-harness mcp providers` to list known providers".to_owned()
@@ -111,7 +116,7 @@ pub(crate) fn hint_text(e: &ProviderError) -> Option<String> {
             format!("run `{command}` (after checking who changed it), then try again")
         }
         NextStep::FixStorageThenSignIn { provider } => format!(
-            "free space or fix permissions, then run `context-harness mcp auth {provider}`"
+            "free space or fix permissions, then run `context-harness mcp auth {provider}{account_flag}`"
         ),
         // A step added later: the library's own words.
         _ => step.to_string(),
@@ -126,7 +131,7 @@ pub(crate) fn report(err: &anyhow::Error, ctx: &Context) -> u8 {
     let (code, hint, description) = if let Some(e) = err.downcast_ref::<ProviderError>() {
         (
             code_for(e.code()),
-            hint_text(e),
+            hint_for(e, &ctx.account_flag()),
             e.oauth_error_description().map(terminal_text),
         )
     } else if let Some(f) = err.downcast_ref::<Failure>() {
@@ -180,14 +185,14 @@ mod tests {
             Some("set ACME_CLIENT_ID, or add client_id to [providers.acme]")
         );
         assert_eq!(
-            hint_text(&err).as_deref(),
+            hint_for(&err, "").as_deref(),
             Some("set ACME_CLIENT_ID, pass --client-id, or add client_id to [providers.acme]")
         );
         let Err(err) = registry.resolve("atlassian", None, &Environment::empty()) else {
             panic!("resolved without a client id");
         };
-        assert_eq!(hint_text(&err).as_deref(), err.hint());
-        assert!(hint_text(&err).is_some_and(|h| h.starts_with("set ATLASSIAN_CLIENT_ID — ")));
+        assert_eq!(hint_for(&err, "").as_deref(), err.hint());
+        assert!(hint_for(&err, "").is_some_and(|h| h.starts_with("set ATLASSIAN_CLIENT_ID — ")));
     }
 
     #[test]

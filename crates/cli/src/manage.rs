@@ -1,16 +1,38 @@
-//! `context-harness mcp refresh <provider>` and `context-harness mcp logout <provider> [--local-only]`.
+//! `context-harness mcp refresh <provider> [--account NAME]` and `context-harness mcp logout
+//! <provider> [--account NAME] [--local-only]`.
 
 use std::time::SystemTime;
 
-use context_harness_providers::Revocation;
+use context_harness_providers::storage::{AccountIndex, AccountName};
+use context_harness_providers::{OAuthService, Revocation};
 
 use crate::context::{Context, safe_lines};
 use crate::exit;
 use crate::timefmt;
 
+/// `provider`, and `(account NAME)` when the provider has several accounts or the one in use is
+/// not `default`; the account in use and the provider's accounts before the command.
+fn who(
+    service: &OAuthService,
+    provider: &str,
+) -> anyhow::Result<(String, AccountName, AccountIndex)> {
+    let index = service.accounts(provider)?;
+    let account = service
+        .account()
+        .unwrap_or_else(|| index.default_account())
+        .clone();
+    let label = if index.names().len() > 1 || !account.is_default() {
+        format!("{provider} (account {account})")
+    } else {
+        provider.to_owned()
+    };
+    Ok((label, account, index))
+}
+
 pub(crate) fn refresh(ctx: &Context, provider: &str) -> anyhow::Result<u8> {
     let service = ctx.service()?;
     let tokens = ctx.block_on(service.refresh_tokens(provider))??;
+    let (provider, ..) = who(&service, provider)?;
     let expiry = tokens.expires_at().map_or_else(
         || "no expiry given".to_owned(),
         |at| format!("valid until {}", timefmt::human(at, SystemTime::now())),
@@ -21,21 +43,34 @@ pub(crate) fn refresh(ctx: &Context, provider: &str) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
-pub(crate) fn logout(ctx: &Context, provider: &str, local_only: bool) -> anyhow::Result<u8> {
+pub(crate) fn logout(ctx: &Context, name: &str, local_only: bool) -> anyhow::Result<u8> {
     let service = ctx.service()?;
+    let (provider, account, before) = who(&service, name)?;
+    // Signing out of the default account hands the default to another one: say which.
+    let new_default = || -> anyhow::Result<()> {
+        let after = service.accounts(name)?;
+        if before.default_account() == &account && !after.names().is_empty() {
+            ctx.say(format!(
+                "The default account of {name} is now {}.",
+                after.default_account()
+            ));
+        }
+        Ok(())
+    };
     if local_only {
-        let location = service.storage_location(provider)?;
-        if service.logout_local(provider)? {
+        let location = service.storage_location(name)?;
+        if service.logout_local(name)? {
             ctx.say(format!(
                 "Signed out of {provider}: deleted the tokens from {location} (not revoked at the server)."
             ));
+            new_default()?;
         } else {
             ctx.say(format!("Not signed in to {provider}; nothing to delete."));
         }
         return Ok(exit::OK);
     }
-    let location = service.storage_location(provider)?;
-    let outcome = ctx.block_on(service.logout(provider))??;
+    let location = service.storage_location(name)?;
+    let outcome = ctx.block_on(service.logout(name))??;
     if !outcome.deleted {
         ctx.say(format!(
             "Not signed in to {provider}; nothing to revoke or delete."
@@ -52,6 +87,7 @@ pub(crate) fn logout(ctx: &Context, provider: &str, local_only: bool) -> anyhow:
     ctx.say(format!(
         "Signed out of {provider}: tokens deleted from {location}."
     ));
+    new_default()?;
     Ok(exit::OK)
 }
 

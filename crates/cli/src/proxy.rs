@@ -31,6 +31,8 @@ pub(crate) fn run(ctx: &Context, args: ProxyArgs) -> anyhow::Result<u8> {
     s.no_dpop = args.sign_in.no_dpop;
     s.grant = args.sign_in.grant_options(None)?;
     s.quiet = ctx.quiet;
+    // Hints name the account this bridge signs in with (`mcp auth --account NAME <url>`).
+    s.sign_in_command = format!("context-harness mcp auth{}", ctx.account_flag());
     s.browser = match choose_opener(false) {
         Opener::System => Browser::System,
         Opener::Manual(why) => Browser::Manual(why.to_owned()),

@@ -1,11 +1,11 @@
-//! `context-harness mcp status [<provider>] [--json]`: sign-in state, expiry, scopes and storage,
-//! never tokens.
+//! `context-harness mcp status [<provider>] [--account NAME] [--json]`: sign-in state, expiry,
+//! scopes and storage of every account of every provider (or of one), never tokens.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::SystemTime;
 
-use context_harness_providers::storage::ProviderName;
+use context_harness_providers::storage::{AccountName, ProviderName};
 use context_harness_providers::{
     AuthStatus, EXPIRY_BUFFER, Error as ProviderError, ErrorCode, GrantType, OAuthService,
     OAuthTokens, ProviderRef, is_dpop_bound, terminal_text,
@@ -16,12 +16,18 @@ use crate::context::{Context, print_stdout, safe_lines};
 use crate::exit::{self, Failure};
 use crate::timefmt;
 
-/// One provider's row.
+/// One account's row.
 struct Row {
     name: String,
     display_name: String,
     /// The MCP server URL, for a provider signed in to by URL.
     server_url: Option<String>,
+    /// The account (`default` for tokens under the bare name, and for a provider not signed in).
+    account: AccountName,
+    /// Whether it is the provider's default account (the one used without `--account`).
+    default: bool,
+    /// Whether the text names the account: the provider has several, or one not called `default`.
+    show_account: bool,
     /// `Ok(None)`: not signed in.
     tokens: Result<Option<OAuthTokens>, ProviderError>,
     location: Option<String>,
@@ -36,6 +42,15 @@ impl Row {
         }
     }
 
+    /// ` --account NAME` for the commands a hint suggests, unless this is the default account.
+    fn account_flag(&self) -> String {
+        if self.default {
+            String::new()
+        } else {
+            format!(" --account {}", self.account)
+        }
+    }
+
     fn to_json(&self, now: SystemTime) -> Value {
         let tokens = self.tokens.as_ref().ok().and_then(Option::as_ref);
         let storage = self.location.as_deref().map(backend_of);
@@ -43,6 +58,9 @@ impl Row {
             "name": self.name,
             "display_name": self.display_name,
             "server_url": self.server_url,
+            // The account this row is about, and whether commands use it without `--account`.
+            "account": self.account.as_str(),
+            "default": self.default,
             "status": self.status(now).map_or("error", AuthStatus::as_str),
             "expires_at": tokens.and_then(OAuthTokens::expires_at).map(timefmt::unix),
             "scopes": tokens.map(OAuthTokens::scopes).unwrap_or_default(),
@@ -57,7 +75,7 @@ impl Row {
             "error": self.tokens.as_ref().err().map(|e| json!({
                 "code": e.code().as_str(),
                 "message": e.to_string(),
-                "hint": exit::hint_text(e),
+                "hint": exit::hint_for(e, &self.account_flag()),
             })),
         })
     }
@@ -71,9 +89,14 @@ impl Row {
             Some(AuthStatus::NotAuthenticated) => "not authenticated",
             _ => "error",
         };
+        let account = match (self.show_account, self.default) {
+            (false, _) => String::new(),
+            (true, true) => format!(", account {} (default)", self.account),
+            (true, false) => format!(", account {}", self.account),
+        };
         let _ = writeln!(
             out,
-            "{} ({}): {label}",
+            "{} ({}){account}: {label}",
             terminal_text(&self.name),
             terminal_text(&self.display_name)
         );
@@ -118,7 +141,7 @@ impl Row {
             Ok(None) => {}
             Err(e) => {
                 let _ = writeln!(out, "  error:    {}", safe_lines(&e.to_string()));
-                if let Some(hint) = exit::hint_text(e) {
+                if let Some(hint) = exit::hint_for(e, &self.account_flag()) {
                     let _ = writeln!(out, "  hint:     {}", safe_lines(&hint));
                 }
             }
@@ -136,57 +159,93 @@ fn backend_of(location: &str) -> &'static str {
     }
 }
 
-/// The row of the provider or server stored under `name`; `server_url` for an MCP server, whose
-/// tokens are read only by its URL (the storage name is not a provider name).
-fn row(service: &OAuthService, name: &str, display_name: &str, server_url: Option<&str>) -> Row {
+/// The rows of the provider or server stored under `name`: one per signed-in account (one for its
+/// default account when none is), or only `only`'s; `server_url` for an MCP server, whose tokens
+/// are read only by its URL (the storage name is not a provider name).
+fn rows(
+    service: &OAuthService,
+    only: Option<&AccountName>,
+    name: &str,
+    display_name: &str,
+    server_url: Option<&str>,
+) -> Vec<Row> {
     let key = server_url.unwrap_or(name);
-    let tokens = match service.get_tokens(key) {
-        Ok(t) => Ok(Some(t)),
-        Err(e) if e.is_auth_required() => Ok(None),
-        Err(e) => Err(e),
-    };
-    let location = match &tokens {
-        Ok(Some(_)) => service.storage_location(key).ok(),
-        _ => None,
-    };
-    Row {
+    let row = |account: &AccountName, default: bool, show_account: bool, tokens| Row {
         name: name.to_owned(),
         display_name: display_name.to_owned(),
         server_url: server_url.map(str::to_owned),
+        account: account.clone(),
+        default,
+        show_account,
         tokens,
-        location,
+        location: None,
+    };
+    let index = match service.accounts(key) {
+        Ok(index) => index,
+        Err(e) => {
+            let account = only.cloned().unwrap_or_default();
+            let show = !account.is_default();
+            return vec![row(&account, only.is_none(), show, Err(e))];
+        }
+    };
+    let mut accounts: Vec<AccountName> = match only {
+        Some(account) => vec![account.clone()],
+        None => index.names().to_vec(),
+    };
+    if accounts.is_empty() {
+        accounts.push(index.default_account().clone());
     }
+    let show_account = index.names().len() > 1 || accounts.iter().any(|a| !a.is_default());
+    accounts
+        .iter()
+        .map(|account| {
+            let default = account == index.default_account();
+            let mut row = row(account, default, show_account, Ok(None));
+            let service = match service.with_account(account.as_str()) {
+                Ok(service) => service,
+                Err(e) => {
+                    row.tokens = Err(e);
+                    return row;
+                }
+            };
+            row.tokens = match service.get_tokens(key) {
+                Ok(t) => Ok(Some(t)),
+                Err(e) if e.is_auth_required() => Ok(None),
+                Err(e) => Err(e),
+            };
+            if let Ok(Some(_)) = &row.tokens {
+                row.location = service.storage_location(key).ok();
+            }
+            row
+        })
+        .collect()
 }
 
 pub(crate) fn run(ctx: &Context, provider: Option<&str>, json: bool) -> anyhow::Result<u8> {
     let service = ctx.service()?;
+    // `--account`: only that account's rows (the service was built with it, so it is valid).
+    let only = service.account().cloned();
     let now = SystemTime::now();
     let Some(provider) = provider else {
-        let rows = all_rows(&service)?;
-        if json {
-            let doc =
-                json!({ "providers": rows.iter().map(|r| r.to_json(now)).collect::<Vec<_>>() });
-            print_stdout(&doc.to_string())?;
-        } else {
-            let text: Vec<String> = rows.iter().map(|r| r.to_text(now)).collect();
-            print_stdout(text.join("").trim_end())?;
-        }
+        let rows = all_rows(&service, only.as_ref())?;
+        print_rows(&rows, json, now)?;
         return Ok(exit::OK);
     };
 
-    let row = if ProviderRef::is_server_url(provider) {
+    let rows = if ProviderRef::is_server_url(provider) {
         let name = ProviderRef::parse(provider)?.name().as_str().to_owned();
-        row(&service, &name, provider, Some(provider))
+        rows(&service, only.as_ref(), &name, provider, Some(provider))
     } else {
         // A name of the servers' namespace is no provider's (servers go by URL): refused like
         // every other command refuses it.
         ProviderRef::parse(provider)?;
-        // Exactly the row the list shows (tokens of a provider no longer configured included, even
-        // when they cannot be read); `not_found` only for a name the list does not have either.
+        // Exactly the rows the list shows (tokens of a provider no longer configured included,
+        // even when they cannot be read); `not_found` only for a name the list does not have either.
         let (names, servers) = known_names(&service)?;
         match names.get(provider) {
-            Some(display) => row(
+            Some(display) => rows(
                 &service,
+                only.as_ref(),
                 provider,
                 display,
                 servers.get(provider).map(String::as_str),
@@ -199,31 +258,37 @@ pub(crate) fn run(ctx: &Context, provider: Option<&str>, json: bool) -> anyhow::
             }
         }
     };
-    if json {
-        print_stdout(&json!({ "providers": [row.to_json(now)] }).to_string())?;
-    } else {
-        print_stdout(row.to_text(now).trim_end())?;
-    }
+    print_rows(&rows, json, now)?;
+    // The exit code is the account's that commands would use: `--account`'s, else the default's.
+    let Some(row) = rows.iter().find(|r| r.default).or_else(|| rows.first()) else {
+        return Ok(exit::OK);
+    };
     let sign_in = format!(
-        "run `context-harness mcp auth {}`",
-        row.server_url.as_deref().unwrap_or(provider)
+        "run `context-harness mcp auth {}{}`",
+        row.server_url.as_deref().unwrap_or(provider),
+        row.account_flag()
     );
+    let who = if row.show_account {
+        format!("{provider} (account {})", row.account)
+    } else {
+        provider.to_owned()
+    };
     match (&row.tokens, row.status(now)) {
         (Err(e), _) => Err(Failure::new(
             exit::code_for(e.code()),
-            format!("cannot read the tokens for {provider}: {e}"),
-            exit::hint_text(e),
+            format!("cannot read the tokens for {who}: {e}"),
+            exit::hint_for(e, &row.account_flag()),
         )
         .into()),
         (_, Some(AuthStatus::NotAuthenticated)) => Err(Failure::new(
             exit::code_for(ErrorCode::AuthRequired),
-            format!("not signed in to {provider}"),
+            format!("not signed in to {who}"),
             Some(sign_in),
         )
         .into()),
         (_, Some(AuthStatus::TokenRefreshFailed)) => Err(Failure::new(
             exit::code_for(ErrorCode::TokenRefreshFailed),
-            format!("the server refused the refresh token for {provider}"),
+            format!("the server refused the refresh token for {who}"),
             Some(sign_in),
         )
         .into()),
@@ -232,9 +297,7 @@ pub(crate) fn run(ctx: &Context, provider: Option<&str>, json: bool) -> anyhow::
         {
             Err(Failure::new(
                 exit::code_for(ErrorCode::TokenExpired),
-                format!(
-                    "the access token for {provider} has expired and there is no refresh token"
-                ),
+                format!("the access token for {who} has expired and there is no refresh token"),
                 Some(sign_in),
             )
             .into())
@@ -245,15 +308,27 @@ pub(crate) fn run(ctx: &Context, provider: Option<&str>, json: bool) -> anyhow::
     }
 }
 
-/// Every configured provider, every MCP server signed in to, plus any provider with stored tokens
-/// that is no longer configured.
-fn all_rows(service: &OAuthService) -> anyhow::Result<Vec<Row>> {
+/// Prints `rows` as the `{"providers": [...]}` document or as text.
+fn print_rows(rows: &[Row], json: bool, now: SystemTime) -> anyhow::Result<()> {
+    if json {
+        let doc = json!({ "providers": rows.iter().map(|r| r.to_json(now)).collect::<Vec<_>>() });
+        print_stdout(&doc.to_string())
+    } else {
+        let text: Vec<String> = rows.iter().map(|r| r.to_text(now)).collect();
+        print_stdout(text.join("").trim_end())
+    }
+}
+
+/// Every account of every configured provider, every MCP server signed in to, plus any provider
+/// with stored tokens that is no longer configured (only `only`'s rows when given).
+fn all_rows(service: &OAuthService, only: Option<&AccountName>) -> anyhow::Result<Vec<Row>> {
     let (names, servers) = known_names(service)?;
     Ok(names
         .iter()
-        .map(|(name, display)| {
-            row(
+        .flat_map(|(name, display)| {
+            rows(
                 service,
+                only,
                 name,
                 display,
                 servers.get(name).map(String::as_str),
@@ -286,13 +361,17 @@ fn known_names(
             let Some(stem) = file
                 .strip_suffix(".json")
                 .or_else(|| file.strip_suffix(".backend"))
+                .or_else(|| file.strip_suffix(".accounts"))
             else {
                 continue;
             };
+            // An account's key (`github@work`) is its provider's.
+            let Some((name, _)) = ProviderName::parse_key(stem) else {
+                continue;
+            };
             // A server's tokens without its record cannot be named (servers go by URL): not listed.
-            let is_name = ProviderName::new(stem).is_ok_and(|n| !n.is_server_name());
-            if is_name && !names.contains_key(stem) {
-                names.insert(stem.to_owned(), stem.to_owned());
+            if !name.is_server_name() && !names.contains_key(name.as_str()) {
+                names.insert(name.as_str().to_owned(), name.as_str().to_owned());
             }
         }
     }

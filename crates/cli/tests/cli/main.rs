@@ -11,6 +11,7 @@
 // Tests panic on failure by design, and print notes when a prerequisite is missing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
+mod accounts;
 mod argv_secrets;
 mod basic;
 mod binary;

@@ -1,0 +1,470 @@
+//! Several accounts per provider (issue 23): `--account NAME` on `mcp auth|token|headers|status|
+//! refresh|logout`, against the repository's oidc-provider with its real interaction pages.
+//!
+//! Two people sign in to the same server as two accounts of provider `local`; their tokens are
+//! used at once by concurrent processes, each token belonging to its own account's user (checked
+//! with the server's introspection, RFC 7662 `sub`). An existing home (a token file as version 0.2
+//! wrote it) is the `default` account and stays so when a second account is added; `--default`
+//! switches the default; logging out one account keeps the other; invalid account names are
+//! refused with exit 13 (`config_invalid`).
+//!
+//! The browser is a stand-in script (TEST-ONLY, written by the test): it follows the authorization
+//! URL with plain HTTP, signs in on the server's login page as the user named on its command line,
+//! approves on the consent page, requests the loopback redirect, and appends the user and the
+//! request's `prompt` to a log file. Its settings travel as arguments inside `BROWSER` (the
+//! browser's environment is an allowlist).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use serde_json::Value;
+
+use crate::util::{AuthServer, Home, Run, base64, form_encode, http, require_server};
+
+/// The browser stand-in (see the module docs).
+const SIGN_IN_SCRIPT: &str = r#"// TEST-ONLY browser stand-in (crates/cli/tests/cli/accounts.rs).
+import { appendFileSync } from 'node:fs';
+
+const [user, log, start] = process.argv.slice(2);
+const redirectUri = new URL(start).searchParams.get('redirect_uri');
+appendFileSync(log, `${user} ${new URL(start).searchParams.get('prompt') ?? ''}\n`);
+const cookies = new Map();
+async function request(url, form) {
+  const headers = {};
+  const cookie = [...cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+  if (cookie) headers.cookie = cookie;
+  const init = { headers, redirect: 'manual' };
+  if (form !== undefined) {
+    init.method = 'POST';
+    init.body = form;
+    headers['content-type'] = 'application/x-www-form-urlencoded';
+  }
+  const res = await fetch(url, init);
+  for (const c of res.headers.getSetCookie()) {
+    const [pair] = c.split(';');
+    const eq = pair.indexOf('=');
+    cookies.set(pair.slice(0, eq).trim(), pair.slice(eq + 1).trim());
+  }
+  return res;
+}
+let url = start;
+let form;
+for (let hop = 0; hop < 30; hop += 1) {
+  if (url.startsWith(redirectUri)) {
+    const res = await fetch(url);
+    await res.text();
+    process.exit(res.ok ? 0 : 1);
+  }
+  const res = await request(url, form);
+  form = undefined;
+  const location = res.headers.get('location');
+  if (location && res.status >= 300 && res.status < 400) {
+    url = new URL(location, url).href;
+    continue;
+  }
+  const html = await res.text();
+  const action = /\/interaction\/([^/"]+)\/(login|confirm)"/.exec(html);
+  if (res.status !== 200 || !action) throw new Error(`stuck at ${url}: HTTP ${res.status}`);
+  url = new URL(`/interaction/${action[1]}/${action[2]}`, url).href;
+  form = action[2] === 'login' ? `login=${encodeURIComponent(user)}` : '';
+}
+throw new Error('too many hops');
+"#;
+
+/// A home with provider `local` (the server, client `ch-public`) and the browser stand-in.
+struct Setup {
+    server: AuthServer,
+    home: Home,
+    script: PathBuf,
+    log: PathBuf,
+}
+
+impl Setup {
+    fn start() -> Option<Self> {
+        if !require_server() {
+            return None;
+        }
+        // No auto-approve: the login page asks who signs in.
+        let server = AuthServer::start(&[]);
+        let home = Home::with_local(&server.issuer, "ch-public");
+        let script = home.path().join("sign-in.mjs");
+        std::fs::write(&script, SIGN_IN_SCRIPT).expect("write the browser stand-in");
+        let log = home.path().join("sign-ins.log");
+        Some(Self {
+            server,
+            home,
+            script,
+            log,
+        })
+    }
+
+    /// `BROWSER` signing in as `user`.
+    fn browser(&self, user: &str) -> String {
+        format!(
+            "node {} {user} {}",
+            self.script.display(),
+            self.log.display()
+        )
+    }
+
+    /// `mcp auth local [extra…]` signing in as `user`.
+    fn sign_in(&self, user: &str, extra: &[&str]) -> Run {
+        let mut args = vec!["mcp", "auth", "local", "--port", "0", "--timeout", "60"];
+        args.extend_from_slice(extra);
+        self.home
+            .run_env(&args, &[("BROWSER", &self.browser(user))])
+    }
+
+    /// Each sign-in's user and `prompt`, in order.
+    fn sign_ins(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.trim().to_owned())
+            .collect()
+    }
+
+    /// The `sub` (the user) of an active access token, by introspection (RFC 7662 §2.2).
+    #[track_caller]
+    fn user_of(&self, token: &str) -> String {
+        let auth = format!("Basic {}", base64("ch-introspector:ch-introspector-secret"));
+        let (status, answer) = http(
+            "POST",
+            &format!("{}/token/introspection", self.server.issuer),
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+            &form_encode(&[("token", token)]),
+        );
+        assert_eq!(status, 200, "{answer}");
+        let v: Value = serde_json::from_str(&answer).expect("introspection JSON");
+        assert_eq!(v["active"], true, "not active: {v}");
+        v["sub"].as_str().expect("sub").to_owned()
+    }
+
+    /// The user of `mcp token local [--account …]`'s token.
+    #[track_caller]
+    fn token_user(&self, extra: &[&str]) -> String {
+        let mut args = vec!["mcp", "token", "local"];
+        args.extend_from_slice(extra);
+        let run = self.home.run(&args);
+        run.expect_code(0);
+        self.user_of(run.stdout.trim())
+    }
+
+    /// `mcp status --json` rows of `local`: (account, default, status).
+    fn status(&self) -> Vec<(String, bool, String)> {
+        let run = self.home.run(&["mcp", "status", "local", "--json"]);
+        run.json()["providers"]
+            .as_array()
+            .expect("providers")
+            .iter()
+            .map(|row| {
+                assert_eq!(row["name"], "local", "{row}");
+                (
+                    row["account"].as_str().expect("account").to_owned(),
+                    row["default"].as_bool().expect("default"),
+                    row["status"].as_str().expect("status").to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    fn tokens_dir(&self) -> PathBuf {
+        self.home.path().join("tokens")
+    }
+}
+
+fn row(account: &str, default: bool, status: &str) -> (String, bool, String) {
+    (account.to_owned(), default, status.to_owned())
+}
+
+/// Moves a stored token set's `issued_at` back by an hour (its access token looks expired).
+fn backdate(file: &Path) {
+    let mut tokens: Value =
+        serde_json::from_str(&std::fs::read_to_string(file).expect("token file")).expect("JSON");
+    let issued = tokens["issued_at"].as_f64().expect("issued_at");
+    tokens["issued_at"] = Value::from(issued - 3600.0);
+    std::fs::write(file, tokens.to_string()).expect("rewrite the token file");
+}
+
+#[test]
+fn two_accounts_are_two_users_used_at_once_and_managed_apart() {
+    let Some(s) = Setup::start() else { return };
+    let tokens = s.tokens_dir();
+
+    // The first sign-in, without --account: stored as every earlier version stored it.
+    s.sign_in("alice", &[]).expect_code(0);
+    assert!(tokens.join("local.json").is_file());
+    assert!(!tokens.join("local.accounts").exists());
+    assert_eq!(s.status(), [row("default", true, "authenticated")]);
+
+    // A second person signs in as account `Work` (names are case-insensitive).
+    let second = s.sign_in("bob", &["--account", "Work"]);
+    second.expect_code(0);
+    assert!(
+        second
+            .stderr
+            .contains("Account work of local: the default account stays default"),
+        "{second:#?}"
+    );
+    assert!(tokens.join("local@work.json").is_file());
+    assert!(tokens.join("local.json").is_file());
+    let index: Value = serde_json::from_str(
+        &std::fs::read_to_string(tokens.join("local.accounts")).expect("the account index"),
+    )
+    .expect("index JSON");
+    assert_eq!(
+        index,
+        serde_json::json!({"default": "default", "accounts": ["default", "work"]})
+    );
+    // The second sign-in asked the server to let the user choose who signs in (another account
+    // was signed in); the first did not.
+    assert_eq!(s.sign_ins(), ["alice consent", "bob consent login"]);
+    assert_eq!(
+        s.status(),
+        [
+            row("default", true, "authenticated"),
+            row("work", false, "authenticated")
+        ]
+    );
+    let text = s.home.run(&["mcp", "status", "local"]);
+    text.expect_code(0);
+    assert!(
+        text.stdout
+            .contains("local (Local test server), account default (default): authenticated"),
+        "{text:#?}"
+    );
+    assert!(
+        text.stdout
+            .contains("local (Local test server), account work: authenticated"),
+        "{text:#?}"
+    );
+    let only = s
+        .home
+        .run(&["mcp", "status", "local", "--account", "work", "--json"]);
+    only.expect_code(0);
+    assert_eq!(only.json()["providers"][0]["account"], "work");
+    assert_eq!(only.json()["providers"].as_array().map(Vec::len), Some(1));
+
+    // Each account's token is its own user's.
+    assert_eq!(s.token_user(&[]), "alice");
+    assert_eq!(s.token_user(&["--account", "default"]), "alice");
+    assert_eq!(s.token_user(&["--account", "work"]), "bob");
+    let headers = s
+        .home
+        .run(&["mcp", "headers", "local", "--account", "work"]);
+    headers.expect_code(0);
+    let bearer = headers.json()["Authorization"]
+        .as_str()
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .expect("a Bearer header")
+        .to_owned();
+    assert_eq!(s.user_of(&bearer), "bob");
+
+    // Both access tokens expired; processes of both accounts at once: one refresh per account,
+    // and each process gets its own account's user.
+    backdate(&tokens.join("local.json"));
+    backdate(&tokens.join("local@work.json"));
+    let (status, body) = http("POST", &format!("{}/test/reset", s.server.issuer), &[], "");
+    assert_eq!(status, 200, "{body}");
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            let account = if i % 2 == 0 { "default" } else { "work" };
+            let child = s
+                .home
+                .cmd(&["mcp", "token", "local", "--account", account])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn");
+            (account, child)
+        })
+        .collect();
+    for (account, child) in children {
+        let out = child.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let expected = if account == "work" { "bob" } else { "alice" };
+        assert_eq!(s.user_of(&token), expected, "--account {account}");
+    }
+    assert_eq!(
+        s.server.stats()["refresh_requests"],
+        2,
+        "one refresh per account"
+    );
+
+    // `mcp refresh` of one account.
+    let refresh = s
+        .home
+        .run(&["mcp", "refresh", "local", "--account", "work"]);
+    refresh.expect_code(0);
+    assert!(
+        refresh
+            .stderr
+            .contains("Refreshed the tokens for local (account work)"),
+        "{refresh:#?}"
+    );
+    assert_eq!(s.server.stats()["refresh_requests"], 3);
+
+    // `--default` for an account signed in already: no browser (none could start: `false`).
+    let switch = s.home.run_env(
+        &[
+            "mcp",
+            "auth",
+            "local",
+            "--account",
+            "work",
+            "--default",
+            "--timeout",
+            "5",
+        ],
+        &[("BROWSER", "false")],
+    );
+    switch.expect_code(0);
+    assert!(
+        switch
+            .stderr
+            .contains("The default account of local is now work"),
+        "{switch:#?}"
+    );
+    assert_eq!(s.sign_ins().len(), 2, "no sign-in for --default");
+    assert_eq!(s.token_user(&[]), "bob");
+    assert_eq!(
+        s.status(),
+        [
+            row("default", false, "authenticated"),
+            row("work", true, "authenticated")
+        ]
+    );
+
+    // Signing out of the default account `work` keeps `default`, which is the default again.
+    let alice_token = s.home.run(&["mcp", "token", "local"]);
+    let logout = s.home.run(&["mcp", "logout", "local", "--account", "work"]);
+    logout.expect_code(0);
+    assert!(
+        logout.stderr.contains("Signed out of local (account work)"),
+        "{logout:#?}"
+    );
+    assert!(
+        logout
+            .stderr
+            .contains("The default account of local is now default."),
+        "{logout:#?}"
+    );
+    assert!(!tokens.join("local@work.json").exists());
+    assert!(tokens.join("local.json").is_file());
+    // The index says no more than a home without it: removed.
+    assert!(!tokens.join("local.accounts").exists());
+    assert_eq!(s.token_user(&[]), "alice");
+    assert_eq!(s.status(), [row("default", true, "authenticated")]);
+    assert_eq!(alice_token.code, 0);
+    // The account signed out of is not signed in; the hint names it.
+    let gone = s.home.run(&["mcp", "token", "local", "--account", "work"]);
+    gone.expect_code(3);
+    assert!(
+        gone.stderr
+            .contains("context-harness mcp auth local --account work"),
+        "{gone:#?}"
+    );
+    let gone = s.home.run(&["mcp", "status", "local", "--account", "work"]);
+    gone.expect_code(3);
+}
+
+#[test]
+fn an_existing_home_is_the_default_account_and_keeps_it() {
+    let Some(s) = Setup::start() else { return };
+    // A token file written before accounts existed (version 0.2's layout: `tokens/local.json`
+    // alone), made here by a sign-in in another home and copied.
+    let other = Home::with_local(&s.server.issuer, "ch-public");
+    let run = other.run_env(
+        &["mcp", "auth", "local", "--port", "0", "--timeout", "60"],
+        &[("BROWSER", &s.browser("carol"))],
+    );
+    run.expect_code(0);
+    let tokens = s.tokens_dir();
+    std::fs::create_dir_all(&tokens).expect("tokens dir");
+    let record = tokens.join("local.json");
+    std::fs::copy(other.token_file("local"), &record).expect("copy the token file");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        std::fs::set_permissions(&record, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    let before = std::fs::read(&record).expect("read");
+
+    // Listed and used as the default account, with nothing rewritten.
+    assert_eq!(s.status(), [row("default", true, "authenticated")]);
+    let status = s.home.run(&["mcp", "status", "--json"]);
+    let rows = status.json()["providers"].clone();
+    let local = rows
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["name"] == "local"))
+        .expect("local listed")
+        .clone();
+    assert_eq!(local["account"], "default");
+    assert_eq!(local["default"], true);
+    assert_eq!(s.token_user(&[]), "carol");
+    assert_eq!(std::fs::read(&record).expect("read"), before);
+    // Refreshed like before accounts.
+    backdate(&record);
+    s.home.run(&["mcp", "refresh", "local"]).expect_code(0);
+    assert_eq!(s.token_user(&[]), "carol");
+
+    // A second account added: the old record stays the default account.
+    s.sign_in("dave", &["--account", "dave@example.com"])
+        .expect_code(0);
+    assert_eq!(
+        s.status(),
+        [
+            row("default", true, "authenticated"),
+            row("dave@example.com", false, "authenticated")
+        ]
+    );
+    assert_eq!(s.token_user(&[]), "carol");
+    assert_eq!(s.token_user(&["--account", "DAVE@example.com"]), "dave");
+    // Logging out of `default` leaves the other account, which becomes the default.
+    let logout = s.home.run(&["mcp", "logout", "local", "--local-only"]);
+    logout.expect_code(0);
+    assert!(
+        logout
+            .stderr
+            .contains("The default account of local is now dave@example.com."),
+        "{logout:#?}"
+    );
+    assert!(!record.exists());
+    assert_eq!(s.token_user(&[]), "dave");
+    assert_eq!(s.status(), [row("dave@example.com", true, "authenticated")]);
+}
+
+#[test]
+fn invalid_account_names_are_refused_with_exit_13() {
+    let home = Home::new();
+    for args in [
+        &["mcp", "token", "github", "--account", "../x"][..],
+        &["mcp", "auth", "github", "--account", ""],
+        &["mcp", "status", "--account", "a b"],
+        &["mcp", "logout", "github", "--account=-x"],
+        &["mcp", "refresh", "github", "--account", "a/b"],
+        &["mcp", "headers", "github", "--account", "x:y"],
+    ] {
+        let run = home.run(args);
+        run.expect_code(13);
+        assert!(run.stderr.contains("invalid account name"), "{run:#?}");
+        assert!(run.stderr.contains("1 to 64 letters, digits"), "{run:#?}");
+    }
+    let long = "a".repeat(65);
+    home.run(&["mcp", "token", "github", "--account", &long])
+        .expect_code(13);
+    // Nothing was written for them.
+    assert!(!home.path().join("tokens").exists());
+    // `--default` needs `--account`.
+    home.run(&["mcp", "auth", "github", "--default"])
+        .expect_code(2);
+}
