@@ -232,7 +232,7 @@ pub struct OAuthProvider {
     pub dpop: bool,
     /// The git hosts (`host` or `host:port`) whose HTTPS credentials are this provider's access
     /// tokens, for git credential helpers (see
-    /// [`ProviderRegistry::git_host_provider`](crate::ProviderRegistry::git_host_provider)):
+    /// [`serves_git_host`](Self::serves_git_host)):
     /// `github.com` for `github`, `gitlab.com` for a provider named `gitlab`, else none unless
     /// configured (`git_hosts` in `providers.toml`, which replaces these).
     pub git_hosts: Vec<String>,

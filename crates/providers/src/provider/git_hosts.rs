@@ -1,6 +1,6 @@
 //! Which provider's access tokens are the HTTPS credentials of a git host, for git credential
 //! helpers (`context-harness git-credential`): [`OAuthProvider::git_hosts`] and
-//! [`ProviderRegistry::git_host_provider`].
+//! [`OAuthProvider::serves_git_host`].
 //!
 //! An entry is `host` or `host:port` (ASCII: an IDN host in its punycode form), compared without
 //! regard to ASCII case. An entry without a port matches the default port of the request's scheme
@@ -10,7 +10,6 @@ use url::Url;
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::provider::{OAuthProvider, is_loopback_host};
-use crate::registry::ProviderRegistry;
 
 /// Providers whose name alone maps a git host: the built-in `github` → `github.com`, and a
 /// provider named `gitlab` (none is built in: a `[providers.gitlab]` of `providers.toml`) →
@@ -27,10 +26,11 @@ pub(crate) fn well_known(name: &str) -> Vec<String> {
         .collect()
 }
 
-/// `(host, port)` of `authority` (`host` or `host:port`, git's `host` attribute) under `scheme`:
-/// the host lower-cased, the port `None` when absent or the scheme's default. `None` when it is not
-/// a plain authority (user info, a path, a query, characters outside a host name).
-fn host_port(scheme: &str, authority: &str) -> Option<(String, Option<u16>)> {
+/// `(host, port)` of `authority` (`host` or `host:port`, git's `host` attribute): the host
+/// lower-cased (as a URL has it: IPv6 in brackets), the port as written (`None` when absent).
+/// `None` when it is not a plain authority (user info, a path, a query, characters outside a host
+/// name, a port out of range).
+fn host_port(authority: &str) -> Option<(String, Option<u16>)> {
     let plain = !authority.is_empty()
         && authority
             .bytes()
@@ -38,13 +38,20 @@ fn host_port(scheme: &str, authority: &str) -> Option<(String, Option<u16>)> {
     if !plain {
         return None;
     }
-    let url = Url::parse(&format!("{scheme}://{authority}/")).ok()?;
+    // Parsed as an https URL for the host rules (and so that a default port is not kept apart).
+    let url = Url::parse(&format!("https://{authority}/")).ok()?;
     let host = url
         .host_str()
         .filter(|h| !h.is_empty())?
         .to_ascii_lowercase();
+    let port = match authority.rsplit_once(':') {
+        Some((before, digits)) if !before.contains(':') || before.ends_with(']') => {
+            Some(digits.parse::<u16>().ok()?)
+        }
+        _ => None,
+    };
     (url.username().is_empty() && url.password().is_none() && url.path() == "/")
-        .then_some((host, url.port()))
+        .then_some((host, port))
 }
 
 /// Checks a provider's `git_hosts` entries (each a plain `host` or `host:port`).
@@ -53,7 +60,7 @@ fn host_port(scheme: &str, authority: &str) -> Option<(String, Option<u16>)> {
 ///
 /// [`ErrorCode::ConfigInvalid`] naming `providers.<provider>.git_hosts` and the entry.
 pub(crate) fn check(entries: &[String], provider: &str) -> Result<()> {
-    match entries.iter().find(|e| host_port("https", e).is_none()) {
+    match entries.iter().find(|e| host_port(e).is_none()) {
         None => Ok(()),
         Some(bad) => Err(Error::new(
             ErrorCode::ConfigInvalid,
@@ -68,12 +75,12 @@ pub(crate) fn check(entries: &[String], provider: &str) -> Result<()> {
     }
 }
 
-impl ProviderRegistry {
-    /// The provider whose access tokens are the credentials of a git remote, from git's credential
-    /// attributes `protocol` and `host` (the host name and, when the URL gave one, its port): the
-    /// provider listing that host in its [`git_hosts`](OAuthProvider::git_hosts). Only `https`
-    /// remotes are answered, and `http` to a loopback host (tests, local mirrors): a token never
-    /// goes over plain HTTP to another machine.
+impl OAuthProvider {
+    /// Whether this provider's access tokens are the credentials of a git remote, from git's
+    /// credential attributes `protocol` and `host` (the host name and, when the URL gave one, its
+    /// port): the host is one of [`git_hosts`](Self::git_hosts). Only `https` remotes qualify, and
+    /// `http` to a loopback host (tests, local mirrors): a token never goes over plain HTTP to
+    /// another machine. An entry without a port matches the scheme's default port.
     ///
     /// ```
     /// use context_harness_providers::ProviderRegistry;
@@ -82,21 +89,21 @@ impl ProviderRegistry {
     ///     "[providers.acme]\nissuer = \"https://sso.acme.example\"\ngit_hosts = [\"git.acme.example:8443\"]\n",
     ///     "providers.toml",
     /// )?;
-    /// let name = |protocol, host| registry.git_host_provider(protocol, host).map(|p| p.map(|p| p.name.clone()));
-    /// assert_eq!(name("https", "github.com")?.as_deref(), Some("github"));
-    /// assert_eq!(name("https", "git.acme.example:8443")?.as_deref(), Some("acme"));
-    /// assert_eq!(name("https", "git.acme.example")?, None);
-    /// assert_eq!(name("http", "github.com")?, None);
+    /// let serving = |protocol: &str, host: &str| -> Vec<String> {
+    ///     let providers = registry.iter().map(|(p, _)| p);
+    ///     providers.filter(|p| p.serves_git_host(protocol, host)).map(|p| p.name.clone()).collect()
+    /// };
+    /// assert_eq!(serving("https", "github.com"), ["github"]);
+    /// assert_eq!(serving("https", "GitHub.com:443"), ["github"]);
+    /// assert_eq!(serving("https", "git.acme.example:8443"), ["acme"]);
+    /// assert!(serving("https", "git.acme.example").is_empty());
+    /// assert!(serving("http", "github.com").is_empty());
     /// # Ok::<(), context_harness_providers::Error>(())
     /// ```
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorCode::ConfigInvalid`] when two providers list the same host (naming both).
-    pub fn git_host_provider(&self, protocol: &str, host: &str) -> Result<Option<&OAuthProvider>> {
+    pub fn serves_git_host(&self, protocol: &str, host: &str) -> bool {
         let scheme = protocol.to_ascii_lowercase();
-        let Some((name, port)) = host_port(&scheme, host) else {
-            return Ok(None);
+        let Some((name, port)) = host_port(host) else {
+            return false;
         };
         let allowed = match scheme.as_str() {
             "https" => true,
@@ -106,34 +113,12 @@ impl ProviderRegistry {
                 .unwrap_or(false),
             _ => false,
         };
-        if !allowed {
-            return Ok(None);
-        }
         let default_port = if scheme == "https" { 443 } else { 80 };
         let wanted = (name, port.unwrap_or(default_port));
-        let mut found = self.iter().map(|(p, _)| p).filter(|provider| {
-            provider.git_hosts.iter().any(|entry| {
-                host_port("https", entry)
-                    .is_some_and(|(h, p)| (h, p.unwrap_or(default_port)) == wanted)
+        allowed
+            && self.git_hosts.iter().any(|entry| {
+                host_port(entry).is_some_and(|(h, p)| (h, p.unwrap_or(default_port)) == wanted)
             })
-        });
-        let first = found.next();
-        if let (Some(first), Some(second)) = (first, found.next()) {
-            return Err(Error::new(
-                ErrorCode::ConfigInvalid,
-                format!(
-                    "providers {} and {} both list the git host {}",
-                    first.name,
-                    second.name,
-                    crate::terminal_text(host)
-                ),
-            )
-            .with_hint(format!(
-                "keep {} in the git_hosts of one of them (for a built-in provider, set git_hosts = [] in its table)",
-                crate::terminal_text(host)
-            )));
-        }
-        Ok(first)
     }
 }
 
@@ -141,38 +126,29 @@ impl ProviderRegistry {
 mod tests {
     use super::*;
 
-    fn registry(toml: &str) -> ProviderRegistry {
-        ProviderRegistry::from_toml_str(toml, "providers.toml").unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    fn mapped(registry: &ProviderRegistry, protocol: &str, host: &str) -> Option<String> {
-        registry
-            .git_host_provider(protocol, host)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .map(|p| p.name.clone())
+    fn with_hosts(hosts: &[&str]) -> OAuthProvider {
+        let mut provider = OAuthProvider::from_issuer("acme", "https://sso.acme.example")
+            .unwrap_or_else(|e| panic!("{e}"));
+        provider.git_hosts = hosts.iter().map(|h| (*h).to_owned()).collect();
+        provider
     }
 
     #[test]
     fn built_in_and_well_known_hosts() {
-        let builtin = ProviderRegistry::builtin();
-        assert_eq!(
-            mapped(&builtin, "https", "github.com").as_deref(),
-            Some("github")
-        );
-        assert_eq!(
-            mapped(&builtin, "https", "GitHub.COM:443").as_deref(),
-            Some("github")
-        );
-        // No gitlab provider unless one is configured; then gitlab.com without saying so.
-        assert_eq!(mapped(&builtin, "https", "gitlab.com"), None);
-        let with_gitlab = registry(
-            "[providers.gitlab]\nauth_url = \"https://gitlab.com/oauth/authorize\"\ntoken_url = \"https://gitlab.com/oauth/token\"\n",
-        );
-        assert_eq!(
-            mapped(&with_gitlab, "https", "gitlab.com").as_deref(),
-            Some("gitlab")
-        );
-        // Other ports, other hosts, other schemes, plain http to a public host: nothing.
+        let github = OAuthProvider::github();
+        assert!(github.serves_git_host("https", "github.com"));
+        assert!(github.serves_git_host("HTTPS", "GitHub.COM:443"));
+        let gitlab = OAuthProvider::new(
+            "gitlab",
+            "https://gitlab.com/oauth/authorize",
+            "https://gitlab.com/oauth/token",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(gitlab.git_hosts, ["gitlab.com"]);
+        assert!(gitlab.serves_git_host("https", "gitlab.com"));
+        assert!(!gitlab.serves_git_host("https", "github.com"));
+        assert!(with_hosts(&[]).git_hosts.is_empty());
+        // Other ports, other hosts, other schemes, plain http to a public host: no.
         for (protocol, host) in [
             ("https", "github.com:8443"),
             ("https", "api.github.com"),
@@ -182,39 +158,29 @@ mod tests {
             ("https", "user@github.com"),
             ("https", "github.com/path"),
         ] {
-            assert_eq!(mapped(&builtin, protocol, host), None, "{protocol} {host}");
+            assert!(!github.serves_git_host(protocol, host), "{protocol} {host}");
         }
     }
 
     #[test]
-    fn configured_hosts_replace_the_defaults_and_http_is_for_loopback_only() {
-        let registry = registry(
-            "[providers.github]\ngit_hosts = []\n\
-             [providers.acme]\nissuer = \"https://sso.acme.example\"\ngit_hosts = [\"git.acme.example\", \"127.0.0.1:8080\", \"[::1]:9\"]\n",
-        );
-        assert_eq!(mapped(&registry, "https", "github.com"), None);
-        assert_eq!(
-            mapped(&registry, "https", "git.acme.example").as_deref(),
-            Some("acme")
-        );
-        assert_eq!(
-            mapped(&registry, "https", "git.acme.example:443").as_deref(),
-            Some("acme")
-        );
-        assert_eq!(
-            mapped(&registry, "http", "127.0.0.1:8080").as_deref(),
-            Some("acme")
-        );
-        assert_eq!(
-            mapped(&registry, "http", "[::1]:9").as_deref(),
-            Some("acme")
-        );
-        assert_eq!(mapped(&registry, "http", "git.acme.example"), None);
-        assert_eq!(mapped(&registry, "http", "127.0.0.1:8081"), None);
+    fn ports_and_loopback_http() {
+        let acme = with_hosts(&["Git.Acme.example", "127.0.0.1:8080", "[::1]:9"]);
+        assert!(acme.serves_git_host("https", "git.acme.example"));
+        assert!(acme.serves_git_host("https", "git.acme.example:443"));
+        assert!(acme.serves_git_host("http", "127.0.0.1:8080"));
+        assert!(acme.serves_git_host("http", "[::1]:9"));
+        assert!(!acme.serves_git_host("http", "git.acme.example"));
+        assert!(!acme.serves_git_host("http", "127.0.0.1:8081"));
+        assert!(!acme.serves_git_host("https", "127.0.0.1"));
+        // A port written out is compared as written, the default one included.
+        let explicit = with_hosts(&["127.0.0.1:443", "git.example:443"]);
+        assert!(explicit.serves_git_host("http", "127.0.0.1:443"));
+        assert!(!explicit.serves_git_host("http", "127.0.0.1"));
+        assert!(explicit.serves_git_host("https", "git.example"));
     }
 
     #[test]
-    fn bad_entries_and_shared_hosts_are_config_errors() {
+    fn bad_entries_are_config_errors() {
         for bad in [
             "https://git.example",
             "user@git.example",
@@ -222,11 +188,10 @@ mod tests {
             "",
             "a b",
             "git.example:99999",
+            "git.example:",
+            "::1",
         ] {
-            let toml = format!(
-                "[providers.acme]\nissuer = \"https://sso.acme.example\"\ngit_hosts = [\"{bad}\"]\n"
-            );
-            let err = ProviderRegistry::from_toml_str(&toml, "providers.toml").err();
+            let err = with_hosts(&[bad]).validate().err();
             assert_eq!(
                 err.as_ref().map(Error::code),
                 Some(ErrorCode::ConfigInvalid),
@@ -237,14 +202,10 @@ mod tests {
                 "{bad}"
             );
         }
-        let shared = registry(
-            "[providers.acme]\nissuer = \"https://sso.acme.example\"\ngit_hosts = [\"GitHub.com\"]\n",
+        assert!(
+            with_hosts(&["git.example:8443", "10.0.0.1"])
+                .validate()
+                .is_ok()
         );
-        let err = shared.git_host_provider("https", "github.com").err();
-        assert_eq!(
-            err.as_ref().map(Error::code),
-            Some(ErrorCode::ConfigInvalid)
-        );
-        assert!(err.is_some_and(|e| e.to_string().contains("acme and github")));
     }
 }
