@@ -64,6 +64,8 @@
 //   GET  /test/control  -> current control state
 //   POST /test/control  JSON merged into the control state:
 //        {"auto_approve":bool, "deny":bool, "access_token_ttl":seconds,
+//         "login":"name",              // the user auto-approve signs in (default "test-user"), so a
+//                                      // test can sign in a second identity
 //         "omit_refresh_token":bool,   // refresh responses carry no refresh_token (and no rotation)
 //         "device_slow_down":n,        // next n device_code polls answer slow_down
 //         "device_interval":n|null,    // add `interval` to device authorization responses
@@ -88,6 +90,10 @@
 //   POST /test/device   {"user_code":"...","action":"approve"|"deny"} completes a device-flow sign-in
 //                       for the fixed user without a browser (as if they had approved or denied it)
 //   POST /test/delete-client {"client_id":"..."} deletes a dynamically registered client
+//   POST /test/revoke-access-token {"token":"..."} destroys that access token only (opaque ones, which this
+//                       server stores), as an authorization server that revokes an access token and not its
+//                       grant (RFC 7009 §2.1 leaves that to the server; oidc-provider's /token/revocation
+//                       revokes every token of the grant, the refresh tokens too)
 //   GET  /test/stats also counts "registration_requests", "device_authorization_requests",
 //                       "well_known" ({path: hits}), "response_modes" ({mode: authorization
 //                       requests}; "query" when the request names none) and "cimd_fetches"
@@ -163,6 +169,7 @@ function outgoingFetch(url, options) {
 
 const control = {
   auto_approve: envFlag('AS_AUTO_APPROVE'),
+  login: TEST_USER,
   deny: envFlag('AS_DENY'),
   access_token_ttl: envInt('AS_ACCESS_TOKEN_TTL', 3600),
   omit_refresh_token: false,
@@ -443,7 +450,7 @@ async function startServer() {
     if (req.method === 'GET' && action === undefined) {
       if (control.deny) return deny();
       if (control.auto_approve) {
-        if (prompt.name === 'login') return login(TEST_USER);
+        if (prompt.name === 'login') return login(String(control.login || TEST_USER));
         return consent();
       }
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
@@ -705,6 +712,13 @@ async function startServer() {
       if (url.pathname === '/test/device' && req.method === 'POST') return deviceHook(req, res);
       if (dpop && url.pathname === '/test/resource' && ['GET', 'POST'].includes(req.method)) {
         return resourceRoute(req, res, requestUrl);
+      }
+      if (url.pathname === '/test/revoke-access-token' && req.method === 'POST') {
+        const { token } = JSON.parse((await readBody(req)) || '{}');
+        const stored = await provider.AccessToken.find(String(token ?? ''));
+        if (!stored) return sendJson(res, 404, { error: 'unknown access token' });
+        await stored.destroy();
+        return sendJson(res, 200, { ok: true });
       }
       if (url.pathname === '/test/delete-client' && req.method === 'POST') {
         const { client_id: clientId } = JSON.parse((await readBody(req)) || '{}');

@@ -1043,14 +1043,22 @@ fn file_read_rule_on_a_fixture() -> Result<()> {
     Ok(())
 }
 
-/// The one place production code starts a program, and why that is safe: the browser, whose
+/// The places production code starts a program, and why each is safe: the browser, whose
 /// environment is built from an allowlist (`env_clear()` first), so no secret of this process reaches
-/// a child.
+/// a child; and `context-harness exec`, whose whole purpose is to run the user's own command with
+/// the user's own environment plus the one token variable the user asked for.
 const CHILD_PROCESS_ALLOWED: &[(&str, &str, &str)] = &[
     (
         "crates/providers/src/browser.rs",
         "Command::new",
         "the browser, started with env_clear() and an allowlisted environment",
+    ),
+    (
+        "crates/cli/src/exec.rs",
+        "Command::new",
+        "`context-harness exec -- CMD`: the user's own command, with the environment the user gave \
+         this process (unchanged: it is the user's) plus the one token variable the user asked for; \
+         on Unix it replaces this process (execvp), so no child outlives or shares it",
     ),
     (
         "crates/test-support/src/lib.rs",
@@ -1078,7 +1086,8 @@ fn children_are_started_only_with_an_allowlisted_environment() -> Result<()> {
     assert!(
         offences.is_empty(),
         "start programs only through the browser opener (crates/providers/src/browser.rs), whose \
-         environment is an allowlist; or add the spawn to CHILD_PROCESS_ALLOWED with its reason: {offences:?}"
+         environment is an allowlist, or `exec` (crates/cli/src/exec.rs); or add the spawn to \
+         CHILD_PROCESS_ALLOWED with its reason: {offences:?}"
     );
     assert!(
         stale.is_empty(),

@@ -1,0 +1,688 @@
+//! `context-harness git-credential` (issue 23) with real git 2.47 (`GIT_TERMINAL_PROMPT=0`, a
+//! private `HOME` and `GIT_CONFIG_GLOBAL`).
+//!
+//! End to end: `git clone` and `git push` over loopback HTTP to `tests/git-server/server.py` (a
+//! test fixture: `git http-backend` behind a check of the Bearer token or Basic password at the
+//! local oidc-provider's introspection endpoint, and of the user owning the repository), with
+//! `credential.helper=store` configured before this helper: Bearer tokens, a second account chosen
+//! by the `username` in the URL, a revoked access token recovered by a refresh without a sign-in,
+//! Basic when git offers no `authtype` capability, and no token in `~/.git-credentials`.
+//!
+//! Without a server (a token record written as a sign-in stores it): the answers for an unmapped
+//! host (none, so git asks the next helper), for malformed input (git's rules), `store`, `erase`
+//! of a foreign or of the stored token, an unknown operation, and the README's
+//! `credential.<url>.helper "context-harness git-credential"` line run by git itself.
+//!
+//! git, its `git-http-backend` (Debian's `git` package) and python3 are required: missing, the
+//! end-to-end tests fail under `CI=true` and are skipped with a note elsewhere.
+
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::SystemTime;
+
+use context_harness_providers::{AccessToken, OAuthTokens, RefreshToken};
+use serde_json::Value;
+
+use crate::util::{
+    AuthServer, BIN, Home, Run, browser_script, form_encode, http, repo_root, require,
+    require_server,
+};
+
+/// A home whose `local` provider (at `issuer`) claims the git host `git_host`, signed in with
+/// `tokens` when given (written as a sign-in stores them: 0600 in a 0700 directory).
+pub(crate) fn home_for_git(issuer: &str, git_host: &str, tokens: Option<&OAuthTokens>) -> Home {
+    let home = Home::with_local(issuer, "ch-public");
+    let toml = home.path().join("providers.toml");
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&toml)
+        .expect("providers.toml");
+    // Any free loopback port for a sign-in the helper starts (the test server allows any).
+    writeln!(file, "git_hosts = [\"{git_host}\"]\nports = [0]").expect("append");
+    if let Some(tokens) = tokens {
+        let dir = home.path().join("tokens");
+        std::fs::create_dir(&dir).expect("mkdir tokens");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        let path = dir.join("local.json");
+        std::fs::write(&path, serde_json::to_string(tokens).expect("json")).expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    home
+}
+
+/// A Bearer token set issued now, valid for an hour, with a refresh token.
+pub(crate) fn bearer_tokens(access: &str) -> OAuthTokens {
+    let mut tokens = OAuthTokens::new(AccessToken::new(access), "Bearer", SystemTime::now());
+    tokens.expires_in = Some(3600);
+    tokens.refresh_token = Some(RefreshToken::new("rt-kept"));
+    tokens
+}
+
+/// Runs `context-harness git-credential <operation>` with `input` on stdin.
+fn helper(home: &Home, operation: &str, input: &str) -> Run {
+    let mut child = home
+        .cmd(&["git-credential", operation])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the helper");
+    let mut stdin = child.stdin.take().expect("stdin");
+    // An operation that reads nothing may have exited already: a broken pipe is fine then.
+    let _ = stdin.write_all(input.as_bytes());
+    drop(stdin);
+    let output = child.wait_with_output().expect("wait");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Whether git, git's `http-backend` and python3 are there (see [`require`]).
+fn require_git() -> bool {
+    let works = |program: &str, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let backend = Command::new("git")
+        .arg("--exec-path")
+        .output()
+        .ok()
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()).join("git-http-backend"))
+        .is_some_and(|p| p.is_file())
+        || Path::new("/usr/lib/git-core/git-http-backend").is_file();
+    require(works("git", &["--version"]), "git")
+        && require(backend, "git-http-backend (Debian package `git`)")
+        && require(works("python3", &["--version"]), "python3")
+}
+
+/// `tests/git-server/server.py` on loopback, serving the bare repositories of its own directory.
+struct GitServer {
+    _server: context_harness_test_support::TestServer,
+    url: String,
+    repos: tempfile::TempDir,
+    _logs: tempfile::TempDir,
+}
+
+impl GitServer {
+    fn start(auth: &AuthServer) -> Self {
+        let repos = tempfile::tempdir().expect("tempdir");
+        let introspection = format!("{}/token/introspection", auth.issuer);
+        let repos_arg = repos.path().display().to_string();
+        let logs = tempfile::tempdir().expect("tempdir");
+        let server = context_harness_test_support::TestServer::start_program(
+            Command::new("python3"),
+            "python3",
+            &repo_root().join("tests/git-server/server.py"),
+            &["--repos", &repos_arg, "--introspection", &introspection],
+            &[],
+            context_harness_test_support::ServerLog::File(logs.path().join("git-server.log")),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let url = server.ready_str("url").unwrap_or_else(|e| panic!("{e}"));
+        Self {
+            _server: server,
+            url,
+            repos,
+            _logs: logs,
+        }
+    }
+
+    /// `host:port` as git's credential `host` attribute has it.
+    fn host(&self) -> &str {
+        self.url.trim_start_matches("http://")
+    }
+
+    /// A new empty bare repository `OWNER/repo.git`; its URL (with `user@` when given).
+    fn repo(&self, owner: &str, user: Option<&str>) -> String {
+        let path = self.repos.path().join(owner).join("repo.git");
+        std::fs::create_dir_all(&path).expect("mkdir repo");
+        let init = Command::new("git")
+            .args(["init", "--bare", "--quiet", "-b", "main"])
+            .arg(&path)
+            .status()
+            .expect("git init");
+        assert!(init.success());
+        self.url_of(owner, user)
+    }
+
+    fn url_of(&self, owner: &str, user: Option<&str>) -> String {
+        let at = user.map(|u| format!("{u}@")).unwrap_or_default();
+        format!("http://{at}{}/{owner}/repo.git", self.host())
+    }
+
+    fn stats(&self) -> Value {
+        let (status, body) = http("GET", &format!("{}/_test/stats", self.url), &[], "");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).expect("stats json")
+    }
+}
+
+/// git with a private HOME and global config, never prompting, and this home's settings for the
+/// helper (its environment is cleared first: no browser, display or terminal is inherited).
+struct Git {
+    dir: tempfile::TempDir,
+    ch_home: PathBuf,
+}
+
+impl Git {
+    /// `config` is the global git configuration (`~/.gitconfig`).
+    fn new(home: &Home, config: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join(".gitconfig"), config).expect("gitconfig");
+        Self {
+            dir,
+            ch_home: home.path().to_owned(),
+        }
+    }
+
+    fn cmd(&self, cwd: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new("git");
+        cmd.current_dir(cwd)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("GIT_CONFIG_GLOBAL", self.dir.path().join(".gitconfig"))
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_AUTHOR_NAME", "Test")
+            .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
+            .env("GIT_COMMITTER_NAME", "Test")
+            .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
+            .env("LANG", "C")
+            .env("CONTEXT_HARNESS_HOME", &self.ch_home)
+            .env("CONTEXT_HARNESS_STORAGE", "file")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn run(&self, cwd: &Path, args: &[&str]) -> Run {
+        self.run_env(cwd, args, &[])
+    }
+
+    fn run_env(&self, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let output = self
+            .cmd(cwd, args)
+            .envs(env.iter().copied())
+            .output()
+            .expect("run git");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Clones `url` into a new directory under HOME named `name`.
+    fn clone(&self, url: &str, name: &str) -> Run {
+        self.run(self.dir.path(), &["clone", "--quiet", url, name])
+    }
+
+    /// Commits a new file in the clone `name` and pushes it.
+    fn commit_and_push(&self, name: &str, file: &str) -> Run {
+        let work = self.dir.path().join(name);
+        std::fs::write(work.join(file), file).expect("write file");
+        self.run(&work, &["add", file]).expect_code(0);
+        self.run(&work, &["commit", "--quiet", "-m", file])
+            .expect_code(0);
+        self.run(&work, &["push", "--quiet", "origin", "HEAD:main"])
+    }
+
+    /// `~/.git-credentials` (git's `store` helper's file), if it exists.
+    fn stored_credentials(&self) -> Option<String> {
+        std::fs::read_to_string(self.dir.path().join(".git-credentials")).ok()
+    }
+}
+
+/// The global git config: git's `store` helper first, then this helper for the server's URL (the
+/// absolute path form of `credential.<url>.helper`).
+fn store_then_helper(server: &GitServer) -> String {
+    format!(
+        "[credential]\n\thelper = store\n[credential \"{}\"]\n\thelper = {BIN} git-credential\n",
+        server.url
+    )
+}
+
+fn sign_in(home: &Home, account: Option<&str>) {
+    let mut args = vec!["mcp", "auth", "local", "--port", "0", "--timeout", "60"];
+    if let Some(account) = account {
+        args.extend(["--account", account]);
+    }
+    home.run_env(&args, &[("BROWSER", &browser_script("follow.mjs"))])
+        .expect_code(0);
+}
+
+fn control(auth: &AuthServer, body: &str) {
+    let (status, answer) = http(
+        "POST",
+        &format!("{}/test/control", auth.issuer),
+        &[("Content-Type", "application/json")],
+        body,
+    );
+    assert_eq!(status, 200, "{answer}");
+}
+
+fn stored_access_token(home: &Home, key: &str) -> String {
+    home.tokens(key)["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned()
+}
+
+fn start() -> Option<(AuthServer, GitServer)> {
+    if !require_server() || !require_git() {
+        return None;
+    }
+    let auth = AuthServer::start(&[("AS_AUTO_APPROVE", "1")]);
+    let git = GitServer::start(&auth);
+    Some((auth, git))
+}
+
+#[test]
+fn clone_push_and_recover_from_revoked_tokens() {
+    let Some((auth, server)) = start() else {
+        return;
+    };
+    let home = home_for_git(&auth.issuer, server.host(), None);
+    sign_in(&home, None);
+    let url = server.repo("test-user", None);
+    let git = Git::new(&home, &store_then_helper(&server));
+
+    git.clone(&url, "work").expect_code(0);
+    git.commit_and_push("work", "one.txt").expect_code(0);
+    let stats = server.stats();
+    assert!(stats["bearer"].as_u64() > Some(0), "{stats}");
+    assert_eq!(stats["basic"], 0, "{stats}");
+    assert!(stats["users"]["test-user"].as_u64() > Some(0), "{stats}");
+    let first = stored_access_token(&home, "local");
+    let refresh = home.tokens("local")["refresh_token"].clone();
+    assert!(refresh.is_string(), "a refresh token was issued");
+    // git's store helper ran before this one, and saw no password to keep.
+    assert!(
+        git.stored_credentials().is_none_or(|c| !c.contains(&first)),
+        "{:?}",
+        git.stored_credentials()
+    );
+
+    // The authorization server revokes the access token alone (its grant and refresh token stay).
+    let (status, body) = http(
+        "POST",
+        &format!("{}/test/revoke-access-token", auth.issuer),
+        &[("Content-Type", "application/json")],
+        &serde_json::json!({ "token": first }).to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(!auth.introspect(&first));
+    let before = auth.stats();
+
+    // git presents the stored token, gets 401, tells the helper `erase` and gives up (git does
+    // not retry a refused credential); the helper marks the token expired, keeping the refresh
+    // token.
+    let refused = git.commit_and_push("work", "two.txt");
+    refused.expect_code(128);
+    assert!(
+        refused.stderr.contains("Authentication failed"),
+        "{refused:#?}"
+    );
+    assert!(
+        refused.stderr.contains("refreshes it"),
+        "the helper says what happens next: {refused:#?}"
+    );
+    assert_eq!(stored_access_token(&home, "local"), first);
+    assert_eq!(home.tokens("local")["refresh_token"], refresh);
+
+    // The next git command gets a refreshed token: no sign-in, the push goes through.
+    git.run(
+        &git.dir.path().join("work"),
+        &["push", "--quiet", "origin", "HEAD:main"],
+    )
+    .expect_code(0);
+    let after = auth.stats();
+    assert_eq!(
+        after["refresh_requests"].as_u64(),
+        before["refresh_requests"].as_u64().map(|n| n + 1),
+        "{after}"
+    );
+    assert_eq!(
+        after["authorization_code_requests"],
+        before["authorization_code_requests"]
+    );
+    let second = stored_access_token(&home, "local");
+    assert_ne!(second, first);
+    assert!(auth.introspect(&second));
+
+    // Revoked at RFC 7009's endpoint, which at this server revokes the refresh token too: after
+    // the refused push, the next git command signs in again (the helper starts the sign-in as
+    // `mcp token` does; here the "browser" follows the auto-approved authorization).
+    let (status, body) = http(
+        "POST",
+        &format!("{}/token/revocation", auth.issuer),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &form_encode(&[
+            ("client_id", "ch-public"),
+            ("token", &second),
+            ("token_type_hint", "access_token"),
+        ]),
+    );
+    assert_eq!(status, 200, "{body}");
+    git.commit_and_push("work", "three.txt").expect_code(128);
+    let work = git.dir.path().join("work");
+    let signed_in = git.run_env(
+        &work,
+        &["push", "--quiet", "origin", "HEAD:main"],
+        &[("BROWSER", &browser_script("follow.mjs"))],
+    );
+    signed_in.expect_code(0);
+    assert_eq!(
+        auth.stats()["authorization_code_requests"].as_u64(),
+        after["authorization_code_requests"].as_u64().map(|n| n + 1)
+    );
+    let third = stored_access_token(&home, "local");
+    assert!(auth.introspect(&third));
+
+    // Everything pushed arrived; no token in git's store.
+    git.clone(&url, "check").expect_code(0);
+    for file in ["one.txt", "two.txt", "three.txt"] {
+        assert!(git.dir.path().join("check").join(file).is_file(), "{file}");
+    }
+    let stored = git.stored_credentials().unwrap_or_default();
+    for token in [&first, &second, &third] {
+        assert!(!stored.contains(token.as_str()), "{stored}");
+    }
+}
+
+#[test]
+fn the_username_in_the_url_chooses_the_account() {
+    let Some((auth, server)) = start() else {
+        return;
+    };
+    let home = home_for_git(&auth.issuer, server.host(), None);
+    sign_in(&home, None);
+    control(&auth, r#"{"login":"second-user"}"#);
+    sign_in(&home, Some("second-user"));
+    control(&auth, r#"{"login":"test-user"}"#);
+    assert_ne!(
+        stored_access_token(&home, "local"),
+        stored_access_token(&home, "local@second-user")
+    );
+    let mine = server.repo("test-user", None);
+    let theirs = server.repo("second-user", Some("second-user"));
+    let git = Git::new(&home, &store_then_helper(&server));
+
+    // `second-user@` in the URL: that account's token, accepted for that user's repository.
+    git.clone(&theirs, "theirs").expect_code(0);
+    git.commit_and_push("theirs", "a.txt").expect_code(0);
+    assert!(server.stats()["users"]["second-user"].as_u64() > Some(0));
+
+    // No user name: the default account (test-user), refused for second-user's repository (403:
+    // git does not call erase) and accepted for its own.
+    let wrong = git.clone(&server.url_of("second-user", None), "wrong");
+    wrong.expect_code(128);
+    assert!(server.stats()["wrong_owner"].as_u64() > Some(0));
+    git.clone(&mine, "mine").expect_code(0);
+    git.commit_and_push("mine", "b.txt").expect_code(0);
+    // Both accounts keep their tokens (a 403 is not a refusal of the token).
+    assert!(auth.introspect(&stored_access_token(&home, "local")));
+    assert!(auth.introspect(&stored_access_token(&home, "local@second-user")));
+    assert!(git.stored_credentials().is_none_or(|c| c.trim().is_empty()));
+}
+
+#[test]
+fn basic_auth_when_git_offers_no_authtype_capability() {
+    let Some((auth, server)) = start() else {
+        return;
+    };
+    let home = home_for_git(&auth.issuer, server.host(), None);
+    sign_in(&home, None);
+    let url = server.repo("test-user", None);
+    // A git without the `authtype` capability (before 2.46), played by a shell helper that drops
+    // git's `capability[]` lines: the token goes as the Basic password.
+    let config = format!(
+        "[credential \"{}\"]\n\thelper = \"!f() {{ grep -v '^capability' | {BIN} git-credential \\\"$@\\\"; }}; f\"\n",
+        server.url
+    );
+    let git = Git::new(&home, &config);
+    git.clone(&url, "work").expect_code(0);
+    git.commit_and_push("work", "basic.txt").expect_code(0);
+    let stats = server.stats();
+    assert!(stats["basic"].as_u64() > Some(0), "{stats}");
+    assert_eq!(stats["bearer"], 0, "{stats}");
+}
+
+/// A home with a valid token for `local`, which claims the git host `127.0.0.1:9`.
+fn offline_home() -> Home {
+    home_for_git(
+        "http://127.0.0.1:9",
+        "127.0.0.1:9",
+        Some(&bearer_tokens("at-git-1")),
+    )
+}
+
+#[test]
+fn answers_for_mapped_and_unmapped_hosts() {
+    let home = offline_home();
+    let expiry = home.tokens("local")["issued_at"]
+        .as_f64()
+        .expect("issued_at") as i64
+        + 3600;
+
+    // git 2.46+ announces authtype: Bearer, ephemeral (no storage helper keeps it).
+    let run = helper(
+        &home,
+        "get",
+        "capability[]=authtype\ncapability[]=state\nprotocol=http\nhost=127.0.0.1:9\nwwwauth[]=Bearer realm=\"git\"\n\n",
+    );
+    run.expect_code(0);
+    assert_eq!(
+        run.stdout,
+        format!(
+            "capability[]=authtype\nauthtype=Bearer\ncredential=at-git-1\nephemeral=1\npassword_expiry_utc={expiry}\n"
+        )
+    );
+    // Older git: Basic, with a user name GitLab wants for OAuth tokens.
+    let run = helper(
+        &home,
+        "get",
+        "protocol=http\nhost=127.0.0.1:9\npath=o/r.git\n",
+    );
+    run.expect_code(0);
+    assert_eq!(
+        run.stdout,
+        format!("username=oauth2\npassword=at-git-1\npassword_expiry_utc={expiry}\n")
+    );
+    // `oauth2` as the user name is the default account too.
+    let run = helper(
+        &home,
+        "get",
+        "protocol=http\nhost=127.0.0.1:9\nusername=oauth2\n\n",
+    );
+    assert_eq!(
+        run.stdout,
+        format!("password=at-git-1\npassword_expiry_utc={expiry}\n")
+    );
+
+    // Unmapped: nothing on stdout, exit 0 (git asks its next helper).
+    for input in [
+        "protocol=https\nhost=example.com\n\n",
+        "protocol=https\nhost=127.0.0.1:10\n\n",
+        "protocol=http\nhost=github.com\n\n",
+        "protocol=ssh\nhost=127.0.0.1:9\n\n",
+        "host=127.0.0.1:9\n\n",
+        "",
+    ] {
+        let run = helper(&home, "get", input);
+        run.expect_code(0);
+        assert_eq!(run.stdout, "", "{input:?}");
+    }
+
+    // An account that is not signed in: an error (exit 3), nothing for git, no sign-in started
+    // (no browser, stderr is not a terminal).
+    let run = helper(
+        &home,
+        "get",
+        "protocol=http\nhost=127.0.0.1:9\nusername=alice\n\n",
+    );
+    run.expect_code(3);
+    assert_eq!(run.stdout, "");
+
+    // Other operations: store does nothing; an unknown one is ignored; capability lists ours.
+    let before = std::fs::read(home.token_file("local")).expect("tokens");
+    let run = helper(
+        &home,
+        "store",
+        "protocol=http\nhost=127.0.0.1:9\nusername=oauth2\npassword=at-git-1\n\n",
+    );
+    assert_eq!((run.code, run.stdout.as_str()), (0, ""));
+    let run = helper(&home, "frobnicate", "");
+    assert_eq!((run.code, run.stdout.as_str()), (0, ""));
+    let run = helper(&home, "capability", "");
+    assert_eq!(run.stdout, "version 0\ncapability authtype\n");
+    assert_eq!(
+        std::fs::read(home.token_file("local")).expect("tokens"),
+        before
+    );
+}
+
+#[test]
+fn malformed_input_is_an_error_with_nothing_on_stdout() {
+    let home = offline_home();
+    for input in [
+        "protocol=http\nhost=127.0.0.1:9\nthis line has no equals sign hunter2\n\n",
+        "protocol=http\nhost=127.0.0.1:9\npassword=hunter2\0\n\n",
+        "url=127.0.0.1:9/no-scheme\n\n",
+        "protocol=http\nhost=127.0.0.1:9\nephemeral=maybe\n\n",
+    ] {
+        for operation in ["get", "store", "erase"] {
+            let run = helper(&home, operation, input);
+            run.expect_code(2);
+            assert_eq!(run.stdout, "", "{input:?}");
+            assert!(run.stderr.contains("malformed input"), "{run:#?}");
+            assert!(!run.stderr.contains("hunter2"), "{run:#?}");
+        }
+    }
+    // A line longer than git allows.
+    let long = format!(
+        "protocol=http\nhost=127.0.0.1:9\npath={}\n\n",
+        "a".repeat(70_000)
+    );
+    let run = helper(&home, "get", &long);
+    run.expect_code(2);
+    assert_eq!(run.stdout, "");
+}
+
+#[test]
+fn erase_marks_only_the_stored_token_expired_and_keeps_the_refresh_token() {
+    let home = offline_home();
+    let before = home.tokens("local");
+
+    // Another helper's password, or a token already replaced: nothing changes.
+    for input in [
+        "protocol=http\nhost=127.0.0.1:9\nusername=oauth2\npassword=someone-elses\n\n",
+        "capability[]=authtype\nauthtype=Bearer\ncredential=at-git-0\nprotocol=http\nhost=127.0.0.1:9\n\n",
+        "protocol=https\nhost=example.com\npassword=at-git-1\n\n",
+    ] {
+        let run = helper(&home, "erase", input);
+        assert_eq!((run.code, run.stdout.as_str()), (0, ""), "{run:#?}");
+        assert_eq!(home.tokens("local"), before);
+    }
+
+    // The stored token, refused: expired from now on, the refresh token and the rest kept.
+    let run = helper(
+        &home,
+        "erase",
+        "capability[]=authtype\nauthtype=Bearer\ncredential=at-git-1\nephemeral=1\nprotocol=http\nhost=127.0.0.1:9\n\n",
+    );
+    assert_eq!((run.code, run.stdout.as_str()), (0, ""), "{run:#?}");
+    let after = home.tokens("local");
+    assert_eq!(after["access_token"], "at-git-1");
+    assert_eq!(after["refresh_token"], before["refresh_token"]);
+    assert_eq!(after["issued_at"], before["issued_at"]);
+    let lived = after["expires_in"].as_u64().expect("expires_in");
+    assert!(lived < 3600, "{after}");
+    let status = home.run(&["mcp", "status", "local", "--json"]);
+    assert!(status.stdout.contains("\"token_expired\""), "{status:#?}");
+    // Basic's password works the same; a second erase changes nothing more.
+    let run = helper(
+        &home,
+        "erase",
+        "protocol=http\nhost=127.0.0.1:9\npassword=at-git-1\n\n",
+    );
+    assert_eq!((run.code, run.stdout.as_str()), (0, ""));
+    assert_eq!(
+        home.tokens("local")["refresh_token"],
+        before["refresh_token"]
+    );
+}
+
+/// git itself runs the helper: with the README's line (`credential.<url>.helper "context-harness
+/// git-credential"`, which git runs as `git credential-context-harness git-credential get`, so a
+/// `git-credential-context-harness` link to the binary must be on PATH), and as the first of two
+/// helpers, where an unmapped host falls through to the second.
+#[test]
+fn git_credential_fill_runs_the_helper() {
+    if !require_git() {
+        return;
+    }
+    let home = offline_home();
+    let bin_dir = tempfile::tempdir().expect("tempdir");
+    std::os::unix::fs::symlink(BIN, bin_dir.path().join("git-credential-context-harness"))
+        .expect("symlink");
+    let config = "[credential \"http://127.0.0.1:9\"]\n\thelper = context-harness git-credential\n\
+                  [credential]\n\thelper = \"!f() { echo username=next; echo password=next-helper; }; f\"\n";
+    let git = Git::new(&home, config);
+    let path = format!(
+        "{}:{}",
+        bin_dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let fill = |input: &str| {
+        let mut child = git
+            .cmd(git.dir.path(), &["credential", "fill"])
+            .env("PATH", &path)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("git credential fill");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write");
+        let out = child.wait_with_output().expect("wait");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let mapped = fill("capability[]=authtype\nprotocol=http\nhost=127.0.0.1:9\n\n");
+    assert!(mapped.contains("authtype=Bearer\n"), "{mapped}");
+    assert!(mapped.contains("credential=at-git-1\n"), "{mapped}");
+    assert!(!mapped.contains("next-helper"), "{mapped}");
+    let basic = fill("protocol=http\nhost=127.0.0.1:9\n\n");
+    assert!(basic.contains("password=at-git-1\n"), "{basic}");
+    let unmapped = fill("protocol=https\nhost=example.com\n\n");
+    assert!(unmapped.contains("password=next-helper\n"), "{unmapped}");
+    assert!(!unmapped.contains("at-git-1"), "{unmapped}");
+}
+
+#[test]
+fn two_providers_for_one_host_is_a_configuration_error() {
+    let home = offline_home();
+    let toml = home.path().join("providers.toml");
+    let mut text = std::fs::read_to_string(&toml).expect("providers.toml");
+    text.push_str("\n[providers.other]\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"x\"\ngit_hosts = [\"127.0.0.1:9\"]\n");
+    std::fs::write(&toml, text).expect("write");
+    let run = helper(&home, "get", "protocol=http\nhost=127.0.0.1:9\n\n");
+    run.expect_code(13);
+    assert_eq!(run.stdout, "");
+    assert!(run.stderr.contains("local and other"), "{run:#?}");
+}
