@@ -443,6 +443,123 @@ fn an_existing_home_is_the_default_account_and_keeps_it() {
     assert_eq!(s.status(), [row("dave@example.com", true, "authenticated")]);
 }
 
+/// The `sub` claim of a JWT access token (an MCP server's tokens are JWTs, which oidc-provider
+/// does not introspect).
+fn jwt_user(token: &str) -> String {
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let mut bits = 0u32;
+    let mut count = 0;
+    let mut bytes = Vec::new();
+    for c in payload.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => panic!("not base64url: {c}"),
+        };
+        bits = (bits << 6) | u32::from(v);
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            bytes.push(((bits >> count) & 0xff) as u8);
+        }
+    }
+    let claims: Value = serde_json::from_slice(&bytes).expect("JWT claims");
+    claims["sub"].as_str().expect("sub").to_owned()
+}
+
+/// Two `mcp proxy <url> --account …` bridges at once to an MCP server (the TypeScript SDK's,
+/// trusting the oidc-provider), each account with an expired token: each bridge refreshes its own
+/// account's (one refresh each) and is served; the refreshed tokens are still each user's.
+#[test]
+fn two_bridges_of_two_accounts_run_at_once() {
+    if !crate::proxy::require_mcp_servers() {
+        return;
+    }
+    let Some(s) = Setup::start() else { return };
+    let mcp = context_harness_test_support::McpServer::start(
+        &crate::util::repo_root(),
+        &[("MCP_ISSUER", s.server.issuer.as_str())],
+        context_harness_test_support::ServerLog::Inherit,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let url = mcp.url().to_owned();
+    let sign_in = |user: &str, extra: &[&str]| {
+        let mut args = vec!["mcp", "auth", &url, "--port", "0", "--timeout", "60"];
+        args.extend_from_slice(extra);
+        s.home.run_env(&args, &[("BROWSER", &s.browser(user))])
+    };
+    sign_in("alice", &[]).expect_code(0);
+    sign_in("bob", &["--account", "work"]).expect_code(0);
+    let prompts = s.sign_ins();
+    assert_eq!(prompts.len(), 2, "{prompts:?}");
+    assert!(!prompts[0].contains("login"), "{prompts:?}");
+    assert!(prompts[1].ends_with("login"), "{prompts:?}");
+    // The server's storage name is shared; each account has its own token file.
+    let files: Vec<PathBuf> = std::fs::read_dir(s.tokens_dir())
+        .expect("tokens dir")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let token_of = |file: &Path| {
+        let tokens: Value =
+            serde_json::from_str(&std::fs::read_to_string(file).expect("read")).expect("JSON");
+        tokens["access_token"].as_str().expect("token").to_owned()
+    };
+    let work = files
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with("@work.json"))
+        .expect("the work account's file")
+        .clone();
+    let default = files.iter().find(|p| **p != work).expect("default").clone();
+    assert_eq!(jwt_user(&token_of(&default)), "alice");
+    assert_eq!(jwt_user(&token_of(&work)), "bob");
+
+    backdate(&default);
+    backdate(&work);
+    let (status, body) = http("POST", &format!("{}/test/reset", s.server.issuer), &[], "");
+    assert_eq!(status, 200, "{body}");
+    let mut bridges: Vec<crate::proxy::Proxy> = [&[][..], &["--account", "work"][..]]
+        .iter()
+        .map(|extra| crate::proxy::Proxy::spawn(&s.home, &url, extra, &[]))
+        .collect();
+    // Both asked at once (both refresh then), then both answered.
+    let initialize = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                   "clientInfo": {"name": "accounts-test", "version": "1"}}});
+    for bridge in &mut bridges {
+        bridge.send(&initialize);
+    }
+    for (i, bridge) in bridges.iter_mut().enumerate() {
+        assert!(
+            bridge.recv()["result"]["serverInfo"].is_object(),
+            "bridge {i}"
+        );
+        bridge.send(&serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        let call = bridge.call(
+            2,
+            "tools/call",
+            serde_json::json!({"name": "echo", "arguments": {"text": format!("bridge {i}")}}),
+        );
+        assert_eq!(crate::proxy::text_of(&call), format!("bridge {i}"));
+    }
+    for bridge in bridges {
+        let (code, _, stderr) = bridge.finish();
+        assert_eq!(code, 0, "{stderr}");
+    }
+    assert_eq!(
+        s.server.stats()["refresh_requests"],
+        2,
+        "one refresh per account"
+    );
+    assert_eq!(jwt_user(&token_of(&default)), "alice");
+    assert_eq!(jwt_user(&token_of(&work)), "bob");
+}
+
 #[test]
 fn invalid_account_names_are_refused_with_exit_13() {
     let home = Home::new();
