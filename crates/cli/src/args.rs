@@ -433,10 +433,11 @@ pub(crate) struct ProxyArgs {
 }
 
 impl Cli {
-    /// The parse of the hot path, `context-harness mcp token NAME [--json]` with the global options from
-    /// the environment only, without building clap's command tree (that is ~30 % of the instructions of
-    /// a cached `mcp token`; see the Performance section of the README). `None` for anything else,
-    /// including an unusual environment value: clap then parses (and reports errors) as usual.
+    /// The parse of the hot path, `context-harness mcp token NAME [--account ACCOUNT] [--json]` with
+    /// the global options from the environment only, without building clap's command tree (that is
+    /// ~30 % of the instructions of a cached `mcp token`; see the Performance section of the README).
+    /// `None` for anything else, including an unusual environment value: clap then parses (and
+    /// reports errors) as usual.
     pub(crate) fn parse_token_fast_path() -> Option<Self> {
         let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
         Self::token_fast_path(
@@ -454,12 +455,21 @@ impl Cli {
         storage: Option<std::ffi::OsString>,
     ) -> Option<Self> {
         let args: Vec<&str> = args.iter().map(|a| a.to_str()).collect::<Option<_>>()?;
-        let (provider, json) = match args.as_slice() {
-            ["mcp", "token", provider] => (*provider, false),
-            ["mcp", "token", provider, "--json"] => (*provider, true),
+        let (provider, json, account) = match args.as_slice() {
+            ["mcp", "token", provider] => (*provider, false, None),
+            ["mcp", "token", provider, "--json"] => (*provider, true, None),
+            ["mcp", "token", provider, "--account", account] => (*provider, false, Some(*account)),
+            ["mcp", "token", provider, "--account", account, "--json"]
+            | ["mcp", "token", provider, "--json", "--account", account] => {
+                (*provider, true, Some(*account))
+            }
             _ => return None,
         };
         if provider.is_empty() || provider.starts_with('-') {
+            return None;
+        }
+        // A value that looks like an option is clap's to report.
+        if account.is_some_and(|a| a.starts_with('-')) {
             return None;
         }
         let home = match home {
@@ -481,7 +491,9 @@ impl Cli {
             storage,
             command: Command::Mcp(McpCommand::Token {
                 provider: provider.to_owned(),
-                account: AccountArg::default(),
+                account: AccountArg {
+                    account: account.map(str::to_owned),
+                },
                 json,
                 timeout: TOKEN_WAIT_SECS,
                 no_sign_in: false,
@@ -520,6 +532,37 @@ mod tests {
             (&["mcp", "token", "github"], None, None, true),
             (&["mcp", "token", "github", "--json"], None, None, true),
             (
+                &["mcp", "token", "github", "--account", "work"],
+                None,
+                None,
+                true,
+            ),
+            (
+                &[
+                    "mcp",
+                    "token",
+                    "github",
+                    "--account",
+                    "a@b.example",
+                    "--json",
+                ],
+                None,
+                None,
+                true,
+            ),
+            (
+                &["mcp", "token", "github", "--json", "--account", "Work"],
+                None,
+                None,
+                true,
+            ),
+            (
+                &["mcp", "token", "github", "--account", ""],
+                None,
+                None,
+                true,
+            ),
+            (
                 &["mcp", "token", "https://mcp.example/mcp"],
                 None,
                 None,
@@ -542,6 +585,19 @@ mod tests {
             (&["mcp", "token"], None, None, false),
             (&["-v", "mcp", "token", "github"], None, None, false),
             (&["mcp", "token", "github", "-q"], None, None, false),
+            (
+                &["mcp", "token", "github", "--account", "-x"],
+                None,
+                None,
+                false,
+            ),
+            (
+                &["mcp", "token", "github", "--account=work"],
+                None,
+                None,
+                false,
+            ),
+            (&["mcp", "token", "github", "--account"], None, None, false),
             (&["mcp", "status", "github"], None, None, false),
         ];
         for &(args, home, storage, fast) in cases {
