@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use context_harness_providers::{AccessToken, OAuthService, tls_trust_failure};
+use context_harness_providers::{AccessToken, OAuthService, tls_trust_failure, unresolved_host};
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use url::Url;
@@ -53,7 +53,9 @@ impl UpstreamError {
     pub(crate) fn from_reqwest(e: &reqwest::Error, host: &str) -> Self {
         // An untrusted certificate says so and names SSL_CERT_FILE / SSL_CERT_DIR, as the sign-in
         // traffic does; the message carries the hint too, since many clients show only the message.
-        if let Some(err) = tls_trust_failure(e, &format!("the MCP server at {host}")) {
+        let whom = format!("the MCP server at {host}");
+        // A host name that does not resolve says so too (not "cannot connect").
+        if let Some(err) = tls_trust_failure(e, &whom).or_else(|| unresolved_host(e, &whom)) {
             let hint = err.hint().map(str::to_owned);
             let message = match &hint {
                 Some(hint) => format!("{err}; {hint}"),
@@ -66,15 +68,16 @@ impl UpstreamError {
                 broke_off: false,
             };
         }
-        if e.is_timeout() {
-            Self::new(
-                "timeout",
-                format!("the MCP server at {host} did not answer in time"),
-            )
-        } else if e.is_connect() {
+        if e.is_connect() {
+            // Also a connect timeout: the server is unreachable, not slow to answer.
             Self::new(
                 "network_error",
                 format!("cannot connect to the MCP server at {host}"),
+            )
+        } else if e.is_timeout() {
+            Self::new(
+                "timeout",
+                format!("the MCP server at {host} did not answer in time"),
             )
         } else {
             Self::new(

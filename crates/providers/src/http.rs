@@ -46,7 +46,10 @@ use std::time::Duration;
 use url::Url;
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::ssrf::{NetworkClass, Refused, UrlPolicy, refused_error, resolve_classified};
+use crate::ssrf::{
+    HostOrigin, NetworkClass, Refused, UrlPolicy, refused_error, resolve_classified,
+    unresolved_error,
+};
 
 mod proxy;
 
@@ -153,7 +156,13 @@ impl reqwest::dns::Resolve for PolicyResolver {
         Box::pin(async move {
             let resolved = resolve_classified(&name).await;
             let ips: Vec<IpAddr> = if is_proxy {
-                resolved?.into_iter().map(|(ip, _)| ip).collect()
+                resolved
+                    .map_err(|_| -> Box<dyn std::error::Error + Send + Sync> {
+                        Box::new(Refused::Lookup { name: name.clone() })
+                    })?
+                    .into_iter()
+                    .map(|(ip, _)| ip)
+                    .collect()
             } else {
                 policy.judge(&name, resolved).map_err(
                     |refused| -> Box<dyn std::error::Error + Send + Sync> {
@@ -165,6 +174,31 @@ impl reqwest::dns::Resolve for PolicyResolver {
             };
             // Port 0: reqwest puts the URL's port in.
             let addrs: Vec<SocketAddr> = ips.into_iter().map(|ip| SocketAddr::new(ip, 0)).collect();
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The DNS resolver of the clients without a policy (user-configured URLs, and the program's own
+/// traffic such as the MCP bridge's): the system resolver, judging nothing, but a failed lookup is
+/// reported as [`Refused::Lookup`] so the error can say that the name does not resolve.
+struct UserResolver;
+
+impl reqwest::dns::Resolve for UserResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let name = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = match resolve_classified(&name).await {
+                // Port 0: reqwest puts the URL's port in.
+                Ok(addrs) => addrs
+                    .into_iter()
+                    .map(|(ip, _)| SocketAddr::new(ip, 0))
+                    .collect(),
+                Err(e) => {
+                    tracing::debug!(name = %crate::terminal_text(&name), error = %e, "lookup failed");
+                    return Err(Box::new(Refused::Lookup { name }) as _);
+                }
+            };
             Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
         })
     }
@@ -271,6 +305,8 @@ impl Http {
         reqwest::Client::builder()
             .no_proxy()
             .proxy(reqwest_proxy(&self.proxy))
+            // Replaced by a policy client's own resolver (see `client`).
+            .dns_resolver(UserResolver)
             .connect_timeout(self.settings.connect_timeout)
             // Never follow redirects: a token endpoint that redirects is misconfigured, and following
             // would re-send credentials to wherever it points.
@@ -351,7 +387,7 @@ impl Http {
         if let Some(proof) = dpop_proof {
             request = request.header("DPoP", proof);
         }
-        self.send(request, url, what, true).await
+        self.send(request, url, what, true, origin(policy)).await
     }
 
     /// Sends `request` under `policy` (`None` for a user-configured URL) and reads the answer.
@@ -392,16 +428,19 @@ impl Http {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(json);
         }
-        self.send(builder, url, what, request.read_body).await
+        self.send(builder, url, what, request.read_body, origin(policy))
+            .await
     }
 
-    /// Sends a prepared request and reads the whole answer (up to 1 MiB) when `read_body`.
+    /// Sends a prepared request and reads the whole answer (up to 1 MiB) when `read_body`;
+    /// `origin` says who chose `url`'s host (for the advice when it does not resolve).
     async fn send(
         &self,
         request: reqwest::RequestBuilder,
         url: &Url,
         what: &str,
         read_body: bool,
+        origin: HostOrigin,
     ) -> Result<RawResponse> {
         let host = url.host_str().unwrap_or("server").to_owned();
         // With "http answer" below, brackets the network time (`cargo xtask bench` subtracts it).
@@ -409,7 +448,7 @@ impl Http {
         let mut response = request
             .send()
             .await
-            .map_err(|e| self.transport_error(e, what, &host))?;
+            .map_err(|e| self.transport_error(e, what, &host, origin))?;
         let status = response.status().as_u16();
         let content_type = response
             .headers()
@@ -452,7 +491,7 @@ impl Http {
                     body.extend_from_slice(&chunk);
                 }
                 Ok(None) => break,
-                Err(e) => return Err(self.transport_error(e, what, &host)),
+                Err(e) => return Err(self.transport_error(e, what, &host, origin)),
             }
         }
         tracing::debug!(what, host = %host, status, bytes = body.len(), "http answer");
@@ -466,15 +505,35 @@ impl Http {
         })
     }
 
-    fn transport_error(&self, e: reqwest::Error, what: &str, host: &str) -> Error {
+    fn transport_error(
+        &self,
+        e: reqwest::Error,
+        what: &str,
+        host: &str,
+        origin: HostOrigin,
+    ) -> Error {
         let e = e.without_url();
-        if let Some(refused) = refusal_in(&e) {
-            return refused_error(refused, &format!("{what} at {host}"));
+        let whom = format!("{what} at {host}");
+        match refusal_in(&e) {
+            Some(Refused::Lookup { name }) => return unresolved_error(name, &whom, origin),
+            Some(refused) => return refused_error(refused, &whom),
+            None => {}
         }
-        if let Some(err) = tls_trust_failure(&e, &format!("{what} at {host}")) {
+        if let Some(err) = tls_trust_failure(&e, &whom) {
             return err.with_source(e);
         }
-        if e.is_timeout() {
+        if e.is_connect() && e.is_timeout() {
+            // No connection within the connect timeout: the host is unreachable (exit 11), not a
+            // slow server (`Timeout` is for an answer that does not come).
+            Error::new(
+                ErrorCode::NetworkError,
+                format!(
+                    "cannot connect to {whom}: no connection within {} s",
+                    self.settings.connect_timeout.as_secs_f32()
+                ),
+            )
+            .with_source(e)
+        } else if e.is_timeout() {
             Error::new(
                 ErrorCode::Timeout,
                 format!(
@@ -557,6 +616,29 @@ fn certificate_problem(why: &rustls::CertificateError) -> &'static str {
     }
 }
 
+/// Who chose the host of a request made under `policy`: `None` is a user-configured URL.
+fn origin(policy: Option<UrlPolicy>) -> HostOrigin {
+    if policy.is_some() {
+        HostOrigin::Server
+    } else {
+        HostOrigin::User
+    }
+}
+
+/// The error for a request that failed because a host name did not resolve (the
+/// [`http_client_builder`](crate::OAuthService::http_client_builder) clients report that in their
+/// errors' source chain), found anywhere in `e`'s source chain; `None` for any other failure.
+///
+/// [`ErrorCode::NetworkError`] (exit 11 in the command-line program), saying "cannot reach `whom`:
+/// the host name … does not resolve" (the name through the terminal sanitiser) with a hint to check
+/// its spelling, the network and DNS: the clients of that builder reach URLs the user gave.
+pub fn unresolved_host(e: &(dyn std::error::Error + 'static), whom: &str) -> Option<Error> {
+    match refusal_in(e)? {
+        Refused::Lookup { name } => Some(unresolved_error(name, whom, HostOrigin::User)),
+        _ => None,
+    }
+}
+
 /// The policy refusal somewhere in `e`'s source chain, if the resolver refused the host.
 pub(crate) fn refusal_in<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a Refused> {
     let mut source: Option<&'a (dyn std::error::Error + 'static)> = Some(e);
@@ -579,32 +661,13 @@ impl crate::OAuthService {
     /// [`HttpSettings::connect_timeout`], no redirects and the context-harness user agent.
     ///
     /// It sets no overall request timeout (the caller may stream answers) and no SSRF policy.
-    /// Report a transport failure with [`tls_trust_failure`](crate::tls_trust_failure) first, so an
-    /// untrusted certificate is named as such.
+    /// Report a transport failure with [`tls_trust_failure`](crate::tls_trust_failure) and
+    /// [`unresolved_host`](crate::unresolved_host) first, so an untrusted certificate and a host
+    /// name that does not resolve are named as such.
     pub fn http_client_builder(&self) -> reqwest::ClientBuilder {
         self.http().builder()
     }
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-
-    #[test]
-    fn certificate_errors_are_found_through_io_errors() {
-        let rustls_err = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
-        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, rustls_err);
-        let err = tls_trust_failure(&io, "the token endpoint at x").unwrap();
-        assert_eq!(err.code(), ErrorCode::NetworkError);
-        assert!(err.to_string().contains("not trusted"), "{err}");
-        assert!(
-            err.to_string().contains("unknown certificate authority"),
-            "{err}"
-        );
-        assert!(err.hint().unwrap().contains("SSL_CERT_FILE"));
-        let other = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
-        assert!(tls_trust_failure(&other, "x").is_none());
-    }
-}
+mod tests;

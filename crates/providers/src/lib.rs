@@ -91,7 +91,7 @@ pub use browser::{
 pub use dpop::{DPOP_ALG, DpopKey, USE_DPOP_NONCE, access_token_hash, is_dpop_bound, nonce_demand};
 pub use env::{Environment, HOME_ENV, MAX_SECRET_FILE_BYTES, env_prefix, read_secret_file};
 pub use error::{Error, ErrorCode, NextStep, Result};
-pub use http::{HttpSettings, tls_trust_failure};
+pub use http::{HttpSettings, tls_trust_failure, unresolved_host};
 pub use provider::{
     ClientSecret, DEFAULT_PORTS, OAuthConfig, OAuthProvider, RESERVED_AUTH_PARAMS, RedirectHost,
     RevocationStyle, TokenAuthMethod,

@@ -95,8 +95,9 @@ impl ProviderSource {
 pub struct ProviderRegistry {
     entries: BTreeMap<String, (OAuthProvider, ProviderSource)>,
     file: Option<PathBuf>,
-    /// How hints name the home when no `providers.toml` was loaded (`$CONTEXT_HARNESS_HOME`).
-    home_label: Option<String>,
+    /// The `providers.toml` of the home this registry was loaded for, read or not: hints name it
+    /// (the real path, never a variable that may not be set).
+    home_file: Option<PathBuf>,
 }
 
 impl Default for ProviderRegistry {
@@ -114,7 +115,7 @@ impl ProviderRegistry {
                 .map(|p| (p.name.clone(), (p, ProviderSource::Builtin)))
                 .collect(),
             file: None,
-            home_label: None,
+            home_file: None,
         }
     }
 
@@ -132,7 +133,7 @@ impl ProviderRegistry {
         Self {
             entries: BTreeMap::new(),
             file: None,
-            home_label: None,
+            home_file: None,
         }
     }
 
@@ -150,12 +151,6 @@ impl ProviderRegistry {
         Ok(registry)
     }
 
-    /// Names the home as `label` (e.g. `$MY_TOOL_HOME`) in hints when no `providers.toml` was read.
-    pub(crate) fn with_home_label(mut self, label: String) -> Self {
-        self.home_label = Some(label);
-        self
-    }
-
     /// The built-ins plus `home/providers.toml` when that file exists.
     ///
     /// # Errors
@@ -169,7 +164,10 @@ impl ProviderRegistry {
         let bytes =
             context_harness_storage::read_trusted(&path).map_err(crate::error::storage_error)?;
         let Some(bytes) = bytes else {
-            return Ok(Self::builtin());
+            return Ok(Self {
+                home_file: Some(path),
+                ..Self::builtin()
+            });
         };
         // UTF-8 with or without a BOM, or UTF-16 with one (files saved by other platforms' tools).
         let text = context_harness_storage::decode_text(&bytes).map_err(|e| {
@@ -181,6 +179,7 @@ impl ProviderRegistry {
             .with_source(e)
         })?;
         let mut registry = Self::from_toml_str(&text, &path.display().to_string())?;
+        registry.home_file = Some(path.clone());
         registry.file = Some(path);
         Ok(registry)
     }
@@ -279,14 +278,8 @@ impl ProviderRegistry {
             .with_hint(format!(
                 "use one of {}, or add [providers.{name}] to {}",
                 known.join(", "),
-                self.file.as_deref().map_or_else(
-                    || {
-                        let home = self
-                            .home_label
-                            .as_deref()
-                            .unwrap_or("$CONTEXT_HARNESS_HOME");
-                        format!("{home}/{PROVIDERS_FILE}")
-                    },
+                self.home_file.as_deref().map_or_else(
+                    || format!("{PROVIDERS_FILE} in the home directory"),
                     |p| p.display().to_string()
                 )
             ))

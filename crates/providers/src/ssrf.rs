@@ -111,23 +111,42 @@ fn classify_host(host: &url::Host<&str>) -> Option<NetworkClass> {
 /// Forbidden addresses (link-local, …) are ignored here; a failed lookup gives `Public` (the most
 /// restrictive trust; the request itself then fails in the resolver).
 pub(crate) async fn class_of_url(url: &Url) -> NetworkClass {
+    start_class(url).await.unwrap_or(NetworkClass::Public)
+}
+
+/// [`class_of_url`] for a URL the user gave that is contacted right away (an MCP server URL, a
+/// configured issuer, `--idp-issuer`): a host name that does not resolve is reported now, as the
+/// user's host (`whom` names the server in the message), instead of failing later in a resolver
+/// that cannot tell whose host it is.
+///
+/// # Errors
+///
+/// [`ErrorCode::NetworkError`] naming the host when its name does not resolve.
+pub(crate) async fn class_of_user_url(url: &Url, whom: &str) -> Result<NetworkClass> {
+    start_class(url)
+        .await
+        .map_err(|name| unresolved_error(&name, whom, HostOrigin::User))
+}
+
+/// The class of `url`'s host (see [`class_of_url`]), or the name that did not resolve.
+async fn start_class(url: &Url) -> std::result::Result<NetworkClass, String> {
     let Some(host) = url.host() else {
-        return NetworkClass::Public;
+        return Ok(NetworkClass::Public);
     };
     if let Some(class) = classify_host(&host) {
-        return class;
+        return Ok(class);
     }
     let Some(name) = url.host_str() else {
-        return NetworkClass::Public;
+        return Ok(NetworkClass::Public);
     };
     match resolve_classified(name).await {
-        Ok(addrs) => addrs
+        Ok(addrs) => Ok(addrs
             .into_iter()
             .map(|(_, class)| class)
             .filter(|c| *c != NetworkClass::Forbidden)
             .min()
-            .unwrap_or(NetworkClass::Public),
-        Err(_) => NetworkClass::Public,
+            .unwrap_or(NetworkClass::Public)),
+        Err(_) => Err(name.to_owned()),
     }
 }
 
@@ -240,7 +259,8 @@ pub(crate) async fn resolve_classified(name: &str) -> std::io::Result<Vec<(IpAdd
 /// connection error so the request's error can say why; it names the host and the address only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Refused {
-    /// The lookup failed or gave no address.
+    /// The lookup failed or gave no address (also raised by the resolver of the client for
+    /// user-configured URLs, which judges nothing else).
     Lookup { name: String },
     /// The name itself is of a class outside the policy (`localhost`, `metadata.google.internal`).
     Name {
@@ -260,11 +280,7 @@ pub(crate) enum Refused {
 impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Lookup { name } => write!(
-                f,
-                "cannot resolve {}; a server-supplied host must resolve before it is contacted",
-                printable(name)
-            ),
+            Self::Lookup { name } => write!(f, "{} does not resolve", printable(name)),
             Self::Name { name, class, trust } => write!(
                 f,
                 "{} names {} host, which a {} server may not lead to",
@@ -440,7 +456,8 @@ impl UrlPolicy {
     ///
     /// # Errors
     ///
-    /// [`ErrorCode::AuthFailed`].
+    /// [`ErrorCode::AuthFailed`] for a refused host; [`ErrorCode::NetworkError`] when the name
+    /// does not resolve.
     pub async fn check_resolved(self, url: &Url, what: &str) -> Result<()> {
         let Some(host) = url.host() else {
             return Ok(());
@@ -495,17 +512,51 @@ fn ssrf_hint(policy: UrlPolicy) -> String {
     )
 }
 
-/// The error for a host refused at resolution time (`what` names the endpoint).
+/// The error for a host refused at resolution time (`what` names the endpoint), learnt from a
+/// server: a name that does not resolve is [`unresolved_error`] (exit 11 like any unreachable
+/// host), an address outside the policy is [`ErrorCode::AuthFailed`].
 pub(crate) fn refused_error(refused: &Refused, what: &str) -> Error {
-    let hint = match refused {
-        Refused::Lookup { .. } => {
-            "check the host name in the server's metadata, your DNS, or retry later".to_owned()
-        }
+    match refused {
+        Refused::Lookup { name } => unresolved_error(name, what, HostOrigin::Server),
         Refused::Name { trust, .. } | Refused::Address { trust, .. } => {
-            ssrf_hint(UrlPolicy::new(*trust))
+            Error::new(ErrorCode::AuthFailed, format!("refusing {what}: {refused}"))
+                .with_hint(ssrf_hint(UrlPolicy::new(*trust)))
+        }
+    }
+}
+
+/// Who chose a host, which decides the advice when its name does not resolve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HostOrigin {
+    /// The user: a server URL on the command line, a `providers.toml` endpoint or issuer, a
+    /// built-in provider's endpoint, a configured proxy.
+    User,
+    /// A server: metadata endpoints, a registration answer's `registration_client_uri`, the
+    /// endpoints of a stored MCP server record (learnt by discovery).
+    Server,
+}
+
+/// The error for a host name `name` that does not resolve, on the way to `whom` (e.g. "the MCP
+/// server at mcp.example.com"): [`ErrorCode::NetworkError`] (exit 11: the server cannot be reached,
+/// whoever named it), with advice that fits `origin`. The name goes through the terminal sanitiser.
+pub(crate) fn unresolved_error(name: &str, whom: &str, origin: HostOrigin) -> Error {
+    let hint = match origin {
+        HostOrigin::User => {
+            "check the spelling of the host name, your network connection and DNS (or VPN), then retry"
+        }
+        HostOrigin::Server => {
+            "check your network connection and DNS (or VPN), then retry; the server's metadata \
+             named this host, so if it keeps failing the server may be misconfigured or gone"
         }
     };
-    Error::new(ErrorCode::AuthFailed, format!("refusing {what}: {refused}")).with_hint(hint)
+    Error::new(
+        ErrorCode::NetworkError,
+        format!(
+            "cannot reach {whom}: the host name {} does not resolve",
+            printable(name)
+        ),
+    )
+    .with_hint(hint)
 }
 
 #[cfg(test)]
@@ -646,6 +697,58 @@ mod tests {
         assert_eq!(class("http://127.0.0.1:9/mcp").await, Some(Loopback));
         assert_eq!(class("https://10.1.2.3/mcp").await, Some(Private));
         assert!(register_test_host("real.example", &[(lo, Public)]).is_err());
+        // A URL the user gave whose name does not resolve: reported as theirs (exit 11), naming it.
+        let gone = Url::parse("https://gone-start.test/mcp").ok();
+        let err = match gone {
+            Some(url) => class_of_user_url(&url, "the MCP server at gone-start.test").await,
+            None => Ok(Public),
+        };
+        let err = err.err();
+        assert_eq!(err.as_ref().map(Error::code), Some(ErrorCode::NetworkError));
+        let text = err.as_ref().map(Error::to_string).unwrap_or_default();
+        assert!(
+            text.contains("the MCP server at gone-start.test")
+                && text.contains("gone-start.test does not resolve"),
+            "{text}"
+        );
+        let hint = err.as_ref().and_then(Error::hint).unwrap_or_default();
+        assert!(hint.contains("spelling"), "{hint}");
+        let loopback = Url::parse("https://loop-start.test/mcp").ok();
+        if let Some(url) = loopback {
+            assert_eq!(class_of_user_url(&url, "x").await.ok(), Some(Loopback));
+        }
+    }
+
+    /// A server-supplied name that does not resolve is an unreachable host (exit 11) like the
+    /// user's, with advice naming the server's metadata; the name goes through the terminal
+    /// sanitiser. An address outside the policy stays a refusal (`AuthFailed`).
+    #[test]
+    fn a_name_that_does_not_resolve_is_unreachable_whoever_named_it() {
+        let refused = Refused::Lookup {
+            name: "as\u{1b}]0;x\u{7}.example".to_owned(),
+        };
+        let err = refused_error(&refused, "token_endpoint at as.example");
+        assert_eq!(err.code(), ErrorCode::NetworkError);
+        let text = err.to_string();
+        assert!(
+            text.contains("does not resolve") && !text.contains('\u{1b}'),
+            "{text}"
+        );
+        assert!(!text.contains("server-supplied host must"), "{text}");
+        assert!(
+            err.hint().unwrap_or_default().contains("metadata"),
+            "{err:?}"
+        );
+        let user = unresolved_error("as.example", "the token endpoint", HostOrigin::User);
+        assert_eq!(user.code(), ErrorCode::NetworkError);
+        assert!(user.hint().unwrap_or_default().contains("spelling"));
+        let address = Refused::Address {
+            name: "in.example".to_owned(),
+            ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            class: NetworkClass::Loopback,
+            trust: NetworkClass::Public,
+        };
+        assert_eq!(refused_error(&address, "x").code(), ErrorCode::AuthFailed);
     }
 
     #[test]

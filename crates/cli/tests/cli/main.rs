@@ -21,6 +21,7 @@ mod conformance;
 mod dpop;
 mod dpop_oidc;
 mod exec;
+mod first_run;
 mod flows;
 mod forged;
 mod git_credential;

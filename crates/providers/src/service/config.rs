@@ -86,7 +86,19 @@ impl OAuthService {
             .flatten()
         };
         let url = check_endpoint(&issuer, &format!("providers.{}.issuer", template.name))?;
-        let policy = UrlPolicy::new(crate::ssrf::class_of_url(&url).await);
+        // The configured issuer is the user's host: when it is about to be asked for its metadata,
+        // a name that does not resolve is reported as theirs (with cached metadata it is not
+        // contacted, so a failed lookup only tightens the policy, as before).
+        let policy = UrlPolicy::new(if cached.is_some() {
+            crate::ssrf::class_of_url(&url).await
+        } else {
+            let whom = format!(
+                "the issuer of {} at {}",
+                template.name,
+                url.host_str().unwrap_or("server")
+            );
+            crate::ssrf::class_of_user_url(&url, &whom).await?
+        });
         let metadata = match cached {
             Some(m) => m,
             None => {

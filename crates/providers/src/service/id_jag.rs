@@ -183,7 +183,11 @@ impl OAuthService {
     /// must match), its token endpoint, this client's id there and its IdP client secret.
     async fn idp_config(&self, issuer: &str, client_id: &str) -> Result<OAuthConfig> {
         let url = check_endpoint(issuer, "--idp-issuer")?;
-        let policy = UrlPolicy::new(crate::ssrf::class_of_url(&url).await);
+        let whom = format!(
+            "the identity provider at {}",
+            url.host_str().unwrap_or("server")
+        );
+        let policy = UrlPolicy::new(crate::ssrf::class_of_user_url(&url, &whom).await?);
         let metadata = Discoverer {
             http: &self.http,
             policy,

@@ -342,7 +342,10 @@ impl OAuthService {
     async fn discover_server(&self, target: &ProviderRef) -> Result<McpServerInfo> {
         let server_url = target.as_str();
         let url = check_endpoint(server_url, "server URL")?;
-        let policy = UrlPolicy::new(crate::ssrf::class_of_url(&url).await);
+        // The user's own host: a name that does not resolve is said to be theirs, before the
+        // discovery requests (whose resolver cannot tell the user's host from a server's).
+        let whom = format!("the MCP server at {}", url.host_str().unwrap_or("server"));
+        let policy = UrlPolicy::new(crate::ssrf::class_of_user_url(&url, &whom).await?);
         Discoverer {
             http: &self.http,
             policy,

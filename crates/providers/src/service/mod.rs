@@ -377,7 +377,6 @@ impl OAuthService {
         } else {
             ProviderRegistry::load_without_builtins(&self.home)?
         };
-        let loaded = loaded.with_home_label(format!("${}", self.app.home_env()));
         Ok(self.registry.get_or_init(|| loaded))
     }
 
