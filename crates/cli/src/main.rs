@@ -6,7 +6,9 @@
 //! README for every command, the `--json` schemas and the exit codes ([`exit`]).
 //!
 //! Output discipline: data (tokens, status, provider lists, completion scripts) goes to stdout;
-//! messages, prompts, warnings and errors go to stderr. Only `mcp token` and `mcp headers` ever print a secret.
+//! messages, prompts, warnings and errors go to stderr. Only `mcp token`, `mcp headers` and
+//! `git-credential get` (to git) ever print a secret; `exec` hands one to the command it runs, in one
+//! environment variable.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
