@@ -85,6 +85,16 @@ pub(super) fn with_prompt(config: &OAuthConfig, prompt: Option<&str>) -> OAuthCo
     config
 }
 
+/// The storage key of `name` for the account of storage key `key` (`name` itself for the default
+/// account): what another name (an identity provider's) keeps for the same account.
+pub(super) fn same_account(name: &ProviderName, key: &ProviderName) -> ProviderName {
+    let account = key
+        .account_part()
+        .and_then(|a| AccountName::new(a).ok())
+        .unwrap_or_default();
+    name.with_account(&account)
+}
+
 /// The default account each provider resolved to in one service (see [`OAuthService::target`]).
 pub(super) type Resolved = Mutex<HashMap<ProviderName, AccountName>>;
 
@@ -378,6 +388,19 @@ mod tests {
         // oidc-provider lists no prompt values, but is an OpenID Provider.
         let op = metadata(r#"{"issuer": "https://as.example", "scopes_supported": ["openid"]}"#);
         assert_eq!(identity_prompt(&plain, Some(&op)), Some("login"));
+    }
+
+    #[test]
+    fn another_name_keeps_the_same_account() -> std::result::Result<(), storage::Error> {
+        let idp = ProviderName::for_server("https://idp.example")?;
+        let server = ProviderName::for_server("https://mcp.example/mcp")?;
+        let work = server.with_account(&AccountName::new("work")?);
+        assert_eq!(
+            same_account(&idp, &work),
+            idp.with_account(&AccountName::new("work")?)
+        );
+        assert_eq!(same_account(&idp, &server), idp);
+        Ok(())
     }
 
     #[test]

@@ -337,7 +337,7 @@ impl OAuthService {
         )?;
         // `id_jag`: what identifies the request is the user's ID token; the ID-JAG is new each time.
         let id_token = match kind {
-            GrantType::IdJag => Some(self.idp_id_token(grant, options).await?),
+            GrantType::IdJag => Some(self.idp_id_token(grant, options, name).await?),
             _ => None,
         };
         let assertion = match (&grant.assertion_file, kind) {

@@ -66,10 +66,11 @@ impl OAuthService {
         &self,
         grant: &GrantRecord,
         options: Option<&super::AuthenticateOptions>,
+        key: &context_harness_storage::ProviderName,
     ) -> Result<SecretString> {
         match &grant.id_token_file {
             Some(file) => super::grant_flow::read_jwt_file(file, "ID token file"),
-            None => self.idp_signed_in_id_token(grant, options).await,
+            None => self.idp_signed_in_id_token(grant, options, key).await,
         }
     }
 

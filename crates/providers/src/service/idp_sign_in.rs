@@ -45,19 +45,31 @@ impl OAuthService {
     /// [`ErrorCode::Timeout`], [`ErrorCode::AuthFailed`], …); [`ErrorCode::AuthFailed`] when the
     /// IdP's answer carries no usable ID token (the client may not be allowed `openid`); network
     /// errors of the refresh; [`ErrorCode::Storage`].
+    ///
+    /// `key` is the storage key of the tokens the ID token is for: each account keeps its own IdP
+    /// sign-in (under the IdP name with that account), and an account other than the default one
+    /// signs in at the IdP with `prompt=login` added, so the IdP's session of another user is not
+    /// taken for this account's (OpenID Connect Core §3.1.2.1).
     pub(super) async fn idp_signed_in_id_token(
         &self,
         grant: &GrantRecord,
         options: Option<&AuthenticateOptions>,
+        key: &ProviderName,
     ) -> Result<SecretString> {
         let (issuer, client_id) = idp_of(grant)?;
-        let name = ProviderName::for_server(issuer).map_err(storage_error)?;
+        let name = super::accounts::same_account(
+            &ProviderName::for_server(issuer).map_err(storage_error)?,
+            key,
+        );
         let stored = self.load(&name).await?;
         if let Some(token) = stored.as_ref().and_then(usable_id_token) {
             tracing::debug!("using the stored ID token from the identity provider");
             return Ok(token);
         }
-        let config = self.idp_sign_in_config(issuer, client_id).await?;
+        let mut config = self.idp_sign_in_config(issuer, client_id).await?;
+        if name.account_part().is_some() {
+            config = super::accounts::with_prompt(&config, Some("login"));
+        }
         if stored.is_some_and(|t| t.refresh_token.is_some()) {
             match self.refresh_idp(&name, &config).await {
                 Ok(tokens) => {
