@@ -13,8 +13,8 @@
 //! of a foreign or of the stored token, an unknown operation, and the README's
 //! `credential.<url>.helper "context-harness git-credential"` line run by git itself.
 //!
-//! git, its `git-http-backend` (Debian's `git` package) and python3 are required: missing, the
-//! end-to-end tests fail under `CI=true` and are skipped with a note elsewhere.
+//! git 2.46 or later (the `authtype` capability), its `git-http-backend` and python3 are required:
+//! missing, the tests that use them fail under `CI=true` and are skipped with a note elsewhere.
 
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
@@ -98,7 +98,15 @@ fn require_git() -> bool {
         .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()).join("git-http-backend"))
         .is_some_and(|p| p.is_file())
         || Path::new("/usr/lib/git-core/git-http-backend").is_file();
+    // git 2.46 added the `authtype` capability (Bearer credentials); `git credential capability`
+    // lists it.
+    let authtype = Command::new("git")
+        .args(["credential", "capability"])
+        .stdin(Stdio::null())
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("capability authtype"));
     require(works("git", &["--version"]), "git")
+        && require(authtype, "git 2.46 or later (the authtype capability)")
         && require(backend, "git-http-backend (Debian package `git`)")
         && require(works("python3", &["--version"]), "python3")
 }
