@@ -338,7 +338,10 @@ pub(crate) fn implicit_sign_in(
 }
 
 pub(crate) fn run(ctx: &Context, args: AuthArgs) -> anyhow::Result<u8> {
-    tracing::info!(provider = %args.provider, "starting the sign-in");
+    tracing::info!(
+        provider = %context_harness_providers::protocol::without_user_info(&args.provider),
+        "starting the sign-in"
+    );
     let service = ctx.service()?;
     // `--account NAME --default` for an account signed in already: only the default changes.
     if crate::accounts::switch_default_only(ctx, &service, &args)? {

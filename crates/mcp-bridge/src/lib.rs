@@ -126,15 +126,25 @@ impl BridgeConfig {
     /// [`Error::Config`] when `server` is not an http(s) URL.
     pub fn new(server: &str) -> Result<Self, Error> {
         let server = server.trim();
+        // Shown without its user info: a password typed into the URL is never repeated.
+        let shown = context_harness_providers::terminal_text(
+            &context_harness_providers::protocol::without_user_info(server),
+        );
         let url = Url::parse(server)
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https"))
             .ok_or_else(|| {
                 Error::config(
-                    format!("`{server}` is not an http(s) MCP server URL"),
+                    format!("`{shown}` is not an http(s) MCP server URL"),
                     "give the server's URL, e.g. https://mcp.example.com/mcp",
                 )
             })?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(Error::config(
+                format!("`{shown}` has user info (`user:password@`): not a usable MCP server URL"),
+                "give the server's URL without user info; credentials go through the sign-in, or --header-file / --header-env",
+            ));
+        }
         Ok(Self {
             server: server.to_owned(),
             url,

@@ -92,7 +92,7 @@ pub use registration::{
     ClientRegistration, MAX_CLIENT_METADATA_URL_LEN, check_client_metadata_url,
     client_metadata_document, parse_registration_response, registration_request,
 };
-pub use server_url::{ServerUrl, ServerUrlError, canonical_url};
+pub use server_url::{ServerUrl, ServerUrlError, canonical_url, without_user_info};
 pub use token_error::TokenError;
 pub use token_exchange::{
     ID_JAG_TOKEN_TYPE, ID_TOKEN_TYPE, IdJagRequest, TOKEN_EXCHANGE_GRANT, check_issued_token_type,

@@ -168,6 +168,34 @@ pub fn canonical_url(url: &str) -> Result<String, ServerUrlError> {
     Ok(ServerUrl::parse(url)?.canonical())
 }
 
+/// `text` with the user info of a URL (`user:password@` before the host) replaced by `***@`, for
+/// messages and logs: a password typed into a server URL never reaches a terminal, a log or an
+/// error (server URLs with user info are refused, and the refusal must not repeat it). Text that
+/// is not a URL, or has no user info, is returned as it is.
+///
+/// The user info is everything between `://` and the last `@` before the first `/`, `?` or `#` of
+/// the authority, so a `\`, a second `@` or anything a parser reads differently stays hidden too.
+///
+/// ```
+/// use context_harness_protocol::without_user_info;
+///
+/// assert_eq!(without_user_info("https://u:s3cret@mcp.example/mcp"), "https://***@mcp.example/mcp");
+/// assert_eq!(without_user_info("https://a@b@mcp.example"), "https://***@mcp.example");
+/// assert_eq!(without_user_info("https://mcp.example/a@b"), "https://mcp.example/a@b");
+/// assert_eq!(without_user_info("github"), "github");
+/// ```
+pub fn without_user_info(text: &str) -> std::borrow::Cow<'_, str> {
+    let Some(start) = text.find("://").map(|i| i + 3) else {
+        return text.into();
+    };
+    let rest = &text[start..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &text[..start], &rest[at..]).into(),
+        None => text.into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -151,6 +151,8 @@ impl Error {
 
     /// Adds the provider name and, if none is set yet, the default next step for this code.
     pub(crate) fn for_provider(mut self, provider: &str) -> Self {
+        // A URL's user info (a password typed into it) never travels with an error.
+        let provider = &*context_harness_protocol::without_user_info(provider);
         if self.0.provider.is_none() {
             self.0.provider = Some(provider.to_owned());
         }

@@ -217,7 +217,7 @@ fn unusable_url(provider: &str, e: context_harness_storage::Error) -> Error {
         ErrorCode::ConfigInvalid,
         format!(
             "`{}` is not a usable server URL",
-            crate::terminal_text(provider)
+            crate::terminal_text(&context_harness_protocol::without_user_info(provider))
         ),
     )
     .with_source(e)

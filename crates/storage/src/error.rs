@@ -184,7 +184,9 @@ impl Error {
     }
 
     pub(crate) fn invalid_name(name: &str, reason: &'static str) -> Self {
-        // Keep messages short and printable even for hostile input.
+        // Keep messages short and printable even for hostile input, and never repeat a password
+        // typed into a URL.
+        let name = context_harness_protocol::without_user_info(name);
         let mut shown: String = name.chars().take(80).collect();
         if shown.len() < name.len() {
             shown.push('…');

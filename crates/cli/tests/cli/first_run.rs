@@ -231,3 +231,37 @@ fn hints_name_the_real_home_directory() {
     let hint = hint_of(&home.run(&["--home", &other_arg, "mcp", "auth", "nosuch"]));
     assert!(hint.ends_with(&format!("to {}", path(&other))), "{hint}");
 }
+
+/// A password typed into a server URL (`https://user:password@host/…`, refused: server URLs carry
+/// no user info) is never repeated: not in the error, not in the logs at TRACE, for every command
+/// that takes a server URL; each exits 13 (`config_invalid`).
+#[test]
+fn a_password_in_a_server_url_is_never_repeated() {
+    let home = Home::new();
+    for url in [
+        "https://alice:s3cr3t-pw@mcp.example/mcp",
+        "https://s3cr3t-pw@mcp.example",
+        "http://a:s3cr3t-pw@b@127.0.0.1:9/mcp",
+    ] {
+        for command in [
+            &["mcp", "auth"][..],
+            &["mcp", "token"],
+            &["mcp", "token", "--json"],
+            &["mcp", "status"],
+            &["mcp", "refresh"],
+            &["mcp", "logout"],
+            &["mcp", "headers"],
+            &["mcp", "proxy"],
+        ] {
+            let mut args = vec!["-vvv"];
+            args.extend_from_slice(&command[..2]);
+            args.push(url);
+            args.extend_from_slice(&command[2..]);
+            let run = home.run(&args);
+            assert_eq!(run.code, 13, "{args:?}: {run:#?}");
+            assert!(!run.stdout.contains("s3cr3t"), "{args:?}: {run:#?}");
+            assert!(!run.stderr.contains("s3cr3t"), "{args:?}: {run:#?}");
+            assert!(run.stderr.contains("***@"), "{args:?}: {run:#?}");
+        }
+    }
+}
