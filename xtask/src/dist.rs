@@ -1,4 +1,4 @@
-//! `cargo xtask dist`: a release build of `context-harness`, stripped, packed as
+//! `cargo xtask dist`: a release build of `context-harness` (and `git-credential-context-harness`), stripped, packed as
 //! `target/dist/context-harness-<version>-<target>.tar.gz` with a `SHA256SUMS` file `sha256sum -c` accepts.
 
 use std::fs;
@@ -13,6 +13,9 @@ use crate::util::{self, Context};
 /// The CLI package and its binary.
 const CLI_PACKAGE: &str = "context-harness-cli";
 const BINARY: &str = "context-harness";
+/// The git credential helper's name (`credential.helper = "context-harness git-credential"` makes git
+/// run it), shipped beside [`BINARY`], which it runs.
+const GIT_HELPER: &str = "git-credential-context-harness";
 
 /// Files shipped next to the binary.
 const DOCS: &[&str] = &["README.md", "CHANGELOG.md", "LICENSE-MIT", "LICENSE-APACHE"];
@@ -112,6 +115,11 @@ pub(crate) fn run(ctx: &Context, args: &DistArgs) -> Result<Artifacts> {
     let shipped = stage.join(BINARY);
     fs::copy(&built, &shipped).with_context(|| format!("cannot copy {}", built.display()))?;
     strip(&shipped, &args.profile)?;
+    let helper = built.with_file_name(GIT_HELPER);
+    let shipped_helper = stage.join(GIT_HELPER);
+    fs::copy(&helper, &shipped_helper)
+        .with_context(|| format!("cannot copy {}", helper.display()))?;
+    strip(&shipped_helper, &args.profile)?;
     for doc in DOCS {
         let from = ctx.root.join(doc);
         if from.exists() {
@@ -242,6 +250,11 @@ mod tests {
         assert!(
             listing.lines().any(|l| l == expected),
             "{expected} not in:\n{listing}"
+        );
+        let helper = format!("{BINARY}-{version}-{}/{GIT_HELPER}", host_triple()?);
+        assert!(
+            listing.lines().any(|l| l == helper),
+            "{helper} not in:\n{listing}"
         );
         assert!(
             listing.lines().any(|l| l.ends_with("/LICENSE-MIT")),

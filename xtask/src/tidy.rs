@@ -1061,6 +1061,12 @@ const CHILD_PROCESS_ALLOWED: &[(&str, &str, &str)] = &[
          on Unix it replaces this process (execvp), so no child outlives or shares it",
     ),
     (
+        "crates/cli/src/bin/git-credential-context-harness.rs",
+        "Command::new",
+        "the git credential helper's name: it runs `context-harness git-credential` (this program's \
+         own binary, beside it) with git's environment unchanged, replacing itself on Unix",
+    ),
+    (
         "crates/test-support/src/lib.rs",
         "Command::new",
         "test-only crate: starts the local test servers",

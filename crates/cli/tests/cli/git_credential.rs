@@ -641,15 +641,17 @@ fn git_credential_fill_runs_the_helper() {
         return;
     }
     let home = offline_home();
-    let bin_dir = tempfile::tempdir().expect("tempdir");
-    std::os::unix::fs::symlink(BIN, bin_dir.path().join("git-credential-context-harness"))
-        .expect("symlink");
+    // The shipped `git-credential-context-harness` (which runs the `context-harness` beside it),
+    // found on PATH as git looks for it.
+    let helper = Path::new(env!("CARGO_BIN_EXE_git-credential-context-harness"));
+    let bin_dir = helper.parent().expect("the helper's directory");
+    assert!(bin_dir.join("context-harness").is_file());
     let config = "[credential \"http://127.0.0.1:9\"]\n\thelper = context-harness git-credential\n\
                   [credential]\n\thelper = \"!f() { echo username=next; echo password=next-helper; }; f\"\n";
     let git = Git::new(&home, config);
     let path = format!(
         "{}:{}",
-        bin_dir.path().display(),
+        bin_dir.display(),
         std::env::var("PATH").unwrap_or_default()
     );
     let fill = |input: &str| {

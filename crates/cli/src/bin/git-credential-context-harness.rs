@@ -1,0 +1,87 @@
+//! `git-credential-context-harness`: the program git runs for the credential helper
+//! `context-harness git-credential` (or just `context-harness`).
+//!
+//! git runs a helper configured without `!` or a path as `git credential-<helper>`, so
+//! `git config --global credential.https://github.com.helper "context-harness git-credential"` makes
+//! git run `git-credential-context-harness git-credential get` (then `store` or `erase`). This
+//! program runs `context-harness git-credential <operation>` in its place: the `context-harness`
+//! beside it (both are installed together by `cargo install` and shipped together by `cargo xtask
+//! dist`), else the one on `PATH`. On Unix it replaces this process, so git talks to
+//! `context-harness` directly and sees its exit status; the environment is passed on unchanged
+//! (it is git's, and the user's).
+
+use std::ffi::OsString;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+
+/// The program this one runs.
+const PROGRAM: &str = "context-harness";
+/// Its subcommand that speaks git's credential helper protocol.
+const SUBCOMMAND: &str = "git-credential";
+
+/// `context-harness` beside this program, else the bare name (looked up on `PATH`).
+fn program() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join(PROGRAM)))
+        .filter(|sibling| sibling.is_file())
+        .unwrap_or_else(|| PathBuf::from(PROGRAM))
+}
+
+/// The arguments for `context-harness`: `git-credential <operation>`, whether git passed the
+/// subcommand (helper `context-harness git-credential`) or not (helper `context-harness`).
+fn arguments(given: Vec<OsString>) -> Vec<OsString> {
+    if given.first().is_some_and(|first| first == SUBCOMMAND) {
+        given
+    } else {
+        std::iter::once(OsString::from(SUBCOMMAND))
+            .chain(given)
+            .collect()
+    }
+}
+
+fn main() -> ExitCode {
+    let program = program();
+    let mut command = Command::new(&program);
+    command.args(arguments(std::env::args_os().skip(1).collect()));
+    #[cfg(unix)]
+    let failure = {
+        use std::os::unix::process::CommandExt as _;
+        command.exec()
+    };
+    #[cfg(not(unix))]
+    let failure = match command.status() {
+        Ok(status) => {
+            return ExitCode::from(
+                status
+                    .code()
+                    .and_then(|c| u8::try_from(c).ok())
+                    .unwrap_or(1),
+            );
+        }
+        Err(e) => e,
+    };
+    let _ = writeln!(
+        std::io::stderr(),
+        "git-credential-context-harness: cannot run {}: {failure}",
+        program.display()
+    );
+    ExitCode::from(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_subcommand_is_added_once() {
+        let os = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+        assert_eq!(
+            arguments(os(&["git-credential", "get"])),
+            os(&["git-credential", "get"])
+        );
+        assert_eq!(arguments(os(&["get"])), os(&["git-credential", "get"]));
+        assert_eq!(arguments(os(&[])), os(&["git-credential"]));
+    }
+}
