@@ -39,7 +39,7 @@ pub(crate) fn run(
     json: bool,
     getting: Getting,
 ) -> anyhow::Result<u8> {
-    let tokens = valid_tokens(ctx, provider, getting)?;
+    let (tokens, account) = valid_tokens_of(ctx, provider, getting)?;
     // A DPoP-bound token alone is refused by its resource server (RFC 9449 §7): each request needs
     // a proof signed by the key stored with it, which `mcp headers` makes.
     if is_dpop_bound(&tokens) {
@@ -50,12 +50,13 @@ pub(crate) fn run(
                 "the access token for {shown} is DPoP-bound (RFC 9449): it is useless without a proof signed by its key, so mcp token does not print it"
             ),
             Some(format!(
-                "run `context-harness mcp headers {shown} --method M --url U` for the Authorization and DPoP headers of one request"
+                "run `context-harness mcp headers {shown}{} --method M --url U` for the Authorization and DPoP headers of one request",
+                ctx.account_flag()
             )),
         )
         .into());
     }
-    print_stdout(&render(&tokens, json))?;
+    print_stdout(&render(&tokens, &account, json))?;
     Ok(exit::OK)
 }
 
@@ -67,7 +68,19 @@ pub(crate) fn valid_tokens(
     provider: &str,
     getting: Getting,
 ) -> anyhow::Result<OAuthTokens> {
+    Ok(valid_tokens_of(ctx, provider, getting)?.0)
+}
+
+/// [`valid_tokens`] and the account they are of: the one named with `--account`, else the
+/// provider's default account when the command started (resolved once, by the one service that
+/// gets the tokens).
+pub(crate) fn valid_tokens_of(
+    ctx: &Context,
+    provider: &str,
+    getting: Getting,
+) -> anyhow::Result<(OAuthTokens, String)> {
     let service = ctx.service()?;
+    let account = service.account_for(provider)?.to_string();
     let tokens = match service.cached_valid_token(provider)? {
         Some(tokens) => tokens,
         None => ctx.block_on(valid_or_signed_in(ctx, &service, provider, getting))??,
@@ -82,11 +95,14 @@ pub(crate) fn valid_tokens(
             format!(
                 "the stored access token for {shown} holds characters an access token cannot have (RFC 6749 Appendix A: printable ASCII); not printing it"
             ),
-            Some(format!("run `context-harness mcp auth {shown}` to sign in again")),
+            Some(format!(
+                "run `context-harness mcp auth {shown}{}` to sign in again",
+                ctx.account_flag()
+            )),
         )
         .into());
     }
-    Ok(tokens)
+    Ok((tokens, account))
 }
 
 /// A valid token (refreshed if needed); when a sign-in is needed, the tokens of this process's
@@ -153,8 +169,9 @@ impl SignInUi for Waiting {
     }
 }
 
-/// The token alone, or `{"access_token", "token_type", "expires_at"}` (unix seconds or `null`).
-fn render(tokens: &OAuthTokens, json: bool) -> String {
+/// The token alone, or `{"access_token", "token_type", "expires_at", "account"}` (`expires_at` in
+/// unix seconds or `null`).
+fn render(tokens: &OAuthTokens, account: &str, json: bool) -> String {
     // The only place in the program that exposes a token.
     let secret = tokens.access_token.secret();
     if json {
@@ -162,6 +179,7 @@ fn render(tokens: &OAuthTokens, json: bool) -> String {
             "access_token": secret,
             "token_type": tokens.token_type,
             "expires_at": tokens.expires_at().map(timefmt::unix),
+            "account": account,
         })
         .to_string()
     } else {

@@ -343,6 +343,18 @@ fn two_accounts_are_two_users_used_at_once_and_managed_apart() {
         ]
     );
 
+    // `mcp token --json` names the account: the default one (now `work`) without --account.
+    for (extra, account) in [
+        (&[][..], "work"),
+        (&["--account", "default"][..], "default"),
+    ] {
+        let mut args = vec!["mcp", "token", "local", "--json"];
+        args.extend_from_slice(extra);
+        let run = s.home.run(&args);
+        run.expect_code(0);
+        assert_eq!(run.json()["account"], account, "{run:#?}");
+    }
+
     // Signing out of the default account `work` keeps `default`, which is the default again.
     let alice_token = s.home.run(&["mcp", "token", "local"]);
     let logout = s.home.run(&["mcp", "logout", "local", "--account", "work"]);

@@ -126,6 +126,18 @@ impl OAuthService {
         Ok(target.with_account(account))
     }
 
+    /// The account this service uses for `provider` (a name or an MCP server URL): the builder's
+    /// [`account`](super::OAuthServiceBuilder::account), else the provider's default account, read
+    /// once per service and kept (so every later call of this service agrees).
+    ///
+    /// # Errors
+    ///
+    /// As [`ProviderRef::parse`]; [`ErrorCode::Storage`] when the provider's account index cannot
+    /// be read.
+    pub fn account_for(&self, provider: &str) -> Result<AccountName> {
+        Ok(self.target(provider)?.account().clone())
+    }
+
     /// The account this service uses for the provider or server stored under `name`.
     fn account_of(&self, name: &ProviderName) -> Result<AccountName> {
         if let Some(account) = &self.account {
