@@ -8,12 +8,13 @@ access token that the authorization server's token introspection endpoint (RFC 7
 and whose subject (`sub`) owns the repository: `/OWNER/REPO.git/...` belongs to the user OWNER.
 
 - `Authorization: Bearer <token>` (RFC 6750), or `Authorization: Basic` with the token as the
-  password (the user name is not checked).
+  password (the user name is not checked). Basic with an empty password (curl sends one by itself
+  for a URL with a user name, before git asks a credential helper) counts as no credentials.
 - No credentials: 401 with `WWW-Authenticate: Basic realm="git"` and `Bearer realm="git"`.
 - A token the introspection does not call active: 401 with `Bearer error="invalid_token"`.
 - An active token of another user: 403.
-- GET /_test/stats: JSON counts of what it saw: {"requests", "bearer", "basic", "accepted",
-  "inactive", "wrong_owner", "no_credentials", "users": {sub: accepted requests}}.
+- GET /_test/stats: JSON counts of what it saw: {"requests", "bearer", "basic" (with a password),
+  "accepted", "inactive", "wrong_owner", "no_credentials", "users": {sub: accepted requests}}.
 
 Usage: python3 server.py --repos DIR --introspection URL [--client-id ID --client-secret SECRET]
                          [--backend PATH] [--exit-on-stdin-close]
@@ -119,8 +120,12 @@ class Handler(BaseHTTPRequestHandler):
                 _user, _, password = base64.b64decode(value.strip()).decode().partition(":")
             except (ValueError, UnicodeDecodeError):
                 return None
+            if not password:
+                # curl's own try with the URL's user name and no password, before git asks its
+                # credential helpers: no token.
+                return None
             count("basic")
-            return password or None
+            return password
         return None
 
     def introspect(self, token):
