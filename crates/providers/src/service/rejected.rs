@@ -57,20 +57,24 @@ impl OAuthService {
     }
 }
 
-/// Makes the access token of `tokens` expire at `now` (its lifetime becomes the whole seconds
-/// since it was issued), keeping the refresh token's expiry where it was. A token issued "in the
-/// future" (the clock went back since) is counted as issued now, with a zero lifetime.
+/// Makes the access token of `tokens` expired at `now` (its lifetime becomes the whole seconds
+/// since it was issued, less one), keeping the refresh token's expiry where it was. A token issued
+/// "in the future" (the clock went back since) is counted as issued a second before `now`.
 fn mark_expired(tokens: &mut OAuthTokens, now: SystemTime) {
+    // `issued_at` is kept as f64 seconds, which round by a fraction of a microsecond: an issue
+    // time written as "now" can read back a hair later than now, so a token issued "in the future"
+    // is counted as issued a second ago, and the lifetime is one second short of what it lived.
     if tokens.issued_at_time() > now {
         let refresh_expiry = tokens.refresh_token_expires_at();
-        tokens.issued_at = unix_seconds(now);
+        let earlier = now.checked_sub(Duration::from_secs(1)).unwrap_or(now);
+        tokens.issued_at = unix_seconds(earlier);
         tokens.refresh_token_expires_in =
-            refresh_expiry.map(|at| at.duration_since(now).unwrap_or_default().as_secs());
+            refresh_expiry.map(|at| at.duration_since(earlier).unwrap_or_default().as_secs());
     }
     let lived = now
         .duration_since(tokens.issued_at_time())
         .unwrap_or_default();
-    tokens.expires_in = Some(lived.as_secs());
+    tokens.expires_in = Some(lived.as_secs().saturating_sub(1));
 }
 
 #[cfg(test)]
