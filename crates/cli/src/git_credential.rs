@@ -3,7 +3,7 @@
 //!
 //! - **`get`**: for a remote whose `host` a provider claims
 //!   ([`OAuthProvider::serves_git_host`](context_harness_providers::OAuthProvider::serves_git_host):
-//!   `github.com` → `github`, `gitlab.com` → a provider named `gitlab`, any `git_hosts` of
+//!   `github.com` → `github`, `gitlab.com` → `gitlab` (both built in), any `git_hosts` of
 //!   `providers.toml`), over `https` (or `http` to a loopback host), a valid access token, got
 //!   exactly as `mcp token` gets one ([`valid_tokens`]: cached, else refreshed, else a sign-in).
 //!   git's `username` names the account (`oauth2`, the user name this helper answers when git has

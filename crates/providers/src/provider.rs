@@ -382,14 +382,43 @@ impl OAuthProvider {
         }
     }
 
+    /// The built-in GitLab.com provider (an OAuth application of gitlab.com; self-managed GitLab is
+    /// a `providers.toml` entry with its own URLs and `git_hosts`).
+    ///
+    /// PKCE with the authorization code, or the device grant (RFC 8628); access tokens live two
+    /// hours and come with a refresh token; RFC 7009 revocation. The scopes are those git over
+    /// HTTPS needs (`read_repository`, `write_repository`) and the API's `read_user`.
+    pub fn gitlab() -> Self {
+        Self {
+            name: "gitlab".to_owned(),
+            display_name: "GitLab".to_owned(),
+            auth_url: "https://gitlab.com/oauth/authorize".to_owned(),
+            token_url: "https://gitlab.com/oauth/token".to_owned(),
+            device_auth_url: Some("https://gitlab.com/oauth/authorize_device".to_owned()),
+            revocation_url: Some("https://gitlab.com/oauth/revoke".to_owned()),
+            revocation_style: RevocationStyle::Rfc7009,
+            resources_url: Some("https://gitlab.com/api/v4/user".to_owned()),
+            audience: None,
+            scopes: vec![
+                "read_repository".to_owned(),
+                "write_repository".to_owned(),
+                "read_user".to_owned(),
+            ],
+            extra_auth_params: BTreeMap::new(),
+            setup_url: Some("https://gitlab.com/-/user_settings/applications".to_owned()),
+            git_hosts: git_hosts::well_known("gitlab"),
+            ..Self::defaults()
+        }
+    }
+
     /// All built-in providers.
     pub fn builtins() -> Vec<Self> {
-        vec![Self::github(), Self::atlassian()]
+        vec![Self::github(), Self::atlassian(), Self::gitlab()]
     }
 
     /// Whether this provider's name is one of the built-ins (it may still have been overridden).
     pub fn is_builtin_name(name: &str) -> bool {
-        matches!(name, "github" | "atlassian")
+        matches!(name, "github" | "atlassian" | "gitlab")
     }
 
     /// The environment variable holding the client id, e.g. `GITHUB_CLIENT_ID`.

@@ -42,8 +42,8 @@ fn providers_lists_builtins_and_configured() {
         .iter()
         .filter_map(|p| p["name"].as_str())
         .collect();
-    assert_eq!(names, ["atlassian", "github", "local"]);
-    let local = &providers[2];
+    assert_eq!(names, ["atlassian", "github", "gitlab", "local"]);
+    let local = &providers[3];
     assert_eq!(local["source"], "configured");
     assert_eq!(local["client_id_set"], true);
     assert_eq!(local["client_id_source"], "config");
@@ -98,7 +98,7 @@ fn never_authenticated_status_and_token_exit_3_with_hint() {
     let all = home.run(&["mcp", "status", "--json"]);
     all.expect_code(0);
     let rows = all.json()["providers"].as_array().expect("array").len();
-    assert_eq!(rows, 3);
+    assert_eq!(rows, 4);
 
     // Logging out of nothing is fine.
     home.run(&["mcp", "logout", "local", "--local-only"])

@@ -224,6 +224,7 @@ extra_auth_params = {{ prompt = "consent" }}
             "CONTEXT_HARNESS_CLIENT_SECRET_FILE",
             "GITHUB_CLIENT_ID",
             "ATLASSIAN_CLIENT_ID",
+            "GITLAB_CLIENT_ID",
             // The trust store reads these: a test sets them when it means to.
             "SSL_CERT_FILE",
             "SSL_CERT_DIR",

@@ -11,9 +11,8 @@ use url::Url;
 use crate::error::{Error, ErrorCode, Result};
 use crate::provider::{OAuthProvider, is_loopback_host};
 
-/// Providers whose name alone maps a git host: the built-in `github` → `github.com`, and a
-/// provider named `gitlab` (none is built in: a `[providers.gitlab]` of `providers.toml`) →
-/// `gitlab.com`. A provider's own `git_hosts` replaces this.
+/// Providers whose name alone maps a git host: the built-in `github` → `github.com` and the
+/// built-in `gitlab` → `gitlab.com`. A provider's own `git_hosts` replaces this.
 pub(crate) const WELL_KNOWN: [(&str, &str); 2] =
     [("github", "github.com"), ("gitlab", "gitlab.com")];
 
