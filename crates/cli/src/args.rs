@@ -58,7 +58,7 @@ pub(crate) enum Command {
     /// (github.com, gitlab.com, `git_hosts` in providers.toml) with a valid access token for the
     /// account git's `username` names; `store` does nothing; `erase` after a refused token makes
     /// the next `get` refresh it (or sign in). Configure it with `git config --global
-    /// credential.https://github.com.helper "!context-harness git-credential"`.
+    /// credential.https://github.com.helper "context-harness git-credential"`.
     #[command(name = "git-credential")]
     GitCredential {
         /// The operation git asks for: `get`, `store` or `erase` (any other is ignored, as git
@@ -400,6 +400,12 @@ pub(crate) struct ExecArgs {
     /// server URL).
     #[arg(long = "env", value_name = "NAME")]
     pub(crate) env: Option<String>,
+    /// Seconds to wait at most for a sign-in (as `mcp token`).
+    #[arg(long, value_name = "SECS", default_value_t = TOKEN_WAIT_SECS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) timeout: u64,
+    /// Never start a sign-in (as `mcp token --no-sign-in`): without a usable token, exit 3.
+    #[arg(long)]
+    pub(crate) no_sign_in: bool,
     /// The command to run and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "CMD", value_parser = clap::value_parser!(std::ffi::OsString))]
     pub(crate) command: Vec<std::ffi::OsString>,

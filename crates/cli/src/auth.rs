@@ -96,6 +96,12 @@ struct Notice {
     display_name: String,
     first_port: Option<u16>,
     opener: Opener,
+    /// Whether a redirect address pasted on stdin is read (else the notice never asks for one).
+    paste_read: bool,
+    /// The command that can sign in by pasting, for a sign-in that reads no paste itself
+    /// (`mcp auth <provider> --no-browser`); also shows the URL when a browser is started, since
+    /// nobody may be watching for it (a sign-in the command started on its own).
+    implicit: Option<String>,
 }
 
 impl Notice {
@@ -127,9 +133,16 @@ impl Notice {
             authorization_server_of(url)
         );
         self.listening(url);
-        if !self.quiet {
+        if self.paste_read {
+            if !self.quiet {
+                eprintln!(
+                    "If the browser is on another machine, paste the address it was redirected to (the page that fails to load) here and press Enter."
+                );
+            }
+        } else if let Some(command) = &self.implicit {
+            // Shown even with -q: otherwise a user on another machine waits for nothing.
             eprintln!(
-                "If the browser is on another machine, paste the address it was redirected to (the page that fails to load) here and press Enter."
+                "The browser must run on this machine (the sign-in returns to its loopback address). From another machine, stop this (Ctrl-C) and run `{command}`, which reads the address the browser is sent to."
             );
         }
     }
@@ -152,6 +165,11 @@ impl BrowserOpener for Notice {
                         self.display_name,
                         authorization_server_of(url)
                     );
+                }
+                if self.implicit.is_some() {
+                    // A browser command can "succeed" without showing anything (a failing
+                    // $BROWSER falls back to xdg-open, a stale DISPLAY): the URL, always.
+                    eprintln!("If no browser opens, open this URL:\n\n    {url}\n");
                 }
                 self.listening(url);
                 SystemBrowser.open(url)
@@ -238,9 +256,10 @@ struct Interaction {
     timeout: Duration,
     opener: Opener,
     device: bool,
-    /// Whether a redirect URL pasted on stdin may be read (never from a pipe a command reads for
-    /// itself).
-    stdin_paste: bool,
+    /// `None` for `mcp auth`, which may read a redirect URL pasted on stdin; for a sign-in another
+    /// command starts on its own (whose stdin is never read: it may be the command's own input),
+    /// the `mcp auth … --no-browser` command that can finish it from another machine.
+    implicit: Option<String>,
 }
 
 /// The [`AuthenticateOptions`] of `interaction`: the flow (`--device`, else the device grant where
@@ -253,8 +272,9 @@ fn interactive_options(ctx: &Context, interaction: Interaction) -> AuthenticateO
         timeout,
         opener,
         device,
-        stdin_paste,
+        implicit,
     } = interaction;
+    let stdin_paste = implicit.is_none();
     // --device asks for the device grant; a session where no browser can be opened (not an
     // explicit --no-browser) gets it when the provider has a device endpoint.
     let flow = match (device, opener) {
@@ -263,11 +283,19 @@ fn interactive_options(ctx: &Context, interaction: Interaction) -> AuthenticateO
         _ => SignInFlow::Browser,
     };
     let stdin_tty = stdin_paste && std::io::stdin().is_terminal();
+    // Manual: always race stdin (also when the device grant is tried first: without a device
+    // endpoint the browser flow runs). System browser: only a terminal (the user may paste after
+    // a failure).
+    let paste = stdin_paste
+        && flow != SignInFlow::Device
+        && (matches!(opener, Opener::Manual(_)) || stdin_tty);
     let notice = Notice {
         quiet: ctx.quiet,
         display_name: display_name.clone(),
         first_port: ports.first().copied(),
         opener,
+        paste_read: paste,
+        implicit,
     };
     let quiet = ctx.quiet;
     let mut options = AuthenticateOptions::new()
@@ -280,10 +308,6 @@ fn interactive_options(ctx: &Context, interaction: Interaction) -> AuthenticateO
             offer_paste: stdin_tty && !quiet,
             quiet,
         });
-    // Manual: always race stdin. System browser: only a terminal (the user may paste after a failure).
-    let paste = stdin_paste
-        && flow == SignInFlow::Browser
-        && (matches!(opener, Opener::Manual(_)) || stdin_tty);
     if paste {
         options = options.pasted_redirects(pasted_lines());
     }
@@ -332,7 +356,11 @@ pub(crate) fn implicit_sign_in(
             timeout,
             opener,
             device: false,
-            stdin_paste: false,
+            implicit: Some(format!(
+                "context-harness mcp auth {}{} --no-browser",
+                terminal_text(provider),
+                ctx.account_flag()
+            )),
         },
     )))
 }
@@ -362,7 +390,7 @@ pub(crate) fn run(ctx: &Context, args: AuthArgs) -> anyhow::Result<u8> {
             timeout: Duration::from_secs(args.sign_in.timeout),
             opener: choose_opener(args.no_browser),
             device: args.device,
-            stdin_paste: true,
+            implicit: None,
         },
     );
     if let Some(id) = &args.sign_in.client_id {

@@ -19,7 +19,7 @@ use std::process::Command;
 
 use context_harness_providers::{ErrorCode, ProviderRef, env_prefix, is_dpop_bound, terminal_text};
 
-use crate::args::{ExecArgs, TOKEN_WAIT_SECS};
+use crate::args::ExecArgs;
 use crate::context::Context;
 use crate::exit;
 use crate::token::{Getting, valid_tokens};
@@ -38,6 +38,62 @@ pub(crate) fn default_env_name(provider: &str) -> String {
     } else {
         format!("{}_TOKEN", env_prefix(provider))
     }
+}
+
+/// Variables that programs read as configuration — a search path, a program or library to load,
+/// options, a shell's start-up file — rather than as data: the token put there would be used as
+/// such (and shown in the errors that follow: `ld.so: object '<token>' cannot be preloaded`), so
+/// `--env` refuses them. Exact names, then prefixes and suffixes (upper-cased comparison).
+const CONFIGURATION_NAMES: &[&str] = &[
+    "PATH",
+    "HOME",
+    "SHELL",
+    "USER",
+    "LOGNAME",
+    "TERM",
+    "TMPDIR",
+    "LANG",
+    "IFS",
+    "ENV",
+    "BASH_ENV",
+    "SHELLOPTS",
+    "BASHOPTS",
+    "CDPATH",
+    "GLOBIGNORE",
+    "PROMPT_COMMAND",
+    "PS1",
+    "PS2",
+    "PS3",
+    "PS4",
+    "PERL5OPT",
+    "PERL5LIB",
+    "PERLLIB",
+    "RUBYOPT",
+    "RUBYLIB",
+    "PYTHONPATH",
+    "PYTHONSTARTUP",
+    "PYTHONHOME",
+    "NODE_PATH",
+    "EDITOR",
+    "VISUAL",
+    "PAGER",
+    "BROWSER",
+    "DISPLAY",
+];
+const CONFIGURATION_PREFIXES: &[&str] = &["LD_", "DYLD_", "GIT_", "SSH_", "LC_", "XDG_", "DBUS_"];
+const CONFIGURATION_SUFFIXES: &[&str] = &["_OPTIONS", "_OPTS", "_PATH", "_ASKPASS"];
+
+/// Whether programs read `name` as configuration ([`CONFIGURATION_NAMES`] and its prefixes and
+/// suffixes). A name ending in `TOKEN` (every default name, `GITHUB_TOKEN`, `GIT_TOKEN`) names
+/// data, whatever its prefix.
+fn is_configuration_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    if upper.ends_with("TOKEN") {
+        return false;
+    }
+    CONFIGURATION_NAMES.contains(&upper.as_str())
+        || CONFIGURATION_PREFIXES.iter().any(|p| upper.starts_with(p))
+        || CONFIGURATION_SUFFIXES.iter().any(|s| upper.ends_with(s))
 }
 
 /// Whether `name` is a portable environment variable name: `[A-Za-z_][A-Za-z0-9_]*`.
@@ -65,12 +121,22 @@ pub(crate) fn run(ctx: &Context, args: ExecArgs) -> anyhow::Result<u8> {
         )
         .into());
     }
+    if is_configuration_name(&name) {
+        return Err(exit::Failure::new(
+            USAGE,
+            format!(
+                "--env {name}: programs read that variable as configuration (a path, a program or library to load, options), so the token would be used as one and shown in their errors"
+            ),
+            Some("choose a name of your own, e.g. the default {PROVIDER}_TOKEN".to_owned()),
+        )
+        .into());
+    }
     let Some((program, program_args)) = args.command.split_first() else {
         return Err(exit::Failure::new(USAGE, "no command to run after `--`", None).into());
     };
     let getting = Getting {
-        wait_secs: TOKEN_WAIT_SECS,
-        sign_in: true,
+        wait_secs: args.timeout,
+        sign_in: !args.no_sign_in,
     };
     let tokens = valid_tokens(ctx, &args.provider, getting)?;
     if is_dpop_bound(&tokens) {
@@ -142,6 +208,53 @@ mod tests {
         }
         for bad in ["", "1A", "A-B", "A=B", "A B", "Ä"] {
             assert!(!is_env_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn configuration_variables_are_refused() {
+        for name in [
+            "PATH",
+            "path",
+            "LD_PRELOAD",
+            "LD_LIBRARY_PATH",
+            "DYLD_INSERT_LIBRARIES",
+            "SHELLOPTS",
+            "BASH_ENV",
+            "IFS",
+            "PS4",
+            "NODE_OPTIONS",
+            "JAVA_TOOL_OPTIONS",
+            "MAVEN_OPTS",
+            "GIT_ASKPASS",
+            "SSH_ASKPASS",
+            "GIT_SSH_COMMAND",
+            "HOME",
+        ] {
+            assert!(is_configuration_name(name), "{name}");
+        }
+        for name in [
+            "GITHUB_TOKEN",
+            "GIT_TOKEN",
+            "SSH_TOKEN",
+            "MCP_TOKEN",
+            "ACME_API_TOKEN",
+            "ACME_KEY",
+        ] {
+            assert!(!is_configuration_name(name), "{name}");
+        }
+        for provider in [
+            "github",
+            "git",
+            "ld",
+            "ssh",
+            "lc-x",
+            "https://mcp.example/mcp",
+        ] {
+            assert!(
+                !is_configuration_name(&default_env_name(provider)),
+                "{provider}"
+            );
         }
     }
 }

@@ -170,24 +170,37 @@ pub fn canonical_url(url: &str) -> Result<String, ServerUrlError> {
 
 /// `text` with the user info of a URL (`user:password@` before the host) replaced by `***@`, for
 /// messages and logs: a password typed into a server URL never reaches a terminal, a log or an
-/// error (server URLs with user info are refused, and the refusal must not repeat it). Text that
-/// is not a URL, or has no user info, is returned as it is.
+/// error (server URLs with user info are refused, and the refusal must not repeat it). Text with
+/// no `@` in what could be its authority is returned as it is.
 ///
-/// The user info is everything between `://` and the last `@` before the first `/`, `?` or `#` of
-/// the authority, so a `\`, a second `@` or anything a parser reads differently stays hidden too.
+/// Read the way the most lenient parser would: after an optional scheme (`https:`, `ftp:`, or
+/// anything else before the first `:`) and any number of `/` or `\`, everything up to the last
+/// `@` before the first `/`, `?` or `#` is user info. So `https:bob:pw@h`, `//bob:pw@h`,
+/// `bob:pw@h` and `https://a@b@h` are all masked.
 ///
 /// ```
 /// use context_harness_protocol::without_user_info;
 ///
 /// assert_eq!(without_user_info("https://u:s3cret@mcp.example/mcp"), "https://***@mcp.example/mcp");
 /// assert_eq!(without_user_info("https://a@b@mcp.example"), "https://***@mcp.example");
+/// assert_eq!(without_user_info("https:bob:s3cret@mcp.example"), "https:***@mcp.example");
+/// assert_eq!(without_user_info("//bob:s3cret@mcp.example"), "//***@mcp.example");
 /// assert_eq!(without_user_info("https://mcp.example/a@b"), "https://mcp.example/a@b");
 /// assert_eq!(without_user_info("github"), "github");
 /// ```
 pub fn without_user_info(text: &str) -> std::borrow::Cow<'_, str> {
-    let Some(start) = text.find("://").map(|i| i + 3) else {
-        return text.into();
-    };
+    // The scheme, when the text starts with one (letters, digits, `+`, `-`, `.` up to a `:`).
+    let scheme_end = text
+        .find(':')
+        .filter(|&i| {
+            text[..i]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+        })
+        .map_or(0, |i| i + 1);
+    let after_scheme = &text[scheme_end..];
+    let start =
+        scheme_end + (after_scheme.len() - after_scheme.trim_start_matches(['/', '\\']).len());
     let rest = &text[start..];
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     match rest[..authority_end].rfind('@') {

@@ -82,7 +82,12 @@ impl ProviderRef {
             let name = ProviderName::new(provider).map_err(|e| {
                 Error::new(
                     ErrorCode::NotFound,
-                    format!("`{provider}` is not a valid provider name"),
+                    format!(
+                        "`{}` is not a valid provider name",
+                        crate::terminal_text(&context_harness_protocol::without_user_info(
+                            provider
+                        ))
+                    ),
                 )
                 .with_source(e)
             })?;

@@ -265,7 +265,9 @@ impl ProviderRegistry {
     /// of the MCP servers' namespace (`_…`, see [`ProviderRef::parse`](crate::ProviderRef::parse)),
     /// which no provider can have.
     pub fn get(&self, name: &str) -> Result<&OAuthProvider> {
-        if name.starts_with(context_harness_storage::SERVER_NAME_PREFIX) {
+        // A name no provider can have (the servers' namespace, a URL, characters outside the
+        // naming rule) is refused as such, before it could be echoed or suggested as a table.
+        if !self.entries.contains_key(name) {
             crate::ProviderRef::parse(name)?;
         }
         self.entries.get(name).map(|(p, _)| p).ok_or_else(|| {

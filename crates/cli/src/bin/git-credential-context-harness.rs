@@ -29,10 +29,11 @@ fn program() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(PROGRAM))
 }
 
-/// The arguments for `context-harness`: `git-credential <operation>`, whether git passed the
-/// subcommand (helper `context-harness git-credential`) or not (helper `context-harness`).
+/// The arguments for `context-harness`: as given when they name the subcommand (helper
+/// `context-harness git-credential`, or with global options before it, `context-harness --home D
+/// git-credential`), else `git-credential` and then them (helper `context-harness`).
 fn arguments(given: Vec<OsString>) -> Vec<OsString> {
-    if given.first().is_some_and(|first| first == SUBCOMMAND) {
+    if given.iter().any(|arg| arg == SUBCOMMAND) {
         given
     } else {
         std::iter::once(OsString::from(SUBCOMMAND))
@@ -82,6 +83,10 @@ mod tests {
             os(&["git-credential", "get"])
         );
         assert_eq!(arguments(os(&["get"])), os(&["git-credential", "get"]));
+        assert_eq!(
+            arguments(os(&["--home", "/h", "git-credential", "erase"])),
+            os(&["--home", "/h", "git-credential", "erase"])
+        );
         assert_eq!(arguments(os(&[])), os(&["git-credential"]));
     }
 }

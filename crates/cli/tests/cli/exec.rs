@@ -175,3 +175,70 @@ fn a_dpop_bound_token_is_refused_before_the_command_runs() {
     assert!(out.stderr.contains("DPoP-bound"), "{out:#?}");
     assert!(!marker.exists());
 }
+
+/// `--env` refuses a variable programs read as configuration (a search path, a library to preload,
+/// shell options, an askpass program): the token would be used as one and echoed in the errors
+/// that follow (`ld.so: object '<token>' cannot be preloaded`). Usage error, CMD never runs.
+#[test]
+fn configuration_variables_are_refused_for_the_token() {
+    let home = home();
+    for name in [
+        "LD_PRELOAD",
+        "PATH",
+        "SHELLOPTS",
+        "BASH_ENV",
+        "NODE_OPTIONS",
+        "GIT_ASKPASS",
+        "ifs",
+    ] {
+        let (cmd, _) = exec_with_env(
+            &home,
+            &["local", "--env", name, "--", "sh", "-c", "echo ran"],
+        );
+        let out = run(cmd);
+        out.expect_code(2);
+        assert!(!out.stdout.contains("ran"), "{name}: {out:#?}");
+        assert!(!out.stderr.contains(TOKEN), "{name}: {out:#?}");
+        assert!(out.stderr.contains("configuration"), "{name}: {out:#?}");
+    }
+    // A name ending in TOKEN is data, whatever its prefix.
+    let (cmd, _) = exec_with_env(
+        &home,
+        &[
+            "local",
+            "--env",
+            "GIT_TOKEN",
+            "--",
+            "sh",
+            "-c",
+            "printf %s \"$GIT_TOKEN\"",
+        ],
+    );
+    let out = run(cmd);
+    out.expect_code(0);
+    assert_eq!(out.stdout, TOKEN);
+}
+
+/// `exec --no-sign-in` with no tokens: exit 3 at once, CMD never runs (as `mcp token --no-sign-in`).
+#[test]
+fn no_sign_in_exits_3_before_the_command() {
+    let home = Home::with_local("http://127.0.0.1:9", "ch-public");
+    let (mut cmd, _) = exec_with_env(
+        &home,
+        &[
+            "local",
+            "--no-sign-in",
+            "--timeout",
+            "5",
+            "--",
+            "sh",
+            "-c",
+            "echo ran",
+        ],
+    );
+    cmd.env("BROWSER", "true");
+    let out = run(cmd);
+    out.expect_code(3);
+    assert!(!out.stdout.contains("ran"), "{out:#?}");
+    assert!(out.stderr.contains("mcp auth local"), "{out:#?}");
+}

@@ -242,6 +242,10 @@ fn a_password_in_a_server_url_is_never_repeated() {
         "https://alice:s3cr3t-pw@mcp.example/mcp",
         "https://s3cr3t-pw@mcp.example",
         "http://a:s3cr3t-pw@b@127.0.0.1:9/mcp",
+        // What lenient parsers read as user info too.
+        "https:bob:s3cr3t-pw@mcp.example/mcp",
+        "https:/bob:s3cr3t-pw@mcp.example/mcp",
+        "HTTPS:\\\\bob:s3cr3t-pw@mcp.example/mcp",
     ] {
         for command in [
             &["mcp", "auth"][..],
@@ -262,6 +266,25 @@ fn a_password_in_a_server_url_is_never_repeated() {
             assert!(!run.stdout.contains("s3cr3t"), "{args:?}: {run:#?}");
             assert!(!run.stderr.contains("s3cr3t"), "{args:?}: {run:#?}");
             assert!(run.stderr.contains("***@"), "{args:?}: {run:#?}");
+        }
+    }
+}
+
+/// Texts that are not server URLs but carry `user:password@` (no scheme, another scheme, `//`) are
+/// refused as provider names without repeating the password either.
+#[test]
+fn a_password_in_a_non_url_provider_is_never_repeated() {
+    let home = Home::new();
+    for text in [
+        "bob:s3cr3t-pw@mcp.example",
+        "//bob:s3cr3t-pw@mcp.example/mcp",
+        "ftp://bob:s3cr3t-pw@mcp.example/mcp",
+    ] {
+        for command in ["auth", "token", "status", "logout"] {
+            let run = home.run(&["-vvv", "mcp", command, text]);
+            assert_ne!(run.code, 0, "{command} {text}: {run:#?}");
+            assert!(!run.stdout.contains("s3cr3t"), "{command} {text}: {run:#?}");
+            assert!(!run.stderr.contains("s3cr3t"), "{command} {text}: {run:#?}");
         }
     }
 }

@@ -160,3 +160,24 @@ fn timeout_exits_10() {
     run.expect_code(10);
     assert!(run.stderr.contains("hint:"), "{run:#?}");
 }
+
+/// Without a display (no `--no-browser`), a provider with no device endpoint falls back from the
+/// device grant to the browser flow: the printed URL's redirect can still be pasted (the paste was
+/// offered but never read before).
+#[test]
+fn no_display_without_a_device_endpoint_accepts_a_pasted_redirect_url() {
+    if !require_server() {
+        return;
+    }
+    let server = AuthServer::start(&[("AS_AUTO_APPROVE", "1")]);
+    let home = Home::with_local(&server.issuer, "ch-public");
+    let pending =
+        Pending::spawn(home.cmd(&["mcp", "auth", "local", "--port", "0", "--timeout", "60"]));
+    let redirect = follow_to_redirect(&pending.url);
+    let run = pending.paste(&redirect);
+    run.expect_code(0);
+    assert!(run.stderr.contains("No display found"), "{run:#?}");
+    assert!(run.stderr.contains("paste the address"), "{run:#?}");
+    assert!(run.stderr.contains("Tokens stored in the file"), "{run:#?}");
+    assert_eq!(server.stats()["authorization_code_requests"], 1);
+}

@@ -411,3 +411,32 @@ fn no_sign_in_exits_3_without_a_browser() {
     assert!(browser.starts().is_empty(), "no browser started");
     assert_eq!(auth.stats()["authorization_code_requests"], 0);
 }
+
+/// A sign-in `mcp token` starts on its own always shows the authorization URL: a browser command
+/// may "succeed" without showing anything (here `true`; a failing `$BROWSER` falling back to
+/// xdg-open, a stale DISPLAY), and nobody may be watching for a browser. It never offers a paste
+/// it would not read.
+#[test]
+fn an_implicit_sign_in_shows_its_url() {
+    if !require_mcp_servers() {
+        return;
+    }
+    let (auth, server) = servers();
+    let url = server.url().to_owned();
+    let home = Home::new();
+    let run = home.run_env(
+        &["mcp", "token", &url, "--timeout", "2"],
+        &[("BROWSER", "true")],
+    );
+    run.expect_code(10);
+    assert!(run.stdout.is_empty(), "{run:#?}");
+    assert!(
+        run.stderr.contains("If no browser opens, open this URL"),
+        "{run:#?}"
+    );
+    assert!(
+        run.stderr.contains(&format!("{}/auth?", auth.issuer)),
+        "{run:#?}"
+    );
+    assert!(!run.stderr.contains("paste"), "{run:#?}");
+}
