@@ -7,7 +7,12 @@
 //!   `providers.toml`), over `https` (or `http` to a loopback host), a valid access token, got
 //!   exactly as `mcp token` gets one ([`valid_tokens`]: cached, else refreshed, else a sign-in).
 //!   git's `username` names the account (`oauth2`, the user name this helper answers when git has
-//!   none, means the default account). When git announces `capability[]=authtype` (git 2.46 and
+//!   none, means the default account). Only the default account, or an account that is signed in
+//!   already, is used: a user name in a remote URL (or in a hostile `.gitmodules`) never starts a
+//!   sign-in of a new account nor creates a file for one. For any other user name (an account not
+//!   signed in, or not an account name at all) there is no answer (exit 0, git moves on) and a
+//!   line on stderr says to run `mcp auth <provider> --account NAME` first. Errors name the
+//!   account in their hints (`--account NAME`). When git announces `capability[]=authtype` (git 2.46 and
 //!   later) the answer is `authtype=Bearer` + `credential=<token>` + `ephemeral=1`: git sends
 //!   `Authorization: Bearer <token>`, and no storage helper keeps it (`store` needs a password,
 //!   `cache` refuses an ephemeral credential). Otherwise it is `password=<token>` (and
@@ -21,7 +26,8 @@
 //!   ([`OAuthService::access_token_rejected`](context_harness_providers::OAuthService::access_token_rejected)):
 //!   the refresh token stays, so the next `get` refreshes, and signs in only when there is no
 //!   usable refresh token. A token that is not the stored one (another helper's password, a token
-//!   another process already replaced) changes nothing.
+//!   another process already replaced), or a user name that is no signed-in account, changes
+//!   nothing (and creates no lock file).
 //! - Any other operation is ignored, as git asks of helpers; `capability` prints this helper's
 //!   capabilities (`version 0`, `capability authtype`).
 //!
@@ -36,6 +42,7 @@ mod tests;
 
 use std::io::{BufRead, Write};
 
+use context_harness_providers::storage::AccountName;
 use context_harness_providers::tokens::SecretString;
 use context_harness_providers::{ErrorCode, is_dpop_bound, terminal_text};
 
@@ -282,11 +289,56 @@ pub(crate) fn run(ctx: &Context, operation: &str) -> anyhow::Result<u8> {
         tracing::debug!(host = %terminal_text(host), "no provider for this git host");
         return Ok(exit::OK);
     };
-    let ctx = for_account(ctx, request.account());
-    if operation == "erase" {
-        return erase(&ctx, &provider, &request);
+    let Some(account) = known_account(ctx, &provider, request.account(), operation)? else {
+        return Ok(exit::OK);
+    };
+    let ctx = for_account(ctx, account.as_ref());
+    let done = if operation == "erase" {
+        erase(&ctx, &provider, &request)
+    } else {
+        get(&ctx, &provider, &request)
+    };
+    // Reported here, with this account's context: hints carry its `--account`.
+    Ok(done.unwrap_or_else(|err| exit::report(&err, &ctx)))
+}
+
+/// The account git's user name chooses, when this helper may use it: `Some(None)` for the
+/// provider's default account (no user name, or `oauth2`), `Some(Some(name))` for an account
+/// that is signed in already (or is the provider's default). `None` for any other user name —
+/// then nothing is answered: `get` says on stderr (unless `-q`) how to sign that account in, so
+/// that a user name in a remote URL never starts a sign-in of a new account nor creates its files.
+///
+/// # Errors
+///
+/// When the provider's accounts cannot be read (a corrupt account index).
+fn known_account(
+    ctx: &Context,
+    provider: &str,
+    username: Option<&str>,
+    operation: &str,
+) -> anyhow::Result<Option<Option<AccountName>>> {
+    let Some(username) = username else {
+        return Ok(Some(None));
+    };
+    let shown = terminal_text(provider);
+    let Ok(account) = AccountName::new(username) else {
+        if operation == "get" {
+            ctx.say(format!(
+                "git-credential: git's user name for this {shown} remote is not an account name (1 to 64 letters, digits, '.', '_', '@', '+' or '-'); no token for it"
+            ));
+        }
+        return Ok(None);
+    };
+    let accounts = ctx.service()?.accounts(provider)?;
+    if accounts.contains(&account) || accounts.default_account() == &account {
+        return Ok(Some(Some(account)));
     }
-    get(&ctx, &provider, &request)
+    if operation == "get" {
+        ctx.say(format!(
+            "git-credential: account {account} of {shown} (git's user name) is not signed in; no token for it. To use it, run `context-harness mcp auth {shown} --account {account}` first"
+        ));
+    }
+    Ok(None)
 }
 
 /// The provider that [serves](context_harness_providers::OAuthProvider::serves_git_host) the git
@@ -319,14 +371,14 @@ fn provider_for(ctx: &Context, protocol: &str, host: &str) -> anyhow::Result<Opt
 }
 
 /// `ctx` for `account` (git's `username`; `None`: the provider's default account).
-fn for_account(ctx: &Context, account: Option<&str>) -> Context {
+fn for_account(ctx: &Context, account: Option<&AccountName>) -> Context {
     Context {
         home: ctx.home.clone(),
         storage: ctx.storage,
         verbose: ctx.verbose,
         quiet: ctx.quiet,
         client_metadata_url: None,
-        account: account.map(str::to_owned),
+        account: account.map(ToString::to_string),
     }
 }
 

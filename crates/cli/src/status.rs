@@ -30,6 +30,8 @@ struct Row {
     show_account: bool,
     /// `Ok(None)`: not signed in.
     tokens: Result<Option<OAuthTokens>, ProviderError>,
+    /// Whether the error is the provider's accounts' (its account index), not the tokens'.
+    accounts_error: bool,
     location: Option<String>,
 }
 
@@ -178,6 +180,7 @@ fn rows(
         default,
         show_account,
         tokens,
+        accounts_error: false,
         location: None,
     };
     let index = match service.accounts(key) {
@@ -185,7 +188,9 @@ fn rows(
         Err(e) => {
             let account = only.cloned().unwrap_or_default();
             let show = !account.is_default();
-            return vec![row(&account, only.is_none(), show, Err(e))];
+            let mut row = row(&account, only.is_none(), show, Err(e));
+            row.accounts_error = true;
+            return vec![row];
         }
     };
     let mut accounts: Vec<AccountName> = match only {
@@ -276,7 +281,11 @@ pub(crate) fn run(ctx: &Context, provider: Option<&str>, json: bool) -> anyhow::
     match (&row.tokens, row.status(now)) {
         (Err(e), _) => Err(Failure::new(
             exit::code_for(e.code()),
-            format!("cannot read the tokens for {who}: {e}"),
+            if row.accounts_error {
+                format!("cannot read the accounts of {provider}: {e}")
+            } else {
+                format!("cannot read the tokens for {who}: {e}")
+            },
             exit::hint_for(e, &row.account_flag()),
         )
         .into()),

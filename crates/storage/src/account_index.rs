@@ -14,12 +14,14 @@ use crate::{ProviderName, read_trusted};
 ///
 /// Kept in `tokens/<provider>.accounts` (0600, written atomically, read the trusted way) as JSON:
 /// `{"default": "work", "accounts": ["default", "work"]}`, accounts in the order they were first
-/// signed in. A provider without the file has at most the [`DEFAULT_ACCOUNT`](crate::DEFAULT_ACCOUNT)
-/// (whose tokens are under the bare provider name, as every version before accounts stored them);
-/// the file is written once a second account is signed in, or another account becomes the
-/// default. Callers changing it across processes hold the provider's
-/// [`LockKind::Accounts`](crate::LockKind::Accounts) lock around [`load`](Self::load) and
-/// [`save`](Self::save).
+/// signed in; the default is always one of them (a file saying otherwise is
+/// [`Error::CorruptIndex`]). The file is written once a second account is signed in, or another
+/// account becomes the default. Without it (a home of version 0.2, or the file deleted) the index
+/// is [`rebuilt`](Self::rebuild) from the records in the token directory: nothing but the default
+/// account's tokens under the bare provider name, as every version before accounts stored them,
+/// means the [`DEFAULT_ACCOUNT`](crate::DEFAULT_ACCOUNT) alone. Callers changing it across
+/// processes hold the provider's [`LockKind::Accounts`](crate::LockKind::Accounts) lock around
+/// [`load`](Self::load) and [`save`](Self::save).
 ///
 /// ```
 /// use context_harness_storage::{AccountIndex, AccountName};
@@ -41,6 +43,10 @@ pub struct AccountIndex {
     default: AccountName,
     accounts: Vec<AccountName>,
 }
+
+/// The endings of the files that hold (or point to) an account's tokens: the token file, the
+/// backend record (tokens in the keyring), the recovery file.
+const RECORD_SUFFIXES: [&str; 3] = [".json", ".backend", ".recovery"];
 
 /// The file's JSON.
 #[derive(Serialize, Deserialize)]
@@ -75,7 +81,8 @@ impl AccountIndex {
     /// # Errors
     ///
     /// As [`read_trusted`] (a file another user could have written, a link, too large);
-    /// [`Error::Corrupt`] naming the file when it is not an index (left untouched).
+    /// [`Error::CorruptIndex`] naming the file when it is not an index, or its default account is
+    /// not one of its accounts (left untouched).
     pub fn load(tokens_dir: &Path, provider: &ProviderName) -> Result<Option<Self>> {
         let path = Self::path(tokens_dir, provider);
         let Some(bytes) = read_trusted(&path)? else {
@@ -83,23 +90,87 @@ impl AccountIndex {
         };
         Self::parse(&bytes)
             .map(Some)
-            .map_err(|source| Error::Corrupt { path, source })
+            .map_err(|(reason, source)| Error::CorruptIndex {
+                path,
+                reason,
+                source,
+            })
     }
 
-    fn parse(bytes: &[u8]) -> std::result::Result<Self, crate::BoxError> {
-        let text = crate::decode_text(bytes)?;
-        let file: IndexFile = serde_json::from_str(&text)?;
+    fn parse(bytes: &[u8]) -> std::result::Result<Self, (&'static str, Option<crate::BoxError>)> {
+        const NOT_AN_INDEX: &str =
+            "it is not an account index (JSON with a \"default\" name and a list of \"accounts\")";
+        let text = crate::decode_text(bytes).map_err(|e| (NOT_AN_INDEX, Some(e.into())))?;
+        let file: IndexFile =
+            serde_json::from_str(&text).map_err(|e| (NOT_AN_INDEX, Some(e.into())))?;
+        let invalid = |e: Error| ("it holds an invalid account name", Some(e.into()));
         let mut accounts: Vec<AccountName> = Vec::with_capacity(file.accounts.len());
         for name in &file.accounts {
-            let name = AccountName::new(name)?;
+            let name = AccountName::new(name).map_err(invalid)?;
             if !accounts.contains(&name) {
                 accounts.push(name);
             }
         }
-        Ok(Self {
-            default: AccountName::new(&file.default)?,
-            accounts,
-        })
+        let default = AccountName::new(&file.default).map_err(invalid)?;
+        // Every reader resolves "no --account" to this name: one that is not signed in would have
+        // commands sign in (or fail for) an account no listing shows as the default.
+        if !accounts.contains(&default) {
+            return Err(("its default account is not one of its accounts", None));
+        }
+        Ok(Self { default, accounts })
+    }
+
+    /// The index the records in `tokens_dir` imply, for a provider without an index file (or to
+    /// find accounts a file misses): the accounts of `provider` with a token file
+    /// (`<provider>@<account>.json`), a backend record (`<provider>@<account>.backend`, which the
+    /// keyring's tokens have) or a recovery file (`.recovery`); the bare name's for the
+    /// [`DEFAULT_ACCOUNT`](crate::DEFAULT_ACCOUNT). It comes first when present, the others follow
+    /// by name; the first is the default. Locks and other files are not records. Only file names
+    /// are read, never a file. A store that keeps nothing in `tokens_dir` (a memory store) has no
+    /// records here.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when `tokens_dir` exists but cannot be listed.
+    pub fn rebuild(tokens_dir: &Path, provider: &ProviderName) -> Result<Self> {
+        let base = provider.base_name();
+        let entries = match std::fs::read_dir(tokens_dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Self::implicit(false));
+            }
+            Err(e) => return Err(Error::io("list", tokens_dir, e)),
+        };
+        let mut default = false;
+        let mut others: Vec<AccountName> = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io("list", tokens_dir, e))?;
+            let file = entry.file_name();
+            let Some(file) = file.to_str() else { continue };
+            let Some(key) = RECORD_SUFFIXES
+                .iter()
+                .find_map(|suffix| file.strip_suffix(suffix))
+            else {
+                continue;
+            };
+            let Some((name, account)) = ProviderName::parse_key(key) else {
+                continue;
+            };
+            if name.as_str() != base {
+                continue;
+            }
+            if account.is_default() {
+                default = true;
+            } else if !others.contains(&account) {
+                others.push(account);
+            }
+        }
+        others.sort();
+        let mut index = Self::implicit(default);
+        for account in others {
+            index.add(account);
+        }
+        Ok(index)
     }
 
     /// Writes the index to `tokens_dir` (0600, atomically), or removes the file when no account is
@@ -264,8 +335,112 @@ mod tests {
                 err.as_ref().is_some_and(Error::is_corrupt),
                 "{bad}: {err:?}"
             );
+            // Named for what it is: no token file.
+            let message = err.map(|e| e.to_string()).unwrap_or_default();
+            assert!(message.starts_with("account index "), "{message}");
+            assert!(!message.contains("token file"), "{message}");
             assert!(path.is_file());
         }
+        Ok(())
+    }
+
+    /// A default that is not one of the accounts would be resolved by the commands that use "the
+    /// default account" and shown as no row's default by the listing: refused for every reader.
+    #[test]
+    fn a_default_outside_the_accounts_is_corrupt() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", ".", e))?;
+        let local = ProviderName::new("local")?;
+        let path = AccountIndex::path(dir.path(), &local);
+        for bad in [
+            r#"{"default": "evil", "accounts": ["default"]}"#,
+            r#"{"default": "work", "accounts": []}"#,
+            r#"{"default": "default", "accounts": []}"#,
+        ] {
+            write_private_atomic(&path, bad.as_bytes())?;
+            let err = AccountIndex::load(dir.path(), &local).err();
+            assert!(
+                matches!(
+                    &err,
+                    Some(Error::CorruptIndex { path: p, reason, source: None })
+                        if *p == path && reason.contains("default account is not one of its accounts")
+                ),
+                "{bad}: {err:?}"
+            );
+            let message = err.map(|e| e.to_string()).unwrap_or_default();
+            assert!(
+                message.contains(
+                    "local.accounts is corrupt: its default account is not one of its accounts"
+                ),
+                "{message}"
+            );
+        }
+        write_private_atomic(
+            &path,
+            br#"{"default": "work", "accounts": ["default", "Work"]}"#,
+        )?;
+        let index = AccountIndex::load(dir.path(), &local)?;
+        assert_eq!(
+            index.as_ref().map(AccountIndex::default_account),
+            Some(&name("work"))
+        );
+        Ok(())
+    }
+
+    /// Without an index file, the accounts are the records in the token directory.
+    #[test]
+    fn the_index_is_rebuilt_from_the_records() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", ".", e))?;
+        let tokens = dir.path().join("tokens");
+        let local = ProviderName::new("local")?;
+        assert_eq!(
+            AccountIndex::rebuild(&tokens, &local)?,
+            AccountIndex::implicit(false)
+        );
+        std::fs::create_dir(&tokens).map_err(|e| Error::io("mkdir", &tokens, e))?;
+        for file in [
+            // Records: a token file, a keyring account's backend record, a recovery file.
+            "local@work.json",
+            "local@zed.backend",
+            "local@bob.recovery",
+            "local@bob.json",
+            // Not records of an account of `local`.
+            "local@lock-only.lock",
+            "local@signing.signin-lock",
+            "local.accounts",
+            "local.accounts-lock",
+            "local@Upper.json",
+            "local@default.json",
+            ".local@tmp.json.tmp.1.2",
+            "localx@other.json",
+            "other@work.json",
+            "other.json",
+            "local@a b.json",
+        ] {
+            let path = tokens.join(file);
+            std::fs::write(&path, b"").map_err(|e| Error::io("write", &path, e))?;
+        }
+        let index = AccountIndex::rebuild(&tokens, &local)?;
+        assert_eq!(index.names(), &[name("bob"), name("work"), name("zed")]);
+        assert_eq!(index.default_account(), &name("bob"));
+        // An account's key names the same provider.
+        assert_eq!(
+            AccountIndex::rebuild(&tokens, &local.with_account(&name("work")))?,
+            index
+        );
+        // The bare name's record is the default account, first and the default.
+        let bare = tokens.join("local.backend");
+        std::fs::write(&bare, b"keyring\n").map_err(|e| Error::io("write", &bare, e))?;
+        let index = AccountIndex::rebuild(&tokens, &local)?;
+        assert_eq!(
+            index.names(),
+            &[
+                AccountName::default(),
+                name("bob"),
+                name("work"),
+                name("zed")
+            ]
+        );
+        assert!(index.default_account().is_default());
         Ok(())
     }
 }

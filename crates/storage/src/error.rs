@@ -43,6 +43,18 @@ pub enum Error {
         /// The parse error (category and position only, never the file's content).
         source: BoxError,
     },
+    /// An account index (`tokens/<provider>.accounts`, [`AccountIndex`](crate::AccountIndex)) is
+    /// not one: not its JSON, an invalid account name, or a default account that is not one of its
+    /// accounts. The file is left untouched. Deleting it loses no tokens: without the file the
+    /// accounts are found again from the stored records ([`AccountIndex::rebuild`](crate::AccountIndex::rebuild)).
+    CorruptIndex {
+        /// The index file.
+        path: PathBuf,
+        /// What is wrong with it, in words.
+        reason: &'static str,
+        /// The parse error, when there is one (category and position only).
+        source: Option<BoxError>,
+    },
     /// A file-system operation failed.
     Io {
         /// What was being done, e.g. `"write"` or `"create directory"`.
@@ -268,11 +280,13 @@ impl Error {
         matches!(self, Self::InvalidAccount { .. })
     }
 
-    /// Whether this error is an [`Error::Corrupt`] file or keyring value.
+    /// Whether this error is an [`Error::Corrupt`] file or keyring value, or an
+    /// [`Error::CorruptIndex`].
     pub fn is_corrupt(&self) -> bool {
         matches!(
             self,
             Self::Corrupt { .. }
+                | Self::CorruptIndex { .. }
                 | Self::Keyring {
                     kind: KeyringErrorKind::BadData,
                     ..
@@ -293,6 +307,11 @@ impl fmt::Display for Error {
             Self::Corrupt { path, .. } => write!(
                 f,
                 "token file {} is corrupt (left untouched; fix or delete it, then sign in again)",
+                path.display()
+            ),
+            Self::CorruptIndex { path, reason, .. } => write!(
+                f,
+                "account index {} is corrupt: {reason} (left untouched)",
                 path.display()
             ),
             Self::Io { op, path, .. } => write!(f, "failed to {op} {}", path.display()),
@@ -338,6 +357,10 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Corrupt { source, .. } | Self::Encode { source } => Some(source.as_ref()),
+            Self::CorruptIndex {
+                source: Some(source),
+                ..
+            } => Some(source.as_ref()),
             Self::Io { source, .. } => Some(source),
             Self::Keyring {
                 source: Some(source),

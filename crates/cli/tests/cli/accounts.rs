@@ -597,3 +597,144 @@ fn invalid_account_names_are_refused_with_exit_13() {
     home.run(&["mcp", "auth", "github", "--default"])
         .expect_code(2);
 }
+
+/// Stores a valid token set with access token `access` under storage key `key` (as a sign-in
+/// writes it: 0600 in a 0700 directory).
+fn store_tokens(home: &Home, key: &str, access: &str) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = home.path().join("tokens");
+    if !dir.is_dir() {
+        std::fs::create_dir(&dir).expect("mkdir tokens");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    }
+    let path = dir.join(format!("{key}.json"));
+    let tokens = crate::git_credential::bearer_tokens(access);
+    std::fs::write(&path, serde_json::to_string(&tokens).expect("json")).expect("write");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+}
+
+/// Writes the account index of `local`.
+fn write_index(home: &Home, json: &str) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = home.path().join("tokens").join("local.accounts");
+    std::fs::write(&path, json).expect("write the index");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+}
+
+/// `mcp status local --json` rows: (account, default, status).
+fn status_rows(home: &Home) -> Vec<(String, bool, String)> {
+    let run = home.run(&["mcp", "status", "local", "--json"]);
+    run.expect_code(0);
+    run.json()["providers"]
+        .as_array()
+        .expect("providers")
+        .iter()
+        .map(|row| {
+            (
+                row["account"].as_str().expect("account").to_owned(),
+                row["default"].as_bool().expect("default"),
+                row["status"].as_str().expect("status").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// An index whose default is not one of its accounts is refused alike by the commands that use
+/// the default account and by `mcp status`, named as the account index, with a hint saying what
+/// deleting it does; deleted, it loses no account (they are found again from the token files);
+/// "not signed in" names the account. No server: the tokens are valid and read from the files.
+#[test]
+fn a_bad_index_is_refused_everywhere_and_a_deleted_one_loses_no_account() {
+    let home = Home::with_local("http://127.0.0.1:9", "ch-public");
+    store_tokens(&home, "local", "at-default");
+    store_tokens(&home, "local@work", "at-work");
+    store_tokens(&home, "local@home", "at-home");
+    write_index(
+        &home,
+        r#"{"default": "work", "accounts": ["default", "work", "home"]}"#,
+    );
+    let token = |args: &[&str]| {
+        let mut all = vec!["mcp", "token", "local"];
+        all.extend_from_slice(args);
+        home.run(&all)
+    };
+    assert_eq!(token(&[]).expect_code(0).stdout.trim(), "at-work");
+
+    // Its default is not one of its accounts: `mcp token` would sign in an account `mcp status`
+    // does not show as the default. Both refuse the index, saying what it is and what to do.
+    write_index(&home, r#"{"default":"evil","accounts":["default"]}"#);
+    let refused = token(&[]);
+    refused.expect_code(12);
+    assert_eq!(refused.stdout, "");
+    for needle in [
+        "local.accounts is corrupt: its default account is not one of its accounts",
+        "error: account index ",
+        "hint: fix the file, or delete it: no tokens are lost",
+    ] {
+        assert!(refused.stderr.contains(needle), "{needle}: {refused:#?}");
+    }
+    assert!(!refused.stderr.contains("token file"), "{refused:#?}");
+    let status = home.run(&["mcp", "status", "local"]);
+    status.expect_code(12);
+    assert!(
+        status
+            .stderr
+            .contains("cannot read the accounts of local: account index"),
+        "{status:#?}"
+    );
+    assert!(!status.stdout.contains("authenticated"), "{status:#?}");
+    let json = home.run(&["mcp", "status", "local", "--json"]);
+    assert_eq!(
+        json.json()["providers"][0]["error"]["code"],
+        "storage",
+        "{json:#?}"
+    );
+    // A named account needs no default.
+    assert_eq!(
+        token(&["--account", "home"]).expect_code(0).stdout.trim(),
+        "at-home"
+    );
+
+    // Deleted: every account with tokens is listed, `default` is the default again.
+    std::fs::remove_file(home.path().join("tokens").join("local.accounts")).expect("rm");
+    assert_eq!(
+        status_rows(&home),
+        [
+            row("default", true, "authenticated"),
+            row("home", false, "authenticated"),
+            row("work", false, "authenticated"),
+        ]
+    );
+    assert_eq!(token(&[]).expect_code(0).stdout.trim(), "at-default");
+    let all = home.run(&["mcp", "status"]);
+    all.expect_code(0);
+    assert!(
+        all.stdout
+            .contains("local (Local test server), account home: authenticated"),
+        "{all:#?}"
+    );
+
+    // Not signed in: the message names the account, the hint signs that account in.
+    let missing = token(&["--account", "zz"]);
+    missing.expect_code(3);
+    assert!(
+        missing
+            .stderr
+            .contains("error: not signed in to local (account zz)"),
+        "{missing:#?}"
+    );
+    assert!(
+        missing
+            .stderr
+            .contains("run `context-harness mcp auth local --account zz`"),
+        "{missing:#?}"
+    );
+    // ...and none of its files was made.
+    let made: Vec<String> = std::fs::read_dir(home.path().join("tokens"))
+        .expect("tokens")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("@zz"))
+        .collect();
+    assert!(made.is_empty(), "{made:?}");
+}

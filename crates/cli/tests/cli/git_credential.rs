@@ -709,14 +709,14 @@ fn answers_for_mapped_and_unmapped_hosts() {
         assert_eq!(run.stdout, "", "{input:?}");
     }
 
-    // An account that is not signed in: an error (exit 3), nothing for git, no sign-in started
-    // (no browser, stderr is not a terminal).
+    // An account that is not signed in: no answer, exit 0 (git moves on), a line saying how to
+    // sign it in (see `a_user_name_never_signs_in_a_new_account`).
     let run = helper(
         &home,
         "get",
         "protocol=http\nhost=127.0.0.1:9\nusername=alice\n\n",
     );
-    run.expect_code(3);
+    run.expect_code(0);
     assert_eq!(run.stdout, "");
 
     // Other operations: store does nothing; an unknown one is ignored; capability lists ours.
@@ -734,6 +734,138 @@ fn answers_for_mapped_and_unmapped_hosts() {
     assert_eq!(
         std::fs::read(home.token_file("local")).expect("tokens"),
         before
+    );
+}
+
+/// The files of `home`'s token directory whose name contains `part`.
+fn files_with(home: &Home, part: &str) -> Vec<String> {
+    std::fs::read_dir(home.path().join("tokens"))
+        .expect("tokens")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(part))
+        .collect()
+}
+
+/// A user name in a remote URL (or in a hostile `.gitmodules`: `https://anything@host/...`)
+/// chooses only an account that is signed in (or the default one): for any other, no answer
+/// (exit 0, so git asks its next helper), a line on stderr saying how to sign it in, no sign-in
+/// started even where a browser could be opened, and no file of that account made, by `get` or
+/// by `erase`.
+#[test]
+fn a_user_name_never_signs_in_a_new_account() {
+    let mut home = offline_home();
+    // A browser that would leave a mark if a sign-in were started.
+    let mark = home.path().join("browser-ran");
+    home.set("BROWSER", format!("touch {}", mark.display()));
+    for (input, account) in [
+        (
+            "protocol=http\nhost=127.0.0.1:9\nusername=ghost\n\n",
+            "ghost",
+        ),
+        (
+            "capability[]=authtype\nurl=http://Anything@127.0.0.1:9/o/r.git\n\n",
+            "anything",
+        ),
+    ] {
+        let run = helper(&home, "get", input);
+        run.expect_code(0);
+        assert_eq!(run.stdout, "", "{input:?}");
+        assert!(
+            run.stderr.contains(&format!(
+                "account {account} of local (git's user name) is not signed in"
+            )),
+            "{run:#?}"
+        );
+        assert!(
+            run.stderr.contains(&format!(
+                "run `context-harness mcp auth local --account {account}` first"
+            )),
+            "{run:#?}"
+        );
+        assert!(files_with(&home, &format!("@{account}")).is_empty());
+    }
+    // A user name that is no account name at all: the same, without echoing it.
+    let run = helper(
+        &home,
+        "get",
+        "protocol=http\nhost=127.0.0.1:9\nusername=a b:c\n\n",
+    );
+    run.expect_code(0);
+    assert_eq!(run.stdout, "");
+    assert!(run.stderr.contains("is not an account name"), "{run:#?}");
+    assert!(!run.stderr.contains("a b:c"), "{run:#?}");
+    // `erase` for an account that is not signed in: nothing at all (no lock file either).
+    let run = helper(
+        &home,
+        "erase",
+        "protocol=http\nhost=127.0.0.1:9\nusername=ghost\npassword=at-git-1\n\n",
+    );
+    assert_eq!(
+        (run.code, run.stdout.as_str(), run.stderr.as_str()),
+        (0, "", "")
+    );
+    assert!(
+        files_with(&home, "@ghost").is_empty(),
+        "{:?}",
+        files_with(&home, "@")
+    );
+    assert!(!mark.exists(), "a sign-in was started");
+    // The default account's token is untouched; `oauth2`, `default` and no user name are it.
+    for user in ["", "username=oauth2\n", "username=default\n"] {
+        let run = helper(
+            &home,
+            "get",
+            &format!("capability[]=authtype\nprotocol=http\nhost=127.0.0.1:9\n{user}\n"),
+        );
+        run.expect_code(0);
+        assert!(
+            run.stdout.contains("credential=at-git-1\n"),
+            "{user}: {run:#?}"
+        );
+    }
+    // An account signed in already is used (its token file, as a sign-in stores it).
+    let work = home.path().join("tokens").join("local@work.json");
+    std::fs::write(
+        &work,
+        serde_json::to_string(&bearer_tokens("at-git-work")).expect("json"),
+    )
+    .expect("write");
+    std::fs::set_permissions(&work, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let run = helper(
+        &home,
+        "get",
+        "capability[]=authtype\nprotocol=http\nhost=127.0.0.1:9\nusername=Work\n\n",
+    );
+    run.expect_code(0);
+    assert!(run.stdout.contains("credential=at-git-work\n"), "{run:#?}");
+    assert!(!mark.exists(), "a sign-in was started");
+}
+
+/// An error of an account's token (here expired, without a refresh token, and nobody to show a
+/// sign-in to) names that account, and the hint signs that account in (`--account`), not the
+/// default one.
+#[test]
+fn hints_name_the_account_of_the_user_name() {
+    let home = offline_home();
+    let mut expired = bearer_tokens("at-git-zz");
+    expired.refresh_token = None;
+    expired.issued_at -= 7200.0;
+    let path = home.path().join("tokens").join("local@zz.json");
+    std::fs::write(&path, serde_json::to_string(&expired).expect("json")).expect("write");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let run = helper(
+        &home,
+        "get",
+        "protocol=https\nhost=127.0.0.1:9\nusername=zz\n\n",
+    );
+    assert_eq!(run.stdout, "");
+    // Exit 6: expired, and no refresh token.
+    run.expect_code(6);
+    assert!(
+        run.stderr
+            .contains("run `context-harness mcp auth local --account zz`"),
+        "{run:#?}"
     );
 }
 

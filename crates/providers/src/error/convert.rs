@@ -8,6 +8,9 @@ use context_harness_tokens::ResponseError;
 
 use super::{Error, ErrorCode, NextStep, SERVER_TROUBLE_HINT};
 
+/// What to do about a corrupt account index (`tokens/<provider>.accounts`).
+const CORRUPT_INDEX_HINT: &str = "fix the file, or delete it: no tokens are lost, the provider's accounts are found again from the stored tokens, and the default account becomes `default` when it is signed in, else the first account by name (then choose the default again if it was another)";
+
 /// What a token request is for (changes how errors are classified).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Grant {
@@ -24,12 +27,18 @@ pub(crate) enum Grant {
 }
 
 /// A token-store failure as [`ErrorCode::Storage`]; for a refused (untrusted) file or directory
-/// the hint names the exact `chmod`/`chown` that fixes it.
+/// the hint names the exact `chmod`/`chown` that fixes it; for a corrupt account index, what
+/// deleting it does.
 pub(crate) fn storage_error(e: storage::Error) -> Error {
     // A refused (untrusted) file or directory: the message names it, the hint the exact fix.
     if let Some(fix) = e.fix() {
         return Error::new(ErrorCode::Storage, e.to_string())
             .with_step(NextStep::FixPermissions { command: fix })
+            .with_source(e);
+    }
+    if matches!(e, storage::Error::CorruptIndex { .. }) {
+        return Error::new(ErrorCode::Storage, e.to_string())
+            .with_hint(CORRUPT_INDEX_HINT)
             .with_source(e);
     }
     Error::new(ErrorCode::Storage, format!("token storage failed: {e}")).with_source(e)
@@ -242,12 +251,17 @@ fn classify_response_error_inner(e: &ResponseError, grant: Grant) -> Error {
     }
 }
 
-/// [`ErrorCode::AuthRequired`]: no tokens are stored for `provider`.
-pub(crate) fn not_signed_in(provider: &str) -> Error {
-    Error::new(
-        ErrorCode::AuthRequired,
-        format!("not signed in to {provider}"),
-    )
+/// [`ErrorCode::AuthRequired`]: no tokens are stored for `target`'s account (named unless it is
+/// the [`DEFAULT_ACCOUNT`](storage::DEFAULT_ACCOUNT)).
+pub(crate) fn not_signed_in(target: &crate::ProviderRef) -> Error {
+    let provider = target.as_str();
+    let account = target.account();
+    let message = if account.is_default() {
+        format!("not signed in to {provider}")
+    } else {
+        format!("not signed in to {provider} (account {account})")
+    };
+    Error::new(ErrorCode::AuthRequired, message)
 }
 
 /// [`ErrorCode::TokenExpired`]: expired, and nothing to refresh with.

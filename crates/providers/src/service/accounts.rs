@@ -10,7 +10,12 @@
 //!
 //! The index is written under the provider's [`LockKind::Accounts`] lock, the innermost one: a
 //! sign-in adds its account after storing the tokens (the first account becomes the default), a
-//! logout removes it (a removed default passes to the first remaining account).
+//! logout removes it (a removed default passes to the first remaining account). What is signed in
+//! is decided under that lock too, from the records then present. Without an index file (a home
+//! of version 0.2, or the file deleted) every reader uses the same index rebuilt from the token
+//! directory ([`AccountIndex::rebuild`]): the `default` account first when it is signed in, the
+//! others by name, the first the default. Accounts with stored tokens that an index file misses
+//! (a sign-in that stopped before recording its account) are listed after its own.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -147,10 +152,7 @@ impl OAuthService {
         if let Some(account) = resolved.get(name) {
             return Ok(account.clone());
         }
-        let account = self
-            .load_index(name)?
-            .map(|index| index.default_account().clone())
-            .unwrap_or_default();
+        let account = self.load_index(name)?.default_account().clone();
         resolved.insert(name.clone(), account.clone());
         Ok(account)
     }
@@ -168,15 +170,18 @@ impl OAuthService {
         self.account.as_ref()
     }
 
-    /// The signed-in accounts of `provider` (a name or an MCP server URL) and its default account,
-    /// from its index (`tokens/<provider>.accounts`). Tokens stored under the bare name (every
-    /// sign-in of version 0.2 and earlier) are the
+    /// The signed-in accounts of `provider` (a name or an MCP server URL) and its default account:
+    /// its index (`tokens/<provider>.accounts`), or without one the index rebuilt from the token
+    /// directory, plus every account with a record there that the index misses. Tokens stored
+    /// under the bare name (every sign-in of version 0.2 and earlier) are the
     /// [`DEFAULT_ACCOUNT`](storage::DEFAULT_ACCOUNT), listed whether or not an index names it.
-    /// Reads the store for those only; no network.
+    /// The default account is one of the accounts listed (`default` when none is). Reads the
+    /// store for the default account only; no network.
     ///
     /// # Errors
     ///
-    /// As [`ProviderRef::parse`]; [`ErrorCode::Storage`] when the index or the store cannot be
+    /// As [`ProviderRef::parse`]; [`ErrorCode::Storage`] when the index is corrupt (its default
+    /// account not among its accounts included) or the token directory or the store cannot be
     /// read.
     pub fn accounts(&self, provider: &str) -> Result<AccountIndex> {
         let target = ProviderRef::parse(provider)?;
@@ -186,9 +191,7 @@ impl OAuthService {
             Err(e) if e.code() == ErrorCode::Storage => true,
             Err(e) => return Err(e),
         };
-        let mut index = self
-            .load_index(target.name())?
-            .unwrap_or_else(|| AccountIndex::implicit(false));
+        let mut index = self.load_index(target.name())?;
         if default_signed_in {
             index.add(AccountName::default());
         }
@@ -218,13 +221,9 @@ impl OAuthService {
             }));
         }
         let target = ProviderRef::parse(provider)?;
-        self.update_index(
-            target.name(),
-            signed_in.names().contains(&AccountName::default()),
-            |index| {
-                index.set_default(account);
-            },
-        )
+        self.index_access().update(target.name(), |index| {
+            index.set_default(account);
+        })
     }
 
     /// A service like this one (the same store, home, registry, HTTP client and settings) that
@@ -264,17 +263,9 @@ impl OAuthService {
         blocking(move || access.record(&key)).await
     }
 
-    fn load_index(&self, name: &ProviderName) -> Result<Option<AccountIndex>> {
-        self.index_access().load(name)
-    }
-
-    fn update_index(
-        &self,
-        name: &ProviderName,
-        default_signed_in: bool,
-        change: impl FnOnce(&mut AccountIndex),
-    ) -> Result<()> {
-        self.index_access().update(name, default_signed_in, change)
+    /// The index of `name` every reader uses (see [`IndexAccess::current`]).
+    fn load_index(&self, name: &ProviderName) -> Result<AccountIndex> {
+        self.index_access().current(name, false)
     }
 
     pub(super) fn index_access(&self) -> IndexAccess {
@@ -298,22 +289,39 @@ pub(super) struct IndexAccess {
 }
 
 impl IndexAccess {
-    fn load(&self, name: &ProviderName) -> Result<Option<AccountIndex>> {
-        AccountIndex::load(&self.tokens_dir, name).map_err(storage_error)
+    /// The index of `name` as every reader sees it: its file, or without one the index rebuilt
+    /// from the records in the token directory; then the accounts with records the file misses.
+    /// Its default account is one of its accounts (or `default` when it has none): a file saying
+    /// otherwise is refused as corrupt.
+    ///
+    /// Without a file and without a record under the bare name, the store is asked whether the
+    /// default account has tokens (a store that keeps them elsewhere than in files) when
+    /// `ask_store` or another account has a record (the answer can change the default then);
+    /// otherwise no store is read.
+    fn current(&self, name: &ProviderName, ask_store: bool) -> Result<AccountIndex> {
+        let found = AccountIndex::rebuild(&self.tokens_dir, name).map_err(storage_error)?;
+        let mut index = match AccountIndex::load(&self.tokens_dir, name).map_err(storage_error)? {
+            Some(index) => index,
+            None => {
+                let default = found.contains(&AccountName::default())
+                    || ((ask_store || !found.names().is_empty()) && self.default_signed_in(name));
+                AccountIndex::implicit(default)
+            }
+        };
+        for account in found.names() {
+            index.add(account.clone());
+        }
+        Ok(index)
     }
 
-    /// See [`OAuthService::record_account`].
+    /// See [`OAuthService::record_account`]: the account of `key` is added (the default when it is
+    /// the first).
     fn record(&self, key: &ProviderName) -> Result<()> {
-        let base = key.with_account(&AccountName::default());
         let account = match key.account_part() {
             Some(part) => AccountName::new(part).map_err(storage_error)?,
             None => AccountName::default(),
         };
-        if account.is_default() && self.load(&base)?.is_none() {
-            return Ok(());
-        }
-        let default_signed_in = self.default_signed_in(&base);
-        self.update(&base, default_signed_in, |index| {
+        self.update(key, |index| {
             index.add(account);
         })
     }
@@ -321,10 +329,8 @@ impl IndexAccess {
     /// Removes `target`'s account from the index (after a logout deleted its tokens); the
     /// provider's default account afterwards (the first remaining one when it was the default).
     pub(super) fn forget(&self, target: &ProviderRef) -> Result<AccountName> {
-        let name = target.name();
-        let default_signed_in = !target.account().is_default() && self.default_signed_in(name);
         let mut after = AccountName::default();
-        self.update(name, default_signed_in, |index| {
+        self.update(target.name(), |index| {
             index.remove(target.account());
             after = index.default_account().clone();
         })?;
@@ -340,28 +346,29 @@ impl IndexAccess {
         )
     }
 
-    /// Applies `change` to `name`'s index under its accounts lock and saves it; a provider without
-    /// an index starts from the implicit one (the default account when `default_signed_in`). An
-    /// index left saying no more than the absence of the file says is removed.
-    fn update(
-        &self,
-        name: &ProviderName,
-        default_signed_in: bool,
-        change: impl FnOnce(&mut AccountIndex),
-    ) -> Result<()> {
-        let _lock =
-            ProviderLock::acquire_kind(&self.lock_dir, name, LockKind::Accounts, self.lock_timeout)
-                .map_err(storage_error)?;
-        let mut index = self
-            .load(name)?
-            .unwrap_or_else(|| AccountIndex::implicit(default_signed_in));
+    /// Applies `change` to `name`'s index under its accounts lock and saves it. The index it starts
+    /// from is read under the lock ([`current`](Self::current)): the records present then say
+    /// which accounts are signed in, so a logout that deleted an account's tokens before taking
+    /// the lock is seen, and no index names a default without tokens. An index left saying no
+    /// more than the absence of the file says (the `default` account alone, or nothing) is
+    /// removed.
+    fn update(&self, name: &ProviderName, change: impl FnOnce(&mut AccountIndex)) -> Result<()> {
+        let base = name.with_account(&AccountName::default());
+        let _lock = ProviderLock::acquire_kind(
+            &self.lock_dir,
+            &base,
+            LockKind::Accounts,
+            self.lock_timeout,
+        )
+        .map_err(storage_error)?;
+        let mut index = self.current(&base, true)?;
         change(&mut index);
         if index.is_implicit() {
             return AccountIndex::implicit(false)
-                .save(&self.tokens_dir, name)
+                .save(&self.tokens_dir, &base)
                 .map_err(storage_error);
         }
-        index.save(&self.tokens_dir, name).map_err(storage_error)
+        index.save(&self.tokens_dir, &base).map_err(storage_error)
     }
 }
 
@@ -412,6 +419,117 @@ mod tests {
             idp.with_account(&AccountName::new("work")?)
         );
         assert_eq!(same_account(&idp, &server), idp);
+        Ok(())
+    }
+
+    /// A store that notes each read of the bare name's tokens (the default account's) made while
+    /// nobody held the provider's accounts lock.
+    struct LockProbe {
+        inner: storage::MemoryStore,
+        lock_dir: std::path::PathBuf,
+        unlocked_reads: std::sync::atomic::AtomicUsize,
+    }
+
+    impl storage::TokenStore for LockProbe {
+        fn save(
+            &self,
+            provider: &ProviderName,
+            tokens: &crate::OAuthTokens,
+        ) -> storage::Result<()> {
+            self.inner.save(provider, tokens)
+        }
+        fn load(&self, provider: &ProviderName) -> storage::Result<Option<crate::OAuthTokens>> {
+            if provider.account_part().is_none() {
+                let free = ProviderLock::acquire_kind(
+                    &self.lock_dir,
+                    provider,
+                    LockKind::Accounts,
+                    std::time::Duration::ZERO,
+                );
+                if free.is_ok() {
+                    self.unlocked_reads
+                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+            self.inner.load(provider)
+        }
+        fn delete(&self, provider: &ProviderName) -> storage::Result<bool> {
+            self.inner.delete(provider)
+        }
+        fn name(&self) -> &'static str {
+            "probe"
+        }
+        fn location(&self, provider: &ProviderName) -> String {
+            self.inner.location(provider)
+        }
+    }
+
+    /// Whether the default account is signed in is decided under the accounts lock, by a sign-in
+    /// recording its account and by a logout forgetting one: a logout of `default` deleting its
+    /// tokens while a sign-in of another account waits for the lock cannot leave an index whose
+    /// default has no tokens.
+    #[test]
+    fn the_default_is_judged_under_the_accounts_lock()
+    -> std::result::Result<(), Box<dyn std::error::Error>> {
+        use storage::TokenStore as _;
+        let home = tempfile::tempdir()?;
+        let tokens_dir = home.path().join("tokens");
+        let probe = std::sync::Arc::new(LockProbe {
+            inner: storage::MemoryStore::new(),
+            lock_dir: tokens_dir.clone(),
+            unlocked_reads: std::sync::atomic::AtomicUsize::new(0),
+        });
+        let access = IndexAccess {
+            tokens_dir: tokens_dir.clone(),
+            lock_dir: tokens_dir.clone(),
+            lock_timeout: std::time::Duration::from_secs(5),
+            store: probe.clone(),
+        };
+        let local = ProviderName::new("local")?;
+        let work = local.with_account(&AccountName::new("work")?);
+        let tokens = crate::OAuthTokens::new(
+            crate::AccessToken::new("at"),
+            "Bearer",
+            std::time::SystemTime::now(),
+        );
+        // A home of version 0.2 (the default account, no index), and another account signed in.
+        probe.save(&local, &tokens)?;
+        probe.save(&work, &tokens)?;
+        let unlocked = || {
+            probe
+                .unlocked_reads
+                .load(std::sync::atomic::Ordering::SeqCst)
+        };
+        access.record(&work)?;
+        assert_eq!(
+            unlocked(),
+            0,
+            "the sign-in read the default's tokens unlocked"
+        );
+        let index = AccountIndex::load(&tokens_dir, &local)?;
+        assert_eq!(
+            index
+                .as_ref()
+                .map(|i| (i.names().len(), i.default_account().is_default())),
+            Some((2, true))
+        );
+        // The default's logout: forgotten, `work` is the default now.
+        probe.delete(&local)?;
+        let target = ProviderRef::parse("local")?;
+        let after = access.forget(&target)?;
+        assert_eq!(after.as_str(), "work");
+        // From a home without an index: the default's tokens gone before the sign-in took the
+        // lock, the new account is the default (the index names no account without tokens).
+        std::fs::remove_file(AccountIndex::path(&tokens_dir, &local))?;
+        let other = local.with_account(&AccountName::new("other")?);
+        probe.save(&other, &tokens)?;
+        access.record(&other)?;
+        assert_eq!(unlocked(), 0);
+        let index = AccountIndex::load(&tokens_dir, &local)?;
+        assert_eq!(
+            index.as_ref().map(|i| i.default_account().as_str()),
+            Some("other")
+        );
         Ok(())
     }
 

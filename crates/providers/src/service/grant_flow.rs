@@ -224,7 +224,7 @@ impl OAuthService {
         let (provider, name) = (target.as_str(), target.storage_key());
         let lock = self.lock(name).await?;
         let Some(current) = self.load_locked(name).await? else {
-            return Err(not_signed_in(provider));
+            return Err(not_signed_in(target));
         };
         let now = SystemTime::now();
         if current != *seen && !current.is_expired_at(now, Duration::ZERO) {

@@ -166,7 +166,8 @@ impl OAuthServiceBuilder {
         /// The account every entry point of the service uses, for every provider (default: each
         /// provider's default account, as its index `tokens/<provider>.accounts` says when the
         /// service first uses it: the first account signed in, or the one made the default with
-        /// [`OAuthService::set_default_account`]; `default` for a provider without an index).
+        /// [`OAuthService::set_default_account`]; for a provider without an index, the one its
+        /// stored tokens imply: `default` when signed in, else the first account by name).
         /// Checked by [`build`](Self::build) ([`storage::AccountName`]: 1 to 64 letters, digits,
         /// `.`, `_`, `@`, `+`, `-`, starting with a letter or digit; case-insensitive).
         pub fn account(name: impl Into<String>) => account = Some(name.into());
@@ -429,7 +430,7 @@ impl OAuthService {
                 mcp::check_tokens_server(&target, &tokens)?;
                 Ok(tokens)
             }
-            None => Err(not_signed_in(provider)),
+            None => Err(not_signed_in(&target)),
         }
     }
 

@@ -149,7 +149,7 @@ impl OAuthService {
         }
         let lock = self.lock(name).await?;
         let Some(current) = self.load_locked(name).await? else {
-            return Err(not_signed_in(provider));
+            return Err(not_signed_in(target));
         };
         // Tokens that changed while we waited for the lock were refreshed (or signed in) by someone
         // else: use them unless they have actually expired. Comparing with the refresh margin here
@@ -327,14 +327,14 @@ impl OAuthService {
     fn missing_tokens(&self, target: &ProviderRef) -> Error {
         let provider = target.as_str();
         if target.is_mcp_server() {
-            return not_signed_in(provider);
+            return not_signed_in(target);
         }
         match self.registry() {
             Ok(registry) if !registry.contains(provider) => match registry.get(provider) {
                 Err(e) => e,
-                Ok(_) => not_signed_in(provider),
+                Ok(_) => not_signed_in(target),
             },
-            _ => not_signed_in(provider),
+            _ => not_signed_in(target),
         }
     }
 }

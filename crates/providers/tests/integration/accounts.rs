@@ -228,3 +228,98 @@ fn invalid_account_names_are_config_invalid_with_a_hint() {
         assert!(err.hint().is_some_and(|h| h.contains("64")), "{err:?}");
     }
 }
+
+/// A deleted index loses no account: every reader uses the index rebuilt from the stored tokens
+/// (`default` first when signed in, the others by name, the first the default), and a logout then
+/// writes it. An index whose default is not one of its accounts is refused by every reader alike
+/// (the listing and the resolution of "no account named"), with a message naming the account
+/// index and a hint saying what deleting it does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_index_is_rebuilt_and_a_bad_default_is_refused() {
+    let Some(server) = start() else { return };
+    let h = Harness::new(&server.issuer);
+    h.service.authenticate("local", opts()).await.unwrap();
+    for name in ["work", "home"] {
+        account(&h, name)
+            .authenticate("local", opts())
+            .await
+            .unwrap();
+    }
+    let path = AccountIndex::path(
+        &storage::tokens_dir(h.home.path()),
+        &ProviderName::new("local").unwrap(),
+    );
+    assert_eq!(
+        index_file(&h).as_ref().map(names),
+        Some(vec!["default", "work", "home"])
+    );
+
+    // Deleted: every account is still listed, `default` the default, and used as such.
+    std::fs::remove_file(&path).unwrap();
+    let fresh = h.another_service();
+    let listed = fresh.accounts("local").unwrap();
+    assert_eq!(names(&listed), ["default", "home", "work"]);
+    assert!(listed.default_account().is_default());
+    assert!(fresh.account_for("local").unwrap().is_default());
+    assert!(account(&h, "home").get_tokens("local").is_ok());
+
+    // A default that is not one of the accounts: refused by the listing and by the resolution.
+    std::fs::write(&path, r#"{"default":"evil","accounts":["default"]}"#).unwrap();
+    let refused = |err: context_harness_providers::Error| {
+        assert_eq!(err.code(), ErrorCode::Storage, "{err:?}");
+        let message = err.to_string();
+        assert!(message.starts_with("account index "), "{message}");
+        assert!(message.contains("local.accounts is corrupt"), "{message}");
+        assert!(
+            message.contains("its default account is not one of its accounts"),
+            "{message}"
+        );
+        assert!(!message.contains("token file"), "{message}");
+        let hint = err.hint().unwrap_or_default();
+        assert!(hint.contains("delete it: no tokens are lost"), "{hint}");
+    };
+    refused(h.another_service().accounts("local").unwrap_err());
+    refused(h.another_service().account_for("local").unwrap_err());
+    refused(h.another_service().get_tokens("local").unwrap_err());
+    refused(
+        h.another_service()
+            .ensure_valid_token("local")
+            .await
+            .unwrap_err(),
+    );
+    // An account named explicitly needs no default.
+    assert!(account(&h, "work").get_tokens("local").is_ok());
+
+    // Deleted again, then the default account signs out: the first other account by name is
+    // the default, and the index is written.
+    std::fs::remove_file(&path).unwrap();
+    assert!(h.another_service().logout_local("local").unwrap());
+    let listed = h.another_service().accounts("local").unwrap();
+    assert_eq!(names(&listed), ["home", "work"]);
+    assert_eq!(listed.default_account().as_str(), "home");
+    assert_eq!(index_file(&h), Some(listed));
+}
+
+/// The library's "not signed in" names the account, unless it is `default`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_signed_in_names_the_account() {
+    let Some(server) = start() else { return };
+    let h = Harness::new(&server.issuer);
+    let err = account(&h, "zz").get_tokens("local").unwrap_err();
+    assert_eq!(err.code(), ErrorCode::AuthRequired);
+    assert_eq!(err.to_string(), "not signed in to local (account zz)");
+    let err = account(&h, "zz")
+        .ensure_valid_token("local")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::AuthRequired);
+    assert_eq!(err.to_string(), "not signed in to local (account zz)");
+    let err = h.service.ensure_valid_token("local").await.unwrap_err();
+    assert_eq!(err.to_string(), "not signed in to local");
+    // Nothing was written for the account asked about.
+    assert!(
+        !storage::tokens_dir(h.home.path())
+            .join("local@zz.json")
+            .exists()
+    );
+}
