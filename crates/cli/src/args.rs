@@ -65,6 +65,13 @@ pub(crate) enum Command {
         /// asks of its helpers).
         #[arg(value_name = "OPERATION")]
         operation: String,
+        /// Seconds to wait at most for a sign-in (as `mcp token`).
+        #[arg(long, value_name = "SECS", default_value_t = TOKEN_WAIT_SECS, value_parser = clap::value_parser!(u64).range(1..))]
+        timeout: u64,
+        /// Never start a sign-in (as `mcp token --no-sign-in`): without a usable token, answer
+        /// nothing (git asks its next helper, or the user).
+        #[arg(long)]
+        no_sign_in: bool,
     },
     /// Run a command with a valid access token in one environment variable (default
     /// `{PROVIDER}_TOKEN`, e.g. GITHUB_TOKEN; MCP_TOKEN for a server URL); the exit status is the

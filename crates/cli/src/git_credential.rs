@@ -46,7 +46,6 @@ use context_harness_providers::storage::AccountName;
 use context_harness_providers::tokens::SecretString;
 use context_harness_providers::{ErrorCode, is_dpop_bound, terminal_text};
 
-use crate::args::TOKEN_WAIT_SECS;
 use crate::context::Context;
 use crate::exit;
 use crate::token::{Getting, valid_tokens};
@@ -262,7 +261,7 @@ fn percent_decode(text: &str) -> String {
 }
 
 /// Runs one helper operation (see the module docs); `Ok` carries the exit code.
-pub(crate) fn run(ctx: &Context, operation: &str) -> anyhow::Result<u8> {
+pub(crate) fn run(ctx: &Context, operation: &str, getting: Getting) -> anyhow::Result<u8> {
     match operation {
         "get" | "store" | "erase" => {}
         "capability" => {
@@ -296,7 +295,7 @@ pub(crate) fn run(ctx: &Context, operation: &str) -> anyhow::Result<u8> {
     let done = if operation == "erase" {
         erase(&ctx, &provider, &request)
     } else {
-        get(&ctx, &provider, &request)
+        get(&ctx, &provider, &request, getting)
     };
     // Reported here, with this account's context: hints carry its `--account`.
     Ok(done.unwrap_or_else(|err| exit::report(&err, &ctx)))
@@ -383,11 +382,7 @@ fn for_account(ctx: &Context, account: Option<&AccountName>) -> Context {
 }
 
 /// `get`: the answer with a valid token for `provider`.
-fn get(ctx: &Context, provider: &str, request: &Request) -> anyhow::Result<u8> {
-    let getting = Getting {
-        wait_secs: TOKEN_WAIT_SECS,
-        sign_in: true,
-    };
+fn get(ctx: &Context, provider: &str, request: &Request, getting: Getting) -> anyhow::Result<u8> {
     let tokens = valid_tokens(ctx, provider, getting)?;
     if is_dpop_bound(&tokens) {
         return Err(exit::Failure::new(

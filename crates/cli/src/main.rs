@@ -130,7 +130,18 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<u8> {
             McpCommand::Providers { json } => providers::run(ctx, json),
             McpCommand::Proxy(args) => proxy::run(ctx, *args),
         },
-        Command::GitCredential { operation } => git_credential::run(ctx, &operation),
+        Command::GitCredential {
+            operation,
+            timeout,
+            no_sign_in,
+        } => git_credential::run(
+            ctx,
+            &operation,
+            token::Getting {
+                wait_secs: timeout,
+                sign_in: !no_sign_in,
+            },
+        ),
         Command::Exec(args) => exec::run(ctx, args),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();

@@ -1025,3 +1025,36 @@ fn two_providers_for_one_host_is_a_configuration_error() {
     assert_eq!(run.stdout, "");
     assert!(run.stderr.contains("local and other"), "{run:#?}");
 }
+
+/// `git-credential --no-sign-in get` (for scripts: `credential.helper = "context-harness
+/// git-credential --no-sign-in"`) never starts a sign-in, even where a browser could open: with no
+/// tokens it answers nothing and exits 3 at once; the option may come before or after the
+/// operation, as git appends the operation to the configured command.
+#[test]
+fn no_sign_in_answers_nothing_without_a_browser() {
+    let home = home_for_git("http://127.0.0.1:9", "127.0.0.1:9", None);
+    let opened = home.path().join("browser-opened");
+    let browser = format!("touch {}", opened.display());
+    for args in [
+        &["git-credential", "--no-sign-in", "get"][..],
+        &["git-credential", "get", "--no-sign-in", "--timeout", "5"][..],
+    ] {
+        let mut child = home
+            .cmd(args)
+            .env("BROWSER", &browser)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn the helper");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(b"protocol=http\nhost=127.0.0.1:9\n\n")
+            .expect("write");
+        drop(stdin);
+        let out = child.wait_with_output().expect("wait");
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {out:?}");
+        assert!(out.stdout.is_empty(), "{args:?}: {out:?}");
+    }
+    assert!(!opened.exists(), "no browser was started");
+}
