@@ -17,12 +17,12 @@
 use std::ffi::OsString;
 use std::process::Command;
 
-use context_harness_providers::{ErrorCode, ProviderRef, env_prefix, is_dpop_bound, terminal_text};
+use context_harness_providers::{ProviderRef, env_prefix, terminal_text};
 
 use crate::args::ExecArgs;
 use crate::context::Context;
 use crate::exit;
-use crate::token::{Getting, valid_tokens};
+use crate::token::{Getting, refuse_dpop_bound, valid_tokens};
 
 /// The exit code when CMD is not found (as a shell's).
 pub(crate) const NOT_FOUND: u8 = 127;
@@ -139,19 +139,7 @@ pub(crate) fn run(ctx: &Context, args: ExecArgs) -> anyhow::Result<u8> {
         sign_in: !args.no_sign_in,
     };
     let tokens = valid_tokens(ctx, &args.provider, getting)?;
-    if is_dpop_bound(&tokens) {
-        let shown = terminal_text(&args.provider);
-        return Err(exit::Failure::new(
-            exit::code_for(ErrorCode::ConfigInvalid),
-            format!(
-                "the access token for {shown} is DPoP-bound (RFC 9449): it is useless without a proof signed by its key, so exec does not pass it on"
-            ),
-            Some(format!(
-                "have the program run `context-harness mcp headers {shown} --method M --url U` for each request"
-            )),
-        )
-        .into());
-    }
+    refuse_dpop_bound(ctx, &args.provider, &tokens, "exec does not pass it on")?;
     let mut command = Command::new(program);
     command
         .args(program_args)

@@ -44,11 +44,11 @@ use std::io::{BufRead, Write};
 
 use context_harness_providers::storage::AccountName;
 use context_harness_providers::tokens::SecretString;
-use context_harness_providers::{ErrorCode, is_dpop_bound, terminal_text};
+use context_harness_providers::{ErrorCode, terminal_text};
 
 use crate::context::Context;
 use crate::exit;
-use crate::token::{Getting, valid_tokens};
+use crate::token::{Getting, refuse_dpop_bound, valid_tokens};
 
 /// The user name answered for HTTP Basic when git has none (GitLab requires it for OAuth tokens;
 /// GitHub and others accept any). As git's `username` it means the default account.
@@ -384,17 +384,7 @@ fn for_account(ctx: &Context, account: Option<&AccountName>) -> Context {
 /// `get`: the answer with a valid token for `provider`.
 fn get(ctx: &Context, provider: &str, request: &Request, getting: Getting) -> anyhow::Result<u8> {
     let tokens = valid_tokens(ctx, provider, getting)?;
-    if is_dpop_bound(&tokens) {
-        return Err(exit::Failure::new(
-            exit::code_for(ErrorCode::ConfigInvalid),
-            format!(
-                "the access token for {} is DPoP-bound (RFC 9449): git cannot present it",
-                terminal_text(provider)
-            ),
-            None,
-        )
-        .into());
-    }
+    refuse_dpop_bound(ctx, provider, &tokens, "git cannot present it")?;
     let token = tokens.access_token.secret();
     let mut answer = if request.has_capability("authtype") {
         // Listed first: the attributes after it depend on it (git-credential(1)).

@@ -46,7 +46,8 @@ pub(crate) fn run(
                 exit::code_for(ErrorCode::Storage),
                 format!("the DPoP key stored with the tokens for {shown} is unreadable"),
                 Some(format!(
-                    "run `context-harness mcp auth {shown}` to sign in again"
+                    "run `context-harness mcp auth {shown}{}` to sign in again",
+                    ctx.account_flag()
                 )),
             )
             .into());

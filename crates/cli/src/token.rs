@@ -40,24 +40,35 @@ pub(crate) fn run(
     getting: Getting,
 ) -> anyhow::Result<u8> {
     let (tokens, account) = valid_tokens_of(ctx, provider, getting)?;
-    // A DPoP-bound token alone is refused by its resource server (RFC 9449 §7): each request needs
-    // a proof signed by the key stored with it, which `mcp headers` makes.
-    if is_dpop_bound(&tokens) {
-        let shown = terminal_text(provider);
-        return Err(exit::Failure::new(
-            exit::code_for(ErrorCode::ConfigInvalid),
-            format!(
-                "the access token for {shown} is DPoP-bound (RFC 9449): it is useless without a proof signed by its key, so mcp token does not print it"
-            ),
-            Some(format!(
-                "run `context-harness mcp headers {shown}{} --method M --url U` for the Authorization and DPoP headers of one request",
-                ctx.account_flag()
-            )),
-        )
-        .into());
-    }
+    refuse_dpop_bound(ctx, provider, &tokens, "mcp token does not print it")?;
     print_stdout(&render(&tokens, &account, json))?;
     Ok(exit::OK)
+}
+
+/// Refuses a DPoP-bound token where the token alone would be handed on (`mcp token`, `exec`,
+/// `git-credential`): its resource server refuses it without a proof signed by the key stored with
+/// it (RFC 9449 §7), which only `mcp headers` makes. `outcome` says what the command does not do
+/// ("mcp token does not print it"). Exit 13 (`config_invalid`), naming `mcp headers`.
+pub(crate) fn refuse_dpop_bound(
+    ctx: &Context,
+    provider: &str,
+    tokens: &OAuthTokens,
+    outcome: &str,
+) -> Result<(), exit::Failure> {
+    if !is_dpop_bound(tokens) {
+        return Ok(());
+    }
+    let shown = terminal_text(provider);
+    Err(exit::Failure::new(
+        exit::code_for(ErrorCode::ConfigInvalid),
+        format!(
+            "the access token for {shown} is DPoP-bound (RFC 9449): it is useless without a proof signed by its key, so {outcome}"
+        ),
+        Some(format!(
+            "run `context-harness mcp headers {shown}{} --method M --url U` for the Authorization and DPoP headers of one request",
+            ctx.account_flag()
+        )),
+    ))
 }
 
 /// A valid token set for `provider`, with a printable access token: the cached one, else
