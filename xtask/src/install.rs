@@ -391,7 +391,14 @@ pub(crate) fn ensure_python_venv(root: &Path) -> Result<bool> {
     }
     ensure_tools(PYTHON_TOOLS)?;
     let python = context_harness_test_support::python(root);
-    if !python.is_file() {
+    // `python3 -m venv` without Debian's python3-venv fails after making `bin/python` but before
+    // pip: such a half-made venv is made again, not reused (pip would be missing for good).
+    let half_made = python.is_file() && !venv.join("bin").join("pip").exists();
+    if half_made {
+        fs::remove_dir_all(&venv)
+            .with_context(|| format!("cannot remove the half-made venv {}", venv.display()))?;
+    }
+    if !python.is_file() || half_made {
         check_python_version()?;
         let mut cmd = Command::new("python3");
         cmd.current_dir(&dir).args(["-m", "venv", ".venv"]);

@@ -90,7 +90,8 @@ pub(crate) enum Command {
 pub(crate) enum McpCommand {
     /// Sign in with the browser (or `--device`) and store the tokens.
     Auth(AuthArgs),
-    /// Show whether each provider is signed in, when its token expires, its scopes and storage.
+    /// Show whether each provider (each account of it) is signed in, when its token expires, its
+    /// scopes and storage.
     Status {
         /// One provider (default: every known provider).
         provider: Option<String>,
@@ -108,7 +109,7 @@ pub(crate) enum McpCommand {
         provider: String,
         #[command(flatten)]
         account: AccountArg,
-        /// Print `{access_token, token_type, expires_at}` as JSON.
+        /// Print `{access_token, token_type, expires_at, account}` as JSON.
         #[arg(long)]
         json: bool,
         /// Seconds to wait at most for a sign-in: the one this command starts when there is no
@@ -379,7 +380,8 @@ impl SignInArgs {
 /// Arguments of `context-harness mcp auth`.
 #[derive(Debug, Args)]
 pub(crate) struct AuthArgs {
-    /// The provider name (`github`, `atlassian`, one from providers.toml) or an MCP server URL.
+    /// The provider name (`github`, `atlassian`, `gitlab`, one from providers.toml) or an MCP
+    /// server URL.
     pub(crate) provider: String,
     #[command(flatten)]
     pub(crate) sign_in: SignInArgs,

@@ -127,7 +127,10 @@ pub(crate) fn run(ctx: &Context, args: ExecArgs) -> anyhow::Result<u8> {
             format!(
                 "--env {name}: programs read that variable as configuration (a path, a program or library to load, options), so the token would be used as one and shown in their errors"
             ),
-            Some("choose a name of your own, e.g. the default {PROVIDER}_TOKEN".to_owned()),
+            Some(format!(
+                "choose a name of your own, e.g. the default {}",
+                default_env_name(&args.provider)
+            )),
         )
         .into());
     }

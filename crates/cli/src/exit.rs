@@ -4,8 +4,8 @@
 //! |---|---|
 //! | 0 | success |
 //! | 1 | any other error |
-//! | 2 | usage error (bad command line; printed by clap) |
-//! | 3 | `auth_required`: not signed in |
+//! | 2 | usage error (bad command line; printed by clap); malformed `git-credential` input; `exec --env` naming a configuration variable |
+//! | 3 | `auth_required`: not signed in (or no sign-in can be shown / `--no-sign-in`) |
 //! | 4 | `auth_failed`: the sign-in failed (code or client refused, invalid callback, issuer mix-up) |
 //! | 5 | `auth_cancelled`: the user (or the server) denied the authorization |
 //! | 6 | `token_expired`: expired and no refresh token |
@@ -14,8 +14,9 @@
 //! | 9 | `not_found`: unknown provider |
 //! | 10 | `timeout`: the browser or the server took too long |
 //! | 11 | `network_error`: the server could not be reached or answered garbage |
-//! | 12 | `storage`: the keyring or the token files failed |
-//! | 13 | `config_invalid`: a malformed `providers.toml` or a bad URL in it; `mcp token` on a DPoP-bound token (use `mcp headers`) |
+//! | 12 | `storage`: the keyring or the token files failed; a corrupt account index |
+//! | 13 | `config_invalid`: a malformed `providers.toml` or a bad URL in it; an invalid `--account` name; `mcp token`, `exec` or `git-credential` on a DPoP-bound token (use `mcp headers`) |
+//! | 126, 127 | `exec`: the command cannot be run / is not found (otherwise `exec`'s status is the command's) |
 
 use std::fmt;
 use std::io::Write;
