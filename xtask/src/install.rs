@@ -24,7 +24,7 @@ pub(crate) const CHROMIUM: &str = "/usr/bin/chromium";
 /// The local authorization server's directory and the MCP servers built with the official TypeScript SDK
 /// (and `mcp-remote` for the bench), relative to the root: defined once, by the test servers' launcher.
 pub(crate) use context_harness_test_support::{
-    AUTH_SERVER_DIR, CONFORMANCE_DIR, MCP_SERVERS_DIR, PYTHON_MCP_SERVER_DIR,
+    AUTH_SERVER_DIR, CONFORMANCE_DIR, MCP_HOST_DIR, MCP_SERVERS_DIR, PYTHON_MCP_SERVER_DIR,
 };
 
 /// A program the test suites need and the Debian package that provides it.

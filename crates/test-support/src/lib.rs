@@ -39,6 +39,12 @@ pub const CONFORMANCE_NODE: &str = "tests/conformance/node_modules/node-linux-x6
 /// The conformance suite's command-line entry point under [`CONFORMANCE_DIR`], relative to the root.
 pub const CONFORMANCE_SUITE: &str =
     "tests/conformance/node_modules/@modelcontextprotocol/conformance/dist/index.js";
+/// A real MCP host's npm package directory (Claude Code, pinned, installed without install scripts), for
+/// the `mcp headers` test of its `headersHelper` code path, relative to the root.
+pub const MCP_HOST_DIR: &str = "tests/mcp-host";
+/// The MCP host's command (Claude Code's Linux x86-64 binary) under [`MCP_HOST_DIR`], relative to the root.
+pub const MCP_HOST_BIN: &str =
+    "tests/mcp-host/node_modules/@anthropic-ai/claude-code-linux-x64/claude";
 /// Overrides where the authorization server's `node_modules` are (default: `AUTH_SERVER_DIR/node_modules`).
 pub const NODE_MODULES_VAR: &str = "CONTEXT_HARNESS_TEST_NODE_MODULES";
 

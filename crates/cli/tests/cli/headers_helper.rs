@@ -1,14 +1,18 @@
 //! `mcp headers` as an MCP host's headers helper (issue 23): the host runs the command, reads its
-//! stdout as a JSON object of headers and sends them on every request. The host side is
+//! stdout as a JSON object of headers and sends them on every request. Two hosts: a real one,
+//! Claude Code (`tests/mcp-host`, pinned; its `claude mcp list` health check runs a server's
+//! `headersHelper` and connects with what it prints, offline), and
 //! `tests/mcp-servers/headers-helper-host.mjs` (that code path, then the official TypeScript SDK's
-//! client); the server is the SDK's (`requireBearerAuth` checking the local oidc-provider's tokens).
+//! client). The server is the SDK's (`requireBearerAuth` checking the local oidc-provider's tokens).
 
 use std::process::Command;
 
 use serde_json::Value;
 
 use crate::proxy::require_mcp_servers;
-use crate::util::{AuthServer, BIN, Home, browser_script, repo_root};
+use context_harness_test_support::{MCP_HOST_BIN, MCP_HOST_DIR};
+
+use crate::util::{AuthServer, BIN, Home, browser_script, repo_root, require};
 
 /// Runs the host with `helper` (`-` for none) as its headers helper, in `home`'s environment.
 fn host(home: &Home, url: &str, helper: &[&str]) -> Value {
@@ -67,4 +71,88 @@ fn an_mcp_host_connects_with_the_headers_of_mcp_headers() {
         headers,
         serde_json::json!({"Authorization": format!("Bearer {}", token.stdout.trim())})
     );
+}
+
+/// Claude Code, a real MCP host, with a home of its own (`HOME`) and nothing sent anywhere but the
+/// loopback servers.
+fn claude(claude_home: &std::path::Path, args: &[&str]) -> crate::util::Run {
+    let out = Command::new(repo_root().join(MCP_HOST_BIN))
+        .args(args)
+        .env("HOME", claude_home)
+        .env("DISABLE_TELEMETRY", "1")
+        .env("DISABLE_AUTOUPDATER", "1")
+        .env("DISABLE_ERROR_REPORTING", "1")
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .env_remove("ANTHROPIC_API_KEY")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run claude");
+    crate::util::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Claude Code's `headersHelper` running `context-harness mcp headers <url>`: its health check
+/// (`claude mcp list`) connects to the SDK server with the printed headers; the same server with a
+/// helper printing a wrong token fails, so the check is real.
+#[test]
+fn claude_code_connects_with_the_headers_of_mcp_headers() {
+    if !require_mcp_servers()
+        || !require(
+            repo_root().join(MCP_HOST_BIN).is_file(),
+            &format!("Claude Code ({MCP_HOST_DIR}/node_modules)"),
+        )
+    {
+        return;
+    }
+    let auth = AuthServer::start(&[("AS_AUTO_APPROVE", "1")]);
+    let server = context_harness_test_support::McpServer::start(
+        &repo_root(),
+        &[("MCP_ISSUER", auth.issuer.as_str())],
+        context_harness_test_support::ServerLog::Inherit,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let url = server.url().to_owned();
+    let home = Home::new();
+    home.run_env(
+        &["mcp", "auth", &url, "--port", "0", "--timeout", "60"],
+        &[("BROWSER", &browser_script("follow.mjs"))],
+    )
+    .expect_code(0);
+
+    let claude_home = tempfile::tempdir().expect("tempdir");
+    let helper = format!(
+        "{BIN} --home {} --storage file mcp headers {url}",
+        home.path().display()
+    );
+    let wrong = "printf '%s' '{\"Authorization\": \"Bearer not-a-token\"}'".to_owned();
+    for (name, command) in [("ours", &helper), ("wrong", &wrong)] {
+        let config = serde_json::json!({"type": "http", "url": url, "headersHelper": command});
+        claude(
+            claude_home.path(),
+            &[
+                "mcp",
+                "add-json",
+                "--scope",
+                "user",
+                name,
+                &config.to_string(),
+            ],
+        )
+        .expect_code(0);
+    }
+    let list = claude(claude_home.path(), &["mcp", "list"]);
+    let line = |name: &str| {
+        list.stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("no line for {name}: {list:#?}"))
+            .to_owned()
+    };
+    eprintln!("claude mcp list:\n{}", list.stdout);
+    assert!(line("ours").contains("Connected"), "{list:#?}");
+    assert!(!line("ours").contains("Failed"), "{list:#?}");
+    assert!(line("wrong").contains("Failed"), "{list:#?}");
 }
