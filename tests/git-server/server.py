@@ -17,9 +17,11 @@ and whose subject (`sub`) owns the repository: `/OWNER/REPO.git/...` belongs to 
   "accepted", "inactive", "wrong_owner", "no_credentials", "users": {sub: accepted requests}}.
 
 Usage: python3 server.py --repos DIR --introspection URL [--client-id ID --client-secret SECRET]
-                         [--backend PATH] [--exit-on-stdin-close]
+                         [--backend PATH] [--tls-cert PEM --tls-key PEM] [--exit-on-stdin-close]
 It listens on 127.0.0.1 (an ephemeral port), prints one JSON line {"url": ..., "port": ...} on
-stdout, logs to stderr (request lines only: never a header, so never a token), and with
+stdout (`http://127.0.0.1:PORT`; with --tls-cert and --tls-key it speaks HTTPS only, with that
+certificate and key, and the url is `https://localhost:PORT`, a name a certificate can carry),
+logs to stderr (request lines only: never a header, so never a token), and with
 --exit-on-stdin-close exits when stdin closes. The backend is `$(git --exec-path)/git-http-backend`,
 else /usr/lib/git-core/git-http-backend (Debian's `git` package); without one it exits 2. Python 3
 standard library only.
@@ -29,6 +31,7 @@ import argparse
 import base64
 import json
 import os
+import ssl
 import subprocess
 import sys
 import threading
@@ -220,6 +223,16 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(content)
 
 
+class Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        error = sys.exc_info()[1]
+        if isinstance(error, ssl.SSLError):
+            # A client that does not trust the certificate: one line, no traceback.
+            sys.stderr.write(f"git-server: TLS with {client_address[0]} failed: {error}\n")
+        else:
+            super().handle_error(request, client_address)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repos", required=True)
@@ -227,18 +240,32 @@ def main():
     parser.add_argument("--client-id", default="ch-introspector")
     parser.add_argument("--client-secret", default="ch-introspector-secret")
     parser.add_argument("--backend")
+    parser.add_argument("--tls-cert", help="PEM certificate: serve HTTPS (with --tls-key)")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
     parser.add_argument("--exit-on-stdin-close", action="store_true")
     config = parser.parse_args()
+    if (config.tls_cert is None) != (config.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
     config.repos = os.path.abspath(config.repos)
     config.backend = find_backend(config.backend)
     if config.backend is None:
         sys.stderr.write("git-server: no git-http-backend (install the `git` package)\n")
         sys.exit(2)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = Server(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     server.config = config
     port = server.server_address[1]
-    sys.stdout.write(json.dumps({"url": f"http://127.0.0.1:{port}", "port": port}) + "\n")
+    url = f"http://127.0.0.1:{port}"
+    if config.tls_cert is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(config.tls_cert, config.tls_key)
+        # The handshake happens at the first read, in the request's own thread (not in accept(),
+        # where one stalled client would hold up every other); a failed one ends that request.
+        server.socket = context.wrap_socket(
+            server.socket, server_side=True, do_handshake_on_connect=False
+        )
+        url = f"https://localhost:{port}"
+    sys.stdout.write(json.dumps({"url": url, "port": port}) + "\n")
     sys.stdout.flush()
     if config.exit_on_stdin_close:
         def watch():

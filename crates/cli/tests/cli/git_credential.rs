@@ -13,15 +13,18 @@
 //! configuration (the helper list reset for the host) keeps out of git's stores. On both: a second
 //! account chosen by the `username` in the URL, a revoked access token recovered by a refresh
 //! without a sign-in, then by a sign-in once the refresh token is revoked too. Basic is also
-//! tested with a new git whose `capability[]` lines a wrapper drops.
+//! tested with a new git whose `capability[]` lines a wrapper drops. Over HTTPS (`protocol=https`,
+//! the production path) with one git: the server with a throwaway self-signed certificate for
+//! `localhost` made by `openssl`.
 //!
 //! Without a server (a token record written as a sign-in stores it): the answers for an unmapped
 //! host (none, so git asks the next helper), for malformed input (git's rules), `store`, `erase`
 //! of a foreign or of the stored token, an unknown operation, and the README's
 //! `credential.<url>.helper "context-harness git-credential"` line run by each git itself.
 //!
-//! git (any version with its `git-remote-http`), its `git-http-backend` and python3 are required:
-//! missing, the tests that use them fail under `CI=true` and are skipped with a note elsewhere.
+//! git (any version with its `git-remote-http`), its `git-http-backend`, python3 and (for HTTPS)
+//! openssl are required: missing, the tests that use them fail under `CI=true` and are skipped
+//! with a note elsewhere.
 //! `CONTEXT_HARNESS_TEST_GITS` (git programs separated by `:`) replaces the list of gits tried.
 
 use std::io::Write as _;
@@ -206,22 +209,45 @@ fn require_git() -> Option<Vec<GitClient>> {
 /// `tests/git-server/server.py` on loopback, serving the bare repositories of its own directory.
 struct GitServer {
     _server: context_harness_test_support::TestServer,
+    /// `http://127.0.0.1:PORT`, or over TLS `https://localhost:PORT`.
     url: String,
+    /// Over TLS: the (self-signed) certificate the server presents, which a client must trust.
+    cert: Option<PathBuf>,
     repos: tempfile::TempDir,
     _logs: tempfile::TempDir,
 }
 
 impl GitServer {
     fn start(auth: &AuthServer) -> Self {
+        Self::start_with(auth, None)
+    }
+
+    /// The server over HTTPS only, presenting `cert` (with its private key `key`).
+    fn start_tls(auth: &AuthServer, cert: &Path, key: &Path) -> Self {
+        Self::start_with(auth, Some((cert, key)))
+    }
+
+    fn start_with(auth: &AuthServer, tls: Option<(&Path, &Path)>) -> Self {
         let repos = tempfile::tempdir().expect("tempdir");
         let introspection = format!("{}/token/introspection", auth.issuer);
         let repos_arg = repos.path().display().to_string();
         let logs = tempfile::tempdir().expect("tempdir");
+        let mut args = vec![
+            "--repos".to_owned(),
+            repos_arg,
+            "--introspection".to_owned(),
+            introspection,
+        ];
+        if let Some((cert, key)) = tls {
+            args.extend(["--tls-cert".to_owned(), cert.display().to_string()]);
+            args.extend(["--tls-key".to_owned(), key.display().to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let server = context_harness_test_support::TestServer::start_program(
             Command::new("python3"),
             "python3",
             &repo_root().join("tests/git-server/server.py"),
-            &["--repos", &repos_arg, "--introspection", &introspection],
+            &args,
             &[],
             context_harness_test_support::ServerLog::File(logs.path().join("git-server.log")),
         )
@@ -230,6 +256,7 @@ impl GitServer {
         Self {
             _server: server,
             url,
+            cert: tls.map(|(cert, _)| cert.to_owned()),
             repos,
             _logs: logs,
         }
@@ -237,7 +264,7 @@ impl GitServer {
 
     /// `host:port` as git's credential `host` attribute has it.
     fn host(&self) -> &str {
-        self.url.trim_start_matches("http://")
+        self.url.split_once("://").expect("a URL").1
     }
 
     /// A new empty bare repository `OWNER/repo.git`; its URL (with `user@` when given).
@@ -255,13 +282,28 @@ impl GitServer {
 
     fn url_of(&self, owner: &str, user: Option<&str>) -> String {
         let at = user.map(|u| format!("{u}@")).unwrap_or_default();
-        format!("http://{at}{}/{owner}/repo.git", self.host())
+        let (scheme, host) = self.url.split_once("://").expect("a URL");
+        format!("{scheme}://{at}{host}/{owner}/repo.git")
     }
 
     fn stats(&self) -> Value {
-        let (status, body) = http("GET", &format!("{}/_test/stats", self.url), &[], "");
-        assert_eq!(status, 200, "{body}");
-        serde_json::from_str(&body).expect("stats json")
+        let url = format!("{}/_test/stats", self.url);
+        let Some(cert) = &self.cert else {
+            let (status, body) = http("GET", &url, &[], "");
+            assert_eq!(status, 200, "{body}");
+            return serde_json::from_str(&body).expect("stats json");
+        };
+        // Over TLS: python3 (there anyway for the server) trusting the server's certificate.
+        let fetch = "import ssl, sys, urllib.request\n\
+                     context = ssl.create_default_context(cafile=sys.argv[2])\n\
+                     print(urllib.request.urlopen(sys.argv[1], context=context, timeout=30).read().decode())";
+        let out = Command::new("python3")
+            .args(["-c", fetch, &url])
+            .arg(cert)
+            .output()
+            .expect("python3");
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice(&out.stdout).expect("stats json")
     }
 }
 
@@ -641,6 +683,125 @@ fn basic_auth_when_git_offers_no_authtype_capability() {
     let stats = server.stats();
     assert!(stats["basic"].as_u64() > Some(0), "{stats}");
     assert_eq!(stats["bearer"], 0, "{stats}");
+}
+
+/// A throwaway self-signed certificate for `localhost` and 127.0.0.1 made by `openssl` in `dir`:
+/// `(certificate, private key)` PEM files; `None` when `openssl` is missing (see [`require`]).
+fn self_signed_localhost(dir: &Path) -> Option<(PathBuf, PathBuf)> {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args([
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    require(made, "openssl (for a test certificate)").then_some((cert, key))
+}
+
+/// The production path, HTTPS (`protocol=https`): `git clone` and `git push` to the git server
+/// over TLS at `https://localhost:PORT` (a throwaway self-signed certificate for `localhost`,
+/// which git trusts through `http.sslCAInfo`), with one git (a Bearer-capable one when there is
+/// one). The helper is asked for `protocol=https` and `host=localhost:PORT` only (a wrapper logs
+/// those two lines of its input, never a credential), the server accepts the kind of credential
+/// that git gets, and git's `store` helper, configured first, keeps no Bearer token (a Basic one
+/// it keeps under `https://`).
+#[test]
+fn clone_and_push_over_https() {
+    let Some((auth, clients)) = start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some((cert, key)) = self_signed_localhost(dir.path()) else {
+        return;
+    };
+    let client = clients
+        .iter()
+        .find(|c| c.bearer)
+        .or_else(|| clients.first())
+        .expect("a git");
+    eprintln!("clone and push over HTTPS with {client}");
+    let server = GitServer::start_tls(&auth, &cert, &key);
+    assert!(
+        server.url.starts_with("https://localhost:"),
+        "{}",
+        server.url
+    );
+    let home = home_for_git(&auth.issuer, server.host(), None);
+    sign_in(&home, None);
+    let url = server.repo("test-user", None);
+
+    let asked = dir.path().join("helper-asked");
+    let wrapper = dir.path().join("helper");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\ninput=$(cat)\n\
+             printf '%s\\n' \"$input\" | grep -E '^(protocol|host)=' >> '{}'\n\
+             printf '%s\\n\\n' \"$input\" | exec '{BIN}' git-credential \"$@\"\n",
+            asked.display()
+        ),
+    )
+    .expect("write the wrapper");
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let config = format!(
+        "[http]\n\tsslCAInfo = {}\n[credential]\n\thelper = store\n[credential \"{}\"]\n\thelper = {}\n",
+        cert.display(),
+        server.url,
+        wrapper.display()
+    );
+    let git = Git::new(client, &home, &config);
+
+    git.clone(&url, "work").expect_code(0);
+    git.commit_and_push("work", "tls.txt").expect_code(0);
+    let pushed = Command::new("git")
+        .arg("--git-dir")
+        .arg(server.repos.path().join("test-user/repo.git"))
+        .args(["show", "main:tls.txt"])
+        .output()
+        .expect("git show");
+    assert_eq!(String::from_utf8_lossy(&pushed.stdout), "tls.txt");
+
+    let stats = server.stats();
+    let (used, unused) = used_and_unused(client);
+    assert!(stats[used].as_u64() > Some(0), "{client}: {stats}");
+    assert_eq!(stats[unused], 0, "{client}: {stats}");
+    assert!(stats["users"]["test-user"].as_u64() > Some(0), "{stats}");
+    assert_eq!(stats["inactive"], 0, "{stats}");
+
+    let asked = std::fs::read_to_string(&asked).expect("the helper was asked");
+    let host = format!("host={}", server.host());
+    assert!(asked.lines().any(|l| l == "protocol=https"), "{asked}");
+    assert!(
+        asked.lines().all(|l| l == "protocol=https" || l == host),
+        "{asked}"
+    );
+
+    let token = stored_access_token(&home, "local");
+    let stored = git.stored_credentials().unwrap_or_default();
+    if client.bearer {
+        assert!(!stored.contains(&token), "{client}: {stored:?}");
+    } else {
+        assert!(
+            stored.starts_with(&format!("https://oauth2:{token}@localhost")),
+            "{client}: {stored:?}"
+        );
+    }
 }
 
 /// A home with a valid token for `local`, which claims the git host `127.0.0.1:9`.
