@@ -24,7 +24,8 @@ pub enum NetworkClass {
     Forbidden,
 }
 
-/// The class of one IP address (IPv4-mapped and NAT64 IPv6 addresses are judged by their IPv4).
+/// The class of one IP address (IPv4-mapped and NAT64 IPv6 addresses are judged by their IPv4; the
+/// local-use NAT64 prefix 64:ff9b:1::/48 of RFC 8215 is at best private).
 pub(crate) fn classify_ip(ip: IpAddr) -> NetworkClass {
     match ip {
         IpAddr::V4(v4) => classify_v4(v4),
@@ -33,10 +34,20 @@ pub(crate) fn classify_ip(ip: IpAddr) -> NetworkClass {
                 return classify_v4(v4);
             }
             let seg = v6.segments();
+            let [a, b] = seg[6].to_be_bytes();
+            let [c, d] = seg[7].to_be_bytes();
+            let embedded = Ipv4Addr::new(a, b, c, d);
             if seg[0] == 0x0064 && seg[1] == 0xff9b && seg[2..6].iter().all(|s| *s == 0) {
-                let [a, b] = seg[6].to_be_bytes();
-                let [c, d] = seg[7].to_be_bytes();
-                return classify_v4(Ipv4Addr::new(a, b, c, d));
+                return classify_v4(embedded);
+            }
+            if seg[0] == 0x0064 && seg[1] == 0xff9b && seg[2] == 0x0001 {
+                // The local-use NAT64 prefix 64:ff9b:1::/48 (RFC 8215; not globally reachable):
+                // at best private, and judged by the IPv4 address a /96 translator would reach
+                // (the usual layout), so 64:ff9b:1::a9fe:a9fe is the metadata address it is.
+                return match classify_v4(embedded) {
+                    NetworkClass::Public => NetworkClass::Private,
+                    other => other,
+                };
             }
             if v6.is_loopback() {
                 NetworkClass::Loopback
@@ -761,6 +772,12 @@ mod tests {
         assert_eq!(c("169.254.1.1"), Some(Forbidden));
         assert_eq!(c("::ffff:10.0.0.1"), Some(Private));
         assert_eq!(c("64:ff9b::a9fe:a9fe"), Some(Forbidden));
+        assert_eq!(c("64:ff9b::808:808"), Some(Public));
+        // Local-use NAT64 (RFC 8215): never public; the /96 layout's IPv4 judged.
+        assert_eq!(c("64:ff9b:1::808:808"), Some(Private));
+        assert_eq!(c("64:ff9b:1::a9fe:a9fe"), Some(Forbidden));
+        assert_eq!(c("64:ff9b:1::7f00:1"), Some(Loopback));
+        assert_eq!(c("64:ff9b:1:ab::808:808"), Some(Private));
         assert_eq!(c("fc00::1"), Some(Private));
         assert_eq!(c("2001:db8::1"), Some(Public));
         assert_eq!(c("224.0.0.1"), Some(Forbidden));
