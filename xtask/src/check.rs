@@ -172,6 +172,13 @@ fn steps(ctx: &Context, args: &TestArgs, runner: &mut Runner) -> Result<()> {
         }
     }
     let prereqs = Prereqs::present(ctx);
+    // Incremental compilation state is about a third of a debug target directory and buys nothing on a
+    // clean clone (CI); a caller's own CARGO_INCREMENTAL wins.
+    let mut with_env = ctx.clone();
+    if std::env::var_os("CARGO_INCREMENTAL").is_none() {
+        with_env.cargo_env.push(("CARGO_INCREMENTAL", "0"));
+    }
+    let ctx = &with_env;
     if want("fmt") {
         runner.step("cargo fmt --check", || {
             util::run(ctx.cargo().args(["fmt", "--all", "--check"]))

@@ -337,7 +337,17 @@ pub(crate) fn ensure_node_modules_in(root: &Path, dir_name: &str) -> Result<bool
     } else {
         cmd.arg("install");
     }
+    // In CI (a fresh machine, used once) the download cache would only double the disk the packages take
+    // (hundreds of MB): it goes in a temporary directory removed after the install.
+    let cache = if util::is_ci() {
+        let cache = util::TempDir::new("xtask-npm-cache")?;
+        cmd.env("npm_config_cache", cache.path());
+        Some(cache)
+    } else {
+        None
+    };
     util::run(&mut cmd)?;
+    drop(cache);
     Ok(true)
 }
 
@@ -415,6 +425,8 @@ pub(crate) fn ensure_python_venv(root: &Path) -> Result<bool> {
             "--disable-pip-version-check",
             "--quiet",
         ])
+        // In CI the download cache only takes disk (see the npm step).
+        .args(util::is_ci().then_some("--no-cache-dir"))
         .args(["-r", "requirements.txt"]);
     util::run(&mut cmd)?;
     fs::write(&marker, "").with_context(|| format!("cannot write {}", marker.display()))?;
