@@ -6,19 +6,19 @@
 //!   `github.com` → `github`, `gitlab.com` → `gitlab` (both built in), any `git_hosts` of
 //!   `providers.toml`), over `https` (or `http` to a loopback host), a valid access token, got
 //!   exactly as `mcp token` gets one ([`valid_tokens`]: cached, else refreshed, else a sign-in).
-//!   git's `username` names the account (`oauth2`, the user name this helper answers when git has
-//!   none, means the default account). Only the default account, or an account that is signed in
-//!   already, is used: a user name in a remote URL (or in a hostile `.gitmodules`) never starts a
-//!   sign-in of a new account nor creates a file for one. For any other user name (an account not
-//!   signed in, or not an account name at all) there is no answer (exit 0, git moves on) and a
-//!   line on stderr says to run `mcp auth <provider> --account NAME` first. Errors name the
-//!   account in their hints (`--account NAME`). When git announces `capability[]=authtype` (git 2.46 and
-//!   later) the answer is `authtype=Bearer` + `credential=<token>` + `ephemeral=1`: git sends
-//!   `Authorization: Bearer <token>`, and no storage helper keeps it (`store` needs a password,
-//!   `cache` refuses an ephemeral credential). Otherwise it is `password=<token>` (and
-//!   `username=oauth2` when git has no user name) for HTTP Basic. `password_expiry_utc` is the
-//!   token's expiry when known. Any other host or protocol: no answer (exit 0), so git asks its
-//!   next helper.
+//!   git's `username` names the account (`oauth2` in any case, the user name this helper answers
+//!   when git has none, means the default account). Only the default account, or an account that
+//!   is signed in already, is used: a user name in a remote URL (or in a hostile `.gitmodules`)
+//!   never starts a sign-in of a new account nor creates a file for one. For any other user name
+//!   (an account not signed in, or not an account name at all) there is no answer (exit 0, git
+//!   moves on) and a line on stderr says to run `mcp auth <provider> --account NAME` first. Errors
+//!   name the account in their hints (`--account NAME`). When git announces
+//!   `capability[]=authtype` (git 2.46 and later) the answer is `authtype=Bearer` +
+//!   `credential=<token>` + `ephemeral=1`: git sends `Authorization: Bearer <token>`, and no
+//!   storage helper keeps it (`store` needs a password, `cache` refuses an ephemeral credential).
+//!   Otherwise it is `password=<token>` (and `username=oauth2` when git has no user name) for HTTP
+//!   Basic. `password_expiry_utc` is the token's expiry when known. Any other host or protocol: no
+//!   answer (exit 0), so git asks its next helper.
 //! - **`store`**: nothing (git calls it after a success; the token is already stored here).
 //! - **`erase`**: git calls it after the server refused the credential. When the refused token is
 //!   the one stored for that account (compared in constant time, under the provider's refresh
@@ -27,7 +27,8 @@
 //!   the refresh token stays, so the next `get` refreshes, and signs in only when there is no
 //!   usable refresh token. A token that is not the stored one (another helper's password, a token
 //!   another process already replaced), or a user name that is no signed-in account, changes
-//!   nothing (and creates no lock file).
+//!   nothing; an account with nothing stored (the default one before any sign-in) creates no
+//!   lock file either.
 //! - Any other operation is ignored, as git asks of helpers; `capability` prints this helper's
 //!   capabilities (`version 0`, `capability authtype`).
 //!
@@ -84,11 +85,12 @@ impl Request {
     }
 
     /// The account git's `username` names: `None` (the default account) without one, for an empty
-    /// one, and for [`PLACEHOLDER_USER`].
+    /// one, and for [`PLACEHOLDER_USER`] in any case (account names are compared without regard to
+    /// ASCII case: `OAuth2` would otherwise name an account `oauth2`).
     fn account(&self) -> Option<&str> {
         self.username
             .as_deref()
-            .filter(|u| !u.is_empty() && *u != PLACEHOLDER_USER)
+            .filter(|u| !u.is_empty() && !u.eq_ignore_ascii_case(PLACEHOLDER_USER))
     }
 
     /// The token git says the server refused: `credential` when it came as one (`authtype`
@@ -130,9 +132,14 @@ pub(crate) fn read_request(mut input: impl BufRead) -> Result<Request, Malformed
             break;
         }
         total = total.saturating_add(read);
-        if read > MAX_LINE || total > MAX_INPUT {
+        if read > MAX_LINE {
             return Err(Malformed(format!(
                 "line {number} is longer than git allows ({MAX_LINE} bytes)"
+            )));
+        }
+        if total > MAX_INPUT {
+            return Err(Malformed(format!(
+                "the input is longer than this helper reads ({MAX_INPUT} bytes, at line {number})"
             )));
         }
         let text = line.strip_suffix(b"\n").unwrap_or(&line);
@@ -412,6 +419,12 @@ fn erase(ctx: &Context, provider: &str, request: &Request) -> anyhow::Result<u8>
         return Ok(exit::OK);
     };
     let service = ctx.service()?;
+    // An account with nothing stored (never signed in, or logged out) has no token to mark: no
+    // lock file (nor token directory) is made for it.
+    let account = service.account_for(provider)?;
+    if !service.accounts(provider)?.contains(&account) {
+        return Ok(exit::OK);
+    }
     let marked = ctx.block_on(service.access_token_rejected(provider, refused))??;
     if marked {
         ctx.say(format!(

@@ -10,7 +10,7 @@
 //! `context-harness` directly and sees its exit status; the environment is passed on unchanged
 //! (it is git's, and the user's).
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -29,17 +29,40 @@ fn program() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(PROGRAM))
 }
 
-/// The arguments for `context-harness`: as given when they name the subcommand (helper
+/// The global options of `context-harness` whose value is the next argument.
+const VALUED_OPTIONS: [&str; 2] = ["--home", "--storage"];
+
+/// The arguments for `context-harness`: as given when their subcommand is `git-credential` (helper
 /// `context-harness git-credential`, or with global options before it, `context-harness --home D
-/// git-credential`), else `git-credential` and then them (helper `context-harness`).
+/// git-credential`), else `git-credential` and then them (helper `context-harness`). So this
+/// program runs nothing but `context-harness git-credential`: other arguments (`mcp token …`)
+/// become arguments of `git-credential`, which refuses them.
 fn arguments(given: Vec<OsString>) -> Vec<OsString> {
-    if given.iter().any(|arg| arg == SUBCOMMAND) {
+    if subcommand(&given) == Some(OsStr::new(SUBCOMMAND)) {
         given
     } else {
         std::iter::once(OsString::from(SUBCOMMAND))
             .chain(given)
             .collect()
     }
+}
+
+/// The first argument that is neither an option nor the value of one of [`VALUED_OPTIONS`] (as
+/// clap reads them); `None` when there is none before a `--` or an argument that is not UTF-8.
+fn subcommand(given: &[OsString]) -> Option<&OsStr> {
+    let mut args = given.iter();
+    while let Some(arg) = args.next() {
+        let text = arg.to_str()?;
+        if text == "--" {
+            return None;
+        }
+        if VALUED_OPTIONS.contains(&text) {
+            args.next();
+        } else if !text.starts_with('-') {
+            return Some(arg);
+        }
+    }
+    None
 }
 
 fn main() -> ExitCode {
@@ -88,5 +111,35 @@ mod tests {
             os(&["--home", "/h", "git-credential", "erase"])
         );
         assert_eq!(arguments(os(&[])), os(&["git-credential"]));
+        assert_eq!(
+            arguments(os(&["--home=/h", "-v", "git-credential", "get"])),
+            os(&["--home=/h", "-v", "git-credential", "get"])
+        );
+    }
+
+    /// `git-credential` anywhere but as the subcommand (an option's value, an argument of
+    /// another command) did not make this program run `context-harness` with the arguments as
+    /// given: `mcp token local --account git-credential` printed a token to git.
+    #[test]
+    fn only_the_git_credential_subcommand_is_run() {
+        let os = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+        for given in [
+            &["mcp", "token", "local", "--account", "git-credential"][..],
+            &["exec", "local", "--", "echo", "git-credential"],
+            &["--", "git-credential", "get"],
+        ] {
+            let mut wanted = os(&["git-credential"]);
+            wanted.extend(os(given));
+            assert_eq!(arguments(os(given)), wanted, "{given:?}");
+        }
+        // A home directory called `git-credential` is the value of `--home`.
+        assert_eq!(
+            arguments(os(&["--home", "git-credential", "get"])),
+            os(&["git-credential", "--home", "git-credential", "get"])
+        );
+        assert_eq!(
+            arguments(os(&["--storage", "file", "git-credential", "get"])),
+            os(&["--storage", "file", "git-credential", "get"])
+        );
     }
 }

@@ -119,3 +119,31 @@ fn accounts_and_refused_tokens() {
     assert_eq!(basic.refused_token(), Some("pw"));
     assert_eq!(parsed(b"protocol=https\n").refused_token(), None);
 }
+
+/// Account names are compared without regard to ASCII case, so `OAuth2` is the placeholder too
+/// (it named an account `oauth2` that no sign-in makes: no answer for `https://OAuth2@host/`).
+#[test]
+fn the_placeholder_user_name_in_any_case_is_the_default_account() {
+    for user in ["oauth2", "OAuth2", "OAUTH2"] {
+        let request = parsed(format!("username={user}\n").as_bytes());
+        assert_eq!(request.account(), None, "{user}");
+        let request = parsed(format!("url=https://{user}@github.com/o/r.git\n").as_bytes());
+        assert_eq!(request.account(), None, "{user}");
+    }
+    assert_eq!(parsed(b"username=oauth2x\n").account(), Some("oauth2x"));
+}
+
+/// Input past 1 MiB in lines git allows is refused as too much input, not as a long line.
+#[test]
+fn too_much_input_is_not_called_a_long_line() {
+    let line = format!("wwwauth[]={}\n", "a".repeat(1000));
+    let input = line.repeat(1100);
+    let Err(Malformed(why)) = read(input.as_bytes()) else {
+        panic!("1.1 MB of input was read");
+    };
+    assert!(
+        why.starts_with("the input is longer than this helper reads"),
+        "{why}"
+    );
+    assert!(!why.contains("longer than git allows"), "{why}");
+}

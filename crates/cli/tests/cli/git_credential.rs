@@ -972,8 +972,14 @@ fn a_user_name_never_signs_in_a_new_account() {
         files_with(&home, "@")
     );
     assert!(!mark.exists(), "a sign-in was started");
-    // The default account's token is untouched; `oauth2`, `default` and no user name are it.
-    for user in ["", "username=oauth2\n", "username=default\n"] {
+    // The default account's token is untouched; `oauth2` (any case), `default` and no user name
+    // are it.
+    for user in [
+        "",
+        "username=oauth2\n",
+        "username=OAuth2\n",
+        "username=default\n",
+    ] {
         let run = helper(
             &home,
             "get",
@@ -1099,6 +1105,31 @@ fn erase_marks_only_the_stored_token_expired_and_keeps_the_refresh_token() {
         home.tokens("local")["refresh_token"],
         before["refresh_token"]
     );
+}
+
+/// `erase` for an account with nothing stored (here the default account before any sign-in, as
+/// when git reports a refused password that another helper gave): nothing happens, and no token
+/// directory or lock file is made.
+#[test]
+fn erase_without_a_stored_token_makes_no_file() {
+    let home = home_for_git("http://127.0.0.1:9", "127.0.0.1:9", None);
+    for input in [
+        "protocol=http\nhost=127.0.0.1:9\nusername=someone\npassword=another-helpers\n\n",
+        "protocol=http\nhost=127.0.0.1:9\npassword=another-helpers\n\n",
+        "capability[]=authtype\nauthtype=Bearer\ncredential=tok\nprotocol=http\nhost=127.0.0.1:9\nusername=default\n\n",
+    ] {
+        let run = helper(&home, "erase", input);
+        assert_eq!(
+            (run.code, run.stdout.as_str(), run.stderr.as_str()),
+            (0, "", ""),
+            "{input:?}"
+        );
+        assert!(
+            !home.path().join("tokens").exists(),
+            "{input:?}: {:?}",
+            files_with(&home, "")
+        );
+    }
 }
 
 /// Each git itself runs the helper: with the README's line (`credential.<url>.helper
