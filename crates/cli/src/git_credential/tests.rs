@@ -147,3 +147,18 @@ fn too_much_input_is_not_called_a_long_line() {
     );
     assert!(!why.contains("longer than git allows"), "{why}");
 }
+
+/// A carriage return ends nothing but a CRLF line end (as git's `strbuf_getline`): one inside a
+/// value (a `%0d` in a remote URL, which some helpers read as a line break, CVE-2024-50338) stays
+/// in it, so it cannot smuggle in a `host` line.
+#[test]
+fn a_carriage_return_inside_a_value_is_no_line_break() {
+    let request = parsed(b"protocol=https\nhost=evil.example\nusername=x\rhost=github.com\n");
+    assert_eq!(request.host.as_deref(), Some("evil.example"));
+    assert_eq!(request.username.as_deref(), Some("x\rhost=github.com"));
+    let request = parsed(b"protocol=https\nhost=evil.example\rhost=github.com\r\n");
+    assert_eq!(
+        request.host.as_deref(),
+        Some("evil.example\rhost=github.com")
+    );
+}
