@@ -15,6 +15,7 @@
 //!   is exit 127, one that cannot be run exit 126 (the shells' codes), with a message.
 
 use std::ffi::OsString;
+use std::path::Path;
 use std::process::Command;
 
 use context_harness_providers::{ProviderRef, env_prefix, terminal_text};
@@ -40,48 +41,41 @@ pub(crate) fn default_env_name(provider: &str) -> String {
     }
 }
 
-/// Variables that programs read as configuration — a search path, a program or library to load,
-/// options, a shell's start-up file — rather than as data: the token put there would be used as
-/// such (and shown in the errors that follow: `ld.so: object '<token>' cannot be preloaded`), so
-/// `--env` refuses them. Exact names, then prefixes and suffixes (upper-cased comparison).
-const CONFIGURATION_NAMES: &[&str] = &[
-    "PATH",
-    "HOME",
-    "SHELL",
-    "USER",
-    "LOGNAME",
-    "TERM",
-    "TMPDIR",
-    "LANG",
-    "IFS",
-    "ENV",
-    "BASH_ENV",
-    "SHELLOPTS",
-    "BASHOPTS",
-    "CDPATH",
-    "GLOBIGNORE",
-    "PROMPT_COMMAND",
-    "PS1",
-    "PS2",
-    "PS3",
-    "PS4",
-    "PERL5OPT",
-    "PERL5LIB",
-    "PERLLIB",
-    "RUBYOPT",
-    "RUBYLIB",
-    "PYTHONPATH",
-    "PYTHONSTARTUP",
-    "PYTHONHOME",
-    "NODE_PATH",
-    "EDITOR",
-    "VISUAL",
-    "PAGER",
-    "BROWSER",
-    "DISPLAY",
-];
-const CONFIGURATION_PREFIXES: &[&str] = &["LD_", "DYLD_", "GIT_", "SSH_", "LC_", "XDG_", "DBUS_"];
-const CONFIGURATION_SUFFIXES: &[&str] = &["_OPTIONS", "_OPTS", "_PATH", "_ASKPASS"];
+/// Variables that programs read as configuration rather than as data: the token put there would
+/// be used as such (and shown in the errors that follow: `ld.so: object '<token>' cannot be
+/// preloaded`), and a token is the server's text (printable ASCII, spaces and `$(…)` included), so
+/// in a variable read as code or a command it would run as one — `PS0` in `bash -i`, `VIMINIT` in
+/// vim, `MAKEFLAGS='--eval=$(shell …)'` in make, `CARGO_TARGET_<triple>_RUNNER` in `cargo run`
+/// all did. `--env` refuses them. The list follows sudo's `env_delete` defaults and glibc's
+/// `UNSECURE_ENVVARS`, widened to what names a command, an option, a file, a directory or a place
+/// to connect to: exact names, then prefixes and suffixes (upper-cased comparison).
+///
+/// Each list is names separated by white space.
+const CONFIGURATION_NAMES: &str = "
+    PATH HOME SHELL USER LOGNAME MAIL IFS ENV SHELLOPTS BASHOPTS CDPATH GLOBIGNORE EXECIGNORE
+    HISTFILE PROMPT_COMMAND PS0 PS1 PS2 PS3 PS4 NULLCMD READNULLCMD TMPPREFIX
+    TERM TERMCAP LANG LANGUAGE TZ GLIBC_TUNABLES HOSTALIASES LOCALDOMAIN RES_OPTIONS
+    EDITOR VISUAL BROWSER TERMINAL DISPLAY XAUTHORITY DOCKER_HOST
+    CC CXX CPP LD AR AS FC MAKE GOROOT GOTOOLCHAIN GOENV
+    VIMINIT EXINIT GVIMINIT MYVIMRC MYGVIMRC VIMRUNTIME
+    BUNDLE_GEMFILE R_PROFILE R_PROFILE_USER R_ENVIRON R_ENVIRON_USER
+";
+/// The loader, the C library, locale, desktop, shells, git and ssh, sudo and systemd, less, the
+/// language runtimes and their package managers, the Rust, Go and .NET tool chains.
+const CONFIGURATION_PREFIXES: &str = "
+    LD_ DYLD_ _RLD MALLOC_ RESOLV_ GCONV_ LC_ XDG_ DBUS_ BASH_ GIT_ SSH_ SUDO_ SYSTEMD_ LESS
+    PERL PYTHON RUBY NODE_ NPM_CONFIG_ PIP_ LUA_ ERL_ RUST CARGO_ CGO_ DOTNET_ CORECLR_ COMPLUS_
+";
+/// Options and flags (`NODE_OPTIONS`, `MAVEN_OPTS`, `RUBYOPT`, `CFLAGS`, `MAKEFLAGS`); commands
+/// (`GIT_SSH_COMMAND`, `MANPAGER`, `SUDO_EDITOR`, `RSYNC_RSH`, `RUSTC_WRAPPER`); files and
+/// directories (`CLASSPATH`, `FPATH`, `ZDOTDIR`, `SSL_CERT_FILE`, `KUBECONFIG`, `INPUTRC`); where
+/// to connect (`HTTPS_PROXY`, `OPENAI_BASE_URL`, `VAULT_ADDR`).
+const CONFIGURATION_SUFFIXES: &str = "
+    _OPTIONS OPTS OPT FLAGS
+    _COMMAND _CMD _PROG _PROGRAM PAGER EDITOR _ASKPASS _RSH _SSH _SHELL _WRAPPER _RUNNER _HOOKS
+    PATH PATHS DIR DIRS HOME _FILE CONFIG RC _CA_BUNDLE
+    _PROXY URL URI _HOST _ADDR _ENDPOINT
+";
 
 /// Whether programs read `name` as configuration ([`CONFIGURATION_NAMES`] and its prefixes and
 /// suffixes). A name ending in `TOKEN` (every default name, `GITHUB_TOKEN`, `GIT_TOKEN`) names
@@ -91,9 +85,15 @@ fn is_configuration_name(name: &str) -> bool {
     if upper.ends_with("TOKEN") {
         return false;
     }
-    CONFIGURATION_NAMES.contains(&upper.as_str())
-        || CONFIGURATION_PREFIXES.iter().any(|p| upper.starts_with(p))
-        || CONFIGURATION_SUFFIXES.iter().any(|s| upper.ends_with(s))
+    CONFIGURATION_NAMES
+        .split_ascii_whitespace()
+        .any(|n| upper == n)
+        || CONFIGURATION_PREFIXES
+            .split_ascii_whitespace()
+            .any(|p| upper.starts_with(p))
+        || CONFIGURATION_SUFFIXES
+            .split_ascii_whitespace()
+            .any(|s| upper.ends_with(s))
 }
 
 /// Whether `name` is a portable environment variable name: `[A-Za-z_][A-Za-z0-9_]*`.
@@ -111,15 +111,21 @@ pub(crate) fn run(ctx: &Context, args: ExecArgs) -> anyhow::Result<u8> {
         .clone()
         .unwrap_or_else(|| default_env_name(&args.provider));
     if !is_env_name(&name) {
-        return Err(exit::Failure::new(
-            USAGE,
-            format!(
-                "--env {}: not an environment variable name (letters, digits and `_`, not starting with a digit)",
-                terminal_text(&name)
+        const RULE: &str =
+            "not an environment variable name (letters, digits and `_`, not starting with a digit)";
+        let failure = match &args.env {
+            Some(_) => exit::Failure::new(
+                USAGE,
+                format!("--env {}: {RULE}", terminal_text(&name)),
+                None,
             ),
-            None,
-        )
-        .into());
+            None => exit::Failure::new(
+                USAGE,
+                format!("the default variable {name} (made from the provider name) is {RULE}"),
+                Some("name the variable with --env NAME".to_owned()),
+            ),
+        };
+        return Err(failure.into());
     }
     if is_configuration_name(&name) {
         return Err(exit::Failure::new(
@@ -171,10 +177,21 @@ fn run_command(mut command: Command, program: &OsString) -> anyhow::Result<u8> {
         .unwrap_or(exit::OTHER))
 }
 
-/// The failure for a CMD that could not be started: 127 when not found, else 126.
+/// The failure for a CMD that could not be started: 127 when not found, else 126. "No such file"
+/// for a program that is there means its interpreter (`#!` line) or loader is missing: 126, as a
+/// shell's "bad interpreter".
 fn cannot_start(program: &OsString, error: &std::io::Error) -> exit::Failure {
     let shown = terminal_text(&program.to_string_lossy());
-    if error.kind() == std::io::ErrorKind::NotFound {
+    if error.kind() == std::io::ErrorKind::NotFound && is_there(program) {
+        exit::Failure::new(
+            CANNOT_RUN,
+            format!("cannot run {shown}: {error}"),
+            Some(
+                "the program exists, so its interpreter (its `#!` line) or its loader is missing"
+                    .to_owned(),
+            ),
+        )
+    } else if error.kind() == std::io::ErrorKind::NotFound {
         exit::Failure::new(
             NOT_FOUND,
             format!("{shown}: command not found"),
@@ -183,6 +200,18 @@ fn cannot_start(program: &OsString, error: &std::io::Error) -> exit::Failure {
     } else {
         exit::Failure::new(CANNOT_RUN, format!("cannot run {shown}: {error}"), None)
     }
+}
+
+/// Whether `program` names a file: a path as given, a bare name in a directory of `PATH` (as
+/// `execvp` searches it: an empty entry is the current directory, no `PATH` is `/bin:/usr/bin`).
+fn is_there(program: &OsString) -> bool {
+    let path = Path::new(program);
+    let text = program.to_string_lossy();
+    if text.contains('/') || text.contains(std::path::MAIN_SEPARATOR) {
+        return path.is_file();
+    }
+    let paths = std::env::var_os("PATH").unwrap_or_else(|| "/bin:/usr/bin".into());
+    !program.is_empty() && std::env::split_paths(&paths).any(|dir| dir.join(path).is_file())
 }
 
 #[cfg(test)]
@@ -221,6 +250,42 @@ mod tests {
             "SSH_ASKPASS",
             "GIT_SSH_COMMAND",
             "HOME",
+            // Each of these ran a command named by the token's value (a server's text) or read
+            // it as options, a file or a place to connect to.
+            "PS0",
+            "VIMINIT",
+            "EXINIT",
+            "MAKEFLAGS",
+            "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER",
+            "RUSTC_WRAPPER",
+            "MANPAGER",
+            "LESSOPEN",
+            "PYTHONWARNINGS",
+            "PERL5DB",
+            "LUA_INIT",
+            "ERL_AFLAGS",
+            "DOTNET_STARTUP_HOOKS",
+            "RSYNC_RSH",
+            "CVS_RSH",
+            "SVN_SSH",
+            "SUDO_EDITOR",
+            "GLIBC_TUNABLES",
+            "MALLOC_TRACE",
+            "GCONV_PATH",
+            "NLSPATH",
+            "CLASSPATH",
+            "FPATH",
+            "ZDOTDIR",
+            "INPUTRC",
+            "PHPRC",
+            "HTTPS_PROXY",
+            "all_proxy",
+            "OPENAI_BASE_URL",
+            "VAULT_ADDR",
+            "SSL_CERT_FILE",
+            "KUBECONFIG",
+            "CC",
+            "npm_config_script_shell",
         ] {
             assert!(is_configuration_name(name), "{name}");
         }
@@ -231,6 +296,15 @@ mod tests {
             "MCP_TOKEN",
             "ACME_API_TOKEN",
             "ACME_KEY",
+            "OPENAI_API_KEY",
+            "NPM_TOKEN",
+            "VAULT_TOKEN",
+            "CARGO_REGISTRY_TOKEN",
+            "NODE_AUTH_TOKEN",
+            "TWINE_PASSWORD",
+            "CI_JOB_JWT",
+            "API_SECRET",
+            "TF_TOKEN_app_terraform_io",
         ] {
             assert!(!is_configuration_name(name), "{name}");
         }
@@ -240,6 +314,10 @@ mod tests {
             "ld",
             "ssh",
             "lc-x",
+            "python",
+            "cargo",
+            "less",
+            "proxy",
             "https://mcp.example/mcp",
         ] {
             assert!(

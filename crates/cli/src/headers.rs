@@ -8,6 +8,11 @@
 //!   the MCP server URL; its query and fragment are left out of `htu`), with `ath` bound to the
 //!   token and `--nonce` when the resource server asked for one. A proof is for one request.
 //!
+//! `--method` must be an HTTP method (RFC 9110 §9.1: a token), `--url` an `http`/`https` URL
+//! without user info (a request's target URI never carries it, RFC 9110 §4.2.4, and the proof
+//! would carry it to the server), `--nonce` a nonce (RFC 9449 §8.1: `NQCHAR`s); checked before a
+//! token is got, whatever its kind (exit 13).
+//!
 //! Like `mcp token`, this command prints a secret (the token), and never signs in.
 
 use context_harness_providers::{DpopKey, ErrorCode, ProviderRef, is_dpop_bound, terminal_text};
@@ -34,12 +39,27 @@ pub(crate) fn run(
     request: &Request,
     getting: Getting,
 ) -> anyhow::Result<u8> {
+    let request_url = request.url.as_deref().map(request_url).transpose()?;
+    let method = request.method.trim();
+    if reqwest::Method::from_bytes(method.as_bytes()).is_err() {
+        return Err(usage(format!(
+            "--method {}: not an HTTP method",
+            terminal_text(method)
+        ))
+        .into());
+    }
+    if let Some(nonce) = &request.nonce
+        && (nonce.is_empty() || !nonce.bytes().all(is_nqchar))
+    {
+        return Err(usage(format!(
+            "--nonce {}: not a DPoP nonce (RFC 9449 §8.1: printable ASCII but space, `\"` and `\\`)",
+            terminal_text(nonce)
+        ))
+        .into());
+    }
     let tokens = valid_tokens(ctx, provider, getting)?;
     let token = tokens.access_token.secret();
     let shown = terminal_text(provider);
-    let usage = |message: String| {
-        exit::Failure::new(exit::code_for(ErrorCode::ConfigInvalid), message, None)
-    };
     let headers = if is_dpop_bound(&tokens) {
         let Some(key) = DpopKey::from_tokens(&tokens) else {
             return Err(exit::Failure::new(
@@ -53,22 +73,16 @@ pub(crate) fn run(
             .into());
         };
         let target = ProviderRef::parse(provider)?;
-        let Some(url) = request.url.as_deref().or_else(|| target.server_url()) else {
-            return Err(usage(format!(
-                "the token for {shown} is DPoP-bound: name the request's URL with --url"
-            ))
-            .into());
+        let url = match (request_url, target.server_url()) {
+            (Some(url), _) => url,
+            (None, Some(server)) => Url::parse(server)?,
+            (None, None) => {
+                return Err(usage(format!(
+                    "the token for {shown} is DPoP-bound: name the request's URL with --url"
+                ))
+                .into());
+            }
         };
-        let url =
-            Url::parse(url).map_err(|e| usage(format!("--url {}: {e}", terminal_text(url))))?;
-        let method = request.method.trim();
-        if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
-            return Err(usage(format!(
-                "--method {}: not an HTTP method",
-                terminal_text(method)
-            ))
-            .into());
-        }
         let proof = key.proof(method, &url, request.nonce.as_deref(), Some(token))?;
         json!({ "Authorization": format!("DPoP {token}"), "DPoP": proof })
     } else {
@@ -76,4 +90,33 @@ pub(crate) fn run(
     };
     print_stdout(&headers.to_string())?;
     Ok(exit::OK)
+}
+
+/// A usage error of this command (exit 13, as a malformed URL elsewhere).
+fn usage(message: String) -> exit::Failure {
+    exit::Failure::new(exit::code_for(ErrorCode::ConfigInvalid), message, None)
+}
+
+/// `--url`: an `http` or `https` URL without user info (see the module docs). Refused for its user
+/// info, it is not shown (its password would be).
+fn request_url(url: &str) -> Result<Url, exit::Failure> {
+    let parsed =
+        Url::parse(url).map_err(|e| usage(format!("--url {}: {e}", terminal_text(url))))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(usage(
+            "--url: a request's URL has no user info (`name:password@`; RFC 9110 §4.2.4), and the DPoP proof would carry it to the server".to_owned(),
+        ));
+    }
+    if !matches!(parsed.scheme(), "https" | "http") {
+        return Err(usage(format!(
+            "--url {}: not an http or https URL",
+            terminal_text(url)
+        )));
+    }
+    Ok(parsed)
+}
+
+/// RFC 9449 §8.1 `NQCHAR`: `%x21 / %x23-5B / %x5D-7E`.
+fn is_nqchar(b: u8) -> bool {
+    matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E)
 }

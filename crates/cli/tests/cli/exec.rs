@@ -153,11 +153,46 @@ fn a_command_that_cannot_run_has_the_shells_codes() {
     out.expect_code(126);
     assert!(out.stderr.contains("cannot run"), "{out:#?}");
 
+    // There, but its interpreter is not (execve says "no such file"): 126 and "cannot run", as a
+    // shell's "bad interpreter", by path and by a name found on PATH (it was 127, "not found").
+    let orphan = dir.path().join("orphan");
+    std::fs::write(&orphan, "#!/context-harness/no-such-interpreter\n").expect("write");
+    std::fs::set_permissions(&orphan, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let (cmd, _) = exec_with_env(&home, &["local", "--", &orphan.display().to_string()]);
+    let out = run(cmd);
+    out.expect_code(126);
+    assert!(out.stderr.contains("cannot run"), "{out:#?}");
+    assert!(out.stderr.contains("interpreter"), "{out:#?}");
+    assert!(!out.stderr.contains("not found"), "{out:#?}");
+    let (mut cmd, env) = exec_with_env(&home, &["local", "--", "orphan"]);
+    let path = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_str());
+    cmd.env(
+        "PATH",
+        format!("{}:{}", dir.path().display(), path.unwrap_or_default()),
+    );
+    let out = run(cmd);
+    out.expect_code(126);
+    assert!(out.stderr.contains("cannot run orphan"), "{out:#?}");
+
     // A bad variable name, or no command: usage errors, before any token is read.
     let (cmd, _) = exec_with_env(&home, &["local", "--env", "NOT-A-NAME", "--", "true"]);
     run(cmd).expect_code(2);
     let (cmd, _) = exec_with_env(&home, &["local"]);
     run(cmd).expect_code(2);
+
+    // A default name that is not a name (a provider named `1password`): the message says it is
+    // the default and how to name one, rather than blaming an `--env` that was not given.
+    let (cmd, _) = exec_with_env(&home, &["1password", "--", "true"]);
+    let out = run(cmd);
+    out.expect_code(2);
+    assert!(
+        out.stderr.contains("default variable 1PASSWORD_TOKEN"),
+        "{out:#?}"
+    );
+    assert!(out.stderr.contains("--env NAME"), "{out:#?}");
 }
 
 #[test]
@@ -190,6 +225,12 @@ fn configuration_variables_are_refused_for_the_token() {
         "NODE_OPTIONS",
         "GIT_ASKPASS",
         "ifs",
+        "PS0",
+        "VIMINIT",
+        "MAKEFLAGS",
+        "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER",
+        "MANPAGER",
+        "HTTPS_PROXY",
     ] {
         let (cmd, _) = exec_with_env(
             &home,
@@ -241,4 +282,47 @@ fn no_sign_in_exits_3_before_the_command() {
     out.expect_code(3);
     assert!(!out.stdout.contains("ran"), "{out:#?}");
     assert!(out.stderr.contains("mcp auth local"), "{out:#?}");
+}
+
+/// A token is the server's text: printable ASCII, `$(…)` included. In a variable a program reads
+/// as code it would run: `bash -i` expands `PS0` (prompt expansion runs command substitutions)
+/// before each command, and `exec --env PS0` ran the token's `$(touch …)`. Now refused (exit 2)
+/// before bash starts; the same token in a data variable stays data.
+#[test]
+fn a_token_in_a_variable_read_as_code_never_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let marker = dir.path().join("ran");
+    let hostile = format!("$(touch {})", marker.display());
+    let home = home_for_git(
+        "http://127.0.0.1:9",
+        "127.0.0.1:9",
+        Some(&bearer_tokens(&hostile)),
+    );
+    for name in ["PS0", "MY_TOKEN"] {
+        let (mut cmd, _) = exec_with_env(
+            &home,
+            &[
+                "local",
+                "--env",
+                name,
+                "--",
+                "bash",
+                "--norc",
+                "--noprofile",
+                "-i",
+            ],
+        );
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn");
+        let mut stdin = child.stdin.take().expect("stdin");
+        // exec may have refused the name and exited before reading: a broken pipe is fine then.
+        let _ = std::io::Write::write_all(&mut stdin, b"true\nexit 0\n");
+        drop(stdin);
+        let out = child.wait_with_output().expect("wait");
+        let want = if name == "PS0" { 2 } else { 0 };
+        assert_eq!(out.status.code(), Some(want), "{name}: {out:?}");
+        assert!(!marker.exists(), "{name}: the token ran as code");
+    }
 }

@@ -7,7 +7,11 @@
 
 use std::process::Command;
 
+use base64ct::{Base64UrlUnpadded, Encoding as _};
+use context_harness_providers::DpopKey;
 use serde_json::Value;
+
+use crate::git_credential::{bearer_tokens, home_for_git};
 
 use crate::proxy::require_mcp_servers;
 use context_harness_test_support::{MCP_HOST_BIN, MCP_HOST_DIR};
@@ -155,4 +159,94 @@ fn claude_code_connects_with_the_headers_of_mcp_headers() {
     assert!(line("ours").contains("Connected"), "{list:#?}");
     assert!(!line("ours").contains("Failed"), "{list:#?}");
     assert!(line("wrong").contains("Failed"), "{list:#?}");
+}
+
+/// A home holding a DPoP-bound token for the provider `local` (no server: the token is valid).
+fn dpop_home() -> Home {
+    let key = DpopKey::generate().expect("key");
+    let mut bound = bearer_tokens("at-headers-1");
+    bound.token_type = "DPoP".to_owned();
+    key.write(&mut bound);
+    home_for_git("http://127.0.0.1:9", "127.0.0.1:9", Some(&bound))
+}
+
+/// The claims of the proof in `mcp headers` output, checking the output's shape on the way: one
+/// line, one JSON object of exactly `Authorization` and `DPoP`, string values, no CR or LF.
+fn proof_claims(stdout: &str) -> Value {
+    assert_eq!(stdout.matches('\n').count(), 1, "{stdout}");
+    assert!(!stdout.contains('\r'), "{stdout}");
+    let headers: Value = serde_json::from_str(stdout).expect("json");
+    let object = headers.as_object().expect("a JSON object");
+    let mut names: Vec<&str> = object.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["Authorization", "DPoP"], "{headers}");
+    assert_eq!(headers["Authorization"], "DPoP at-headers-1");
+    let proof = headers["DPoP"].as_str().expect("proof");
+    let claims = proof.split('.').nth(1).expect("claims");
+    serde_json::from_slice(&Base64UrlUnpadded::decode_vec(claims).expect("base64url"))
+        .expect("json")
+}
+
+/// Hostile `--url`, `--method` and `--nonce` values. A URL with user info is refused (a request's
+/// target never carries it, RFC 9110 §4.2.4; the proof's `htu` carried `user:password@` to the
+/// server), and so is one that is not http(s) (it was signed as `htu`); the password is not echoed.
+/// A nonce that is not RFC 9449 `NQCHAR`s (a CR LF) is refused; any RFC 9110 method token is
+/// accepted (`M-SEARCH` was refused). A CR LF in the URL never reaches a header. All of them are
+/// checked before a token is got: with no token and `--no-sign-in`, still exit 13, not 3.
+#[test]
+fn hostile_request_values_are_refused_or_harmless() {
+    let home = dpop_home();
+    let refused: [(&[&str], &str); 6] = [
+        (
+            &["--url", "https://alice:hunter2@rs.example/mcp"],
+            "user info",
+        ),
+        (&["--url", "file:///etc/passwd"], "not an http or https URL"),
+        (
+            &["--url", "javascript:alert(1)"],
+            "not an http or https URL",
+        ),
+        (&["--nonce", "n\r\nX-Injected: 1"], "not a DPoP nonce"),
+        (&["--nonce", ""], "not a DPoP nonce"),
+        (&["--method", "GET /x HTTP/1.1"], "not an HTTP method"),
+    ];
+    let empty = Home::with_local("http://127.0.0.1:9", "ch-public");
+    for (extra, why) in refused {
+        let mut args = vec!["mcp", "headers", "local"];
+        args.extend_from_slice(extra);
+        if !extra.contains(&"--url") {
+            args.extend(["--url", "https://rs.example/mcp"]);
+        }
+        for (home, what) in [(&home, "bound token"), (&empty, "no token")] {
+            let mut args = args.clone();
+            args.push("--no-sign-in");
+            let out = home.run(&args);
+            out.expect_code(13);
+            assert!(out.stdout.is_empty(), "{what} {extra:?}: {out:#?}");
+            assert!(out.stderr.contains(why), "{what} {extra:?}: {out:#?}");
+            assert!(!out.stderr.contains("hunter2"), "{what}: {out:#?}");
+            assert!(!out.stderr.contains("at-headers-1"), "{what}: {out:#?}");
+        }
+    }
+
+    let out = home.run(&[
+        "mcp",
+        "headers",
+        "local",
+        "--method",
+        "M-SEARCH",
+        "--url",
+        "https://rs.example/a\r\nX-Injected: 1",
+        "--nonce",
+        "n!#[]~",
+    ]);
+    out.expect_code(0);
+    let claims = proof_claims(&out.stdout);
+    assert_eq!(claims["htm"], "M-SEARCH");
+    assert_eq!(
+        claims["htu"], "https://rs.example/aX-Injected:%201",
+        "{claims}"
+    );
+    assert_eq!(claims["nonce"], "n!#[]~");
+    assert!(out.stderr.is_empty(), "{out:#?}");
 }
