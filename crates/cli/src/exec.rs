@@ -61,20 +61,25 @@ const CONFIGURATION_NAMES: &str = "
     BUNDLE_GEMFILE R_PROFILE R_PROFILE_USER R_ENVIRON R_ENVIRON_USER
 ";
 /// The loader, the C library, locale, desktop, shells, git and ssh, sudo and systemd, less, the
-/// language runtimes and their package managers, the Rust, Go and .NET tool chains.
+/// language runtimes and their package managers, the Rust, Go and .NET tool chains, and this
+/// program's own (`CONTEXT_HARNESS_STORAGE`: a nested context-harness showed the token in an
+/// error).
 const CONFIGURATION_PREFIXES: &str = "
     LD_ DYLD_ _RLD MALLOC_ RESOLV_ GCONV_ LC_ XDG_ DBUS_ BASH_ GIT_ SSH_ SUDO_ SYSTEMD_ LESS
     PERL PYTHON RUBY NODE_ NPM_CONFIG_ PIP_ LUA_ ERL_ RUST CARGO_ CGO_ DOTNET_ CORECLR_ COMPLUS_
+    CONTEXT_HARNESS_
 ";
 /// Options and flags (`NODE_OPTIONS`, `MAVEN_OPTS`, `RUBYOPT`, `CFLAGS`, `MAKEFLAGS`); commands
 /// (`GIT_SSH_COMMAND`, `MANPAGER`, `SUDO_EDITOR`, `RSYNC_RSH`, `RUSTC_WRAPPER`); files and
 /// directories (`CLASSPATH`, `FPATH`, `ZDOTDIR`, `SSL_CERT_FILE`, `KUBECONFIG`, `INPUTRC`); where
-/// to connect (`HTTPS_PROXY`, `OPENAI_BASE_URL`, `VAULT_ADDR`).
+/// to connect (`HTTPS_PROXY`, `OPENAI_BASE_URL`, `VAULT_ADDR`); OAuth client credentials
+/// (`{PROVIDER}_CLIENT_ID`: a sign-in would send the token as the client id in the browser's URL).
 const CONFIGURATION_SUFFIXES: &str = "
     _OPTIONS OPTS OPT FLAGS
     _COMMAND _CMD _PROG _PROGRAM PAGER EDITOR _ASKPASS _RSH _SSH _SHELL _WRAPPER _RUNNER _HOOKS
     PATH PATHS DIR DIRS HOME _FILE CONFIG RC _CA_BUNDLE
     _PROXY URL URI _HOST _ADDR _ENDPOINT
+    _CLIENT_ID _CLIENT_SECRET
 ";
 
 /// Whether programs read `name` as configuration ([`CONFIGURATION_NAMES`] and its prefixes and
@@ -131,7 +136,7 @@ pub(crate) fn run(ctx: &Context, args: ExecArgs) -> anyhow::Result<u8> {
         return Err(exit::Failure::new(
             USAGE,
             format!(
-                "--env {name}: programs read that variable as configuration (a path, a program or library to load, options), so the token would be used as one and shown in their errors"
+                "--env {name}: programs read that variable as configuration (code or a command, options, a file or a path, a place to connect to), so the token would be used as one: run, or shown in their errors"
             ),
             Some(format!(
                 "choose a name of your own, e.g. the default {}",
@@ -286,6 +291,9 @@ mod tests {
             "KUBECONFIG",
             "CC",
             "npm_config_script_shell",
+            "CONTEXT_HARNESS_STORAGE",
+            "GITHUB_CLIENT_ID",
+            "ACME_CLIENT_SECRET",
         ] {
             assert!(is_configuration_name(name), "{name}");
         }

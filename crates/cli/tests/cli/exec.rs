@@ -231,6 +231,7 @@ fn configuration_variables_are_refused_for_the_token() {
         "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER",
         "MANPAGER",
         "HTTPS_PROXY",
+        "CONTEXT_HARNESS_STORAGE",
     ] {
         let (cmd, _) = exec_with_env(
             &home,
