@@ -1,6 +1,7 @@
 //! The per-provider account index, `tokens/<provider>.accounts`: which accounts of a provider (or
 //! server) are signed in, and which one is used when none is named.
 
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -42,6 +43,10 @@ use crate::{ProviderName, read_trusted};
 pub struct AccountIndex {
     default: AccountName,
     accounts: Vec<AccountName>,
+    /// The same names as `accounts`: membership in constant time, so an index of many names (a
+    /// file of 4 MiB holds some 400 000, a token directory as many records) is read in linear
+    /// time, not quadratic.
+    members: HashSet<AccountName>,
 }
 
 /// The endings of the files that hold (or point to) an account's tokens: the token file, the
@@ -60,14 +65,15 @@ impl AccountIndex {
     /// alone when `default_signed_in` (tokens are stored under the bare provider name), else no
     /// account (and `default` as the default).
     pub fn implicit(default_signed_in: bool) -> Self {
-        Self {
+        let mut index = Self {
             default: AccountName::default(),
-            accounts: if default_signed_in {
-                vec![AccountName::default()]
-            } else {
-                Vec::new()
-            },
+            accounts: Vec::new(),
+            members: HashSet::new(),
+        };
+        if default_signed_in {
+            index.add(AccountName::default());
         }
+        index
     }
 
     /// `tokens_dir/<provider>.accounts`, the index file of `provider` (its base name: an account
@@ -104,20 +110,18 @@ impl AccountIndex {
         let file: IndexFile =
             serde_json::from_str(&text).map_err(|e| (NOT_AN_INDEX, Some(e.into())))?;
         let invalid = |e: Error| ("it holds an invalid account name", Some(e.into()));
-        let mut accounts: Vec<AccountName> = Vec::with_capacity(file.accounts.len());
+        let mut index = Self::implicit(false);
         for name in &file.accounts {
-            let name = AccountName::new(name).map_err(invalid)?;
-            if !accounts.contains(&name) {
-                accounts.push(name);
-            }
+            index.add(AccountName::new(name).map_err(invalid)?);
         }
         let default = AccountName::new(&file.default).map_err(invalid)?;
         // Every reader resolves "no --account" to this name: one that is not signed in would have
         // commands sign in (or fail for) an account no listing shows as the default.
-        if !accounts.contains(&default) {
+        if !index.contains(&default) {
             return Err(("its default account is not one of its accounts", None));
         }
-        Ok(Self { default, accounts })
+        index.default = default;
+        Ok(index)
     }
 
     /// The index the records in `tokens_dir` imply, for a provider without an index file (or to
@@ -142,7 +146,7 @@ impl AccountIndex {
             Err(e) => return Err(Error::io("list", tokens_dir, e)),
         };
         let mut default = false;
-        let mut others: Vec<AccountName> = Vec::new();
+        let mut others: BTreeSet<AccountName> = BTreeSet::new();
         for entry in entries {
             let entry = entry.map_err(|e| Error::io("list", tokens_dir, e))?;
             let file = entry.file_name();
@@ -161,11 +165,10 @@ impl AccountIndex {
             }
             if account.is_default() {
                 default = true;
-            } else if !others.contains(&account) {
-                others.push(account);
+            } else {
+                others.insert(account);
             }
         }
-        others.sort();
         let mut index = Self::implicit(default);
         for account in others {
             index.add(account);
@@ -206,7 +209,7 @@ impl AccountIndex {
 
     /// Whether `account` is in the index.
     pub fn contains(&self, account: &AccountName) -> bool {
-        self.accounts.contains(account)
+        self.members.contains(account)
     }
 
     /// Adds `account` (a sign-in stored its tokens); the first account of an empty index becomes
@@ -218,6 +221,7 @@ impl AccountIndex {
         if self.accounts.is_empty() {
             self.default = account.clone();
         }
+        self.members.insert(account.clone());
         self.accounts.push(account);
         true
     }
@@ -226,12 +230,14 @@ impl AccountIndex {
     /// account becomes the default (the [`DEFAULT_ACCOUNT`](crate::DEFAULT_ACCOUNT) when none
     /// is left). `false` when it was not there.
     pub fn remove(&mut self, account: &AccountName) -> bool {
-        let before = self.accounts.len();
-        self.accounts.retain(|a| a != account);
+        let removed = self.members.remove(account);
+        if removed {
+            self.accounts.retain(|a| a != account);
+        }
         if &self.default == account {
             self.default = self.accounts.first().cloned().unwrap_or_default();
         }
-        self.accounts.len() != before
+        removed
     }
 
     /// Makes `account` the default (adding it when missing).
@@ -383,6 +389,43 @@ mod tests {
             index.as_ref().map(AccountIndex::default_account),
             Some(&name("work"))
         );
+        Ok(())
+    }
+
+    /// A hostile index of as many names as the 4 MiB cap lets in, and a token directory of as
+    /// many records, are read in linear time: every command reads both (the quadratic search this
+    /// replaced took minutes for either, so `mcp token` hung). The bound is far above the
+    /// linear time of a slow machine and far below the quadratic one.
+    #[test]
+    fn many_accounts_are_read_in_linear_time() -> Result<()> {
+        let bound = std::time::Duration::from_secs(20);
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", ".", e))?;
+        let local = ProviderName::new("local")?;
+        let names: Vec<String> = (0..380_000).map(|i| format!("a{i}")).collect();
+        let json = serde_json::json!({"default": "a7", "accounts": names}).to_string();
+        assert!(json.len() < 4 * 1024 * 1024, "{}", json.len());
+        write_private_atomic(&AccountIndex::path(dir.path(), &local), json.as_bytes())?;
+        let start = std::time::Instant::now();
+        let index = AccountIndex::load(dir.path(), &local)?;
+        assert!(start.elapsed() < bound, "{:?}", start.elapsed());
+        let index = index.ok_or(Error::CorruptIndex {
+            path: dir.path().to_path_buf(),
+            reason: "missing",
+            source: None,
+        })?;
+        assert_eq!(index.names().len(), names.len());
+        assert_eq!(index.default_account(), &name("a7"));
+        assert!(index.contains(&name("a379999")));
+
+        for i in 0..100_000 {
+            let path = dir.path().join(format!("local@r{i}.backend"));
+            std::fs::write(&path, b"").map_err(|e| Error::io("write", &path, e))?;
+        }
+        let start = std::time::Instant::now();
+        let index = AccountIndex::rebuild(dir.path(), &local)?;
+        assert!(start.elapsed() < bound, "{:?}", start.elapsed());
+        assert_eq!(index.names().len(), 100_000);
+        assert_eq!(index.default_account(), &name("r0"));
         Ok(())
     }
 

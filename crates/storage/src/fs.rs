@@ -91,7 +91,17 @@ fn remove_stale_temps(dir: &Path, file_name: &str) {
             let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
                 continue;
             };
-            let Some(pid) = rest.split('.').next().and_then(|p| p.parse::<u32>().ok()) else {
+            // Exactly `<pid>.<n>`, as `create_temp` names it: `.{name}.tmp.` is also how the
+            // temporary files of longer names begin (account `a.json.tmp.5`'s file
+            // `local@a.json.tmp.5.json` against `local@a.json`), and those are not ours.
+            let Some((pid, n)) = rest.split_once('.') else {
+                continue;
+            };
+            let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+            if !digits(pid) || !digits(n) {
+                continue;
+            }
+            let Ok(pid) = pid.parse::<u32>() else {
                 continue;
             };
             if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {

@@ -738,3 +738,253 @@ fn a_bad_index_is_refused_everywhere_and_a_deleted_one_loses_no_account() {
         .collect();
     assert!(made.is_empty(), "{made:?}");
 }
+
+/// Four sign-ins of four accounts into an empty home, started together as real processes (no
+/// sleeps): each stores its own user's tokens, and the account index written under the accounts
+/// lock lists all four afterwards, with one of them the default (none lost to a lost update, none
+/// half-written; the token directory made by whichever got there first).
+#[test]
+fn concurrent_sign_ins_of_different_accounts_all_reach_the_index() {
+    let Some(s) = Setup::start() else { return };
+    let users = ["ann", "ben", "cat", "dan"];
+    let children: Vec<_> = users
+        .iter()
+        .map(|user| {
+            let child = s
+                .home
+                .cmd(&[
+                    "mcp",
+                    "auth",
+                    "local",
+                    "--account",
+                    user,
+                    "--port",
+                    "0",
+                    "--timeout",
+                    "60",
+                ])
+                .env("BROWSER", s.browser(user))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn a sign-in");
+            (*user, child)
+        })
+        .collect();
+    for (user, child) in children {
+        let out = child.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "{user}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text =
+        std::fs::read_to_string(s.tokens_dir().join("local.accounts")).expect("the account index");
+    let index: Value = serde_json::from_str(&text).expect("index JSON");
+    let mut listed: Vec<&str> = index["accounts"]
+        .as_array()
+        .expect("accounts")
+        .iter()
+        .map(|a| a.as_str().expect("a name"))
+        .collect();
+    listed.sort_unstable();
+    assert_eq!(listed, users, "{text}");
+    let default = index["default"].as_str().expect("default");
+    assert!(users.contains(&default), "{text}");
+    for user in users {
+        assert_eq!(s.token_user(&["--account", user]), user);
+    }
+    assert_eq!(s.token_user(&[]), default);
+    let rows = s.status();
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    assert!(
+        rows.iter()
+            .all(|(account, is_default, status)| status == "authenticated"
+                && *is_default == (account == default)),
+        "{rows:?}"
+    );
+}
+
+/// `mcp auth --account NAME --default` for an account the index still lists but whose tokens are
+/// gone (deleted by hand, or from the keyring by another program) signs that account in first, as
+/// for any account not signed in: it does not say "signed in already" and make an account without
+/// tokens the default. No server answers here: the sign-in fails, and the default stays.
+#[test]
+fn default_for_a_listed_account_without_tokens_signs_in_first() {
+    let home = Home::with_local("http://127.0.0.1:9", "ch-public");
+    store_tokens(&home, "local", "at-default");
+    store_tokens(&home, "local@work", "at-work");
+    store_tokens(&home, "local@old", "at-old");
+    write_index(
+        &home,
+        r#"{"default": "default", "accounts": ["default", "work", "old"]}"#,
+    );
+    std::fs::remove_file(home.token_file("local@old")).expect("rm");
+    let switch = home.run_env(
+        &[
+            "mcp",
+            "auth",
+            "local",
+            "--account",
+            "old",
+            "--default",
+            "--no-browser",
+            "--timeout",
+            "1",
+        ],
+        &[("BROWSER", "false")],
+    );
+    assert_ne!(switch.code, 0, "{switch:#?}");
+    assert!(!switch.stderr.contains("signed in already"), "{switch:#?}");
+    assert_eq!(
+        home.run(&["mcp", "token", "local"])
+            .expect_code(0)
+            .stdout
+            .trim(),
+        "at-default"
+    );
+    // An account with tokens still only switches.
+    let switch = home.run(&["mcp", "auth", "local", "--account", "work", "--default"]);
+    switch.expect_code(0);
+    assert!(
+        switch
+            .stderr
+            .contains("The default account of local is now work (signed in already"),
+        "{switch:#?}"
+    );
+    assert_eq!(
+        home.run(&["mcp", "token", "local"])
+            .expect_code(0)
+            .stdout
+            .trim(),
+        "at-work"
+    );
+}
+
+/// A sign-in without `--account` signs in the account that was the default when it started; when
+/// another process makes another account the default while the browser is open (here the browser
+/// itself runs that command before signing in), the sign-in still stores the account it started
+/// with, and its closing line names that account, not the new default.
+#[test]
+fn a_sign_in_names_the_account_it_started_with() {
+    let Some(s) = Setup::start() else { return };
+    store_tokens(&s.home, "local", "at-default");
+    store_tokens(&s.home, "local@work", "at-work");
+    let script = s.home.path().join("switch-then-sign-in.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n\
+             CONTEXT_HARNESS_HOME='{home}' CONTEXT_HARNESS_STORAGE=file HOME='{home}' '{bin}' \
+             mcp auth local --account work --default >> '{home}/switch.log' 2>&1 || exit 1\n\
+             exec {browser} \"$1\"\n",
+            home = s.home.path().display(),
+            bin = crate::util::BIN,
+            browser = s.browser("alice"),
+        ),
+    )
+    .expect("write the browser script");
+    let browser = format!("sh {}", script.display());
+    let run = s.home.run_env(
+        &["mcp", "auth", "local", "--port", "0", "--timeout", "60"],
+        &[("BROWSER", &browser)],
+    );
+    run.expect_code(0);
+    let switched = std::fs::read_to_string(s.home.path().join("switch.log")).expect("switch log");
+    assert!(
+        switched.contains("The default account of local is now work"),
+        "{switched}"
+    );
+    // The sign-in stored the `default` account's tokens (alice's), not work's.
+    assert_eq!(s.token_user(&["--account", "default"]), "alice");
+    assert_eq!(
+        s.home
+            .run(&["mcp", "token", "local", "--account", "work"])
+            .expect_code(0)
+            .stdout
+            .trim(),
+        "at-work"
+    );
+    assert!(
+        run.stderr.contains(
+            "Account default of local: the default account stays work (make it this one with --default)."
+        ),
+        "{run:#?}"
+    );
+    assert!(!run.stderr.contains("Account work"), "{run:#?}");
+}
+
+/// The keyring entry (service `context-harness`) that `user` names, read with `secret-tool`.
+fn keyring_entry(user: &str) -> Option<String> {
+    let out = std::process::Command::new("secret-tool")
+        .args(["lookup", "service", "context-harness", "username", user])
+        .output()
+        .ok()?;
+    (out.status.success() && !out.stdout.is_empty())
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Accounts with `--storage keyring`, against the real Secret Service (the private one of
+/// `cargo xtask with-secret-service`): each account's tokens are the keyring entry of its own
+/// storage key (user `local` for `default`, `local@work`), no token file exists, the accounts are
+/// found again from the backend records when the index is deleted, and signing out of one account
+/// deletes its entry only.
+#[test]
+fn keyring_accounts_are_entries_of_their_own() {
+    if !crate::util::require(
+        std::env::var("CONTEXT_HARNESS_TEST_SECRET_SERVICE").as_deref() == Ok("1"),
+        "a private Secret Service (run under `cargo xtask with-secret-service`)",
+    ) {
+        return;
+    }
+    let Some(mut s) = Setup::start() else { return };
+    s.home.set("CONTEXT_HARNESS_STORAGE", "keyring");
+    s.sign_in("alice", &[]).expect_code(0);
+    s.sign_in("bob", &["--account", "work"]).expect_code(0);
+    let tokens = s.tokens_dir();
+    let access = |entry: Option<String>| -> String {
+        let json: Value = serde_json::from_str(&entry.expect("a keyring entry")).expect("JSON");
+        json["access_token"]
+            .as_str()
+            .expect("access token")
+            .to_owned()
+    };
+    let default_token = access(keyring_entry("local"));
+    let work_token = access(keyring_entry("local@work"));
+    assert_eq!(s.user_of(&default_token), "alice");
+    assert_eq!(s.user_of(&work_token), "bob");
+    assert!(!tokens.join("local.json").exists());
+    assert!(!tokens.join("local@work.json").exists());
+    assert_eq!(s.token_user(&["--account", "work"]), "bob");
+    assert_eq!(s.token_user(&[]), "alice");
+
+    // The index deleted: both accounts found again from their backend records.
+    std::fs::remove_file(tokens.join("local.accounts")).expect("rm the index");
+    assert_eq!(
+        s.status(),
+        [
+            row("default", true, "authenticated"),
+            row("work", false, "authenticated")
+        ]
+    );
+
+    // Signing out of `work` deletes its entry, not the default's.
+    s.home
+        .run(&[
+            "mcp",
+            "logout",
+            "local",
+            "--account",
+            "work",
+            "--local-only",
+        ])
+        .expect_code(0);
+    assert_eq!(keyring_entry("local@work"), None);
+    assert_eq!(access(keyring_entry("local")), default_token);
+    assert_eq!(s.status(), [row("default", true, "authenticated")]);
+    s.home
+        .run(&["mcp", "logout", "local", "--local-only"])
+        .expect_code(0);
+    assert_eq!(keyring_entry("local"), None);
+}

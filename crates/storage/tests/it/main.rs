@@ -2,6 +2,7 @@
 // The tests use Unix permissions, signals and `/proc`; the library itself builds everywhere.
 #![cfg(unix)]
 
+mod accounts;
 mod crash;
 mod file;
 #[cfg(feature = "keyring")]
