@@ -988,3 +988,75 @@ fn keyring_accounts_are_entries_of_their_own() {
         .expect_code(0);
     assert_eq!(keyring_entry("local"), None);
 }
+
+/// `mcp auth --account work --default` checks that `work` is signed in, then waits for the
+/// provider's accounts lock (held here, as a logout of `work` holds it to forget the account);
+/// meanwhile `work`'s tokens are deleted (that logout's first step). When the lock is free, the
+/// switch must see that `work` is signed out (judged under the lock) and refuse, rather than write
+/// an index whose default has no tokens. No server: the tokens are read from the files.
+#[test]
+fn a_default_switch_racing_a_logout_names_no_signed_out_default() {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let home = Home::with_local("http://127.0.0.1:9", "ch-public");
+    store_tokens(&home, "local", "at-default");
+    store_tokens(&home, "local@work", "at-work");
+    let lock_path = home.path().join("tokens").join("local.accounts-lock");
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&lock_path)
+        .expect("open the accounts lock");
+    lock.lock().expect("hold the accounts lock");
+    let switch = home
+        .cmd(&[
+            "mcp",
+            "auth",
+            "local",
+            "--account",
+            "work",
+            "--default",
+            "--timeout",
+            "5",
+        ])
+        .env("BROWSER", "false")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the switch");
+    // The switch has checked and is waiting for the lock once it holds the lock file open.
+    let fds = PathBuf::from(format!("/proc/{}/fd", switch.id()));
+    let waiting = || {
+        std::fs::read_dir(&fds).is_ok_and(|fds| {
+            fds.flatten()
+                .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == lock_path))
+        })
+    };
+    let start = std::time::Instant::now();
+    while !waiting() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "the switch never reached the accounts lock"
+        );
+        std::thread::yield_now();
+    }
+    std::fs::remove_file(home.token_file("local@work")).expect("sign work out");
+    drop(lock);
+    let out = switch.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("account work of local is not signed in"),
+        "{stderr}"
+    );
+    assert_eq!(
+        home.run(&["mcp", "token", "local"])
+            .expect_code(0)
+            .stdout
+            .trim(),
+        "at-default"
+    );
+    assert_eq!(status_rows(&home), [row("default", true, "authenticated")]);
+}

@@ -207,9 +207,8 @@ impl OAuthService {
     /// that account is not signed in; [`ErrorCode::Storage`].
     pub fn set_default_account(&self, provider: &str, account: &str) -> Result<()> {
         let account = parse_account(account)?;
-        let signed_in = self.accounts(provider)?;
-        if !signed_in.contains(&account) {
-            return Err(Error::new(
+        let not_signed_in = || {
+            Error::new(
                 ErrorCode::AuthRequired,
                 format!(
                     "account {account} of {} is not signed in",
@@ -218,12 +217,30 @@ impl OAuthService {
             )
             .with_step(NextStep::SignIn {
                 provider: provider.to_owned(),
-            }));
+            })
+        };
+        if !self.accounts(provider)?.contains(&account) {
+            return Err(not_signed_in());
         }
         let target = ProviderRef::parse(provider)?;
-        self.index_access().update(target.name(), |index| {
-            index.set_default(account);
-        })
+        // Judged again under the accounts lock: a logout may have signed the account out since.
+        // (The default account's tokens may be in a store that keeps no file: asked as `accounts`
+        // asks it.)
+        let access = self.index_access();
+        let mut signed_out = false;
+        access.update(target.name(), |index| {
+            if index.contains(&account)
+                || (account.is_default() && access.default_signed_in(target.name()))
+            {
+                index.set_default(account.clone());
+            } else {
+                signed_out = true;
+            }
+        })?;
+        if signed_out {
+            return Err(not_signed_in());
+        }
+        Ok(())
     }
 
     /// A service like this one (the same store, home, registry, HTTP client and settings) that
