@@ -16,11 +16,10 @@ fn who(
     service: &OAuthService,
     provider: &str,
 ) -> anyhow::Result<(String, AccountName, AccountIndex)> {
+    // The account the command acts on: the one this service resolved (once, when it first used
+    // the provider), even when another process changed the default since.
+    let account = service.account_for(provider)?;
     let index = service.accounts(provider)?;
-    let account = service
-        .account()
-        .unwrap_or_else(|| index.default_account())
-        .clone();
     let label = if index.names().len() > 1 || !account.is_default() {
         format!("{provider} (account {account})")
     } else {

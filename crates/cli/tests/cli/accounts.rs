@@ -996,20 +996,11 @@ fn keyring_accounts_are_entries_of_their_own() {
 /// an index whose default has no tokens. No server: the tokens are read from the files.
 #[test]
 fn a_default_switch_racing_a_logout_names_no_signed_out_default() {
-    use std::os::unix::fs::OpenOptionsExt as _;
     let home = Home::with_local("http://127.0.0.1:9", "ch-public");
     store_tokens(&home, "local", "at-default");
     store_tokens(&home, "local@work", "at-work");
     let lock_path = home.path().join("tokens").join("local.accounts-lock");
-    let lock = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&lock_path)
-        .expect("open the accounts lock");
-    lock.lock().expect("hold the accounts lock");
+    let lock = hold_lock(&lock_path);
     let switch = home
         .cmd(&[
             "mcp",
@@ -1027,21 +1018,7 @@ fn a_default_switch_racing_a_logout_names_no_signed_out_default() {
         .spawn()
         .expect("spawn the switch");
     // The switch has checked and is waiting for the lock once it holds the lock file open.
-    let fds = PathBuf::from(format!("/proc/{}/fd", switch.id()));
-    let waiting = || {
-        std::fs::read_dir(&fds).is_ok_and(|fds| {
-            fds.flatten()
-                .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == lock_path))
-        })
-    };
-    let start = std::time::Instant::now();
-    while !waiting() {
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(30),
-            "the switch never reached the accounts lock"
-        );
-        std::thread::yield_now();
-    }
+    wait_until_open(switch.id(), &lock_path);
     std::fs::remove_file(home.token_file("local@work")).expect("sign work out");
     drop(lock);
     let out = switch.wait_with_output().expect("wait");
@@ -1059,4 +1036,73 @@ fn a_default_switch_racing_a_logout_names_no_signed_out_default() {
         "at-default"
     );
     assert_eq!(status_rows(&home), [row("default", true, "authenticated")]);
+}
+
+/// Holds the lock of lock file `path` (made 0600 as the program makes it) until dropped.
+fn hold_lock(path: &Path) -> std::fs::File {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .expect("open the lock file");
+    lock.lock().expect("hold the lock");
+    lock
+}
+
+/// Returns once process `pid` has `path` open (it is waiting for the lock `path` is the file of).
+fn wait_until_open(pid: u32, path: &Path) {
+    let fds = PathBuf::from(format!("/proc/{pid}/fd"));
+    let open = || {
+        std::fs::read_dir(&fds).is_ok_and(|fds| {
+            fds.flatten()
+                .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == path))
+        })
+    };
+    let start = std::time::Instant::now();
+    while !open() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "process {pid} never opened {}",
+            path.display()
+        );
+        std::thread::yield_now();
+    }
+}
+
+/// `mcp refresh local` without `--account` refreshes the account that was the default when it
+/// started; when another process makes another account the default while the refresh waits for
+/// its account's refresh lock (held here), it still refreshes that account and its message names
+/// it, not the new default.
+#[test]
+fn a_refresh_names_the_account_it_refreshed() {
+    let Some(s) = Setup::start() else { return };
+    s.sign_in("alice", &[]).expect_code(0);
+    s.sign_in("bob", &["--account", "work"]).expect_code(0);
+    let lock_path = s.tokens_dir().join("local.lock");
+    let lock = hold_lock(&lock_path);
+    let refresh = s
+        .home
+        .cmd(&["mcp", "refresh", "local"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the refresh");
+    wait_until_open(refresh.id(), &lock_path);
+    s.home
+        .run(&["mcp", "auth", "local", "--account", "work", "--default"])
+        .expect_code(0);
+    drop(lock);
+    let out = refresh.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("Refreshed the tokens for local (account default)"),
+        "{stderr}"
+    );
+    assert_eq!(s.token_user(&["--account", "default"]), "alice");
+    assert_eq!(s.token_user(&[]), "bob");
 }
