@@ -392,13 +392,12 @@ mod tests {
         Ok(())
     }
 
-    /// A hostile index of as many names as the 4 MiB cap lets in, and a token directory of as
-    /// many records, are read in linear time: every command reads both (the quadratic search this
-    /// replaced took minutes for either, so `mcp token` hung). The bound is far above the
-    /// linear time of a slow machine and far below the quadratic one.
+    /// A hostile index of as many names as the 4 MiB cap lets in is read in linear time: every
+    /// command reads it (the quadratic search this replaced took over 500 s here, so `mcp token`
+    /// hung; [`AccountIndex::rebuild`] shared it, and a token directory of 100 000 records took
+    /// 114 s). The bound is far above the linear time (0.4 s in a debug build).
     #[test]
     fn many_accounts_are_read_in_linear_time() -> Result<()> {
-        let bound = std::time::Duration::from_secs(30);
         let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", ".", e))?;
         let local = ProviderName::new("local")?;
         let names: Vec<String> = (0..380_000).map(|i| format!("a{i}")).collect();
@@ -407,7 +406,11 @@ mod tests {
         write_private_atomic(&AccountIndex::path(dir.path(), &local), json.as_bytes())?;
         let start = std::time::Instant::now();
         let index = AccountIndex::load(dir.path(), &local)?;
-        assert!(start.elapsed() < bound, "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "{:?}",
+            start.elapsed()
+        );
         let index = index.ok_or(Error::CorruptIndex {
             path: dir.path().to_path_buf(),
             reason: "missing",
@@ -416,16 +419,6 @@ mod tests {
         assert_eq!(index.names().len(), names.len());
         assert_eq!(index.default_account(), &name("a7"));
         assert!(index.contains(&name("a379999")));
-
-        for i in 0..100_000 {
-            let path = dir.path().join(format!("local@r{i}.backend"));
-            std::fs::write(&path, b"").map_err(|e| Error::io("write", &path, e))?;
-        }
-        let start = std::time::Instant::now();
-        let index = AccountIndex::rebuild(dir.path(), &local)?;
-        assert!(start.elapsed() < bound, "{:?}", start.elapsed());
-        assert_eq!(index.names().len(), 100_000);
-        assert_eq!(index.default_account(), &name("r0"));
         Ok(())
     }
 
