@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::account::AccountName;
 use crate::error::{Error, Result};
 use crate::fs::{remove_if_exists, write_private_atomic};
-use crate::{ProviderName, read_trusted};
+use crate::{MAX_FILE_BYTES, ProviderName, read_trusted};
 
 /// The accounts of one provider or server, and its default account.
 ///
@@ -176,12 +176,14 @@ impl AccountIndex {
         Ok(index)
     }
 
-    /// Writes the index to `tokens_dir` (0600, atomically), or removes the file when no account is
-    /// left.
+    /// Writes the index to `tokens_dir` (0600, atomically, compact JSON), or removes the file when
+    /// no account is left. An index [`load`](Self::load) would refuse as too large is not written.
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] when the file cannot be written or removed; [`Error::Encode`].
+    /// [`Error::Io`] when the file cannot be written or removed; [`Error::Encode`];
+    /// [`Error::IndexTooLarge`] past [`MAX_FILE_BYTES`](crate::MAX_FILE_BYTES) (the file is left
+    /// as it was).
     pub fn save(&self, tokens_dir: &Path, provider: &ProviderName) -> Result<()> {
         let path = Self::path(tokens_dir, provider);
         if self.accounts.is_empty() {
@@ -191,10 +193,18 @@ impl AccountIndex {
             default: self.default.to_string(),
             accounts: self.accounts.iter().map(ToString::to_string).collect(),
         };
-        let json = serde_json::to_string_pretty(&file).map_err(|e| Error::Encode {
+        // Compact: what reads within the cap is saved within it again (pretty-printing added
+        // some 6 bytes a name).
+        let json = serde_json::to_vec(&file).map_err(|e| Error::Encode {
             source: Box::new(e),
         })?;
-        write_private_atomic(&path, json.as_bytes())
+        if !u64::try_from(json.len()).is_ok_and(|len| len <= MAX_FILE_BYTES) {
+            return Err(Error::IndexTooLarge {
+                path,
+                limit: MAX_FILE_BYTES,
+            });
+        }
+        write_private_atomic(&path, &json)
     }
 
     /// The account used when none is named.
@@ -414,6 +424,53 @@ mod tests {
         assert_eq!(index.names().len(), names.len());
         assert_eq!(index.default_account(), &name("a7"));
         assert!(index.contains(&name("a379999")));
+        Ok(())
+    }
+
+    /// What reads within the cap is saved within it again: an index of as many names as the cap
+    /// lets in, changed and saved, reads back (a pretty-printed save made it half as large again,
+    /// past the cap, so the next command refused it); an index no reader would accept is not
+    /// written at all, and the file keeps what it held.
+    #[test]
+    fn a_save_never_writes_what_a_load_refuses() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", ".", e))?;
+        let local = ProviderName::new("local")?;
+        let path = AccountIndex::path(dir.path(), &local);
+        let names: Vec<String> = (0..380_000).map(|i| format!("a{i}")).collect();
+        let json = serde_json::json!({"default": "a7", "accounts": names}).to_string();
+        write_private_atomic(&path, json.as_bytes())?;
+        let missing = || Error::CorruptIndex {
+            path: path.clone(),
+            reason: "missing",
+            source: None,
+        };
+        let mut index = AccountIndex::load(dir.path(), &local)?.ok_or_else(missing)?;
+        index.add(name("one-more"));
+        index.save(dir.path(), &local)?;
+        let again = AccountIndex::load(dir.path(), &local)?.ok_or_else(missing)?;
+        assert_eq!(again, index);
+
+        // 70 000 names of 60 characters: more than 4 MiB however it is written.
+        for i in 0..70_000 {
+            index.add(name(&format!("{i:0>60}")));
+        }
+        let before = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
+        let refused = index.save(dir.path(), &local);
+        assert!(
+            matches!(&refused, Err(Error::IndexTooLarge { path: p, limit }) if p == &path && *limit == MAX_FILE_BYTES),
+            "{refused:?}"
+        );
+        let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            message.starts_with("refusing to write account index ") && message.contains("4096 KiB"),
+            "{message}"
+        );
+        let after = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
+        assert!(after == before, "the refused save changed the file");
+        assert_eq!(
+            AccountIndex::load(dir.path(), &local)?.ok_or_else(missing)?,
+            again
+        );
         Ok(())
     }
 

@@ -102,6 +102,15 @@ pub enum Error {
         /// The limit it exceeds, in bytes.
         limit: u64,
     },
+    /// An account index ([`AccountIndex::save`](crate::AccountIndex::save)) would be larger than
+    /// [`MAX_FILE_BYTES`](crate::MAX_FILE_BYTES), which every reader refuses: it is not written
+    /// (the file keeps what it held), so no save makes an index that cannot be read again.
+    IndexTooLarge {
+        /// The index file.
+        path: PathBuf,
+        /// The limit it would exceed, in bytes.
+        limit: u64,
+    },
     /// The tokens are recorded as kept in another backend than the one this store may read (e.g. in
     /// the keyring while [`StorageMode::File`](crate::StorageMode::File) never touches the keyring).
     /// Nothing is read from the other backend's possibly stale copy.
@@ -334,6 +343,13 @@ impl fmt::Display for Error {
                 f,
                 "refusing to read {}: it is larger than {} KiB, more than any file this program keeps there \
                  (move it away, or shrink it if you wrote it)",
+                path.display(),
+                limit / 1024
+            ),
+            Self::IndexTooLarge { path, limit } => write!(
+                f,
+                "refusing to write account index {}: it would be larger than {} KiB, more than a reader accepts \
+                 (left as it was; log out of accounts no longer used)",
                 path.display(),
                 limit / 1024
             ),
