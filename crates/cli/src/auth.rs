@@ -348,6 +348,7 @@ pub(crate) fn implicit_sign_in(
         return Ok(None);
     }
     let (display_name, ports) = identity(service, provider, None)?;
+    let account_flag = ctx.account_flag_of(service.account_for(provider)?.as_str());
     Ok(Some(interactive_options(
         ctx,
         Interaction {
@@ -359,7 +360,7 @@ pub(crate) fn implicit_sign_in(
             implicit: Some(format!(
                 "context-harness mcp auth {}{} --no-browser",
                 terminal_text(provider),
-                ctx.account_flag()
+                account_flag
             )),
         },
     )))

@@ -53,6 +53,17 @@ impl Context {
             .unwrap_or_default()
     }
 
+    /// ` --account NAME` for a hint about `account`'s tokens: named whenever the command named an
+    /// account or `account` (the provider's default account, resolved) is not `default`.
+    pub(crate) fn account_flag_of(&self, account: &str) -> String {
+        if self.account.is_none() && account == context_harness_providers::storage::DEFAULT_ACCOUNT
+        {
+            String::new()
+        } else {
+            format!(" --account {account}")
+        }
+    }
+
     /// Runs `future` on a fresh current-thread runtime: only commands that need the network call this.
     pub(crate) fn block_on<F: Future>(&self, future: F) -> anyhow::Result<F::Output> {
         let runtime = tokio::runtime::Builder::new_current_thread()

@@ -1,7 +1,7 @@
 //! `context-harness exec <provider|url> [--env NAME] -- CMD ARGS…`: runs CMD with a valid access
 //! token in one environment variable.
 //!
-//! - The token is got exactly as `mcp token` gets it ([`valid_tokens`]: cached, else refreshed,
+//! - The token is got exactly as `mcp token` gets it ([`valid_tokens_of`]: cached, else refreshed,
 //!   else a sign-in); a DPoP-bound token is refused as `mcp token` refuses it (exit 13): alone, it
 //!   is useless to CMD.
 //! - It goes in `NAME` (default `{PROVIDER}_TOKEN`: the provider name upper-cased, every character
@@ -23,7 +23,7 @@ use context_harness_providers::{ProviderRef, env_prefix, terminal_text};
 use crate::args::ExecArgs;
 use crate::context::Context;
 use crate::exit;
-use crate::token::{Getting, refuse_dpop_bound, valid_tokens};
+use crate::token::{Getting, refuse_dpop_bound, valid_tokens_of};
 
 /// The exit code when CMD is not found (as a shell's).
 pub(crate) const NOT_FOUND: u8 = 127;
@@ -152,8 +152,14 @@ pub(crate) fn run(ctx: &Context, args: ExecArgs) -> anyhow::Result<u8> {
         wait_secs: args.timeout,
         sign_in: !args.no_sign_in,
     };
-    let tokens = valid_tokens(ctx, &args.provider, getting)?;
-    refuse_dpop_bound(ctx, &args.provider, &tokens, "exec does not pass it on")?;
+    let (tokens, account) = valid_tokens_of(ctx, &args.provider, getting)?;
+    refuse_dpop_bound(
+        ctx,
+        &args.provider,
+        &account,
+        &tokens,
+        "exec does not pass it on",
+    )?;
     let mut command = Command::new(program);
     command
         .args(program_args)

@@ -5,7 +5,7 @@
 //! | 0 | success |
 //! | 1 | any other error |
 //! | 2 | usage error (bad command line; printed by clap); malformed `git-credential` input; `exec --env` naming a configuration variable |
-//! | 3 | `auth_required`: not signed in (or no sign-in can be shown / `--no-sign-in`) |
+//! | 3 | `auth_required`: not signed in (or no sign-in can be shown / `--no-sign-in`); a `DPoP` token whose key is not stored |
 //! | 4 | `auth_failed`: the sign-in failed (code or client refused, invalid callback, issuer mix-up) |
 //! | 5 | `auth_cancelled`: the user (or the server) denied the authorization |
 //! | 6 | `token_expired`: expired and no refresh token |
@@ -80,10 +80,19 @@ impl std::error::Error for Failure {}
 /// [`NextStep`] is data; its plain hint is used for advice that names no command).
 ///
 /// `account_flag` (` --account NAME`, or empty) follows the provider in the sign-in commands it
-/// suggests.
+/// suggests; when it is empty and the error is about an [account](ProviderError::account) other
+/// than `default` (a provider's default account may be another), that account is named.
 pub(crate) fn hint_for(e: &ProviderError, account_flag: &str) -> Option<String> {
     let Some(step) = e.next_step() else {
         return e.hint().map(str::to_owned);
+    };
+    let named;
+    let account_flag = match e.account() {
+        Some(account) if account_flag.is_empty() && !account.is_default() => {
+            named = format!(" --account {account}");
+            named.as_str()
+        }
+        _ => account_flag,
     };
     Some(match step {
         NextStep::SignIn { provider } => {

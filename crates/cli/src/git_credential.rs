@@ -5,7 +5,7 @@
 //!   ([`OAuthProvider::serves_git_host`](context_harness_providers::OAuthProvider::serves_git_host):
 //!   `github.com` → `github`, `gitlab.com` → `gitlab` (both built in), any `git_hosts` of
 //!   `providers.toml`), over `https` (or `http` to a loopback host), a valid access token, got
-//!   exactly as `mcp token` gets one ([`valid_tokens`]: cached, else refreshed, else a sign-in).
+//!   exactly as `mcp token` gets one ([`valid_tokens_of`]: cached, else refreshed, else a sign-in).
 //!   git's `username` names the account (`oauth2` in any case, the user name this helper answers
 //!   when git has none, means the default account). Only the default account, or an account that
 //!   is signed in already, is used: a user name in a remote URL (or in a hostile `.gitmodules`)
@@ -49,7 +49,7 @@ use context_harness_providers::{ErrorCode, terminal_text};
 
 use crate::context::Context;
 use crate::exit;
-use crate::token::{Getting, refuse_dpop_bound, valid_tokens};
+use crate::token::{Getting, refuse_dpop_bound, valid_tokens_of};
 
 /// The user name answered for HTTP Basic when git has none (GitLab requires it for OAuth tokens;
 /// GitHub and others accept any). As git's `username` it means the default account.
@@ -390,8 +390,8 @@ fn for_account(ctx: &Context, account: Option<&AccountName>) -> Context {
 
 /// `get`: the answer with a valid token for `provider`.
 fn get(ctx: &Context, provider: &str, request: &Request, getting: Getting) -> anyhow::Result<u8> {
-    let tokens = valid_tokens(ctx, provider, getting)?;
-    refuse_dpop_bound(ctx, provider, &tokens, "git cannot present it")?;
+    let (tokens, account) = valid_tokens_of(ctx, provider, getting)?;
+    refuse_dpop_bound(ctx, provider, &account, &tokens, "git cannot present it")?;
     let token = tokens.access_token.secret();
     let mut answer = if request.has_capability("authtype") {
         // Listed first: the attributes after it depend on it (git-credential(1)).

@@ -21,7 +21,7 @@ use url::Url;
 
 use crate::context::{Context, print_stdout};
 use crate::exit;
-use crate::token::{Getting, valid_tokens};
+use crate::token::{Getting, valid_tokens_of};
 
 /// The request the headers are for.
 pub(crate) struct Request {
@@ -57,7 +57,7 @@ pub(crate) fn run(
         ))
         .into());
     }
-    let tokens = valid_tokens(ctx, provider, getting)?;
+    let (tokens, account) = valid_tokens_of(ctx, provider, getting)?;
     let token = tokens.access_token.secret();
     let shown = terminal_text(provider);
     let headers = if is_dpop_bound(&tokens) {
@@ -67,7 +67,7 @@ pub(crate) fn run(
                 format!("the DPoP key stored with the tokens for {shown} is unreadable"),
                 Some(format!(
                     "run `context-harness mcp auth {shown}{}` to sign in again",
-                    ctx.account_flag()
+                    ctx.account_flag_of(&account)
                 )),
             )
             .into());

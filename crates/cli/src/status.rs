@@ -44,9 +44,10 @@ impl Row {
         }
     }
 
-    /// ` --account NAME` for the commands a hint suggests, unless this is the default account.
+    /// ` --account NAME` for the commands a hint suggests, unless this is the account `default`
+    /// and the default account (a default account of another name is named all the same).
     fn account_flag(&self) -> String {
-        if self.default {
+        if self.default && self.account.is_default() {
             String::new()
         } else {
             format!(" --account {}", self.account)

@@ -40,7 +40,13 @@ pub(crate) fn run(
     getting: Getting,
 ) -> anyhow::Result<u8> {
     let (tokens, account) = valid_tokens_of(ctx, provider, getting)?;
-    refuse_dpop_bound(ctx, provider, &tokens, "mcp token does not print it")?;
+    refuse_dpop_bound(
+        ctx,
+        provider,
+        &account,
+        &tokens,
+        "mcp token does not print it",
+    )?;
     print_stdout(&render(&tokens, &account, json))?;
     Ok(exit::OK)
 }
@@ -48,10 +54,12 @@ pub(crate) fn run(
 /// Refuses a DPoP-bound token where the token alone would be handed on (`mcp token`, `exec`,
 /// `git-credential`): its resource server refuses it without a proof signed by the key stored with
 /// it (RFC 9449 §7), which only `mcp headers` makes. `outcome` says what the command does not do
-/// ("mcp token does not print it"). Exit 13 (`config_invalid`), naming `mcp headers`.
+/// ("mcp token does not print it"). Exit 13 (`config_invalid`), naming `mcp headers` (with
+/// `--account` unless `account`, the tokens' account, is the bare default).
 pub(crate) fn refuse_dpop_bound(
     ctx: &Context,
     provider: &str,
+    account: &str,
     tokens: &OAuthTokens,
     outcome: &str,
 ) -> Result<(), exit::Failure> {
@@ -66,23 +74,15 @@ pub(crate) fn refuse_dpop_bound(
         ),
         Some(format!(
             "run `context-harness mcp headers {shown}{} --method M --url U` for the Authorization and DPoP headers of one request",
-            ctx.account_flag()
+            ctx.account_flag_of(account)
         )),
     ))
 }
 
 /// A valid token set for `provider`, with a printable access token: the cached one, else
 /// refreshed, else signed in (see the module's doc: this process's sign-in when it may start one,
-/// else the one another process is running, waited for at most `getting.wait_secs`).
-pub(crate) fn valid_tokens(
-    ctx: &Context,
-    provider: &str,
-    getting: Getting,
-) -> anyhow::Result<OAuthTokens> {
-    Ok(valid_tokens_of(ctx, provider, getting)?.0)
-}
-
-/// [`valid_tokens`] and the account they are of: the one named with `--account`, else the
+/// else the one another process is running, waited for at most `getting.wait_secs`), and the
+/// account they are of: the one named with `--account`, else the
 /// provider's default account when the command started (resolved once, by the one service that
 /// gets the tokens).
 pub(crate) fn valid_tokens_of(
@@ -108,7 +108,7 @@ pub(crate) fn valid_tokens_of(
             ),
             Some(format!(
                 "run `context-harness mcp auth {shown}{}` to sign in again",
-                ctx.account_flag()
+                ctx.account_flag_of(&account)
             )),
         )
         .into());

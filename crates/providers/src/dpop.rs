@@ -192,6 +192,39 @@ pub fn is_dpop_bound(tokens: &OAuthTokens) -> bool {
     tokens.token_type.eq_ignore_ascii_case("DPoP") && tokens.extra.contains_key(DPOP_KEY)
 }
 
+/// Whether `tokens` were issued as DPoP-bound (`token_type` `DPoP`, RFC 9449 §5) but no DPoP key
+/// is stored with them: then they are useless — the resource server refuses a DPoP-bound token
+/// presented as a Bearer token or without a proof signed by its key (RFC 9449 §7.1), and a proof
+/// needs the key that is gone.
+pub(crate) fn lost_key(tokens: &OAuthTokens) -> bool {
+    tokens.token_type.eq_ignore_ascii_case("DPoP") && !tokens.extra.contains_key(DPOP_KEY)
+}
+
+/// Refuses tokens that [lost their key](lost_key) as needing a new sign-in.
+///
+/// # Errors
+///
+/// [`ErrorCode::AuthRequired`] naming the cause, for the tokens of `target`'s account.
+pub(crate) fn check_key_kept(target: &crate::ProviderRef, tokens: &OAuthTokens) -> Result<()> {
+    if !lost_key(tokens) {
+        return Ok(());
+    }
+    let provider = target.as_str();
+    let account = target.account();
+    let whose = if account.is_default() {
+        provider.to_owned()
+    } else {
+        format!("{provider} (account {account})")
+    };
+    Err(Error::new(
+        ErrorCode::AuthRequired,
+        format!(
+            "the access token for {whose} is DPoP-bound (token_type DPoP, RFC 9449) but no DPoP key is stored with it: no server accepts it without a proof signed by that key; sign in again"
+        ),
+    )
+    .for_account(account))
+}
+
 /// Keeps the DPoP key of `old` on `new` (after a refresh or a renewal: the token stays bound to
 /// the same key; a field of that name in the answer is the server's text).
 pub(crate) fn carry_key(old: &OAuthTokens, new: &mut OAuthTokens) {
@@ -236,6 +269,33 @@ mod tests {
 
     fn decode(segment: &str) -> Value {
         serde_json::from_slice(&Base64UrlUnpadded::decode_vec(segment).unwrap()).unwrap()
+    }
+
+    /// A `DPoP` token without its key is refused as needing a sign-in of its account; a bound
+    /// token with its key, and a Bearer token, are not.
+    #[test]
+    fn a_dpop_token_without_its_key_needs_a_sign_in() {
+        let work = crate::storage::AccountName::new("work").unwrap();
+        let target = crate::ProviderRef::parse("local")
+            .unwrap()
+            .with_account(work.clone());
+        let mut tokens = OAuthTokens::new(AccessToken::new("at"), "dpop", SystemTime::now());
+        assert!(lost_key(&tokens) && !is_dpop_bound(&tokens));
+        let err = check_key_kept(&target, &tokens).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::AuthRequired);
+        assert!(err.needs_sign_in());
+        assert_eq!(err.account(), Some(&work));
+        assert!(
+            err.to_string()
+                .starts_with("the access token for local (account work) is DPoP-bound"),
+            "{err}"
+        );
+        DpopKey::generate().unwrap().write(&mut tokens);
+        assert!(!lost_key(&tokens) && is_dpop_bound(&tokens));
+        check_key_kept(&target, &tokens).unwrap();
+        let bearer = OAuthTokens::new(AccessToken::new("at"), "Bearer", SystemTime::now());
+        assert!(!lost_key(&bearer));
+        check_key_kept(&target, &bearer).unwrap();
     }
 
     /// A proof verifies with the public key its own `jwk` header carries, and has the claims of

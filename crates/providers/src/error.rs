@@ -4,6 +4,8 @@ use std::fmt;
 
 use context_harness_protocol::BoxError;
 
+use crate::storage;
+
 mod convert;
 mod next_step;
 
@@ -101,6 +103,7 @@ struct Inner {
     hint: Option<String>,
     next_step: Option<NextStep>,
     provider: Option<String>,
+    account: Option<storage::AccountName>,
     oauth_error: Option<String>,
     oauth_error_description: Option<String>,
     http_status: Option<u16>,
@@ -115,6 +118,7 @@ impl Error {
             hint: None,
             next_step: None,
             provider: None,
+            account: None,
             oauth_error: None,
             oauth_error_description: None,
             http_status: None,
@@ -136,6 +140,14 @@ impl Error {
 
     pub(crate) fn with_provider(mut self, provider: impl Into<String>) -> Self {
         self.0.provider = Some(provider.into());
+        self
+    }
+
+    /// Names the account whose tokens the error is about, unless one is named already.
+    pub(crate) fn for_account(mut self, account: &storage::AccountName) -> Self {
+        if self.0.account.is_none() {
+            self.0.account = Some(account.clone());
+        }
         self
     }
 
@@ -187,6 +199,15 @@ impl Error {
     /// The provider the failed operation was for, when there was one.
     pub fn provider(&self) -> Option<&str> {
         self.0.provider.as_deref()
+    }
+
+    /// The account whose tokens the failed operation used, when it is known: set for the errors
+    /// of getting or refreshing one account's tokens (not signed in, expired, refresh token
+    /// refused, a DPoP-bound token without its key), so that a sign-in the [`next_step`](Self::next_step)
+    /// suggests can name the account (a provider's default account need not be
+    /// [`DEFAULT_ACCOUNT`](storage::DEFAULT_ACCOUNT)).
+    pub fn account(&self) -> Option<&storage::AccountName> {
+        self.0.account.as_ref()
     }
 
     /// Whether this is [`ErrorCode::AuthRequired`].
@@ -285,6 +306,7 @@ impl fmt::Debug for Error {
             &[
                 ("hint", self.0.hint.as_ref().map(|v| v as _)),
                 ("provider", self.0.provider.as_ref().map(|v| v as _)),
+                ("account", self.0.account.as_ref().map(|v| v as _)),
                 ("oauth_error", self.0.oauth_error.as_ref().map(|v| v as _)),
                 ("http_status", self.0.http_status.as_ref().map(|v| v as _)),
                 ("source", self.0.source.as_ref().map(|v| v as _)),

@@ -1106,3 +1106,69 @@ fn a_refresh_names_the_account_it_refreshed() {
     assert_eq!(s.token_user(&["--account", "default"]), "alice");
     assert_eq!(s.token_user(&[]), "bob");
 }
+
+/// A provider whose default account is not `default` (the index says `work`) and is not signed
+/// in: every command that uses the default account says which one is not signed in, and its hint
+/// signs in that account by name (`--account work`), as does `mcp status`; when the default is
+/// the bare `default`, the hint names none. No server: nothing is contacted before the tokens are
+/// found missing.
+#[test]
+fn a_default_account_not_signed_in_is_named_in_the_hint() {
+    use std::io::Write as _;
+    let home = Home::with_local("http://127.0.0.1:9", "ch-public");
+    let toml = home.path().join("providers.toml");
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&toml)
+        .expect("providers.toml");
+    writeln!(file, "git_hosts = [\"git.example\"]").expect("append");
+    drop(file);
+    store_tokens(&home, "local", "at-default");
+    write_index(
+        &home,
+        r#"{"default": "work", "accounts": ["default", "work"]}"#,
+    );
+    let hint = "hint: run `context-harness mcp auth local --account work`";
+    let runs = [
+        home.run(&["mcp", "token", "local"]),
+        home.run(&["mcp", "token", "local", "--no-sign-in"]),
+        home.run(&["mcp", "headers", "local"]),
+        home.run(&["exec", "local", "--", "true"]),
+        home.run(&["mcp", "refresh", "local"]),
+        crate::git_credential::helper(&home, "get", "protocol=https\nhost=git.example\n\n"),
+    ];
+    for run in &runs {
+        run.expect_code(3);
+        assert!(run.stdout.is_empty(), "{run:#?}");
+        assert!(
+            run.stderr
+                .contains("error: not signed in to local (account work)"),
+            "{run:#?}"
+        );
+        assert!(run.stderr.contains(hint), "{run:#?}");
+    }
+    let status = home.run(&["mcp", "status", "local"]);
+    status.expect_code(3);
+    assert!(status.stderr.contains(hint), "{status:#?}");
+    let json = home.run(&["mcp", "status", "local", "--json"]);
+    let rows = json.json()["providers"].clone();
+    let rows = rows.as_array().expect("rows");
+    assert_eq!(rows.len(), 2, "{json:#?}");
+    assert!(
+        rows.iter().any(|r| r["account"] == "work"
+            && r["default"] == true
+            && r["status"] == "not_authenticated"),
+        "{json:#?}"
+    );
+
+    // The bare default not signed in: the hint names no account.
+    std::fs::remove_file(home.path().join("tokens").join("local.accounts")).expect("rm");
+    std::fs::remove_file(home.token_file("local")).expect("rm tokens");
+    let bare = home.run(&["mcp", "token", "local"]);
+    bare.expect_code(3);
+    assert!(
+        bare.stderr
+            .contains("hint: run `context-harness mcp auth local`\n"),
+        "{bare:#?}"
+    );
+}

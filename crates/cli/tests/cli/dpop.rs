@@ -155,3 +155,63 @@ fn a_bearer_token_gets_the_bearer_header() {
     assert_eq!(row["dpop_bound"], false, "{status:#?}");
     home.run(&["mcp", "token", "local"]).expect_code(0);
 }
+
+/// A token the server issued as DPoP-bound (`token_type` `DPoP`) whose key is not stored (lost,
+/// or a record written without it) is useless: the resource server refuses it as a Bearer token
+/// and without a proof signed by that key (RFC 9449 §7.1). No command hands it over or presents it
+/// as Bearer: each says why and asks for a new sign-in (exit 3, `auth_required`), naming the
+/// account when it is not `default`.
+#[test]
+fn a_dpop_token_without_its_key_needs_a_new_sign_in() {
+    use std::io::Write as _;
+    let home = home_with(&tokens("DPoP"));
+    let mut toml = std::fs::OpenOptions::new()
+        .append(true)
+        .open(home.path().join("providers.toml"))
+        .expect("providers.toml");
+    writeln!(toml, "git_hosts = [\"git.example\"]").expect("append");
+    drop(toml);
+    let check = |runs: Vec<crate::util::Run>, hint: &str| {
+        for run in &runs {
+            run.expect_code(3);
+            assert!(run.stdout.is_empty(), "{run:#?}");
+            assert!(!run.stderr.contains("at-dpop-1"), "{run:#?}");
+            assert!(
+                run.stderr.contains(
+                    "is DPoP-bound (token_type DPoP, RFC 9449) but no DPoP key is stored with it"
+                ),
+                "{run:#?}"
+            );
+            assert!(run.stderr.contains(hint), "{run:#?}");
+        }
+    };
+    let runs = |home: &Home| {
+        vec![
+            home.run(&["mcp", "token", "local"]),
+            home.run(&["mcp", "headers", "local"]),
+            home.run(&[
+                "mcp",
+                "headers",
+                "local",
+                "--url",
+                "https://rs.example.com/mcp",
+            ]),
+            home.run(&["exec", "local", "--", "sh", "-c", "echo ran"]),
+            crate::git_credential::helper(home, "get", "protocol=https\nhost=git.example\n\n"),
+        ]
+    };
+    check(runs(&home), "hint: run `context-harness mcp auth local`\n");
+    // The tokens are left as they are (a sign-in replaces them).
+    assert_eq!(home.tokens("local")["access_token"], "at-dpop-1");
+
+    // The same for the default account `work`: the hint names it.
+    let dir = home.path().join("tokens");
+    std::fs::rename(dir.join("local.json"), dir.join("local@work.json")).expect("mv");
+    let index = dir.join("local.accounts");
+    std::fs::write(&index, r#"{"default": "work", "accounts": ["work"]}"#).expect("index");
+    std::fs::set_permissions(&index, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    check(
+        runs(&home),
+        "hint: run `context-harness mcp auth local --account work`",
+    );
+}

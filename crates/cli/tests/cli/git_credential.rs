@@ -72,7 +72,7 @@ pub(crate) fn bearer_tokens(access: &str) -> OAuthTokens {
 }
 
 /// Runs `context-harness git-credential <operation>` with `input` on stdin.
-fn helper(home: &Home, operation: &str, input: &str) -> Run {
+pub(crate) fn helper(home: &Home, operation: &str, input: &str) -> Run {
     let mut child = home
         .cmd(&["git-credential", operation])
         .stdin(Stdio::piped())

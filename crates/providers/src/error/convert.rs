@@ -261,7 +261,7 @@ pub(crate) fn not_signed_in(target: &crate::ProviderRef) -> Error {
     } else {
         format!("not signed in to {provider} (account {account})")
     };
-    Error::new(ErrorCode::AuthRequired, message)
+    Error::new(ErrorCode::AuthRequired, message).for_account(account)
 }
 
 /// [`ErrorCode::TokenExpired`]: expired, and nothing to refresh with.

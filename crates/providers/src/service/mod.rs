@@ -403,8 +403,8 @@ impl OAuthService {
     /// (`min(`[`EXPIRY_BUFFER`]`, half its lifetime)`): the fast path for `mcp token`. Reads the
     /// store only: no runtime, no HTTP client, no registry.
     ///
-    /// `Ok(None)` means "use [`ensure_valid_token`](Self::ensure_valid_token)" (not signed in, or
-    /// expired).
+    /// `Ok(None)` means "use [`ensure_valid_token`](Self::ensure_valid_token)" (not signed in,
+    /// expired, or DPoP-bound tokens whose key is not stored).
     ///
     /// # Errors
     ///
@@ -415,7 +415,10 @@ impl OAuthService {
         if let Some(tokens) = &tokens {
             mcp::check_tokens_server(&target, tokens)?;
         }
-        Ok(tokens.filter(|t| !t.needs_refresh_at(SystemTime::now(), EXPIRY_BUFFER)))
+        // Tokens that lost their DPoP key are not valid either: the slow path says why.
+        Ok(tokens.filter(|t| {
+            !t.needs_refresh_at(SystemTime::now(), EXPIRY_BUFFER) && !crate::dpop::lost_key(t)
+        }))
     }
 
     /// The stored tokens, whatever their state (the Python original's `get_tokens`).

@@ -39,7 +39,10 @@ impl OAuthService {
     ///
     /// # Errors
     ///
-    /// [`ErrorCode::AuthRequired`] when not signed in; [`ErrorCode::TokenExpired`] when expired
+    /// [`ErrorCode::AuthRequired`] when not signed in, or when the tokens are DPoP-bound
+    /// (`token_type` `DPoP`) but their key is not stored (useless: RFC 9449 §7.1); errors about
+    /// the tokens name their [`account`](crate::Error::account);
+    /// [`ErrorCode::TokenExpired`] when expired
     /// without a refresh token; [`ErrorCode::TokenRefreshFailed`] when the server refuses the
     /// refresh token (the stored tokens stay, marked); [`ErrorCode::NetworkError`]/
     /// [`ErrorCode::Timeout`]/[`ErrorCode::AuthFailed`] for transport and server faults (storage is
@@ -51,14 +54,18 @@ impl OAuthService {
 
     async fn ensure_inner(&self, provider: &str) -> Result<OAuthTokens> {
         let target = self.target(provider)?;
-        let Some(tokens) = self.load_target(&target).await? else {
-            return Err(self.missing_tokens(&target));
+        let work = async {
+            let Some(tokens) = self.load_target(&target).await? else {
+                return Err(self.missing_tokens(&target));
+            };
+            mcp::check_tokens_server(&target, &tokens)?;
+            crate::dpop::check_key_kept(&target, &tokens)?;
+            if !tokens.needs_refresh_at(SystemTime::now(), EXPIRY_BUFFER) {
+                return Ok(tokens);
+            }
+            self.refresh_locked(&target, &tokens, false).await
         };
-        mcp::check_tokens_server(&target, &tokens)?;
-        if !tokens.needs_refresh_at(SystemTime::now(), EXPIRY_BUFFER) {
-            return Ok(tokens);
-        }
-        self.refresh_locked(&target, &tokens, false).await
+        work.await.map_err(|e| e.for_account(target.account()))
     }
 
     /// The access token from [`ensure_valid_token`](Self::ensure_valid_token).
@@ -120,11 +127,15 @@ impl OAuthService {
     pub async fn refresh_tokens(&self, provider: &str) -> Result<OAuthTokens> {
         let work = async {
             let target = self.target(provider)?;
-            let Some(tokens) = self.load_target(&target).await? else {
-                return Err(self.missing_tokens(&target));
+            let work = async {
+                let Some(tokens) = self.load_target(&target).await? else {
+                    return Err(self.missing_tokens(&target));
+                };
+                mcp::check_tokens_server(&target, &tokens)?;
+                crate::dpop::check_key_kept(&target, &tokens)?;
+                self.refresh_locked(&target, &tokens, true).await
             };
-            mcp::check_tokens_server(&target, &tokens)?;
-            self.refresh_locked(&target, &tokens, true).await
+            work.await.map_err(|e| e.for_account(target.account()))
         };
         for_provider(provider, work).await
     }
