@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use context_harness_providers::storage::{AccountName, ProviderName};
 use context_harness_providers::{
     AuthStatus, EXPIRY_BUFFER, Error as ProviderError, ErrorCode, GrantType, OAuthService,
-    OAuthTokens, ProviderRef, is_dpop_bound, terminal_text,
+    OAuthTokens, ProviderRef, check_dpop_key_kept, is_dpop_bound, terminal_text,
 };
 use serde_json::{Value, json};
 
@@ -215,7 +215,13 @@ fn rows(
                 }
             };
             row.tokens = match service.get_tokens(key) {
-                Ok(t) => Ok(Some(t)),
+                // DPoP-bound tokens whose key is gone are useless: shown as the error every
+                // command that would use them gives (sign in again).
+                Ok(t) => match ProviderRef::parse(key) {
+                    Ok(target) => check_dpop_key_kept(&target.with_account(account.clone()), &t)
+                        .map(|()| Some(t)),
+                    Err(e) => Err(e),
+                },
                 Err(e) if e.is_auth_required() => Ok(None),
                 Err(e) => Err(e),
             };
@@ -284,6 +290,9 @@ pub(crate) fn run(ctx: &Context, provider: Option<&str>, json: bool) -> anyhow::
             exit::code_for(e.code()),
             if row.accounts_error {
                 format!("cannot read the accounts of {provider}: {e}")
+            } else if e.is_auth_required() {
+                // Readable tokens that cannot be used (a DPoP key gone): the error says why.
+                e.to_string()
             } else {
                 format!("cannot read the tokens for {who}: {e}")
             },

@@ -200,12 +200,14 @@ pub(crate) fn lost_key(tokens: &OAuthTokens) -> bool {
     tokens.token_type.eq_ignore_ascii_case("DPoP") && !tokens.extra.contains_key(DPOP_KEY)
 }
 
-/// Refuses tokens that [lost their key](lost_key) as needing a new sign-in.
+/// Refuses tokens that lost their key (`token_type` `DPoP` but no DPoP key stored with them,
+/// RFC 9449 §7.1: no proof can be made for them) as needing a new sign-in of `target`'s account.
+/// `mcp status` shows such tokens as this error; the service's token getters refuse them with it.
 ///
 /// # Errors
 ///
 /// [`ErrorCode::AuthRequired`] naming the cause, for the tokens of `target`'s account.
-pub(crate) fn check_key_kept(target: &crate::ProviderRef, tokens: &OAuthTokens) -> Result<()> {
+pub fn check_key_kept(target: &crate::ProviderRef, tokens: &OAuthTokens) -> Result<()> {
     if !lost_key(tokens) {
         return Ok(());
     }
@@ -222,6 +224,9 @@ pub(crate) fn check_key_kept(target: &crate::ProviderRef, tokens: &OAuthTokens) 
             "the access token for {whose} is DPoP-bound (token_type DPoP, RFC 9449) but no DPoP key is stored with it: no server accepts it without a proof signed by that key; sign in again"
         ),
     )
+    .with_step(crate::NextStep::SignIn {
+        provider: provider.to_owned(),
+    })
     .for_account(account))
 }
 

@@ -88,7 +88,10 @@ pub use browser::{
     BROWSER_ENV_NAMES, BROWSER_ENV_PREFIXES, BrowserOpener, SystemBrowser, browser_env,
     browser_needs_terminal, is_browser_env_name, is_secret_env_name,
 };
-pub use dpop::{DPOP_ALG, DpopKey, USE_DPOP_NONCE, access_token_hash, is_dpop_bound, nonce_demand};
+pub use dpop::{
+    DPOP_ALG, DpopKey, USE_DPOP_NONCE, access_token_hash, check_key_kept as check_dpop_key_kept,
+    is_dpop_bound, nonce_demand,
+};
 pub use env::{Environment, HOME_ENV, MAX_SECRET_FILE_BYTES, env_prefix, read_secret_file};
 pub use error::{Error, ErrorCode, NextStep, Result};
 pub use http::{HttpSettings, tls_trust_failure, unresolved_host};

@@ -201,6 +201,32 @@ fn a_dpop_token_without_its_key_needs_a_new_sign_in() {
         ]
     };
     check(runs(&home), "hint: run `context-harness mcp auth local`\n");
+    // `mcp status` does not call them authenticated: it shows the same error and hint.
+    let status = home.run(&["mcp", "status", "local"]);
+    assert_ne!(status.code, 0, "{status:#?}");
+    assert!(!status.stdout.contains("authenticated"), "{status:#?}");
+    assert!(
+        status.stdout.contains("no DPoP key is stored with it"),
+        "{status:#?}"
+    );
+    assert!(
+        status
+            .stdout
+            .contains("hint:     run `context-harness mcp auth local`"),
+        "{status:#?}"
+    );
+    let status = home.run(&["mcp", "status", "local", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&status.stdout).expect("status JSON");
+    assert_eq!(json["providers"][0]["status"], "error", "{json}");
+    assert_eq!(
+        json["providers"][0]["error"]["code"], "auth_required",
+        "{json}"
+    );
+    assert_eq!(
+        json["providers"][0]["error"]["hint"], "run `context-harness mcp auth local`",
+        "{json}"
+    );
+    assert!(!status.stdout.contains("at-dpop-1") && !status.stderr.contains("at-dpop-1"));
     // The tokens are left as they are (a sign-in replaces them).
     assert_eq!(home.tokens("local")["access_token"], "at-dpop-1");
 
@@ -213,5 +239,13 @@ fn a_dpop_token_without_its_key_needs_a_new_sign_in() {
     check(
         runs(&home),
         "hint: run `context-harness mcp auth local --account work`",
+    );
+    let status = home.run(&["mcp", "status", "local"]);
+    status.expect_code(3);
+    assert!(
+        status
+            .stdout
+            .contains("hint:     run `context-harness mcp auth local --account work`"),
+        "{status:#?}"
     );
 }
