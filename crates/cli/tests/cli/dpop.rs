@@ -216,7 +216,7 @@ fn a_dpop_token_without_its_key_needs_a_new_sign_in() {
         "{status:#?}"
     );
     let status = home.run(&["mcp", "status", "local", "--json"]);
-    let json: serde_json::Value = serde_json::from_str(&status.stdout).expect("status JSON");
+    let json: Value = serde_json::from_str(&status.stdout).expect("status JSON");
     assert_eq!(json["providers"][0]["status"], "error", "{json}");
     assert_eq!(
         json["providers"][0]["error"]["code"], "auth_required",
