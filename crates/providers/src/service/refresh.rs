@@ -84,10 +84,17 @@ impl OAuthService {
     /// default [`AuthenticateOptions`] (the system browser; `tracing` warnings for the user). See
     /// [`token_with`](Self::token_with) to choose the options and the [`SignInUi`](crate::SignInUi).
     ///
+    /// A DPoP-bound token (RFC 9449) is refused rather than returned: alone it is useless, and a
+    /// caller would send it as a Bearer token (RFC 9449 §7.1 forbids the server to accept that).
+    /// Present one with [`ensure_valid_token`](Self::ensure_valid_token) and a proof from
+    /// [`DpopKey::from_tokens`](crate::DpopKey::from_tokens), or sign in with
+    /// [`AuthenticateOptions::without_dpop`] for a Bearer token.
+    ///
     /// # Errors
     ///
     /// As [`ensure_valid_token`](Self::ensure_valid_token) for errors that a sign-in does not
-    /// cure (unknown provider, network, storage), and as [`authenticate`](Self::authenticate).
+    /// cure (unknown provider, network, storage), and as [`authenticate`](Self::authenticate);
+    /// [`ErrorCode::ConfigInvalid`] for a DPoP-bound token.
     pub async fn token(&self, provider: &str) -> Result<AccessToken> {
         self.token_with(provider, AuthenticateOptions::new()).await
     }
@@ -102,18 +109,15 @@ impl OAuthService {
         provider: &str,
         options: AuthenticateOptions,
     ) -> Result<AccessToken> {
-        match self.ensure_valid_token(provider).await {
-            Ok(tokens) => Ok(tokens.access_token),
+        let tokens = match self.ensure_valid_token(provider).await {
+            Ok(tokens) => tokens,
             Err(e) if e.needs_sign_in() => {
                 tracing::info!(provider, code = %e.code(), "signing in: {e}");
-                Ok(self
-                    .authenticate(provider, options)
-                    .await?
-                    .tokens
-                    .access_token)
+                self.authenticate(provider, options).await?.tokens
             }
-            Err(e) => Err(e),
-        }
+            Err(e) => return Err(e),
+        };
+        bearer_only(provider, tokens)
     }
 
     /// Refreshes now, whether or not the access token has expired (single-flight like
@@ -383,4 +387,26 @@ fn human_duration(d: Duration) -> String {
         (0, _) => format!("{m} min {s} s"),
         _ => format!("{h} h {m} min"),
     }
+}
+
+/// The access token of `tokens` for a caller that sends it as a Bearer token: refused when it is
+/// DPoP-bound (RFC 9449 §7.1: the resource server must not accept it as Bearer).
+///
+/// # Errors
+///
+/// [`ErrorCode::ConfigInvalid`] for a DPoP-bound token, saying how to present it.
+fn bearer_only(provider: &str, tokens: OAuthTokens) -> Result<AccessToken> {
+    if crate::dpop::is_dpop_bound(&tokens) {
+        return Err(Error::new(
+            ErrorCode::ConfigInvalid,
+            format!(
+                "the access token for {} is DPoP-bound (RFC 9449): it is useless without a proof signed by its key, so it is not handed over as a Bearer token",
+                crate::terminal_text(provider)
+            ),
+        )
+        .with_hint(
+            "present it with ensure_valid_token and a proof from DpopKey::from_tokens, or sign in with AuthenticateOptions::without_dpop(true) for a Bearer token",
+        ));
+    }
+    Ok(tokens.access_token)
 }

@@ -127,3 +127,52 @@ async fn logout_removes_a_corrupt_token_file_without_revoking() {
     assert!(!file.exists());
     assert!(!service.http_client_built());
 }
+
+/// `token()` never hands over a DPoP-bound token (RFC 9449 §7.1: a caller would send it as a Bearer
+/// token, which the server must refuse): `config_invalid` saying how to present it, and the token
+/// is in no message. `ensure_valid_token` still returns it, with its key; a Bearer token passes.
+#[tokio::test]
+async fn token_refuses_a_dpop_bound_token() {
+    use context_harness_providers::DpopKey;
+    use context_harness_providers::storage::{ProviderName, TokenStore as _};
+    use context_harness_providers::tokens::{AccessToken, OAuthTokens};
+
+    let home = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let mut tokens = OAuthTokens::new(
+        AccessToken::new("at-bound-secret"),
+        "DPoP",
+        std::time::SystemTime::now(),
+    );
+    tokens.expires_in = Some(3600);
+    DpopKey::generate().unwrap().write(&mut tokens);
+    let github = ProviderName::new("github").unwrap();
+    store.save(&github, &tokens).unwrap();
+    let service = OAuthService::builder()
+        .home(home.path())
+        .environment(Environment::empty())
+        .store(store.clone())
+        .build()
+        .unwrap();
+    let err = service.token("github").await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ConfigInvalid);
+    assert!(err.to_string().contains("DPoP-bound"), "{err}");
+    assert!(
+        err.hint()
+            .is_some_and(|h| h.contains("DpopKey::from_tokens")),
+        "{err:?}"
+    );
+    assert!(!format!("{err} {err:?}").contains("at-bound-secret"));
+    let valid = service.ensure_valid_token("github").await.unwrap();
+    assert!(DpopKey::from_tokens(&valid).is_some());
+
+    let bearer = OAuthTokens::new(
+        AccessToken::new("at-bearer"),
+        "Bearer",
+        std::time::SystemTime::now(),
+    );
+    let mut bearer = bearer;
+    bearer.expires_in = Some(3600);
+    store.save(&github, &bearer).unwrap();
+    assert_eq!(service.token("github").await.unwrap().secret(), "at-bearer");
+}
