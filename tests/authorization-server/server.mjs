@@ -67,6 +67,8 @@
 //         "login":"name",              // the user auto-approve signs in (default "test-user"), so a
 //                                      // test can sign in a second identity
 //         "omit_refresh_token":bool,   // refresh responses carry no refresh_token (and no rotation)
+//         "token_type_override":"DPoP"|null, // token responses say this token_type, whatever the
+//                                      // request (a hostile-server stand-in: `DPoP` without a proof)
 //         "device_slow_down":n,        // next n device_code polls answer slow_down
 //         "device_interval":n|null,    // add `interval` to device authorization responses
 //         "device_code_ttl":seconds,   // device code lifetime (default 600)
@@ -390,6 +392,9 @@ async function startServer() {
       const grantType = ctx.oidc?.params?.grant_type;
       if (grantType === 'refresh_token' && control.omit_refresh_token) {
         delete ctx.body.refresh_token;
+      }
+      if (control.token_type_override) {
+        ctx.body.token_type = control.token_type_override;
       }
     }
     if (['/.well-known/openid-configuration', '/.well-known/oauth-authorization-server'].includes(ctx.path)

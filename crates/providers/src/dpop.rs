@@ -230,6 +230,28 @@ pub fn check_key_kept(target: &crate::ProviderRef, tokens: &OAuthTokens) -> Resu
     .for_account(account))
 }
 
+/// Refuses a token endpoint's answer that says `token_type` `DPoP` though the request carried no
+/// DPoP proof (no key is stored with `tokens`): RFC 9449 §5 binds a token to the key of the proof
+/// that asked for it, so this token is bound to no key of ours and can never be presented (and a
+/// Bearer use is refused by a conforming resource server, §7.1). Refused at once, with the server
+/// named as the cause, rather than stored and then found useless by every later command.
+///
+/// # Errors
+///
+/// [`ErrorCode::AuthFailed`] for such an answer.
+pub(crate) fn check_answer(tokens: &OAuthTokens) -> Result<()> {
+    if !lost_key(tokens) {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorCode::AuthFailed,
+        "the authorization server answered token_type DPoP to a token request that carried no DPoP proof (RFC 9449 §5): the token is bound to no key of ours and cannot be used",
+    )
+    .with_hint(
+        "the server's answer is wrong; if it offers DPoP, sign in with DPoP (without --no-dpop), else ask its operator",
+    ))
+}
+
 /// Keeps the DPoP key of `old` on `new` (after a refresh or a renewal: the token stays bound to
 /// the same key; a field of that name in the answer is the server's text).
 pub(crate) fn carry_key(old: &OAuthTokens, new: &mut OAuthTokens) {

@@ -107,6 +107,13 @@ pub(crate) enum Credentials<'a> {
     Bearer(&'a str),
     /// RFC 7617 HTTP Basic with `(user, password)` as given (not form-encoded).
     Basic(&'a str, &'a str),
+    /// RFC 9449 §7.1: `Authorization: DPoP <token>` and the `DPoP` header carrying `proof`.
+    Dpop {
+        /// The DPoP-bound access token.
+        token: &'a str,
+        /// A fresh proof for this request, with `ath`.
+        proof: &'a str,
+    },
 }
 
 /// One request, described without the HTTP library's types: `accept` is the `Accept` header, a
@@ -421,6 +428,20 @@ impl Http {
             // reqwest marks the Authorization header value sensitive.
             Some(Credentials::Bearer(token)) => builder.bearer_auth(token),
             Some(Credentials::Basic(user, password)) => builder.basic_auth(user, Some(password)),
+            Some(Credentials::Dpop { token, proof }) => {
+                let mut value = reqwest::header::HeaderValue::from_str(&format!("DPoP {token}"))
+                    .map_err(|_| {
+                        Error::new(
+                            ErrorCode::AuthFailed,
+                            "the stored access token cannot be sent in an HTTP header",
+                        )
+                    })?;
+                // Like `bearer_auth`: never shown by the HTTP library's logging.
+                value.set_sensitive(true);
+                builder
+                    .header(reqwest::header::AUTHORIZATION, value)
+                    .header("DPoP", proof)
+            }
             None => builder,
         };
         if let Some(json) = request.json {

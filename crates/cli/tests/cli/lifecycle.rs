@@ -154,3 +154,59 @@ fn logout_reports_each_token_once_and_revokes_the_access_token_anyway() {
     assert!(!home.token_file("local").exists());
     assert_eq!(server.stats()["revocation_requests"], 2);
 }
+
+/// A server that answers `token_type` `DPoP` to token requests that carried no DPoP proof (RFC 9449
+/// §5 binds a token only to a proof's key; a hostile-server stand-in: the repository's oidc-provider
+/// with its `token_type_override` test hook): the sign-in is refused (exit 4, `auth_failed`, naming
+/// the server's answer) and nothing is stored; a refresh answered so is stored (a rotated refresh
+/// token must be kept) but refused the same way. The token is never printed.
+#[test]
+fn a_dpop_answer_to_a_request_without_a_proof_is_refused() {
+    if !require_server() {
+        return;
+    }
+    let server = AuthServer::start(&[("AS_AUTO_APPROVE", "1")]);
+    let said = "answered token_type DPoP to a token request that carried no DPoP proof";
+
+    // Sign-in.
+    let home = Home::with_local(&server.issuer, "ch-public");
+    control(&server, r#"{"token_type_override": "DPoP"}"#);
+    let pending = Pending::spawn(home.cmd(&[
+        "mcp",
+        "auth",
+        "local",
+        "--no-browser",
+        "--port",
+        "0",
+        "--timeout",
+        "60",
+    ]));
+    let redirect = follow_to_redirect(&pending.url);
+    let auth = pending.paste(&redirect);
+    auth.expect_code(4);
+    assert!(auth.stderr.contains(said), "{auth:#?}");
+    assert!(
+        !home.path().join("tokens").join("local.json").exists(),
+        "nothing stored"
+    );
+
+    // Refresh.
+    control(&server, r#"{"token_type_override": null}"#);
+    sign_in(&home, &[]);
+    let signed_in = home.tokens("local");
+    assert_eq!(signed_in["token_type"], "Bearer", "{signed_in:#}");
+    control(&server, r#"{"token_type_override": "DPoP"}"#);
+    home.backdate("local", 7200.0);
+    let token = home.run(&["mcp", "token", "local", "--no-sign-in"]);
+    token.expect_code(4);
+    assert!(token.stderr.contains(said), "{token:#?}");
+    assert!(token.stdout.is_empty(), "{token:#?}");
+    let refreshed = home.tokens("local");
+    assert_eq!(refreshed["token_type"], "DPoP", "the refreshed set is kept");
+    assert_ne!(refreshed["refresh_token"], signed_in["refresh_token"]);
+    let secret = refreshed["access_token"].as_str().expect("token");
+    assert!(!token.stderr.contains(secret) && !auth.stderr.contains(secret));
+    // From now on it counts as unusable (no key): a sign-in is needed.
+    home.run(&["mcp", "token", "local", "--no-sign-in"])
+        .expect_code(3);
+}

@@ -250,6 +250,8 @@ impl OAuthService {
         mcp::carry_binding(&current, &mut fresh);
         grant.write(&mut fresh);
         crate::dpop::carry_key(&current, &mut fresh);
+        // A `DPoP` answer to a request without a proof is useless: refused before it is stored.
+        crate::dpop::check_answer(&fresh)?;
         fresh
             .extra
             .insert(CLIENT_ID_KEY.to_owned(), config.client_id.clone().into());

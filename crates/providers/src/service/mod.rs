@@ -455,8 +455,10 @@ impl OAuthService {
         })
     }
 
-    /// Sends `Authorization: Bearer` GET to `url` with a valid token (refreshing first if needed)
-    /// and returns the status and body. Used by the examples and for `resources_url`.
+    /// Sends a GET to `url` with a valid token (refreshing first if needed) and returns the status
+    /// and body: `Authorization: Bearer` (RFC 6750 §2.1), or for a DPoP-bound token
+    /// `Authorization: DPoP` with a fresh proof (RFC 9449 §7.1), sent once more with the server's
+    /// nonce when it asks for one (§9). Used by the examples and for `resources_url`.
     ///
     /// # Errors
     ///
@@ -465,12 +467,40 @@ impl OAuthService {
     pub async fn get_with_token(&self, provider: &str, url: &str) -> Result<(u16, Vec<u8>)> {
         let url = check_endpoint(url, "url")?;
         let tokens = self.ensure_valid_token(provider).await?;
-        let request = Request {
-            credentials: Some(Credentials::Bearer(tokens.access_token.secret())),
-            ..Request::new(Method::Get, &url)
+        let token = tokens.access_token.secret();
+        let Some(key) = crate::dpop::DpopKey::from_tokens(&tokens) else {
+            let request = Request {
+                credentials: Some(Credentials::Bearer(token)),
+                ..Request::new(Method::Get, &url)
+            };
+            let raw = self.http.fetch(request, "API", None).await?;
+            return Ok((raw.status, raw.body));
         };
-        let raw = self.http.fetch(request, "API", None).await?;
-        Ok((raw.status, raw.body))
+        let mut nonce: Option<String> = None;
+        loop {
+            let proof = key.proof("GET", &url, nonce.as_deref(), Some(token))?;
+            let request = Request {
+                credentials: Some(Credentials::Dpop {
+                    token,
+                    proof: &proof,
+                }),
+                ..Request::new(Method::Get, &url)
+            };
+            let raw = self.http.fetch(request, "API", None).await?;
+            if nonce.is_none() {
+                let demand = crate::dpop::nonce_demand(
+                    raw.status,
+                    &raw.body,
+                    &raw.www_authenticate,
+                    raw.dpop_nonce.as_deref(),
+                );
+                if let Some(demand) = demand {
+                    nonce = Some(demand.to_owned());
+                    continue;
+                }
+            }
+            return Ok((raw.status, raw.body));
+        }
     }
 }
 

@@ -84,11 +84,12 @@ impl OAuthService {
     /// default [`AuthenticateOptions`] (the system browser; `tracing` warnings for the user). See
     /// [`token_with`](Self::token_with) to choose the options and the [`SignInUi`](crate::SignInUi).
     ///
-    /// A DPoP-bound token (RFC 9449) is refused rather than returned: alone it is useless, and a
-    /// caller would send it as a Bearer token (RFC 9449 §7.1 forbids the server to accept that).
-    /// Present one with [`ensure_valid_token`](Self::ensure_valid_token) and a proof from
-    /// [`DpopKey::from_tokens`](crate::DpopKey::from_tokens), or sign in with
-    /// [`AuthenticateOptions::without_dpop`] for a Bearer token.
+    /// The token is handed over alone, so its sign-in never binds it to a DPoP key
+    /// ([`AuthenticateOptions::without_dpop`]). A DPoP-bound token stored by an earlier
+    /// [`authenticate`](Self::authenticate) is refused rather than returned: alone it is useless,
+    /// and a caller would send it as a Bearer token (RFC 9449 §7.1 forbids the server to accept
+    /// that). Present one with [`ensure_valid_token`](Self::ensure_valid_token) and a proof from
+    /// [`DpopKey::from_tokens`](crate::DpopKey::from_tokens), or log out and call `token` again.
     ///
     /// # Errors
     ///
@@ -113,7 +114,10 @@ impl OAuthService {
             Ok(tokens) => tokens,
             Err(e) if e.needs_sign_in() => {
                 tracing::info!(provider, code = %e.code(), "signing in: {e}");
-                self.authenticate(provider, options).await?.tokens
+                // The token is handed over alone, so it must be a Bearer token: no DPoP binding.
+                self.authenticate(provider, options.without_dpop(true))
+                    .await?
+                    .tokens
             }
             Err(e) => return Err(e),
         };
@@ -221,6 +225,9 @@ impl OAuthService {
                 self.save_rotation(provider, name, merged.clone(), lock)
                     .await?;
                 tracing::info!(provider, "access token refreshed");
+                // Stored all the same (a rotated refresh token must be kept), but a `DPoP` answer
+                // to a request without a proof is useless: said now, naming the server.
+                crate::dpop::check_answer(&merged)?;
                 Ok(merged)
             }
             Err(e) if mcp::is_invalid_client(&e) && target.is_mcp_server() => {
@@ -405,7 +412,7 @@ fn bearer_only(provider: &str, tokens: OAuthTokens) -> Result<AccessToken> {
             ),
         )
         .with_hint(
-            "present it with ensure_valid_token and a proof from DpopKey::from_tokens, or sign in with AuthenticateOptions::without_dpop(true) for a Bearer token",
+            "present it with ensure_valid_token and a proof from DpopKey::from_tokens, or log out and call token() again (its sign-in gets a Bearer token)",
         ));
     }
     Ok(tokens.access_token)

@@ -324,6 +324,8 @@ impl OAuthService {
         if let Some(key) = &config.dpop_key {
             key.write(&mut tokens);
         }
+        // A `DPoP` answer to a request without a proof is useless: refused before it is stored.
+        crate::dpop::check_answer(&tokens)?;
         // Under the refresh lock: a refresh running in another process must not write its (older)
         // grant over this sign-in after we store it.
         let _lock = self.lock(name).await?;

@@ -11,6 +11,7 @@
 mod accounts;
 mod browser_env;
 mod cimd;
+mod dpop_library;
 mod embed;
 mod flows;
 mod github_stub;
