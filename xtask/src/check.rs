@@ -172,10 +172,12 @@ fn steps(ctx: &Context, args: &TestArgs, runner: &mut Runner) -> Result<()> {
         }
     }
     let prereqs = Prereqs::present(ctx);
-    // Incremental compilation state is about a third of a debug target directory and buys nothing on a
-    // clean clone (CI); a caller's own CARGO_INCREMENTAL wins.
+    // In CI (a clean clone, built once) incremental compilation state is about a third of the debug
+    // target directory and buys nothing; locally it keeps rebuilds after an edit fast (and the same
+    // setting as a plain `cargo test`, so switching between them rebuilds nothing). A caller's own
+    // CARGO_INCREMENTAL wins.
     let mut with_env = ctx.clone();
-    if std::env::var_os("CARGO_INCREMENTAL").is_none() {
+    if util::is_ci() && std::env::var_os("CARGO_INCREMENTAL").is_none() {
         with_env.cargo_env.push(("CARGO_INCREMENTAL", "0"));
     }
     let ctx = &with_env;
