@@ -9,6 +9,8 @@ use context_harness_tokens::ResponseError;
 use super::{Error, ErrorCode, NextStep, SERVER_TROUBLE_HINT};
 
 /// What to do about a corrupt account index (`tokens/<provider>.accounts`).
+const INDEX_TOO_LARGE_HINT: &str =
+    "log out of accounts no longer used; the index and every stored token are as they were";
 const CORRUPT_INDEX_HINT: &str = "fix the file, or delete it: no tokens are lost, the provider's accounts are found again from the stored tokens, and the default account becomes `default` when it is signed in, else the first account by name (then choose the default again if it was another)";
 
 /// What a token request is for (changes how errors are classified).
@@ -39,6 +41,11 @@ pub(crate) fn storage_error(e: storage::Error) -> Error {
     if matches!(e, storage::Error::CorruptIndex { .. }) {
         return Error::new(ErrorCode::Storage, e.to_string())
             .with_hint(CORRUPT_INDEX_HINT)
+            .with_source(e);
+    }
+    if matches!(e, storage::Error::IndexTooLarge { .. }) {
+        return Error::new(ErrorCode::Storage, e.to_string())
+            .with_hint(INDEX_TOO_LARGE_HINT)
             .with_source(e);
     }
     Error::new(ErrorCode::Storage, format!("token storage failed: {e}")).with_source(e)
@@ -278,4 +285,25 @@ pub(crate) fn refresh_refused_before() -> Error {
         ErrorCode::TokenRefreshFailed,
         "the server refused the refresh token earlier; sign in again",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An account index too large to write is a storage error whose hint says what helps (and that
+    /// nothing was lost), like a corrupt one.
+    #[test]
+    fn index_errors_carry_their_hints() {
+        let too_large = storage_error(storage::Error::IndexTooLarge {
+            path: "tokens/local.accounts".into(),
+            limit: 4 * 1024 * 1024,
+        });
+        assert_eq!(too_large.code(), ErrorCode::Storage);
+        assert_eq!(too_large.hint(), Some(INDEX_TOO_LARGE_HINT));
+        assert!(
+            too_large.to_string().contains("tokens/local.accounts"),
+            "{too_large}"
+        );
+    }
 }
