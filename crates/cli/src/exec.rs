@@ -53,32 +53,48 @@ pub(crate) fn default_env_name(provider: &str) -> String {
 /// Each list is names separated by white space.
 const CONFIGURATION_NAMES: &str = "
     PATH HOME SHELL USER LOGNAME MAIL IFS ENV SHELLOPTS BASHOPTS CDPATH GLOBIGNORE EXECIGNORE
-    HISTFILE PROMPT_COMMAND PS0 PS1 PS2 PS3 PS4 NULLCMD READNULLCMD TMPPREFIX
-    TERM TERMCAP LANG LANGUAGE TZ GLIBC_TUNABLES HOSTALIASES LOCALDOMAIN RES_OPTIONS
+    HISTFILE PROMPT_COMMAND PS0 PS1 PS2 PS3 PS4 NULLCMD READNULLCMD TMPPREFIX FCEDIT
+    PROMPT PROMPT2 PROMPT3 PROMPT4 RPROMPT RPROMPT2 RPS1 RPS2 SPROMPT
+    TERM TERMCAP TERMINFO LANG LANGUAGE TZ GLIBC_TUNABLES HOSTALIASES LOCALDOMAIN RES_OPTIONS
     EDITOR VISUAL BROWSER TERMINAL DISPLAY XAUTHORITY DOCKER_HOST
     CC CXX CPP LD AR AS FC MAKE GOROOT GOTOOLCHAIN GOENV
-    VIMINIT EXINIT GVIMINIT MYVIMRC MYGVIMRC VIMRUNTIME
-    BUNDLE_GEMFILE R_PROFILE R_PROFILE_USER R_ENVIRON R_ENVIRON_USER
+    VIM VIMINIT EXINIT GVIMINIT MYVIMRC MYGVIMRC VIMRUNTIME NVIM NVIM_APPNAME
+    RUBYOPT RUBYLIB RUBYPATH RUBYSHELL RUBYGEMS_GEMDEPS BUNDLE_GEMFILE
+    RUSTFMT
+    PERLLIB
+    LESS LESSBINFMT LESSCLOSE LESSECHO LESSEDIT LESSGLOBALTAGS LESSOPEN LESSSEPARATOR
+    NODE_OPTIONS NODE_PATH NODE_EXTRA_CA_CERTS NODE_ICU_DATA NODE_NO_WARNINGS NODE_ENV
+    NODE_PRESERVE_SYMLINKS NODE_REDIRECT_WARNINGS NODE_SKIP_PLATFORM_CHECK NODE_UNIQUE_ID
+    NODE_V8_COVERAGE
+    R_PROFILE R_PROFILE_USER R_ENVIRON R_ENVIRON_USER
 ";
-/// The loader, the C library, locale, desktop, shells, git and ssh, sudo and systemd, less, the
-/// language runtimes and their package managers, the Rust, Go and .NET tool chains, and this
-/// program's own (`CONTEXT_HARNESS_STORAGE`: a nested context-harness showed the token in an
-/// error).
+/// The loader, the C library, locale, desktop, shells, git and ssh, Kerberos, sudo and systemd,
+/// less, the language runtimes and their package managers, the Rust, Go and .NET tool chains, and
+/// this program's own (`CONTEXT_HARNESS_STORAGE`: a nested context-harness showed the token in an
+/// error). Each family is the names its program reads (its manual's ENVIRONMENT section), not
+/// every name that starts alike: `RUBYGEMS_API_KEY`, `NODE_API_KEY` and `LESSON_KEY` are data.
+/// `RUBY_` stays whole: `RUBY_CRASH_REPORT='|cmd'` runs a command, `RUBY_DEBUG_*` debugger ones.
 const CONFIGURATION_PREFIXES: &str = "
-    LD_ DYLD_ _RLD MALLOC_ RESOLV_ GCONV_ LC_ XDG_ DBUS_ BASH_ GIT_ SSH_ SUDO_ SYSTEMD_ LESS
-    PERL PYTHON RUBY NODE_ NPM_CONFIG_ PIP_ LUA_ ERL_ RUST CARGO_ CGO_ DOTNET_ CORECLR_ COMPLUS_
+    LD_ DYLD_ _RLD MALLOC_ RESOLV_ GCONV_ LC_ XDG_ DBUS_ BASH_ GIT_ SSH_ KRB5 SUDO_ SYSTEMD_
+    LESS_ LESSANSI LESSCHAR LESSHIST LESSKEY LESSMETA LESSSECURE LESSUTF
+    PERL5 PERL_ PERLIO PERLDB PERLDOC PERLBREW_ PYTHON RUBY_
+    NODE_TLS_ NODE_DEBUG NODE_REPL_ NODE_COMPILE_ NODE_DISABLE_ NODE_PENDING_ NODE_TEST_
+    NODE_USE_ NODE_CHANNEL_ NODE_INSPECT_ NODE_RUN_
+    NPM_CONFIG_ PIP_ LUA_ ERL_ RUSTC RUSTDOC RUSTUP_ RUST_ CARGO_ CGO_ DOTNET_ CORECLR_ COMPLUS_
     CONTEXT_HARNESS_
 ";
 /// Options and flags (`NODE_OPTIONS`, `MAVEN_OPTS`, `RUBYOPT`, `CFLAGS`, `MAKEFLAGS`); commands
 /// (`GIT_SSH_COMMAND`, `MANPAGER`, `SUDO_EDITOR`, `RSYNC_RSH`, `RUSTC_WRAPPER`); files and
-/// directories (`CLASSPATH`, `FPATH`, `ZDOTDIR`, `SSL_CERT_FILE`, `KUBECONFIG`, `INPUTRC`); where
-/// to connect (`HTTPS_PROXY`, `OPENAI_BASE_URL`, `VAULT_ADDR`); OAuth client credentials
-/// (`{PROVIDER}_CLIENT_ID`: a sign-in would send the token as the client id in the browser's URL).
+/// directories (`CLASSPATH`, `FPATH`, `ZDOTDIR`, `SSL_CERT_FILE`, `SSLKEYLOGFILE`,
+/// `MYSQL_HISTFILE`, `PSQL_HISTORY`: a file is written at the path, `OPENSSL_CONF`, `KUBECONFIG`,
+/// `INPUTRC`); where to connect (`HTTPS_PROXY`, `OPENAI_BASE_URL`, `VAULT_ADDR`,
+/// `NVIM_LISTEN_ADDRESS`); OAuth client credentials (`{PROVIDER}_CLIENT_ID`: a sign-in would send
+/// the token as the client id in the browser's URL).
 const CONFIGURATION_SUFFIXES: &str = "
     _OPTIONS OPTS OPT FLAGS
     _COMMAND _CMD _PROG _PROGRAM PAGER EDITOR _ASKPASS _RSH _SSH _SHELL _WRAPPER _RUNNER _HOOKS
-    PATH PATHS DIR DIRS HOME _FILE CONFIG RC _CA_BUNDLE
-    _PROXY URL URI _HOST _ADDR _ENDPOINT
+    PATH PATHS DIR DIRS HOME FILE HISTORY CONFIG _CONF RC _CA_BUNDLE
+    _PROXY URL URI _HOST _ADDR _ADDRESS _ENDPOINT
     _CLIENT_ID _CLIENT_SECRET
 ";
 
@@ -300,6 +316,68 @@ mod tests {
             "CONTEXT_HARNESS_STORAGE",
             "GITHUB_CLIENT_ID",
             "ACME_CLIENT_SECRET",
+            // The families, named as their programs' manuals name them.
+            "RUBYOPT",
+            "RUBYLIB",
+            "RUBYSHELL",
+            "RUBYPATH",
+            "RUBY_CRASH_REPORT",
+            "RUBY_DEBUG_INIT_SCRIPT",
+            "RUBYGEMS_GEMDEPS",
+            "RUSTC",
+            "RUSTDOC",
+            "RUSTDOCFLAGS",
+            "RUSTC_WORKSPACE_WRAPPER",
+            "RUSTFMT",
+            "RUSTUP_TOOLCHAIN",
+            "RUST_LOG",
+            "PERL5LIB",
+            "PERL5OPT",
+            "PERLLIB",
+            "PERLIO",
+            "PERLIO_DEBUG",
+            "PERL_MM_OPT",
+            "PERLDB_OPTS",
+            "PERLDOC_PAGER",
+            "PERLBREW_ROOT",
+            "LESS",
+            "LESSCLOSE",
+            "LESSEDIT",
+            "LESSGLOBALTAGS",
+            "LESSKEY",
+            "LESSKEYIN",
+            "LESSKEY_CONTENT",
+            "LESSSECURE_ALLOW",
+            "LESSHISTFILE",
+            "LESSCHARSET",
+            "LESS_TERMCAP_md",
+            "LESS_OSC8_man",
+            "NODE_PATH",
+            "NODE_EXTRA_CA_CERTS",
+            "NODE_TLS_REJECT_UNAUTHORIZED",
+            "NODE_DEBUG",
+            "NODE_REPL_EXTERNAL_MODULE",
+            "NODE_REDIRECT_WARNINGS",
+            "NODE_V8_COVERAGE",
+            "NODE_COMPILE_CACHE",
+            "NODE_CHANNEL_FD",
+            // Files written or read at the path, where to connect, shell prompts.
+            "SSLKEYLOGFILE",
+            "MYSQL_HISTFILE",
+            "PSQL_HISTORY",
+            "NODE_REPL_HISTORY",
+            "OPENSSL_CONF",
+            "KRB5CCNAME",
+            "KRB5_KTNAME",
+            "TERMINFO",
+            "NVIM_LISTEN_ADDRESS",
+            "NVIM",
+            "FCEDIT",
+            "PROMPT",
+            "RPROMPT",
+            "RPS1",
+            "RPS2",
+            "SPROMPT",
         ] {
             assert!(is_configuration_name(name), "{name}");
         }
@@ -319,6 +397,13 @@ mod tests {
             "CI_JOB_JWT",
             "API_SECRET",
             "TF_TOKEN_app_terraform_io",
+            "RUBYGEMS_API_KEY",
+            "NODE_API_KEY",
+            "RUSTY_KEY",
+            "LESSON_KEY",
+            "PERLITE_KEY",
+            "ANTHROPIC_API_KEY",
+            "PYPI_PASSWORD",
         ] {
             assert!(!is_configuration_name(name), "{name}");
         }

@@ -232,6 +232,29 @@ fn configuration_variables_are_refused_for_the_token() {
         "MANPAGER",
         "HTTPS_PROXY",
         "CONTEXT_HARNESS_STORAGE",
+        // A file written at the path the token names, a config file, a credentials cache, a
+        // terminal description, an editor's socket, an editor command, zsh prompts.
+        "SSLKEYLOGFILE",
+        "MYSQL_HISTFILE",
+        "PSQL_HISTORY",
+        "OPENSSL_CONF",
+        "KRB5CCNAME",
+        "TERMINFO",
+        "NVIM_LISTEN_ADDRESS",
+        "FCEDIT",
+        "PROMPT",
+        "RPROMPT",
+        "RPS1",
+        "RPS2",
+        "SPROMPT",
+        // The families still refused, named as their programs read them.
+        "RUBYOPT",
+        "RUBY_CRASH_REPORT",
+        "RUSTC_WRAPPER",
+        "PERL5OPT",
+        "LESSOPEN",
+        "LESSKEY_CONTENT",
+        "NODE_REPL_EXTERNAL_MODULE",
     ] {
         let (cmd, _) = exec_with_env(
             &home,
@@ -243,22 +266,35 @@ fn configuration_variables_are_refused_for_the_token() {
         assert!(!out.stderr.contains(TOKEN), "{name}: {out:#?}");
         assert!(out.stderr.contains("configuration"), "{name}: {out:#?}");
     }
-    // A name ending in TOKEN is data, whatever its prefix.
-    let (cmd, _) = exec_with_env(
-        &home,
-        &[
-            "local",
-            "--env",
-            "GIT_TOKEN",
-            "--",
-            "sh",
-            "-c",
-            "printf %s \"$GIT_TOKEN\"",
-        ],
-    );
-    let out = run(cmd);
-    out.expect_code(0);
-    assert_eq!(out.stdout, TOKEN);
+    // A name ending in TOKEN is data, whatever its prefix; so are secrets' usual names that share
+    // only their first letters with a family (`RUBYGEMS_API_KEY`, a common CI secret, was refused
+    // as `RUBY…`, `NODE_API_KEY` as `NODE_…`, `RUSTY_KEY` as `RUST…`, `LESSON_KEY` as `LESS…`).
+    for name in [
+        "GIT_TOKEN",
+        "RUBYGEMS_API_KEY",
+        "NODE_API_KEY",
+        "RUSTY_KEY",
+        "LESSON_KEY",
+        "PERLITE_KEY",
+        "ANTHROPIC_API_KEY",
+        "PYPI_PASSWORD",
+    ] {
+        let (cmd, _) = exec_with_env(
+            &home,
+            &[
+                "local",
+                "--env",
+                name,
+                "--",
+                "sh",
+                "-c",
+                &format!("printf %s \"${name}\""),
+            ],
+        );
+        let out = run(cmd);
+        out.expect_code(0);
+        assert_eq!(out.stdout, TOKEN, "{name}: {out:#?}");
+    }
 }
 
 /// `exec --no-sign-in` with no tokens: exit 3 at once, CMD never runs (as `mcp token --no-sign-in`).

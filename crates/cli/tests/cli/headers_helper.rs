@@ -250,3 +250,45 @@ fn hostile_request_values_are_refused_or_harmless() {
     assert_eq!(claims["nonce"], "n!#[]~");
     assert!(out.stderr.is_empty(), "{out:#?}");
 }
+
+/// A `--url` carrying a password that does not parse (a space in the host, a bad port, an
+/// unclosed IPv6 address, a password holding `/`) is refused without echoing the password:
+/// `--url https://u:s3cret@ho st/` printed `error: --url https://u:s3cret@ho st/: invalid
+/// international domain name`. Each refusal of `--method`, `--url` and `--nonce` says what a valid
+/// value looks like (a hint).
+#[test]
+fn refused_request_values_hide_passwords_and_have_hints() {
+    let home = dpop_home();
+    for url in [
+        "https://u:s3cret@ho st/",
+        "https://u:s3cret@rs.example:99999/mcp",
+        "https://u:s3cret@[::1/mcp",
+        "https://u:s3cret@[::g]/mcp",
+        "https://u:pa/s3cret@rs.example/mcp",
+        "ftp://u:s3cret@rs.example/",
+        "javascript:u:s3cret@rs.example",
+    ] {
+        let out = home.run(&["mcp", "headers", "local", "--url", url, "--no-sign-in"]);
+        out.expect_code(13);
+        assert!(out.stdout.is_empty(), "{url}: {out:#?}");
+        assert!(!out.stderr.contains("s3cret"), "{url}: {out:#?}");
+        assert!(out.stderr.contains("--url"), "{url}: {out:#?}");
+        assert!(
+            out.stderr.contains("hint:") && out.stderr.contains("e.g. --url https://"),
+            "{url}: {out:#?}"
+        );
+    }
+    for (extra, hint) in [
+        (["--method", "GET /x"], "e.g. --method GET"),
+        (["--nonce", "a b"], "DPoP-Nonce"),
+    ] {
+        let mut args = vec!["mcp", "headers", "local", "--url", "https://rs.example/mcp"];
+        args.extend(extra);
+        let out = home.run(&args);
+        out.expect_code(13);
+        assert!(
+            out.stderr.contains("hint:") && out.stderr.contains(hint),
+            "{extra:?}: {out:#?}"
+        );
+    }
+}
