@@ -81,7 +81,48 @@ fn forbid_core_dumps() {
 }
 
 /// Runs one command; `Ok` carries the exit code (non-zero only for `mcp status <provider>`).
+///
+/// Never inlined into `main`, and `mcp token` is dispatched first, to [`run_token`]: the other
+/// commands' futures make this function's stack frame some 40 KiB, which `mcp token` (the command
+/// run most often, usually with a cached token) should neither reserve nor touch.
+#[inline(never)]
 fn run(ctx: &Context, command: Command) -> anyhow::Result<u8> {
+    let command = match command {
+        Command::Mcp(McpCommand::Token {
+            provider,
+            json,
+            timeout,
+            no_sign_in,
+            account: _,
+        }) => return run_token(ctx, &provider, json, timeout, no_sign_in),
+        other => other,
+    };
+    run_other(ctx, command)
+}
+
+/// `mcp token`: [`token::run`], in a small stack frame of its own.
+#[inline(never)]
+fn run_token(
+    ctx: &Context,
+    provider: &str,
+    json: bool,
+    timeout: u64,
+    no_sign_in: bool,
+) -> anyhow::Result<u8> {
+    token::run(
+        ctx,
+        provider,
+        json,
+        token::Getting {
+            wait_secs: timeout,
+            sign_in: !no_sign_in,
+        },
+    )
+}
+
+/// Every command but `mcp token` (see [`run`]).
+#[inline(never)]
+fn run_other(ctx: &Context, command: Command) -> anyhow::Result<u8> {
     match command {
         Command::Mcp(mcp) => match mcp {
             McpCommand::Token {
@@ -90,15 +131,7 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<u8> {
                 timeout,
                 no_sign_in,
                 account: _,
-            } => token::run(
-                ctx,
-                &provider,
-                json,
-                token::Getting {
-                    wait_secs: timeout,
-                    sign_in: !no_sign_in,
-                },
-            ),
+            } => run_token(ctx, &provider, json, timeout, no_sign_in),
             McpCommand::Headers {
                 provider,
                 method,

@@ -94,7 +94,7 @@ pub(crate) fn valid_tokens_of(
     let account = service.account_for(provider)?.to_string();
     let tokens = match service.cached_valid_token(provider)? {
         Some(tokens) => tokens,
-        None => ctx.block_on(valid_or_signed_in(ctx, &service, provider, getting))??,
+        None => refreshed_or_signed_in(ctx, &service, provider, getting)?,
     };
     // Tokens from a token endpoint are printable ASCII (checked when they arrive); a token file
     // written before that check, or by hand, may hold anything: never print an escape sequence or a
@@ -114,6 +114,22 @@ pub(crate) fn valid_tokens_of(
         .into());
     }
     Ok((tokens, account))
+}
+
+/// [`valid_or_signed_in`] on a new runtime: the slow path of [`valid_tokens_of`].
+///
+/// Never inlined: the future lives in this function's stack frame (some 40 KiB, for the sign-in
+/// flows it may run), so the fast path (a cached valid token) neither reserves nor touches those
+/// stack pages (each one a page fault and resident memory on every `mcp token`).
+#[inline(never)]
+#[cold]
+fn refreshed_or_signed_in(
+    ctx: &Context,
+    service: &OAuthService,
+    provider: &str,
+    getting: Getting,
+) -> anyhow::Result<OAuthTokens> {
+    ctx.block_on(valid_or_signed_in(ctx, service, provider, getting))?
 }
 
 /// A valid token (refreshed if needed); when a sign-in is needed, the tokens of this process's
