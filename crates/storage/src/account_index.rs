@@ -124,6 +124,26 @@ impl AccountIndex {
         Ok(index)
     }
 
+    /// Whether [`rebuild`](Self::rebuild) would certainly find the
+    /// [`DEFAULT_ACCOUNT`](crate::DEFAULT_ACCOUNT) of `provider` signed in, known without listing
+    /// `tokens_dir`: its token file under the bare name (`<provider>.json`) is there (`lstat`; any
+    /// kind of file, as a listing counts it) and `tokens_dir` can be listed (`faccessat`
+    /// `R_OK` with the effective ids, as `opendir` is judged). `false` says nothing: list with
+    /// [`rebuild`](Self::rebuild). Two system calls instead of a listing's five and its 32 KiB
+    /// buffer: the fast path of `mcp token` asks this to resolve the default account of a provider
+    /// without an index file.
+    pub fn bare_record_listed(tokens_dir: &Path, provider: &ProviderName) -> bool {
+        let record = tokens_dir.join(format!("{}{}", provider.base_name(), RECORD_SUFFIXES[0]));
+        std::fs::symlink_metadata(record).is_ok()
+            && rustix::fs::accessat(
+                rustix::fs::CWD,
+                tokens_dir,
+                rustix::fs::Access::READ_OK,
+                rustix::fs::AtFlags::EACCESS,
+            )
+            .is_ok()
+    }
+
     /// The index the records in `tokens_dir` imply, for a provider without an index file (or to
     /// find accounts a file misses): the accounts of `provider` with a token file
     /// (`<provider>@<account>.json`), a backend record (`<provider>@<account>.backend`, which the

@@ -152,7 +152,7 @@ impl OAuthService {
         if let Some(account) = resolved.get(name) {
             return Ok(account.clone());
         }
-        let account = self.load_index(name)?.default_account().clone();
+        let account = self.index_access().default_account(name)?;
         resolved.insert(name.clone(), account.clone());
         Ok(account)
     }
@@ -317,7 +317,20 @@ impl IndexAccess {
     /// otherwise no store is read.
     fn current(&self, name: &ProviderName, ask_store: bool) -> Result<AccountIndex> {
         let found = AccountIndex::rebuild(&self.tokens_dir, name).map_err(storage_error)?;
-        let mut index = match AccountIndex::load(&self.tokens_dir, name).map_err(storage_error)? {
+        let loaded = AccountIndex::load(&self.tokens_dir, name).map_err(storage_error)?;
+        Ok(self.combined(name, &found, loaded, ask_store))
+    }
+
+    /// [`current`](Self::current)'s index from the rebuilt one (`found`) and the file's
+    /// (`loaded`).
+    fn combined(
+        &self,
+        name: &ProviderName,
+        found: &AccountIndex,
+        loaded: Option<AccountIndex>,
+        ask_store: bool,
+    ) -> AccountIndex {
+        let mut index = match loaded {
             Some(index) => index,
             None => {
                 let default = found.contains(&AccountName::default())
@@ -328,7 +341,28 @@ impl IndexAccess {
         for account in found.names() {
             index.add(account.clone());
         }
-        Ok(index)
+        index
+    }
+
+    /// The default account of `name`: [`current`](Self::current)`(name, false)`'s, with one
+    /// shortcut giving the same answer. Without an index file, a token file under the bare name
+    /// makes the rebuilt index hold the `default` account first, so `default` is the default
+    /// whatever else the directory holds ([`AccountIndex::bare_record_listed`]): the directory is
+    /// not listed then. An index file that cannot be read takes `current`'s way (which reports
+    /// the same error `current` does, the listing's first).
+    fn default_account(&self, name: &ProviderName) -> Result<AccountName> {
+        let loaded = match AccountIndex::load(&self.tokens_dir, name) {
+            Ok(None) if AccountIndex::bare_record_listed(&self.tokens_dir, name) => {
+                return Ok(AccountName::default());
+            }
+            Ok(loaded) => loaded,
+            Err(_) => return Ok(self.current(name, false)?.default_account().clone()),
+        };
+        let found = AccountIndex::rebuild(&self.tokens_dir, name).map_err(storage_error)?;
+        Ok(self
+            .combined(name, &found, loaded, false)
+            .default_account()
+            .clone())
     }
 
     /// See [`OAuthService::record_account`]: the account of `key` is added (the default when it is
@@ -485,6 +519,74 @@ mod tests {
     /// recording its account and by a logout forgetting one: a logout of `default` deleting its
     /// tokens while a sign-in of another account waits for the lock cannot leave an index whose
     /// default has no tokens.
+    /// The default account's shortcut (no listing when the bare name's token file decides it)
+    /// answers as the whole index does, in every state of the token directory.
+    #[test]
+    fn the_default_account_shortcut_answers_as_the_index()
+    -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let local = ProviderName::new("local")?;
+        /// Files in `tokens/`, the index file's default and accounts if any, the default account.
+        type State<'a> = (&'a [&'a str], Option<(&'a str, &'a [&'a str])>, &'a str);
+        let states: [State<'_>; 7] = [
+            (&[], None, "default"),
+            (&["local.json"], None, "default"),
+            (
+                &["local.json", "local@work.json", "locale.json"],
+                None,
+                "default",
+            ),
+            (&["local@work.json"], None, "work"),
+            (&["local@work.json", "local@alpha.backend"], None, "alpha"),
+            (
+                &["local.json", "local@work.json"],
+                Some(("work", &["default", "work"])),
+                "work",
+            ),
+            (&["local.json"], Some(("default", &["default"])), "default"),
+        ];
+        for (files, index, expected) in states {
+            let home = tempfile::tempdir()?;
+            let tokens_dir = home.path().join("tokens");
+            std::fs::create_dir(&tokens_dir)?;
+            for file in files {
+                std::fs::write(tokens_dir.join(file), "{}")?;
+            }
+            if let Some((default, accounts)) = index {
+                let mut saved = AccountIndex::implicit(false);
+                for account in accounts {
+                    saved.add(AccountName::new(account)?);
+                }
+                saved.set_default(AccountName::new(default)?);
+                saved.save(&tokens_dir, &local)?;
+            }
+            let access = IndexAccess {
+                tokens_dir: tokens_dir.clone(),
+                lock_dir: tokens_dir.clone(),
+                lock_timeout: std::time::Duration::from_secs(5),
+                store: std::sync::Arc::new(storage::FileStore::new(tokens_dir.clone())),
+            };
+            let shortcut = access.default_account(&local)?;
+            let whole = access.current(&local, false)?;
+            assert_eq!(shortcut.as_str(), expected, "{files:?} {index:?}");
+            assert_eq!(&shortcut, whole.default_account(), "{files:?} {index:?}");
+        }
+        // A corrupt index is refused both ways, even with the bare name's token file there.
+        let home = tempfile::tempdir()?;
+        let tokens_dir = home.path().join("tokens");
+        std::fs::create_dir(&tokens_dir)?;
+        std::fs::write(tokens_dir.join("local.json"), "{}")?;
+        std::fs::write(AccountIndex::path(&tokens_dir, &local), "not json")?;
+        let access = IndexAccess {
+            tokens_dir: tokens_dir.clone(),
+            lock_dir: tokens_dir.clone(),
+            lock_timeout: std::time::Duration::from_secs(5),
+            store: std::sync::Arc::new(storage::FileStore::new(tokens_dir)),
+        };
+        assert!(access.default_account(&local).is_err());
+        assert!(access.current(&local, false).is_err());
+        Ok(())
+    }
+
     #[test]
     fn the_default_is_judged_under_the_accounts_lock()
     -> std::result::Result<(), Box<dyn std::error::Error>> {
