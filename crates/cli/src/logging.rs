@@ -8,8 +8,11 @@
 //! level, target, span names) is the program's own text.
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use context_harness_providers::terminal_text_max;
+use tracing::subscriber::{Interest, Subscriber};
+use tracing::{Event, Metadata, span};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::filter::LevelFilter;
@@ -22,18 +25,23 @@ use crate::context::color_enabled;
 /// ends with `…`.
 pub(crate) const MAX_LOG_FIELDS_CHARS: usize = 8000;
 
-/// Installs the global subscriber (cheap: no filter parsing unless `RUST_LOG` is set).
+/// Installs the global subscriber (cheap: no filter parsing unless `RUST_LOG` is set, and without
+/// `RUST_LOG` the formatting subscriber is only built when the first event or span at an enabled
+/// level arrives, see [`Deferred`]).
 pub(crate) fn init(verbose: u8, quiet: bool) {
-    let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(color_enabled())
-        .fmt_fields(SanitisedFields)
-        .with_target(verbose >= 2);
+    let ansi = color_enabled();
+    let builder = move || {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_ansi(ansi)
+            .fmt_fields(SanitisedFields)
+            .with_target(verbose >= 2)
+    };
     let rust_log = std::env::var("RUST_LOG")
         .ok()
         .filter(|v| !v.trim().is_empty());
     let _ = match rust_log {
-        Some(directives) => builder
+        Some(directives) => builder()
             .with_env_filter(EnvFilter::builder().parse_lossy(directives))
             .try_init(),
         None => {
@@ -44,9 +52,99 @@ pub(crate) fn init(verbose: u8, quiet: bool) {
                 (false, 2) => LevelFilter::DEBUG,
                 (false, _) => LevelFilter::TRACE,
             };
-            builder.with_max_level(level).try_init()
+            tracing::subscriber::set_global_default(Deferred {
+                level,
+                inner: OnceLock::new(),
+                make: move || builder().with_max_level(level).finish(),
+            })
+            .map_err(Into::into)
         }
     };
+}
+
+/// A subscriber that filters by `level` alone (as the formatting subscriber with a maximum level
+/// does: a callsite above it is never enabled) and builds that formatting subscriber (`make`) on
+/// first use: the first event or span that passes the level. A run that logs nothing (the usual
+/// `mcp token`, at the default level `warn`) never builds it, and so never allocates and zeroes
+/// its span registry (some 28 KiB) or touches its code: fewer page faults and less resident
+/// memory on the fast path. Once built, every call goes to it.
+struct Deferred<S, F> {
+    level: LevelFilter,
+    inner: OnceLock<S>,
+    make: F,
+}
+
+impl<S, F> Deferred<S, F>
+where
+    F: Fn() -> S,
+{
+    fn inner(&self) -> &S {
+        self.inner.get_or_init(&self.make)
+    }
+}
+
+impl<S, F> Subscriber for Deferred<S, F>
+where
+    S: Subscriber,
+    F: Fn() -> S + Send + Sync + 'static,
+{
+    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
+        match self.inner.get() {
+            Some(inner) => inner.register_callsite(metadata),
+            None if self.level >= *metadata.level() => Interest::always(),
+            None => Interest::never(),
+        }
+    }
+
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        match self.inner.get() {
+            Some(inner) => inner.enabled(metadata),
+            None => self.level >= *metadata.level(),
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        match self.inner.get() {
+            Some(inner) => inner.max_level_hint(),
+            None => Some(self.level),
+        }
+    }
+
+    fn event_enabled(&self, event: &Event<'_>) -> bool {
+        self.inner().event_enabled(event)
+    }
+
+    fn new_span(&self, span: &span::Attributes<'_>) -> span::Id {
+        self.inner().new_span(span)
+    }
+
+    fn record(&self, span: &span::Id, values: &span::Record<'_>) {
+        self.inner().record(span, values);
+    }
+
+    fn record_follows_from(&self, span: &span::Id, follows: &span::Id) {
+        self.inner().record_follows_from(span, follows);
+    }
+
+    fn event(&self, event: &Event<'_>) {
+        self.inner().event(event);
+    }
+
+    fn enter(&self, span: &span::Id) {
+        self.inner().enter(span);
+    }
+
+    fn exit(&self, span: &span::Id) {
+        self.inner().exit(span);
+    }
+
+    fn clone_span(&self, id: &span::Id) -> span::Id {
+        self.inner().clone_span(id)
+    }
+
+    fn try_close(&self, id: span::Id) -> bool {
+        self.inner().try_close(id)
+    }
 }
 
 /// Formats fields as `tracing-subscriber`'s [`DefaultFields`] does (`message name=value …`, without
@@ -153,6 +251,54 @@ mod tests {
             "{without_colours}"
         );
         assert!(without_colours.contains("txet"), "{without_colours}");
+    }
+
+    /// The deferred subscriber builds the formatting one only for an event at an enabled level,
+    /// and from then on everything it formats reaches the writer, spans included.
+    #[test]
+    fn the_subscriber_is_built_on_the_first_enabled_event() {
+        let buffer = Buffer::default();
+        let make = buffer.clone();
+        let built = Arc::new(Mutex::new(0_u32));
+        let counter = Arc::clone(&built);
+        let subscriber = Deferred {
+            level: LevelFilter::WARN,
+            inner: OnceLock::new(),
+            make: move || {
+                if let Ok(mut n) = counter.lock() {
+                    *n += 1;
+                }
+                let make = make.clone();
+                tracing_subscriber::fmt()
+                    .with_writer(move || make.clone())
+                    .with_ansi(false)
+                    .with_target(false)
+                    .fmt_fields(SanitisedFields)
+                    .with_max_level(LevelFilter::WARN)
+                    .finish()
+            },
+        };
+        let builds = || built.lock().map(|n| *n).unwrap_or(u32::MAX);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!("not shown");
+            tracing::debug!("not shown either");
+            let _quiet = tracing::info_span!("quiet").entered();
+            assert_eq!(builds(), 0, "built for a disabled level");
+            let _span = tracing::warn_span!("outer", n = 1).entered();
+            tracing::warn!(field = "value", "first");
+            tracing::error!("second");
+            tracing::info!("still not shown");
+        });
+        assert_eq!(builds(), 1);
+        let bytes = buffer.0.lock().map(|v| v.clone()).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(
+            text.contains("WARN outer{n=1}: first field=\"value\""),
+            "{text}"
+        );
+        assert!(text.contains("ERROR outer{n=1}: second"), "{text}");
+        assert!(!text.contains("not shown"), "{text}");
     }
 
     /// `text` without the SGR colour sequences the formatter writes (`ESC [ digits;… m`).
