@@ -9,6 +9,13 @@ use crate::util::{AuthServer, Home, Pending, follow_to_redirect, http, require_s
 
 /// Signs in to `local` with a pasted redirect URL (`extra` flags added).
 fn sign_in(home: &Home, extra: &[&str]) {
+    let auth = pasted_sign_in(home, extra);
+    auth.expect_code(0);
+    assert!(auth.stderr.contains("redirect: http://"), "{auth:#?}");
+}
+
+/// `mcp auth local` with a pasted redirect URL (`extra` flags added), however it ends.
+fn pasted_sign_in(home: &Home, extra: &[&str]) -> crate::util::Run {
     let mut args = vec![
         "mcp",
         "auth",
@@ -22,9 +29,7 @@ fn sign_in(home: &Home, extra: &[&str]) {
     args.extend_from_slice(extra);
     let pending = Pending::spawn(home.cmd(&args));
     let redirect = follow_to_redirect(&pending.url);
-    let auth = pending.paste(&redirect);
-    auth.expect_code(0);
-    assert!(auth.stderr.contains("redirect: http://"), "{auth:#?}");
+    pending.paste(&redirect)
 }
 
 fn control(server: &AuthServer, body: &str) {
@@ -171,18 +176,7 @@ fn a_dpop_answer_to_a_request_without_a_proof_is_refused() {
     // Sign-in.
     let home = Home::with_local(&server.issuer, "ch-public");
     control(&server, r#"{"token_type_override": "DPoP"}"#);
-    let pending = Pending::spawn(home.cmd(&[
-        "mcp",
-        "auth",
-        "local",
-        "--no-browser",
-        "--port",
-        "0",
-        "--timeout",
-        "60",
-    ]));
-    let redirect = follow_to_redirect(&pending.url);
-    let auth = pending.paste(&redirect);
+    let auth = pasted_sign_in(&home, &[]);
     auth.expect_code(4);
     assert!(auth.stderr.contains(said), "{auth:#?}");
     assert!(
