@@ -252,6 +252,40 @@ pub(crate) fn check_answer(tokens: &OAuthTokens) -> Result<()> {
     ))
 }
 
+/// Sends one request with a fresh proof of `key` (`send` gets the proof and sends it), and once
+/// more with a new proof carrying the server's nonce when the answer asks for one: at a token
+/// endpoint (no `access_token`) in its JSON body (RFC 9449 §8), at a resource server (a request
+/// with the `access_token`, whose proof gets `ath`) in its `WWW-Authenticate` challenge (§9).
+///
+/// # Errors
+///
+/// As `send`; [`ErrorCode::AuthFailed`] when the random source fails.
+pub(crate) async fn send_with_proof<F, Fut>(
+    key: &DpopKey,
+    method: &str,
+    url: &Url,
+    access_token: Option<&str>,
+    send: F,
+) -> Result<crate::http::RawResponse>
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = Result<crate::http::RawResponse>>,
+{
+    let raw = send(key.proof(method, url, None, access_token)?).await?;
+    let challenges: &[String] = if access_token.is_some() {
+        &raw.www_authenticate
+    } else {
+        &[]
+    };
+    let Some(nonce) = nonce_demand(raw.status, &raw.body, challenges, raw.dpop_nonce.as_deref())
+        .map(str::to_owned)
+    else {
+        return Ok(raw);
+    };
+    tracing::debug!("the server asks for a DPoP nonce; retrying once with it");
+    send(key.proof(method, url, Some(&nonce), access_token)?).await
+}
+
 /// Keeps the DPoP key of `old` on `new` (after a refresh or a renewal: the token stays bound to
 /// the same key; a field of that name in the answer is the server's text).
 pub(crate) fn carry_key(old: &OAuthTokens, new: &mut OAuthTokens) {

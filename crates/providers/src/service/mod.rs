@@ -476,31 +476,21 @@ impl OAuthService {
             let raw = self.http.fetch(request, "API", None).await?;
             return Ok((raw.status, raw.body));
         };
-        let mut nonce: Option<String> = None;
-        loop {
-            let proof = key.proof("GET", &url, nonce.as_deref(), Some(token))?;
-            let request = Request {
-                credentials: Some(Credentials::Dpop {
-                    token,
-                    proof: &proof,
-                }),
-                ..Request::new(Method::Get, &url)
-            };
-            let raw = self.http.fetch(request, "API", None).await?;
-            if nonce.is_none() {
-                let demand = crate::dpop::nonce_demand(
-                    raw.status,
-                    &raw.body,
-                    &raw.www_authenticate,
-                    raw.dpop_nonce.as_deref(),
-                );
-                if let Some(demand) = demand {
-                    nonce = Some(demand.to_owned());
-                    continue;
-                }
+        let raw = crate::dpop::send_with_proof(&key, "GET", &url, Some(token), |proof| {
+            let url = &url;
+            async move {
+                let request = Request {
+                    credentials: Some(Credentials::Dpop {
+                        token,
+                        proof: &proof,
+                    }),
+                    ..Request::new(Method::Get, url)
+                };
+                self.http.fetch(request, "API", None).await
             }
-            return Ok((raw.status, raw.body));
-        }
+        })
+        .await?;
+        Ok((raw.status, raw.body))
     }
 }
 

@@ -52,14 +52,26 @@ impl OAuthService {
         for_provider(provider, self.ensure_inner(provider)).await
     }
 
+    /// `target`'s stored tokens when they may be used: signed in, issued for `target` (an MCP
+    /// server's binding) and, when DPoP-bound, with their key.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorCode::AuthRequired`] when not signed in or the DPoP key is gone; as
+    /// `check_tokens_server`; [`ErrorCode::Storage`].
+    async fn usable_tokens(&self, target: &ProviderRef) -> Result<OAuthTokens> {
+        let Some(tokens) = self.load_target(target).await? else {
+            return Err(self.missing_tokens(target));
+        };
+        mcp::check_tokens_server(target, &tokens)?;
+        crate::dpop::check_key_kept(target, &tokens)?;
+        Ok(tokens)
+    }
+
     async fn ensure_inner(&self, provider: &str) -> Result<OAuthTokens> {
         let target = self.target(provider)?;
         let work = async {
-            let Some(tokens) = self.load_target(&target).await? else {
-                return Err(self.missing_tokens(&target));
-            };
-            mcp::check_tokens_server(&target, &tokens)?;
-            crate::dpop::check_key_kept(&target, &tokens)?;
+            let tokens = self.usable_tokens(&target).await?;
             if !tokens.needs_refresh_at(SystemTime::now(), EXPIRY_BUFFER) {
                 return Ok(tokens);
             }
@@ -136,11 +148,7 @@ impl OAuthService {
         let work = async {
             let target = self.target(provider)?;
             let work = async {
-                let Some(tokens) = self.load_target(&target).await? else {
-                    return Err(self.missing_tokens(&target));
-                };
-                mcp::check_tokens_server(&target, &tokens)?;
-                crate::dpop::check_key_kept(&target, &tokens)?;
+                let tokens = self.usable_tokens(&target).await?;
                 self.refresh_locked(&target, &tokens, true).await
             };
             work.await.map_err(|e| e.for_account(target.account()))

@@ -91,22 +91,12 @@ impl OAuthService {
                 .post_form(url, form, basic, endpoint, policy, None)
                 .await;
         };
-        let proof = key.proof("POST", url, None, None)?;
-        let raw = self
-            .http
-            .post_form(url, form, basic, endpoint, policy, Some(&proof))
-            .await?;
-        let Some(nonce) =
-            crate::dpop::nonce_demand(raw.status, &raw.body, &[], raw.dpop_nonce.as_deref())
-                .map(str::to_owned)
-        else {
-            return Ok(raw);
-        };
-        tracing::debug!("the token endpoint asks for a DPoP nonce; retrying once with it");
-        let proof = key.proof("POST", url, Some(&nonce), None)?;
-        self.http
-            .post_form(url, form, basic, endpoint, policy, Some(&proof))
-            .await
+        crate::dpop::send_with_proof(key, "POST", url, None, |proof| async move {
+            self.http
+                .post_form(url, form, basic, endpoint, policy, Some(&proof))
+                .await
+        })
+        .await
     }
 
     /// One token request (code redemption) and its answer, classified for `grant`.
